@@ -1,0 +1,112 @@
+"""Shared pieces of the CLI: the Typer app, common options, error translation, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from ..errors import FilmdataError
+
+app = typer.Typer(
+    name="filmdata",
+    help="Build, curate and pair datasets of old film and VHS footage; train a baseline restorer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RootOpt = typer.Option(
+    None,
+    "--root",
+    envvar="FILMDATA_ROOT",
+    help="Data root (default ./filmdata-data).",
+    show_default=False,
+)
+JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda[:N].")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def translate_errors(fn: F) -> F:
+    """Turn a `FilmdataError` into its one-line message and exit code (2 refused, 1 failed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FilmdataError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(name: str | None = None, **kw: Any) -> Callable[[F], F]:
+    """Register a command on the app with error translation."""
+
+    def deco(fn: F) -> F:
+        app.command(name, **kw)(translate_errors(fn))
+        return fn
+
+    return deco
+
+
+def print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], *, file: Any = None
+) -> None:
+    """A plain aligned table for people."""
+    out = file or sys.stdout
+    if not rows:
+        print("(none)", file=out)
+        return
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip(), file=out)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.3g}"
+    text = str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """filmdata: paired datasets of old film and VHS footage for restoration research."""
+    if version:
+        from .. import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)

@@ -1,0 +1,30 @@
+"""The data root and its layout (see DESIGN.md, "The data root")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_ROOT = "filmdata-data"
+
+
+def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The data root: `root`, else `$FILMDATA_ROOT`, else `./filmdata-data`, made absolute."""
+    value = root if root is not None else os.environ.get("FILMDATA_ROOT") or DEFAULT_ROOT
+    return Path(value).expanduser().resolve()
+
+
+def raw_dir(root: Path, manifest: str) -> Path:
+    return root / "raw" / manifest
+
+
+def clips_dir(root: Path, source: str) -> Path:
+    return root / "clips" / source
+
+
+def datasets_dir(root: Path) -> Path:
+    return root / "datasets"
+
+
+def runs_dir(root: Path) -> Path:
+    return root / "runs"

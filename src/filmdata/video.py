@@ -1,0 +1,310 @@
+"""Probing, decoding and encoding with PyAV (which ships FFmpeg).
+
+Frames are numbered by decode order from the stream's start (frame 0 is the first decoded
+frame), never rounded to keyframes: `iter_frames(path, start, end)` seeks to a keyframe before
+`start` and decodes forward, dropping frames until `start`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from .errors import MediaError
+
+VIDEO_EXTENSIONS = frozenset(
+    {
+        "mp4",
+        "mkv",
+        "webm",
+        "mov",
+        "avi",
+        "m4v",
+        "mpg",
+        "mpeg",
+        "ts",
+        "m2ts",
+        "mts",
+        "flv",
+        "ogv",
+        "wmv",
+        "3gp",
+        "vob",
+        "dv",
+        "mxf",
+    }
+)
+AUDIO_EXTENSIONS = frozenset({"m4a", "mp3", "aac", "opus", "ogg", "wav", "flac"})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a media file holds. `frames` counts frames that decode; `declared_frames` is what
+    the container claims (0 when it does not say)."""
+
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    frames: int
+    declared_frames: int
+    duration: float
+    audio: bool
+    audio_codec: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def complete(self) -> float:
+        """The fraction of declared frames that decode (1.0 when nothing is declared)."""
+        if self.declared_frames <= 0:
+            return 1.0
+        return min(1.0, self.frames / self.declared_frames)
+
+
+def _open(path: str | os.PathLike[str]) -> Any:
+    path = str(path)
+    if not os.path.exists(path):
+        raise MediaError(f"{path}: no such file")
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise MediaError(f"{path}: cannot open as media: {e}") from None
+
+
+def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
+    if not container.streams.video:
+        raise MediaError(f"{path}: no video stream")
+    return container.streams.video[0]
+
+
+def stream_fps(stream: Any) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 25.0
+
+
+def probe(
+    path: str | os.PathLike[str], *, count: bool = True, timeout: float | None = None
+) -> Probe:
+    """Probe a media file; with `count`, decode every frame to count those that decode.
+
+    Args:
+        path: the file.
+        count: decode the whole stream to count frames (catches truncated and corrupt files).
+        timeout: seconds; when given, the probe runs in a child process that is killed past it.
+
+    Raises:
+        MediaError: not media, no video stream, nothing decodes, or the time limit passed.
+    """
+    if timeout is not None:
+        return run_limited(_probe, (str(path), count), timeout, what=f"{path}: probe")
+    return _probe(str(path), count)
+
+
+def _probe(path: str, count: bool) -> Probe:
+    with _open(path) as c:
+        v = _video_stream(c, path)
+        fps = stream_fps(v)
+        duration = 0.0
+        if v.duration is not None and v.time_base is not None:
+            duration = float(v.duration * v.time_base)
+        elif c.duration is not None:
+            duration = c.duration / av.time_base
+        declared = int(v.frames or 0)
+        if declared == 0 and duration > 0:
+            declared = int(round(duration * fps))
+        audio = c.streams.audio[0] if c.streams.audio else None
+        n = 0
+        width, height = v.codec_context.width, v.codec_context.height
+        if count:
+            v.thread_type = "AUTO"
+            try:
+                for frame in c.decode(v):
+                    if n == 0:
+                        width, height = frame.width, frame.height
+                    n += 1
+            except (av.error.FFmpegError, ValueError):
+                pass  # a corrupt tail: count what decoded
+            if n == 0:
+                raise MediaError(f"{path}: no frame decodes")
+        if not width or not height:
+            raise MediaError(f"{path}: video stream has no picture size")
+        return Probe(
+            container=c.format.name,
+            codec=v.codec_context.name,
+            width=int(width),
+            height=int(height),
+            fps=fps,
+            frames=n if count else declared,
+            declared_frames=declared,
+            duration=duration if duration > 0 else (n / fps if n else 0.0),
+            audio=audio is not None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+        )
+
+
+def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        conn.send(("ok", fn(*args)))
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
+        conn.send(("err", e))
+    finally:
+        conn.close()
+
+
+def run_limited(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float, *, what: str) -> Any:
+    """Run `fn(*args)` in a child process killed after `timeout` seconds (untrusted decodes).
+
+    Raises:
+        MediaError: `what` took longer than `timeout`, or the child died.
+    """
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            proc.kill()
+            raise MediaError(f"{what}: took longer than {timeout:g} s (killed)")
+        try:
+            status, value = parent.recv()
+        except EOFError:
+            raise MediaError(f"{what}: the decoder died (exit {proc.exitcode})") from None
+    finally:
+        proc.join(1)
+        if proc.is_alive():
+            proc.kill()
+        parent.close()
+    if status == "err":
+        raise value
+    return value
+
+
+def iter_frames(
+    path: str | os.PathLike[str],
+    start: int = 0,
+    end: int | None = None,
+    *,
+    gray: bool = False,
+    size: tuple[int, int] | None = None,
+    step: int = 1,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode frames `[start, end)` of the first video stream, frame-exact.
+
+    Args:
+        path: the video.
+        start, end: half-open range of decoded frame indices (end None: to the last).
+        gray: yield (H, W) uint8 luma instead of (H, W, 3) RGB.
+        size: (width, height) to scale to in the decoder (area-like, fast).
+        step: yield every `step`-th frame.
+
+    Yields:
+        (index, frame) pairs, frame uint8 (H, W, 3) RGB or (H, W).
+    """
+    fmt = "gray" if gray else "rgb24"
+    with _open(path) as c:
+        v = _video_stream(c, path)
+        v.thread_type = "AUTO"
+        fps = stream_fps(v)
+        tb = v.time_base
+        first_pts: int | None = None
+        # Find the first frame's pts (frame 0), then seek only when far from the start.
+        seek = start > 2 * fps and tb is not None
+        if seek:
+            for frame in c.decode(v):
+                first_pts = frame.pts
+                break
+            target = (first_pts or 0) + int((start - fps) / fps / tb)
+            c.seek(max(target, first_pts or 0), stream=v, backward=True)
+        index = -1
+        try:
+            for frame in c.decode(v):
+                if seek and frame.pts is not None and tb is not None:
+                    index = int(round(float((frame.pts - (first_pts or 0)) * tb) * fps))
+                else:
+                    index += 1
+                if index < start:
+                    continue
+                if end is not None and index >= end:
+                    break
+                if (index - start) % step:
+                    continue
+                kw: dict[str, Any] = {"format": fmt}
+                if size is not None:
+                    kw.update(width=size[0], height=size[1], interpolation="AREA")
+                yield index, frame.to_ndarray(**kw)
+        except av.error.FFmpegError as e:
+            raise MediaError(f"{path}: decode failed at frame {index + 1}: {e}") from None
+
+
+def read_frames(
+    path: str | os.PathLike[str], start: int = 0, end: int | None = None, **kw: Any
+) -> np.ndarray:
+    """`iter_frames` into one array (N, H, W, 3) or (N, H, W)."""
+    frames = [f for _, f in iter_frames(path, start, end, **kw)]
+    if not frames:
+        raise MediaError(f"{path}: no frames in [{start}, {end})")
+    return np.stack(frames)
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: Iterable[np.ndarray],
+    fps: float,
+    *,
+    codec: str = "libx264",
+    crf: int | None = 18,
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
+) -> int:
+    """Encode (H, W, 3) uint8 RGB frames to a file; returns the frame count.
+
+    Writes to a temporary name beside `path` and renames it when complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    n = 0
+    rate = Fraction(fps).limit_denominator(1001)
+    try:
+        with av.open(str(tmp), "w") as c:
+            s = None
+            for img in frames:
+                if img.ndim == 2:
+                    img = np.repeat(img[..., None], 3, axis=2)
+                if s is None:
+                    s = c.add_stream(codec, rate=rate)
+                    h, w = img.shape[:2]
+                    even = pix_fmt.startswith("yuv420")
+                    s.width, s.height = (w - w % 2, h - h % 2) if even else (w, h)
+                    s.pix_fmt = pix_fmt
+                    opts = dict(options or {})
+                    if crf is not None and codec in ("libx264", "libx265"):
+                        opts.setdefault("crf", str(crf))
+                    s.options = opts
+                img = np.ascontiguousarray(img[: s.height, : s.width])
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                for pkt in s.encode(frame):
+                    c.mux(pkt)
+                n += 1
+            if s is not None:
+                for pkt in s.encode():
+                    c.mux(pkt)
+        if n == 0:
+            raise MediaError(f"{path}: no frames to write")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n

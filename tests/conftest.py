@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny footage made here (never downloaded), a CLI runner, a data root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from filmdata.synthetic import render_shots
+from filmdata.video import write_video
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "root"
+    r.mkdir()
+    return r
+
+
+def make_clip(
+    path: Path,
+    lengths: tuple[int, ...] = (12, 12),
+    size: tuple[int, int] = (96, 64),
+    fps: float = 24.0,
+    seed: int = 0,
+) -> tuple[Path, list[int]]:
+    """Encode a textured clip of shots with the given lengths; returns (path, cut frames)."""
+    frames, cuts = render_shots(lengths, size[0], size[1], seed=seed)
+    write_video(path, frames, fps)
+    return path, cuts
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 24-frame 96x64 H.264 clip with one cut at frame 12."""
+    path, _ = make_clip(tmp_path_factory.mktemp("footage") / "clip.mp4")
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

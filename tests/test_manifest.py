@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from filmdata.errors import ManifestError
+from filmdata.manifest import load_manifest, parse_section
+
+
+def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+GOOD = """
+name: demo
+sources:
+  - id: a-1
+    url: https://example.org/a.mp4
+    kind: film
+    sections: ["0:12-8:00"]
+  - id: b
+    path: captures/b.mkv
+    kind: vhs
+pairs:
+  - id: ab
+    lq: b
+    gt: a-1
+"""
+
+
+def test_good_manifest(tmp_path: Path) -> None:
+    m = load_manifest(write(tmp_path, GOOD))
+    assert m.name == "demo"
+    assert [s.id for s in m.sources] == ["a-1", "b"]
+    assert m.source("a-1").section_ranges() == [(12.0, 480.0)]
+    assert m.local_path(m.source("b")) == tmp_path.resolve() / "captures/b.mkv"
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("sources:\n  - id: a\n    url: file:///etc/passwd\n", "source 'a': url: must be http(s)"),
+        ("sources:\n  - id: a\n    url: -oProxyCommand=x\n", "source 'a': url: must be http(s)"),
+        ("sources:\n  - id: a\n    url: 'https://x.org/a b'\n", "url: must be http(s)"),
+        ("sources:\n  - id: Bad_Id\n    url: https://x.org/a\n", "id: must be a slug"),
+        (
+            "sources:\n  - id: a\n    url: https://x.org/a\n    colour: red\n",
+            "colour: unknown field",
+        ),
+        (
+            "sources:\n  - {id: a, url: 'https://x.org/a'}\n  - {id: a, url: 'https://x.org/b'}\n",
+            "source 'a': id: duplicate id",
+        ),
+        ("sources:\n  - id: a\n    path: ../../etc/passwd\n", "path: leaves the manifest's folder"),
+        (
+            "sources:\n  - id: a\n    url: https://x.org/a\npairs:\n  - {id: p, lq: a, gt: zz}\n",
+            "pair 'p': gt: unknown source 'zz'",
+        ),
+        ("sources:\n  - id: a\n    kind: film\n", "exactly one of url or path"),
+        ("sources:\n  - id: a\n    url: https://x.org/a\n    sections: ['9-3']\n", "ends before"),
+        ("sources: !!python/object/apply:os.system ['touch PWNED']\n", "m.yaml:1: refused"),
+        ("- just\n- a list\n", "expected a mapping"),
+    ],
+)
+def test_hostile_manifests_refused(tmp_path: Path, body: str, needle: str) -> None:
+    with pytest.raises(ManifestError) as e:
+        load_manifest(write(tmp_path, body))
+    msg = str(e.value)
+    assert needle in msg
+    assert str(tmp_path / "m.yaml") in msg
+    assert "\n" not in msg
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no such file"):
+        load_manifest(tmp_path / "nope.yaml")
+
+
+def test_parse_section() -> None:
+    assert parse_section("1:00:00-1:00:30.5") == (3600.0, 3630.5)
+    with pytest.raises(ValueError):
+        parse_section("abc")

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from filmdata.errors import MediaError
+from filmdata.video import iter_frames, probe, read_frames, write_video
+
+
+def test_probe_counts_frames(clip: Path) -> None:
+    p = probe(clip)
+    assert (p.width, p.height, p.frames) == (96, 64, 24)
+    assert abs(p.fps - 24) < 1e-6 and not p.audio
+
+
+def test_frame_exact_ranges(tmp_path: Path) -> None:
+    # Each frame carries its index in its brightness; seeking must not round to keyframes.
+    frames = [np.full((32, 32, 3), 4 * i, np.uint8) for i in range(60)]
+    path = tmp_path / "ramp.mp4"
+    write_video(path, frames, 10, crf=0, options={"g": "25"})
+    got = read_frames(path, 33, 37, gray=True)
+    assert [round(float(f.mean()) / 4) for f in got] == [33, 34, 35, 36]
+    idx = [i for i, _ in iter_frames(path, 50)]
+    assert idx == list(range(50, 60))
+
+
+def test_not_media(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"MZ\x90\x00" + b"\x00" * 1000)
+    with pytest.raises(MediaError, match="bad.mp4"):
+        probe(bad)
+    with pytest.raises(MediaError, match="no such file"):
+        probe(tmp_path / "missing.mp4")
+
+
+def test_probe_time_limit(clip: Path) -> None:
+    assert probe(clip, timeout=30).frames == 24
