@@ -1,0 +1,213 @@
+"""Restorer configs: frozen dataclasses, named presets `tiny`, `small`, `base`, or a YAML/JSON file.
+
+`tiny` learns visibly in 60 CPU steps (small crops, high learning rate); `small` is sized for about an
+hour on one GPU; `base` is the real baseline (old-film restorers are small: RTN has ~1M parameters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RefusedError
+
+OBJECTIVES = ("diffusion", "regression")
+SAMPLERS = ("ddim", "dpm")
+
+
+@dataclass(frozen=True)
+class RestorerConfig:
+    """Everything that makes a run: the model, the diffusion, the data and the optimisation."""
+
+    name: str = "tiny"
+    # model: a UNet over (B, T, C, H, W) windows
+    window: int = 3  # T, frames per training window
+    channels: int = 16  # width of the first level
+    mults: tuple[int, ...] = (1, 2)  # width multiplier per level (len = number of levels)
+    blocks: int = 1  # residual blocks per level
+    attention: bool = True  # spatial + temporal attention at the lowest resolution
+    heads: int = 2
+    # diffusion
+    objective: str = "diffusion"  # diffusion (v-prediction) | regression (L1, same backbone)
+    train_timesteps: int = 1000
+    residual_scale: float = 0.5  # x0 = (gt - lq) / residual_scale: the residual over the input
+    sampler: str = "ddim"  # ddim | dpm
+    sample_steps: int = 8
+    # data
+    crop: int = 32
+    batch_size: int = 4
+    shuffle_buffer: int = 64
+    # optimisation
+    steps: int = 60
+    lr: float = 3e-3
+    warmup: int = 5
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema: float = 0.9
+    seed: int = 0
+    log_every: int = 5
+    ckpt_every: int = 50
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    def replace(self, **changes: Any) -> RestorerConfig:
+        """A copy with some fields changed (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["mults"] = list(self.mults)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "config") -> RestorerConfig:
+        """Build from a mapping; unknown keys and wrong types are refused, naming the field."""
+        if not isinstance(data, dict):
+            raise RefusedError(f"{where}: expected a mapping of config fields, got {type(data)}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise RefusedError(
+                f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(known)}"
+            )
+        base = PRESETS.get(str(data.get("base", data.get("name", ""))), cls())
+        values = base.to_dict()
+        for k, v in data.items():
+            default = values[k]
+            if k == "mults":
+                if not isinstance(v, (list, tuple)) or not all(isinstance(m, int) for m in v):
+                    raise RefusedError(f"{where}: field 'mults' must be a list of ints, got {v!r}")
+                v = tuple(v)
+            elif isinstance(default, bool) and not isinstance(v, bool):
+                raise RefusedError(f"{where}: field {k!r} must be true or false, got {v!r}")
+            elif isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            elif not isinstance(v, type(default)) or isinstance(v, bool) != isinstance(
+                default, bool
+            ):
+                raise RefusedError(
+                    f"{where}: field {k!r} must be {type(default).__name__}, got {v!r}"
+                )
+            values[k] = v
+        values["mults"] = tuple(values["mults"])
+        return cls(**values)
+
+
+def _check(c: RestorerConfig) -> None:
+    def bad(field_: str, value: Any, allowed: str) -> RefusedError:
+        return RefusedError(f"config {c.name!r}: {field_}={value!r} is invalid; {allowed}")
+
+    if c.objective not in OBJECTIVES:
+        raise bad("objective", c.objective, f"use one of {', '.join(OBJECTIVES)}")
+    if c.sampler not in SAMPLERS:
+        raise bad("sampler", c.sampler, f"use one of {', '.join(SAMPLERS)}")
+    if c.window < 1:
+        raise bad("window", c.window, "use 1 or more frames")
+    if not c.mults or any(m < 1 for m in c.mults):
+        raise bad("mults", c.mults, "use a non-empty list of positive ints")
+    if c.channels < 4 or c.channels % 4:
+        raise bad("channels", c.channels, "use a multiple of 4 (GroupNorm groups)")
+    if c.crop % c.multiple:
+        raise bad("crop", c.crop, f"use a multiple of {c.multiple} (2 ** (levels - 1))")
+    for name in ("steps", "batch_size", "sample_steps", "log_every", "ckpt_every", "heads"):
+        if getattr(c, name) < 1:
+            raise bad(name, getattr(c, name), "use 1 or more")
+    if not 0 <= c.ema < 1:
+        raise bad("ema", c.ema, "use a decay in [0, 1)")
+    if c.lr <= 0 or c.residual_scale <= 0:
+        raise bad("lr/residual_scale", (c.lr, c.residual_scale), "use positive values")
+
+
+def _multiple(c: RestorerConfig) -> int:
+    return 2 ** (len(c.mults) - 1)
+
+
+RestorerConfig.multiple = property(_multiple)  # type: ignore[attr-defined]
+
+PRESETS: dict[str, RestorerConfig] = {
+    "tiny": RestorerConfig(),
+    "small": RestorerConfig(
+        name="small",
+        window=5,
+        channels=32,
+        mults=(1, 2, 4),
+        blocks=2,
+        heads=4,
+        crop=128,
+        batch_size=8,
+        steps=20_000,
+        lr=2e-4,
+        warmup=500,
+        ema=0.999,
+        log_every=50,
+        ckpt_every=2000,
+        workers=4,
+        shuffle_buffer=512,
+    ),
+    "base": RestorerConfig(
+        name="base",
+        window=7,
+        channels=64,
+        mults=(1, 2, 2, 4),
+        blocks=2,
+        heads=8,
+        crop=256,
+        batch_size=8,
+        steps=200_000,
+        lr=1e-4,
+        warmup=2000,
+        ema=0.9995,
+        log_every=100,
+        ckpt_every=5000,
+        workers=8,
+        shuffle_buffer=2048,
+    ),
+}
+
+
+def load_config(spec: str | os.PathLike[str] | RestorerConfig) -> RestorerConfig:
+    """A preset name (`tiny`, `small`, `base`) or a YAML/JSON file of fields (`base: NAME` starts
+    from a preset).
+
+    Raises:
+        RefusedError: unknown preset, unreadable file, unknown field or invalid value.
+    """
+    from ..manifest import load_yaml
+
+    if isinstance(spec, RestorerConfig):
+        return spec
+    text = str(spec)
+    if text in PRESETS:
+        return PRESETS[text]
+    path = Path(text)
+    if not path.is_file():
+        raise RefusedError(
+            f"config {text!r}: not a preset ({', '.join(PRESETS)}) and no such file"
+        )
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RefusedError(f"{path}: cannot read as JSON: {e}") from None
+    else:
+        data = load_yaml(path)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "base"} | (
+            {"name": data.get("name", path.stem)} if "base" not in data else {}
+        )
+        if "base" in (raw := (data if isinstance(data, dict) else {})):
+            pass
+    return _from_file(data, path)
+
+
+def _from_file(data: Any, path: Path) -> RestorerConfig:
+    return RestorerConfig.from_dict(data, where=str(path))
+
+
+__all__ = ["OBJECTIVES", "PRESETS", "SAMPLERS", "RestorerConfig", "load_config", "field"]
