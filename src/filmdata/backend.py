@@ -1,0 +1,154 @@
+"""Where per-item work runs: a local process pool, or tasks on a Ray cluster.
+
+Every stage is a map over independent items with deterministic ids (DESIGN.md). A stage hands
+`map_items` a picklable top-level function and its items; the same function runs in a local
+process pool (`backend="local"`, `jobs` workers) or as Ray tasks (`backend="ray"`), so there is one
+implementation of each stage. The driver (the caller) alone writes the catalog: `map_items` yields
+results as they complete and the caller records them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import RefusedError
+
+Backend = Literal["local", "ray"]
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """An item whose function raised: `error` is its one-line message."""
+
+    error: str
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    try:
+        return fn(item)
+    except Exception as e:  # an item failure, recorded by the driver; the run goes on
+        return ItemError(f"{type(e).__name__}: {e}" if not str(e) else str(e))
+
+
+def map_items(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    *,
+    backend: Backend = "local",
+    jobs: int = 1,
+    ray_address: str | None = None,
+    num_gpus: float = 0.0,
+    max_retries: int = 3,
+    root: Path | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """Run `fn(item)` for every item; yield `(index, result)` as each completes.
+
+    A raising item yields an `ItemError` instead of stopping the others.
+
+    Args:
+        fn: a top-level (picklable) function of one item.
+        items: the items (picklable).
+        backend: "local" (a process pool of `jobs`, in-process when jobs <= 1) or "ray".
+        jobs: local pool size.
+        ray_address: the cluster ("127.0.0.1:6379", "auto", or "local" for an in-process Ray);
+            default `$RAY_ADDRESS`, else "local".
+        num_gpus: GPU share per Ray task (synth on CUDA).
+        max_retries: Ray task retries when a worker dies (idempotent items only).
+        root: the data root; on Ray, checked to be visible from the workers.
+
+    Raises:
+        RefusedError: an unknown backend, Ray not installed, or a root the workers cannot see.
+    """
+    if backend == "local":
+        yield from _map_local(fn, items, jobs)
+    elif backend == "ray":
+        yield from _map_ray(fn, items, ray_address, num_gpus, max_retries, root)
+    else:
+        raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
+
+
+def _map_local(
+    fn: Callable[[Any], Any], items: Sequence[Any], jobs: int
+) -> Iterator[tuple[int, Any]]:
+    if jobs <= 1 or len(items) <= 1:
+        for i, item in enumerate(items):
+            yield i, _call(fn, item)
+        return
+    with ProcessPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+        futures: dict[Future[Any], int] = {
+            pool.submit(_call, fn, it): i for i, it in enumerate(items)
+        }
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                try:
+                    yield futures[f], f.result()
+                except Exception as e:  # the worker process died
+                    yield futures[f], ItemError(f"worker died: {e}")
+
+
+def connect_ray(ray_address: str | None = None) -> Any:
+    """Connect this process to Ray as a driver (a job on the cluster); return the module."""
+    try:
+        import ray
+    except ImportError:
+        raise RefusedError("--backend ray needs Ray: pip install 'filmdata[ray]'") from None
+    address = ray_address or os.environ.get("RAY_ADDRESS") or "local"
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"log_to_driver": False, "ignore_reinit_error": True}
+        if address == "local":
+            ray.init(**kw, include_dashboard=False)
+        else:
+            try:
+                ray.init(address=address, **kw)
+            except Exception as e:
+                raise RefusedError(
+                    f"--ray-address {address!r}: cannot connect to Ray: {e}"
+                ) from None
+    return ray
+
+
+def _visible(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def _map_ray(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    ray_address: str | None,
+    num_gpus: float,
+    max_retries: int,
+    root: Path | None,
+) -> Iterator[tuple[int, Any]]:
+    ray = connect_ray(ray_address)
+    if root is not None:
+        # The root must be a path every node sees (a shared filesystem): check with a marker.
+        marker = Path(root) / f".ray-visible-{os.getpid()}-{time.time_ns()}"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("filmdata")
+        try:
+            seen = ray.get(ray.remote(num_cpus=0)(_visible).remote(str(marker)))
+        finally:
+            marker.unlink(missing_ok=True)
+        if not seen:
+            raise RefusedError(
+                f"--root {root}: not visible from the Ray workers; put the root on a filesystem "
+                "every node mounts at the same path"
+            )
+    remote = ray.remote(num_cpus=1, num_gpus=num_gpus, max_retries=max_retries)(_call)
+    refs = {remote.remote(fn, item): i for i, item in enumerate(items)}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            try:
+                yield refs[ref], ray.get(ref)
+            except Exception as e:  # retries exhausted
+                yield refs[ref], ItemError(f"ray task failed: {str(e).splitlines()[0]}")

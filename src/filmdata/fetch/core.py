@@ -1,0 +1,328 @@
+"""`fetch`: every source of some manifests into `ROOT/raw/`, verified and catalogued.
+
+The map over sources is the img2dataset shape: reader (manifests -> items), downloader (a
+worker per attempt, `pool.py`), checker (`verify.py`), writer (the catalog, in this process).
+A failed item becomes a row with its reason and the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Catalog
+from ..errors import RefusedError
+from ..manifest import Manifest, load_manifest
+from ..paths import resolve_root
+from . import pool
+from .item import Item, Options, attempt, try_lock, unlock
+from .report import FetchFailed, FetchReport, ItemResult
+
+_PROXY = re.compile(r"^(https?|socks4a?|socks5h?)://[^\s]+$")
+_PROBE_FIELDS = (
+    "container",
+    "codec",
+    "width",
+    "height",
+    "fps",
+    "frames",
+    "declared_frames",
+    "duration",
+    "audio",
+    "audio_codec",
+)
+
+
+def _check_options(
+    jobs: int,
+    retries: int,
+    timeout: float,
+    sleep: float,
+    max_height: int | None,
+    cookies: str | os.PathLike[str] | None,
+    proxy: str | None,
+) -> str | None:
+    if jobs < 1:
+        raise RefusedError(f"--jobs: must be at least 1, got {jobs}")
+    if retries < 0:
+        raise RefusedError(f"--retries: must be 0 or more, got {retries}")
+    if not timeout > 0:
+        raise RefusedError(f"--timeout: must be more than 0 seconds, got {timeout}")
+    if sleep < 0:
+        raise RefusedError(f"--sleep: must be 0 or more seconds, got {sleep}")
+    if max_height is not None and max_height < 1:
+        raise RefusedError(f"--max-height: must be at least 1, got {max_height}")
+    if proxy is not None and not _PROXY.match(proxy):
+        raise RefusedError(f"--proxy: must be http(s):// or socks5://..., got {proxy!r}")
+    if cookies is None:
+        return None
+    path = Path(cookies).expanduser().resolve()
+    if not path.is_file():
+        raise RefusedError(f"--cookies: no such file {str(cookies)!r} (a Netscape cookies.txt)")
+    return str(path)
+
+
+def _select(manifests: Sequence[Manifest], only: Sequence[str]) -> list[tuple[Manifest, Any]]:
+    """(manifest, source) pairs to fetch; `only` takes ids or manifest/id."""
+    wanted = set(only)
+    chosen = [
+        (m, s)
+        for m in manifests
+        for s in m.sources
+        if not wanted or s.id in wanted or f"{m.name}/{s.id}" in wanted
+    ]
+    known = {s.id for m in manifests for s in m.sources}
+    known |= {f"{m.name}/{s.id}" for m in manifests for s in m.sources}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise RefusedError(f"--only: no source {unknown[0]!r} in the manifests given")
+    return chosen
+
+
+def fetch(
+    manifests: Sequence[str | os.PathLike[str]],
+    root: str | os.PathLike[str] | None = None,
+    only: Sequence[str] = (),
+    jobs: int = 2,
+    max_height: int | None = None,
+    cookies: str | os.PathLike[str] | None = None,
+    proxy: str | None = None,
+    sleep: float = 0.0,
+    retries: int = 3,
+    timeout: float = 600.0,
+    force: bool = False,
+    link: bool = False,
+    allow_truncated: bool = False,
+    quiet: bool = False,
+) -> FetchReport:
+    """Fetch the sources of some manifests into `ROOT/raw/<manifest>/<id>.<ext>`.
+
+    Remote URLs go through yt-dlp; local captures are copied (hard-linked with `link`). Each
+    file is probed (every frame decoded) and sha256'd into the catalog's `sources` table.
+    A re-run skips what is fetched and verified and resumes partial downloads.
+
+    Args:
+        manifests: manifest files; all are validated before anything runs.
+        root: the data root (default `$FILMDATA_ROOT` or `./filmdata-data`).
+        only: fetch only these source ids (or `manifest/id`).
+        jobs: items fetched at once.
+        max_height: the tallest video format to pick (e.g. 1080).
+        cookies: a Netscape cookies.txt for yt-dlp (bot checks, sign-in).
+        proxy: a proxy URL for yt-dlp.
+        sleep: at least this many seconds between the starts of two downloads.
+        retries: further attempts after a transient failure (HTTP 429/5xx, dropped link).
+        timeout: hard limit in seconds per item, all attempts together (the worker is killed).
+        force: fetch again even what is fetched and verified.
+        link: hard-link local captures instead of copying them.
+        allow_truncated: keep files where fewer than 95% of the declared frames decode
+            (recorded with truncated=1).
+        quiet: no progress bar.
+
+    Returns:
+        A FetchReport with each item's status (fetched / skipped / failed) and reason.
+
+    Raises:
+        ManifestError: a manifest does not validate (nothing runs).
+        RefusedError: a bad option, or an `only` id that no manifest has.
+        ItemsFailed: after the run, when any item failed (its `report` holds the results).
+    """
+    cookie_file = _check_options(jobs, retries, timeout, sleep, max_height, cookies, proxy)
+    if not manifests:
+        raise RefusedError("give at least one manifest")
+    by_file = {Path(p).resolve(): p for p in reversed(list(manifests))}  # each file once
+    files = [p for p in manifests if by_file.get(Path(p).resolve()) is p]
+    loaded = [load_manifest(p) for p in files]  # every manifest, before anything runs
+    names: dict[str, str] = {}
+    for m in loaded:
+        if names.setdefault(m.name, m.file) != m.file:
+            raise RefusedError(f"{m.file}: manifest name {m.name!r} is also {names[m.name]}")
+    chosen = _select(loaded, only)
+
+    root_dir = resolve_root(root)
+    root_dir.mkdir(parents=True, exist_ok=True)
+    opts = Options(
+        max_height=max_height,
+        cookies=cookie_file,
+        proxy=proxy,
+        force=force,
+        link=link,
+        allow_truncated=allow_truncated,
+        socket_timeout=float(min(max(timeout / 2, 1.0), 30.0)),
+    )
+    with Catalog.at_root(root_dir) as cat:
+        items = [
+            Item(
+                manifest=m.name,
+                id=s.id,
+                kind=s.kind,
+                root=str(root_dir),
+                url=s.url,
+                capture=str(m.local_path(s).resolve()) if s.path is not None else None,
+                sections=tuple(s.section_ranges()),
+                title=s.title,
+                year=s.year,
+                previous=None,  # read when the item is claimed
+            )
+            for m, s in chosen
+        ]
+        urls = [it.url for it in items if it.url is not None]
+        if urls:
+            from .ytdlp import warm_up
+
+            warm_up(urls)
+        bar = _progress(len(items), quiet)
+
+        locks: dict[str, int] = {}
+
+        def claim(it: Item) -> Item | None:
+            # The lock is held from here to the catalog write: two processes never fetch one
+            # item at once, and the second one sees the first one's row (and skips).
+            fd = try_lock(it)
+            if fd is None:
+                return None
+            locks[it.key] = fd
+            return replace(it, previous=cat.source(it.manifest, it.id))
+
+        def on_done(out: pool.Outcome) -> None:
+            try:
+                _record(cat, out, root_dir)
+            finally:
+                fd = locks.pop(out.item.key, None)
+                if fd is not None:
+                    unlock(fd)
+            bar.update(1)
+            if out.status == "failed":  # as it happens, on stderr (stdout may be JSON)
+                bar.write(f"failed {out.item.key}: {out.reason}", file=sys.stderr)
+
+        try:
+            outcomes = pool.run(
+                items,
+                _attempt,
+                jobs=jobs,
+                retries=retries,
+                timeout=timeout,
+                sleep=sleep,
+                on_done=on_done,
+                retryable=lambda it: it.url is not None,
+                extra=(opts,),
+                claim=claim,
+            )
+        finally:
+            bar.close()
+            for fd in locks.values():
+                unlock(fd)
+
+    report = FetchReport(
+        root_dir,
+        tuple(
+            ItemResult(
+                manifest=o.item.manifest,
+                id=o.item.id,
+                status=o.status,
+                reason=o.reason,
+                path=(o.result.get("row") or {}).get("path") or _prev(o.item, "path"),
+                sha256=(o.result.get("row") or {}).get("sha256") or _prev(o.item, "sha256"),
+                attempts=o.attempts,
+                seconds=round(o.seconds, 3),
+            )
+            for o in outcomes
+        ),
+    )
+    if report.failed:
+        raise FetchFailed(report)
+    return report
+
+
+def sources(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The catalog's sources: id, manifest, kind, status, error, path, sha256, probe fields.
+
+    Args:
+        root: the data root (default `$FILMDATA_ROOT` or `./filmdata-data`).
+    """
+    with Catalog.at_root(resolve_root(root)) as cat:
+        return cat.sources()
+
+
+def _attempt(item: Item, deadline: float, first: bool, opts: Options) -> dict[str, Any]:
+    return attempt(item, opts, deadline, first)
+
+
+def _prev(item: Item, key: str) -> Any:
+    if item.previous and item.previous.get("status") == "fetched":
+        return item.previous.get(key)
+    return None
+
+
+def _record(cat: Catalog, out: pool.Outcome, root: Path) -> None:
+    """Write one item's outcome: fetched only with a verified file in place."""
+    it: Item = out.item
+    base = {
+        "manifest": it.manifest,
+        "id": it.id,
+        "kind": it.kind,
+        "url": it.url,
+        "origin_path": it.capture,
+        "title": it.title,
+        "year": it.year,
+    }
+    prev_attempts = int((it.previous or {}).get("attempts") or 0)
+    if out.status == "skipped":
+        cat.upsert_source(base)
+        return
+    if out.status == "fetched":
+        row = dict(out.result["row"])
+        cat.upsert_source(
+            {
+                **base,
+                "status": "fetched",
+                "error": None,
+                "attempts": prev_attempts + out.attempts,
+                **{k: row.get(k) for k in ("path", "sha256", "bytes", "truncated", "info")},
+                **{k: row.get(k) for k in _PROBE_FIELDS},
+            }
+        )
+        return
+    # Failed. Under --force an earlier verified copy may still be in place: keep it recorded.
+    prev = it.previous or {}
+    kept = prev.get("status") == "fetched" and prev.get("path") and (root / prev["path"]).is_file()
+    if kept and (root / prev["path"]).stat().st_size == prev.get("bytes"):
+        cat.upsert_source({**base, "error": f"re-fetch failed: {out.reason}"})
+        return
+    cat.upsert_source(
+        {
+            **base,
+            "status": "failed",
+            "error": out.reason,
+            "attempts": prev_attempts + out.attempts,
+            "path": None,
+            "sha256": None,
+            "bytes": None,
+            "truncated": 0,
+            "info": {"sections": [list(s) for s in it.sections]},
+            **{k: None for k in _PROBE_FIELDS},
+        }
+    )
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def write(self, text: str, file: Any = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, quiet: bool) -> Any:
+    if quiet:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="fetch", unit="source", leave=False, dynamic_ncols=True)

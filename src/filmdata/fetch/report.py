@@ -1,0 +1,59 @@
+"""What a fetch did: one result per source, and the error raised when some failed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ItemsFailed
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one source."""
+
+    manifest: str
+    id: str
+    status: str  # fetched | skipped | failed
+    reason: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    attempts: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FetchReport:
+    """Per-item results of one `fetch`, in manifest order."""
+
+    root: Path
+    items: tuple[ItemResult, ...] = field(default=())
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.items)
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [r for r in self.items if r.status == "failed"]
+
+    def summary(self) -> str:
+        return ", ".join(f"{s} {self.count(s)}" for s in ("fetched", "skipped", "failed"))
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.items]
+
+
+class FetchFailed(ItemsFailed):
+    """Some sources failed (each in the report and the catalog with its reason): exit 1."""
+
+    def __init__(self, report: FetchReport):
+        n = len(report.failed)
+        super().__init__(
+            f"{n} of {len(report.items)} source(s) failed ({report.summary()}); "
+            "see the table or `filmdata sources` for the reasons"
+        )
+        self.report = report

@@ -1,0 +1,298 @@
+"""`filmdata fetch` end to end, against a loopback HTTP server and yt-dlp's generic extractor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from _http import Route, serve
+from conftest import make_clip
+from filmdata.catalog import Catalog
+from filmdata.cli import app
+from filmdata.fetch import pool
+from filmdata.fetch.ytdlp import classify, format_spec
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    d = tmp_path_factory.mktemp("served")
+    a, _ = make_clip(d / "a.mp4", (12, 12), seed=1)
+    b, _ = make_clip(d / "b.mkv", (24, 24), seed=2)
+    return {"a": a.read_bytes(), "b": b.read_bytes()}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_manifest(path: Path, name: str, sources: list[dict]) -> Path:
+    lines = [f"name: {name}", "sources:"]
+    for s in sources:
+        lines.append(f"  - id: {s['id']}")
+        lines += [f"    {k}: {json.dumps(v)}" for k, v in s.items() if k != "id"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def fetch_json(runner: CliRunner, *args: str) -> tuple[int, list[dict]]:
+    result = runner.invoke(app, ["fetch", *args, "--json", "--quiet"])
+    items = json.loads(result.stdout) if result.stdout.strip().startswith("[") else []
+    return result.exit_code, items
+
+
+def sources(runner: CliRunner, root: Path) -> dict[str, dict]:
+    result = runner.invoke(app, ["sources", "--root", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    return {r["id"]: r for r in json.loads(result.stdout)}
+
+
+def test_fetch_good_dead_corrupt_then_rerun(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    routes = {
+        "/a.mp4": Route(footage["a"]),
+        "/b.mkv": Route(footage["b"], "video/x-matroska"),
+        "/gone.mp4": Route(b"", behaviour="404"),
+        "/noise.mp4": Route(random.Random(0).randbytes(20_000)),
+    }
+    with serve(routes) as srv:
+        m = write_manifest(
+            tmp_path / "m.yaml",
+            "loop",
+            [
+                {"id": "good-a", "url": srv.url("/a.mp4"), "title": "A"},
+                {"id": "good-b", "url": srv.url("/b.mkv")},
+                {"id": "dead", "url": srv.url("/gone.mp4")},
+                {"id": "corrupt", "url": srv.url("/noise.mp4")},
+            ],
+        )
+        code, items = fetch_json(runner, str(m), "--root", str(root), "--retries", "0")
+        assert code == 1
+        status = {i["id"]: i["status"] for i in items}
+        assert status == {
+            "good-a": "fetched",
+            "good-b": "fetched",
+            "dead": "failed",
+            "corrupt": "failed",
+        }
+        rows = sources(runner, root)
+        assert rows["good-a"]["sha256"] == sha(footage["a"])
+        assert rows["good-b"]["sha256"] == sha(footage["b"])
+        assert (root / rows["good-a"]["path"]).read_bytes() == footage["a"]
+        assert rows["good-a"]["path"] == "raw/loop/good-a.mp4"
+        assert rows["good-b"]["path"] == "raw/loop/good-b.mkv"
+        assert rows["good-a"]["frames"] == 24 and rows["good-a"]["width"] == 96
+        assert "404" in rows["dead"]["error"] and rows["dead"]["status"] == "failed"
+        assert rows["corrupt"]["error"].startswith("not a video")
+        assert not list((root / "raw" / "loop").glob("corrupt.*"))
+
+        # The re-run sends no second download of what is fetched and verified.
+        before = {p: len(srv.gets(p)) for p in ("/a.mp4", "/b.mkv")}
+        code, items = fetch_json(runner, str(m), "--root", str(root), "--only", "good-a")
+        assert code == 0 and [(i["id"], i["status"]) for i in items] == [("good-a", "skipped")]
+        code, items = fetch_json(runner, str(m), "--root", str(root), "--retries", "0")
+        assert code == 1
+        assert {i["id"]: i["status"] for i in items}["good-b"] == "skipped"
+        assert {p: len(srv.gets(p)) for p in before} == before
+
+        # A file changed on disk is not trusted: fetched again.
+        (root / "raw/loop/good-a.mp4").write_bytes(b"not the same")
+        code, items = fetch_json(runner, str(m), "--root", str(root), "--only", "good-a")
+        assert code == 0 and items[0]["status"] == "fetched"
+        assert (root / "raw/loop/good-a.mp4").read_bytes() == footage["a"]
+        # --force fetches again even when verified.
+        code, items = fetch_json(runner, str(m), "--root", str(root), "--only", "good-a", "--force")
+        assert code == 0 and items[0]["status"] == "fetched"
+        assert len(srv.gets("/a.mp4")) > before["/a.mp4"] + 1
+
+
+def test_table_for_people(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    with serve({"/a.mp4": Route(footage["a"])}) as srv:
+        m = write_manifest(tmp_path / "m.yaml", "people", [{"id": "a", "url": srv.url("/a.mp4")}])
+        result = runner.invoke(app, ["fetch", str(m), "--root", str(root), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "fetched" in result.stdout and "fetched 1, skipped 0, failed 0" in result.stdout
+
+
+HOSTILE = {
+    "file-url": 'sources:\n  - id: x\n    url: "file:///etc/passwd"\n',
+    "option-url": 'sources:\n  - id: x\n    url: "--exec=touch {marker}"\n',
+    "escaping-path": 'sources:\n  - id: x\n    path: "../../../{marker_name}"\n',
+    "python-tag": 'sources: !!python/object/apply:os.system ["touch {marker}"]\n',
+    "unknown-field": (
+        'sources:\n  - id: x\n    url: "https://example.com/v"\n    exec: "touch {marker}"\n'
+    ),
+    "bad-id": 'sources:\n  - id: "../x"\n    url: "https://example.com/v"\n',
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_manifest_refused(runner: CliRunner, tmp_path: Path, case: str) -> None:
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    m = folder / "evil.yaml"
+    m.write_text(HOSTILE[case].format(marker=marker, marker_name=marker.name), encoding="utf-8")
+    root = tmp_path / "root"
+    result = runner.invoke(app, ["fetch", str(m), "--root", str(root), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "evil.yaml" in result.output
+    assert not root.exists() and not marker.exists()
+
+
+def test_all_manifests_are_validated_before_anything_runs(
+    runner: CliRunner, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    with serve({"/a.mp4": Route(footage["a"])}) as srv:
+        good = write_manifest(
+            tmp_path / "good.yaml", "good", [{"id": "a", "url": srv.url("/a.mp4")}]
+        )
+        bad = write_manifest(tmp_path / "bad.yaml", "bad", [{"id": "a", "url": "ftp://x/y"}])
+        result = runner.invoke(app, ["fetch", str(good), str(bad), "--root", str(tmp_path / "r")])
+        assert result.exit_code == 2 and "bad.yaml" in result.output
+        assert not srv.hits and not (tmp_path / "r").exists()
+
+
+def test_bad_options_refused(runner: CliRunner, tmp_path: Path) -> None:
+    m = write_manifest(tmp_path / "m.yaml", "m", [{"id": "a", "url": "https://example.com/a"}])
+    r = tmp_path / "r"
+    for extra in (["--cookies", str(tmp_path / "none.txt")], ["--only", "nope"], ["--jobs", "0"]):
+        result = runner.invoke(app, ["fetch", str(m), "--root", str(r), *extra])
+        assert result.exit_code == 2, (extra, result.output)
+    assert not r.exists()
+
+
+def test_local_captures_copy_link_missing(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    caps = tmp_path / "captures"
+    caps.mkdir()
+    (caps / "tape.mkv").write_bytes(footage["b"])
+    m = write_manifest(
+        tmp_path / "vhs.yaml",
+        "vhs",
+        [
+            {"id": "tape", "path": "captures/tape.mkv", "kind": "vhs"},
+            {"id": "later", "path": "captures/not-yet.mkv", "kind": "vhs"},
+        ],
+    )
+    code, items = fetch_json(runner, str(m), "--root", str(root))
+    assert code == 1
+    by_id = {i["id"]: i for i in items}
+    assert by_id["tape"]["status"] == "fetched" and by_id["tape"]["sha256"] == sha(footage["b"])
+    assert by_id["later"]["status"] == "failed"
+    assert f"put the file at {caps / 'not-yet.mkv'}" in by_id["later"]["reason"]
+    copied = root / "raw/vhs/tape.mkv"
+    assert copied.read_bytes() == footage["b"]
+    assert copied.stat().st_ino != (caps / "tape.mkv").stat().st_ino
+
+    # The capture arrives: the re-run fetches it and skips the other.
+    (caps / "not-yet.mkv").write_bytes(footage["b"])
+    code, items = fetch_json(runner, str(m), "--root", str(root))
+    assert code == 0
+    assert [i["status"] for i in items] == ["skipped", "fetched"]
+
+    linked_root = tmp_path / "linked"
+    code, items = fetch_json(runner, str(m), "--root", str(linked_root), "--link")
+    assert code == 0
+    assert (linked_root / "raw/vhs/tape.mkv").stat().st_ino == (caps / "tape.mkv").stat().st_ino
+
+
+def test_jobs_run_at_once(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    routes = {f"/s{i}.mp4": Route(footage["a"], behaviour="slow", delay=0.8) for i in range(3)}
+    with serve(routes) as srv:
+        m = write_manifest(
+            tmp_path / "m.yaml",
+            "par",
+            [{"id": f"s{i}", "url": srv.url(p)} for i, p in enumerate(routes)],
+        )
+        code, items = fetch_json(runner, str(m), "--root", str(root), "--jobs", "3")
+        assert code == 0 and {i["status"] for i in items} == {"fetched"}
+        assert srv.max_active >= 2
+    with Catalog.at_root(root) as cat:
+        assert {r["sha256"] for r in cat.sources()} == {sha(footage["a"])}
+
+
+def test_sections(runner: CliRunner, root: Path, tmp_path: Path) -> None:
+    clip, _ = make_clip(tmp_path / "long.mp4", (48, 48), seed=3)  # 4 s at 24 fps
+    with serve({"/long.mp4": Route(clip.read_bytes())}) as srv:
+        m = write_manifest(
+            tmp_path / "m.yaml",
+            "sec",
+            [{"id": "part", "url": srv.url("/long.mp4"), "sections": ["0:01-0:03"]}],
+        )
+        code, items = fetch_json(runner, str(m), "--root", str(root))
+        assert code == 0, items
+    row = sources(runner, root)["part"]
+    assert 40 <= row["frames"] < 96 and row["info"]["sections"] == [[1.0, 3.0]]
+
+
+def test_classify_retry_after_and_format() -> None:
+    import io
+
+    from yt_dlp.networking import Response
+    from yt_dlp.networking.exceptions import HTTPError
+
+    resp = Response(io.BytesIO(b""), "http://x/", {"Retry-After": "7"}, status=503)
+    err = classify(HTTPError(resp))
+    assert err.retryable and err.retry_after == 7.0
+    resp = Response(io.BytesIO(b""), "http://x/", {}, status=404)
+    assert not classify(HTTPError(resp)).retryable
+    assert "height<=?720" in format_spec(720) and format_spec(None) == "bv*+ba/b"
+    rng = random.Random(0)
+    delays = [pool.backoff(n, rng) for n in (1, 2, 3)]
+    assert 0.5 <= delays[0] < 1.5 and 1 <= delays[1] < 3 and 2 <= delays[2] < 6
+
+
+def test_cli_does_not_import_ytdlp() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, filmdata.cli; print('yt_dlp' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ
+    )
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_cookies_and_proxy_are_passed_through(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tsecret42\n"
+    )
+    with serve({"/a.mp4": Route(footage["a"]), "/b.mp4": Route(footage["a"])}) as srv:
+        port = srv.server_address[1]
+        m = write_manifest(tmp_path / "c.yaml", "c", [{"id": "a", "url": srv.url("/a.mp4")}])
+        code, _ = fetch_json(runner, str(m), "--root", str(root), "--cookies", str(cookies))
+        assert code == 0
+        assert all(h.cookie and "session=secret42" in h.cookie for h in srv.gets("/a.mp4"))
+        # Nothing listens on the manifest's host: only the proxy can answer.
+        far = write_manifest(
+            tmp_path / "p.yaml", "p", [{"id": "b", "url": "http://127.0.0.1:9/b.mp4"}]
+        )
+        proxy = f"http://127.0.0.1:{port}"
+        code, items = fetch_json(runner, str(far), "--root", str(root), "--proxy", proxy)
+        assert code == 0, items
+        assert srv.gets("/b.mp4") and all(h.proxied for h in srv.gets("/b.mp4"))
+
+
+def test_json_stdout_stays_json_with_progress_and_failures(
+    runner: CliRunner, root: Path, tmp_path: Path
+) -> None:
+    m = write_manifest(tmp_path / "m.yaml", "j", [{"id": "gone", "path": "nowhere.mkv"}])
+    result = runner.invoke(app, ["fetch", str(m), "--root", str(root), "--json"])
+    assert result.exit_code == 1
+    (item,) = json.loads(result.stdout)
+    assert item["status"] == "failed" and "put the file at" in item["reason"]
