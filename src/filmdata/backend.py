@@ -46,6 +46,9 @@ def map_items(
     num_gpus: float = 0.0,
     max_retries: int = 3,
     root: Path | None = None,
+    num_cpus: float = 1.0,
+    start_interval: float = 0.0,
+    group: Callable[[Any], str] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Run `fn(item)` for every item; yield `(index, result)` as each completes.
 
@@ -61,6 +64,10 @@ def map_items(
         num_gpus: GPU share per Ray task (synth on CUDA).
         max_retries: Ray task retries when a worker dies (idempotent items only).
         root: the data root; on Ray, checked to be visible from the workers.
+        num_cpus: CPU share per Ray task (1 for CPU work; less for I/O-bound fetches).
+        start_interval: on Ray, at least this many seconds between two task starts of one
+            `group` (a per-host rate limit that holds across the cluster: one driver dispatches).
+        group: the rate-limit key of an item (e.g. its URL's host).
 
     Raises:
         RefusedError: an unknown backend, Ray not installed, or a root the workers cannot see.
@@ -68,7 +75,9 @@ def map_items(
     if backend == "local":
         yield from _map_local(fn, items, jobs)
     elif backend == "ray":
-        yield from _map_ray(fn, items, ray_address, num_gpus, max_retries, root)
+        yield from _map_ray(
+            fn, items, ray_address, num_gpus, max_retries, root, num_cpus, start_interval, group
+        )
     else:
         raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
 
@@ -126,6 +135,9 @@ def _map_ray(
     num_gpus: float,
     max_retries: int,
     root: Path | None,
+    num_cpus: float = 1.0,
+    start_interval: float = 0.0,
+    group: Callable[[Any], str] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     ray = connect_ray(ray_address)
     if root is not None:
@@ -142,13 +154,28 @@ def _map_ray(
                 f"--root {root}: not visible from the Ray workers; put the root on a filesystem "
                 "every node mounts at the same path"
             )
-    remote = ray.remote(num_cpus=1, num_gpus=num_gpus, max_retries=max_retries)(_call)
-    refs = {remote.remote(fn, item): i for i, item in enumerate(items)}
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_call)
+    queue = list(enumerate(items))
+    last: dict[str, float] = {}
+    refs: dict[Any, int] = {}
+    while queue or refs:
+        now = time.monotonic()
+        held = []
+        for i, item in queue:  # submit what the per-group rate limit allows now
+            key = group(item) if group is not None else ""
+            if start_interval > 0 and now - last.get(key, -1e18) < start_interval:
+                held.append((i, item))
+                continue
+            last[key] = now
+            refs[remote.remote(fn, item)] = i
+        queue = held
+        if not refs:
+            time.sleep(min(start_interval, 0.5))
+            continue
+        done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5 if queue else None)
         for ref in done:
+            i = refs.pop(ref)
             try:
-                yield refs[ref], ray.get(ref)
+                yield i, ray.get(ref)
             except Exception as e:  # retries exhausted
-                yield refs[ref], ItemError(f"ray task failed: {str(e).splitlines()[0]}")
+                yield i, ItemError(f"ray task failed: {str(e).splitlines()[0]}")

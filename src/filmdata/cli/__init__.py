@@ -10,7 +10,7 @@ import importlib
 from ._common import app
 
 # Each module registers its commands; a stage whose module is absent is simply not offered.
-for _mod in ("fetch", "scenes", "synth", "pair", "restorer", "demo"):
+for _mod in ("fetch", "scenes", "synth", "templates", "pair", "restorer", "demo"):
     try:
         importlib.import_module(f"{__name__}.{_mod}")
     except ModuleNotFoundError as e:  # pragma: no cover - only while a stage is being built

@@ -31,6 +31,16 @@ RootOpt = typer.Option(
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda[:N].")
+BackendOpt = typer.Option(
+    "local", "--backend", help="local (a process pool here) or ray (tasks on a Ray cluster)."
+)
+RayAddressOpt = typer.Option(
+    None,
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    help="Ray cluster address (default $RAY_ADDRESS; 'local' starts one in-process).",
+    show_default=False,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

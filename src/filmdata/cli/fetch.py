@@ -8,7 +8,16 @@ from typing import Any
 import typer
 
 from ..errors import ItemsFailed
-from ._common import JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+from ._common import (
+    BackendOpt,
+    JsonOpt,
+    QuietOpt,
+    RayAddressOpt,
+    RootOpt,
+    command,
+    print_json,
+    print_table,
+)
 
 
 @command("fetch")
@@ -40,6 +49,8 @@ def fetch_cmd(
     allow_truncated: bool = typer.Option(
         False, "--allow-truncated", help="Keep files where < 95% of declared frames decode."
     ),
+    backend: str = BackendOpt,
+    ray_address: str | None = RayAddressOpt,
     json_: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -65,6 +76,8 @@ def fetch_cmd(
             link=link,
             allow_truncated=allow_truncated,
             quiet=quiet,
+            backend=backend,
+            ray_address=ray_address,
         )
     except ItemsFailed as e:
         if getattr(e, "report", None) is not None:

@@ -99,6 +99,8 @@ def fetch(
     link: bool = False,
     allow_truncated: bool = False,
     quiet: bool = False,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> FetchReport:
     """Fetch the sources of some manifests into `ROOT/raw/<manifest>/<id>.<ext>`.
 
@@ -122,6 +124,9 @@ def fetch(
         allow_truncated: keep files where fewer than 95% of the declared frames decode
             (recorded with truncated=1).
         quiet: no progress bar.
+        backend: "local" (`jobs` worker processes here) or "ray" (each source a Ray task on
+            the cluster at `ray_address`; the catalog is written here, by the driver alone).
+        ray_address: the Ray cluster (default `$RAY_ADDRESS`; "local" starts one in-process).
 
     Returns:
         A FetchReport with each item's status (fetched / skipped / failed) and reason.
@@ -132,6 +137,8 @@ def fetch(
         ItemsFailed: after the run, when any item failed (its `report` holds the results).
     """
     cookie_file = _check_options(jobs, retries, timeout, sleep, max_height, cookies, proxy)
+    if backend not in ("local", "ray"):
+        raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
     if not manifests:
         raise RefusedError("give at least one manifest")
     by_file = {Path(p).resolve(): p for p in reversed(list(manifests))}  # each file once
@@ -200,18 +207,23 @@ def fetch(
                 bar.write(f"failed {out.item.key}: {out.reason}", file=sys.stderr)
 
         try:
-            outcomes = pool.run(
-                items,
-                _attempt,
-                jobs=jobs,
-                retries=retries,
-                timeout=timeout,
-                sleep=sleep,
-                on_done=on_done,
-                retryable=lambda it: it.url is not None,
-                extra=(opts,),
-                claim=claim,
-            )
+            if backend == "ray":
+                outcomes = _run_ray(
+                    items, opts, claim, on_done, retries, timeout, sleep, ray_address, root_dir
+                )
+            else:
+                outcomes = pool.run(
+                    items,
+                    _attempt,
+                    jobs=jobs,
+                    retries=retries,
+                    timeout=timeout,
+                    sleep=sleep,
+                    on_done=on_done,
+                    retryable=_retryable,
+                    extra=(opts,),
+                    claim=claim,
+                )
         finally:
             bar.close()
             for fd in locks.values():
@@ -250,6 +262,93 @@ def sources(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
 
 def _attempt(item: Item, deadline: float, first: bool, opts: Options) -> dict[str, Any]:
     return attempt(item, opts, deadline, first)
+
+
+def _retryable(item: Item) -> bool:
+    return item.url is not None
+
+
+def _ray_item(job: tuple[Item, Options, int, float]) -> pool.Outcome:
+    """One source as a Ray task: the same attempts, retries and hard time limit as locally."""
+    item, opts, retries, timeout = job
+    (out,) = pool.run(
+        [item],
+        _attempt,
+        jobs=1,
+        retries=retries,
+        timeout=timeout,
+        on_done=lambda o: None,
+        retryable=_retryable,
+        extra=(opts,),
+    )
+    return out
+
+
+def _host(job: tuple[Item, Options, int, float]) -> str:
+    from urllib.parse import urlsplit
+
+    url = job[0].url
+    if not url:
+        return ""
+    return urlsplit(url).hostname or ""
+
+
+def _run_ray(
+    items: list[Item],
+    opts: Options,
+    claim: Any,
+    on_done: Any,
+    retries: int,
+    timeout: float,
+    sleep: float,
+    ray_address: str | None,
+    root: Path,
+) -> list[pool.Outcome]:
+    """Fetch on a Ray cluster: this process claims items and writes the catalog; tasks fetch.
+
+    The per-host rate limit (`sleep` between two starts) holds across the cluster, since this
+    one driver dispatches every task.
+    """
+    import time
+
+    from ..backend import ItemError, map_items
+
+    outcomes: list[pool.Outcome] = []
+    jobs: list[tuple[Item, Options, int, float]] = []
+    index: list[int] = []
+    for i, it in enumerate(items):
+        deadline = time.time() + timeout
+        claimed = claim(it)
+        while claimed is None and time.time() < deadline:
+            time.sleep(pool.BUSY_POLL)
+            claimed = claim(it)
+        if claimed is None:
+            out = pool.Outcome(i, it, "failed", 0, timeout, "busy: another process is fetching it")
+            outcomes.append(out)
+            on_done(out)
+            continue
+        jobs.append((claimed, opts, retries, timeout))
+        index.append(i)
+    results = map_items(
+        _ray_item,
+        jobs,
+        backend="ray",
+        ray_address=ray_address,
+        root=root,
+        num_cpus=0.5,  # I/O-bound: two fetches per core
+        start_interval=sleep,
+        group=_host,
+        max_retries=2,  # a dead worker: the item runs again (its .part resumes)
+    )
+    for j, res in results:
+        if isinstance(res, ItemError):
+            res = pool.Outcome(index[j], jobs[j][0], "failed", 1, 0.0, res.error)
+        else:
+            res.index = index[j]
+        outcomes.append(res)
+        on_done(res)
+    outcomes.sort(key=lambda o: o.index)
+    return outcomes
 
 
 def _prev(item: Item, key: str) -> Any:

@@ -1,0 +1,188 @@
+"""`filmdata synth`, `filmdata verify`, `filmdata preview` and `filmdata datasets`.
+
+Thin translations of `filmdata.synth.synth`, `filmdata.verify.verify`,
+`filmdata.preview.preview` and `filmdata.preview.list_datasets` (heavy imports stay inside).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import ItemsFailed
+from ._common import DeviceOpt, JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+
+
+@command("synth")
+def synth_cmd(
+    templates: Path = typer.Option(
+        ..., "--templates", help="Degradations folder: presets/ and templates/<kind>/*.png."
+    ),
+    preset: str = typer.Option("film", "--preset", help="film | vhs | a preset YAML file."),
+    inputs: list[Path] = typer.Option(
+        [], "--input", help="Video file(s); default: the catalog's kept clips."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Dataset folder to write."),
+    name: str | None = typer.Option(
+        None, "--name", help="Dataset name under ROOT/datasets/ (default synth)."
+    ),
+    root: Path | None = RootOpt,
+    clip_len: int = typer.Option(8, "--clip-len", help="Frames per window."),
+    size: int = typer.Option(256, "--size", help="Side of the square GT/LQ frames, pixels."),
+    stride: int | None = typer.Option(
+        None, "--stride", help="Frames between window starts (default: clip-len)."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="With each window id, decides crops and degradations."
+    ),
+    device: str = DeviceOpt,
+    batch_size: int = typer.Option(8, "--batch-size", help="Windows degraded at once."),
+    val_fraction: float = typer.Option(
+        0.0,
+        "--val-fraction",
+        help="Share held out as validation (by source, clip or stretch of time).",
+    ),
+    image_format: str = typer.Option("png", "--image-format", help="png | jpeg."),
+    rows_per_shard: int | None = typer.Option(
+        None, "--rows-per-shard", help="Rows per shard (default: ~256 MB shards)."
+    ),
+    sharpen_gt: bool = typer.Option(
+        False, "--sharpen-gt", help="Unsharp-mask the GT (recorded in each row)."
+    ),
+    max_windows: int | None = typer.Option(
+        None, "--max-windows", help="Keep this many windows, evenly spread."
+    ),
+    kinds: list[str] = typer.Option(
+        ["hd", "film", "cartoon"],
+        "--kind",
+        help="From the catalog: clips of sources of these kinds (vhs captures are not clean GT).",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a dataset made with other parameters."
+    ),
+    quiet: bool = QuietOpt,
+    json_: bool = JsonOpt,
+) -> None:
+    """Cut windows from clips, degrade them with a preset, write paired Parquet shards."""
+    from ..synth import synth
+
+    summary = synth(
+        templates,
+        preset,
+        inputs,
+        out=out,
+        name=name,
+        root=root,
+        clip_len=clip_len,
+        size=size,
+        stride=stride,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        val_fraction=val_fraction,
+        image_format=image_format,
+        rows_per_shard=rows_per_shard,
+        sharpen_gt=sharpen_gt,
+        max_windows=max_windows,
+        kinds=kinds,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+    if json_:
+        print_json(summary)
+        return
+    rows = [
+        {"config": c, "split": s, "rows": k}
+        for c, sp in summary["splits"].items()
+        for s, k in sp.items()
+    ]
+    print_table(rows, ["config", "split", "rows"])
+    fps = summary["frames_per_s"]
+    typer.echo(
+        f"{summary['path']}: {summary['windows_made']} windows made, "
+        f"{summary['windows_skipped']} already there" + (f", {fps:.1f} frames/s" if fps else "")
+    )
+    typer.echo(f'load it: datasets.load_dataset("{summary["path"]}")')
+
+
+@command("verify")
+def verify_cmd(
+    dataset: str = typer.Argument(..., help="Dataset folder or name."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Re-make bad or missing synthetic shards from their records."
+    ),
+    root: Path | None = RootOpt,
+    device: str = DeviceOpt,
+    quiet: bool = QuietOpt,
+    json_: bool = JsonOpt,
+) -> None:
+    """Check every shard against its record (sha256, rows, images); exit 1 naming bad ones."""
+    from ..verify import verify
+
+    report = verify(dataset, repair, root=root, device=device, quiet=quiet)
+    if json_:
+        print_json(report)
+    else:
+        rows = [
+            {
+                **s,
+                "status": "repaired" if s["repaired"] else ("ok" if s["ok"] else "BAD"),
+                "problems": "; ".join(s["problems"]) if not s["repaired"] else s.get("note"),
+            }
+            for s in report["shards"]
+        ]
+        print_table(rows, ["config", "file", "status", "problems"])
+        for t in report["temporaries"]:
+            typer.echo(f"stale temporary: {t}")
+    if not report["ok"]:
+        bad = [s["file"] for s in report["shards"] if not s["ok"]]
+        e = ItemsFailed(
+            f"{report['dataset']}: bad shards: {', '.join(bad) or 'none'}"
+            + (f"; {len(report['temporaries'])} stale temporaries" if report["temporaries"] else "")
+            + ("" if repair else "; run `filmdata verify --repair`")
+        )
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code)
+
+
+@command("preview")
+def preview_cmd(
+    dataset: str = typer.Argument(..., help="Dataset folder or name."),
+    out: Path | None = typer.Option(
+        None,
+        "-o",
+        "--out",
+        help="FILE.png (contact sheet) or FILE.mp4 (video); default DATASET/preview.png.",
+    ),
+    split: str = typer.Option("train", "--split", help="Which split."),
+    n: int = typer.Option(4, "--n", help="How many windows."),
+    config: str | None = typer.Option(None, "--config", help="Which config (default synthetic)."),
+    root: Path | None = RootOpt,
+) -> None:
+    """Write a contact sheet or a side-by-side video of LQ | GT windows."""
+    from ..preview import preview
+
+    typer.echo(str(preview(dataset, out, split=split, n=n, config=config, root=root)))
+
+
+@command("datasets")
+def datasets_cmd(root: Path | None = RootOpt, json_: bool = JsonOpt) -> None:
+    """List the catalog's datasets: name, rows per split, configs, size."""
+    from ..preview import list_datasets
+
+    rows = list_datasets(root)
+    if json_:
+        print_json(rows)
+        return
+    table = [
+        {
+            "name": r["name"],
+            "configs": ",".join(r["configs"]),
+            "rows": " ".join(f"{k}={v}" for k, v in r["rows"].items()),
+            "MB": round((r["bytes"] or 0) / 2**20, 2),
+            "path": r["path"],
+        }
+        for r in rows
+    ]
+    print_table(table, ["name", "configs", "rows", "MB", "path"])

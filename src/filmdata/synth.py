@@ -1,0 +1,588 @@
+"""`filmdata synth`: clean clips in, paired (degraded, clean) windows out, as Parquet shards.
+
+The stages, as in img2dataset: the *planner* and the *reader* (`windows.py`) list every window
+before anything runs and cut each from frames decoded once; the *degrader* batches windows on
+the device; the *writer* encodes images in threads (the clean GT while its batch is degraded)
+and writes each shard atomically with its record (`shards.py`). Decoding runs a thread ahead.
+
+Every random choice of a window (its crop, its degradation) comes from (seed, window id) only,
+never from one generator advanced across windows, so a resumed run gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FilmdataError, RefusedError
+from .windows import GT_KINDS, Clip, Window, catalog_clips, cut_windows, input_clips, plan
+
+__all__ = ["CONFIG", "Clip", "Window", "plan", "replay_row", "rederive_gt", "synth"]
+
+CONFIG = "synthetic"
+# Parameters that decide the rows: a resume must match them all (device and batch size do not).
+ROW_PARAMS = (
+    "inputs",
+    "templates",
+    "preset",
+    "clip_len",
+    "size",
+    "stride",
+    "seed",
+    "val_fraction",
+    "image_format",
+    "rows_per_shard",
+    "sharpen_gt",
+    "max_windows",
+    "kinds",
+    "preset_sha256",
+    "templates_fingerprint",
+)
+
+
+# The degrader ---------------------------------------------------------------------------------
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RefusedError(f"--device {device}: CUDA is not available here; use cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise RefusedError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
+
+
+@dataclass
+class Degrader:
+    """The preset, the template bank and the device; degrades batches of GT windows."""
+
+    preset: Any
+    bank: Any
+    device: str
+    seed: int
+    sharpen_gt: bool = False
+
+    @classmethod
+    def load(
+        cls,
+        templates: str | os.PathLike[str],
+        preset: str,
+        device: str,
+        seed: int,
+        sharpen_gt: bool = False,
+    ) -> Degrader:
+        from .degrade import load_preset, load_templates
+
+        dev = pick_device(device)
+        tdir = Path(templates)
+        if not tdir.is_dir():
+            raise RefusedError(f"--templates {templates}: no such folder")
+        return cls(load_preset(preset, tdir), load_templates(tdir, dev), dev, seed, sharpen_gt)
+
+    def prepare(self, win: Window, gt: np.ndarray) -> tuple[Window, np.ndarray, Any, Any]:
+        """(window, GT uint8 (T, S, S, 3), GT float (T, C, S, S), its Degradation): the work
+        that needs no batch, done in the reader thread."""
+        import torch
+
+        from .degrade import sample_degradation
+
+        t, h, w = gt.shape[:3]
+        deg = sample_degradation(
+            self.preset, seed=self.seed, key=win.id, t=t, h=h, w=w, bank=self.bank
+        )
+        x = torch.from_numpy(gt).permute(0, 3, 1, 2).float().div_(255)  # (T, C, H, W)
+        return win, gt, x, deg
+
+    def degrade(self, xs: Sequence[Any], degs: Sequence[Any]) -> np.ndarray:
+        """LQ of a batch: (B, T, C, H, W) float32 in [0, 1], on the CPU (see `lq_to_uint8`)."""
+        import torch
+
+        from .degrade import apply_degradation
+
+        x = torch.stack(list(xs)).to(self.device)  # (B, T, C, H, W)
+        with torch.no_grad():
+            lq = apply_degradation(x, list(degs), self.bank)
+        return lq.float().cpu().numpy()
+
+
+def lq_to_uint8(x: np.ndarray) -> np.ndarray:
+    """(T, C, H, W) float in [0, 1] to (T, H, W, 3) uint8, rounding to nearest (OpenCV's
+    saturate_cast). The writer and `replay_row` both use it, so replays match bit for bit."""
+    import cv2
+
+    t, c, h, w = x.shape
+    out = np.empty((t, h, w, 3), np.uint8)
+    for k in range(t):
+        planes = [cv2.convertScaleAbs(x[k, i], alpha=255.0) for i in range(c)]
+        out[k] = cv2.merge(planes * 3 if c == 1 else planes)
+    return out
+
+
+SHARPEN = {"sigma": 1.0, "amount": 0.5}  # unsharp mask, as Real-ESRGAN trains with
+
+
+def unsharp(frames: np.ndarray) -> np.ndarray:
+    """Unsharp mask: out = x + amount * (x - gaussian(x, sigma)), per frame, uint8."""
+    import cv2
+
+    out = np.empty_like(frames)
+    for i, f in enumerate(frames):
+        blur = cv2.GaussianBlur(f, (0, 0), SHARPEN["sigma"])
+        out[i] = cv2.addWeighted(f, 1 + SHARPEN["amount"], blur, -SHARPEN["amount"], 0)
+    return out
+
+
+# The writer and the whole stage ---------------------------------------------------------------
+
+
+def _prefetch(it: Iterator[Any], depth: int) -> Generator[Any, None, None]:
+    """Run `it` in a thread, `depth` items ahead (decoding overlaps degrading and encoding)."""
+    import queue
+    import threading
+
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _encode_frames(frames: np.ndarray, fmt: str, sharpen: bool = False) -> list[bytes]:
+    from .shards import encode_image
+
+    return [encode_image(f, fmt) for f in (unsharp(frames) if sharpen else frames)]
+
+
+def _encode_lq(lq: np.ndarray, deg: Any, fmt: str, sharpen: bool) -> tuple[list[bytes], str]:
+    """In an encode thread: LQ float to uint8 to images, and the degradation to JSON."""
+    rec = deg.to_json()
+    if sharpen:
+        rec["gt_sharpen"] = dict(SHARPEN)
+    text = json.dumps(rec, sort_keys=True, separators=(",", ":"))
+    return _encode_frames(lq_to_uint8(lq), fmt), text
+
+
+def _row(win: Window, gt: list[bytes], lq: list[bytes], deg: str) -> dict[str, Any]:
+    return {
+        "id": win.id,
+        "source": win.source,
+        "clip": win.clip,
+        "start_frame": win.start_frame,
+        "fps": win.fps,
+        "crop": dict(zip("xywh", win.crop)),
+        "gt": gt,
+        "lq": lq,
+        "degradation": deg,
+        "origin": "synthetic",
+    }
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    split: str
+    index: int
+    n: int
+    windows: tuple[Window, ...]
+
+    @property
+    def file(self) -> str:
+        from .shards import shard_name
+
+        return shard_name(self.split, self.index, self.n)
+
+
+def shard_jobs(splits: dict[str, list[Window]], rows_per_shard: int) -> list[ShardJob]:
+    """The shards of every split, in order; shard K holds windows [K*R, (K+1)*R) of its split."""
+    jobs = []
+    for split, wins in splits.items():
+        n = max(1, -(-len(wins) // rows_per_shard))
+        for k in range(n):
+            jobs.append(
+                ShardJob(split, k, n, tuple(wins[k * rows_per_shard : (k + 1) * rows_per_shard]))
+            )
+    return jobs
+
+
+def make_shards(
+    dataset: Path,
+    jobs: Sequence[ShardJob],
+    degrader: Degrader,
+    *,
+    clip_len: int,
+    size: int,
+    batch_size: int,
+    image_format: str,
+    record: dict[str, Any],
+    quiet: bool = True,
+) -> int:
+    """Make each job's shard: decode, degrade in batches, encode in threads, write atomically,
+    and add it to the record. Returns the number of windows made."""
+    from tqdm import tqdm
+
+    from .shards import config_dir, write_record, write_shard
+
+    folder = config_dir(dataset, CONFIG)
+    all_windows = [w for j in jobs for w in j.windows]
+    # The reader thread decodes, cuts, samples each degradation and makes the float tensors.
+    prepared = (degrader.prepare(w, g) for w, g in cut_windows(all_windows, clip_len, size))
+    ahead = _prefetch(prepared, depth=2 * batch_size + 2)
+    bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
+    sharpen = degrader.sharpen_gt
+
+    def write(job: ShardJob, parts: list[tuple[Window, Future, Future]]) -> int:
+        # In the writer thread: shards are written (and recorded) in order, one at a time.
+        rows = [_row(w, g.result(), *q.result()) for w, g, q in parts]
+        entry = write_shard(folder / job.file, rows)
+        entry.update(split=job.split, index=job.index, windows=[w.to_dict() for w in job.windows])
+        record["shards"][job.file] = entry
+        write_record(dataset, CONFIG, record)
+        return len(rows)
+
+    written: list[Future] = []
+    try:
+        with ThreadPoolExecutor(2) as pool, ThreadPoolExecutor(1) as writer:
+            for job in jobs:
+                parts = []
+                for b in range(0, len(job.windows), batch_size):
+                    batch = [next(ahead) for _ in job.windows[b : b + batch_size]]
+                    # The clean GT is encoded while its batch is degraded.
+                    gts = [
+                        pool.submit(_encode_frames, g, image_format, sharpen)
+                        for _, g, _, _ in batch
+                    ]
+                    lq = degrader.degrade([x for _, _, x, _ in batch], [d for _, _, _, d in batch])
+                    for k, (win, _, _, deg) in enumerate(batch):
+                        enc = pool.submit(_encode_lq, lq[k], deg, image_format, sharpen)
+                        parts.append((win, gts[k], enc))
+                    bar.update(len(batch))
+                written.append(writer.submit(write, job, parts))
+                for f in written:
+                    if f.done():
+                        f.result()  # a writer's error stops the run early
+            return sum(f.result() for f in written)
+    finally:
+        ahead.close()
+        bar.close()
+
+
+def _dataset_dir(root: Path, out: str | os.PathLike[str] | None, name: str | None) -> Path:
+    from .paths import datasets_dir
+
+    if out is not None and name is not None:
+        raise RefusedError("give --out DIR or --name NAME, not both")
+    if out is not None:
+        return Path(out).expanduser().resolve()
+    name = name or "synth"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise RefusedError(f"--name must be a slug [A-Za-z0-9][A-Za-z0-9._-]*, got {name!r}")
+    return datasets_dir(root) / name
+
+
+def synth(
+    templates: str | os.PathLike[str],
+    preset: str = "film",
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    *,
+    out: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    clip_len: int = 8,
+    size: int = 256,
+    stride: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int = 8,
+    val_fraction: float = 0.0,
+    image_format: str = "png",
+    rows_per_shard: int | None = None,
+    sharpen_gt: bool = False,
+    max_windows: int | None = None,
+    kinds: Sequence[str] = GT_KINDS,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Cut windows from clips, degrade them, and write paired Parquet shards and a card.
+
+    Args:
+        templates: the degradations folder (`presets/`, `templates/<kind>/*.png`).
+        preset: `film`, `vhs` or a preset YAML file.
+        inputs: video files; empty: the catalog's kept clips under `root`.
+        out, name: the dataset folder, or its name under `ROOT/datasets/` (default `synth`).
+        root: the data root (catalog, and where `name` lives).
+        clip_len: frames per window (T). size: GT/LQ side in pixels.
+        stride: frames between window starts (default `clip_len`: no overlap).
+        seed: with the window id, decides every crop and degradation.
+        device: auto | cpu | cuda[:N]. batch_size: windows degraded at once.
+        val_fraction: the share of windows held out as `validation` (by source, clip or stretch).
+        image_format: png (lossless) or jpeg. rows_per_shard: default: shards of ~256 MB.
+        sharpen_gt: unsharp-mask the GT (recorded in each row's degradation).
+        max_windows: keep this many windows, evenly spread over the plan.
+        kinds: from the catalog, clips of sources of these kinds (default hd, film, cartoon:
+            not vhs captures nor overlays, which are no clean GT).
+        overwrite: replace an existing dataset made with other parameters.
+        quiet: no progress bar.
+
+    Returns:
+        A summary: dataset path, rows per split, shards, windows made and skipped, frames/s.
+
+    Raises:
+        RefusedError: (exit 2) bad options, no clips, or an existing dataset of other parameters.
+    """
+    from . import shards
+    from .paths import resolve_root
+
+    t0 = time.perf_counter()
+    if clip_len < 1 or size < 8 or batch_size < 1:
+        raise RefusedError(
+            f"need --clip-len >= 1, --size >= 8, --batch-size >= 1; got "
+            f"{clip_len}, {size}, {batch_size}"
+        )
+    if image_format not in ("png", "jpeg"):
+        raise RefusedError(f"--image-format must be png or jpeg, got {image_format!r}")
+    if stride is not None and stride < 1:
+        raise RefusedError(f"--stride must be >= 1, got {stride}")
+    if rows_per_shard is not None and rows_per_shard < 1:
+        raise RefusedError(f"--rows-per-shard must be >= 1, got {rows_per_shard}")
+    root_dir = resolve_root(root)
+    dataset = _dataset_dir(root_dir, out, name)
+    tdir = Path(templates).expanduser().resolve()
+    if not tdir.is_dir():
+        raise RefusedError(f"--templates {templates}: no such folder")
+    clips = input_clips(inputs) if inputs else catalog_clips(root_dir, kinds)
+    splits = plan(
+        clips,
+        clip_len=clip_len,
+        size=size,
+        stride=stride,
+        seed=seed,
+        val_fraction=val_fraction,
+        max_windows=max_windows,
+    )
+    rows_per_shard = rows_per_shard or shards.default_rows_per_shard(clip_len, size, image_format)
+    preset_ref = str(Path(preset).resolve()) if Path(preset).suffix in (".yaml", ".yml") else preset
+    params = {
+        "inputs": [c.path for c in clips] if inputs else None,
+        "templates": str(tdir),
+        "preset": preset_ref,
+        "clip_len": clip_len,
+        "size": size,
+        "stride": stride or clip_len,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "image_format": image_format,
+        "rows_per_shard": rows_per_shard,
+        "sharpen_gt": sharpen_gt,
+        "max_windows": max_windows,
+        "kinds": None if inputs else sorted(kinds),
+    }
+    jobs = shard_jobs(splits, rows_per_shard)
+    folder = shards.config_dir(dataset, CONFIG)
+    # Preset and templates are checked before the dataset is touched; a preset or template pack
+    # edited since the first run changes the rows, so a resume must not mix the two.
+    degrader = Degrader.load(tdir, preset_ref, device, seed, sharpen_gt)
+    preset_json = json.dumps(degrader.preset.to_json(), sort_keys=True).encode()
+    params["preset_sha256"] = hashlib.sha256(preset_json).hexdigest()
+    params["templates_fingerprint"] = degrader.bank.fingerprint()
+    with shards.locked(dataset):
+        record = shards.read_record(dataset, CONFIG)
+        old = record.get("params")
+        if old is not None and not overwrite and any(old.get(k) != params[k] for k in ROW_PARAMS):
+            diff = ", ".join(
+                f"{k} {old.get(k)!r} -> {params[k]!r}"
+                for k in ROW_PARAMS
+                if old.get(k) != params[k]
+            )
+            raise RefusedError(
+                f"{dataset}: a dataset made with other parameters is there "
+                f"({diff}); pass --overwrite to replace it, or pick another "
+                "--name/--out"
+            )
+        if (
+            old is None
+            and not overwrite
+            and not (dataset / "data").exists()
+            and any(dataset.iterdir())
+        ):
+            raise RefusedError(
+                f"{dataset}: exists and is not a filmdata dataset; pick another "
+                "--name/--out, or pass --overwrite"
+            )
+        if overwrite or old is None:
+            if folder.exists():
+                shutil.rmtree(folder)
+            record = {"version": 1, "config": CONFIG, "maker": "synth", "shards": {}}
+        record.update(
+            params={**params, "device": device, "batch_size": batch_size},
+            plan={s: max(1, -(-len(w) // rows_per_shard)) for s, w in splits.items()},
+            maker="synth",
+        )
+        shards.clean_temporaries(folder)
+        planned = {j.file for j in jobs}
+        for stale in [f for f in record["shards"] if f not in planned]:
+            del record["shards"][stale]
+        for p in folder.glob("*.parquet") if folder.exists() else []:
+            if p.name not in planned:
+                p.unlink()  # a shard of another plan (an overwrite): never listed as complete
+        todo = [j for j in jobs if not _complete(folder, record, j)]
+        shards.write_record(dataset, CONFIG, record)
+        made = 0
+        if todo:
+            made = make_shards(
+                dataset,
+                todo,
+                degrader,
+                clip_len=clip_len,
+                size=size,
+                batch_size=batch_size,
+                image_format=image_format,
+                record=record,
+                quiet=quiet,
+            )
+        shards.write_card(dataset)
+        summary = shards.register_dataset(root_dir, dataset)
+    seconds = time.perf_counter() - t0
+    summary.update(
+        windows_made=made,
+        windows_skipped=sum(len(j.windows) for j in jobs) - made,
+        shards=len(jobs),
+        seconds=round(seconds, 3),
+        frames_per_s=round(made * clip_len / seconds, 2) if made else None,
+    )
+    return summary
+
+
+def _complete(folder: Path, record: dict[str, Any], job: ShardJob) -> bool:
+    entry = record["shards"].get(job.file)
+    path = folder / job.file
+    return (
+        entry is not None
+        and path.exists()
+        and path.stat().st_size == entry.get("bytes")
+        and entry.get("ids") == [w.id for w in job.windows]
+    )
+
+
+def replay_row(
+    row: dict[str, Any],
+    templates: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    root: str | os.PathLike[str] | None = None,
+    source_file: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """Redo a row's LQ from its GT (bit-exact on the device that made it): (T, H, W, 3) uint8.
+
+    Args:
+        row: a shard row (`gt` frames as image bytes or `{"bytes": ...}`, `degradation` JSON).
+        templates: the degradations folder the row was made with.
+        device: auto | cpu | cuda[:N].
+        root, source_file: with `--sharpen-gt` the stored GT is sharpened, so the clean GT is
+            cut again from the source: `source_file`, else the catalog's file under `root`.
+    """
+    import torch
+
+    from .degrade import load_templates, replay
+    from .shards import decode_image
+
+    dev = pick_device(device)
+    deg = row["degradation"]
+    deg = json.loads(deg) if isinstance(deg, str) else dict(deg)
+    if deg.pop("gt_sharpen", None) is not None:
+        gt = rederive_gt(row, root=root, path=source_file)
+    else:
+        gt = np.stack([decode_image(_bytes(c)) for c in row["gt"]])
+    bank = load_templates(Path(templates), dev)
+    x = torch.from_numpy(gt).permute(0, 3, 1, 2).float().div_(255)[None].to(dev)
+    with torch.no_grad():
+        lq = replay(x, deg, bank)
+    return lq_to_uint8(lq[0].float().cpu().numpy())
+
+
+def _bytes(cell: Any) -> bytes:
+    return cell["bytes"] if isinstance(cell, dict) else cell
+
+
+def rederive_gt(
+    row: dict[str, Any],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """Cut a row's clean GT again from its source: (T, S, S, 3) uint8."""
+    t = len(row["gt"])
+    size = decode_image_size(row["gt"][0])
+    crop = row["crop"]
+    src = path or source_path(row["source"], root=root)
+    win = Window(
+        row["id"],
+        row["source"],
+        row["clip"],
+        str(src),
+        int(row["start_frame"]),
+        float(row["fps"]),
+        (crop["x"], crop["y"], crop["w"], crop["h"]),
+    )
+    return next(cut_windows([win], t, size))[1]
+
+
+def decode_image_size(cell: Any) -> int:
+    from .shards import decode_image
+
+    return int(decode_image(_bytes(cell)).shape[0])
+
+
+def source_path(source: str, *, root: str | os.PathLike[str] | None = None) -> Path:
+    """The file of a catalog source id under `root`."""
+    from .catalog import Catalog
+    from .paths import resolve_root
+
+    r = resolve_root(root)
+    if (r / "catalog.sqlite").exists():
+        with Catalog.at_root(r) as cat:
+            for s in cat.sources(id=source):
+                if s.get("path") and (r / s["path"]).exists():
+                    return r / s["path"]
+    raise FilmdataError(
+        f"source {source!r}: no file in the catalog at {r}; fetch it again "
+        "(`filmdata fetch`) or pass its path"
+    )

@@ -1,0 +1,261 @@
+"""`filmdata verify`: check every shard of a dataset against its record, and repair it.
+
+A shard is good when it is present, its sha256 and row count are the record's, Parquet reads
+it, its ids are the record's, every image decodes, and each row's `lq` and `gt` have the same
+length. `repair` re-makes a bad or missing synthetic shard from its rows' records (source,
+start frame, crop; the degradation is redone from (seed, window id)), which on the device that
+made it gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import FilmdataError, RefusedError
+
+
+def resolve_dataset(
+    dataset: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> Path:
+    """A dataset folder from a path, or a name under `ROOT/datasets/` or in the catalog."""
+    from .catalog import Catalog
+    from .paths import datasets_dir, resolve_root
+
+    path = Path(dataset).expanduser()
+    if (path / "data").is_dir():
+        return path.resolve()
+    r = resolve_root(root)
+    if (datasets_dir(r) / str(dataset) / "data").is_dir():
+        return datasets_dir(r) / str(dataset)
+    if (r / "catalog.sqlite").exists():
+        with Catalog.at_root(r) as cat:
+            for row in cat.datasets(name=str(dataset)):
+                p = Path(row["path"])
+                p = p if p.is_absolute() else r / p
+                if (p / "data").is_dir():
+                    return p
+    raise RefusedError(
+        f"dataset {str(dataset)!r}: not a dataset folder (with data/) nor a "
+        f"dataset name under {r}; see `filmdata datasets`"
+    )
+
+
+def check_shard(path: Path, entry: dict[str, Any] | None) -> list[str]:
+    """The problems of one shard file (empty when it is good)."""
+    import pyarrow.parquet as pq
+
+    from .shards import decode_image, sha256_file
+
+    if not path.exists():
+        return ["missing"]
+    problems = []
+    if entry is None:
+        problems.append(
+            "not in the record (an unfinished write: re-run the command that made "
+            "it, or `verify --repair`)"
+        )
+    elif sha256_file(path) != entry.get("sha256"):
+        problems.append("sha256 differs from the record")
+    try:
+        pf = pq.ParquetFile(path)
+        rows = pf.metadata.num_rows
+        if entry is not None and rows != entry.get("rows"):
+            problems.append(f"{rows} rows, the record says {entry.get('rows')}")
+        ids: list[str] = []
+        for batch in pf.iter_batches(batch_size=8, columns=["id", "gt", "lq"]):
+            for row in batch.to_pylist():
+                ids.append(row["id"])
+                gt, lq = row["gt"] or [], row["lq"] or []
+                if len(gt) != len(lq) or not gt:
+                    problems.append(f"row {row['id']}: {len(gt)} gt frames, {len(lq)} lq")
+                for k, cell in enumerate(gt + lq):
+                    try:
+                        decode_image(cell["bytes"] if cell else b"")
+                    except FilmdataError:
+                        problems.append(f"row {row['id']}: image {k} does not decode")
+                        break
+        if entry is not None and ids != entry.get("ids"):
+            problems.append("row ids differ from the record")
+    except Exception as e:  # noqa: BLE001 - whatever pyarrow raises, the shard is unreadable
+        problems.append(f"unreadable Parquet: {type(e).__name__}: {str(e)[:120]}")
+    return problems
+
+
+def verify(
+    dataset: str | os.PathLike[str],
+    repair: bool = False,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Check every shard of a dataset against its record; with `repair`, re-make bad ones.
+
+    Args:
+        dataset: the dataset folder or its name (under `ROOT/datasets/` or in the catalog).
+        repair: re-make bad or missing synthetic shards from their rows' records.
+        root: the data root (the catalog finds sources that moved).
+        device: for repair: where to degrade (the device that made the shards gives the same
+            bytes).
+        quiet: no progress bars.
+
+    Returns:
+        {"dataset", "ok", "shards": [{"config", "file", "ok", "problems", "repaired"}],
+         "temporaries": [...]}; `ok` is false when a bad shard is left.
+
+    Raises:
+        RefusedError: not a dataset. FilmdataError: a source needed for repair is gone.
+    """
+    from . import shards
+
+    path = resolve_dataset(dataset, root)
+    if repair:  # no writer may run beside a repair
+        with shards.locked(path):
+            return _verify(path, True, root=root, device=device, quiet=quiet)
+    return _verify(path, False, root=root, device=device, quiet=quiet)
+
+
+def _verify(
+    path: Path, repair: bool, *, root: str | os.PathLike[str] | None, device: str, quiet: bool
+) -> dict[str, Any]:
+    from . import shards
+
+    report: dict[str, Any] = {"dataset": str(path), "shards": [], "temporaries": []}
+    for folder in sorted(p for p in (path / "data").iterdir() if p.is_dir()):
+        config = folder.name
+        record = shards.read_record(path, config)
+        report["temporaries"] += [str(p) for p in folder.glob(".*.tmp-*")]
+        names = set(record["shards"]) | {p.name for p in folder.glob("*.parquet")}
+        results = []
+        for name in sorted(names):
+            entry = record["shards"].get(name)
+            results.append(
+                {
+                    "config": config,
+                    "file": name,
+                    "entry": entry,
+                    "problems": check_shard(folder / name, entry),
+                }
+            )
+        for split, n in (record.get("plan") or {}).items():
+            for k in range(n):
+                name = shards.shard_name(split, k, n)
+                if name not in names:
+                    results.append(
+                        {
+                            "config": config,
+                            "file": name,
+                            "entry": None,
+                            "problems": [
+                                "missing: never completed (re-run synth with "
+                                "the same options to resume)"
+                            ],
+                        }
+                    )
+        bad = [r for r in results if r["problems"]]
+        if repair and bad:
+            _repair(path, config, record, bad, root=root, device=device, quiet=quiet)
+        for r in results:
+            report["shards"].append(
+                {
+                    "config": config,
+                    "file": r["file"],
+                    "ok": not r["problems"] or r.get("repaired", False),
+                    "problems": r["problems"],
+                    "repaired": r.get("repaired", False),
+                    **({"note": r["note"]} if r.get("note") else {}),
+                }
+            )
+    if repair and report["temporaries"]:
+        for t in report["temporaries"]:
+            Path(t).unlink(missing_ok=True)
+        report["temporaries"] = []
+    report["ok"] = all(s["ok"] for s in report["shards"]) and not report["temporaries"]
+    if repair and any(s["repaired"] for s in report["shards"]):
+        shards.write_card(path)
+    return report
+
+
+def _repair(
+    path: Path,
+    config: str,
+    record: dict[str, Any],
+    bad: list[dict[str, Any]],
+    *,
+    root: str | os.PathLike[str] | None,
+    device: str,
+    quiet: bool,
+) -> None:
+    from . import shards
+    from .synth import CONFIG, Degrader, ShardJob, Window, make_shards, source_path
+
+    folder = shards.config_dir(path, config)
+    params = record.get("params") or {}
+    if config != CONFIG or record.get("maker") != "synth":
+        for r in bad:
+            r["note"] = (
+                f"config {config!r} is not synthetic: re-make it with the command that "
+                "wrote it (real pairs: `filmdata pair --export NAME`)"
+            )
+        return
+    jobs, fixable = [], []
+    for r in bad:
+        entry = r["entry"]
+        if entry is None or not entry.get("windows"):
+            if (folder / r["file"]).exists() and entry is None:
+                (folder / r["file"]).unlink()  # an unrecorded shard: not part of the dataset
+                r["repaired"], r["note"] = True, "removed (it was not in the record)"
+            else:
+                r["note"] = "no record of its rows: re-run synth with the same options"
+            continue
+        wins = []
+        for d in entry["windows"]:
+            w = Window.from_dict(d)
+            if not Path(w.path).exists():
+                w = Window(
+                    **{**w.to_dict(), "path": str(source_path(w.source, root=root)), "crop": w.crop}
+                )
+            wins.append(w)
+        n = (record.get("plan") or {}).get(entry["split"], 1)
+        jobs.append(ShardJob(entry["split"], int(entry["index"]), int(n), tuple(wins)))
+        fixable.append(r)
+    if not jobs:
+        return
+    need = ("templates", "preset", "seed", "clip_len", "size", "image_format")
+    missing = [k for k in need if k not in params]
+    if missing:
+        raise FilmdataError(
+            f"{folder / shards.RECORD}: no {missing} in the record's params; "
+            "cannot repair, re-run synth with --overwrite"
+        )
+    old = {r["file"]: (r["entry"] or {}).get("sha256") for r in fixable}
+    for job in jobs:
+        (folder / job.file).unlink(missing_ok=True)
+    degrader = Degrader.load(
+        params["templates"],
+        params["preset"],
+        device,
+        int(params["seed"]),
+        bool(params.get("sharpen_gt")),
+    )
+    make_shards(
+        path,
+        jobs,
+        degrader,
+        clip_len=int(params["clip_len"]),
+        size=int(params["size"]),
+        batch_size=int(params.get("batch_size") or 8),
+        image_format=params["image_format"],
+        record=record,
+        quiet=quiet,
+    )
+    for r in fixable:
+        entry = record["shards"][r["file"]]
+        again = check_shard(folder / r["file"], entry)
+        r["repaired"] = not again
+        if again:
+            r["problems"] = r["problems"] + [f"after repair: {p}" for p in again]
+        elif entry["sha256"] != old[r["file"]]:
+            r["note"] = "re-made; bytes differ from the old record (another device or version)"

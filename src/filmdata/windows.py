@@ -1,0 +1,420 @@
+"""Windows: the planner and the reader of `filmdata synth`.
+
+The *planner* lists every window (clip, start frame, crop) and its split, deterministically,
+before anything runs, so the shard count `-of-N` is known and a killed run resumes where it
+stopped. Splits never leak: by source, by clip, or by stretch of time with a gap. The *reader*
+decodes each frame once and cuts every window that covers it (overlapping windows share decoded
+frames), resizing each crop by area to the GT size.
+
+Every random choice of a window comes from (seed, window id) only (`window_seed`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import MediaError, RefusedError
+
+Box = tuple[int, int, int, int]  # x, y, w, h in source pixels
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A span `[start, end)` of one source file to cut windows from; `box` is its active picture
+    (x, y, w, h) in source pixels."""
+
+    source: str
+    clip: str
+    path: str
+    start: int
+    end: int
+    fps: float
+    box: Box
+
+
+@dataclass(frozen=True)
+class Window:
+    """One training window: `clip_len` frames from `start_frame`, cut at `crop` (x, y, w, h)."""
+
+    id: str
+    source: str
+    clip: str
+    path: str
+    start_frame: int
+    fps: float
+    crop: Box
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Window:
+        return cls(**{**d, "crop": tuple(d["crop"])})
+
+
+def window_seed(seed: int, key: str, purpose: str) -> int:
+    """A 63-bit seed from (seed, window id, purpose) only (sha256: stable across runs/machines)."""
+    digest = hashlib.sha256(f"{seed}\0{key}\0{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def window_id(clip: str, start: int, seed: int) -> str:
+    return f"{clip}:{start:06d}:s{seed}"
+
+
+# The planner ---------------------------------------------------------------------------------
+
+
+def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
+    """One clip per `--input` file: all its frames, the whole picture."""
+    import av
+
+    from .video import _open, _video_stream, stream_fps
+
+    clips, seen = [], set()
+    for p in inputs:
+        path = Path(p).expanduser().resolve()
+        if not path.is_file():
+            raise RefusedError(f"--input {p}: no such file")
+        with _open(path) as c:  # count packets, not decoded frames: demuxing is cheap
+            v = _video_stream(c, path)
+            fps, w, h = stream_fps(v), v.codec_context.width, v.codec_context.height
+            try:
+                n = sum(1 for pkt in c.demux(v) if pkt.size)
+            except av.error.FFmpegError as e:
+                raise MediaError(f"{path}: cannot read: {e}") from None
+        if n == 0 or not w or not h:
+            raise MediaError(f"{path}: no video frames")
+        base = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._") or "input"
+        source, k = base, 1
+        while source in seen:
+            k += 1
+            source = f"{base}-{k}"
+        seen.add(source)
+        clips.append(Clip(source, f"{source}.0-{n}", str(path), 0, n, fps, (0, 0, w, h)))
+    return clips
+
+
+GT_KINDS = ("hd", "film", "cartoon")  # vhs captures and noise overlays are not clean GT
+
+
+def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
+    """The catalog's kept clips of sources of these `kinds`, with their files."""
+    from .catalog import Catalog
+
+    if not (root / "catalog.sqlite").exists():
+        raise RefusedError(
+            f"{root}: no catalog; run `filmdata fetch` and `filmdata cut`, or give --input VIDEO"
+        )
+    with Catalog.at_root(root) as cat:
+        rows = cat.clips(status="kept")
+        sources = {(s["manifest"], s["id"]): s for s in cat.sources()}
+    clips = []
+    for r in rows:
+        src = sources.get((r["manifest"], r["source"]))
+        if src is not None and src.get("kind") not in kinds:
+            continue
+        if src is None or not src.get("path"):
+            raise RefusedError(
+                f"clip {r['id']}: source {r['source']!r} has no fetched file; "
+                "run `filmdata fetch` again"
+            )
+        w, h = int(src.get("width") or 0), int(src.get("height") or 0)
+        raw = (r["box_x"], r["box_y"], r["box_w"], r["box_h"])
+        box: Box = (0, 0, w, h)
+        if all(v is not None for v in raw) and raw[2] and raw[3]:
+            box = (int(raw[0]), int(raw[1]), int(raw[2]), int(raw[3]))
+        clips.append(
+            Clip(
+                r["source"],
+                r["id"],
+                str(root / src["path"]),
+                int(r["start_frame"]),
+                int(r["end_frame"]),
+                float(r["fps"]),
+                box,
+            )
+        )
+    if not clips:
+        raise RefusedError(
+            f"{root}: the catalog has no kept clips of sources of kind {', '.join(kinds)}; "
+            "run `filmdata cut` first, pass --kind, or give --input VIDEO"
+        )
+    return clips
+
+
+def sample_crop(box: Box, size: int, seed: int, key: str) -> Box:
+    """A square crop inside `box`: side log-uniform in [size, 2 * size] (clamped to the box)."""
+    rng = np.random.default_rng(window_seed(seed, key, "crop"))
+    bx, by, bw, bh = box
+    m = min(bw, bh)
+    lo, hi = min(size, m), min(2 * size, m)
+    side = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi))))) if hi > lo else lo
+    x = bx + int(rng.integers(0, bw - side + 1))
+    y = by + int(rng.integers(0, bh - side + 1))
+    return (x, y, side, side)
+
+
+def plan(
+    clips: Sequence[Clip],
+    *,
+    clip_len: int,
+    size: int,
+    stride: int | None,
+    seed: int,
+    val_fraction: float,
+    max_windows: int | None = None,
+) -> dict[str, list[Window]]:
+    """Every window and its split, deterministically: {"train": [...], "validation": [...]}.
+
+    Splits never leak (DESIGN.md): with two or more sources, whole sources go to validation;
+    with one source of several clips, its last clips; with one clip, its last stretch of time,
+    with a gap of at least one window between the train and validation stretches.
+    """
+    stride = stride or clip_len
+    per_clip: list[list[Window]] = []
+    for c in clips:
+        starts = range(c.start, c.end - clip_len + 1, stride)
+        per_clip.append(
+            [
+                Window(
+                    window_id(c.clip, s, seed),
+                    c.source,
+                    c.clip,
+                    c.path,
+                    s,
+                    c.fps,
+                    sample_crop(c.box, size, seed, window_id(c.clip, s, seed)),
+                )
+                for s in starts
+            ]
+        )
+    flat = [w for ws in per_clip for w in ws]
+    if max_windows is not None and len(flat) > max_windows:
+        keep = set(np.unique(np.round(np.linspace(0, len(flat) - 1, max_windows)).astype(int)))
+        flat = [w for i, w in enumerate(flat) if i in keep]
+    if not flat:
+        raise RefusedError(
+            f"no window of --clip-len {clip_len} fits in the clips "
+            f"(longest: {max((c.end - c.start for c in clips), default=0)} frames)"
+        )
+    if val_fraction <= 0:
+        return {"train": flat}
+    if not 0 < val_fraction < 1:
+        raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    train, val = split_windows(flat, val_fraction, clip_len, seed)
+    if not train or not val:
+        raise RefusedError(
+            f"--val-fraction {val_fraction}: too few windows ({len(flat)}) to "
+            "hold out a validation stretch and keep a train split; lower it"
+        )
+    return {"train": train, "validation": val}
+
+
+def split_windows(
+    flat: Sequence[Window], fraction: float, clip_len: int, seed: int
+) -> tuple[list[Window], list[Window]]:
+    """(train, validation), never leaking: the coarsest unit that comes near `fraction`.
+
+    1. whole sources (in an order fixed by the seed), when they come within 1.5x of the want;
+    2. else whole clips (scenes: disjoint frames), the last clips of each source first;
+    3. else the last stretch of every clip, with a gap of at least one window before it.
+    """
+    want = max(1, round(fraction * len(flat)))
+    near = max(want + 1, int(1.5 * want))
+    count: dict[str, int] = {}
+    for w in flat:
+        count[w.source] = count.get(w.source, 0) + 1
+        count[w.clip] = count.get(w.clip, 0) + 1
+    sources = sorted(
+        dict.fromkeys(w.source for w in flat), key=lambda s: window_seed(seed, s, "split")
+    )
+    if len(sources) >= 2:
+        units = _take(sources, count, want)
+        if sum(count[u] for u in units) <= near:
+            return [w for w in flat if w.source not in units], [
+                w for w in flat if w.source in units
+            ]
+    clips: dict[str, list[str]] = {s: [] for s in sources}
+    for w in flat:
+        if w.clip not in clips[w.source]:
+            clips[w.source].append(w.clip)  # in time order (plan order)
+    if sum(map(len, clips.values())) >= 2:
+        order = [
+            c[-1 - d]
+            for d in range(max(map(len, clips.values())))
+            for c in clips.values()
+            if d < len(c)
+        ]
+        units = _take(order, count, want)
+        if sum(count[u] for u in units) <= near:
+            return [w for w in flat if w.clip not in units], [w for w in flat if w.clip in units]
+    train, val = [], []
+    by_clip: dict[str, list[Window]] = {}
+    for w in flat:
+        by_clip.setdefault(w.clip, []).append(w)
+    biggest = max(by_clip, key=lambda c: len(by_clip[c]))
+    for c, ws in by_clip.items():
+        k = round(fraction * len(ws)) or (1 if c == biggest else 0)
+        if k == 0 or k >= len(ws):
+            train += ws if k == 0 else []
+            val += ws if k else []
+            continue
+        first = ws[-k].start_frame
+        val += ws[-k:]
+        train += [w for w in ws[:-k] if w.start_frame + 2 * clip_len <= first]
+    return train, val
+
+
+def _take(order: Sequence[str], count: dict[str, int], want: int) -> set[str]:
+    """The first units of `order` until they hold `want` windows, never all of them."""
+    taken: set[str] = set()
+    n = 0
+    for unit in order[:-1]:
+        if n >= want:
+            break
+        taken.add(unit)
+        n += count[unit]
+    return taken
+
+
+# The reader ----------------------------------------------------------------------------------
+
+
+def cut_windows(
+    windows: Sequence[Window], clip_len: int, size: int
+) -> Iterator[tuple[Window, np.ndarray]]:
+    """Decode each needed frame once; yield (window, GT frames (T, size, size, 3) uint8).
+
+    Windows come in plan order (by file, then start frame); frames shared by overlapping windows
+    are decoded once. A crop is resized by area (cv2.INTER_AREA) to `size`.
+    """
+    import cv2
+
+    i = 0
+    while i < len(windows):
+        # A run of windows of one file whose frames are close enough to decode straight through.
+        j = i + 1
+        while (
+            j < len(windows)
+            and windows[j].path == windows[i].path
+            and windows[j].start_frame >= windows[j - 1].start_frame
+            and windows[j].start_frame <= windows[j - 1].start_frame + clip_len + 48
+        ):
+            j += 1
+        run = windows[i:j]
+        end = max(w.start_frame for w in run) + clip_len
+        bufs: dict[int, np.ndarray] = {}
+        nxt = 0  # the first window of the run not yet complete
+        last = run[0].start_frame - 1
+        for index, frame in _pictures(run[0].path, run[0].start_frame, end):
+            last = index
+            for k in range(nxt, len(run)):
+                w = run[k]
+                if w.start_frame > index:
+                    break
+                if index >= w.start_frame + clip_len:
+                    continue
+                x, y, cw, ch = w.crop
+                buf = bufs.get(k)
+                if buf is None:
+                    buf = bufs[k] = np.empty((clip_len, size, size, 3), np.uint8)
+                buf[index - w.start_frame] = cv2.resize(
+                    frame.crop(x, y, cw, ch), (size, size), interpolation=cv2.INTER_AREA
+                )
+            while nxt < len(run) and index + 1 >= run[nxt].start_frame + clip_len:
+                yield run[nxt], bufs.pop(nxt)
+                nxt += 1
+        if nxt < len(run):
+            raise MediaError(
+                f"{run[nxt].path}: frames end at {last + 1}, window "
+                f"{run[nxt].id} needs up to {run[nxt].start_frame + clip_len}"
+            )
+        i = j
+
+
+class _Picture:
+    """One decoded frame whose RGB is made only where crops need it.
+
+    For yuv420p (nearly all footage) a crop's planes are cut at even coordinates and converted
+    alone: swscale replicates chroma for unscaled 4:2:0 -> RGB, so this gives the very pixels of
+    `frame.to_ndarray(format="rgb24")` (checked in the tests) at a fraction of the cost.
+    """
+
+    def __init__(self, frame: Any):
+        self.frame = frame
+        self.yuv: np.ndarray | None = None
+        self.rgb: np.ndarray | None = None
+
+    def crop(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        import av
+
+        f = self.frame
+        hh, ww = f.height, f.width
+        if f.format.name != "yuv420p" or hh % 2 or ww % 2:
+            if self.rgb is None:
+                self.rgb = f.to_ndarray(format="rgb24")
+            return self.rgb[y : y + h, x : x + w]
+        if self.yuv is None:
+            self.yuv = f.to_ndarray()  # I420: (H * 3 / 2, W)
+        yuv = self.yuv
+        x0, y0 = x - x % 2, y - y % 2
+        x1, y1 = x + w + (x + w) % 2, y + h + (y + h) % 2
+        flat, n = yuv.reshape(-1), hh * ww
+        u = flat[n : n * 5 // 4].reshape(hh // 2, ww // 2)
+        v = flat[n * 5 // 4 :].reshape(hh // 2, ww // 2)
+        cy, cx = slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2)
+        planes = [
+            flat[:n].reshape(hh, ww)[y0:y1, x0:x1].ravel(),
+            u[cy, cx].ravel(),
+            v[cy, cx].ravel(),
+        ]
+        sub = av.VideoFrame.from_ndarray(
+            np.concatenate(planes).reshape((y1 - y0) * 3 // 2, x1 - x0), format="yuv420p"
+        )
+        sub.colorspace, sub.color_range = f.colorspace, f.color_range
+        rgb = sub.to_ndarray(format="rgb24")
+        return rgb[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+
+
+def _pictures(path: str, start: int, end: int) -> Iterator[tuple[int, _Picture]]:
+    """Frames `[start, end)` of a file, numbered exactly as `video.iter_frames` numbers them."""
+    import av
+
+    from .video import _open, _video_stream, stream_fps
+
+    with _open(path) as c:
+        v = _video_stream(c, path)
+        v.thread_type = "AUTO"
+        fps = stream_fps(v)
+        tb = v.time_base
+        first_pts: int | None = None
+        seek = start > 2 * fps and tb is not None
+        if seek:  # as iter_frames: the first frame's pts is frame 0; seek a second early
+            for frame in c.decode(v):
+                first_pts = frame.pts
+                break
+            target = (first_pts or 0) + int((start - fps) / fps / tb)
+            c.seek(max(target, first_pts or 0), stream=v, backward=True)
+        index = -1
+        try:
+            for frame in c.decode(v):
+                if seek and frame.pts is not None and tb is not None:
+                    index = int(round(float((frame.pts - (first_pts or 0)) * tb) * fps))
+                else:
+                    index += 1
+                if index < start:
+                    continue
+                if index >= end:
+                    break
+                yield index, _Picture(frame)
+        except av.error.FFmpegError as e:
+            raise MediaError(f"{path}: decode failed at frame {index + 1}: {e}") from None

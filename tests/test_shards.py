@@ -1,0 +1,126 @@
+"""Shards: the atomic writer, the record, the card, and round trips through `datasets`/DuckDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from filmdata import shards
+from filmdata.errors import FilmdataError
+
+
+def _row(i: int, t: int, h: int, w: int, rng: np.random.Generator) -> dict:
+    gt = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(t)]
+    lq = [np.ascontiguousarray(255 - f) for f in gt]
+    return {
+        "id": f"src.0-10:{i}:0",
+        "source": "src",
+        "clip": "src.0-10",
+        "start_frame": i,
+        "fps": 24.0,
+        "crop": {"x": i, "y": 1, "w": w, "h": h},
+        "gt": gt,
+        "lq": lq,
+        "degradation": {"preset": "none", "seed": 0},
+        "origin": "synthetic",
+    }
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(1, 7),
+    per=st.integers(1, 3),
+    t=st.integers(1, 3),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+)
+def test_write_read_round_trip(tmp_path_factory: pytest.TempPathFactory, n, per, t, h, w) -> None:
+    ds = tmp_path_factory.mktemp("ds")
+    rng = np.random.default_rng(n * 100 + t)
+    rows = [_row(i, t, h, w, rng) for i in range(n)]
+    entries = shards.write_split(ds, "synthetic", "train", rows, rows_per_shard=per)
+    assert len(entries) == -(-n // per)
+    files = sorted((ds / "data" / "synthetic").glob("train-*.parquet"))
+    assert [f.name for f in files] == [e["file"] for e in entries]
+    assert files[-1].name.endswith(f"-of-{len(entries):05d}.parquet")
+    got = []
+    for f in files:
+        got += shards.read_shard(f).to_pylist()
+    assert [r["id"] for r in got] == [r["id"] for r in rows]
+    for a, b in zip(got, rows):
+        assert a["crop"] == b["crop"] and a["start_frame"] == b["start_frame"]
+        for cell, img in zip(a["gt"] + a["lq"], b["gt"] + b["lq"]):
+            assert np.array_equal(shards.decode_image(cell["bytes"]), img)
+        assert json.loads(a["degradation"]) == b["degradation"]
+    rec = shards.read_record(ds, "synthetic")
+    for e in entries:
+        assert rec["shards"][e["file"]]["sha256"] == shards.sha256_file(
+            ds / "data/synthetic" / e["file"]
+        )
+    assert not list(ds.rglob(".*.tmp-*"))
+
+
+def test_load_dataset_and_duckdb(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    duckdb = pytest.importorskip("duckdb")
+    rng = np.random.default_rng(0)
+    ds = tmp_path / "ds"
+    shards.write_split(
+        ds, "synthetic", "train", [_row(i, 2, 8, 12, rng) for i in range(5)], rows_per_shard=2
+    )
+    shards.write_split(ds, "synthetic", "validation", [_row(9, 2, 8, 12, rng)], rows_per_shard=2)
+    shards.write_split(
+        ds, "real", "train", [_row(i, 3, 8, 12, rng) for i in range(3)], rows_per_shard=2
+    )
+    card = shards.write_card(ds)
+    assert card.read_text().startswith("---\n")
+    loaded = datasets.load_dataset(str(ds), cache_dir=str(tmp_path / "cache"))
+    assert loaded.num_rows == {"train": 5, "validation": 1}
+    first = loaded["train"][0]
+    assert len(first["gt"]) == 2 and first["gt"][0].size == (12, 8)
+    assert np.asarray(first["lq"][0]).shape == (8, 12, 3)
+    real = datasets.load_dataset(str(ds), "real", cache_dir=str(tmp_path / "cache"))
+    assert real["train"].num_rows == 3
+    pattern = str(ds / "data" / "*" / "*.parquet")
+    assert duckdb.sql(f"SELECT count(*) FROM '{pattern}'").fetchall()[0][0] == 9
+    assert shards.scan(ds)["synthetic"]["train"]["rows"] == 5
+
+
+def test_rewrite_split_replaces_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    ds = tmp_path / "ds"
+    shards.write_split(
+        ds, "real", "train", [_row(i, 1, 4, 4, rng) for i in range(4)], rows_per_shard=1
+    )
+    shards.write_split(
+        ds, "real", "train", [_row(i, 1, 4, 4, rng) for i in range(2)], rows_per_shard=1
+    )
+    names = sorted(p.name for p in (ds / "data" / "real").glob("*.parquet"))
+    assert names == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    assert shards.scan(ds)["real"]["train"]["rows"] == 2
+
+
+def test_bad_rows_are_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    row = _row(0, 2, 4, 4, rng)
+    row["lq"] = row["lq"][:1]
+    with pytest.raises(FilmdataError, match="2 gt frames, 1 lq"):
+        shards.write_split(tmp_path / "ds", "real", "train", [row])
+    del row["origin"]
+    with pytest.raises(FilmdataError, match="missing columns"):
+        shards.normalize_row(row)
+
+
+def test_clean_temporaries(tmp_path: Path) -> None:
+    (tmp_path / ".train-00000-of-00001.parquet.tmp-123").write_bytes(b"half")
+    (tmp_path / "keep.parquet").write_bytes(b"x")
+    gone = shards.clean_temporaries(tmp_path)
+    assert [p.name for p in gone] == [".train-00000-of-00001.parquet.tmp-123"]
+    assert (tmp_path / "keep.parquet").exists()

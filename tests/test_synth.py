@@ -1,0 +1,415 @@
+"""`synth`: windows, crops, splits, seeds, replay, refusal and resume, on tiny footage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import make_clip
+from filmdata import shards
+from filmdata.cli import app
+from filmdata.shards import decode_image
+from filmdata.synth import Clip, plan, replay_row, synth
+from filmdata.video import read_frames
+
+T, S = 3, 32
+
+
+def _templates() -> Path:
+    from filmdata.degrade.presets import bundled_dir
+
+    return bundled_dir()
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def _rows(dataset: Path, split: str | None = None) -> list[dict]:
+    out = []
+    for p in sorted((dataset / "data" / "synthetic").glob(f"{split or '*'}-*.parquet")):
+        out += shards.read_shard(p).to_pylist()
+    return out
+
+
+def _shard_bytes(dataset: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((dataset / "data").rglob("*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path, _ = make_clip(tmp_path_factory.mktemp("synth") / "street.mp4", (14, 14), (80, 56), seed=3)
+    return path
+
+
+@pytest.fixture(scope="module")
+def made(footage: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("made") / "ds"
+    summary = synth(
+        _templates(),
+        "film",
+        [footage],
+        out=out,
+        root=out.parent / "root",
+        clip_len=T,
+        size=S,
+        stride=2,
+        seed=5,
+        device="cpu",
+        batch_size=3,
+        val_fraction=0.25,
+        rows_per_shard=2,
+        quiet=True,
+    )
+    return out, summary
+
+
+def test_load_dataset_and_duckdb(made: tuple[Path, dict], tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    duckdb = pytest.importorskip("duckdb")
+    out, summary = made
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
+    assert set(ds) == {"train", "validation"}
+    assert ds.num_rows == summary["splits"]["synthetic"]
+    row = ds["train"][0]
+    assert len(row["gt"]) == len(row["lq"]) == T
+    assert row["gt"][0].size == (S, S) and row["origin"] == "synthetic"
+    assert set(row["crop"]) == {"x", "y", "w", "h"}
+    n = duckdb.sql(f"SELECT count(*) FROM '{out}/data/*/*.parquet'").fetchall()[0][0]
+    assert n == sum(ds.num_rows.values())
+
+
+def test_gt_rederives_from_its_record_and_lq_is_degraded(
+    made: tuple[Path, dict], footage: Path
+) -> None:
+    frames = read_frames(footage)
+    psnrs = []
+    for row in _rows(made[0]):
+        c = row["crop"]
+        for k, (g, q) in enumerate(zip(row["gt"], row["lq"])):
+            src = frames[row["start_frame"] + k][c["y"] : c["y"] + c["h"], c["x"] : c["x"] + c["w"]]
+            ref = cv2.resize(src, (S, S), interpolation=cv2.INTER_AREA)
+            gt = decode_image(g["bytes"])
+            assert np.array_equal(gt, ref)  # lossless PNG of the very crop
+            psnrs.append(_psnr(decode_image(q["bytes"]), gt))
+        deg = json.loads(row["degradation"])
+        assert deg["seed"] == 5 and deg["preset"]["name"] == "film"
+    assert 8 < np.mean(psnrs) < 35
+
+
+def test_crops_convert_like_whole_frames(tmp_path: Path) -> None:
+    from filmdata.windows import _pictures
+
+    path, _ = make_clip(tmp_path / "odd.mp4", (6,), (150, 90), seed=8)
+    whole = read_frames(path)
+    rng = np.random.default_rng(0)
+    for index, pic in _pictures(str(path), 0, 6):
+        for _ in range(8):
+            w, h = int(rng.integers(1, 150)), int(rng.integers(1, 90))
+            x, y = int(rng.integers(0, 151 - w)), int(rng.integers(0, 91 - h))
+            assert np.array_equal(pic.crop(x, y, w, h), whole[index, y : y + h, x : x + w])
+
+
+def test_splits_do_not_leak_and_leave_a_gap(made: tuple[Path, dict]) -> None:
+    train, val = _rows(made[0], "train"), _rows(made[0], "validation")
+    assert train and val
+    last_train = max(r["start_frame"] + T for r in train)
+    first_val = min(r["start_frame"] for r in val)
+    assert last_train + T <= first_val  # a gap of at least one window
+
+
+def test_plan_splits_by_source_and_by_clip() -> None:
+    box = (0, 0, 64, 48)
+    two = [Clip(f"s{i}", f"s{i}.0-40", f"/x/{i}.mp4", 0, 40, 24.0, box) for i in range(4)]
+    sp = plan(two, clip_len=4, size=32, stride=None, seed=1, val_fraction=0.25)
+    assert {w.source for w in sp["train"]}.isdisjoint({w.source for w in sp["validation"]})
+    assert len(sp["validation"]) == 10
+    clips = [Clip("s", f"s.{a}-{a + 20}", "/x/s.mp4", a, a + 20, 24.0, box) for a in (0, 20, 40)]
+    sp = plan(clips, clip_len=4, size=32, stride=2, seed=1, val_fraction=0.3)
+    assert {w.clip for w in sp["validation"]} == {"s.40-60"}
+    assert {w.clip for w in sp["train"]} == {"s.0-20", "s.20-40"}
+    for w in sp["train"] + sp["validation"]:
+        x, y, cw, ch = w.crop
+        assert cw == ch and 32 <= cw <= 48 and x + cw <= 64 and y + ch <= 48
+    # Two sources: one whole source would be half the windows, so whole clips are held out.
+    two_src = [
+        Clip(s, f"{s}.{a}-{a + 20}", f"/x/{s}.mp4", a, a + 20, 24.0, box)
+        for s in ("a", "b")
+        for a in (0, 20, 40, 60)
+    ]
+    sp = plan(two_src, clip_len=4, size=32, stride=4, seed=1, val_fraction=0.25)
+    assert len(sp["validation"]) == 10 and {w.clip for w in sp["validation"]} == {
+        "a.60-80",
+        "b.60-80",
+    }
+    # Two files of one clip each: the last stretch of each, a window's gap before it.
+    files = [Clip(s, f"{s}.0-80", f"/x/{s}.mp4", 0, 80, 24.0, box) for s in ("a", "b")]
+    sp = plan(files, clip_len=4, size=32, stride=4, seed=1, val_fraction=0.2)
+    for s in ("a", "b"):
+        val = [w.start_frame for w in sp["validation"] if w.source == s]
+        train = [w.start_frame for w in sp["train"] if w.source == s]
+        assert val == [64, 68, 72, 76] and max(train) + 2 * 4 <= 64
+    capped = plan(clips, clip_len=4, size=32, stride=2, seed=1, val_fraction=0, max_windows=5)
+    assert len(capped["train"]) == 5
+
+
+def test_same_seed_same_bytes_other_seed_other_pixels(
+    made: tuple[Path, dict], footage: Path, tmp_path: Path
+) -> None:
+    kw = dict(
+        clip_len=T,
+        size=S,
+        stride=2,
+        device="cpu",
+        batch_size=3,
+        val_fraction=0.25,
+        rows_per_shard=2,
+        quiet=True,
+        root=tmp_path / "root",
+    )
+    again = tmp_path / "again"
+    synth(_templates(), "film", [footage], out=again, seed=5, **kw)
+    assert _shard_bytes(again) == _shard_bytes(made[0])
+    other = tmp_path / "other"
+    synth(_templates(), "film", [footage], out=other, seed=6, **kw)
+    a, b = _rows(made[0])[0], _rows(other)[0]
+    assert a["start_frame"] == b["start_frame"]
+    assert not np.array_equal(decode_image(a["lq"][0]["bytes"]), decode_image(b["lq"][0]["bytes"]))
+
+
+def test_replay_row_is_bit_exact(made: tuple[Path, dict]) -> None:
+    for row in _rows(made[0])[:3]:
+        lq = replay_row(row, _templates(), device="cpu")
+        assert np.array_equal(lq, np.stack([decode_image(c["bytes"]) for c in row["lq"]]))
+
+
+def test_vhs_preset_and_jpeg(footage: Path, tmp_path: Path) -> None:
+    from filmdata.degrade import preset_names
+
+    if "vhs" not in preset_names(_templates()):
+        pytest.skip("the vhs preset has not landed in degradations/presets/ yet")
+    out = tmp_path / "vhs"
+    summary = synth(
+        _templates(),
+        "vhs",
+        [footage],
+        out=out,
+        clip_len=2,
+        size=24,
+        seed=1,
+        device="cpu",
+        image_format="jpeg",
+        max_windows=3,
+        quiet=True,
+        root=tmp_path / "root",
+    )
+    assert summary["splits"] == {"synthetic": {"train": 3}}
+    row = _rows(out)[0]
+    assert json.loads(row["degradation"])["preset"]["name"] == "vhs"
+    assert row["gt"][0]["bytes"][:2] == b"\xff\xd8"
+
+
+def test_refuses_to_overwrite_and_resumes(footage: Path, tmp_path: Path, runner) -> None:
+    root = tmp_path / "root"
+    args = [
+        "synth",
+        "--templates",
+        str(_templates()),
+        "--input",
+        str(footage),
+        "--root",
+        str(root),
+        "--name",
+        "mine",
+        "--clip-len",
+        "2",
+        "--size",
+        "16",
+        "--seed",
+        "1",
+        "--rows-per-shard",
+        "2",
+        "--max-windows",
+        "6",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    first = runner.invoke(app, args + ["--json"])
+    assert first.exit_code == 0, first.output
+    dataset = root / "datasets" / "mine"
+    before = _shard_bytes(dataset)
+    assert len(before) == 3
+    # A crash: shard 1 gone from disk and record, a stale temporary left behind.
+    folder = dataset / "data" / "synthetic"
+    record = json.loads((folder / "shards.json").read_text())
+    del record["shards"]["train-00001-of-00003.parquet"]
+    (folder / "shards.json").write_text(json.dumps(record))
+    (folder / "train-00001-of-00003.parquet").unlink()
+    (folder / ".train-00001-of-00003.parquet.tmp-999").write_bytes(b"half a shard")
+    resumed = runner.invoke(app, args + ["--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.output)["windows_made"] == 2
+    assert _shard_bytes(dataset) == before
+    assert not list(folder.glob(".*tmp*"))
+    refused = runner.invoke(app, [a if a != "1" else "2" for a in args])
+    assert refused.exit_code == 2
+    assert "--overwrite" in refused.output
+    assert _shard_bytes(dataset) == before
+    replaced = runner.invoke(app, [a if a != "1" else "2" for a in args] + ["--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert _shard_bytes(dataset) != before
+    listed = runner.invoke(app, ["datasets", "--root", str(root), "--json"])
+    assert json.loads(listed.output)[0]["splits"] == {"synthetic": {"train": 6}}
+    table = runner.invoke(app, ["datasets", "--root", str(root)])
+    assert table.exit_code == 0 and "mine" in table.output and "synthetic/train=6" in table.output
+
+
+def test_preview_png_and_mp4(made: tuple[Path, dict], tmp_path: Path, runner) -> None:
+    png = tmp_path / "sheet.png"
+    result = runner.invoke(app, ["preview", str(made[0]), "-o", str(png), "--n", "2"])
+    assert result.exit_code == 0, result.output
+    sheet = cv2.imread(str(png))
+    assert sheet is not None and sheet.shape[0] > 100 and sheet.shape[1] > 2 * sheet.shape[0]
+    mp4 = tmp_path / "side.mp4"
+    result = runner.invoke(
+        app, ["preview", str(made[0]), "-o", str(mp4), "--split", "validation", "--n", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_frames(mp4).shape[0] == T
+    bad = runner.invoke(app, ["preview", str(made[0]), "--split", "test"])
+    assert bad.exit_code == 2 and "no split 'test'" in bad.output
+
+
+def test_bad_options_are_refused(footage: Path, tmp_path: Path, runner) -> None:
+    base = [
+        "synth",
+        "--templates",
+        str(_templates()),
+        "--input",
+        str(footage),
+        "--out",
+        str(tmp_path / "x"),
+        "--root",
+        str(tmp_path / "root"),
+    ]
+    for extra, needle in [
+        (["--image-format", "gif"], "png or jpeg"),
+        (["--clip-len", "500"], "no window"),
+        (["--preset", "nope"], "nope"),
+    ]:
+        result = runner.invoke(app, base + extra)
+        assert result.exit_code == 2, (extra, result.output)
+        assert needle in result.output
+    result = runner.invoke(
+        app,
+        [
+            "synth",
+            "--templates",
+            str(tmp_path / "none"),
+            "--input",
+            str(footage),
+            "--out",
+            str(tmp_path / "y"),
+        ],
+    )
+    assert result.exit_code == 2 and "no such folder" in result.output
+
+
+def test_from_catalog_clips_by_source(tmp_path: Path) -> None:
+    from filmdata.catalog import Catalog
+
+    root = tmp_path / "root"
+    with Catalog.at_root(root) as cat:
+        for i in range(4):  # s3 is a vhs capture: no clean GT
+            rel = f"raw/m/s{i}.mp4"
+            make_clip(root / rel, (12, 12), (72, 48), seed=i)
+            cat.upsert_source(
+                {
+                    "manifest": "m",
+                    "id": f"s{i}",
+                    "kind": "vhs" if i == 3 else "film",
+                    "status": "fetched",
+                    "path": rel,
+                    "width": 72,
+                    "height": 48,
+                    "fps": 24.0,
+                }
+            )
+            cat.replace_many(
+                "clips",
+                {"source": f"s{i}"},
+                [
+                    {
+                        "id": f"s{i}.{a}-{a + 12}",
+                        "manifest": "m",
+                        "source": f"s{i}",
+                        "scene": k,
+                        "start_frame": a,
+                        "end_frame": a + 12,
+                        "fps": 24.0,
+                        "start_time": a / 24,
+                        "end_time": (a + 12) / 24,
+                        "box_x": 4,
+                        "box_y": 2,
+                        "box_w": 60,
+                        "box_h": 40,
+                        "status": "kept" if k == 0 or i == 0 or i == 1 else "dropped",
+                    }
+                    for k, a in enumerate((0, 12))
+                ],
+            )
+    summary = synth(
+        _templates(),
+        "film",
+        root=root,
+        name="cat",
+        clip_len=4,
+        size=16,
+        seed=0,
+        device="cpu",
+        val_fraction=0.3,
+        quiet=True,
+    )
+    dataset = root / "datasets" / "cat"
+    rows = {s: _rows(dataset, s) for s in ("train", "validation")}
+    assert summary["splits"]["synthetic"] == {s: len(r) for s, r in rows.items()}
+    assert sum(map(len, rows.values())) == 5 * 3  # five kept clips of 12 frames, 3 windows each
+    assert "s3" not in {r["source"] for r in rows["train"] + rows["validation"]}
+    assert {r["source"] for r in rows["train"]}.isdisjoint(
+        {r["source"] for r in rows["validation"]}
+    )
+    for r in rows["train"] + rows["validation"]:
+        c = r["crop"]
+        assert c["x"] >= 4 and c["y"] >= 2 and c["x"] + c["w"] <= 64 and c["y"] + c["h"] <= 42
+        assert r["clip"] != "s2.12-24"  # dropped
+    with Catalog.at_root(root) as cat:
+        (ds,) = cat.datasets()
+    assert ds["name"] == "cat" and ds["splits"] == summary["splits"] and ds["bytes"] > 0
+
+
+def test_sharpen_gt_is_recorded_and_replays(footage: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sharp"
+    synth(
+        _templates(),
+        "film",
+        [footage],
+        out=out,
+        clip_len=2,
+        size=16,
+        seed=1,
+        device="cpu",
+        sharpen_gt=True,
+        max_windows=2,
+        quiet=True,
+        root=tmp_path / "root",
+    )
+    row = _rows(out)[0]
+    assert json.loads(row["degradation"])["gt_sharpen"] == {"sigma": 1.0, "amount": 0.5}
+    lq = replay_row(row, _templates(), device="cpu", source_file=footage)
+    assert np.array_equal(lq, np.stack([decode_image(c["bytes"]) for c in row["lq"]]))
