@@ -16,11 +16,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
-       "RAY_USAGE_STATS_ENABLED": "0"}
+ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "token",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
 
 
 def _free_port() -> int:
@@ -40,16 +43,41 @@ def ray_head(tmp: Path, cpus: int = 2) -> Iterator[str]:
     env = {**os.environ, **ENV}
     token = Path.home() / ".ray" / "auth_token"
     if not token.exists():
-        subprocess.run([_ray_bin(), "get-auth-token", "--generate"], env=env, check=True,
-                       capture_output=True, timeout=60)
-    port = _free_port()
+        subprocess.run(
+            [_ray_bin(), "get-auth-token", "--generate"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    port, dash = _free_port(), _free_port()
     temp = tmp / "ray"  # its own session folder: we find and end exactly our processes
     temp.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [_ray_bin(), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-         "--num-cpus", str(cpus), "--num-gpus", "0", "--include-dashboard", "false",
-         "--disable-usage-stats", "--temp-dir", str(temp)],
-        env=env, check=True, capture_output=True, timeout=120,
+        [
+            _ray_bin(),
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            str(cpus),
+            "--num-gpus",
+            "0",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(temp),
+            "--dashboard-port",
+            str(dash),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     try:
         yield f"127.0.0.1:{port}"
@@ -57,25 +85,38 @@ def ray_head(tmp: Path, cpus: int = 2) -> Iterator[str]:
         _stop(temp)
 
 
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process."""
+    out = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        out[int(proc.name)] = (ppid, cmd)
+    return out
+
+
 def _stop(temp: Path) -> None:
-    """End every process whose command line names our session folder."""
+    """End every process whose command line names our session folder, and their children
+    (Ray's agents rename themselves, e.g. `ray::DashboardAgent`)."""
     me = os.getpid()
     for _ in range(3):
-        pids = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == me:
-                continue
-            try:
-                cmd = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(temp).encode() in cmd:
-                pids.append(int(proc.name))
+        procs = _processes()
+        ours = {p for p, (_, cmd) in procs.items() if str(temp).encode() in cmd and p != me}
+        grew = True
+        while grew:
+            kids = {p for p, (pp, _) in procs.items() if pp in ours and p not in ours and p != me}
+            grew = bool(kids)
+            ours |= kids
+        pids = sorted(ours)
         if not pids:
             return
         for pid in pids:
-            try:
+            with suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
         time.sleep(0.5)

@@ -52,10 +52,25 @@ def test_fetch_on_ray(cluster: str, runner: CliRunner, tmp_path: Path) -> None:
     root = tmp_path / "root"
     with serve({k: Route(v) for k, v in bodies.items()}) as srv:
         m = tmp_path / "m.yaml"
-        m.write_text("name: loop\nsources:\n" + "".join(
-            f"  - id: s{i}\n    url: {srv.url(f'/s{i}.mp4')}\n" for i in range(4)))
-        result = runner.invoke(app, ["fetch", str(m), "--root", str(root), "--backend", "ray",
-                                     "--ray-address", cluster, "--json", "--quiet"])
+        m.write_text(
+            "name: loop\nsources:\n"
+            + "".join(f"  - id: s{i}\n    url: {srv.url(f'/s{i}.mp4')}\n" for i in range(4))
+        )
+        result = runner.invoke(
+            app,
+            [
+                "fetch",
+                str(m),
+                "--root",
+                str(root),
+                "--backend",
+                "ray",
+                "--ray-address",
+                cluster,
+                "--json",
+                "--quiet",
+            ],
+        )
         assert result.exit_code == 0, result.output
     rows = runner.invoke(app, ["sources", "--root", str(root), "--json"])
     got = {r["id"]: r for r in json.loads(rows.stdout)}
@@ -66,3 +81,83 @@ def test_fetch_on_ray(cluster: str, runner: CliRunner, tmp_path: Path) -> None:
 
     jobs = ray.util.state.list_jobs() if hasattr(ray.util, "state") else []
     assert ray.is_initialized() and (not jobs or len(jobs) >= 1)
+
+
+def _rows(dataset: Path) -> dict[str, bytes]:
+    """Every shard's bytes by file name."""
+    return {p.name: p.read_bytes() for p in sorted((dataset / "data").rglob("*.parquet"))}
+
+
+def test_synth_on_ray_gives_the_local_rows(cluster: str, runner: CliRunner, tmp_path: Path) -> None:
+    video, _ = make_clip(tmp_path / "in.mp4", (20, 20), size=(96, 64), seed=3)
+    templates = Path(__file__).parents[1] / "degradations"
+    common = [
+        "synth",
+        "--templates",
+        str(templates),
+        "--input",
+        str(video),
+        "--size",
+        "32",
+        "--clip-len",
+        "4",
+        "--rows-per-shard",
+        "2",
+        "--val-fraction",
+        "0.25",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--root",
+        str(tmp_path / "root"),
+    ]
+    local = runner.invoke(app, [*common, "--out", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    remote = runner.invoke(
+        app, [*common, "--out", str(tmp_path / "ray"), "--backend", "ray", "--ray-address", cluster]
+    )
+    assert remote.exit_code == 0, remote.output
+    a, b = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
+    assert a and a == b
+    assert not list((tmp_path / "ray").rglob("*.tmp*"))
+
+
+def test_synth_survives_a_killed_worker(cluster: str, tmp_path: Path) -> None:
+    import signal
+    import threading
+    import time
+
+    from _ray import _processes
+    from filmdata.synth import synth
+
+    video, _ = make_clip(tmp_path / "in.mp4", (30, 30), size=(96, 64), seed=4)
+    templates = Path(__file__).parents[1] / "degradations"
+    kw = dict(
+        inputs=[video],
+        size=32,
+        clip_len=4,
+        rows_per_shard=1,
+        quiet=True,
+        device="cpu",
+        root=tmp_path / "root",
+    )
+    synth(templates, out=tmp_path / "local", **kw)
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            for pid, (_, cmd) in _processes().items():
+                if cmd.startswith(b"ray::_call"):  # a worker busy with a shard
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    synth(templates, out=tmp_path / "ray", backend="ray", ray_address=cluster, **kw)
+    t.join()
+    assert killed, "no busy worker was seen"
+    assert _rows(tmp_path / "local") == _rows(tmp_path / "ray")
+    assert not list((tmp_path / "ray").rglob("*.tmp*"))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FilmdataError, RefusedError
+from .errors import FilmdataError, ItemsFailed, RefusedError
 from .windows import GT_KINDS, Clip, Window, catalog_clips, cut_windows, input_clips, plan
 
 __all__ = ["CONFIG", "Clip", "Window", "plan", "replay_row", "rederive_gt", "synth"]
@@ -254,9 +254,11 @@ def make_shards(
     image_format: str,
     record: dict[str, Any],
     quiet: bool = True,
+    save_record: bool = True,
 ) -> int:
     """Make each job's shard: decode, degrade in batches, encode in threads, write atomically,
-    and add it to the record. Returns the number of windows made."""
+    and add it to the record (saved to disk unless `save_record` is False: a Ray worker hands
+    its entry to the driver, which alone writes the record). Returns the windows made."""
     from tqdm import tqdm
 
     from .shards import config_dir, write_record, write_shard
@@ -275,7 +277,8 @@ def make_shards(
         entry = write_shard(folder / job.file, rows)
         entry.update(split=job.split, index=job.index, windows=[w.to_dict() for w in job.windows])
         record["shards"][job.file] = entry
-        write_record(dataset, CONFIG, record)
+        if save_record:
+            write_record(dataset, CONFIG, record)
         return len(rows)
 
     written: list[Future] = []
@@ -340,6 +343,8 @@ def synth(
     kinds: Sequence[str] = GT_KINDS,
     overwrite: bool = False,
     quiet: bool = False,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Cut windows from clips, degrade them, and write paired Parquet shards and a card.
 
@@ -361,6 +366,9 @@ def synth(
             not vhs captures nor overlays, which are no clean GT).
         overwrite: replace an existing dataset made with other parameters.
         quiet: no progress bar.
+        backend: "local" (this process) or "ray" (each shard a Ray task at `ray_address`, with
+            a GPU share on CUDA; the same rows, byte for byte).
+        ray_address: the Ray cluster (default `$RAY_ADDRESS`; "local" starts one in-process).
 
     Returns:
         A summary: dataset path, rows per split, shards, windows made and skipped, frames/s.
@@ -377,6 +385,8 @@ def synth(
             f"need --clip-len >= 1, --size >= 8, --batch-size >= 1; got "
             f"{clip_len}, {size}, {batch_size}"
         )
+    if backend not in ("local", "ray"):
+        raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
     if image_format not in ("png", "jpeg"):
         raise RefusedError(f"--image-format must be png or jpeg, got {image_format!r}")
     if stride is not None and stride < 1:
@@ -466,7 +476,21 @@ def synth(
         todo = [j for j in jobs if not _complete(folder, record, j)]
         shards.write_record(dataset, CONFIG, record)
         made = 0
-        if todo:
+        if todo and backend == "ray":
+            task = _RayShards(
+                str(dataset),
+                str(tdir),
+                preset_ref,
+                device,
+                seed,
+                sharpen_gt,
+                clip_len,
+                size,
+                batch_size,
+                image_format,
+            )
+            made = _make_shards_ray(task, todo, dataset, record, root_dir, ray_address, quiet)
+        elif todo:
             made = make_shards(
                 dataset,
                 todo,
@@ -489,6 +513,99 @@ def synth(
         frames_per_s=round(made * clip_len / seconds, 2) if made else None,
     )
     return summary
+
+
+@dataclass(frozen=True)
+class _RayShards:
+    """What a Ray worker needs to make one shard: the same `make_shards` as locally."""
+
+    dataset: str
+    templates: str
+    preset: str
+    device: str
+    seed: int
+    sharpen_gt: bool
+    clip_len: int
+    size: int
+    batch_size: int
+    image_format: str
+
+    def __call__(self, job: ShardJob) -> dict[str, Any]:
+        degrader = _DEGRADERS.get(self)
+        if degrader is None:  # once per worker process
+            degrader = Degrader.load(
+                self.templates, self.preset, self.device, self.seed, self.sharpen_gt
+            )
+            _DEGRADERS[self] = degrader
+        record: dict[str, Any] = {"shards": {}}
+        make_shards(
+            Path(self.dataset),
+            [job],
+            degrader,
+            clip_len=self.clip_len,
+            size=self.size,
+            batch_size=self.batch_size,
+            image_format=self.image_format,
+            record=record,
+            quiet=True,
+            save_record=False,
+        )
+        return record["shards"][job.file]
+
+
+_DEGRADERS: dict[_RayShards, Degrader] = {}
+
+
+def _make_shards_ray(
+    task: _RayShards,
+    jobs: Sequence[ShardJob],
+    dataset: Path,
+    record: dict[str, Any],
+    root: Path,
+    ray_address: str | None,
+    quiet: bool,
+) -> int:
+    """Each shard a Ray task (retried when its worker dies: shards are written atomically and
+    their bytes depend only on (seed, window id)); this driver alone writes the record."""
+    from tqdm import tqdm
+
+    from .backend import ItemError, map_items
+    from .shards import write_record
+
+    gpu = 0.5 if task.device.startswith("cuda") or task.device == "auto" and _has_cuda() else 0.0
+    made, failed = 0, []
+    bar = tqdm(
+        total=sum(len(j.windows) for j in jobs), desc="synth (ray)", unit="win", disable=quiet
+    )
+    try:
+        for i, entry in map_items(
+            task,
+            list(jobs),
+            backend="ray",
+            ray_address=ray_address,
+            num_gpus=gpu,
+            max_retries=3,
+            root=root,
+        ):
+            job = jobs[i]
+            if isinstance(entry, ItemError):
+                failed.append(f"{job.file}: {entry.error}")
+                continue
+            record["shards"][job.file] = entry
+            write_record(dataset, CONFIG, record)
+            made += len(job.windows)
+            bar.update(len(job.windows))
+    finally:
+        bar.close()
+    if failed:
+        raise ItemsFailed(f"{len(failed)} shard(s) failed; first: {failed[0]}; re-run to resume")
+    return made
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _complete(folder: Path, record: dict[str, Any], job: ShardJob) -> bool:

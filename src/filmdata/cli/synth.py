@@ -11,7 +11,17 @@ from pathlib import Path
 import typer
 
 from ..errors import ItemsFailed
-from ._common import DeviceOpt, JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+from ._common import (
+    BackendOpt,
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    RayAddressOpt,
+    RootOpt,
+    command,
+    print_json,
+    print_table,
+)
 
 
 @command("synth")
@@ -61,6 +71,8 @@ def synth_cmd(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a dataset made with other parameters."
     ),
+    backend: str = BackendOpt,
+    ray_address: str | None = RayAddressOpt,
     quiet: bool = QuietOpt,
     json_: bool = JsonOpt,
 ) -> None:
@@ -88,6 +100,8 @@ def synth_cmd(
         kinds=kinds,
         overwrite=overwrite,
         quiet=quiet,
+        backend=backend,
+        ray_address=ray_address,
     )
     if json_:
         print_json(summary)
