@@ -1,0 +1,172 @@
+"""Compression: JPEG per frame (OpenCV) and a real video-codec pass (H.264 or MPEG-2 via PyAV).
+
+Both run on the CPU on uint8 frames (the codecs are CPU libraries) and return floats on the
+input's device. The codec pass encodes the window as one short clip, so motion and the GOP
+structure shape the artefacts as they do in a real file; x264 runs single-threaded so the bytes,
+and so the replay, are deterministic.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from .params import Batched, Op, OpConfig, choice, randint, register, span, stack, uniform, walk
+
+
+def _to_uint8(x: Tensor) -> np.ndarray:
+    """(T, C, H, W) float -> (T, H, W, 3) uint8 RGB on the CPU."""
+    a = x.detach().float().mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()
+    if a.shape[1] == 1:
+        a = a.expand(-1, 3, -1, -1)
+    return np.ascontiguousarray(a.permute(0, 2, 3, 1).numpy())
+
+
+def _from_uint8(frames: np.ndarray, like: Tensor) -> Tensor:
+    """(T, H, W, 3) uint8 -> (T, C, H, W) float like `like`."""
+    y = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).to(like.device)
+    y = y.to(like.dtype).div_(255)
+    if like.shape[1] == 1:
+        y = y[:, :1] * 0.299 + y[:, 1:2] * 0.587 + y[:, 2:3] * 0.114
+    return y
+
+
+# ----------------------------------------------------------------------------- JPEG
+
+
+class JpegConfig(OpConfig):
+    quality: tuple[int, int] = span((30, 85), 1, 100)
+
+
+@dataclass(frozen=True)
+class JpegParams:
+    qualities: Tensor  # (T,) int64 JPEG quality per frame (drifts around the window's)
+
+
+def sample_jpeg(
+    g: torch.Generator, cfg: JpegConfig, t: int, h: int, w: int, bank=None
+) -> JpegParams:
+    q = uniform(g, *cfg.quality)
+    qs = (q + 3 * walk(g, t, 1.0, pull=0.5)).round().clamp(cfg.quality[0], cfg.quality[1])
+    return JpegParams(qs.to(torch.int64))
+
+
+def jpeg(x: Tensor, p: Batched) -> Tensor:
+    """JPEG-compress every frame. `x`: (B, T, C, H, W); `p`: batched. Returns the same shape."""
+    b, t, c, h, w = x.shape
+    frames = _to_uint8(x.reshape(b * t, c, h, w))
+    qs = p.qualities.reshape(b * t).tolist()
+    out = np.empty_like(frames)
+    for i, (f, q) in enumerate(zip(frames, qs)):
+        bgr = cv2.cvtColor(f, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(q)])
+        dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        assert ok and dec is not None, "OpenCV failed to round-trip a JPEG"
+        cv2.cvtColor(dec, cv2.COLOR_BGR2RGB, dst=out[i])
+    return _from_uint8(out, x.reshape(b * t, c, h, w)).reshape(b, t, c, h, w)
+
+
+# ----------------------------------------------------------------------------- video codec
+
+Codec = Literal["h264", "mpeg2"]
+
+
+class CodecConfig(OpConfig):
+    codec: tuple[Codec, ...] = ("h264", "mpeg2")
+    crf: tuple[int, int] = span((26, 40), 0, 51)  # h264
+    qscale: tuple[int, int] = span((4, 16), 1, 31)  # mpeg2
+    gop: tuple[int, int] = span((4, 12), 1, 250)
+
+
+@dataclass(frozen=True)
+class CodecParams:
+    codec: str  # h264 | mpeg2
+    quality: int  # CRF (h264) or fixed qscale (mpeg2)
+    gop: int  # keyframe interval
+
+
+def sample_codec(
+    g: torch.Generator, cfg: CodecConfig, t: int, h: int, w: int, bank=None
+) -> CodecParams:
+    codec = choice(g, cfg.codec)
+    q = randint(g, *(cfg.crf if codec == "h264" else cfg.qscale))
+    return CodecParams(codec, q, randint(g, *cfg.gop))
+
+
+def codec_roundtrip(frames: np.ndarray, codec: str, quality: int, gop: int) -> np.ndarray:
+    """Encode (T, H, W, 3) uint8 RGB with `codec` in memory and decode it again."""
+    import av  # heavy; only this op needs it
+
+    t, h, w, _ = frames.shape
+    eh, ew = h + h % 2, w + w % 2  # yuv420p needs even sizes: pad by edge replication
+    if (eh, ew) != (h, w):
+        frames = np.pad(frames, ((0, 0), (0, eh - h), (0, ew - w), (0, 0)), mode="edge")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        if codec == "h264":
+            s = out.add_stream("libx264", rate=24)
+            s.options = {
+                "crf": str(quality),
+                "preset": "veryfast",
+                "threads": "1",
+                "tune": "zerolatency",
+                "x264-params": "log=-1",
+            }
+        else:
+            s = out.add_stream("mpeg2video", rate=24)
+            # A fixed quantiser: qmin = qmax = qscale (what `-q:v` amounts to for MPEG-2).
+            s.codec_context.qmin = s.codec_context.qmax = quality
+            s.options = {"threads": "1"}
+        s.width, s.height, s.pix_fmt = ew, eh, "yuv420p"
+        s.codec_context.gop_size = gop
+        for f in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    buf.seek(0)
+    with av.open(buf, "r") as inp:
+        dec = [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
+    got = np.stack(dec)[:t, :h, :w]
+    if len(got) < t:  # never expected; keep the shape contract
+        got = np.concatenate([got, np.repeat(got[-1:], t - len(got), 0)])
+    return got
+
+
+def codec(x: Tensor, p: Batched) -> Tensor:
+    """Pass each window through a video codec. `x`: (B, T, C, H, W). Returns the same shape."""
+    b, t, c, h, w = x.shape
+    out = []
+    for i in range(b):
+        frames = _to_uint8(x[i])
+        dec = codec_roundtrip(frames, p.codec, int(p.quality[i]), int(p.gop[i]))
+        out.append(_from_uint8(dec, x[i]))
+    return stack(out)
+
+
+register(
+    Op(
+        "jpeg",
+        JpegParams,
+        JpegConfig,
+        sample_jpeg,
+        lambda x, p, bank: jpeg(x, p),
+        doc="JPEG compression per frame (OpenCV)",
+    )
+)
+register(
+    Op(
+        "codec",
+        CodecParams,
+        CodecConfig,
+        sample_codec,
+        lambda x, p, bank: codec(x, p),
+        doc="a real H.264 / MPEG-2 encode and decode of the window (PyAV)",
+    )
+)

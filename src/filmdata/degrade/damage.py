@@ -1,0 +1,195 @@
+"""Film damage from noise templates: dust, dirt, hair, scratches, blotches and edge damage.
+
+Each window gets a damage *layer* per frame, signed in [-1, 1] (negative darkens: dirt on the
+print; positive brightens: dirt on the negative), pasted together from the template bank and
+blended onto the frames with one blend mode (`blend.py`). What lasts on film lasts here:
+
+- dust, dirt and blotches live for one frame each (they sit on the print as it runs);
+- a line scratch is cut along the film, so it stays for the whole window, drifting sideways a
+  pixel or two and changing in strength;
+- a hair caught in the gate stays for a run of frames, moving a little;
+- edge damage runs along one side of the frame and scrolls with the film.
+
+Sizes are relative to the frame (a template is drawn for a 384-pixel frame), so one pack serves
+every resolution. The placements are recorded, not the pixels: replay needs the same bank.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pydantic import Field, model_validator
+from torch import Tensor
+
+from ..errors import RefusedError
+from .blend import MODES, apply_layer
+from .params import Batched, Draws, Op, OpConfig, choice, randint, register, span, stack, uniform
+from .templates import TemplateBank
+
+
+class DamageConfig(OpConfig):
+    modes: tuple[str, ...] = (
+        "grain_merge",
+        "overlay",
+        "multiply",
+        "screen",
+        "soft_light",
+        "grain_extract",
+    )
+    dark: float = Field(0.75, ge=0.0, le=1.0)  # probability that a window's damage darkens
+    dust: tuple[int, int] = span((2, 14), 0, 200)  # per frame
+    dirt: tuple[int, int] = span((0, 2), 0, 50)  # per frame
+    blotch: tuple[int, int] = span((0, 1), 0, 10)  # per frame
+    hair: tuple[int, int] = span((0, 1), 0, 10)  # per window
+    scratch: tuple[int, int] = span((0, 3), 0, 20)  # per window
+    edge: float = Field(0.3, ge=0.0, le=1.0)  # probability of edge damage in a window
+    scale: tuple[float, float] = span((0.5, 1.5), 0.05, 4.0)
+    opacity: tuple[float, float] = span((0.5, 1.0), 0.0, 1.0)
+
+    @model_validator(mode="after")
+    def _modes(self) -> DamageConfig:
+        bad = [m for m in self.modes if m not in MODES]
+        if bad or not self.modes:
+            got = bad[0] if bad else "(none)"
+            raise ValueError(f"modes: unknown blend mode {got!r}; use {', '.join(MODES)}")
+        return self
+
+
+@dataclass(frozen=True)
+class DamageParams:
+    mode: str  # blend mode
+    # (frame, kind, template index, y, x, height, width, orientation 0-7, signed opacity)
+    placements: tuple[tuple[Any, ...], ...]
+
+
+def _size(bank: TemplateBank, kind: str, i: int, s: float) -> tuple[int, int]:
+    """A template's pasted size at scale `s`, snapped to quarter-octave steps so that the bank's
+    cache of resized templates is hit again and again (a continuous scale would resize every
+    paste)."""
+    s = 2.0 ** (round(math.log2(max(s, 1e-3)) * 4) / 4)
+    th, tw = bank.get(kind, i).shape
+    return max(1, round(th * s)), max(1, round(tw * s))
+
+
+def sample_damage(
+    gen: torch.Generator, cfg: DamageConfig, t: int, h: int, w: int, bank: TemplateBank | None
+) -> DamageParams:
+    if bank is None:
+        raise RefusedError("the damage op needs noise templates: pass --templates DIR")
+    g = Draws(gen)  # thousands of small draws: one torch call a block
+    mode = choice(g, cfg.modes)
+    sign = -1.0 if uniform(g, 0, 1) < cfg.dark else 1.0
+    rel = min(h, w) / 384  # templates are drawn for a 384-pixel frame
+    out: list[tuple[Any, ...]] = []
+
+    def spot(kind: str, frame: int) -> None:
+        i = randint(g, 0, bank.count(kind) - 1)
+        hh, ww = _size(bank, kind, i, uniform(g, *cfg.scale) * rel)
+        orient = randint(g, 0, 7)
+        if orient >= 4:
+            hh, ww = ww, hh
+        y, x = randint(g, -hh // 2, h - hh // 2), randint(g, -ww // 2, w - ww // 2)
+        out.append((frame, kind, i, y, x, hh, ww, orient, sign * uniform(g, *cfg.opacity)))
+
+    for frame in range(t):
+        for kind in ("dust", "dirt", "blotch"):
+            if bank.count(kind):
+                for _ in range(randint(g, *getattr(cfg, kind))):
+                    spot(kind, frame)
+    if bank.count("scratch"):
+        for _ in range(randint(g, *cfg.scratch)):
+            i = randint(g, 0, bank.count("scratch") - 1)
+            th, tw = bank.get("scratch", i).shape
+            ww = _size(bank, "scratch", i, min(h, w) / 384 * uniform(g, 0.7, 1.3))[1]
+            x = uniform(g, 0, w - 1)
+            v, op = uniform(g, -0.6, 0.6), uniform(g, *cfg.opacity)
+            s = (
+                sign if uniform(g, 0, 1) < 0.8 else -sign
+            )  # a scratch through the emulsion is bright
+            for frame in range(t):
+                x += v + 0.4 * g.normal()
+                a = op * uniform(g, 0.6, 1.0)
+                out.append(
+                    (frame, "scratch", i, 0, round(x) - ww // 2, h, ww, randint(g, 0, 1) * 2, s * a)
+                )
+    if bank.count("hair"):
+        for _ in range(randint(g, *cfg.hair)):
+            first = randint(g, 0, t - 1)
+            last = randint(g, first, t - 1)
+            i = randint(g, 0, bank.count("hair") - 1)
+            hh, ww = _size(bank, "hair", i, uniform(g, *cfg.scale) * rel)
+            orient = randint(g, 0, 7)
+            if orient >= 4:
+                hh, ww = ww, hh
+            y, x = randint(g, 0, max(0, h - hh)), randint(g, 0, max(0, w - ww))
+            a = sign * uniform(g, *cfg.opacity)
+            for frame in range(first, last + 1):
+                y += randint(g, -1, 1)
+                x += randint(g, -1, 1)
+                out.append((frame, "hair", i, y, x, hh, ww, orient, a))
+    if bank.count("edge") and uniform(g, 0, 1) < cfg.edge:
+        i = randint(g, 0, bank.count("edge") - 1)
+        th, tw = bank.get("edge", i).shape
+        ww = max(2, round(w * uniform(g, 0.04, 0.12)))
+        right = uniform(g, 0, 1) < 0.5
+        y0, speed = randint(g, 0, h - 1), uniform(g, 0.1, 0.5) * h
+        a = sign * uniform(g, *cfg.opacity)
+        for frame in range(t):
+            y = round(y0 + speed * frame) % h
+            for dy in (y - h, y):  # two copies tile the scroll
+                out.append(
+                    (frame, "edge", i, dy, w - ww if right else 0, h, ww, 1 if right else 0, a)
+                )
+    return DamageParams(mode, tuple(out))
+
+
+def _orient(tm: Tensor, orient: int) -> Tensor:
+    if orient >= 4:
+        tm = tm.t()
+    if orient & 1:
+        tm = tm.flip(1)
+    if orient & 2:
+        tm = tm.flip(0)
+    return tm
+
+
+def damage_layer(
+    placements: Any, t: int, h: int, w: int, bank: TemplateBank, device: Any
+) -> Tensor:
+    """The signed `(t, 1, h, w)` damage layer of one window's placements."""
+    layer = torch.zeros(t, 1, h, w, device=bank.device)
+    for frame, kind, i, y, x, hh, ww, orient, a in placements:
+        if not 0 <= frame < t:
+            continue
+        ph, pw = (ww, hh) if orient >= 4 else (hh, ww)
+        tm = _orient(bank.resized(kind, int(i), int(ph), int(pw)), int(orient))
+        y0, x0, y1, x1 = max(0, y), max(0, x), min(h, y + hh), min(w, x + ww)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        layer[frame, 0, y0:y1, x0:x1] += float(a) * tm[y0 - y : y1 - y, x0 - x : x1 - x]
+    return layer.clamp_(-1, 1).to(device)
+
+
+def damage(x: Tensor, p: Batched, bank: TemplateBank | None) -> Tensor:
+    """Paste and blend the damage. `x`: (B, T, C, H, W); `p`: batched. Returns the same shape."""
+    if bank is None:
+        raise RefusedError("the damage op needs noise templates: pass --templates DIR")
+    b, t, c, h, w = x.shape
+    layers = stack([damage_layer(pl, t, h, w, bank, x.device) for pl in p.placements])
+    return apply_layer(x, layers.to(x.dtype), p.mode)
+
+
+register(
+    Op(
+        "damage",
+        DamageParams,
+        DamageConfig,
+        sample_damage,
+        damage,
+        batched=False,
+        doc="dust, dirt, hair, scratches, blotches and edge damage from templates, blended",
+    )
+)

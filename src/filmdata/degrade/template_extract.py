@@ -1,0 +1,133 @@
+"""`filmdata templates extract VIDEO`: real film-noise overlay footage into damage templates.
+
+Overlay footage (dust and scratches filmed on black, or on white: "film grain overlay" reels)
+is mostly flat background with the damage on top. For each frame (every `step`-th):
+
+1. decode as luma; if the background is bright (median > 0.5) invert, so damage is bright;
+2. remove the background with a large median blur (flicker and vignetting of the overlay);
+3. threshold (`threshold` above the background) and find connected components;
+4. crop each component with a margin, keep its soft intensity (not the binary mask), and sort
+   it by shape: long and thin vertical -> scratch, long and thin otherwise -> hair, large and
+   solid -> blotch, small -> dust, the rest -> dirt.
+
+Templates are written as `<out>/<kind>/x-<video stem>-NNNNN.png` (8-bit gray), up to `limit` a kind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import MediaError, RefusedError
+
+
+def classify(w: int, h: int, area: int, frame_h: int) -> str:
+    """Kind of a damage component from its bounding box and pixel area."""
+    fill = area / max(1, w * h)
+    if h >= 4 * w and h >= 0.25 * frame_h:
+        return "scratch"
+    if max(w, h) >= 24 and fill < 0.25:
+        return "hair"
+    if area >= 900 and fill >= 0.3:
+        return "blotch"
+    if max(w, h) <= 24:
+        return "dust"
+    return "dirt"
+
+
+def extract_templates(
+    video: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    step: int = 2,
+    threshold: float = 0.12,
+    limit: int = 200,
+    min_area: int = 6,
+    quiet: bool = False,
+) -> dict[str, int]:
+    """Extract damage templates from overlay footage.
+
+    Args:
+        video: a film-noise overlay video (damage on black or white).
+        out: the templates folder to write `<kind>/*.png` into.
+        step: look at every `step`-th frame.
+        threshold: damage must stand this far (0-1) above the local background.
+        limit: at most this many templates per kind.
+        min_area: ignore components smaller than this (pixels; sensor noise).
+        quiet: no progress bar.
+
+    Returns:
+        Templates written per kind.
+
+    Raises:
+        RefusedError: the video is missing; MediaError: it cannot be decoded.
+    """
+    from tqdm import tqdm
+
+    from ..video import iter_frames, probe
+
+    video = Path(video)
+    if not video.is_file():
+        raise RefusedError(f"{video}: no such file")
+    info = probe(video, count=False)
+    total = info.frames if getattr(info, "frames", None) else None
+    out = Path(out)
+    counts: dict[str, int] = {}
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in video.stem)[:40]
+    bar = tqdm(total=total, disable=quiet, unit="frame", desc="extract")
+    seen = 0
+    try:
+        for index, frame in iter_frames(video, gray=True, step=step):
+            bar.update(step)
+            seen += 1
+            for kind, crop in components(frame, threshold, min_area):
+                n = counts.get(kind, 0)
+                if n >= limit:
+                    continue
+                folder = out / kind
+                folder.mkdir(parents=True, exist_ok=True)
+                name = folder / f"x-{stem}-{index:05d}-{n:03d}.png"
+                cv2.imwrite(str(name), (crop * 255).round().astype(np.uint8))
+                counts[kind] = n + 1
+            if counts and all(v >= limit for v in counts.values()) and len(counts) >= 5:
+                break
+    finally:
+        bar.close()
+    if seen == 0:
+        raise MediaError(f"{video}: no frames decoded")
+    return counts
+
+
+def components(frame: np.ndarray, threshold: float, min_area: int) -> list[tuple[str, np.ndarray]]:
+    """(kind, soft crop in [0, 1]) for every damage component of one (H, W) uint8 frame."""
+    f = frame.astype(np.float32) / 255
+    if np.median(f) > 0.5:
+        f = 1 - f
+    # The background, from a wide median of a quarter-size copy (wider than any blotch).
+    small = cv2.resize(
+        f, (max(1, f.shape[1] // 4), max(1, f.shape[0] // 4)), interpolation=cv2.INTER_AREA
+    )
+    k = min(255, max(3, (min(small.shape) // 2) | 1))
+    bg = cv2.resize(cv2.medianBlur((small * 255).astype(np.uint8), k), (f.shape[1], f.shape[0]))
+    damage = np.clip(f - bg.astype(np.float32) / 255, 0, 1)
+    mask = (damage > threshold).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    out = []
+    h, w = f.shape
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area < min_area or bw >= 0.9 * w and bh >= 0.9 * h:
+            continue
+        m = 3
+        x0, y0, x1, y1 = max(0, x - m), max(0, y - m), min(w, x + bw + m), min(h, y + bh + m)
+        soft = damage[y0:y1, x0:x1] * (
+            cv2.dilate((labels[y0:y1, x0:x1] == i).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        )
+        peak = float(soft.max())
+        if peak <= 0:
+            continue
+        out.append((classify(bw, bh, area, h), np.clip(soft / peak, 0, 1)))
+    return out

@@ -1,0 +1,155 @@
+"""Noise templates: scans (or procedural stand-ins) of film damage, loaded once onto a device.
+
+Layout (``--templates DIR``): ``DIR/templates/<kind>/*.png`` or ``DIR/<kind>/*.png``, where a kind
+is one of ``dust, dirt, hair, scratch, blotch, edge`` (other kind folders are loaded too). A
+template is a grayscale image of *damage intensity*: 0 (black) is clean film, 1 (white) is full
+damage; an RGBA template uses its alpha. Whether damage darkens or brightens the frame, and how,
+is the damage op's business (`blend.py`), so one pack serves prints and negatives alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import RefusedError
+
+KINDS = ("dust", "dirt", "hair", "scratch", "blotch", "edge")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`auto` (or None): CUDA when present, else the CPU; anything else as torch reads it."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise RefusedError(f"--device: {e}; use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RefusedError(f"--device {device}: CUDA is not available here; use auto or cpu")
+    return dev
+
+
+@dataclass
+class TemplateBank:
+    """Templates by kind, as float32 `(h, w)` tensors in [0, 1] on `device`.
+
+    `resized` caches the size-fitted copies the damage op pastes, so a run resizes each template
+    at most once per size.
+    """
+
+    folder: str
+    device: torch.device
+    kinds: dict[str, list[Tensor]]
+    names: dict[str, list[str]]
+    _cache: dict[tuple[str, int, int, int], Tensor] = field(default_factory=dict, repr=False)
+
+    def count(self, kind: str) -> int:
+        return len(self.kinds.get(kind, ()))
+
+    def get(self, kind: str, index: int) -> Tensor:
+        items = self.kinds.get(kind)
+        if not items:
+            raise RefusedError(
+                f"templates {self.folder}: no {kind!r} templates (have {self.summary()})"
+            )
+        return items[index % len(items)]
+
+    def resized(self, kind: str, index: int, h: int, w: int) -> Tensor:
+        """Template `index` of `kind` resized to `(h, w)` (area when shrinking), cached."""
+        key = (kind, index % max(1, self.count(kind)), h, w)
+        hit = self._cache.get(key)
+        if hit is None:
+            t = self.get(kind, index)
+            if t.shape != (h, w):
+                shrink = h * w < t.shape[0] * t.shape[1]
+                t = torch.nn.functional.interpolate(
+                    t[None, None],
+                    size=(h, w),
+                    mode="area" if shrink else "bilinear",
+                    **({} if shrink else {"align_corners": False}),
+                )[0, 0].clamp(0, 1)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = hit = t
+        return hit
+
+    def summary(self) -> str:
+        return ", ".join(f"{k}: {len(v)}" for k, v in sorted(self.kinds.items())) or "none"
+
+    def fingerprint(self) -> str:
+        """A short hash of the kinds and file names: recorded so a replay can check its bank."""
+        h = hashlib.sha256()
+        for kind in sorted(self.names):
+            h.update(kind.encode())
+            for n in self.names[kind]:
+                h.update(b"\0" + n.encode())
+        return h.hexdigest()[:16]
+
+
+def templates_root(folder: str | os.PathLike[str]) -> Path:
+    """`DIR/templates` when it exists, else `DIR` itself."""
+    base = Path(folder)
+    return base / "templates" if (base / "templates").is_dir() else base
+
+
+def read_template(path: Path) -> np.ndarray:
+    """One template PNG as float32 `(h, w)` in [0, 1] (alpha for RGBA, gray otherwise)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise RefusedError(
+            f"{path}: cannot read this template (not an image); remove or replace it"
+        )
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., 3]
+    elif img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    return (img.astype(np.float32) / scale).clip(0, 1)
+
+
+def load_templates(
+    folder: str | os.PathLike[str], device: str | torch.device | None = "auto"
+) -> TemplateBank:
+    """Load every `<kind>/*.png` under a templates folder onto `device`.
+
+    Args:
+        folder: the degradations folder (holding `templates/`) or the templates folder itself.
+        device: `auto`, `cpu`, `cuda[:N]` or a torch.device.
+
+    Returns:
+        The `TemplateBank`.
+
+    Raises:
+        RefusedError: (exit 2) the folder is missing or unreadable, holds no template, or one
+            template cannot be read.
+    """
+    root = templates_root(folder)
+    if not root.is_dir():
+        raise RefusedError(f"--templates {folder}: no such folder; give a folder with <kind>/*.png")
+    dev = resolve_device(device)
+    kinds: dict[str, list[Tensor]] = {}
+    names: dict[str, list[str]] = {}
+    try:
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as e:
+        raise RefusedError(f"--templates {folder}: cannot read: {e}") from None
+    for sub in subdirs:
+        files = sorted(p for p in sub.glob("*.png") if p.is_file())
+        if not files:
+            continue
+        kinds[sub.name] = [torch.from_numpy(read_template(p)).to(dev) for p in files]
+        names[sub.name] = [p.name for p in files]
+    if not kinds:
+        raise RefusedError(
+            f"--templates {folder}: no templates found; expected {root}/<kind>/*.png "
+            f"with kinds such as {', '.join(KINDS)} (make a pack with `filmdata templates make`)"
+        )
+    return TemplateBank(folder=str(folder), device=dev, kinds=kinds, names=names)

@@ -1,0 +1,281 @@
+"""The same tests for every degradation op (as kornia does): smoke, T in {1, 5}, B in {0, 1, 2},
+determinism, range, identity at neutral parameters, bad shapes; plus per-op properties."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from filmdata.degrade import OPS, apply_degradation, load_templates, sample_degradation
+from filmdata.degrade.params import stack_params
+from filmdata.degrade.presets import preset_from_data
+from filmdata.errors import RefusedError
+
+H, W = 24, 32
+ALL = sorted(OPS)
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory: pytest.TempPathFactory):
+    from filmdata.degrade.template_make import make_templates
+
+    folder = tmp_path_factory.mktemp("templates")
+    make_templates(
+        folder, seed=1, counts={k: 2 for k in ("dust", "dirt", "hair", "scratch", "blotch", "edge")}
+    )
+    return load_templates(folder, "cpu")
+
+
+def one_op(name: str, **cfg: object):
+    return preset_from_data(
+        {"name": f"only-{name}", "ops": [{"op": name, "p": 1.0, **cfg}]}, "test"
+    )
+
+
+def clip(b: int, t: int, c: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    # A smooth gradient plus texture: filters and codecs act on something like a picture.
+    ys = torch.linspace(0, 1, H).view(H, 1)
+    xs = torch.linspace(0, 1, W).view(1, W)
+    base = 0.25 + 0.5 * (ys * xs)
+    return (base + 0.2 * torch.rand(b, t, c, H, W, generator=g)).clamp(0, 1)
+
+
+def run(name: str, x: torch.Tensor, bank, seed: int = 3, key: str = "w") -> torch.Tensor:
+    b, t = x.shape[:2]
+    preset = one_op(name)
+    degs = [sample_degradation(preset, seed, f"{key}{i}", t, H, W, bank) for i in range(b)]
+    return apply_degradation(x, degs, bank)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("b", [0, 1, 2])
+@pytest.mark.parametrize("t", [1, 5])
+def test_smoke_shapes_range(name: str, b: int, t: int, bank) -> None:
+    x = clip(b, t)
+    y = run(name, x, bank)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    if b:
+        assert torch.isfinite(y).all()
+        assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_deterministic_and_seeded(name: str, bank) -> None:
+    x = clip(2, 3)
+    preset = one_op(name)
+    a = sample_degradation(preset, 5, "k", 3, H, W, bank)
+    again = sample_degradation(preset, 5, "k", 3, H, W, bank)
+    assert a.to_json() == again.to_json()
+    y1 = apply_degradation(x[:1], [a], bank)
+    y2 = apply_degradation(x[:1], [again], bank)
+    assert torch.equal(y1, y2)
+    if dataclasses.fields(OPS[name].params):
+        others = [sample_degradation(preset, s, "k", 3, H, W, bank).to_json() for s in (6, 7, 8)]
+        assert any(o["ops"] != a.to_json()["ops"] for o in others), "another seed, same params"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_changes_the_clip(name: str, bank) -> None:
+    x = clip(1, 5, seed=4)
+    x[:, :, :, :, : W // 2] *= 0.3  # an edge, and motion for interlace
+    x[:, 1::2] = x[:, 1::2].flip(-1)
+    y = run(name, x, bank)
+    assert not torch.equal(y, x), f"{name} did nothing with its default config"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_bad_shape(name: str, bank) -> None:
+    deg = sample_degradation(one_op(name), 0, "k", 1, H, W, bank)
+    with pytest.raises(RefusedError, match=r"expected \(B, T, C, H, W\), got \(3, 64, 64\)"):
+        apply_degradation(torch.rand(3, 64, 64), [deg], bank)
+
+
+def test_window_shape_must_match(bank) -> None:
+    deg = sample_degradation(one_op("grain"), 0, "k", 4, H, W, bank)
+    with pytest.raises(RefusedError, match="sampled for"):
+        apply_degradation(clip(1, 5), [deg], bank)
+
+
+def _neutral() -> dict[str, object]:
+    from filmdata.degrade import blur, color, flicker, grain, resample, vhs, weave
+    from filmdata.degrade.damage import DamageParams
+
+    t = 5
+    z, one = torch.zeros(t), torch.ones(t)
+    return {
+        "flicker": flicker.FlickerParams(one, z, 0.0, 2, 1),
+        "grain": grain.GrainParams(z, 1.0, 0.0, 1),
+        "blur": blur.BlurParams("gaussian", z, 0.0),
+        "resample": resample.ResampleParams(1.0, "area", "bilinear"),
+        "weave": weave.WeaveParams(z, z, z),
+        "contrast": color.ContrastParams(one, 0.0, 1.0, 0.0),
+        "vignette": color.VignetteParams(0.0, 0.5, torch.zeros(2)),
+        "tint": color.TintParams(torch.ones(3), 0.0),
+        "fade": color.FadeParams(1.0, torch.zeros(3)),
+        "saturation": color.SaturationParams(one),
+        "damage": DamageParams("overlay", ()),
+        "snow": vhs.SnowParams(z, 0.0, torch.tensor([1, 2]), 1),
+        "lines": vhs.LinesParams(0.0, z, torch.full((t,), -9.0), 0.1, 0.0, z, 1),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_neutral()))
+def test_identity_at_neutral_params(name: str, bank) -> None:
+    x = clip(2, 5)
+    p = stack_params([_neutral()[name]] * 2)
+    y = OPS[name].apply(x, p, bank)
+    torch.testing.assert_close(y, x, atol=2e-6, rtol=0)
+
+
+def test_interlace_single_frame_is_identity(bank) -> None:
+    x = clip(2, 1)
+    assert torch.equal(run("interlace", x, bank), x)
+
+
+def test_monochrome_makes_grey(bank) -> None:
+    y = run("monochrome", clip(1, 2), bank)
+    assert torch.allclose(y[:, :, 0], y[:, :, 1]) and torch.allclose(y[:, :, 1], y[:, :, 2])
+
+
+@pytest.mark.parametrize("name", ["grain", "blur", "flicker", "contrast", "jpeg", "weave"])
+def test_single_channel_clips(name: str, bank) -> None:
+    x = clip(1, 3, c=1)
+    y = run(name, x, bank)
+    assert y.shape == x.shape
+
+
+def test_flicker_varies_mean_per_frame(bank) -> None:
+    x = clip(1, 8)
+    preset = one_op("flicker", gain=[0.1, 0.1], field=[0.0, 0.0], offset=[0.0, 0.0])
+    deg = sample_degradation(preset, 1, "k", 8, H, W)
+    y = apply_degradation(x, [deg])
+    ratio = y.mean((2, 3, 4)) / x.mean((2, 3, 4))
+    assert float(ratio.std()) > 0.02
+
+
+def test_grain_is_new_every_frame_and_strongest_in_midtones(bank) -> None:
+    x = torch.full((1, 2, 1, 64, 64), 0.5)
+    x[..., :32] = 0.02
+    preset = one_op("grain", amount=[0.05, 0.05], size=[1.0, 1.0], chroma=[0.0, 0.0])
+    y = apply_degradation(x, [sample_degradation(preset, 1, "k", 2, 64, 64)])
+    n = y - x
+    assert not torch.equal(n[:, 0], n[:, 1])
+    assert float(n[..., 32:].std()) > 2 * float(n[..., :32].std())
+
+
+def test_scratches_persist_and_dust_does_not(bank) -> None:
+    from filmdata.degrade.damage import DamageConfig, sample_damage
+
+    g = torch.Generator().manual_seed(0)
+    cfg = DamageConfig(
+        dust=(3, 3), scratch=(1, 1), dirt=(0, 0), blotch=(0, 0), hair=(0, 0), edge=0.0
+    )
+    p = sample_damage(g, cfg, 4, 64, 64, bank)
+    scratches = [pl for pl in p.placements if pl[1] == "scratch"]
+    dust = [pl for pl in p.placements if pl[1] == "dust"]
+    assert sorted({pl[0] for pl in scratches}) == [0, 1, 2, 3]  # one scratch, in every frame
+    assert max(pl[4] for pl in scratches) - min(pl[4] for pl in scratches) <= 12  # drifts a little
+    assert len(dust) == 12 and len({(pl[3], pl[4]) for pl in dust}) > 6  # new dust every frame
+
+
+def test_cpu_fast_paths_match_torch() -> None:
+    """The OpenCV CPU paths compute the same maps as the torch paths other devices take."""
+    import torch.nn.functional as F
+
+    from filmdata.degrade.blur import _blur, blur_kernels
+    from filmdata.degrade.composite import gauss_kernel, hfilter
+    from filmdata.degrade.resample import ResampleParams, _resize_torch, resample
+
+    x = clip(2, 3)
+    for down in ("area", "bilinear"):
+        for up in ("bilinear", "bicubic"):
+            p = stack_params([ResampleParams(0.55, down, up)] * 2)
+            ref = torch.stack(
+                [_resize_torch(_resize_torch(x[i], (13, 18), down), (H, W), up) for i in range(2)]
+            )
+            torch.testing.assert_close(resample(x, p), ref, atol=1e-5, rtol=0)
+    for kind in ("gaussian", "defocus", "motion"):
+        sizes = torch.full((2, 3), 1.7)
+        got = _blur(x, kind, sizes, torch.full((2,), 0.6), 5)
+        k = blur_kernels(kind, sizes.reshape(6), torch.full((6,), 0.6), 5).repeat_interleave(3, 0)
+        y = F.pad(x.reshape(1, 18, H, W), (5, 5, 5, 5), mode="reflect")
+        if kind == "gaussian":
+            y = F.conv2d(
+                F.conv2d(y, k[:, None, None, :], groups=18), k[:, None, :, None], groups=18
+            )
+        else:
+            y = F.conv2d(y, k[:, None], groups=18)
+        torch.testing.assert_close(got, y.reshape(x.shape), atol=1e-5, rtol=0)
+    rows = x.reshape(-1, H, W)
+    k = gauss_kernel(torch.full((len(rows),), 1.3), 4)
+    ref = F.conv2d(
+        F.pad(rows[None], (4, 4, 0, 0), mode="replicate"), k[:, None, None, :], groups=len(rows)
+    )[0]
+    torch.testing.assert_close(hfilter(rows, k), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", [n for n in ALL if n not in ("jpeg", "codec")])
+def test_cpu_and_cuda_agree(name: str, bank) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    gbank = load_templates(bank.folder, "cuda")
+    x = clip(2, 5)
+    preset = one_op(name)
+    degs = [sample_degradation(preset, 9, f"k{i}", 5, H, W, bank) for i in range(2)]
+    cpu = apply_degradation(x, degs, bank)
+    gpu = apply_degradation(x.cuda(), degs, gbank).cpu()
+    torch.testing.assert_close(gpu, cpu, atol=2e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n not in ("jpeg", "codec")])
+def test_torch_paths_agree_with_cpu_fast_paths(name: str, bank) -> None:
+    """float64 clips take the torch paths other devices take (no OpenCV shortcuts): the two
+    agree within float noise, as CPU and CUDA must."""
+    x = clip(2, 3)
+    preset = one_op(name)
+    degs = [sample_degradation(preset, 2, f"k{i}", 3, H, W, bank) for i in range(2)]
+    fast = apply_degradation(x, degs, bank)
+    slow = apply_degradation(x.double(), degs, bank)
+    assert slow.dtype == torch.float64
+    torch.testing.assert_close(slow.float(), fast, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "mode", ["grain_merge", "grain_extract", "overlay", "screen", "multiply", "soft_light"]
+)
+def test_fused_blend_equals_the_editor_formula(mode: str) -> None:
+    from filmdata.degrade.blend import apply_layer, blend, overlay_for
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 3, 8, 8, generator=g)
+    layer = torch.rand(2, 3, 1, 8, 8, generator=g) * 2 - 1
+    torch.testing.assert_close(
+        apply_layer(a, layer, mode), blend(a, overlay_for(mode, layer), mode)
+    )
+    torch.testing.assert_close(apply_layer(a, torch.zeros_like(layer), mode), a)
+
+
+def test_grain_merge_is_gimp() -> None:
+    from filmdata.degrade.blend import grain_merge
+
+    a, b = torch.tensor([0.2, 0.7, 0.9]), torch.tensor([0.5, 0.3, 0.8])
+    torch.testing.assert_close(grain_merge(a, b), torch.tensor([0.2, 0.5, 1.0]))
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batched_call_equals_window_by_window(name: str, dtype: torch.dtype, bank) -> None:
+    """What the GPU path does (one batched call per op) gives each window the pixels a
+    window-by-window replay gives it: nothing in a window depends on its batch."""
+    from filmdata.degrade.pipeline import _apply
+
+    x = clip(3, 3).to(dtype)
+    preset = one_op(name)
+    degs = [sample_degradation(preset, s, "k", 3, H, W, bank) for s in range(3)]
+    full = _apply(x, degs, bank)
+    for i in range(3):
+        assert torch.equal(_apply(x[i : i + 1], [degs[i]], bank), full[i : i + 1])

@@ -1,0 +1,115 @@
+"""Template packs: loading (and refusing), the procedural pack, extraction, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import filmdata.cli.templates  # noqa: F401  (registers `templates` until cli/__init__ lists it)
+from filmdata.cli import app
+from filmdata.degrade import KINDS, bundled_dir, load_templates
+from filmdata.degrade.template_extract import classify, extract_templates
+from filmdata.degrade.template_make import make_templates
+from filmdata.errors import RefusedError
+
+
+def test_bundled_pack_is_complete_and_small() -> None:
+    bank = load_templates(bundled_dir(), "cpu")
+    for kind in KINDS:
+        assert bank.count(kind) >= 4, kind
+        for t in bank.kinds[kind]:
+            assert t.dtype == torch.float32 and float(t.min()) >= 0 and float(t.max()) <= 1
+    files = list((bundled_dir() / "templates").rglob("*.png"))
+    assert sum(f.stat().st_size for f in files) < 2 * 1024 * 1024
+
+
+def test_accepts_the_templates_folder_itself() -> None:
+    a = load_templates(bundled_dir(), "cpu")
+    b = load_templates(bundled_dir() / "templates", "cpu")
+    assert a.fingerprint() == b.fingerprint()
+
+
+def test_empty_or_missing_folder_refused(tmp_path: Path) -> None:
+    with pytest.raises(RefusedError, match="no templates found"):
+        load_templates(tmp_path, "cpu")
+    (tmp_path / "dust").mkdir()
+    with pytest.raises(RefusedError, match="no templates found"):
+        load_templates(tmp_path, "cpu")
+    with pytest.raises(RefusedError, match="no such folder"):
+        load_templates(tmp_path / "missing", "cpu")
+
+
+def test_unreadable_template_refused(tmp_path: Path) -> None:
+    (tmp_path / "dust").mkdir()
+    (tmp_path / "dust" / "bad.png").write_bytes(b"not a png at all")
+    with pytest.raises(RefusedError, match="bad.png"):
+        load_templates(tmp_path, "cpu")
+
+
+def test_rgba_uses_alpha(tmp_path: Path) -> None:
+    (tmp_path / "dust").mkdir()
+    img = np.zeros((4, 4, 4), np.uint8)
+    img[1, 1, 3] = 255
+    img[..., :3] = 255  # white everywhere, damage only where alpha is
+    cv2.imwrite(str(tmp_path / "dust" / "a.png"), img)
+    t = load_templates(tmp_path, "cpu").get("dust", 0)
+    assert float(t[1, 1]) == 1.0 and float(t.sum()) == 1.0
+
+
+def test_make_is_deterministic(tmp_path: Path) -> None:
+    counts = {"dust": 3, "scratch": 2, "hair": 1}
+    assert make_templates(tmp_path / "a", seed=4, counts=counts) == counts
+    make_templates(tmp_path / "b", seed=4, counts=counts)
+    for p in (tmp_path / "a").rglob("*.png"):
+        assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
+
+
+def _overlay_video(path: Path, white: bool) -> Path:
+    from filmdata.video import write_video
+
+    rng = np.random.default_rng(0)
+    frames = []
+    bg, ink = (235, 20) if white else (10, 230)
+    for i in range(8):
+        f = np.full((96, 128), bg, np.uint8)
+        for _ in range(5):
+            c = (int(rng.integers(6, 122)), int(rng.integers(6, 90)))
+            cv2.circle(f, c, int(rng.integers(1, 3)), ink, -1)
+        cv2.line(f, (30 + i, 0), (30 + i, 95), ink, 1)
+        frames.append(np.repeat(f[..., None], 3, 2))
+    return Path(path) if write_video(path, frames, 24.0) else Path(path)
+
+
+@pytest.mark.parametrize("white", [True, False])
+def test_extract_finds_dust_and_scratches(tmp_path: Path, white: bool) -> None:
+    video = _overlay_video(tmp_path / "overlay.mp4", white)
+    counts = extract_templates(video, tmp_path / "out", step=1, quiet=True)
+    assert counts.get("dust", 0) >= 10 and counts.get("scratch", 0) >= 4
+    bank = load_templates(tmp_path / "out", "cpu")
+    assert bank.count("dust") == counts["dust"]
+
+
+def test_classify() -> None:
+    assert classify(3, 200, 400, 256) == "scratch"
+    assert classify(5, 5, 20, 256) == "dust"
+    assert classify(60, 60, 300, 256) == "hair"
+    assert classify(50, 40, 1500, 256) == "blotch"
+
+
+def test_cli_make_and_extract(runner, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["templates", "make", "--out", str(tmp_path / "pack"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["templates"]["dust"] > 0
+    video = _overlay_video(tmp_path / "o.mp4", True)
+    res = runner.invoke(
+        app, ["templates", "extract", str(video), "--out", str(tmp_path / "x"), "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "dust" in res.output
+    res = runner.invoke(app, ["templates", "extract", str(tmp_path / "missing.mp4")])
+    assert res.exit_code == 2 and "no such file" in res.output
