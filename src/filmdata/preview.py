@@ -19,7 +19,7 @@ GAP = 4
 
 
 def read_rows(dataset: Path, split: str, n: int, config: str | None = None) -> list[dict]:
-    """The first `n` rows of a split (id, fps, gt, lq), reading only what it needs."""
+    """`n` rows spread over a split (id, fps, gt, lq), reading only the shards that hold them."""
     import pyarrow.parquet as pq
 
     from .shards import scan
@@ -34,13 +34,21 @@ def read_rows(dataset: Path, split: str, n: int, config: str | None = None) -> l
         raise RefusedError(
             f"{dataset}: config {config!r} has no split {split!r} (have {', '.join(found[config])})"
         )
+    # n windows spread evenly over the split (not just its first scene), reading only the
+    # shards that hold them.
+    files = sorted((dataset / "data" / config).glob(f"{split}-*.parquet"))
+    counts = [pq.ParquetFile(p).metadata.num_rows for p in files]
+    total = sum(counts)
+    want = sorted({int(i * total / n) for i in range(min(n, total))})
     rows: list[dict] = []
-    for path in sorted((dataset / "data" / config).glob(f"{split}-*.parquet")):
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=max(1, n), columns=["id", "fps", "gt", "lq"]):
-            rows += batch.to_pylist()[: n - len(rows)]
-            if len(rows) >= n:
-                return rows
+    start = 0
+    for path, count in zip(files, counts):
+        local = [i - start for i in want if start <= i < start + count]
+        start += count
+        if not local:
+            continue
+        table = pq.read_table(path, columns=["id", "fps", "gt", "lq"])
+        rows += table.take(local).to_pylist()
     return rows
 
 
