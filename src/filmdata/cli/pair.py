@@ -1,0 +1,112 @@
+"""`filmdata align` and `filmdata pair`: thin translations of `filmdata.pairing.align` and
+`filmdata.pairing.pair.pair` (heavy imports stay inside the commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import RefusedError
+from ._common import JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+
+
+@command("align")
+def align_cmd(
+    lq: Path = typer.Argument(..., help="The degraded video (tape capture).", show_default=False),
+    gt: Path = typer.Argument(..., help="Its clean ground truth (HD master).", show_default=False),
+    min_confidence: float = typer.Option(
+        0.45, "--min-confidence", help="LQ frames whose match scores below this get null."
+    ),
+    homography: bool = typer.Option(
+        False, "--homography", help="Estimate a homography instead of an affine transform."
+    ),
+    samples: int = typer.Option(12, "--samples", help="Frame pairs registered for the transform."),
+    json_: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Align a tape to its ground truth: GT frame per LQ frame (null where none), GT->LQ 3x3."""
+    from ..pairing.align import align
+
+    for p in (lq, gt):
+        if not p.is_file():
+            raise RefusedError(f"{p}: no such file")
+    if samples < 1:
+        raise RefusedError(f"--samples must be >= 1, got {samples}")
+    a = align(
+        lq,
+        gt,
+        min_confidence=min_confidence,
+        homography=homography,
+        samples=samples,
+        quiet=quiet or json_,
+    )
+    if json_:
+        print_json(a.to_json())
+        return
+    q = a.quality
+    n = len(a.mapping)
+    t = a.transform
+    typer.echo(
+        f"{n} LQ frames: {n - q['null']} mapped ({q['matched']:.1%}), {q['null']} without GT; "
+        f"{q['repeats']} repeats, {q['drops']} drops, {q['jumps']} jumps"
+    )
+    typer.echo(f"offset {a.offset:+.3f} s, speed {a.speed:.4f} (GT seconds per LQ second)")
+    typer.echo(
+        f"GT->LQ: scale {t[0, 0]:.4f} x {t[1, 1]:.4f}, shift ({t[0, 2]:+.2f}, {t[1, 2]:+.2f}) px; "
+        f"ECC {q['ecc'] if q['ecc'] is None else round(q['ecc'], 3)}, "
+        f"spread {q['spatial_spread_px']:.2f} px over {q['spatial_samples']} frames"
+    )
+
+
+@command("pair")
+def pair_cmd(
+    root: Path | None = RootOpt,
+    manifests: list[Path] = typer.Option(
+        [], "--manifest", "-m", help="Manifest(s) whose pairs to align (default: the catalog's)."
+    ),
+    export: str | None = typer.Option(
+        None, "--export", help="Also write aligned pairs as config 'real' of datasets/NAME."
+    ),
+    gt_scale: bool = typer.Option(
+        False, "--gt-scale", help="Export the GT at its own scale (default: on the LQ grid)."
+    ),
+    clip_len: int = typer.Option(8, "--clip-len", help="Frames per exported window."),
+    size: int = typer.Option(256, "--size", help="Side of the exported square LQ crop."),
+    val_fraction: float = typer.Option(
+        0.1, "--val-fraction", help="Last stretch of each pair held out as validation."
+    ),
+    json_: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Align the manifests' LQ/GT pairs, record them in the catalog, optionally export them."""
+    from ..errors import ItemsFailed
+    from ..pairing.pair import pair
+
+    try:
+        out = pair(
+            root,
+            manifests,
+            export=export,
+            gt_scale=gt_scale,
+            clip_len=clip_len,
+            size=size,
+            val_fraction=val_fraction,
+            quiet=quiet or json_,
+        )
+    except ItemsFailed as e:  # show what was done, then exit 1 with the reasons
+        _show(getattr(e, "result", None), json_)
+        raise
+    _show(out, json_)
+
+
+def _show(out: dict | None, json_: bool) -> None:
+    if out is None:
+        return
+    if json_:
+        print_json(out)
+        return
+    print_table(out["pairs"], ["manifest", "id", "status", "error"])
+    if out["dataset"]:
+        d = out["dataset"]
+        typer.echo(f"dataset {d['name']}: real {d['real']} at {d['path']}")

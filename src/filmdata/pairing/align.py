@@ -1,0 +1,272 @@
+"""`align(lq, gt)`: the GT frame each tape (LQ) frame shows, and the GT->LQ transform.
+
+1. Decode both once, luma only: every frame small (160 px wide); a few GT frames at working size.
+2. Find the tape's active picture (letterbox/pillarbox bars).
+3. Coarse temporal: ZNCC of 32 px descriptors, every tape frame against every GT frame, then a
+   monotonic Viterbi with a "no GT" state (noise head, idents), drops, repeats and jumps.
+4. Spatial: ECC on a dozen well-matched pairs spread over the tape, robust median (spatial.py).
+5. Fine temporal: descriptors resampled on the tape's grid through that transform, re-scored in a
+   band around the coarse path, Viterbi again: this picks among nearly identical neighbours.
+6. Offset and speed: a robust line through the matched frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import MediaError
+from ..video import probe
+from . import audio, spatial, temporal
+from . import descriptors as dsc
+
+COARSE = temporal.PathCosts(null=0.4)
+FINE_WIDTH = 160  # fine descriptor grid (px across the tape's picture)
+INTER_WEIGHT = 0.1  # weight of inter-coded tape frames in the fine pass (see _weigh)
+AUDIO_CLEARANCE = 1.5  # audio peak over the next best: above it, the sound narrows the search
+BANDS = (24, 8)  # fine passes: GT frames scored either side of the previous path
+FINE = temporal.PathCosts(null=0.45, dup=0.03, drop=0.05)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """The result of `align`: see `to_json` for the fields."""
+
+    mapping: list[int | None]  # GT frame shown by each LQ frame, or None
+    transform: np.ndarray  # (3, 3) GT pixel (x, y, 1) -> LQ pixel, pixel centres at integers
+    offset: float  # LQ time (s) at which GT time 0 is shown: t_lq = offset + t_gt / speed
+    speed: float  # GT seconds per LQ second (1.0427 for a PAL transfer of 24 fps film)
+    confidence: list[float]  # per LQ frame, in [0, 1] (ZNCC of the match; 0 for None)
+    quality: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mapping": list(self.mapping),
+            "transform": [[float(v) for v in row] for row in self.transform],
+            "offset": float(self.offset),
+            "speed": float(self.speed),
+            "confidence": [round(float(c), 4) for c in self.confidence],
+            "quality": self.quality,
+        }
+
+
+def align(
+    lq: str | os.PathLike[str],
+    gt: str | os.PathLike[str],
+    *,
+    min_confidence: float = 0.45,
+    homography: bool = False,
+    samples: int = 12,
+    quiet: bool = True,
+) -> Alignment:
+    """Align a tape `lq` to its ground truth `gt` (two video files).
+
+    Args:
+        lq, gt: the degraded and the clean video.
+        min_confidence: LQ frames whose match scores below this get None.
+        homography: estimate a full homography instead of an affine transform.
+        samples: frame pairs registered for the spatial transform.
+        quiet: no progress bars.
+
+    Raises:
+        MediaError: a file is missing, not a video, or too short to align.
+    """
+    t0 = time.perf_counter()
+    pl, pg = probe(lq, count=False), probe(gt, count=False)
+    keep_every = max(1, pg.declared_frames // (4 * samples)) if pg.declared_frames else 8
+    keep_width = int(min(pg.width, max(480, round(1.4 * pl.width))))
+    gv = dsc.decode_gray(gt, 160, keep_every, keep_width, quiet=quiet, desc="decode GT")
+    lv = dsc.decode_gray(lq, 160, quiet=quiet, desc="decode LQ")
+    if gv.frames < 2 or lv.frames < 2:
+        short = gt if gv.frames < 2 else lq
+        raise MediaError(f"{short}: too short to align (fewer than 2 frames)")
+    t_decode = time.perf_counter() - t0
+
+    # 2. active picture, in small and in full LQ pixels
+    bs = dsc.active_box(lv.small)
+    k = 1 / lv.small_scale
+    box = (bs[0] * k, bs[1] * k, bs[2] * k, bs[3] * k)
+
+    # 3. coarse temporal
+    gw, gh = gv.width, gv.height
+    grid = (32, max(8, round(32 * gh / gw)))
+    s0 = (
+        dsc.coarse(lv.small, bs, grid)
+        @ dsc.coarse(gv.small, (0, 0, *gv.small.shape[:0:-1]), grid).T
+    )
+    heard = _audio_band(s0, lq, gt, lv.fps, gv.fps) if pl.audio and pg.audio else None
+    path0 = temporal.viterbi(s0, COARSE)
+
+    # 4. spatial, then 5. fine temporal on the tape's grid; once more from the fine path
+    # (a pair one frame apart biases the transform along the motion, and the transform's error
+    # biases the fine match the same way: a second round breaks the loop)
+    # The coarse path can be several frames off in slow stretches (32 px descriptors of a slow
+    # pan all look alike): the first fine pass searches a wide band, the second a narrow one
+    # around the first's path.
+    costs = _rate_costs(path0)
+    path, s1 = path0, s0
+    cache: dict[int, np.ndarray] = {}
+    for round_, band in enumerate(BANDS):
+        t, est, spread = _spatial(
+            lv, gv, path, s1, box, samples, homography, clean=round_ > 0, cache=cache
+        )
+        lq_f, gt_f = _fine(lv, gv, t, box)
+        centre = temporal.fill_centre(path, gv.frames)
+        s1 = temporal.band_similarity(lq_f, gt_f, centre, radius=band)
+        path = temporal.viterbi(_weigh(s1, lv.key, costs.null), costs)
+    conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
+    mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
+    conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]
+
+    # 6. offset and speed: j = a + r i (frames) -> t_lq = offset + t_gt / speed
+    a, r = temporal.fit_rate(mapping)
+    speed = r * lv.fps / gv.fps
+    offset = (-a / r) / lv.fps if r else 0.0
+    matched = [c for c in conf if c > 0]
+    agree = [abs(p - q) <= 1 for p, q in zip(path0, mapping) if p is not None and q is not None]
+    quality: dict[str, Any] = {
+        "matched": len(matched) / len(mapping),
+        "similarity": float(np.mean(matched)) if matched else 0.0,
+        "coarse_agreement": float(np.mean(agree)) if agree else 0.0,
+        **temporal.path_stats(mapping),
+        "spatial_samples": len(est),
+        "ecc": float(np.median([e.score for e in est])) if est else None,
+        "spatial_spread_px": spread,
+        "active_box": [round(v, 1) for v in box],
+        "lq": {"frames": lv.frames, "fps": lv.fps, "width": lv.width, "height": lv.height},
+        "gt": {"frames": gv.frames, "fps": gv.fps, "width": gw, "height": gh},
+        "seconds": {"decode": round(t_decode, 3), "total": round(time.perf_counter() - t0, 3)},
+    }
+    if heard is not None:
+        quality["audio"] = dataclasses.asdict(heard)
+    segs = _segments(est, (gw, gh))
+    if segs:
+        quality["segments"] = segs
+    return Alignment(mapping, t, offset, speed, conf, quality)
+
+
+def _audio_band(
+    s: np.ndarray, lq: str | os.PathLike[str], gt: str | os.PathLike[str], fl: float, fg: float
+) -> audio.AudioMatch | None:
+    """When the sound gives a clear offset and speed, keep the coarse search within 2 s of
+    that line (in place); returns the match (None: no usable sound, or not clear enough)."""
+    m = audio.audio_offset(lq, gt)
+    if m is None or m.clearance < AUDIO_CLEARANCE:
+        return m
+    i = np.arange(s.shape[0])
+    j_exp = (i / fl - m.offset) * m.speed * fg  # GT frame expected at each LQ frame
+    far = np.abs(np.arange(s.shape[1])[None, :] - j_exp[:, None]) > 2.0 * fg
+    s[far] = -1.0
+    return m
+
+
+def _rate_costs(path: list[int | None]) -> temporal.PathCosts:
+    """Fine-pass costs for the tape's frame rate against the GT's: where the tape shows GT
+    frames more than once by design (a 25 fps tape of 24 fps footage at true speed, 3:2
+    pulldown), repeats are free, or the path would rather start a segment early than repeat;
+    likewise drops where the tape runs faster than one GT frame per frame."""
+    _, r = temporal.fit_rate(path)
+    if r < 0.98:
+        return dataclasses.replace(FINE, dup=0.002)
+    if r > 1.02:
+        return dataclasses.replace(FINE, drop=0.002)
+    return FINE
+
+
+def _weigh(s: np.ndarray, key: np.ndarray | None, null: float) -> np.ndarray:
+    """Trust intra-coded tape frames more: a heavy encoder builds the other frames from blocks
+    of earlier ones, so in slow stretches their content lags (the best match is a GT frame or
+    two behind). Scores are pulled towards the null score, which keeps match-or-null intact."""
+    if key is None or len(key) != len(s):
+        return s
+    w = np.where(key, 1.0, INTER_WEIGHT).astype(np.float32)[:, None]
+    return np.float32(null) + w * (s - np.float32(null))
+
+
+def _spatial(
+    lv: dsc.GrayVideo,
+    gv: dsc.GrayVideo,
+    path: list[int | None],
+    s: np.ndarray,
+    box: tuple[float, float, float, float],
+    samples: int,
+    homography: bool,
+    clean: bool = False,
+    cache: dict[int, np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[spatial.Estimate], float]:
+    """ECC on well-matched pairs whose GT frame was kept at working size. Full-size LQ frames
+    are decoded into `cache`, so a second round decodes only frames it has not seen."""
+    cache = {} if cache is None else cache
+    gt_size = (gv.width, gv.height)
+    init = spatial.initial_guess(box, gt_size)
+    cands = []
+    for i, j in enumerate(path):
+        if j is None or j not in gv.kept:
+            continue
+        steady = 0 < i < len(path) - 1 and path[i - 1] == j - 1 and path[i + 1] == j + 1
+        if clean and not steady:
+            continue
+        cands.append((i, j, float(s[i, j]) + (1.0 if steady else 0.0)))
+    if not cands:
+        return init, [], float("nan")
+    chunks = np.array_split(np.arange(len(cands)), min(samples, len(cands)))
+    chosen = [cands[max(c, key=lambda q: cands[q][2])] for c in chunks if len(c)]
+    missing = {i for i, _, _ in chosen} - cache.keys()
+    if missing:
+        cache.update(dsc.decode_gray(lv.path, only=missing).kept)
+    lq_full = cache
+    sw = dsc.scale_matrix(gv.kept_scale)  # GT full -> GT working
+    x, y, w, h = (int(round(v)) for v in box)
+    m = max(4, int(0.03 * min(w, h)))  # stay off the picture's edges
+    crop = (x + m, y + m, w - 2 * m, h - 2 * m)
+    est = []
+    for i, j, _ in chosen:
+        tw, score = spatial.ecc_register(
+            lq_full[i], gv.kept[j], init @ np.linalg.inv(sw), crop, homography
+        )
+        if score > 0.3:
+            est.append(spatial.Estimate(i, j, tw @ sw, score))
+    if not est:
+        return init, [], float("nan")
+    t, spread = spatial.combine(est, gt_size)
+    return t, est, spread
+
+
+def _fine(
+    lv: dsc.GrayVideo, gv: dsc.GrayVideo, t: np.ndarray, box: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fine descriptors of both videos on one grid over the tape's picture (tape geometry)."""
+    x0, y0, x1, y1 = spatial.picture_box(t, (gv.width, gv.height), (lv.width, lv.height))
+    x0, y0 = max(x0, box[0]), max(y0, box[1])
+    x1, y1 = min(x1, box[0] + box[2]), min(y1, box[1] + box[3])
+    mx, my = 0.03 * (x1 - x0), 0.03 * (y1 - y0)
+    x0, x1, y0, y1 = x0 + mx, x1 - mx, y0 + my, y1 - my
+    fw = FINE_WIDTH
+    fh = max(8, int(round(fw * (y1 - y0) / max(1.0, x1 - x0))))
+    g = np.array([[(x1 - x0) / fw, 0, x0], [0, (y1 - y0) / fh, y0], [0, 0, 1.0]])
+    m_lq = dsc.scale_matrix(lv.small_scale) @ g
+    m_gt = dsc.scale_matrix(gv.small_scale) @ np.linalg.inv(t) @ g
+    lq_f = dsc.normalise(dsc.band_pass(dsc.warp_all(lv.small, m_lq, (fw, fh))))
+    gt_f = dsc.normalise(dsc.band_pass(dsc.warp_all(gv.small, m_gt, (fw, fh))))
+    return lq_f, gt_f
+
+
+def _segments(est: list[spatial.Estimate], gt_size: tuple[int, int]) -> list[dict[str, Any]]:
+    """Per-segment transforms when the geometry drifts along the tape (halves disagree > 1 px)."""
+    if len(est) < 6:
+        return []
+    est = sorted(est, key=lambda e: e.lq_frame)
+    half = len(est) // 2
+    a, _ = spatial.combine(est[:half], gt_size)
+    b, _ = spatial.combine(est[half:], gt_size)
+    if spatial.grid_error(a, b, gt_size) <= 1.0:
+        return []
+    return [
+        {"from_frame": est[0].lq_frame, "transform": a.tolist()},
+        {"from_frame": est[half].lq_frame, "transform": b.tolist()},
+    ]

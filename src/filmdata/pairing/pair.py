@@ -1,0 +1,295 @@
+"""`pair(root, manifests)`: align the manifests' real LQ/GT pairs and record them in the catalog;
+with `export`, write the aligned pairs as the `real` config of a dataset.
+
+Each pair is one independent item (deterministic id: manifest, pair id): a pair that fails is
+recorded with status `failed` and its error, and the others go on (`ItemsFailed` at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..catalog import Catalog
+from ..errors import FilmdataError, ItemsFailed, RefusedError
+from ..manifest import load_manifest
+from ..paths import datasets_dir, resolve_root
+from ..video import iter_frames
+from .align import align
+from .descriptors import scale_matrix
+
+
+def pair(
+    root: str | os.PathLike[str] | None = None,
+    manifests: Sequence[str | os.PathLike[str]] = (),
+    export: str | None = None,
+    gt_scale: bool = False,
+    clip_len: int = 8,
+    size: int = 256,
+    val_fraction: float = 0.1,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Align every pair of the given manifests (default: every pair the catalog knows).
+
+    Args:
+        root: the data root.
+        manifests: manifest files whose `pairs` to align; empty: re-align the catalog's pairs.
+        export: a dataset name: also write the aligned pairs as its `real` config.
+        gt_scale: export the GT at its own scale instead of warped onto the LQ grid.
+        clip_len: frames per exported window.
+        size: side of the exported square LQ crop (pixels), at most the picture's.
+        val_fraction: the last stretch of each pair held out as validation.
+        quiet: no progress bars.
+
+    Returns:
+        {"pairs": [{manifest, id, status, error, ...}], "dataset": {...} or None}
+
+    Raises:
+        RefusedError: a bad manifest or option.
+        ItemsFailed: some pairs failed (the rest done); its `result` is what would be returned.
+    """
+    root = resolve_root(root)
+    if clip_len < 1 or size < 8 or not 0 <= val_fraction < 1:
+        raise RefusedError(
+            f"clip_len must be >= 1, size >= 8, val_fraction in [0, 1); got {clip_len}, "
+            f"{size}, {val_fraction}"
+        )
+    todo: list[tuple[str, str, str, str]] = []  # manifest, pair id, lq id, gt id
+    for m in (load_manifest(p) for p in manifests):
+        todo += [(m.name, p.id, p.lq, p.gt) for p in m.pairs]
+    results = []
+    with Catalog.at_root(root) as cat:
+        if not manifests:
+            todo = [(r["manifest"], r["id"], r["lq"], r["gt"]) for r in cat.pairs()]
+        for manifest, pid, lq, gt in todo:
+            row: dict[str, Any] = {"manifest": manifest, "id": pid, "lq": lq, "gt": gt}
+            try:
+                paths = [_source_path(cat, root, manifest, s) for s in (lq, gt)]
+                a = align(paths[0], paths[1], quiet=quiet)
+                row.update(
+                    status="aligned",
+                    error=None,
+                    offset_s=a.offset,
+                    speed=a.speed,
+                    transform=a.transform.tolist(),
+                    mapping=a.mapping,
+                    confidence=[round(c, 4) for c in a.confidence],
+                    quality=a.quality,
+                )
+            except FilmdataError as e:
+                row.update(status="failed", error=str(e))
+            cat.upsert_pair(row)
+            results.append({k: row.get(k) for k in ("manifest", "id", "status", "error")})
+        dataset = None
+        if export is not None:
+            aligned = [
+                r
+                for r in cat.pairs(status="aligned")
+                if (r["manifest"], r["id"]) in {(m, p) for m, p, _, _ in todo}
+            ]
+            dataset = export_real(
+                root, export, aligned, cat, gt_scale, clip_len, size, val_fraction
+            )
+    out = {"pairs": results, "dataset": dataset}
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed:
+        err = ItemsFailed(
+            f"{len(failed)} of {len(results)} pairs failed: "
+            + "; ".join(f"{r['id']}: {r['error']}" for r in failed)
+        )
+        err.result = out  # type: ignore[attr-defined]
+        raise err
+    return out
+
+
+def _source_path(cat: Catalog, root: Path, manifest: str, source: str) -> Path:
+    row = cat.source(manifest, source)
+    if row is None:
+        raise FilmdataError(f"source {manifest}/{source}: not in the catalog; run filmdata fetch")
+    if row["status"] != "fetched" or not row.get("path"):
+        raise FilmdataError(f"source {manifest}/{source}: status {row['status']}, not fetched")
+    path = root / row["path"]
+    if not path.exists():
+        raise FilmdataError(f"source {manifest}/{source}: {path} is missing; fetch it again")
+    return path
+
+
+def export_real(
+    root: Path,
+    name: str,
+    pairs: list[dict[str, Any]],
+    cat: Catalog,
+    gt_scale: bool,
+    clip_len: int,
+    size: int,
+    val_fraction: float,
+) -> dict[str, Any]:
+    """Write aligned pairs as windows of the `real` config of ROOT/datasets/NAME."""
+    from ..shards import write_card, write_split
+
+    dataset = datasets_dir(root) / name
+    plans: list[tuple[dict[str, Any], Path, Path, list[int], list[int]]] = []
+    for p in pairs:
+        lq = _source_path(cat, root, p["manifest"], p["lq"])
+        gt = _source_path(cat, root, p["manifest"], p["gt"])
+        windows = _windows(p["mapping"], clip_len)
+        n_val = int(round(val_fraction * len(windows))) if len(windows) > 2 else 0
+        # the last stretch is validation, one window apart from train
+        train = windows[: max(0, len(windows) - n_val - 1)] if n_val else windows
+        val = windows[len(windows) - n_val :] if n_val else []
+        plans.append((p, lq, gt, train, val))
+    counts = {}
+    for split in ("train", "validation"):
+        parts = [(p, lq, gt, tr if split == "train" else va) for p, lq, gt, tr, va in plans]
+        total = sum(len(w) for *_, w in parts)
+        if total == 0:
+            continue
+        rows = (
+            row for p, lq, gt, ws in parts for row in _rows(p, lq, gt, ws, clip_len, size, gt_scale)
+        )
+        write_split(dataset, "real", split, rows, rows_per_shard=64, total=total)
+        counts[split] = total
+    if not counts:
+        raise FilmdataError(f"{dataset}: no window of {clip_len} aligned frames to export")
+    write_card(dataset)
+    cat.upsert_dataset(
+        {
+            "name": name,
+            "path": str(dataset.relative_to(root)),
+            "params": {"real": {"gt_scale": gt_scale, "clip_len": clip_len, "size": size}},
+        }
+    )
+    return {"name": name, "path": str(dataset), "real": counts}
+
+
+def _windows(mapping: list[int | None], clip_len: int) -> list[int]:
+    """Start frames of non-overlapping windows of `clip_len` LQ frames that all have a GT."""
+    out, i = [], 0
+    while i + clip_len <= len(mapping):
+        bad = [k for k in range(i, i + clip_len) if mapping[k] is None]
+        if bad:
+            i = bad[-1] + 1
+            continue
+        out.append(i)
+        i += clip_len
+    return out
+
+
+def _rows(
+    p: dict[str, Any],
+    lq: Path,
+    gt: Path,
+    starts: list[int],
+    clip_len: int,
+    size: int,
+    gt_scale: bool,
+) -> Iterator[dict[str, Any]]:
+    """Rows of one pair, decoding both videos once, in step (the mapping is monotonic)."""
+    if not starts:
+        return
+    t = np.array(p["transform"], float)
+    mapping: list[int | None] = p["mapping"]
+    q = p["quality"]
+    lw, lh, gw, gh = q["lq"]["width"], q["lq"]["height"], q["gt"]["width"], q["gt"]["height"]
+    x, y, s = _crop(t, (gw, gh), (lw, lh), q.get("active_box"), size)
+    need: set[int] = {
+        j for st in starts for i in range(st, st + clip_len) if (j := mapping[i]) is not None
+    }
+    gt_box = _gt_box(t, (x, y, s))
+    sc = float(np.sqrt(abs(np.linalg.det(t[:2, :2]))))  # GT -> LQ scale
+    # GT -> crop pixels, from a GT first shrunk by area averaging (no aliasing)
+    m = np.array([[1, 0, -x], [0, 1, -y], [0, 0, 1.0]]) @ t @ np.linalg.inv(scale_matrix(sc))
+
+    def prep(f: np.ndarray) -> np.ndarray:
+        if gt_scale:
+            gx, gy, bw, bh = gt_box
+            return np.ascontiguousarray(f[gy : gy + bh, gx : gx + bw])
+        small = cv2.resize(f, None, fx=sc, fy=sc, interpolation=cv2.INTER_AREA) if sc < 1 else f
+        mm = m if sc < 1 else m @ scale_matrix(sc)
+        return cv2.warpAffine(
+            small, mm[:2], (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
+
+    # both videos decoded once, in step (the mapping is monotonic); a few GT frames cached
+    lq_it = iter_frames(lq, starts[0], starts[-1] + clip_len)
+    gt_it = iter_frames(gt, min(need), max(need) + 1)
+    cache: dict[int, np.ndarray] = {}
+
+    def gt_frame(j: int) -> np.ndarray:
+        while j not in cache:
+            k, f = next(gt_it)
+            if k in need:
+                cache[k] = prep(f)
+        return cache[j]
+
+    crop = dict(zip("xywh", gt_box, strict=True)) if gt_scale else {"x": x, "y": y, "w": s, "h": s}
+    for st in starts:
+        ids = list(range(st, st + clip_len))
+        lqs: list[np.ndarray] = []
+        while len(lqs) < clip_len:
+            i, f = next(lq_it)
+            if i >= st:
+                lqs.append(f[y : y + s, x : x + s].copy())
+        gts = [int(mapping[i]) for i in ids]  # type: ignore[arg-type]  # windows have no None
+        frames = [gt_frame(j) for j in gts]
+        for k in [k for k in cache if k < min(gts)]:
+            del cache[k]
+        yield {
+            "id": f"{p['manifest']}.{p['id']}.{st}",
+            "source": p["lq"],
+            "clip": p["id"],
+            "start_frame": st,
+            "fps": float(q["lq"]["fps"]),
+            "crop": crop,
+            "gt": frames,
+            "lq": lqs,
+            "degradation": json.dumps(
+                {
+                    "origin": "real",
+                    "pair": p["id"],
+                    "lq": p["lq"],
+                    "gt": p["gt"],
+                    "gt_frames": gts,
+                    "transform": p["transform"],
+                    "gt_scale": gt_scale,
+                    "lq_crop": [x, y, s, s],
+                }
+            ),
+            "origin": "real",
+        }
+
+
+def _crop(
+    t: np.ndarray,
+    gt_size: tuple[int, int],
+    lq_size: tuple[int, int],
+    box: list[float] | None,
+    size: int,
+) -> tuple[int, int, int]:
+    """A centred square (x, y, side) of LQ pixels inside both the active box and the GT picture."""
+    from .spatial import picture_box
+
+    x0, y0, x1, y1 = picture_box(t, gt_size, lq_size)
+    if box:
+        x0, y0 = max(x0, box[0]), max(y0, box[1])
+        x1, y1 = min(x1, box[0] + box[2]), min(y1, box[1] + box[3])
+    x0, y0, x1, y1 = int(np.ceil(x0 + 1)), int(np.ceil(y0 + 1)), int(x1 - 1), int(y1 - 1)
+    s = max(1, min(size, x1 - x0, y1 - y0))
+    return (x0 + x1 - s) // 2, (y0 + y1 - s) // 2, s
+
+
+def _gt_box(t: np.ndarray, crop: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """The GT pixel box (x, y, w, h) that the LQ square (x, y, side) shows."""
+    x, y, s = crop
+    c = np.array([[x - 0.5, y - 0.5, 1], [x + s - 0.5, y + s - 0.5, 1]]).T
+    g = np.linalg.inv(t) @ c
+    g = g[:2] / g[2]
+    gx0, gy0 = int(np.floor(g[0, 0] + 0.5)), int(np.floor(g[1, 0] + 0.5))
+    gx1, gy1 = int(np.ceil(g[0, 1] + 0.5)), int(np.ceil(g[1, 1] + 0.5))
+    return max(0, gx0), max(0, gy0), gx1 - max(0, gx0), gy1 - max(0, gy0)

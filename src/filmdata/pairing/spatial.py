@@ -1,0 +1,143 @@
+"""Spatial alignment: the 3x3 transform from GT pixels to tape pixels.
+
+ECC (Evangelidis & Psarakis, "Parametric Image Alignment Using Enhanced Correlation Coefficient
+Maximization", PAMI 2008) registers a few matched frame pairs, coarse to fine from an initial
+guess that fits the GT into the tape's active picture (letterbox/pillarbox found beforehand). ECC
+maximises a normalised correlation, so it is blind to the tape's brightness and contrast. The
+estimates are combined by a robust median of where each puts a grid of GT points, and the final
+transform is fitted to those medians; the spread of the estimates around it is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .descriptors import scale_matrix
+
+
+@dataclass(frozen=True)
+class Estimate:
+    lq_frame: int
+    gt_frame: int
+    transform: np.ndarray  # (3, 3) GT full pixel -> LQ pixel
+    score: float  # ECC correlation
+
+
+def initial_guess(
+    box: tuple[float, float, float, float], gt_size: tuple[int, int], aspect: bool = True
+) -> np.ndarray:
+    """GT full pixel -> LQ pixel, fitting the GT picture into the active box (x, y, w, h)."""
+    x, y, w, h = box
+    gw, gh = gt_size
+    sx, sy = w / gw, h / gh
+    if aspect:  # the box may include part of a bar: trust the wider side
+        sx = sy = max(sx, sy) if abs(sx / sy - 1) < 0.15 else sx
+    ox = x + (w - gw * sx) / 2
+    oy = y + (h - gh * sy) / 2
+    return np.array([[sx, 0, ox + 0.5 * sx - 0.5], [0, sy, oy + 0.5 * sy - 0.5], [0, 0, 1.0]])
+
+
+def ecc_register(
+    lq: np.ndarray,
+    gt: np.ndarray,
+    init: np.ndarray,
+    crop: tuple[int, int, int, int] | None = None,
+    homography: bool = False,
+    levels: int = 3,
+    blur: float = 1.0,
+) -> tuple[np.ndarray, float]:
+    """Register one pair: LQ (H, W) grey and GT (h, w) grey at working scale.
+
+    Args:
+        init: (3, 3) GT working pixel -> LQ pixel.
+        crop: the LQ box (x, y, w, h) compared (the active picture, bars left out).
+    Returns:
+        ((3, 3) GT working pixel -> LQ pixel, ECC correlation; -1 when it did not converge).
+    """
+    mode = cv2.MOTION_HOMOGRAPHY if homography else cv2.MOTION_AFFINE
+    x0, y0, cw, ch = crop or (0, 0, lq.shape[1], lq.shape[0])
+    lqf = lq[y0 : y0 + ch, x0 : x0 + cw].astype(np.float32)
+    gtf = cv2.GaussianBlur(gt.astype(np.float32), (0, 0), blur)
+    # ECC's warp maps template (cropped LQ) coordinates to input (GT) coordinates
+    c = np.array([[1.0, 0, -x0], [0, 1, -y0], [0, 0, 1]])  # LQ -> template
+    w = np.linalg.inv(init) @ np.linalg.inv(c)
+    score = -1.0
+    for lev in range(levels - 1, -1, -1):
+        f = 0.5**lev
+        sf = scale_matrix(f)
+        t = cv2.resize(lqf, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if lev else lqf
+        g = cv2.resize(gtf, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if lev else gtf
+        # coordinates at this level: x_l = Sf x; warp_l = Sf W Sf^-1
+        wl = sf @ w @ np.linalg.inv(sf)
+        wl = wl / wl[2, 2]
+        warp = (wl if homography else wl[:2]).astype(np.float32)
+        try:
+            score, warp = cv2.findTransformECC(
+                t,
+                g,
+                warp,
+                mode,
+                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5),
+                None,
+                5,
+            )
+        except cv2.error:
+            return init, -1.0
+        wl = warp.astype(np.float64) if homography else np.vstack([warp, (0, 0, 1)])
+        w = np.linalg.inv(sf) @ wl @ sf
+    return np.linalg.inv(w @ c), float(score)
+
+
+def combine(estimates: list[Estimate], gt_size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """Robust median of the estimates: (3, 3) GT pixel -> LQ pixel, and the median spread (px)."""
+    gw, gh = gt_size
+    xs, ys = np.meshgrid(np.linspace(0, gw - 1, 5), np.linspace(0, gh - 1, 5))
+    src = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])  # (3, P)
+    mapped = []
+    for e in estimates:
+        p = e.transform @ src
+        mapped.append(p[:2] / p[2])
+    arr = np.stack(mapped)  # (E, 2, P)
+    med = np.median(arr, axis=0)
+    # drop estimates far from the median, then average the rest (sub-pixel)
+    dist = np.linalg.norm(arr - med[None], axis=1).mean(axis=1)  # (E,)
+    keep = dist <= max(1.0, 2.5 * float(np.median(dist)))
+    target = arr[keep].mean(axis=0)
+    t = fit_affine(src[:2].T, target.T)
+    return t, float(np.median(dist))
+
+
+def fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares affine (3, 3) taking (P, 2) points to (P, 2) points."""
+    a = np.hstack([src, np.ones((len(src), 1))])
+    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)  # (3, 2)
+    return np.vstack([sol.T, (0, 0, 1)])
+
+
+def picture_box(
+    t: np.ndarray, gt_size: tuple[int, int], lq_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """The LQ box (x0, y0, x1, y1) covered by the GT picture, clipped to the frame."""
+    gw, gh = gt_size
+    c = np.array(
+        [[-0.5, -0.5, 1], [gw - 0.5, -0.5, 1], [gw - 0.5, gh - 0.5, 1], [-0.5, gh - 0.5, 1]]
+    )
+    p = t @ c.T
+    p = p[:2] / p[2]
+    x0, y0 = max(-0.5, float(p[0].min())), max(-0.5, float(p[1].min()))
+    x1 = min(lq_size[0] - 0.5, float(p[0].max()))
+    y1 = min(lq_size[1] - 0.5, float(p[1].max()))
+    return x0, y0, x1, y1
+
+
+def grid_error(a: np.ndarray, b: np.ndarray, gt_size: tuple[int, int], n: int = 9) -> float:
+    """Mean distance (LQ px) between where two GT->LQ transforms put an n x n grid of the GT."""
+    gw, gh = gt_size
+    xs, ys = np.meshgrid(np.linspace(0, gw - 1, n), np.linspace(0, gh - 1, n))
+    pts = np.stack([xs.ravel(), ys.ravel(), np.ones(n * n)])
+    p, q = np.asarray(a, float) @ pts, np.asarray(b, float) @ pts
+    p, q = p[:2] / p[2], q[:2] / q[2]
+    return float(np.linalg.norm(p - q, axis=0).mean())

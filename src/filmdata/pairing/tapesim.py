@@ -1,0 +1,236 @@
+"""VHS-like test tapes with a known truth, for the aligner's tests and benchmark.
+
+`render_footage` makes textured HD-ish footage (optionally with slow pans and static stretches,
+the hard case for temporal alignment). `make_tape` turns a GT video file into a tape: a noise
+head and a station ident (LQ frames with no GT), an offset, a speed change with frame
+resampling, a dropped and a duplicated frame, overscan, 4:3 letterbox, VHS-like blur, chroma
+smear, noise and heavy H.264 compression. It returns the true mapping (GT frame per LQ frame, or
+None) and the true 3x3 transform from GT pixel coordinates to LQ pixel coordinates (pixel
+centres at integers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..synthetic import make_world
+from ..video import iter_frames, probe, write_video
+from .spatial import grid_error
+
+
+def render_footage(
+    width: int, height: int, lengths: tuple[int, ...], seed: int = 0, slow: bool = False
+) -> Iterator[np.ndarray]:
+    """Frames (height, width, 3) uint8: one pan/zoom over a textured world per shot.
+
+    With `slow`, every other shot crawls (0.05 to 0.2 px per frame) and ends in a still stretch
+    (identical frames), so neighbouring frames are nearly identical.
+    """
+    for s, length in enumerate(lengths):
+        rng = np.random.default_rng(seed * 1000 + s)
+        ww, wh = int(width * 1.6), int(height * 1.6)
+        world = make_world(rng, wh, ww)
+        crawl = slow and s % 2 == 1
+        v = rng.uniform(0.05, 0.2, 2) if crawl else rng.uniform(-3, 3, 2)
+        still = length // 3 if crawl else 0
+        x0 = rng.uniform(0.1, 0.4) * (ww - width)
+        y0 = rng.uniform(0.1, 0.4) * (wh - height)
+        z, dz = rng.uniform(1.0, 1.1), (0.0 if crawl else rng.uniform(-0.001, 0.001))
+        mover = (rng.uniform(0, width), rng.uniform(0, height), *rng.uniform(-4, 4, 2))
+        col = tuple(int(c) for c in rng.integers(0, 256, 3))
+        r = max(3, height // 10)
+        for t in range(length):
+            tt = min(t, length - still)  # the camera (and the mover) stop for the last `still`
+            zz = z + dz * tt
+            cx = float(np.clip(x0 + v[0] * tt, 0, ww - width * zz - 1))
+            cy = float(np.clip(y0 + v[1] * tt, 0, wh - height * zz - 1))
+            m = np.float32([[zz, 0, cx], [0, zz, cy]])
+            img = cv2.warpAffine(
+                world, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            )
+            out = (img * 255).astype(np.uint8)
+            if not crawl:
+                px = int(mover[0] + mover[2] * tt) % width
+                py = int(mover[1] + mover[3] * tt) % height
+                cv2.circle(out, (px, py), r, col, -1, cv2.LINE_AA)
+            yield out
+
+
+@dataclass(frozen=True)
+class TapeSpec:
+    """How a tape is made from its GT. Times in the GT's frames unless said otherwise."""
+
+    fps: float = 25.0  # the tape's frame rate
+    speed: float = 25 / 24  # GT seconds per tape second (PAL transfer of 24 fps film: 1.0427)
+    start: float = 7.3  # GT frame position shown at the first content frame
+    head: int = 20  # tape-noise frames at the start (no GT)
+    ident: int = 8  # station-ident frames after the noise (no GT)
+    drop: float = 0.35  # where a GT frame is dropped (fraction of the content)
+    dup: float = 0.7  # where a tape frame is shown twice (fraction of the content)
+    size: tuple[int, int] = (480, 360)  # tape (width, height): 4:3
+    overscan: float = 0.035  # fraction of the GT picture cut from each side
+    shift: tuple[float, float] = (0.6, -0.4)  # extra sub-pixel shift in tape pixels
+    squeeze: float = 1.012  # horizontal scale error of the capture
+    blur: float = 1.3  # horizontal luma blur (sigma, tape pixels)
+    smear: float = 3.5  # chroma blur (sigma, tape pixels), shifted right by half of it
+    noise: float = 5.0  # luma noise std (grey levels)
+    crf: int = 38  # H.264 quality of the tape (high = heavy compression)
+    seed: int = 0
+    frames: int | None = None  # tape length (default: until the GT runs out)
+
+
+@dataclass(frozen=True)
+class Tape:
+    path: Path
+    mapping: list[int | None]  # true GT frame per tape frame
+    transform: np.ndarray  # (3, 3) GT pixel -> tape pixel
+    spec: TapeSpec = field(repr=False)
+
+
+def tape_timeline(spec: TapeSpec, gt_frames: int, gt_fps: float) -> list[int | None]:
+    """The GT frame shown by each tape frame (None: noise head, ident)."""
+    rate = spec.speed * gt_fps / spec.fps  # GT frames per tape frame
+    n_content = int((gt_frames - 1 - spec.start) / rate)
+    seq = [int(math.floor(spec.start + k * rate + 1e-6)) for k in range(n_content)]
+    seq = [g for g in seq if 0 <= g < gt_frames]
+    if spec.drop is not None and 0 < spec.drop < 1:
+        # drop a frame whose neighbours differ from it (a real loss of content)
+        k = int(spec.drop * len(seq))
+        while 0 < k < len(seq) - 1 and (seq[k - 1] == seq[k] or seq[k + 1] == seq[k]):
+            k += 1
+        del seq[k]
+    if spec.dup is not None and 0 < spec.dup < 1:
+        k = int(spec.dup * len(seq))
+        seq.insert(k, seq[k])
+    out: list[int | None] = [None] * (spec.head + spec.ident) + list(seq)
+    if spec.frames is not None:
+        out = out[: spec.frames]
+    return out
+
+
+def tape_transform(spec: TapeSpec, gt_w: int, gt_h: int) -> np.ndarray:
+    """GT pixel -> tape pixel (3x3): overscan crop, fit to the tape width, letterbox, shift."""
+    w, h = spec.size
+    a_x, a_y = spec.overscan * gt_w, spec.overscan * gt_h  # cropped edge (continuous coords)
+    cw, ch = gt_w - 2 * a_x, gt_h - 2 * a_y
+    s = w / cw
+    sx, sy = s * spec.squeeze, s
+    pic_h = ch * sy
+    left = (w - cw * sx) / 2 + spec.shift[0]
+    top = (h - pic_h) / 2 + spec.shift[1]
+    # edges: x_lq + 0.5 = left + (x_gt + 0.5 - a_x) * sx  (pixel centres at integers)
+    return np.array(
+        [
+            [sx, 0.0, left - 0.5 + (0.5 - a_x) * sx],
+            [0.0, sy, top - 0.5 + (0.5 - a_y) * sy],
+            [0.0, 0.0, 1.0],
+        ]
+    )
+
+
+def _snow(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    g = rng.integers(0, 255, (h, w), dtype=np.uint8)
+    g = cv2.GaussianBlur(g, (0, 0), sigmaX=1.5, sigmaY=0.3)
+    bands = rng.uniform(0.6, 1.3, (h, 1)).astype(np.float32)
+    g = np.clip(g * bands, 0, 255).astype(np.uint8)
+    return np.repeat(g[..., None], 3, 2)
+
+
+def _ident(w: int, h: int, k: int) -> np.ndarray:
+    img = np.full((h, w, 3), (20, 40, 120), np.uint8)
+    cv2.putText(img, "TV-1", (w // 4, h // 2), cv2.FONT_HERSHEY_SIMPLEX, 3, (240, 240, 240), 6)
+    cv2.circle(img, (w - 60, 50), 20 + k % 5, (255, 200, 0), -1)
+    return img
+
+
+def _vhs(img: np.ndarray, spec: TapeSpec, rng: np.random.Generator) -> np.ndarray:
+    """VHS look on an RGB uint8 tape frame: luma blur, chroma smear, noise, colour drift."""
+    ycc = cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    y = cv2.GaussianBlur(ycc[..., 0], (0, 0), sigmaX=spec.blur, sigmaY=0.5)
+    y = 0.9 * y + 12 + rng.normal(0, spec.noise, y.shape).astype(np.float32)
+    y += rng.normal(0, spec.noise * 0.6, (y.shape[0], 1)).astype(np.float32)  # line noise
+    ycc[..., 0] = y
+    shift = np.float32([[1, 0, spec.smear / 2], [0, 1, 0]])
+    for c in (1, 2):
+        ch = cv2.GaussianBlur(ycc[..., c], (0, 0), sigmaX=spec.smear, sigmaY=1.0)
+        ch = cv2.warpAffine(ch, shift, ch.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
+        ycc[..., c] = 128 + 0.8 * (ch - 128) + (4 if c == 1 else -3)
+    return cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
+
+
+def make_tape(gt: str | Path, out: str | Path, spec: TapeSpec = TapeSpec()) -> Tape:
+    """Make a VHS-like tape of the GT video `gt` at `out`; returns it with the truth."""
+    p = probe(gt, count=True)
+    timeline = tape_timeline(spec, p.frames, p.fps)
+    m = tape_transform(spec, p.width, p.height)
+    w, h = spec.size
+    rng = np.random.default_rng(spec.seed)
+    # anti-alias before the downscale (the warp itself samples bilinearly)
+    sigma = max(0.0, 0.45 / m[1, 1] - 0.2)
+    frames_it = iter_frames(gt)
+    cur_idx, cur = -1, None
+
+    def gt_frame(g: int) -> np.ndarray:
+        nonlocal cur_idx, cur
+        while cur_idx < g:
+            cur_idx, f = next(frames_it)
+            cur = cv2.GaussianBlur(f, (0, 0), sigma) if sigma > 0 else f
+        assert cur is not None
+        return cur
+
+    def tape_frames() -> Iterator[np.ndarray]:
+        for i, g in enumerate(timeline):
+            if g is None:
+                img = _snow(rng, w, h) if i < spec.head else _ident(w, h, i)
+            else:
+                img = cv2.warpAffine(
+                    gt_frame(g),
+                    m[:2],
+                    (w, h),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=(0, 0, 0),
+                )
+            yield _vhs(img, spec, rng)
+
+    write_video(out, tape_frames(), spec.fps, crf=spec.crf)
+    return Tape(Path(out), timeline, m, spec)
+
+
+def geometric_error(true: np.ndarray, est: np.ndarray, gt_w: int, gt_h: int, n: int = 9) -> float:
+    """Mean distance (tape px) between where two GT->tape transforms put an n x n GT grid."""
+    return grid_error(true, est, (gt_w, gt_h), n)
+
+
+def frame_accuracy(
+    true: list[int | None], est: list[int | None], same: dict[int, int] | None = None
+) -> float:
+    """Fraction of tape frames mapped right: the true GT frame, one with identical content
+    (`same[g]` names the first frame of g's run of identical frames), or None where None."""
+    same = same or {}
+    ok = 0
+    for t, e in zip(true, est, strict=False):
+        if t is None or e is None:
+            ok += t is None and e is None
+        else:
+            ok += t == e or same.get(t, t) == same.get(e, e)
+    return ok / max(1, len(true))
+
+
+def identical_runs(path: str | Path, tol: float = 0.5) -> dict[int, int]:
+    """Map each GT frame to the first frame of its run of (nearly) identical frames."""
+    out: dict[int, int] = {}
+    prev, head = None, 0
+    for i, f in iter_frames(path, gray=True, size=(160, 90)):
+        f = f.astype(np.float32)
+        if prev is None or float(np.abs(f - prev).mean()) > tol:
+            head = i
+        out[i] = head
+        prev = f
+    return out

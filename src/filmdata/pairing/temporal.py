@@ -1,0 +1,176 @@
+"""Temporal alignment: which GT frame each tape frame shows, or none.
+
+The path is a Viterbi (monotonic DP) over a similarity matrix S (tape frames x GT frames):
+
+    D[i, j] = S[i, j] + max( D[i-1, j-d] - step[d]       d = 0 (duplicate), 1, 2 (drop), 3
+                             max_{k < j-3} D[i-1, k] - jump      (an edit: content skipped)
+                             max_{k <= j} N[i-1, k] - exit )     (back from a gap)
+    N[i, k] = null + max( N[i-1, k], D[i-1, k-1] - enter )       (no GT: noise, ident)
+
+N[i, k] is "tape frame i has no GT and the last matched GT frame is k-1" (k = 0: none yet), so
+gaps keep the path monotonic. Per-step costs do not depend on where a duplicate falls, so a steady
+rate change (25 tape frames per 24 GT frames, 3:2 pulldown) costs the same wherever the data puts
+its repeats; the data decides. A coarse pass runs over the whole matrix; a fine pass re-scores a
+band around the coarse path with better descriptors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NEG = np.float32(-1e9)
+
+
+@dataclass(frozen=True)
+class PathCosts:
+    null: float = 0.45  # score of a tape frame with no GT (a match scores its ZNCC)
+    enter: float = 1.0  # leaving the GT for a gap
+    exit: float = 0.5  # coming back from a gap
+    dup: float = 0.05  # step 0: a repeated GT frame
+    drop: float = 0.08  # step 2: one GT frame skipped
+    drop2: float = 0.3  # step 3
+    jump: float = 2.0  # larger skips forward
+    # matches within `tolerance` of a tape frame's best count as equally good: differences that
+    # small are noise, or the lag of a heavy encoder that copies blocks from earlier frames,
+    # and must not pull the path off its steady rate in slow or still stretches
+    tolerance: float = 0.0
+
+
+def viterbi(s: np.ndarray, c: PathCosts = PathCosts()) -> list[int | None]:
+    """The best monotonic path through `s` (n_lq, n_gt): GT frame per tape frame or None."""
+    n, m = s.shape
+    s = s.astype(np.float32, copy=False)
+    if c.tolerance > 0:
+        s = np.minimum(s, s.max(axis=1, keepdims=True) - np.float32(c.tolerance))
+    steps = np.array([-c.dup, 0.0, -c.drop, -c.drop2], np.float32)
+    d_prev = s[0].copy()
+    n_prev = np.full(m + 1, NEG, np.float32)
+    n_prev[0] = c.null
+    # back-pointers: for D, the previous GT frame (>= 0) or -(k + 1) for a gap state k;
+    # for N, whether it came from D (True) or stayed in the gap (False)
+    bd = np.zeros((n, m), np.int32)
+    bn = np.zeros((n, m + 1), bool)
+    bd[0] = -1  # a start (N state 0 / no predecessor)
+    idx = np.arange(m)
+    for i in range(1, n):
+        best = np.full(m, NEG, np.float32)
+        arg = np.zeros(m, np.int32)
+        for d, pen in enumerate(steps):
+            cand = np.full(m, NEG, np.float32)
+            cand[d:] = d_prev[: m - d] + pen
+            better = cand > best
+            best = np.where(better, cand, best)
+            arg = np.where(better, idx - d, arg)
+        # jumps: max over k < j - 3 of d_prev[k]
+        cm, ca = _prefix_max(d_prev)
+        jump = np.full(m, NEG, np.float32)
+        jump[4:] = cm[: m - 4] - c.jump
+        better = jump > best
+        best = np.where(better, jump, best)
+        arg = np.where(better, np.r_[np.zeros(4, np.int32), ca[: m - 4]], arg)
+        # back from a gap whose last match is before j: N states 0..j
+        nm, na = _prefix_max(n_prev[:m])
+        back = nm - c.exit
+        better = back > best
+        best = np.where(better, back, best)
+        arg = np.where(better, -(na + 1), arg)
+        d_new = best + s[i]
+        bd[i] = arg
+        from_d = np.r_[NEG, d_prev - c.enter]
+        bn[i] = from_d > n_prev
+        n_new = np.maximum(n_prev, from_d) + c.null
+        d_prev, n_prev = d_new, n_new
+    # trace back from the best end state
+    if d_prev.max() >= n_prev.max():
+        kind, k = "d", int(d_prev.argmax())
+    else:
+        kind, k = "n", int(n_prev.argmax())
+    path: list[int | None] = [None] * n
+    for i in range(n - 1, -1, -1):
+        if kind == "d":
+            path[i] = k
+            p = int(bd[i, k])
+            if p >= 0:
+                k = p
+            else:
+                kind, k = "n", -p - 1
+        else:
+            if bn[i, k]:
+                kind, k = "d", k - 1
+    return path
+
+
+def _prefix_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running max of x and the index where it was reached."""
+    cm = np.maximum.accumulate(x)
+    at = np.where(x == cm, np.arange(len(x)), 0)
+    return cm, np.maximum.accumulate(at).astype(np.int32)
+
+
+def band_similarity(lq: np.ndarray, gt: np.ndarray, centre: np.ndarray, radius: int) -> np.ndarray:
+    """S[i, j] = lq[i] . gt[j] for |j - centre[i]| <= radius, -1 elsewhere (n_lq, n_gt).
+
+    `lq` (n_lq, D) and `gt` (n_gt, D) are unit-norm rows; `centre` (n_lq,) GT positions.
+    """
+    n, m = len(lq), len(gt)
+    s = np.full((n, m), -1.0, np.float32)
+    c = np.round(centre).astype(int)
+    for a in range(0, n, 64):  # blocks of rows: one matrix product each (BLAS)
+        b = min(n, a + 64)
+        lo = max(0, int(c[a:b].min()) - radius)
+        hi = min(m, int(c[a:b].max()) + radius + 1)
+        if lo >= hi:
+            continue
+        block = lq[a:b] @ gt[lo:hi].T  # (b - a, hi - lo)
+        cols = np.arange(lo, hi)[None, :]
+        inside = np.abs(cols - c[a:b, None]) <= radius
+        s[a:b, lo:hi] = np.where(inside, block, np.float32(-1.0))
+    return s
+
+
+def fill_centre(path: list[int | None], n_gt: int) -> np.ndarray:
+    """A GT position for every tape frame: the path where matched, interpolated between."""
+    i = np.array([k for k, j in enumerate(path) if j is not None])
+    if i.size == 0:
+        return np.zeros(len(path))
+    j = np.array([path[k] for k in i], float)
+    return np.clip(np.interp(np.arange(len(path)), i, j), 0, n_gt - 1)
+
+
+def fit_rate(path: list[int | None]) -> tuple[float, float]:
+    """Robust line j = a + r i through the matched frames: (a, r) in frames."""
+    pts = np.array([(i, j) for i, j in enumerate(path) if j is not None], float)
+    if len(pts) < 2:
+        return (float(pts[0, 1] - pts[0, 0]) if len(pts) else 0.0), 1.0
+    keep = np.ones(len(pts), bool)
+    r, a = 1.0, 0.0
+    for _ in range(3):
+        r, a = np.polyfit(pts[keep, 0], pts[keep, 1], 1)
+        res = np.abs(pts[:, 1] - (a + r * pts[:, 0]))
+        new = res <= max(3.0, 3 * float(np.median(res[keep])))
+        if new.sum() < 2 or (new == keep).all():
+            break
+        keep = new
+    return float(a), float(r)
+
+
+def path_stats(path: list[int | None]) -> dict[str, int]:
+    """Counts of repeats, drops, jumps and gaps along a path."""
+    out = {"repeats": 0, "drops": 0, "jumps": 0, "null": 0}
+    prev = None
+    for j in path:
+        if j is None:
+            out["null"] += 1
+            continue
+        if prev is not None:
+            d = j - prev
+            if d == 0:
+                out["repeats"] += 1
+            elif d in (2, 3):
+                out["drops"] += d - 1
+            elif d > 3:
+                out["jumps"] += 1
+        prev = j
+    return out

@@ -1,0 +1,184 @@
+"""`filmdata align`: tiny synthetic tapes with a known truth (noise head, ident, offset, PAL-like
+speed, a drop and a duplicate, overscan, letterbox, blur, chroma smear, noise, heavy H.264)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from filmdata.cli import app
+from filmdata.errors import MediaError
+from filmdata.pairing import align
+from filmdata.pairing.tapesim import (
+    Tape,
+    TapeSpec,
+    frame_accuracy,
+    geometric_error,
+    identical_runs,
+    make_tape,
+    render_footage,
+    tape_timeline,
+)
+from filmdata.pairing.temporal import PathCosts, viterbi
+from filmdata.video import write_video
+
+GT_SIZE = (192, 108)
+
+
+def _make(folder: Path, slow: bool, seed: int) -> tuple[Path, Tape]:
+    gt = folder / "gt.mp4"
+    write_video(gt, render_footage(*GT_SIZE, (30, 30, 30), seed=seed, slow=slow), 24.0)
+    # crawling shots at crf 38 on a 160x120 tape are past what the aligner resolves (the
+    # encoder's lag exceeds a crawl of 0.1 px per frame); the slow tape is compressed less
+    spec = TapeSpec(
+        size=(160, 120),
+        head=6,
+        ident=3,
+        start=2.4,
+        blur=0.8,
+        smear=2.0,
+        seed=seed,
+        crf=30 if slow else 38,
+    )
+    return gt, make_tape(gt, folder / "tape.mp4", spec)
+
+
+@pytest.fixture(scope="module")
+def pans(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Tape]:
+    return _make(tmp_path_factory.mktemp("pans"), slow=False, seed=3)
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Tape]:
+    return _make(tmp_path_factory.mktemp("slow"), slow=True, seed=4)
+
+
+@pytest.mark.parametrize("which", ["pans", "slow"])
+def test_align_recovers_the_truth(which: str, request: pytest.FixtureRequest) -> None:
+    gt, tape = request.getfixturevalue(which)
+    a = align(tape.path, gt)
+    assert len(a.mapping) == len(tape.mapping)
+    acc = frame_accuracy(tape.mapping, a.mapping, identical_runs(gt))
+    assert acc >= 0.95, acc
+    assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
+    # the noise head and the ident have no GT
+    head = tape.spec.head + tape.spec.ident
+    assert all(m is None for m in a.mapping[:head])
+    assert all(c == 0.0 for c in a.confidence[:head])
+    assert abs(a.speed - tape.spec.speed) < 0.02
+    assert a.quality["drops"] >= 1 and a.quality["repeats"] >= 1
+
+
+def test_tape_truth_has_the_events() -> None:
+    t = tape_timeline(TapeSpec(head=5, ident=2, start=3.0), 100, 24.0)
+    assert t[:7] == [None] * 7
+    content = [g for g in t if g is not None]
+    steps = np.diff(content)
+    assert (steps == 0).sum() == 1 and (steps == 2).sum() == 1 and set(steps) <= {0, 1, 2}
+
+
+def test_viterbi_nulls_skips_and_repeats() -> None:
+    # 3 frames with no GT, then GT 2, 3, 3 (repeat), 5 (drop), 6
+    truth = [None, None, None, 2, 3, 3, 5, 6]
+    s = np.full((len(truth), 8), 0.1, np.float32)
+    for i, j in enumerate(truth):
+        if j is not None:
+            s[i, j] = 0.95
+    assert viterbi(s, PathCosts()) == truth
+
+
+def test_align_cli_json(runner: CliRunner, pans: tuple[Path, Tape]) -> None:
+    gt, tape = pans
+    r = runner.invoke(app, ["align", str(tape.path), str(gt), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert set(out) == {"mapping", "transform", "offset", "speed", "confidence", "quality"}
+    assert len(out["mapping"]) == len(out["confidence"]) == len(tape.mapping)
+    assert np.array(out["transform"]).shape == (3, 3)
+    assert out["mapping"][0] is None and isinstance(out["mapping"][-1], int)
+    assert isinstance(out["offset"], float) and 1.0 < out["speed"] < 1.1
+
+
+def test_align_cli_summary(runner: CliRunner, pans: tuple[Path, Tape]) -> None:
+    gt, tape = pans
+    r = runner.invoke(app, ["align", str(tape.path), str(gt), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "offset" in r.output and "speed" in r.output
+
+
+def test_align_refuses_bad_input(runner: CliRunner, tmp_path: Path, clip: Path) -> None:
+    r = runner.invoke(app, ["align", str(tmp_path / "nope.mp4"), str(clip)])
+    assert r.exit_code == 2
+    assert r.output.strip().count("\n") == 0 and "no such file" in r.output
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    r = runner.invoke(app, ["align", str(junk), str(clip)])
+    assert r.exit_code == 2 and r.output.startswith("error:")
+    assert r.output.strip().count("\n") == 0
+    with pytest.raises(MediaError):
+        align(junk, clip)
+
+
+def test_audio_match_finds_offset_and_pal_speed() -> None:
+    from filmdata.pairing.audio import HOP, match
+
+    rng = np.random.default_rng(0)
+    gt = np.zeros(3000)  # 30 s of onsets at 10 ms
+    gt[rng.choice(3000, 120, replace=False)] = rng.uniform(0.5, 2, 120)
+    speed, offset = 25 / 24, 1.7  # t_lq = offset + t_gt / speed
+    t_lq = np.arange(int(3000 / speed) + 300) * HOP
+    t_gt = (t_lq - offset) * speed
+    lq = np.interp(t_gt / HOP, np.arange(3000), gt, left=0, right=0)
+    lq += rng.normal(0, 0.05, lq.shape)
+    m = match(lq, gt)
+    assert m is not None and m.speed == speed and m.clearance > 1.5
+    assert abs(m.offset - offset) <= 2 * HOP
+
+
+def _with_sound(path: Path, seconds: float, clicks: np.ndarray) -> None:
+    """A small video file whose sound is short noise bursts at the times `clicks` (s)."""
+    import av
+
+    rate = 16000
+    sound = np.zeros(int(seconds * rate), np.float32)
+    burst = np.random.default_rng(1).normal(0, 0.4, 400).astype(np.float32)
+    for t in clicks:
+        k = int(t * rate)
+        sound[k : k + 400] += burst[: len(sound[k : k + 400])]
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=rate)
+        a.layout = "mono"
+        for i in range(int(seconds * 12)):
+            img = np.full((48, 64, 3), (i * 7) % 255, np.uint8)
+            for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pkt)
+        for pkt in v.encode():
+            c.mux(pkt)
+        for k in range(0, len(sound), 1024):
+            chunk = sound[k : k + 1024][None, :]
+            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            frame.sample_rate = rate
+            for pkt in a.encode(frame):
+                c.mux(pkt)
+        for pkt in a.encode():
+            c.mux(pkt)
+
+
+def test_audio_offset_from_files(tmp_path: Path) -> None:
+    from filmdata.pairing.audio import audio_offset
+
+    rng = np.random.default_rng(2)
+    clicks = np.sort(rng.uniform(0.2, 11.5, 25))
+    speed, offset = 25 / 24, 0.8
+    _with_sound(tmp_path / "gt.mp4", 12.0, clicks)
+    _with_sound(tmp_path / "lq.mp4", 12.5, offset + clicks / speed)
+    m = audio_offset(tmp_path / "lq.mp4", tmp_path / "gt.mp4")
+    assert m is not None and m.speed == speed and m.clearance > 1.5
+    assert abs(m.offset - offset) < 0.04
+    assert audio_offset(tmp_path / "lq.mp4", tmp_path / "nope.mp4") is None

@@ -1,0 +1,120 @@
+"""`filmdata pair`: manifest pairs aligned through the catalog, failures recorded, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from filmdata.catalog import Catalog
+from filmdata.cli import app
+from filmdata.errors import ItemsFailed
+from filmdata.pairing.pair import pair
+from filmdata.pairing.tapesim import TapeSpec, frame_accuracy, make_tape, render_footage
+from filmdata.shards import read_shard, scan
+from filmdata.video import write_video
+
+MANIFEST = """\
+name: tapes
+sources:
+  - {id: song-vhs, path: song-vhs.mp4, kind: vhs}
+  - {id: song-hd, path: song-hd.mp4, kind: hd}
+  - {id: other-vhs, path: other-vhs.mp4, kind: vhs}
+  - {id: other-hd, path: other-hd.mp4, kind: hd}
+pairs:
+  - {id: song, lq: song-vhs, gt: song-hd}
+  - {id: other, lq: other-vhs, gt: other-hd}
+"""
+
+
+@pytest.fixture
+def catalog_root(root: Path) -> tuple[Path, Path, list[int | None]]:
+    """A root whose catalog has a fetched tape and GT, and a pair that cannot be aligned (its
+    tape's file is missing, its GT failed to fetch)."""
+    raw = root / "raw" / "tapes"
+    gt = raw / "song-hd.mp4"
+    write_video(gt, render_footage(192, 108, (30, 30, 30), seed=3), 24.0)
+    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=3)
+    tape = make_tape(gt, raw / "song-vhs.mp4", spec)
+    with Catalog.at_root(root) as cat:
+        for sid, status in [
+            ("song-vhs", "fetched"),
+            ("song-hd", "fetched"),
+            ("other-vhs", "fetched"),
+            ("other-hd", "failed"),
+        ]:
+            cat.upsert_source(
+                {
+                    "manifest": "tapes",
+                    "id": sid,
+                    "kind": "vhs" if sid.endswith("vhs") else "hd",
+                    "status": status,
+                    "path": f"raw/tapes/{sid}.mp4" if status == "fetched" else None,
+                }
+            )
+    manifest = root / "tapes.yaml"
+    manifest.write_text(MANIFEST)
+    return root, manifest, tape.mapping
+
+
+def test_pair_through_the_catalog(
+    runner: CliRunner, catalog_root: tuple[Path, Path, list[int | None]]
+) -> None:
+    root, manifest, truth = catalog_root
+    r = runner.invoke(app, ["pair", "--root", str(root), "--manifest", str(manifest), "-q"])
+    assert r.exit_code == 1, r.output  # one pair failed, the other is done
+    assert "other" in r.output and "missing" in r.output  # other-vhs: no file on disk
+    with Catalog.at_root(root) as cat:
+        song = cat.row("pairs", {"manifest": "tapes", "id": "song"})
+        other = cat.row("pairs", {"manifest": "tapes", "id": "other"})
+    assert song is not None and other is not None
+    assert song["status"] == "aligned" and song["error"] is None
+    assert frame_accuracy(truth, song["mapping"]) >= 0.95
+    assert np.array(song["transform"]).shape == (3, 3)
+    assert len(song["confidence"]) == len(truth) and 1.0 < song["speed"] < 1.1
+    assert isinstance(song["quality"], dict) and song["offset_s"] is not None
+    assert other["status"] == "failed" and "other-vhs" in other["error"]
+
+
+def test_pair_export_real_config(catalog_root: tuple[Path, Path, list[int | None]]) -> None:
+    root, manifest, _ = catalog_root
+    for gt_scale in (False, True):
+        with pytest.raises(ItemsFailed) as e:
+            pair(
+                root, [manifest], export="real", gt_scale=gt_scale, clip_len=4, size=64, quiet=True
+            )
+        out = e.value.result  # type: ignore[attr-defined]
+        assert out["dataset"]["real"]["train"] >= 3
+        found = scan(root / "datasets" / "real")
+        assert set(found) == {"real"} and "validation" in found["real"]
+        shard = next((root / "datasets" / "real" / "data" / "real").glob("train-*.parquet"))
+        rows = read_shard(shard).to_pylist()
+        row = rows[0]
+        assert row["origin"] == "real" and row["source"] == "song-vhs" and row["clip"] == "song"
+        assert len(row["gt"]) == len(row["lq"]) == 4
+        deg = json.loads(row["degradation"])
+        assert deg["gt_scale"] is gt_scale and len(deg["gt_frames"]) == 4
+        from filmdata.shards import decode_image
+
+        lq = decode_image(row["lq"][0]["bytes"])
+        gt = decode_image(row["gt"][0]["bytes"])
+        assert lq.shape == (64, 64, 3)
+        if gt_scale:
+            assert gt.shape[0] > 64 and gt.shape[1] > 64  # the GT keeps its finer scale
+        else:
+            assert gt.shape == lq.shape
+            # on the LQ grid, the GT looks like the tape: correlated, not shifted
+            a = lq.mean(2) - lq.mean()
+            b = gt.mean(2) - gt.mean()
+            assert float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())) > 0.8
+    assert (root / "datasets" / "real" / "README.md").exists()
+
+
+def test_pair_refuses_bad_options(runner: CliRunner, root: Path) -> None:
+    r = runner.invoke(app, ["pair", "--root", str(root), "--clip-len", "0"])
+    assert r.exit_code == 2 and r.output.startswith("error:")
+    r = runner.invoke(app, ["pair", "--root", str(root), "--manifest", str(root / "no.yaml")])
+    assert r.exit_code == 2 and "no such file" in r.output
