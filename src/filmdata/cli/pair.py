@@ -8,7 +8,16 @@ from pathlib import Path
 import typer
 
 from ..errors import RefusedError
-from ._common import JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+from ._common import (
+    BackendOpt,
+    JsonOpt,
+    QuietOpt,
+    RayAddressOpt,
+    RootOpt,
+    command,
+    print_json,
+    print_table,
+)
 
 
 @command("align")
@@ -76,6 +85,9 @@ def pair_cmd(
     val_fraction: float = typer.Option(
         0.1, "--val-fraction", help="Last stretch of each pair held out as validation."
     ),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Pairs aligned at once (local)."),
+    backend: str = BackendOpt,
+    ray_address: str | None = RayAddressOpt,
     json_: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -93,6 +105,9 @@ def pair_cmd(
             size=size,
             val_fraction=val_fraction,
             quiet=quiet or json_,
+            jobs=jobs,
+            backend=backend,
+            ray_address=ray_address,
         )
     except ItemsFailed as e:  # show what was done, then exit 1 with the reasons
         _show(getattr(e, "result", None), json_)

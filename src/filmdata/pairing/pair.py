@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..backend import ItemError, map_items
 from ..catalog import Catalog
 from ..errors import FilmdataError, ItemsFailed, RefusedError
 from ..manifest import load_manifest
@@ -34,6 +35,9 @@ def pair(
     size: int = 256,
     val_fraction: float = 0.1,
     quiet: bool = False,
+    jobs: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Align every pair of the given manifests (default: every pair the catalog knows).
 
@@ -46,6 +50,9 @@ def pair(
         size: side of the exported square LQ crop (pixels), at most the picture's.
         val_fraction: the last stretch of each pair held out as validation.
         quiet: no progress bars.
+        jobs: pairs aligned at once (local process pool).
+        backend: "local" or "ray" (each pair a Ray task; the catalog is written here alone).
+        ray_address: the Ray cluster (default `$RAY_ADDRESS`; "local" starts one in-process).
 
     Returns:
         {"pairs": [{manifest, id, status, error, ...}], "dataset": {...} or None}
@@ -67,23 +74,31 @@ def pair(
     with Catalog.at_root(root) as cat:
         if not manifests:
             todo = [(r["manifest"], r["id"], r["lq"], r["gt"]) for r in cat.pairs()]
+        rows: list[dict[str, Any]] = []
+        work: list[tuple[str, str, bool]] = []
         for manifest, pid, lq, gt in todo:
-            row: dict[str, Any] = {"manifest": manifest, "id": pid, "lq": lq, "gt": gt}
+            rows.append({"manifest": manifest, "id": pid, "lq": lq, "gt": gt})
             try:
-                paths = [_source_path(cat, root, manifest, s) for s in (lq, gt)]
-                a = align(paths[0], paths[1], quiet=quiet)
-                row.update(
-                    status="aligned",
-                    error=None,
-                    offset_s=a.offset,
-                    speed=a.speed,
-                    transform=a.transform.tolist(),
-                    mapping=a.mapping,
-                    confidence=[round(c, 4) for c in a.confidence],
-                    quality=a.quality,
-                )
+                lq_path, gt_path = (_source_path(cat, root, manifest, s) for s in (lq, gt))
+                work.append((str(lq_path), str(gt_path), quiet or backend == "ray" or jobs > 1))
             except FilmdataError as e:
-                row.update(status="failed", error=str(e))
+                rows[-1].update(status="failed", error=str(e))
+        ready = [r for r in rows if "status" not in r]
+        # The same per-pair function in a local pool or as Ray tasks; the catalog is written
+        # here, by this process alone.
+        for i, res in map_items(
+            _align_item,
+            work,
+            backend=backend,
+            jobs=jobs,  # type: ignore[arg-type]
+            ray_address=ray_address,
+            root=root,
+        ):
+            if isinstance(res, ItemError):
+                ready[i].update(status="failed", error=res.error)
+            else:
+                ready[i].update(res)
+        for row in rows:
             cat.upsert_pair(row)
             results.append({k: row.get(k) for k in ("manifest", "id", "status", "error")})
         dataset = None
@@ -118,6 +133,25 @@ def _source_path(cat: Catalog, root: Path, manifest: str, source: str) -> Path:
     if not path.exists():
         raise FilmdataError(f"source {manifest}/{source}: {path} is missing; fetch it again")
     return path
+
+
+def _align_item(job: tuple[str, str, bool]) -> dict[str, Any]:
+    """Align one pair of files: the catalog columns of an aligned (or failed) pair."""
+    lq, gt, quiet = job
+    try:
+        a = align(lq, gt, quiet=quiet)
+    except FilmdataError as e:
+        return {"status": "failed", "error": str(e)}
+    return {
+        "status": "aligned",
+        "error": None,
+        "offset_s": a.offset,
+        "speed": a.speed,
+        "transform": a.transform.tolist(),
+        "mapping": a.mapping,
+        "confidence": [round(c, 4) for c in a.confidence],
+        "quality": a.quality,
+    }
 
 
 def export_real(
