@@ -1,0 +1,135 @@
+"""`filmdata train`, `filmdata eval` and `filmdata restore`: thin twins of `filmdata.restorer`.
+
+torch and friends are imported inside the commands, so `filmdata --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._common import DeviceOpt, JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+
+
+@command("train")
+def train_cmd(
+    data: str = typer.Option(..., "--data", help="Dataset folder, or a name under ROOT/datasets."),
+    config: str = typer.Option("tiny", "--config", help="tiny | small | base | a YAML/JSON file."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="Training steps (default: config)."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Windows per batch."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default ROOT/runs/<name>)."),
+    device: str = DeviceOpt,
+    resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoint."),
+    objective: str | None = typer.Option(
+        None, "--objective", help="diffusion | regression (default: config)."
+    ),
+    root: Path | None = RootOpt,
+    quiet: bool = QuietOpt,
+    json_: bool = JsonOpt,
+) -> None:
+    """Train the temporal restorer on a dataset.
+
+    The run folder gets config.json, model.safetensors (+ EMA and optimizer state, all
+    safetensors) and metrics.jsonl (one JSON line per logged step).
+    """
+    from ..restorer import train
+
+    result = train(
+        data,
+        config,
+        steps=steps,
+        batch_size=batch_size,
+        out=out,
+        device=device,
+        resume=resume,
+        objective=objective,
+        root=root,
+        quiet=quiet,
+    )
+    if json_:
+        print_json(result.to_dict())
+    else:
+        typer.echo(
+            f"{result.run}: {result.steps} steps, loss {result.first_loss:.4f} -> "
+            f"{result.loss:.4f}, {result.steps_per_s:.2f} steps/s, "
+            f"{result.parameters:,} parameters"
+        )
+
+
+@command("eval")
+def eval_cmd(
+    run: str = typer.Argument(..., help="Run folder (or a name under ROOT/runs)."),
+    data: str = typer.Option(..., "--data", help="Dataset folder, or a name under ROOT/datasets."),
+    split: str = typer.Option("validation", "--split", help="Dataset split to evaluate on."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="Sampling steps (default: config)."
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Evaluate only the first N windows."
+    ),
+    device: str = DeviceOpt,
+    root: Path | None = RootOpt,
+    quiet: bool = QuietOpt,
+    json_: bool = JsonOpt,
+) -> None:
+    """Evaluate a run against the input, a temporal median filter and the GT.
+
+    Reports PSNR, SSIM, E_warp (flows of the GT), tOF and seconds per frame for each.
+    """
+    from ..restorer import evaluate
+
+    report = evaluate(
+        run, data, split=split, steps=steps, device=device, limit=limit, root=root, quiet=quiet
+    )
+    if json_:
+        print_json(report)
+    else:
+        print_table(
+            [{"method": k} | v for k, v in report.items()],
+            ["method", "psnr", "ssim", "ewarp", "tof", "sec_per_frame", "frames"],
+        )
+
+
+@command("restore")
+def restore_cmd(
+    video: Path = typer.Argument(..., help="The video to restore."),
+    out: Path = typer.Option(..., "-o", "--out", help="The restored video to write."),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="Run folder (or name under runs)."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="Sampling steps (default: config)."
+    ),
+    window: int | None = typer.Option(
+        None, "--window", min=1, help="Frames per window (default: run)."
+    ),
+    overlap: int | None = typer.Option(None, "--overlap", min=0, help="Frames shared by windows."),
+    tile: int = typer.Option(256, "--tile", min=16, help="Spatial tile size in pixels."),
+    device: str = DeviceOpt,
+    root: Path | None = RootOpt,
+    quiet: bool = QuietOpt,
+    json_: bool = JsonOpt,
+) -> None:
+    """Restore a whole video with a trained run: same frame count, fps and size."""
+    from ..restorer import restore
+
+    result = restore(
+        video,
+        out,
+        checkpoint,
+        steps=steps,
+        window=window,
+        overlap=overlap,
+        tile=tile,
+        device=device,
+        root=root,
+        quiet=quiet,
+    )
+    if json_:
+        print_json(result.to_dict())
+    else:
+        typer.echo(
+            f"{result.out}: {result.frames} frames {result.width}x{result.height} "
+            f"@ {result.fps:g} fps, {result.frames_per_s:.2f} frames/s"
+        )

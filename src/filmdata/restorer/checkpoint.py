@@ -1,0 +1,173 @@
+"""Run folders: `config.json`, `model.safetensors`, `ema.safetensors`, `optimizer.safetensors`
+and `state.json`. Safe formats only: weights as safetensors, everything else as JSON; nothing in a
+run folder is ever unpickled (a `.pt`/`.bin`/`.pkl` planted there is never opened)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import RefusedError
+from ..paths import resolve_root, runs_dir
+from .config import RestorerConfig
+
+CONFIG, MODEL, EMA, OPTIM, STATE = (
+    "config.json",
+    "model.safetensors",
+    "ema.safetensors",
+    "optimizer.safetensors",
+    "state.json",
+)
+
+
+def resolve_run(run: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
+    """A run folder from a path, or a run name under ROOT/runs.
+
+    Raises:
+        RefusedError: neither holds a `config.json`.
+    """
+    path = Path(run).expanduser()
+    if (path / CONFIG).is_file():
+        return path.resolve()
+    named = runs_dir(resolve_root(root)) / str(run)
+    if (named / CONFIG).is_file():
+        return named
+    raise RefusedError(
+        f"run {str(run)!r}: no {CONFIG} there nor in {named}; pass a run folder made by "
+        "`filmdata train`"
+    )
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _atomic_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), meta)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RefusedError(f"{path}: cannot read as JSON: {e}") from None
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (never a pickle).
+
+    Raises:
+        RefusedError: missing, or not a safetensors file.
+    """
+    if not path.is_file():
+        raise RefusedError(f"{path}: missing; the run is incomplete (train it again)")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise RefusedError(f"{path}: not a valid safetensors file ({e}); refused") from None
+
+
+def save_config(run: Path, cfg: RestorerConfig, extra: dict[str, Any] | None = None) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    _atomic_json(run / CONFIG, cfg.to_dict() | {"filmdata": extra or {}})
+
+
+def load_config_json(run: Path) -> RestorerConfig:
+    data = read_json(run / CONFIG)
+    if isinstance(data, dict):
+        data.pop("filmdata", None)
+    return RestorerConfig.from_dict(data, where=str(run / CONFIG))
+
+
+def save_checkpoint(
+    run: Path,
+    model: torch.nn.Module,
+    ema: dict[str, torch.Tensor],
+    opt: torch.optim.Optimizer,
+    state: dict[str, Any],
+) -> None:
+    """Write weights, EMA weights, optimizer state and the loop state; state.json goes last, so
+    a checkpoint is complete when its state.json names its step."""
+    meta = {"step": str(state["step"]), "format": "filmdata-restorer-1"}
+    _atomic_tensors(run / MODEL, model.state_dict(), meta)
+    _atomic_tensors(run / EMA, ema, meta)
+    tensors, groups = _flatten_optimizer(opt)
+    _atomic_tensors(run / OPTIM, tensors, meta)
+    _atomic_json(run / STATE, state | {"param_groups": groups})
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer(run: Path, opt: torch.optim.Optimizer, groups: Any) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in read_tensors(run / OPTIM).items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    try:
+        opt.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, TypeError) as e:
+        raise RefusedError(f"{run / OPTIM}: does not match the model ({e})") from None
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    try:
+        model.load_state_dict(read_tensors(path))
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise RefusedError(f"{path}: does not match config.json ({first})") from None
+
+
+def load_model(
+    run: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    ema: bool = True,
+) -> tuple[Any, RestorerConfig, Path]:
+    """The restorer of a run (EMA weights when present), in eval mode on `device`.
+
+    Returns:
+        (model, config, run folder).
+    """
+    from .model import UNet
+
+    path = resolve_run(run, root)
+    cfg = load_config_json(path)
+    model = UNet(cfg)
+    weights = path / EMA if ema and (path / EMA).is_file() else path / MODEL
+    load_weights(model, weights)
+    return model.to(device).eval(), cfg, path
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """`auto`: CUDA when available, else the CPU.
+
+    Raises:
+        RefusedError: an unknown or unavailable device.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise RefusedError(f"--device {device!r}: unknown; use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RefusedError(f"--device {device!r}: CUDA is not available here; use auto or cpu")
+    return dev

@@ -1,0 +1,221 @@
+"""Training windows streamed from a dataset's Parquet shards through `datasets`.
+
+A dataset is a folder `NAME/` with a card `README.md` (YAML `configs:` listing `data_files` per
+split) and `data/<config>/<split>-*.parquet` shards whose rows hold `gt` and `lq` lists of images.
+Paired augmentation: ONE albumentations transform (random crop, flips) drawn per window and
+replayed on every frame of LQ and GT alike, via `additional_targets`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from ..errors import RefusedError
+from ..paths import datasets_dir, resolve_root
+
+
+def resolve_dataset(data: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> Path:
+    """A dataset folder from a path, or a name under ROOT/datasets.
+
+    Raises:
+        RefusedError: neither exists.
+    """
+    path = Path(data).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    named = datasets_dir(resolve_root(root)) / str(data)
+    if named.is_dir():
+        return named
+    raise RefusedError(
+        f"--data {str(data)!r}: no such dataset folder, and no {named}; "
+        "pass a dataset folder or a name under ROOT/datasets"
+    )
+
+
+def _card(path: Path) -> dict[str, Any]:
+    card = path / "README.md"
+    if not card.is_file():
+        return {}
+    text = card.read_text(encoding="utf-8")
+    m = re.match(r"---\s*\n(.*?)\n---\s*(\n|$)", text, re.S)
+    if not m:
+        return {}
+    try:
+        meta = yaml.safe_load(m.group(1))  # safe loading only: python tags are refused
+    except yaml.YAMLError as e:
+        raise RefusedError(f"{card}: cannot read the card's YAML header: {e}") from None
+    return meta if isinstance(meta, dict) else {}
+
+
+def split_files(path: Path, split: str, config: str | None = None) -> list[str]:
+    """The Parquet files of one split, from the card's `configs` (else `data/*/<split>-*`).
+
+    With several configs and no `config`, every config that lists the split is used.
+
+    Raises:
+        RefusedError: the split (or config) has no shards.
+    """
+    files: list[str] = []
+    configs = _card(path).get("configs") or []
+    names = [c.get("config_name") for c in configs if isinstance(c, dict)]
+    if config is not None and configs and config not in names:
+        raise RefusedError(f"{path}: no config {config!r}; the card lists {names}")
+    for c in configs:
+        if not isinstance(c, dict) or (config is not None and c.get("config_name") != config):
+            continue
+        data_files = c.get("data_files") or []
+        if isinstance(data_files, dict):
+            data_files = [{"split": k, "path": v} for k, v in data_files.items()]
+        for entry in data_files:
+            if isinstance(entry, dict) and entry.get("split") == split:
+                patterns = entry.get("path")
+                for pat in [patterns] if isinstance(patterns, str) else patterns or []:
+                    files += _inside(path, pat)
+    if not configs:
+        files = _inside(path, f"data/{config or '*'}/{split}-*.parquet")
+    if not files:
+        raise RefusedError(
+            f"{path}: no Parquet shards for split {split!r}"
+            + (f" of config {config!r}" if config else "")
+            + "; check the split name (train, validation) and the card's data_files"
+        )
+    return sorted(set(files))
+
+
+def _inside(path: Path, pattern: str) -> list[str]:
+    base = path.resolve()
+    out = []
+    for f in glob.glob(str(base / pattern)):
+        if Path(f).resolve().is_relative_to(base) and f.endswith(".parquet"):
+            out.append(f)
+    return out
+
+
+def load_split(path: Path, split: str, config: str | None = None, streaming: bool = True) -> Any:
+    """The split as a `datasets` (Iterable)Dataset with decoded images."""
+    return _load_files(split_files(path, split, config), split, streaming)
+
+
+def _load_files(files: list[str], split: str, streaming: bool = True) -> Any:
+    from datasets import load_dataset
+
+    return load_dataset("parquet", data_files={split: files}, split=split, streaming=streaming)
+
+
+def _buffer_shuffle(rows: Any, size: int, rng: np.random.Generator) -> Iterator[Any]:
+    """Shuffle a stream in a buffer of `size` rows (the usual streaming approximation)."""
+    buf: list[Any] = []
+    for row in rows:
+        if len(buf) < size:
+            buf.append(row)
+            continue
+        i = int(rng.integers(size))
+        yield buf[i]
+        buf[i] = row
+    rng.shuffle(buf)  # type: ignore[arg-type]
+    yield from buf
+
+
+def row_frames(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(lq, gt) of a row as (T, H, W, 3) uint8 arrays.
+
+    Raises:
+        RefusedError: lq and gt differ in length or size.
+    """
+    lq = np.stack([np.asarray(im.convert("RGB")) for im in row["lq"]])
+    gt = np.stack([np.asarray(im.convert("RGB")) for im in row["gt"]])
+    if lq.shape != gt.shape:
+        raise RefusedError(
+            f"row {row.get('id')!r}: lq {lq.shape} and gt {gt.shape} differ; "
+            "re-make the dataset (filmdata verify)"
+        )
+    return lq, gt
+
+
+def paired_transform(crop: int, frames: int) -> Any:
+    """One albumentations pipeline for 2*`frames` images: lq frames as `image`, `image1`..., gt
+    frames as `gt0`...; the same crop and flips apply to all."""
+    import albumentations as A
+
+    targets = {f"image{i}": "image" for i in range(1, frames)}
+    targets |= {f"gt{i}": "image" for i in range(frames)}
+    return A.Compose(
+        [
+            A.PadIfNeeded(crop, crop, border_mode=4),  # cv2.BORDER_REFLECT_101
+            A.RandomCrop(crop, crop),
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+        ],
+        additional_targets=targets,
+    )
+
+
+def augment(transform: Any, lq: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one draw of `transform` to every frame of lq and gt ((T, H, W, 3) each)."""
+    T = len(lq)
+    kw = {"image": lq[0]} | {f"image{i}": lq[i] for i in range(1, T)}
+    kw |= {f"gt{i}": gt[i] for i in range(T)}
+    out = transform(**kw)
+    lq_out = np.stack([out["image"]] + [out[f"image{i}"] for i in range(1, T)])
+    gt_out = np.stack([out[f"gt{i}"] for i in range(T)])
+    return lq_out, gt_out
+
+
+class Windows(torch.utils.data.IterableDataset):
+    """Endless stream of augmented training windows: (lq, gt) float tensors (T, 3, crop, crop).
+
+    Each shard row gives one window of `frames` consecutive frames (a random offset when the row
+    is longer); rows are shuffled in a buffer, epoch after epoch. Randomness comes from `seed`,
+    the epoch and the worker, so a run replays.
+    """
+
+    def __init__(
+        self, path: Path, split: str, frames: int, crop: int, seed: int, buffer: int = 64
+    ) -> None:
+        super().__init__()
+        self.path, self.split, self.frames, self.crop = path, split, frames, crop
+        self.seed, self.buffer = seed, buffer
+        split_files(path, split)  # refuse early, in the caller's process
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        rng = np.random.default_rng([self.seed, wid])
+        transform = paired_transform(self.crop, self.frames)
+        transform.set_random_seed(int(rng.integers(2**31)))
+        files = split_files(self.path, self.split)
+        epoch, seen = 0, 0
+        while True:
+            # Shuffle the shard order, then rows in a buffer. (Not IterableDataset.shuffle: in
+            # datasets 5 it sleeps 5 s on every pass for an Arrow thread-shutdown workaround.)
+            order = [files[i] for i in rng.permutation(len(files))]
+            stream = _load_files(order, self.split)
+            rows = (r for k, r in enumerate(stream) if k % nw == wid)
+            for row in _buffer_shuffle(rows, self.buffer, rng):
+                lq, gt = row_frames(row)
+                if len(lq) < self.frames:
+                    continue  # too short for a window
+                o = int(rng.integers(0, len(lq) - self.frames + 1))
+                lq, gt = augment(transform, lq[o : o + self.frames], gt[o : o + self.frames])
+                seen += 1
+                yield _to_tensor(lq), _to_tensor(gt)
+            if seen == 0:
+                raise RefusedError(
+                    f"{self.path}: split {self.split!r} has no window of {self.frames} frames; "
+                    "use a config with a smaller window"
+                )
+            epoch += 1
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255

@@ -1,0 +1,185 @@
+"""Training, top to bottom: one `train()` loop (nanoGPT-style).
+
+data (datasets -> albumentations) -> UNet -> diffusion or regression loss -> AdamW with warmup and
+cosine decay, gradient clipping, EMA weights, bf16 autocast on CUDA -> metrics.jsonl, checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import RefusedError
+from ..paths import resolve_root, runs_dir
+from . import checkpoint as ckpt
+from .config import RestorerConfig, load_config
+from .data import Windows, resolve_dataset
+from .diffusion import loss as batch_loss
+from .diffusion import train_scheduler
+from .model import UNet, count_parameters
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run left behind."""
+
+    run: Path
+    steps: int
+    loss: float  # mean loss of the last logged interval
+    first_loss: float  # mean loss of the first logged interval of this call
+    parameters: int
+    seconds: float
+    steps_per_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+
+
+def lr_at(step: int, cfg: RestorerConfig) -> float:
+    """Linear warmup then cosine decay to 10% (SGDR, Loshchilov & Hutter 2017)."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def train(
+    data: str | os.PathLike[str],
+    config: str | os.PathLike[str] | RestorerConfig = "tiny",
+    *,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    objective: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    quiet: bool = False,
+    split: str = "train",
+) -> TrainResult:
+    """Train a restorer on a dataset's `split`; returns where and how it went.
+
+    Args:
+        data: a dataset folder, or a name under ROOT/datasets.
+        config: `tiny`, `small`, `base`, a YAML/JSON file, or a `RestorerConfig`.
+        steps, batch_size, objective: override the config's.
+        out: the run folder (default ROOT/runs/<dataset>-<config>-<objective>).
+        resume: continue from the run's last checkpoint (its config.json wins over `config`).
+
+    Raises:
+        RefusedError: bad dataset, config or device; a run already there without `resume`.
+    """
+    root_path = resolve_root(root)
+    dataset = resolve_dataset(data, root_path)
+    cfg = load_config(config).replace(steps=steps, batch_size=batch_size, objective=objective)
+    run = Path(out) if out is not None else runs_dir(root_path) / _run_name(dataset, cfg)
+    if resume:
+        if not (run / ckpt.STATE).is_file():
+            raise RefusedError(f"--resume: {run} has no checkpoint ({ckpt.STATE}); drop --resume")
+        cfg = ckpt.load_config_json(run).replace(
+            steps=steps, batch_size=batch_size, objective=objective
+        )
+    elif (run / ckpt.MODEL).exists():
+        raise RefusedError(f"{run}: a run is already there; pass --resume, or another --out")
+    dev = ckpt.pick_device(device)
+    torch.manual_seed(cfg.seed)
+
+    # ---- model, optimizer, EMA, schedule
+    model = UNet(cfg).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    sched = train_scheduler(cfg)
+    start = 0
+    if resume:
+        state = ckpt.read_json(run / ckpt.STATE)
+        ckpt.load_weights(model, run / ckpt.MODEL)
+        ema = {k: v.to(dev) for k, v in ckpt.read_tensors(run / ckpt.EMA).items()}
+        ckpt.load_optimizer(run, opt, state.get("param_groups"))
+        start = int(state.get("step", 0))
+        if start >= cfg.steps:
+            raise RefusedError(
+                f"--resume: {run} is already at step {start}; pass --steps above {start}"
+            )
+    ckpt.save_config(run, cfg, {"dataset": str(dataset), "parameters": count_parameters(model)})
+
+    # ---- data: an endless stream of augmented windows (T, 3, crop, crop) pairs
+    windows = Windows(dataset, split, cfg.window, cfg.crop, cfg.seed + start, cfg.shuffle_buffer)
+    loader = torch.utils.data.DataLoader(
+        windows,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.workers if dev.type == "cuda" else 0,
+        pin_memory=dev.type == "cuda",
+    )
+    batches = iter(loader)
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed * 1_000_003 + start)
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+    # ---- the loop
+    log = (run / "metrics.jsonl").open("a", encoding="utf-8")
+    bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", unit="step")
+    losses: list[float] = []
+    first = last = float("nan")
+    t0 = t_log = time.perf_counter()
+    step = start
+    try:
+        model.train()
+        for step in range(start, cfg.steps):
+            lq, gt = next(batches)  # (B, T, 3, crop, crop) each, in [0, 1]
+            lq, gt = lq.to(dev, non_blocking=True), gt.to(dev, non_blocking=True)
+            lr = lr_at(step, cfg)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with amp:
+                loss = batch_loss(model, sched, lq, gt, cfg, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            with torch.no_grad():  # EMA of the weights (Polyak averaging)
+                decay = min(cfg.ema, (1 + step) / (10 + step))
+                for k, v in model.state_dict().items():
+                    if v.dtype.is_floating_point:
+                        ema[k].lerp_(v, 1 - decay)
+                    else:
+                        ema[k].copy_(v)
+            losses.append(loss.item())
+            bar.update(1)
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                now = time.perf_counter()
+                last = sum(losses) / len(losses)
+                first = last if math.isnan(first) else first
+                rate = len(losses) / max(now - t_log, 1e-9)
+                row = {"step": done, "loss": last, "lr": lr, "steps_per_s": rate, "time": now - t0}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{last:.4f}")
+                losses, t_log = [], now
+            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+                ckpt.save_checkpoint(run, model, ema, opt, {"step": done})
+        step = cfg.steps
+    finally:
+        bar.close()
+        log.close()
+    seconds = time.perf_counter() - t0
+    return TrainResult(
+        run=run,
+        steps=step,
+        loss=last,
+        first_loss=first,
+        parameters=count_parameters(model),
+        seconds=seconds,
+        steps_per_s=(step - start) / max(seconds, 1e-9),
+    )
+
+
+def _run_name(dataset: Path, cfg: RestorerConfig) -> str:
+    return f"{dataset.name}-{cfg.name}-{cfg.objective}"

@@ -1,0 +1,310 @@
+"""The restorer: config, model, diffusion, data, sampling, and the train/eval/restore commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from filmdata.cli import app
+from filmdata.errors import RefusedError
+from filmdata.restorer import PRESETS, RestorerConfig, load_config
+from filmdata.restorer.data import (
+    augment,
+    load_split,
+    paired_transform,
+    resolve_dataset,
+    row_frames,
+    split_files,
+)
+from filmdata.restorer.diffusion import from_target, loss, to_target, train_scheduler
+from filmdata.restorer.model import UNet
+from filmdata.restorer.sampling import restore_array, restore_stream, sample_window
+from filmdata.synthetic import render_shots
+from filmdata.video import probe, write_video
+from restorer_fixtures import QUICK, toy_dataset, toy_run  # noqa: F401
+
+# ---- config
+
+
+def test_presets_are_valid_and_grow() -> None:
+    sizes = [sum(p.numel() for p in UNet(PRESETS[n]).parameters()) for n in PRESETS]
+    assert sizes == sorted(sizes) and sizes[0] < 500_000
+
+
+def test_config_from_yaml_and_json(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("base: small\nsteps: 7\nlr: 1\n")
+    cfg = load_config(tmp_path / "mine.yaml")
+    assert (cfg.name, cfg.steps, cfg.lr, cfg.channels) == ("mine", 7, 1.0, 32)
+    (tmp_path / "c.json").write_text(json.dumps(PRESETS["tiny"].to_dict()))
+    assert load_config(tmp_path / "c.json") == PRESETS["tiny"]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("stepz: 3\n", "unknown field"),
+        ("steps: three\n", "must be int"),
+        ("objective: gan\n", "objective"),
+        ("crop: 33\nmults: [1, 2]\n", "crop"),
+        ("base: huge\n", "base"),
+        ("!!python/object/apply:os.system ['touch x']\n", "refused"),
+    ],
+)
+def test_bad_config_refused(tmp_path: Path, text: str, match: str) -> None:
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(RefusedError, match=match):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_unknown_preset_refused() -> None:
+    with pytest.raises(RefusedError, match="not a preset"):
+        load_config("medium")
+
+
+# ---- model and diffusion
+
+
+def test_model_shapes_and_temporal_mixing() -> None:
+    torch.manual_seed(0)
+    cfg = PRESETS["tiny"]
+    model = UNet(cfg)
+    for p in model.parameters():  # leave the zero init, so time mixing is exercised
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(2, 3, 6, 16, 24)
+    y = model(x, torch.tensor([1, 900]))
+    assert y.shape == (2, 3, 3, 16, 24)
+    x2 = x.clone()
+    x2[:, 0] = torch.randn(2, 6, 16, 24)  # change the first frame only
+    t = torch.tensor([1, 900])
+    assert (model(x2, t)[:, 2] - y[:, 2]).abs().max() > 1e-6, "frame 2 must see frame 0"
+    # control: without the temporal layers, frames are processed independently
+    for name, p in model.named_parameters():
+        if "temporal" in name or "_t." in name:
+            torch.nn.init.zeros_(p)
+    assert (model(x2, t)[:, 2] - model(x, t)[:, 2]).abs().max() < 1e-7
+    with pytest.raises(ValueError, match="multiples of 2"):
+        model(torch.randn(1, 3, 6, 15, 16), torch.tensor([1]))
+
+
+def test_target_round_trip_and_losses() -> None:
+    g = torch.Generator().manual_seed(0)
+    gt, lq = torch.rand(2, 3, 3, 16, 16, generator=g), torch.rand(2, 3, 3, 16, 16, generator=g)
+    cfg = PRESETS["tiny"]
+    assert torch.allclose(from_target(to_target(gt, lq, cfg), lq, cfg), gt, atol=1e-6)
+    for objective in ("diffusion", "regression"):
+        c = cfg.replace(objective=objective)
+        value = loss(UNet(c), train_scheduler(c), lq, gt, c, g)
+        assert value.ndim == 0 and torch.isfinite(value) and value > 0
+
+
+@pytest.mark.parametrize("objective", ["diffusion", "regression"])
+def test_sample_window_pads_odd_sizes(objective: str) -> None:
+    cfg = PRESETS["tiny"].replace(objective=objective)
+    lq = torch.rand(1, 2, 3, 13, 7)
+    out = sample_window(UNet(cfg).eval(), lq, cfg, steps=2)
+    assert out.shape == lq.shape and out.min() >= 0 and out.max() <= 1
+    if objective == "regression":  # a fresh model predicts a zero residual: the input
+        assert torch.allclose(out, lq, atol=1e-5)
+    else:  # the same generator seed gives the same sample
+        again = [
+            sample_window(
+                UNet(cfg).eval(), lq, cfg, steps=2, generator=torch.Generator().manual_seed(1)
+            )
+            for _ in range(2)
+        ]
+        assert torch.equal(again[0], again[1])
+    with pytest.raises(ValueError, match=r"\(B, T, 3, H, W\)"):
+        sample_window(UNet(cfg), torch.rand(2, 3, 8, 8), cfg)
+
+
+def test_restore_array_windows_and_tiles() -> None:
+    cfg = PRESETS["tiny"].replace(objective="regression")
+    model = UNet(cfg).eval()
+    frames = np.random.default_rng(0).integers(0, 256, (7, 37, 41, 3), dtype=np.uint8)
+    out = restore_array(model, frames, cfg, window=3, overlap=1, tile=16, batch=3)
+    assert out.shape == frames.shape
+    assert np.abs(out.astype(int) - frames).max() <= 1  # identity model, exact blending
+    long = restore_array(model, frames[:2], cfg, window=5)  # window longer than the clip
+    assert long.shape == (2, 37, 41, 3)
+    with pytest.raises(ValueError, match="overlap"):
+        restore_array(model, frames, cfg, window=3, overlap=3)
+
+
+@pytest.mark.parametrize(
+    ("n", "window", "overlap", "batch"),
+    [(1, 3, 1, 4), (2, 4, 2, 1), (5, 1, 0, 2), (7, 4, 1, 1), (12, 3, 2, 4), (12, 5, 0, 3)],
+)
+def test_restore_covers_every_frame_once_blended(
+    n: int, window: int, overlap: int, batch: int
+) -> None:
+    cfg = PRESETS["tiny"].replace(objective="regression")
+    model = UNet(cfg).eval()  # a fresh regression model is the identity
+    frames = np.random.default_rng(n).integers(0, 256, (n, 8, 10, 3), dtype=np.uint8)
+    out = restore_array(model, frames, cfg, window=window, overlap=overlap, batch=batch)
+    assert out.shape == frames.shape
+    assert np.abs(out.astype(int) - frames).max() <= 1
+
+
+def test_restore_stream_is_lazy() -> None:
+    cfg = PRESETS["tiny"].replace(objective="regression")
+    pulled = []
+
+    def source():
+        for i in range(16):
+            pulled.append(i)
+            yield np.full((8, 8, 3), i, np.uint8)
+
+    stream = restore_stream(UNet(cfg).eval(), source(), cfg, window=3, overlap=1, batch=1)
+    first = next(stream)
+    assert first.shape == (8, 8, 3) and len(pulled) < 10  # not the whole film in memory
+    rest = list(stream)
+    assert len(rest) == 15 and [int(f[0, 0, 0]) for f in rest[:3]] == [1, 2, 3]
+
+
+# ---- data
+
+
+def test_dataset_resolution_and_splits(toy_dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    root = toy_dataset.parent.parent
+    assert resolve_dataset(toy_dataset, None) == toy_dataset
+    (root / "datasets").mkdir(exist_ok=True)
+    with pytest.raises(RefusedError, match="no such dataset"):
+        resolve_dataset("nope", root)
+    assert len(split_files(toy_dataset, "validation")) == 1
+    with pytest.raises(RefusedError, match="split 'test'"):
+        split_files(toy_dataset, "test")
+    rows = list(load_split(toy_dataset, "validation"))
+    lq, gt = row_frames(rows[0])
+    assert lq.shape == gt.shape == (4, 24, 40, 3) and lq.dtype == np.uint8
+
+
+def test_paired_augmentation_is_one_transform_for_all_frames() -> None:
+    frames, _ = render_shots([3], 40, 30, seed=2)
+    lq = frames.copy()
+    tr = paired_transform(16, 3)
+    tr.set_random_seed(0)
+    for _ in range(5):
+        a, b = augment(tr, lq, frames)
+        assert a.shape == b.shape == (3, 16, 16, 3)
+        assert np.array_equal(a, b), "lq and gt must get the same crop and flips"
+    same = np.repeat(frames[:1], 3, 0)  # a still window stays still after augmentation
+    a, _ = augment(tr, same, same)
+    assert np.array_equal(a[0], a[1]) and np.array_equal(a[1], a[2])
+
+
+# ---- the commands
+
+
+def _lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_cli_writes_safe_run_and_resumes(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    cfg_file = tmp_path / "quick.json"
+    cfg_file.write_text(json.dumps(QUICK | {"steps": 4}))
+    run = tmp_path / "run"
+    args = ["train", "--data", str(toy_dataset), "--config", str(cfg_file), "--out", str(run)]
+    r = runner.invoke(app, [*args, "--quiet", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert {"config.json", "model.safetensors", "ema.safetensors", "metrics.jsonl"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert not [p for p in run.iterdir() if p.suffix in (".pt", ".pth", ".bin", ".pkl")]
+    lines = _lines(run)
+    assert [x["step"] for x in lines] == [2, 4]
+    assert all(np.isfinite(x["loss"]) and x["lr"] > 0 for x in lines)
+    r = runner.invoke(app, [*args, "--quiet"])
+    assert r.exit_code == 2 and "--resume" in r.output
+    r = runner.invoke(
+        app, [*args, "--quiet", "--resume", "--steps", "6", "--objective", "diffusion"]
+    )
+    assert r.exit_code == 0, r.output
+    assert [x["step"] for x in _lines(run)] == [2, 4, 6]
+    r = runner.invoke(app, [*args, "--quiet", "--resume", "--steps", "6"])
+    assert r.exit_code == 2 and "already at step 6" in r.output
+
+
+def test_train_refuses_bad_input(runner: CliRunner, toy_dataset: Path, root: Path) -> None:  # noqa: F811
+    r = runner.invoke(app, ["train", "--data", "missing", "--root", str(root)])
+    assert r.exit_code == 2 and "no such dataset" in r.output
+    r = runner.invoke(app, ["train", "--data", str(toy_dataset), "--config", "huge"])
+    assert r.exit_code == 2 and "not a preset" in r.output
+    r = runner.invoke(
+        app, ["train", "--data", str(toy_dataset), "--objective", "gan", "--root", str(root)]
+    )
+    assert r.exit_code == 2 and "objective" in r.output
+
+
+def test_eval_cli_json(runner: CliRunner, toy_run: Path, toy_dataset: Path) -> None:  # noqa: F811
+    args = ["eval", str(toy_run), "--data", str(toy_dataset), "--split", "validation"]
+    r = runner.invoke(app, [*args, "--steps", "2", "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert set(report) == {"model", "input", "median", "gt"}
+    for name in ("model", "input", "median"):
+        assert {"psnr", "ssim", "ewarp", "tof", "sec_per_frame"} <= set(report[name])
+        assert 5 < report[name]["psnr"] < 60 and 0 < report[name]["ssim"] <= 1
+    assert report["gt"]["ssim"] == 1.0 and report["gt"]["tof"] == 0.0
+    assert report["model"]["frames"] == 8
+    r = runner.invoke(app, [*args, "--steps", "1", "--limit", "1", "--quiet"])
+    assert r.exit_code == 0 and "median" in r.output and "ewarp" in r.output
+
+
+def test_restore_cli_keeps_size_count_and_fps(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    frames, _ = render_shots([12], 128, 96, seed=5)
+    src = tmp_path / "in.mp4"
+    write_video(src, frames, 24.0)
+    out = tmp_path / "out.mp4"
+    r = runner.invoke(
+        app, ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1"]
+    )
+    assert r.exit_code == 0, r.output
+    a, b = probe(src), probe(out)
+    assert (b.frames, b.width, b.height, b.fps) == (12, 128, 96, 24.0) == (a.frames, 128, 96, a.fps)
+
+
+def test_restore_keeps_odd_sizes(runner: CliRunner, toy_run: Path, tmp_path: Path) -> None:  # noqa: F811
+    frames, _ = render_shots([3], 45, 27, seed=6)
+    src = tmp_path / "odd.mkv"
+    write_video(src, frames, 25.0, pix_fmt="yuv444p")
+    out = tmp_path / "odd-out.mkv"
+    r = runner.invoke(
+        app,
+        ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1",
+         "--window", "2", "--overlap", "1", "--quiet"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    p = probe(out)
+    assert (p.frames, p.width, p.height) == (3, 45, 27)
+    r = runner.invoke(
+        app, ["restore", str(src), "-o", str(out), "--checkpoint", str(tmp_path), "--quiet"]
+    )
+    assert r.exit_code == 2 and "config.json" in r.output
+
+
+@pytest.mark.slow
+def test_tiny_learns_in_60_cpu_steps(toy_dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    from filmdata.restorer import train
+
+    result = train(toy_dataset, "tiny", steps=60, out=tmp_path / "run", device="cpu", quiet=True)
+    losses = [x["loss"] for x in _lines(result.run)]
+    assert len(losses) == 6 and losses[-1] < 0.75 * losses[0]
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        PRESETS["tiny"].steps = 3  # type: ignore[misc]
+    assert isinstance(RestorerConfig.from_dict({"steps": 2}), RestorerConfig)
