@@ -1,9 +1,14 @@
 """filmdata: paired datasets of old film and VHS footage for restoration research.
 
-Every CLI command is a thin twin of a library function exported here.
+Every CLI command is a thin twin of a library function exported here. Stages that import heavy
+libraries (torch, pyarrow, yt-dlp, scenedetect) are exported lazily: `filmdata.synth` is imported
+on first use, so `import filmdata` (and the CLI's start-up) stays fast.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .catalog import Catalog
 from .errors import FilmdataError, ItemsFailed, ManifestError, MediaError, RefusedError
@@ -12,6 +17,63 @@ from .paths import resolve_root
 from .video import Probe, iter_frames, probe, read_frames, write_video
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    # fetch
+    "fetch": "fetch.core",
+    "sources": "fetch.core",
+    "FetchReport": "fetch.report",
+    # scenes
+    "detect_scenes": "scenes.detect",
+    "cut": "scenes.cut",
+    "list_clips": "scenes.cut",
+    "FilmDetector": "scenes.detector",
+    # pairing
+    "align": "pairing.align",
+    "Alignment": "pairing.align",
+    "pair": "pairing.pair",
+    # degradations and synthesis
+    "load_preset": "degrade",
+    "load_templates": "degrade",
+    "sample_degradation": "degrade",
+    "apply_degradation": "degrade",
+    "replay": "degrade",
+    "make_templates": "degrade",
+    "extract_templates": "degrade",
+    "synth": "synth",
+    "replay_row": "synth",
+    "verify": "verify",
+    "preview": "preview",
+    "list_datasets": "preview",
+    "write_split": "shards",
+    "write_card": "shards",
+    "register_dataset": "shards",
+    # restorer
+    "train": "restorer",
+    "evaluate": "restorer",
+    "restore": "restorer",
+    "load_config": "restorer",
+    "RestorerConfig": "restorer",
+    # metrics, the chain, scale-out
+    "psnr": "metrics",
+    "ssim": "metrics",
+    "ewarp": "metrics",
+    "demo": "demo",
+    "map_items": "backend",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'filmdata' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Catalog",
@@ -29,4 +91,5 @@ __all__ = [
     "read_frames",
     "resolve_root",
     "write_video",
+    *_LAZY,
 ]
