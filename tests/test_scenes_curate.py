@@ -1,0 +1,70 @@
+"""Curation decisions of `filmdata.scenes.curate` on tiny made-up samples."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from filmdata.scenes import curate
+from filmdata.synthetic import render_shots
+
+
+def _moving(n: int = 6) -> np.ndarray:
+    frames, _ = render_shots((n,), 64, 48, seed=2)
+    return frames.mean(-1).astype(np.uint8)
+
+
+def test_a_moving_picture_is_kept() -> None:
+    assert curate.verdict(curate.stats(_moving())) is None
+
+
+@pytest.mark.parametrize(
+    "make,reason",
+    [
+        (lambda rng: np.full((6, 48, 64), 3, np.uint8), "black"),
+        (lambda rng: np.full((6, 48, 64), 200, np.uint8), "blank"),
+        (lambda rng: rng.integers(0, 256, (6, 48, 64)).astype(np.uint8), "tape-noise"),
+        (lambda rng: np.repeat(_moving(1), 6, 0), "static"),
+    ],
+)
+def test_dropped_segments_say_why(make, reason: str) -> None:
+    got = curate.verdict(curate.stats(make(np.random.default_rng(0))))
+    assert got is not None and got.startswith(reason + ":")
+
+
+def test_windows_tile_the_scene() -> None:
+    assert curate.windows(0, 50, 10.0, 1.0, 10.0) == [(0, 50)]
+    w = curate.windows(10, 260, 24.0, 1.0, 4.0)  # 250 frames, at most 96 each
+    assert w[0][0] == 10 and w[-1][1] == 260 and all(b - a <= 96 for a, b in w)
+    assert all(a[1] == b[0] for a, b in zip(w, w[1:]))
+    assert curate.windows(0, 500, 24.0, 1.0, 0) == [(0, 500)]
+
+
+def test_phash_ignores_flicker_and_tells_shots_apart() -> None:
+    a = _moving()
+    brighter = np.clip(a.astype(np.float32) * 1.3 + 10, 0, 255).astype(np.uint8)
+    other = render_shots((6,), 64, 48, seed=9)[0].mean(-1).astype(np.uint8)
+    assert curate.hamming(curate.phash(a), curate.phash(brighter)) <= curate.PHASH_DUPLICATE
+    assert curate.hamming(curate.phash(a), curate.phash(other)) > curate.PHASH_DUPLICATE
+
+
+def test_letterbox_box_in_source_pixels() -> None:
+    a = _moving()
+    a[:, :6] = 0
+    a[:, -6:] = 0
+    box = curate.letterbox(a, 640, 480)  # samples are 64x48: one sample pixel = 10 source px
+    assert (box.x, box.w) == (0, 640) and (box.y, box.h) == (60, 360)
+
+
+def test_film_detection_does_not_import_pyscenedetect(clip: Path) -> None:
+    code = (
+        "import sys; from filmdata.scenes import detect_scenes; "
+        f"s = detect_scenes({str(clip)!r}); "
+        "assert [x.start_frame for x in s] == [0, 12], s; "
+        "assert 'scenedetect' not in sys.modules and 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
