@@ -161,3 +161,26 @@ def test_synth_survives_a_killed_worker(cluster: str, tmp_path: Path) -> None:
     assert killed, "no busy worker was seen"
     assert _rows(tmp_path / "local") == _rows(tmp_path / "ray")
     assert not list((tmp_path / "ray").rglob("*.tmp*"))
+
+
+def test_cut_on_ray_gives_the_local_clips(cluster: str, runner: CliRunner, tmp_path: Path) -> None:
+    for i in range(2):
+        make_clip(tmp_path / f"cap{i}.mp4", (30, 30, 30), size=(96, 64), seed=20 + i)
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        "name: caps\nsources:\n"
+        + "".join(f"  - id: cap{i}\n    path: cap{i}.mp4\n" for i in range(2))
+    )
+    clips = {}
+    for backend in ("local", "ray"):
+        root = tmp_path / backend
+        assert runner.invoke(app, ["fetch", str(m), "--root", str(root), "-q"]).exit_code == 0
+        args = ["cut", "--root", str(root), "--min-len", "0.5", "-q", "--backend", backend]
+        if backend == "ray":
+            args += ["--ray-address", cluster]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        listing = runner.invoke(app, ["clips", "--root", str(root), "--json"])
+        rows = json.loads(listing.stdout)
+        clips[backend] = [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]
+    assert clips["local"] and clips["local"] == clips["ray"]

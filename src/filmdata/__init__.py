@@ -10,25 +10,31 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .catalog import Catalog
 from .errors import FilmdataError, ItemsFailed, ManifestError, MediaError, RefusedError
-from .manifest import Manifest, load_manifest
-from .paths import resolve_root
-from .video import Probe, iter_frames, probe, read_frames, write_video
 
 __version__ = "0.1.0"
 
 # name -> the module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
+    # foundation
+    "Catalog": "catalog",
+    "Manifest": "manifest",
+    "load_manifest": "manifest",
+    "resolve_root": "paths",
+    "Probe": "video",
+    "probe": "video",
+    "iter_frames": "video",
+    "read_frames": "video",
+    "write_video": "video",
     # fetch
     "fetch": "fetch.core",
     "sources": "fetch.core",
     "FetchReport": "fetch.report",
     # scenes
+    "Scene": "scenes.detect",
     "detect_scenes": "scenes.detect",
     "cut": "scenes.cut",
     "list_clips": "scenes.cut",
-    "FilmDetector": "scenes.detector",
     # pairing
     "align": "pairing.align",
     "Alignment": "pairing.align",
@@ -76,20 +82,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Catalog",
     "FilmdataError",
     "ItemsFailed",
-    "Manifest",
     "ManifestError",
     "MediaError",
-    "Probe",
     "RefusedError",
     "__version__",
-    "iter_frames",
-    "load_manifest",
-    "probe",
-    "read_frames",
-    "resolve_root",
-    "write_video",
     *_LAZY,
 ]

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 
 from ..paths import resolve_root
-from ._common import JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+from ._common import (
+    BackendOpt,
+    JsonOpt,
+    QuietOpt,
+    RayAddressOpt,
+    RootOpt,
+    command,
+    print_json,
+    print_table,
+)
 
 DetectorOpt = typer.Option(
     "film",
@@ -50,6 +59,9 @@ def cut_cmd(
         10.0, "--max-len", help="Seconds; longer scenes are split into windows."
     ),
     export: bool = typer.Option(False, "--export", help="Write kept clips under ROOT/clips/."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Sources cut at once (local)."),
+    backend: str = BackendOpt,
+    ray_address: str | None = RayAddressOpt,
     json_: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -66,6 +78,9 @@ def cut_cmd(
         max_len=max_len,
         export=export,
         quiet=quiet or json_,
+        jobs=jobs,
+        backend=backend,
+        ray_address=ray_address,
     )
     if json_:
         print_json(report.to_dict())

@@ -10,12 +10,13 @@ one failed clip record with the reason; the other sources go on.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..backend import ItemError, map_items
 from ..catalog import Catalog
 from ..errors import FilmdataError, MediaError, RefusedError
 from ..paths import clips_dir
@@ -70,6 +71,9 @@ def cut(
     max_len: float = 10.0,
     export: bool = False,
     quiet: bool = False,
+    jobs: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> CutReport:
     """Cut the fetched sources of the catalog at `root` into clips.
 
@@ -82,6 +86,11 @@ def cut(
         max_len: seconds; longer scenes are split into near-equal windows (0: never).
         export: write each kept clip, frame-exact, to `ROOT/clips/<source>/<clip-id>.mp4`.
         quiet: no progress bars.
+        jobs: sources cut at once (local process pool).
+        backend: "local" or "ray" (each source a Ray task; this process alone writes the
+            catalog and drops near-duplicates across sources, in source order, so both backends
+            give the same clips).
+        ray_address: the Ray cluster (default `$RAY_ADDRESS`; "local" starts one in-process).
 
     Returns:
         A report per source; failed sources are recorded as failed clips too.
@@ -117,20 +126,90 @@ def cut(
                     "see `filmdata sources`"
                 )
             rows = [r for r in rows if r["id"] in sources]
-        for row in rows:
+        work = [
+            (
+                str(root),
+                row,
+                detector,
+                threshold,
+                min_len,
+                max_len,
+                export,
+                quiet or backend == "ray" or jobs > 1,
+            )
+            for row in rows
+        ]
+        results: dict[int, tuple[list[dict[str, Any]], SourceReport]] = {}
+        for i, res in map_items(
+            _cut_item, work, backend=backend, jobs=jobs, ray_address=ray_address, root=root
+        ):
+            if isinstance(res, ItemError):  # the worker itself died: a failed source
+                res = _failed(rows[i], detector, res.error)
+            results[i] = res
+        for i, row in enumerate(rows):  # in source order, whatever order they finished in
+            clips, rep = results[i]
             others = [
                 (c["phash"], c["id"])
                 for c in cat.clips(status="kept")
                 if c["phash"] and (c["manifest"], c["source"]) != (row["manifest"], row["id"])
             ]
-            clips, rep = _cut_source(
-                root, row, detector, threshold, min_len, max_len, others, quiet
+            clips = [_unless_duplicate(root, c, others) for c in clips]
+            rep = replace(
+                rep,
+                kept=sum(c["status"] == "kept" for c in clips),
+                dropped=sum(c["status"] == "dropped" for c in clips),
             )
-            if export:
-                clips = [_export(root, row, c, quiet) for c in clips]
             cat.replace_many("clips", {"manifest": row["manifest"], "source": row["id"]}, clips)
             report.sources.append(rep)
     return report
+
+
+def _cut_item(
+    job: tuple[str, dict[str, Any], str, float | None, float, float, bool, bool],
+) -> tuple[list[dict[str, Any]], SourceReport]:
+    """One source: detect, window, curate (near-duplicates within the source), export."""
+    root_s, row, detector, threshold, min_len, max_len, export, quiet = job
+    root = Path(root_s)
+    clips, rep = _cut_source(root, row, detector, threshold, min_len, max_len, [], quiet)
+    if export:
+        clips = [_export(root, row, c, quiet) for c in clips]
+    return clips, rep
+
+
+def _failed(
+    row: dict[str, Any], detector: str, error: str
+) -> tuple[list[dict[str, Any]], SourceReport]:
+    clip = {
+        "manifest": row["manifest"],
+        "source": row["id"],
+        "detector": detector,
+        "id": f"{row['id']}.failed",
+        "scene": 0,
+        "start_frame": 0,
+        "end_frame": 0,
+        "fps": float(row.get("fps") or 0.0),
+        "start_time": 0.0,
+        "end_time": 0.0,
+        "status": "failed",
+        "reason": error,
+    }
+    return [clip], SourceReport(row["manifest"], row["id"], "failed", error=error)
+
+
+def _unless_duplicate(
+    root: Path, clip: dict[str, Any], others: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """Drop a kept clip that is a near-duplicate (pHash) of a kept clip of another source."""
+    if clip["status"] != "kept" or not clip.get("phash"):
+        return clip
+    near = [(curate.hamming(clip["phash"], h), other) for h, other in others]
+    best = min(near, default=None)
+    if best is None or best[0] > curate.PHASH_DUPLICATE:
+        return clip
+    if clip.get("path"):
+        (root / clip["path"]).unlink(missing_ok=True)
+    reason = f"duplicate of {best[1]} (phash distance {best[0]})"
+    return {**clip, "status": "dropped", "reason": reason, "path": None}
 
 
 def _cut_source(
