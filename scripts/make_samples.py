@@ -1,9 +1,9 @@
 """Make the bundled demo footage in manifests/samples/ (run once by a developer; output committed).
 
-No moving footage with a clear licence can be had from this machine's package registries, so the
-samples are camera moves (pan, zoom, slight rotation) over real public-domain and CC0 photographs that
-scikit-image ships (see manifests/samples/LICENSE.md), plus procedurally textured scenes, cut together
-with hard cuts and one fade. `--photos` is scikit-image's `skimage/data` folder.
+No moving footage with a clear licence can be had from this machine's package registries, so
+the samples are camera moves (pan, zoom, slight rotation) over real public-domain and CC0
+photographs that scikit-image ships (see manifests/samples/LICENSE.md), plus a procedurally
+textured scene, cut together with hard cuts and one fade. `--photos` is scikit-image's `skimage/data` folder.
 
     python scripts/make_samples.py --photos /path/to/skimage/data
 """
@@ -20,8 +20,17 @@ from filmdata.synthetic import Shot, render_shot
 from filmdata.video import write_video
 
 W, H, FPS = 320, 240, 24.0
-PHOTOS = ["astronaut.png", "rocket.jpg", "coffee.png", "chelsea.png", "camera.png",
-          "hubble_deep_field.jpg", "brick.png", "grass.png", "gravel.png"]
+PHOTOS = [
+    "astronaut.png",
+    "rocket.jpg",
+    "coffee.png",
+    "chelsea.png",
+    "camera.png",
+    "hubble_deep_field.jpg",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+]
 
 
 def camera_move(img: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
@@ -40,8 +49,9 @@ def camera_move(img: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
         cx, cy = cx0 + dx * a, cy0 + dy * a
         m = cv2.getRotationMatrix2D((cx, cy), rot * a, s)
         m[:, 2] += (W / 2 - cx, H / 2 - cy)
-        frames.append(cv2.warpAffine(img, m, (W, H), flags=cv2.INTER_AREA,
-                                     borderMode=cv2.BORDER_REFLECT))
+        frames.append(
+            cv2.warpAffine(img, m, (W, H), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+        )
     return frames
 
 
@@ -54,8 +64,13 @@ def load(photos: Path, name: str) -> np.ndarray:
 
 def fade(a: list[np.ndarray], b: list[np.ndarray], k: int) -> list[np.ndarray]:
     """Cross-dissolve the last k frames of a into the first k of b."""
-    mid = [((1 - (i + 1) / (k + 1)) * a[-k + i].astype(np.float32)
-            + (i + 1) / (k + 1) * b[i].astype(np.float32)).astype(np.uint8) for i in range(k)]
+    mid = [
+        (
+            (1 - (i + 1) / (k + 1)) * a[-k + i].astype(np.float32)
+            + (i + 1) / (k + 1) * b[i].astype(np.float32)
+        ).astype(np.uint8)
+        for i in range(k)
+    ]
     return a[:-k] + mid + b[k:]
 
 
