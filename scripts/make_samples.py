@@ -3,7 +3,8 @@
 No moving footage with a clear licence can be had from this machine's package registries, so
 the samples are camera moves (pan, zoom, slight rotation) over real public-domain and CC0
 photographs that scikit-image ships (see manifests/samples/LICENSE.md), plus a procedurally
-textured scene, cut together with hard cuts and one fade. `--photos` is scikit-image's `skimage/data` folder.
+textured scene, cut together with hard cuts and one fade. `--photos` is scikit-image's
+`skimage/data` folder.
 
     python scripts/make_samples.py --photos /path/to/skimage/data
 """
