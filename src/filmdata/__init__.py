@@ -8,6 +8,8 @@ on first use, so `import filmdata` (and the CLI's start-up) stays fast.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .errors import FilmdataError, ItemsFailed, ManifestError, MediaError, RefusedError
@@ -75,6 +77,22 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'filmdata' has no attribute {name!r}")
     return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+class _Package(types.ModuleType):
+    """`filmdata.synth` is the function even once the submodule `filmdata.synth` is imported
+    (the import system sets the package attribute to the module; `from filmdata.synth import
+    X` still reads the module from sys.modules)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _SHADOWED:
+            return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return super().__getattribute__(name)
+
+
+# Library functions named like the submodule that holds them.
+_SHADOWED = frozenset({"fetch", "synth", "verify", "preview", "demo"})
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:
