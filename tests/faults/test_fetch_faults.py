@@ -233,3 +233,20 @@ def test_same_manifest_twice_at_once_downloads_once(
     statuses = sorted(json.loads(out)[0]["status"] for out, _ in outs)
     assert statuses == ["fetched", "skipped"]
     assert len(downloads) <= 2  # one probe of the direct link by yt-dlp, one download
+
+
+def test_scenes_and_align_time_limits(tmp_path: Path) -> None:
+    """A decode that takes too long is killed and reported in one line, exit 2."""
+    from typer.testing import CliRunner
+
+    from conftest import make_clip
+    from filmdata.cli import app
+
+    video, _ = make_clip(tmp_path / "v.mp4", (200, 200), size=(320, 240))
+    runner = CliRunner()
+    r = runner.invoke(app, ["scenes", str(video), "--timeout", "0.01", "--json"])
+    assert r.exit_code == 2 and "took longer than" in r.output
+    r = runner.invoke(app, ["align", str(video), str(video), "--timeout", "0.01", "--json"])
+    assert r.exit_code == 2 and "took longer than" in r.output
+    r = runner.invoke(app, ["scenes", str(video), "--json", "--timeout", "60"])
+    assert r.exit_code == 0 and r.output.count("start_frame") == 2

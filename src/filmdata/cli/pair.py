@@ -31,6 +31,9 @@ def align_cmd(
         False, "--homography", help="Estimate a homography instead of an affine transform."
     ),
     samples: int = typer.Option(12, "--samples", help="Frame pairs registered for the transform."),
+    timeout: float = typer.Option(
+        3600.0, "--timeout", min=0.001, help="Seconds before decoding is killed (bad media)."
+    ),
     json_: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -49,6 +52,7 @@ def align_cmd(
         homography=homography,
         samples=samples,
         quiet=quiet or json_,
+        timeout=timeout,
     )
     if json_:
         print_json(a.to_json())

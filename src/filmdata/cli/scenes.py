@@ -34,13 +34,18 @@ def scenes_cmd(
     video: Path = typer.Argument(..., help="The video file."),
     detector: str = DetectorOpt,
     threshold: float | None = ThresholdOpt,
+    timeout: float = typer.Option(
+        3600.0, "--timeout", min=0.001, help="Seconds before decoding is killed (bad media)."
+    ),
     json_: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """List the scenes of one video, frames half-open [start_frame, end_frame)."""
     from ..scenes.detect import detect_scenes
 
-    scenes = detect_scenes(video, detector=detector, threshold=threshold, quiet=quiet or json_)
+    scenes = detect_scenes(
+        video, detector=detector, threshold=threshold, quiet=quiet or json_, timeout=timeout
+    )
     rows = [s.to_dict() for s in scenes]
     if json_:
         print_json(rows)

@@ -63,8 +63,12 @@ def align(
     homography: bool = False,
     samples: int = 12,
     quiet: bool = True,
+    timeout: float | None = None,
 ) -> Alignment:
     """Align a tape `lq` to its ground truth `gt` (two video files).
+
+    With `timeout` (seconds), the alignment runs in a child process killed past it
+    (untrusted media must not hang a run).
 
     Args:
         lq, gt: the degraded and the clean video.
@@ -76,6 +80,18 @@ def align(
     Raises:
         MediaError: a file is missing, not a video, or too short to align.
     """
+    if timeout is not None:
+        from ..video import run_limited
+
+        kw = {
+            "min_confidence": min_confidence,
+            "homography": homography,
+            "samples": samples,
+            "quiet": quiet,
+        }
+        return run_limited(  # type: ignore[no-any-return]
+            _align_kw, (lq, gt, kw), timeout, what=f"{lq}: align"
+        )
     t0 = time.perf_counter()
     pl, pg = probe(lq, count=False), probe(gt, count=False)
     keep_every = max(1, pg.declared_frames // (4 * samples)) if pg.declared_frames else 8
@@ -270,3 +286,7 @@ def _segments(est: list[spatial.Estimate], gt_size: tuple[int, int]) -> list[dic
         {"from_frame": est[0].lq_frame, "transform": a.tolist()},
         {"from_frame": est[half].lq_frame, "transform": b.tolist()},
     ]
+
+
+def _align_kw(lq: str | os.PathLike[str], gt: str | os.PathLike[str], kw: dict) -> Alignment:
+    return align(lq, gt, **kw)

@@ -129,8 +129,12 @@ def detect_scenes(
     threshold: float | None = None,
     *,
     quiet: bool = True,
+    timeout: float | None = None,
 ) -> list[Scene]:
     """The scenes of one video, frames half-open `[start_frame, end_frame)`.
+
+    With `timeout` (seconds), the whole detection runs in a child process that is killed past
+    it (untrusted media must not hang a run): MediaError "took longer than ... (killed)".
 
     Args:
         path: the video.
@@ -138,11 +142,24 @@ def detect_scenes(
             (PySceneDetect's) | transnetv2 (optional extra `filmdata[transnet]`).
         threshold: the detector's own threshold (None: its default).
         quiet: no progress bar.
+        timeout: seconds before the child process doing the work is killed (None: no limit).
 
     Raises:
         RefusedError: an unknown detector or threshold; TransNetV2 not installed.
-        MediaError: not media, no video stream, or nothing decodes.
+        MediaError: not media, no video stream, nothing decodes, or past `timeout`.
     """
+    if timeout is not None:
+        from ..video import run_limited
+
+        return run_limited(  # type: ignore[no-any-return]
+            _detect, (path, detector, threshold, quiet), timeout, what=f"{path}: scenes"
+        )
+    return _detect(path, detector, threshold, quiet)
+
+
+def _detect(
+    path: str | os.PathLike[str], detector: str, threshold: float | None, quiet: bool
+) -> list[Scene]:
     cuts, n, fps = detect_cuts(path, detector, threshold, quiet=quiet)
     return scenes_from_cuts(cuts, n, fps)
 
