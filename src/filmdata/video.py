@@ -213,6 +213,23 @@ def iter_frames(
         (index, frame) pairs, frame uint8 (H, W, 3) RGB or (H, W).
     """
     fmt = "gray" if gray else "rgb24"
+    for index, frame in iter_decoded(path, start, end):
+        if (index - start) % step:
+            continue
+        kw: dict[str, Any] = {"format": fmt}
+        if size is not None:
+            kw.update(width=size[0], height=size[1], interpolation="AREA")
+        yield index, frame.to_ndarray(**kw)
+
+
+def iter_decoded(
+    path: str | os.PathLike[str], start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, Any]]:
+    """Decoded `av.VideoFrame`s `[start, end)`, numbered from the stream's first frame.
+
+    Seeks to a keyframe a second before `start` (only when it is far from the start) and
+    decodes forward, numbering frames by their pts, so boundaries are never keyframe-rounded.
+    """
     with _open(path) as c:
         v = _video_stream(c, path)
         v.thread_type = "AUTO"
@@ -238,12 +255,7 @@ def iter_frames(
                     continue
                 if end is not None and index >= end:
                     break
-                if (index - start) % step:
-                    continue
-                kw: dict[str, Any] = {"format": fmt}
-                if size is not None:
-                    kw.update(width=size[0], height=size[1], interpolation="AREA")
-                yield index, frame.to_ndarray(**kw)
+                yield index, frame
         except av.error.FFmpegError as e:
             raise MediaError(f"{path}: decode failed at frame {index + 1}: {e}") from None
 

@@ -387,34 +387,7 @@ class _Picture:
 
 def _pictures(path: str, start: int, end: int) -> Iterator[tuple[int, _Picture]]:
     """Frames `[start, end)` of a file, numbered exactly as `video.iter_frames` numbers them."""
-    import av
+    from .video import iter_decoded
 
-    from .video import _open, _video_stream, stream_fps
-
-    with _open(path) as c:
-        v = _video_stream(c, path)
-        v.thread_type = "AUTO"
-        fps = stream_fps(v)
-        tb = v.time_base
-        first_pts: int | None = None
-        seek = start > 2 * fps and tb is not None
-        if seek:  # as iter_frames: the first frame's pts is frame 0; seek a second early
-            for frame in c.decode(v):
-                first_pts = frame.pts
-                break
-            target = (first_pts or 0) + int((start - fps) / fps / tb)
-            c.seek(max(target, first_pts or 0), stream=v, backward=True)
-        index = -1
-        try:
-            for frame in c.decode(v):
-                if seek and frame.pts is not None and tb is not None:
-                    index = int(round(float((frame.pts - (first_pts or 0)) * tb) * fps))
-                else:
-                    index += 1
-                if index < start:
-                    continue
-                if index >= end:
-                    break
-                yield index, _Picture(frame)
-        except av.error.FFmpegError as e:
-            raise MediaError(f"{path}: decode failed at frame {index + 1}: {e}") from None
+    for index, frame in iter_decoded(path, start, end):
+        yield index, _Picture(frame)

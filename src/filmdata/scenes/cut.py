@@ -232,19 +232,7 @@ def _cut_source(
         info = probe(path, count=False)
         samples = _samples(path, info.width, info.height, fps)
     except MediaError as e:
-        failed = {
-            **base,
-            "id": f"{source}.failed",
-            "scene": 0,
-            "start_frame": 0,
-            "end_frame": 0,
-            "fps": float(row.get("fps") or 0.0),
-            "start_time": 0.0,
-            "end_time": 0.0,
-            "status": "failed",
-            "reason": str(e),
-        }
-        return [failed], SourceReport(manifest, source, "failed", error=str(e))
+        return _failed(row, detector, str(e))
     clips: list[dict[str, Any]] = []
     scenes = scenes_from_cuts(cuts, n, fps)
     for k, scene in enumerate(scenes):
