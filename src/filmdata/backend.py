@@ -40,7 +40,7 @@ def map_items(
     fn: Callable[[Any], Any],
     items: Sequence[Any],
     *,
-    backend: Backend = "local",
+    backend: Backend | str = "local",
     jobs: int = 1,
     ray_address: str | None = None,
     num_gpus: float = 0.0,

@@ -90,7 +90,7 @@ def render_shot(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
         cw, ch = width * z, height * z
         cx = np.clip(x0 + vx * t, 0, ww - cw - 1)
         cy = np.clip(y0 + vy * t, 0, wh - ch - 1)
-        m = np.float32([[z, 0, cx], [0, z, cy]])
+        m = np.array([[z, 0, cx], [0, z, cy]], np.float32)
         frame = cv2.warpAffine(
             world, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         )
@@ -106,7 +106,9 @@ def render_shots(
     lengths: Sequence[int], width: int = 320, height: int = 240, seed: int = 0
 ) -> tuple[np.ndarray, list[int]]:
     """Frames (N, H, W, 3) uint8 of consecutive shots, and the cut frames (start of shot 2..)."""
-    frames, cuts, n = [], [], 0
+    frames: list[np.ndarray] = []
+    cuts: list[int] = []
+    n = 0
     for i, length in enumerate(lengths):
         if i:
             cuts.append(n)
@@ -137,7 +139,7 @@ def to_old_film(
         g = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
         dx, dy = rng.normal(0, weave, 2)
         g = cv2.warpAffine(
-            g, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REFLECT
+            g, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (w, h), borderMode=cv2.BORDER_REFLECT
         )
         gain = 1 + rng.normal(0, flicker)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

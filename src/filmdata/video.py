@@ -168,7 +168,7 @@ def run_limited(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float, *
     Raises:
         MediaError: `what` took longer than `timeout`, or the child died.
     """
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
     proc.start()
@@ -291,7 +291,7 @@ def write_video(
     rate = Fraction(fps).limit_denominator(1001)
     try:
         with av.open(str(tmp), "w") as c:
-            s = None
+            s: Any = None
             for img in frames:
                 if img.ndim == 2:
                     img = np.repeat(img[..., None], 3, axis=2)
@@ -301,7 +301,7 @@ def write_video(
                     even = pix_fmt.startswith("yuv420")
                     s.width, s.height = (w - w % 2, h - h % 2) if even else (w, h)
                     s.pix_fmt = pix_fmt
-                    opts = dict(options or {})
+                    opts: dict[str, Any] = dict(options or {})
                     if crf is not None and codec in ("libx264", "libx265"):
                         opts.setdefault("crf", str(crf))
                     s.options = opts
