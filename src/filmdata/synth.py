@@ -570,7 +570,7 @@ def _make_shards_ray(
     from tqdm import tqdm
 
     from .backend import ItemError, map_items
-    from .shards import write_record
+    from .shards import clean_temporaries, config_dir, write_record
 
     gpu = 0.5 if task.device.startswith("cuda") or task.device == "auto" and _has_cuda() else 0.0
     made, failed = 0, []
@@ -597,6 +597,8 @@ def _make_shards_ray(
             bar.update(len(job.windows))
     finally:
         bar.close()
+    # Every task has ended (retried or not): a worker killed mid-write left its temporary.
+    clean_temporaries(config_dir(dataset, CONFIG))
     if failed:
         raise ItemsFailed(f"{len(failed)} shard(s) failed; first: {failed[0]}; re-run to resume")
     return made
