@@ -413,3 +413,22 @@ def test_sharpen_gt_is_recorded_and_replays(footage: Path, tmp_path: Path) -> No
     assert json.loads(row["degradation"])["gt_sharpen"] == {"sigma": 1.0, "amount": 0.5}
     lq = replay_row(row, _templates(), device="cpu", source_file=footage)
     assert np.array_equal(lq, np.stack([decode_image(c["bytes"]) for c in row["lq"]]))
+
+
+def test_a_stuck_decoder_fails_the_run_instead_of_hanging() -> None:
+    import time
+
+    from filmdata.errors import ItemsFailed
+    from filmdata.synth import _prefetch
+
+    def stuck():
+        yield 1
+        time.sleep(5)  # a decoder that never returns
+        yield 2
+
+    ahead = _prefetch(stuck(), depth=2, timeout=0.3)
+    assert next(ahead) == 1
+    t = time.monotonic()
+    with pytest.raises(ItemsFailed, match="took longer than 0.3 s"):
+        next(ahead)
+    assert time.monotonic() - t < 3

@@ -149,8 +149,20 @@ def unsharp(frames: np.ndarray) -> np.ndarray:
 # The writer and the whole stage ---------------------------------------------------------------
 
 
-def _prefetch(it: Iterator[Any], depth: int) -> Generator[Any, None, None]:
-    """Run `it` in a thread, `depth` items ahead (decoding overlaps degrading and encoding)."""
+#: Seconds the reader may take to decode one window before the run fails (a decoder stuck on
+#: hostile media must not hang a run; the reader is a daemon thread and dies with the process).
+DECODE_TIMEOUT = 600.0
+
+
+def _prefetch(
+    it: Iterator[Any], depth: int, timeout: float | None = None
+) -> Generator[Any, None, None]:
+    """Run `it` in a thread, `depth` items ahead (decoding overlaps degrading and encoding).
+
+    Raises:
+        ItemsFailed: the thread produced nothing for `timeout` seconds (exit 1: the shards
+            written so far stay, a re-run resumes).
+    """
     import queue
     import threading
 
@@ -177,7 +189,13 @@ def _prefetch(it: Iterator[Any], depth: int) -> Generator[Any, None, None]:
     thread.start()
     try:
         while True:
-            item = q.get()
+            try:
+                item = q.get(timeout=timeout)
+            except queue.Empty:
+                raise ItemsFailed(
+                    f"decoding a window took longer than {timeout:g} s (hostile or broken "
+                    "media?); the shards written so far are kept, a re-run resumes"
+                ) from None
             if item is done:
                 return
             if isinstance(item, BaseException):
@@ -267,7 +285,7 @@ def make_shards(
     all_windows = [w for j in jobs for w in j.windows]
     # The reader thread decodes, cuts, samples each degradation and makes the float tensors.
     prepared = (degrader.prepare(w, g) for w, g in cut_windows(all_windows, clip_len, size))
-    ahead = _prefetch(prepared, depth=2 * batch_size + 2)
+    ahead = _prefetch(prepared, depth=2 * batch_size + 2, timeout=DECODE_TIMEOUT)
     bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
     sharpen = degrader.sharpen_gt
 
