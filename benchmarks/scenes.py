@@ -23,23 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from filmdata.scenes.detect import DETECTORS, detect_scenes
+from filmdata.scenes.footage import cut_f1 as f1
 from filmdata.scenes.footage import make_footage
 from filmdata.video import write_video
 
 LEVELS = {"light": 0.08, "medium": 0.2, "heavy": 0.35}
-
-
-def f1(pred: list[int], truth: list[int], tol: int = 1) -> float:
-    left, tp = list(truth), 0
-    for p in pred:
-        near = [t for t in left if abs(t - p) <= tol]
-        if near:
-            left.remove(min(near, key=lambda t: abs(t - p)))
-            tp += 1
-    if not pred and not truth:
-        return 1.0
-    prec, rec = tp / max(1, len(pred)), tp / max(1, len(truth))
-    return 2 * prec * rec / (prec + rec) if tp else 0.0
 
 
 def footage(n: int, w: int, h: int, seed: int, flicker: float, fades: bool) -> tuple:

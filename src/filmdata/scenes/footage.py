@@ -126,3 +126,17 @@ def make_footage(
             flashes=flash_frames,
         )
     return Footage(frames, cuts, sorted(set(flash_frames)), fps)
+
+
+def cut_f1(pred: Sequence[int], truth: Sequence[int], tol: int = 1) -> float:
+    """F1 of predicted cut frames against the truth, each truth matched once within +-tol."""
+    left, tp = list(truth), 0
+    for p in pred:
+        near = [t for t in left if abs(t - p) <= tol]
+        if near:
+            left.remove(min(near, key=lambda t: abs(t - p)))
+            tp += 1
+    if not pred and not truth:
+        return 1.0
+    prec, rec = tp / max(1, len(pred)), tp / max(1, len(truth))
+    return 2 * prec * rec / (prec + rec) if tp else 0.0
