@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -65,6 +66,33 @@ def test_write_read_round_trip(tmp_path_factory: pytest.TempPathFactory, n, per,
             ds / "data/synthetic" / e["file"]
         )
     assert not list(ds.rglob(".*.tmp-*"))
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(0, 6), t=st.integers(0, 3), size=st.integers(1, 5), seed=st.integers(0, 99))
+def test_rows_table_equals_pyarrows_own_conversion(n, t, size, seed) -> None:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    rows = [shards.normalize_row(_row(i, t, size, size, rng)) for i in range(n)]
+    for r in rows:
+        r["id"] += "\u00e9"  # non-ASCII text
+    table = shards.rows_table(rows)
+    table.validate(full=True)
+    assert table.equals(pa.Table.from_pylist(rows, schema=shards.SCHEMA))
+    assert table.schema.equals(shards.SCHEMA, check_metadata=True)
+
+
+def test_png_is_lossless_and_standard() -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1, 3), (7, 5, 3), (64, 48, 3), (9, 4), (3, 8, 4)]:
+        img = rng.integers(0, 256, shape, dtype=np.uint8)
+        data = shards.encode_png(img)
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # PIL checks every chunk's CRC
+            assert np.array_equal(np.asarray(im), img)
 
 
 def test_load_dataset_and_duckdb(tmp_path: Path) -> None:

@@ -111,27 +111,67 @@ def encode_image(img: np.ndarray, fmt: str = "png") -> bytes:
     """(H, W, 3) RGB or (H, W) uint8 to PNG (lossless, fast settings) or JPEG (quality 95)."""
     import cv2
 
+    if fmt == "png":
+        return encode_png(img)
+    if fmt not in ("jpeg", "jpg"):
+        raise RefusedError(f"image format must be png or jpeg, got {fmt!r}")
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    if fmt == "png":
-        # One fixed filter and Huffman-only deflate: ~2x faster than zlib level 1 with its
-        # adaptive filters, and no bigger on film-like frames (measured, 256^2 textured frames).
-        params = [
-            cv2.IMWRITE_PNG_COMPRESSION,
-            1,
-            cv2.IMWRITE_PNG_STRATEGY,
-            cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
-            cv2.IMWRITE_PNG_FILTER,
-            cv2.IMWRITE_PNG_FILTER_UP,
-        ]
-        ok, buf = cv2.imencode(".png", img, params)
-    elif fmt in ("jpeg", "jpg"):
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    else:
-        raise RefusedError(f"image format must be png or jpeg, got {fmt!r}")
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise FilmdataError(f"cannot encode a {img.shape} image as {fmt}")
     return buf.tobytes()
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+    )
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """An 8-bit PNG of (H, W), (H, W, 3) RGB or (H, W, 4) RGBA uint8: every row filtered "Up"
+    (numpy) and deflated by ISA-L at level 1.
+
+    Measured on 256^2 frames: 0.6 ms against OpenCV/libpng's 1.8-2.0 ms at its fastest settings,
+    at the same size (93 KB clean, 153 KB grainy). ISA-L releases the GIL, so the encode threads
+    run in parallel.
+    """
+    import struct
+
+    from isal import isal_zlib
+
+    if img.dtype != np.uint8 or img.ndim not in (2, 3) or img.size == 0:
+        raise FilmdataError(f"cannot encode a {img.dtype} {img.shape} array as png")
+    h, w = img.shape[:2]
+    c = 1 if img.ndim == 2 else img.shape[2]
+    if c not in _PNG_COLOUR:
+        raise FilmdataError(f"cannot encode a {img.shape} array as png")
+    rows = np.ascontiguousarray(img).reshape(h, w * c)
+    raw = np.empty((h, w * c + 1), np.uint8)
+    raw[0, 0] = 0  # the first row: no filter
+    raw[0, 1:] = rows[0]
+    raw[1:, 0] = 2  # "Up": each byte minus the one above it, modulo 256
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
+    header = struct.pack(">IIBBBBB", w, h, 8, _PNG_COLOUR[c], 0, 0, 0)
+    return b"".join(
+        (
+            _PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", isal_zlib.compress(raw, 1)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -170,10 +210,65 @@ def normalize_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def rows_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Normalized rows as an Arrow table of `SCHEMA`, built from buffers.
+
+    The same table as `pa.Table.from_pylist(rows, schema=SCHEMA)`, without its per-value
+    conversion, and without the pandas import (0.3 s) that any `pa.array` of Python objects
+    triggers in pyarrow: a short synth run pays neither.
+    """
+    n = len(rows)
+
+    def flat(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+        if kind in (pa.string(), pa.binary()):
+            data = [v.encode() if isinstance(v, str) else bytes(v) for v in values]
+            offsets = np.zeros(len(data) + 1, np.int64)
+            np.cumsum([len(d) for d in data], out=offsets[1:])
+            if offsets[-1] >= 2**31:
+                raise FilmdataError(
+                    f"a shard column holds {offsets[-1]} bytes; lower rows per shard"
+                )
+            buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(data))]
+            return pa.Array.from_buffers(kind, len(data), buffers)
+        values = np.asarray(values, dtype=kind.to_pandas_dtype())
+        return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+    def images(column: str) -> pa.Array:
+        cells = [c for r in rows for c in r[column]]
+        sizes = np.zeros(n + 1, np.int32)
+        np.cumsum([len(r[column]) for r in rows], out=sizes[1:])
+        paths = pa.Array.from_buffers(
+            pa.string(),
+            len(cells),
+            [
+                pa.py_buffer(np.zeros(-(-len(cells) // 8), np.uint8)),
+                pa.py_buffer(sizes[:1].repeat(len(cells) + 1)),
+                pa.py_buffer(b""),
+            ],
+            null_count=len(cells),
+        )
+        image = pa.StructArray.from_arrays(
+            [flat([c["bytes"] for c in cells], pa.binary()), paths], fields=list(_IMAGE)
+        )
+        offsets = pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(sizes)])
+        return pa.ListArray.from_arrays(offsets, image, type=SCHEMA.field(column).type)
+
+    columns = []
+    for field in SCHEMA:
+        if field.name in ("gt", "lq"):
+            columns.append(images(field.name))
+        elif field.name == "crop":
+            parts = [flat([r["crop"][k] for r in rows], pa.int32()) for k in "xywh"]
+            columns.append(pa.StructArray.from_arrays(parts, fields=list(field.type)))
+        else:
+            columns.append(flat([r[field.name] for r in rows], field.type))
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
 def write_shard(path: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Write `rows` as one Parquet shard at `path`, atomically; returns its record entry."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist([normalize_row(r) for r in rows], schema=SCHEMA)
+    table = rows_table([normalize_row(r) for r in rows])
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -96,16 +96,13 @@ class Degrader:
     def prepare(self, win: Window, gt: np.ndarray) -> tuple[Window, np.ndarray, Any, Any]:
         """(window, GT uint8 (T, S, S, 3), GT float (T, C, S, S), its Degradation): the work
         that needs no batch, done in the reader thread."""
-        import torch
-
-        from .degrade import sample_degradation
+        from .degrade import frames_to_clip, sample_degradation
 
         t, h, w = gt.shape[:3]
         deg = sample_degradation(
             self.preset, seed=self.seed, key=win.id, t=t, h=h, w=w, bank=self.bank
         )
-        x = torch.from_numpy(gt).permute(0, 3, 1, 2).float().div_(255)  # (T, C, H, W)
-        return win, gt, x, deg
+        return win, gt, frames_to_clip(gt), deg
 
     def degrade(self, xs: Sequence[Any], degs: Sequence[Any]) -> np.ndarray:
         """LQ of a batch: (B, T, C, H, W) float32 in [0, 1], on the CPU (see `lq_to_uint8`)."""
@@ -113,9 +110,10 @@ class Degrader:
 
         from .degrade import apply_degradation
 
-        x = torch.stack(list(xs)).to(self.device)  # (B, T, C, H, W)
+        # (B, T, C, H, W), ours to overwrite (a single window needs no copy).
+        x = (xs[0][None] if len(xs) == 1 else torch.stack(list(xs))).to(self.device)
         with torch.no_grad():
-            lq = apply_degradation(x, list(degs), self.bank)
+            lq = apply_degradation(x, list(degs), self.bank, inplace=True)
         return lq.float().cpu().numpy()
 
 
@@ -274,24 +272,34 @@ def make_shards(
     quiet: bool = True,
     save_record: bool = True,
 ) -> int:
-    """Make each job's shard: decode, degrade in batches, encode in threads, write atomically,
-    and add it to the record (saved to disk unless `save_record` is False: a Ray worker hands
-    its entry to the driver, which alone writes the record). Returns the windows made."""
+    """Make each job's shard: decode, degrade, encode, write atomically, and add it to the
+    record (saved to disk unless `save_record` is False: a Ray worker hands its entry to the
+    driver, which alone writes the record). Returns the windows made.
+
+    On a GPU, windows are degraded in batches of `batch_size` while threads encode. On the CPU,
+    each window is degraded as soon as it is decoded, by one worker thread per core that also
+    encodes its images (torch and OpenCV single-threaded inside each: small frames gain nothing
+    from intra-op threads, and ops release the GIL). The rows are the same either way.
+    """
     from tqdm import tqdm
 
     from .shards import config_dir, write_record, write_shard
 
     folder = config_dir(dataset, CONFIG)
     all_windows = [w for j in jobs for w in j.windows]
+    cpu = degrader.device == "cpu"
     # The reader thread decodes, cuts, samples each degradation and makes the float tensors.
     prepared = (degrader.prepare(w, g) for w, g in cut_windows(all_windows, clip_len, size))
-    ahead = _prefetch(prepared, depth=2 * batch_size + 2, timeout=DECODE_TIMEOUT)
+    workers = _cpu_workers() if cpu else 2
+    ahead = _prefetch(
+        prepared, depth=2 * (workers if cpu else batch_size) + 2, timeout=DECODE_TIMEOUT
+    )
     bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
     sharpen = degrader.sharpen_gt
 
-    def write(job: ShardJob, parts: list[tuple[Window, Future, Future]]) -> int:
+    def write(job: ShardJob, parts: list[Future]) -> int:
         # In the writer thread: shards are written (and recorded) in order, one at a time.
-        rows = [_row(w, g.result(), *q.result()) for w, g, q in parts]
+        rows = [_row(w, *f.result()) for w, f in zip(job.windows, parts)]
         entry = write_shard(folder / job.file, rows)
         entry.update(split=job.split, index=job.index, windows=[w.to_dict() for w in job.windows])
         record["shards"][job.file] = entry
@@ -301,10 +309,22 @@ def make_shards(
 
     written: list[Future] = []
     try:
-        with ThreadPoolExecutor(2) as pool, ThreadPoolExecutor(1) as writer:
+        with (
+            _single_threaded(cpu),
+            ThreadPoolExecutor(workers) as pool,
+            ThreadPoolExecutor(1) as writer,
+        ):
             for job in jobs:
-                parts = []
-                for b in range(0, len(job.windows), batch_size):
+                parts: list[Future] = []
+                for b in range(0, len(job.windows), 1 if cpu else batch_size):
+                    if cpu:
+                        win, gt, x, deg = next(ahead)
+                        parts.append(
+                            pool.submit(_window_cpu, degrader, gt, x, deg, image_format, sharpen)
+                        )
+                        bar.update(1)
+                        _throttle(parts, workers)
+                        continue
                     batch = [next(ahead) for _ in job.windows[b : b + batch_size]]
                     # The clean GT is encoded while its batch is degraded.
                     gts = [
@@ -312,9 +332,9 @@ def make_shards(
                         for _, g, _, _ in batch
                     ]
                     lq = degrader.degrade([x for _, _, x, _ in batch], [d for _, _, _, d in batch])
-                    for k, (win, _, _, deg) in enumerate(batch):
+                    for k, (_, _, _, deg) in enumerate(batch):
                         enc = pool.submit(_encode_lq, lq[k], deg, image_format, sharpen)
-                        parts.append((win, gts[k], enc))
+                        parts.append(_joined(gts[k], enc))
                     bar.update(len(batch))
                 written.append(writer.submit(write, job, parts))
                 for f in written:
@@ -324,6 +344,73 @@ def make_shards(
     finally:
         ahead.close()
         bar.close()
+
+
+def _cpu_workers() -> int:
+    """Degrading threads on the CPU: one per core this process may use (at most 8)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+def _window_cpu(
+    degrader: Degrader, gt: np.ndarray, x: Any, deg: Any, fmt: str, sharpen: bool
+) -> tuple[list[bytes], list[bytes], str]:
+    """In a CPU worker thread: one window's LQ, and both image lists encoded."""
+    lq = degrader.degrade([x], [deg])[0]
+    gt_images = _encode_frames(gt, fmt, sharpen)
+    return (gt_images, *_encode_lq(lq, deg, fmt, sharpen))
+
+
+def _joined(gt: Future, lq: Future) -> Future:
+    """One future of (GT images, LQ images, degradation JSON) from the GT and LQ encodes."""
+    out: Future = Future()
+
+    def done(_: Future) -> None:
+        if gt.done() and lq.done() and not out.done():
+            try:
+                out.set_result((gt.result(), *lq.result()))
+            except BaseException as e:  # noqa: BLE001 - handed to the writer
+                out.set_exception(e)
+
+    gt.add_done_callback(done)
+    lq.add_done_callback(done)
+    return out
+
+
+def _throttle(parts: list[Future], workers: int) -> None:
+    """Wait while more than `2 * workers` windows are in flight (bounds the memory)."""
+    pending = [f for f in parts[-(4 * workers) :] if not f.done()]
+    while len(pending) > 2 * workers:
+        pending[0].result()
+        pending = [f for f in pending if not f.done()]
+
+
+class _single_threaded:
+    """On the CPU: torch and OpenCV on one thread each for the run (restored after)."""
+
+    def __init__(self, active: bool):
+        self.active = active
+        self.saved: tuple[int, int] | None = None
+
+    def __enter__(self) -> None:
+        if self.active:
+            import cv2
+            import torch
+
+            self.saved = (torch.get_num_threads(), cv2.getNumThreads())
+            torch.set_num_threads(1)
+            cv2.setNumThreads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            import cv2
+            import torch
+
+            torch.set_num_threads(self.saved[0])
+            cv2.setNumThreads(self.saved[1])
 
 
 def _dataset_dir(root: Path, out: str | os.PathLike[str] | None, name: str | None) -> Path:
@@ -658,7 +745,7 @@ def replay_row(
     """
     import torch
 
-    from .degrade import load_templates, replay
+    from .degrade import frames_to_clip, load_templates, replay
     from .shards import decode_image
 
     dev = pick_device(device)
@@ -669,7 +756,7 @@ def replay_row(
     else:
         gt = np.stack([decode_image(_bytes(c)) for c in row["gt"]])
     bank = load_templates(Path(templates), dev)
-    x = torch.from_numpy(gt).permute(0, 3, 1, 2).float().div_(255)[None].to(dev)
+    x = frames_to_clip(gt)[None].to(dev)
     with torch.no_grad():
         lq = replay(x, deg, bank)
     return lq_to_uint8(lq[0].float().cpu().numpy())

@@ -223,16 +223,26 @@ def iter_frames(
 
 
 def iter_decoded(
-    path: str | os.PathLike[str], start: int = 0, end: int | None = None
+    path: str | os.PathLike[str],
+    start: int = 0,
+    end: int | None = None,
+    *,
+    threads: int = 0,
 ) -> Iterator[tuple[int, Any]]:
     """Decoded `av.VideoFrame`s `[start, end)`, numbered from the stream's first frame.
 
     Seeks to a keyframe a second before `start` (only when it is far from the start) and
     decodes forward, numbering frames by their pts, so boundaries are never keyframe-rounded.
+    `threads`: FFmpeg's decoding threads (0: its choice, frame and slice threads). One thread
+    costs about 25% less CPU per frame, for a caller whose other threads keep the cores busy.
     """
     with _open(path) as c:
         v = _video_stream(c, path)
-        v.thread_type = "AUTO"
+        if threads == 1:
+            v.thread_count = 1
+        else:
+            v.thread_type = "AUTO"
+            v.thread_count = threads
         fps = stream_fps(v)
         tb = v.time_base
         first_pts: int | None = None

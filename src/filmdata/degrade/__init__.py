@@ -12,7 +12,13 @@ replays one degradation per window.
 from __future__ import annotations
 
 from .params import OPS, Op, check_clip, stack_params
-from .pipeline import Degradation, apply_degradation, replay, sample_degradation
+from .pipeline import (
+    Degradation,
+    apply_degradation,
+    frames_to_clip,
+    replay,
+    sample_degradation,
+)
 from .presets import Preset, bundled_dir, load_preset, preset_names
 from .template_extract import extract_templates
 from .template_make import make_templates
@@ -29,6 +35,7 @@ __all__ = [
     "bundled_dir",
     "check_clip",
     "extract_templates",
+    "frames_to_clip",
     "load_preset",
     "load_templates",
     "make_templates",

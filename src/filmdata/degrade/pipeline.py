@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -144,8 +145,38 @@ def sample_degradation(
     return Degradation(preset, int(seed), str(key), t, h, w, tuple(steps), fp)
 
 
+def frames_to_clip(frames: np.ndarray) -> Tensor:
+    """(T, H, W, 3) uint8 RGB frames to a planar (T, 3, H, W) float32 clip in [0, 1].
+
+    The very floats of `torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)` (each
+    value comes from a table torch made that way), de-interleaved by OpenCV at a third of the
+    cost. Synthesis and `replay` both start from it.
+    """
+    import cv2
+
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+        raise RefusedError(
+            f"frames: expected (T, H, W, 3) uint8, got {frames.dtype} {frames.shape}"
+        )
+    t, h, w, _ = frames.shape
+    out = np.empty((t, 3, h, w), np.float32)
+    planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+    for k in range(t):
+        cv2.split(np.ascontiguousarray(frames[k]), planes)
+        for c in range(3):
+            cv2.LUT(planes[c], _UNIT, dst=out[k, c])
+    return torch.from_numpy(out)
+
+
+_UNIT = torch.arange(256, dtype=torch.uint8).float().div_(255).numpy()
+
+
 def apply_degradation(
-    gt: Tensor, degs: Sequence[Degradation], bank: TemplateBank | None = None
+    gt: Tensor,
+    degs: Sequence[Degradation],
+    bank: TemplateBank | None = None,
+    *,
+    inplace: bool = False,
 ) -> Tensor:
     """Apply one `Degradation` per window to a batch of clips.
 
@@ -153,6 +184,8 @@ def apply_degradation(
         gt: `(B, T, C, H, W)` float in [0, 1], any device.
         degs: `B` degradations (sampled for this `T, H, W`).
         bank: the templates, when a degradation uses them.
+        inplace: the caller gives `gt` up: on the CPU, a contiguous `gt` is degraded in its own
+            memory and returned (no copies; the same pixels).
 
     Returns:
         `(B, T, C, H, W)` in [0, 1] on `gt`'s device and dtype.
@@ -183,8 +216,10 @@ def apply_degradation(
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
         try:
-            src = _owned_copy(x)
-            out = torch.empty(x.shape, dtype=x.dtype)
+            if inplace and x.is_contiguous() and x.dtype == torch.float32:
+                src = out = x
+            else:
+                src, out = _owned_copy(x), torch.empty(x.shape, dtype=x.dtype)
 
             for i, d in enumerate(degs):
                 _apply(src[i : i + 1], [d], bank, out=out[i : i + 1], owned=True)
