@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -461,3 +462,29 @@ def test_a_stuck_decoder_fails_the_run_instead_of_hanging() -> None:
     with pytest.raises(ItemsFailed, match="took longer than 0.3 s"):
         next(ahead)
     assert time.monotonic() - t < 3
+
+
+def test_a_reader_error_mid_shard_keeps_finished_shards_and_no_temporaries(
+    footage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filmdata.errors import MediaError
+
+    module = sys.modules["filmdata.synth"]
+    real = module.cut_windows
+
+    def breaks_after_three(*a, **k):
+        for i, item in enumerate(real(*a, **k)):
+            if i == 3:
+                raise MediaError("input.mp4: decode failed at frame 12")
+            yield item
+
+    monkeypatch.setattr(module, "cut_windows", breaks_after_three)
+    out = tmp_path / "ds"
+    kw = dict(clip_len=T, size=S, device="cpu", rows_per_shard=2, quiet=True)
+    with pytest.raises(MediaError, match="frame 12"):
+        synth(_templates(), "film", [footage], out=out, root=tmp_path / "root", **kw)
+    folder = out / "data" / "synthetic"
+    done = [p.name for p in folder.glob("*.parquet")]
+    assert len(done) == 1 and done[0].startswith("train-00000-of-")  # windows 0 and 1
+    assert not list(folder.glob(".*"))  # the second shard's temporary is gone
+    assert list(shards.read_record(out, "synthetic")["shards"]) == done

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -267,29 +268,102 @@ def rows_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 def write_shard(path: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Write `rows` as one Parquet shard at `path`, atomically; returns its record entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = rows_table([normalize_row(r) for r in rows])
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            # Images are already compressed: no Parquet compression, small row groups.
-            pq.write_table(table, f, compression="none", row_group_size=16)
-            f.flush()
-            os.fsync(f.fileno())
-        digest = sha256_file(tmp)
-        size = tmp.stat().st_size
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return {
-        "file": path.name,
-        "sha256": digest,
-        "bytes": size,
-        "rows": len(rows),
-        "ids": [str(r["id"]) for r in rows],
-    }
+    with ShardWriter(path) as w:
+        w.add(rows)
+    return w.entry
+
+
+class ShardWriter:
+    """One Parquet shard written as its rows come, made visible only when complete.
+
+        with ShardWriter(path) as w:
+            w.add(rows)        # any number of times, in order
+        w.entry                # {"file", "sha256", "bytes", "rows", "ids"}
+
+    Rows go to `.<name>.tmp-<pid>` in row groups of `ROW_GROUP` (the sha256 is taken as the
+    bytes are written, not read back); on a clean exit the file is fsynced and renamed, on an
+    error it is removed.
+    """
+
+    ROW_GROUP = 16  # rows: images are already compressed, so no Parquet compression
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.rows: list[dict[str, Any]] = []
+        self.ids: list[str] = []
+        self.entry: dict[str, Any] = {}
+        self._file: Any = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> ShardWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = _HashingFile(open(self.tmp, "wb"))  # noqa: SIM115 - closed in __exit__
+        self._writer = pq.ParquetWriter(self._file, SCHEMA, compression="none")
+        return self
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append rows (in order); full row groups are written at once."""
+        for r in rows:
+            self.rows.append(normalize_row(r))
+            self.ids.append(str(r["id"]))
+        while len(self.rows) >= self.ROW_GROUP:
+            self._flush(self.ROW_GROUP)
+
+    def _flush(self, n: int) -> None:
+        assert self._writer is not None
+        self._writer.write_table(rows_table(self.rows[:n]), row_group_size=n)
+        del self.rows[:n]
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        try:
+            if kind is None:
+                if self.rows or not self.ids:
+                    self._flush(len(self.rows))
+                assert self._writer is not None
+                self._writer.close()  # closes `_file` for pyarrow, not the file under it
+                self._file.f.flush()
+                os.fsync(self._file.f.fileno())
+                self._file.f.close()
+                size = self.tmp.stat().st_size
+                os.replace(self.tmp, self.path)
+                _fsync_dir(self.path.parent)
+                self.entry = {
+                    "file": self.path.name,
+                    "sha256": self._file.hexdigest(),
+                    "bytes": size,
+                    "rows": len(self.ids),
+                    "ids": self.ids,
+                }
+        finally:
+            if self._writer is not None and self._writer.is_open:
+                with contextlib.suppress(Exception):  # an error is on its way already
+                    self._writer.close()
+            if self._file is not None:
+                self._file.f.close()
+            if self.tmp.exists():
+                self.tmp.unlink()
+
+
+class _HashingFile(io.RawIOBase):
+    """A binary file that takes the sha256 of every byte written through it."""
+
+    def __init__(self, f: Any):
+        self.f = f
+        self.h = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.h.update(data)
+        return self.f.write(data)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
 
 
 def read_shard(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pa.Table:

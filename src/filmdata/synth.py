@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
 import shutil
 import time
@@ -283,7 +284,7 @@ def make_shards(
     """
     from tqdm import tqdm
 
-    from .shards import config_dir, write_record, write_shard
+    from .shards import ShardWriter, config_dir, write_record
 
     folder = config_dir(dataset, CONFIG)
     all_windows = [w for j in jobs for w in j.windows]
@@ -297,15 +298,18 @@ def make_shards(
     bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
     sharpen = degrader.sharpen_gt
 
-    def write(job: ShardJob, parts: list[Future]) -> int:
-        # In the writer thread: shards are written (and recorded) in order, one at a time.
-        rows = [_row(w, *f.result()) for w, f in zip(job.windows, parts)]
-        entry = write_shard(folder / job.file, rows)
+    def write(job: ShardJob, parts: queue.Queue[Future]) -> int:
+        # In the writer thread: a shard's rows are written as they come (in order), and the
+        # shards one at a time, each recorded when complete.
+        with ShardWriter(folder / job.file) as shard:
+            for w in job.windows:
+                shard.add([_row(w, *parts.get().result())])
+        entry = shard.entry
         entry.update(split=job.split, index=job.index, windows=[w.to_dict() for w in job.windows])
         record["shards"][job.file] = entry
         if save_record:
             write_record(dataset, CONFIG, record)
-        return len(rows)
+        return len(job.windows)
 
     written: list[Future] = []
     try:
@@ -315,28 +319,41 @@ def make_shards(
             ThreadPoolExecutor(1) as writer,
         ):
             for job in jobs:
-                parts: list[Future] = []
-                for b in range(0, len(job.windows), 1 if cpu else batch_size):
-                    if cpu:
-                        win, gt, x, deg = next(ahead)
-                        parts.append(
-                            pool.submit(_window_cpu, degrader, gt, x, deg, image_format, sharpen)
-                        )
-                        bar.update(1)
-                        _throttle(parts, workers)
-                        continue
-                    batch = [next(ahead) for _ in job.windows[b : b + batch_size]]
-                    # The clean GT is encoded while its batch is degraded.
-                    gts = [
-                        pool.submit(_encode_frames, g, image_format, sharpen)
-                        for _, g, _, _ in batch
-                    ]
-                    lq = degrader.degrade([x for _, _, x, _ in batch], [d for _, _, _, d in batch])
-                    for k, (_, _, _, deg) in enumerate(batch):
-                        enc = pool.submit(_encode_lq, lq[k], deg, image_format, sharpen)
-                        parts.append(_joined(gts[k], enc))
-                    bar.update(len(batch))
+                parts: queue.Queue[Future] = queue.Queue()
                 written.append(writer.submit(write, job, parts))
+                try:
+                    recent: list[Future] = []
+                    for b in range(0, len(job.windows), 1 if cpu else batch_size):
+                        if cpu:
+                            _, gt, x, deg = next(ahead)
+                            f = pool.submit(
+                                _window_cpu, degrader, gt, x, deg, image_format, sharpen
+                            )
+                            parts.put(f)
+                            recent = [*recent[-4 * workers :], f]
+                            bar.update(1)
+                            _throttle(recent, workers)
+                            continue
+                        batch = [next(ahead) for _ in job.windows[b : b + batch_size]]
+                        # The clean GT is encoded while its batch is degraded.
+                        gts = [
+                            pool.submit(_encode_frames, g, image_format, sharpen)
+                            for _, g, _, _ in batch
+                        ]
+                        lq = degrader.degrade(
+                            [x for _, _, x, _ in batch], [d for _, _, _, d in batch]
+                        )
+                        for k, (_, _, _, deg) in enumerate(batch):
+                            enc = pool.submit(_encode_lq, lq[k], deg, image_format, sharpen)
+                            parts.put(_joined(gts[k], enc))
+                        bar.update(len(batch))
+                except BaseException as e:
+                    # The writer waits on this shard's queue: hand it the error, so that it
+                    # removes its temporary and ends.
+                    failed: Future = Future()
+                    failed.set_exception(e)
+                    parts.put(failed)
+                    raise
                 for f in written:
                     if f.done():
                         f.result()  # a writer's error stops the run early
@@ -380,9 +397,9 @@ def _joined(gt: Future, lq: Future) -> Future:
     return out
 
 
-def _throttle(parts: list[Future], workers: int) -> None:
+def _throttle(recent: list[Future], workers: int) -> None:
     """Wait while more than `2 * workers` windows are in flight (bounds the memory)."""
-    pending = [f for f in parts[-(4 * workers) :] if not f.done()]
+    pending = [f for f in recent if not f.done()]
     while len(pending) > 2 * workers:
         pending[0].result()
         pending = [f for f in pending if not f.done()]
