@@ -67,17 +67,23 @@ def _upsample(n: Tensor, h: int, w: int) -> Tensor:
     return torch.from_numpy(out)
 
 
-def _unit_field(seed: int, t: int, c: int, h: int, w: int, size: float) -> Tensor:
-    """`(t, c, h, w)` unit-deviation noise drawn at `1 / size` of the resolution, upsampled."""
+def _field(seed: int, t: int, c: int, h: int, w: int, size: float) -> tuple[Tensor, float]:
+    """`(t, c, h, w)` noise drawn at `1 / size` of the resolution and upsampled, and the factor
+    that brings it to unit deviation (bilinear upsampling averages neighbours; a subsample
+    suffices to measure it). Callers fold the factor into their own multiply."""
     gh, gw = max(1, math.ceil(h / size)), max(1, math.ceil(w / size))
     n = noise(seed, (t, c, gh, gw))
-    if (gh, gw) != (h, w):
-        n = _upsample(n, h, w)
-        # Bilinear upsampling averages neighbours: restore unit variance (a subsample suffices).
-        sub = n[..., ::3, ::3]
-        if sub.numel() > 8:
-            n = n / sub.std().clamp_min(1e-6)
-    return n
+    if (gh, gw) == (h, w):
+        return n, 1.0
+    n = _upsample(n, h, w)
+    sub = n[..., ::3, ::3]
+    return n, (1.0 / max(float(sub.std()), 1e-6)) if sub.numel() > 8 else 1.0
+
+
+def _unit_field(seed: int, t: int, c: int, h: int, w: int, size: float) -> Tensor:
+    """`(t, c, h, w)` unit-deviation noise drawn at `1 / size` of the resolution, upsampled."""
+    n, scale = _field(seed, t, c, h, w, size)
+    return n if scale == 1.0 else n * scale
 
 
 def grain_field(seed: int, t: int, c: int, h: int, w: int, size: float, chroma: float) -> Tensor:
@@ -102,14 +108,16 @@ def grain(x: Tensor, p: Batched) -> Tensor:
         xi = x[i]
         lum = luma(xi)  # (T, 1, H, W)
         amount = p.amounts[i].to(xi).view(t, 1, 1, 1)
+        mono, k_mono = _field(int(seed), t, 1, h, w, float(size))
+        faint = c == 1 or ch <= 0.02  # colour grain too faint to matter: skip its draw
+        # sigma(L) with the fields' unit-deviation factors folded in (one pass each, no more).
         sigma = (lum * (1 - lum)).mul_(2.8).add_(0.3).mul_(amount)
-        mono = _unit_field(int(seed), t, 1, h, w, float(size)).to(xi)
-        if c == 1 or ch <= 0.02:  # colour grain too faint to matter: skip its draw
-            out.append(torch.addcmul(xi, sigma, mono))
+        yi = torch.addcmul(xi, sigma.mul(k_mono * (1 if faint else 1 - ch)), mono.to(xi))
+        if faint:
+            out.append(yi)
             continue
-        col = _unit_field(int(seed) + 1, t, c, h, w, 2 * float(size)).to(xi)
-        yi = torch.addcmul(xi, sigma * (1 - ch), mono)
-        out.append(yi.addcmul_(sigma * ch, col))
+        col, k_col = _field(int(seed) + 1, t, c, h, w, 2 * float(size))
+        out.append(yi.addcmul_(sigma.mul_(k_col * ch), col.to(xi)))
     return stack(out)
 
 

@@ -29,7 +29,10 @@ from .params import OPS, check_clip, group_key, params_from_json, params_to_json
 from .presets import Preset, preset_from_json
 from .templates import TemplateBank
 
-FORMAT = 1
+# The version of the ops' arithmetic: a record replays bit-exactly only under the version that
+# made it (2: grain's unit-deviation factor folded into sigma, JPEG/codec passes through BGR
+# planes, x264 "superfast"). Older records are refused, not replayed to other pixels.
+FORMAT = 2
 
 
 def _generator(*parts: Any) -> torch.Generator:
