@@ -96,7 +96,7 @@ class Degrader:
 
     def prepare(self, win: Window, gt: np.ndarray) -> tuple[Window, np.ndarray, Any, Any]:
         """(window, GT uint8 (T, S, S, 3), GT float (T, C, S, S), its Degradation): the work
-        that needs no batch, done in the reader thread."""
+        that needs no batch."""
         from .degrade import frames_to_clip, sample_degradation
 
         t, h, w = gt.shape[:3]
@@ -156,9 +156,10 @@ DECODE_TIMEOUT = 600.0
 def _prefetch(
     it: Iterator[Any], depth: int, timeout: float | None = None
 ) -> Generator[Any, None, None]:
-    """Run `it` in a thread, `depth` items ahead (decoding overlaps degrading and encoding).
+    """Run `it` in a thread started at once, up to `depth` items ahead (decoding overlaps
+    start-up, degrading and encoding). Closing the returned iterator stops the thread.
 
-    Raises:
+    Raises (from the iterator):
         ItemsFailed: the thread produced nothing for `timeout` seconds (exit 1: the shards
             written so far stay, a re-run resumes).
     """
@@ -184,24 +185,41 @@ def _prefetch(
         except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
             q.put(e)
 
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        while True:
-            try:
-                item = q.get(timeout=timeout)
-            except queue.Empty:
-                raise ItemsFailed(
-                    f"decoding a window took longer than {timeout:g} s (hostile or broken "
-                    "media?); the shards written so far are kept, a re-run resumes"
-                ) from None
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+    threading.Thread(target=work, daemon=True).start()
+
+    def drain() -> Generator[Any, None, None]:
+        try:
+            while True:
+                try:
+                    item = q.get(timeout=timeout)
+                except queue.Empty:
+                    raise ItemsFailed(
+                        f"decoding a window took longer than {timeout:g} s (hostile or broken "
+                        "media?); the shards written so far are kept, a re-run resumes"
+                    ) from None
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+    return drain()
+
+
+def _reader(
+    windows: Sequence[Window], clip_len: int, size: int, depth: int
+) -> Generator[Any, None, None]:
+    """(window, GT frames) for `windows` in order, decoded in a thread started now."""
+    return _prefetch(iter(cut_windows(windows, clip_len, size)), depth, DECODE_TIMEOUT)
+
+
+def _read_depth(clip_len: int, size: int) -> int:
+    """Windows the reader may decode ahead of a run: enough to decode through start-up
+    (importing torch takes about a second), within ~128 MB of frames."""
+    per_window = clip_len * size * size * 3
+    return max(8, min(256, (128 << 20) // max(1, per_window)))
 
 
 def _encode_frames(frames: np.ndarray, fmt: str, sharpen: bool = False) -> list[bytes]:
@@ -272,6 +290,7 @@ def make_shards(
     record: dict[str, Any],
     quiet: bool = True,
     save_record: bool = True,
+    reader: Generator[Any, None, None] | None = None,
 ) -> int:
     """Make each job's shard: decode, degrade, encode, write atomically, and add it to the
     record (saved to disk unless `save_record` is False: a Ray worker hands its entry to the
@@ -289,11 +308,10 @@ def make_shards(
     folder = config_dir(dataset, CONFIG)
     all_windows = [w for j in jobs for w in j.windows]
     cpu = degrader.device == "cpu"
-    # The reader thread decodes, cuts, samples each degradation and makes the float tensors.
-    prepared = (degrader.prepare(w, g) for w, g in cut_windows(all_windows, clip_len, size))
     workers = _cpu_workers() if cpu else 2
-    ahead = _prefetch(
-        prepared, depth=2 * (workers if cpu else batch_size) + 2, timeout=DECODE_TIMEOUT
+    # The reader thread decodes and cuts the windows (started early by `synth`, or now).
+    ahead = reader or _reader(
+        all_windows, clip_len, size, max(2 * (workers if cpu else batch_size) + 2, 8)
     )
     bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
     sharpen = degrader.sharpen_gt
@@ -325,16 +343,16 @@ def make_shards(
                     recent: list[Future] = []
                     for b in range(0, len(job.windows), 1 if cpu else batch_size):
                         if cpu:
-                            _, gt, x, deg = next(ahead)
-                            f = pool.submit(
-                                _window_cpu, degrader, gt, x, deg, image_format, sharpen
-                            )
+                            win, gt = next(ahead)
+                            f = pool.submit(_window_cpu, degrader, win, gt, image_format, sharpen)
                             parts.put(f)
                             recent = [*recent[-4 * workers :], f]
                             bar.update(1)
                             _throttle(recent, workers)
                             continue
-                        batch = [next(ahead) for _ in job.windows[b : b + batch_size]]
+                        batch = [
+                            degrader.prepare(*next(ahead)) for _ in job.windows[b : b + batch_size]
+                        ]
                         # The clean GT is encoded while its batch is degraded.
                         gts = [
                             pool.submit(_encode_frames, g, image_format, sharpen)
@@ -373,9 +391,11 @@ def _cpu_workers() -> int:
 
 
 def _window_cpu(
-    degrader: Degrader, gt: np.ndarray, x: Any, deg: Any, fmt: str, sharpen: bool
+    degrader: Degrader, win: Window, gt: np.ndarray, fmt: str, sharpen: bool
 ) -> tuple[list[bytes], list[bytes], str]:
-    """In a CPU worker thread: one window's LQ, and both image lists encoded."""
+    """In a CPU worker thread: one window's degradation sampled and applied, and both image
+    lists encoded."""
+    _, _, x, deg = degrader.prepare(win, gt)
     lq = degrader.degrade([x], [deg])[0]
     gt_images = _encode_frames(gt, fmt, sharpen)
     return (gt_images, *_encode_lq(lq, deg, fmt, sharpen))
@@ -549,6 +569,70 @@ def synth(
     }
     jobs = shard_jobs(splits, rows_per_shard)
     folder = shards.config_dir(dataset, CONFIG)
+    # A fresh local run starts decoding now, while the degrader loads (torch's import alone
+    # takes about a second): every window will be made, in plan order.
+    early = None
+    if backend == "local" and (overwrite or not (folder / shards.RECORD).exists()):
+        early = _reader(
+            [w for j in jobs for w in j.windows], clip_len, size, _read_depth(clip_len, size)
+        )
+    try:
+        return _synth(
+            t0,
+            root_dir,
+            dataset,
+            tdir,
+            splits,
+            params,
+            jobs,
+            folder,
+            early,
+            preset_ref=preset_ref,
+            device=device,
+            seed=seed,
+            sharpen_gt=sharpen_gt,
+            overwrite=overwrite,
+            clip_len=clip_len,
+            size=size,
+            batch_size=batch_size,
+            image_format=image_format,
+            quiet=quiet,
+            backend=backend,
+            ray_address=ray_address,
+        )
+    finally:
+        if early is not None:
+            early.close()
+
+
+def _synth(
+    t0: float,
+    root_dir: Path,
+    dataset: Path,
+    tdir: Path,
+    splits: dict[str, list[Window]],
+    params: dict[str, Any],
+    jobs: list[ShardJob],
+    folder: Path,
+    early: Generator[Any, None, None] | None,
+    *,
+    preset_ref: str,
+    device: str,
+    seed: int,
+    sharpen_gt: bool,
+    overwrite: bool,
+    clip_len: int,
+    size: int,
+    batch_size: int,
+    image_format: str,
+    quiet: bool,
+    backend: str,
+    ray_address: str | None,
+) -> dict[str, Any]:
+    """`synth` once the windows are planned (and, on a fresh run, being decoded)."""
+    from . import shards
+
+    rows_per_shard = params["rows_per_shard"]
     # Preset and templates are checked before the dataset is touched; a preset or template pack
     # edited since the first run changes the rows, so a resume must not mix the two.
     degrader = Degrader.load(tdir, preset_ref, device, seed, sharpen_gt)
@@ -596,6 +680,9 @@ def synth(
             if p.name not in planned:
                 p.unlink()  # a shard of another plan (an overwrite): never listed as complete
         todo = [j for j in jobs if not _complete(folder, record, j)]
+        if early is not None and todo != jobs:  # never expected: a fresh run makes every shard
+            early.close()
+            early = None
         shards.write_record(dataset, CONFIG, record)
         made = 0
         if todo and backend == "ray":
@@ -623,6 +710,7 @@ def synth(
                 image_format=image_format,
                 record=record,
                 quiet=quiet,
+                reader=early,
             )
         shards.write_card(dataset)
         summary = shards.register_dataset(root_dir, dataset)
