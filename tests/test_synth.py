@@ -488,3 +488,17 @@ def test_a_reader_error_mid_shard_keeps_finished_shards_and_no_temporaries(
     assert len(done) == 1 and done[0].startswith("train-00000-of-")  # windows 0 and 1
     assert not list(folder.glob(".*"))  # the second shard's temporary is gone
     assert list(shards.read_record(out, "synthetic")["shards"]) == done
+
+
+def test_batched_and_per_window_paths_give_the_same_bytes(
+    footage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A GPU degrades windows in batches; the CPU one by one in worker threads. Ops are
+    # batch-invariant, so both must write the same shards (run here on the CPU).
+    kw = dict(clip_len=T, size=S, device="cpu", batch_size=3, rows_per_shard=4, quiet=True)
+    per_window = tmp_path / "per-window"
+    synth(_templates(), "film", [footage], out=per_window, root=tmp_path / "r", **kw)
+    monkeypatch.setattr(sys.modules["filmdata.synth"], "_per_window", lambda device: False)
+    batched = tmp_path / "batched"
+    synth(_templates(), "film", [footage], out=batched, root=tmp_path / "r", **kw)
+    assert _shard_bytes(batched) == _shard_bytes(per_window)

@@ -307,7 +307,7 @@ def make_shards(
 
     folder = config_dir(dataset, CONFIG)
     all_windows = [w for j in jobs for w in j.windows]
-    cpu = degrader.device == "cpu"
+    cpu = _per_window(degrader.device)
     workers = _cpu_workers() if cpu else 2
     # The reader thread decodes and cuts the windows (started early by `synth`, or now).
     ahead = reader or _reader(
@@ -379,6 +379,12 @@ def make_shards(
     finally:
         ahead.close()
         bar.close()
+
+
+def _per_window(device: str) -> bool:
+    """Whether windows are degraded one by one in worker threads (the CPU), rather than in
+    batches (a GPU)."""
+    return device == "cpu"
 
 
 def _cpu_workers() -> int:
