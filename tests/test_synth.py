@@ -502,3 +502,32 @@ def test_batched_and_per_window_paths_give_the_same_bytes(
     batched = tmp_path / "batched"
     synth(_templates(), "film", [footage], out=batched, root=tmp_path / "r", **kw)
     assert _shard_bytes(batched) == _shard_bytes(per_window)
+
+
+def test_an_edit_list_trimmed_file_is_counted_by_its_decoded_frames(
+    footage: Path, tmp_path: Path
+) -> None:
+    # `ffmpeg -ss X -c copy` (as trimmed downloads are made) keeps the packets from the
+    # keyframe before X and an edit list that discards them: they are never decoded.
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from filmdata.video import read_frames
+    from filmdata.windows import input_clips
+
+    trimmed = tmp_path / "trimmed.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-ss", "0.3", "-i",
+         str(footage), "-c", "copy", str(trimmed)],
+        check=True,
+    )  # fmt: skip
+    frames = len(read_frames(trimmed))
+    assert frames < len(read_frames(footage))  # the edit list took effect
+    assert input_clips([trimmed])[0].end == frames
+    out = tmp_path / "ds"
+    summary = synth(
+        _templates(), "film", [trimmed], out=out, clip_len=T, size=S, device="cpu",
+        quiet=True, root=tmp_path / "root",
+    )  # fmt: skip
+    assert summary["windows_made"] == frames // T

@@ -88,7 +88,8 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
             v = _video_stream(c, path)
             fps, w, h = stream_fps(v), v.codec_context.width, v.codec_context.height
             try:
-                n = sum(1 for pkt in c.demux(v) if pkt.size)
+                # Packets an edit list cuts away (is_discard) never come out of the decoder.
+                n = sum(1 for pkt in c.demux(v) if pkt.size and not pkt.is_discard)
             except av.error.FFmpegError as e:
                 raise MediaError(f"{path}: cannot read: {e}") from None
         if n == 0 or not w or not h:
