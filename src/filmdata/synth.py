@@ -121,14 +121,9 @@ class Degrader:
 def lq_to_uint8(x: np.ndarray) -> np.ndarray:
     """(T, C, H, W) float in [0, 1] to (T, H, W, 3) uint8, rounding to nearest (OpenCV's
     saturate_cast). The writer and `replay_row` both use it, so replays match bit for bit."""
-    import cv2
+    from .degrade.params import planes_to_frames
 
-    t, c, h, w = x.shape
-    out = np.empty((t, h, w, 3), np.uint8)
-    for k in range(t):
-        planes = [cv2.convertScaleAbs(x[k, i], alpha=255.0) for i in range(c)]
-        out[k] = cv2.merge(planes * 3 if c == 1 else planes)
-    return out
+    return planes_to_frames(x)
 
 
 SHARPEN = {"sigma": 1.0, "amount": 0.5}  # unsharp mask, as Real-ESRGAN trains with

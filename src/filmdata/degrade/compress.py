@@ -17,37 +17,33 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .params import Batched, Op, OpConfig, choice, randint, register, span, stack, uniform, walk
+from .params import (
+    Batched,
+    Op,
+    OpConfig,
+    choice,
+    frames_to_planes,
+    planes_to_frames,
+    randint,
+    register,
+    span,
+    stack,
+    uniform,
+    walk,
+)
 
 
 def _to_bgr(x: Tensor) -> np.ndarray:
-    """(T, C, H, W) float in [0, 1] -> (T, H, W, 3) uint8 BGR on the CPU, rounding to nearest
-    (OpenCV's saturate_cast), straight from the planes (no strided copies)."""
-    a = x.detach().float().cpu().numpy()
-    t, c, h, w = a.shape
-    out = np.empty((t, h, w, 3), np.uint8)
-    for k in range(t):
-        planes = [cv2.convertScaleAbs(a[k, i], alpha=255.0) for i in range(c)]
-        cv2.merge(planes * 3 if c == 1 else planes[::-1], dst=out[k])
-    return out
+    """(T, C, H, W) float in [0, 1] -> (T, H, W, 3) uint8 BGR on the CPU (rounded)."""
+    return planes_to_frames(x.detach().float().cpu().numpy(), bgr=True)
 
 
 def _from_bgr(frames: np.ndarray, like: Tensor) -> Tensor:
     """(T, H, W, 3) uint8 BGR -> (T, C, H, W) float like `like` (C = 1: Rec. 601 luma)."""
-    t, h, w, _ = frames.shape
-    out = np.empty((t, 3, h, w), np.float32)
-    planes = [np.empty((h, w), np.uint8) for _ in range(3)]
-    for k in range(t):
-        cv2.split(np.ascontiguousarray(frames[k]), planes)
-        for i in range(3):
-            cv2.LUT(planes[2 - i], _UNIT, dst=out[k, i])  # BGR -> RGB planes
-    y = torch.from_numpy(out).to(device=like.device, dtype=like.dtype)
+    y = torch.from_numpy(frames_to_planes(frames, bgr=True)).to(like.device, like.dtype)
     if like.shape[1] == 1:
         y = y[:, :1] * 0.299 + y[:, 1:2] * 0.587 + y[:, 2:3] * 0.114
     return y
-
-
-_UNIT = (np.arange(256, dtype=np.float32) / np.float32(255)).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- JPEG

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor
@@ -29,6 +30,40 @@ if TYPE_CHECKING:
     from .templates import TemplateBank
 
 # --------------------------------------------------------------------------- the clip contract
+
+
+def frames_to_planes(frames: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames (RGB, or BGR) to planar (T, 3, H, W) RGB float32 in [0, 1].
+
+    Each value is `v / 255` as torch computes it (a table torch made), so the floats equal
+    `torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)`'s; OpenCV de-interleaves.
+    """
+    import cv2
+
+    t, h, w, _ = frames.shape
+    out = np.empty((t, 3, h, w), np.float32)
+    planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+    for k in range(t):
+        cv2.split(np.ascontiguousarray(frames[k]), planes)
+        for c in range(3):
+            cv2.LUT(planes[2 - c if bgr else c], _UNIT, dst=out[k, c])
+    return out
+
+
+def planes_to_frames(x: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """Planar (T, C, H, W) float in [0, 1] (C = 1 or 3) to (T, H, W, 3) uint8 RGB (or BGR),
+    rounding to nearest as OpenCV's saturate_cast does; grey is repeated on the 3 channels."""
+    import cv2
+
+    t, c, h, w = x.shape
+    out = np.empty((t, h, w, 3), np.uint8)
+    for k in range(t):
+        planes = [cv2.convertScaleAbs(x[k, i], alpha=255.0) for i in range(c)]
+        cv2.merge(planes * 3 if c == 1 else planes[::-1] if bgr else planes, dst=out[k])
+    return out
+
+
+_UNIT = torch.arange(256, dtype=torch.uint8).float().div_(255).numpy()
 
 
 def check_clip(x: Any, name: str = "x") -> Tensor:

@@ -25,7 +25,15 @@ from torch import Tensor
 from ..errors import RefusedError
 from . import ops as _ops  # noqa: F401  (registers every op)
 from .limits import check_params
-from .params import OPS, check_clip, group_key, params_from_json, params_to_json, stack_params
+from .params import (
+    OPS,
+    check_clip,
+    frames_to_planes,
+    group_key,
+    params_from_json,
+    params_to_json,
+    stack_params,
+)
 from .presets import Preset, preset_from_json
 from .templates import TemplateBank
 
@@ -149,29 +157,14 @@ def sample_degradation(
 
 
 def frames_to_clip(frames: np.ndarray) -> Tensor:
-    """(T, H, W, 3) uint8 RGB frames to a planar (T, 3, H, W) float32 clip in [0, 1].
-
-    The very floats of `torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)` (each
-    value comes from a table torch made that way), de-interleaved by OpenCV at a third of the
-    cost. Synthesis and `replay` both start from it.
-    """
-    import cv2
-
+    """(T, H, W, 3) uint8 RGB frames to a planar (T, 3, H, W) float32 clip in [0, 1]: the very
+    floats of `torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)`, at a third of
+    the cost. Synthesis and `replay_row` both start from it."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
         raise RefusedError(
             f"frames: expected (T, H, W, 3) uint8, got {frames.dtype} {frames.shape}"
         )
-    t, h, w, _ = frames.shape
-    out = np.empty((t, 3, h, w), np.float32)
-    planes = [np.empty((h, w), np.uint8) for _ in range(3)]
-    for k in range(t):
-        cv2.split(np.ascontiguousarray(frames[k]), planes)
-        for c in range(3):
-            cv2.LUT(planes[c], _UNIT, dst=out[k, c])
-    return torch.from_numpy(out)
-
-
-_UNIT = torch.arange(256, dtype=torch.uint8).float().div_(255).numpy()
+    return torch.from_numpy(frames_to_planes(frames))
 
 
 def apply_degradation(
