@@ -231,8 +231,8 @@ def rows_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
                 )
             buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(data))]
             return pa.Array.from_buffers(kind, len(data), buffers)
-        values = np.asarray(values, dtype=kind.to_pandas_dtype())
-        return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+        array = np.asarray(values, dtype=kind.to_pandas_dtype())
+        return pa.Array.from_buffers(kind, len(array), [None, pa.py_buffer(array)])
 
     def images(column: str) -> pa.Array:
         cells = [c for r in rows for c in r[column]]
