@@ -1,24 +1,43 @@
 """Benchmark `filmdata align` on VHS-like tapes with a known truth.
 
 Makes GT footage (textured pans; the second clip crawls and holds still, the hard case), turns it
-into tapes (noise head, ident, offset, PAL-like speed change 24 -> 25 fps, a drop, a duplicate,
-overscan, 4:3 letterbox at 480x360, blur, chroma smear, noise, H.264 at crf 38), aligns, and prints
-frame accuracy, geometric error (tape px, over a 9x9 grid of the GT picture) and speed (x real
-time of the tape) for ours and for a constant-offset baseline.
+into tapes, aligns each with the whole `filmdata align LQ GT --json` process (Python start-up and
+imports included, as a user runs it), and prints frame accuracy, geometric error (tape px, over a
+9x9 grid of the GT picture) and speed: wall-clock and CPU (user + sys) seconds, median of
+`--repeat` runs, and x real time of the tape (wall), for ours and for a constant-offset baseline
+(in-process, decoding included).
 
-    python benchmarks/align.py [--seconds 20] [--width 1280] [--height 720] [--keep DIR]
+Tape cases (`--cases`, comma-separated):
+  pal       noise head, ident, offset, PAL-like speed change 24 -> 25 fps, a drop, a duplicate,
+            overscan, 4:3 letterbox at 480x360, blur, chroma smear, noise, H.264 at crf 38
+  true25    the same at 25 fps but true speed: a GT frame repeated every 25 tape frames
+  pulldown  29.97 fps NTSC by 3:2 pulldown: two frames in five weave fields of two GT frames
+  crf45     pal with crf 45 (very heavy compression; hardest on the slow clip)
+  jump      pal whose picture moves by (2.5, -1.5) tape px halfway (a re-locked capture); the
+            geometric error is that of the JSON transform against the first half's
+
+Scoring: a tape frame is right when mapped to its GT frame, to one with identical content (a
+still), or null where it has no GT; a frame whose fields mix two GT frames (pulldown) is right
+on either.
+
+    python benchmarks/align.py [--seconds 30] [--width 1280] [--height 720] [--cases pal,...]
+        [--repeat 3] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from filmdata.pairing import align
 from filmdata.pairing import descriptors as dsc
 from filmdata.pairing.tapesim import (
     TapeSpec,
@@ -26,9 +45,25 @@ from filmdata.pairing.tapesim import (
     geometric_error,
     identical_runs,
     make_tape,
+    ntsc_pulldown,
     render_footage,
 )
 from filmdata.video import write_video
+
+CLIPS = {  # name: footage kwargs (lengths filled in from --seconds), tape kwargs
+    "pans": (dict(seed=11, slow=False), dict(seed=1, start=7.3)),
+    "slow": (
+        dict(seed=12, slow=True),
+        dict(seed=2, start=3.0, shift=(-0.3, 0.7), overscan=0.05, squeeze=0.99, head=30),
+    ),
+}
+CASES = {
+    "pal": lambda **kw: TapeSpec(**kw),
+    "true25": lambda **kw: TapeSpec(speed=1.0, **kw),
+    "pulldown": lambda **kw: ntsc_pulldown(**kw),
+    "crf45": lambda **kw: TapeSpec(crf=45, **kw),
+    "jump": lambda **kw: TapeSpec(jump=(0.5, 2.5, -1.5), **kw),
+}
 
 
 def constant_offset(lq: str, gt: str) -> tuple[list[int | None], float]:
@@ -53,54 +88,80 @@ def constant_offset(lq: str, gt: str) -> tuple[list[int | None], float]:
     return mapping, time.perf_counter() - t0
 
 
+def run_cli(lq: Path, gt: Path, repeat: int) -> tuple[dict, float, float]:
+    """`filmdata align LQ GT --json` as its own process: (result, median wall s, median CPU s)."""
+    walls, cpus = [], []
+    cmd = [sys.executable, "-c", "from filmdata.cli import main; main()"]
+    out = ""
+    for _ in range(repeat):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [*cmd, "align", str(lq), str(gt), "--json"], capture_output=True, text=True, check=True
+        ).stdout
+        walls.append(time.perf_counter() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    return json.loads(out), statistics.median(walls), statistics.median(cpus)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
+    ap.add_argument("--cases", default="pal", help=f"comma-separated, of {', '.join(CASES)}")
+    ap.add_argument("--clips", default="pans,slow", help=f"comma-separated, of {', '.join(CLIPS)}")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of ours (median)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the clips and tapes here")
     args = ap.parse_args()
+    cases = args.cases.split(",")
+    for c in cases:
+        if c not in CASES:
+            ap.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}")
     work = args.keep or Path(tempfile.mkdtemp(prefix="align-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     n = int(args.seconds * 24)
-    clips = [
-        ("pans", dict(lengths=(n // 4, n // 3, n - n // 4 - n // 3), seed=11, slow=False)),
-        ("slow", dict(lengths=(n // 3, n // 3, n - 2 * (n // 3)), seed=12, slow=True)),
-    ]
-    specs = [
-        TapeSpec(seed=1, start=7.3),
-        TapeSpec(seed=2, start=3.0, shift=(-0.3, 0.7), overscan=0.05, squeeze=0.99, head=30),
-    ]
+    lengths = {
+        "pans": (n // 4, n // 3, n - n // 4 - n // 3),
+        "slow": (n // 3, n // 3, n - 2 * (n // 3)),
+    }
+    print(f"GT {args.width}x{args.height} 24 fps, {args.seconds:g} s; ours: whole process")
     print(
-        f"{'clip':6} {'method':9} {'frames':>6} {'accuracy':>9} {'geom px':>8} {'x realtime':>10}"
+        f"{'clip':5} {'case':9} {'method':9} {'frames':>6} {'accuracy':>8} {'geom px':>8} "
+        f"{'wall s':>7} {'cpu s':>6} {'x realtime':>10}"
     )
-    for (name, kw), spec in zip(clips, specs):
+    for name in args.clips.split(","):
+        footage, tape_kw = CLIPS[name]
         gt = work / f"{name}-gt.mp4"
         if not gt.exists():
-            frames = render_footage(args.width, args.height, **kw)  # type: ignore[arg-type]
+            frames = render_footage(args.width, args.height, lengths[name], **footage)  # type: ignore[arg-type]
             write_video(gt, frames, 24.0, crf=18)
-        tape = make_tape(gt, work / f"{name}-tape.mp4", spec)
         same = identical_runs(gt)
-        duration = len(tape.mapping) / spec.fps
-        t0 = time.perf_counter()
-        a = align(tape.path, gt)
-        took = time.perf_counter() - t0
-        acc = frame_accuracy(tape.mapping, a.mapping, same)
-        err = geometric_error(tape.transform, a.transform, args.width, args.height)
-        print(
-            f"{name:6} {'ours':9} {len(tape.mapping):6d} {acc:9.3f} {err:8.3f} "
-            f"{duration / took:10.1f}"
-        )
-        base, took_b = constant_offset(str(tape.path), str(gt))
-        acc_b = frame_accuracy(tape.mapping, base, same)
-        print(
-            f"{name:6} {'constant':9} {len(tape.mapping):6d} {acc_b:9.3f} {'-':>8} "
-            f"{duration / took_b:10.1f}"
-        )
-        print(
-            f"       speed {a.speed:.4f} (true {spec.speed:.4f}), offset {a.offset:.3f} s, "
-            f"quality {a.quality['matched']:.3f} matched, ecc {a.quality['ecc']}"
-        )
+        for case in cases:
+            spec = CASES[case](**tape_kw)
+            tape = make_tape(gt, work / f"{name}-{case}-tape.mp4", spec)
+            duration = len(tape.mapping) / spec.fps
+            a, wall, cpu = run_cli(tape.path, gt, args.repeat)
+            acc = frame_accuracy(tape.mapping, a["mapping"], same, tape.also)
+            err = geometric_error(tape.transform, np.array(a["transform"]), args.width, args.height)
+            print(
+                f"{name:5} {case:9} {'ours':9} {len(tape.mapping):6d} {acc:8.3f} {err:8.3f} "
+                f"{wall:7.2f} {cpu:6.2f} {duration / wall:10.1f}"
+            )
+            base, took_b = constant_offset(str(tape.path), str(gt))
+            acc_b = frame_accuracy(tape.mapping, base, same, tape.also)
+            print(
+                f"{name:5} {case:9} {'constant':9} {len(tape.mapping):6d} {acc_b:8.3f} "
+                f"{'-':>8} {took_b:7.2f} {'-':>6} {duration / took_b:10.1f}"
+            )
+            q = a["quality"]
+            print(
+                f"      speed {a['speed']:.4f} (true {spec.speed:.4f}), "
+                f"offset {a['offset']:.3f} s, {q['matched']:.3f} matched, "
+                f"ecc {q['ecc']:.3f}, cadence {q.get('cadence_agreement')}, "
+                f"in-process {q['seconds']}"
+            )
 
 
 if __name__ == "__main__":

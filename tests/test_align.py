@@ -20,10 +20,12 @@ from filmdata.pairing.tapesim import (
     geometric_error,
     identical_runs,
     make_tape,
+    ntsc_pulldown,
     render_footage,
+    tape_fields,
     tape_timeline,
 )
-from filmdata.pairing.temporal import PathCosts, viterbi
+from filmdata.pairing.temporal import PathCosts, cadence, viterbi
 from filmdata.video import write_video
 
 GT_SIZE = (192, 108)
@@ -79,6 +81,72 @@ def test_tape_truth_has_the_events() -> None:
     content = [g for g in t if g is not None]
     steps = np.diff(content)
     assert (steps == 0).sum() == 1 and (steps == 2).sum() == 1 and set(steps) <= {0, 1, 2}
+
+
+def test_pulldown_tape_weaves_two_frames_in_five() -> None:
+    spec = ntsc_pulldown(head=0, ident=0, start=0.0, drop=None, dup=None)
+    f = tape_fields(spec, 200, 24.0)
+    assert all(x is not None for x in f)
+    for k in range(0, len(f) - 5, 5):
+        group = [x for x in f[k : k + 5] if x is not None]
+        assert sum(b != a for a, b in group) == 2  # two woven frames...
+        assert all(b - a in (0, 1) for a, b in group)
+        assert group[-1][1] - group[0][0] in (3, 4)  # ...and four GT frames per five
+    # a woven frame counts right on either of its GT frames, and only on those
+    true, also = [f[1][0]], [f[1][1]]
+    assert frame_accuracy(true, [f[1][1]], None, also) == 1.0
+    assert frame_accuracy(true, [f[1][1] + 1], None, also) == 0.0
+
+
+@pytest.mark.parametrize("rate", [0.8, 24 / 25])
+def test_cadence_finds_the_phase_through_drops(rate: float) -> None:
+    rng = np.random.default_rng(int(rate * 100))
+    phase, n = 0.37, 400
+    truth = [int(np.floor(phase + rate * i)) for i in range(n)]
+    del truth[150]  # a dropped tape frame shifts the cadence's phase from here on
+    del truth[290]
+    steps = np.diff(truth)
+    path: list[int | None] = list(truth)
+    for i in rng.choice(np.arange(5, len(path) - 5), 6, replace=False):
+        path[i] = None if i % 2 else path[i - 1]  # stray errors of a first path
+    e, agree = cadence(path, rate + 0.002)
+    assert agree > 0.9
+    # right everywhere but within a cycle of the shifts
+    right = e[1:] == steps
+    cycle = int(round(1 / min(rate % 1, 1 - rate % 1)))
+    near = np.zeros(len(steps), bool)
+    for at in (150, 290):
+        near[max(0, at - 2 * cycle) : at + 2 * cycle] = True
+    assert right[~near].all()
+
+
+def test_viterbi_follows_the_cadence_where_the_data_is_flat() -> None:
+    # a 25 fps tape of 24 fps film: GT frame 12 shown twice; the GT is still around it, so
+    # the similarity cannot say where the repeat falls, and the cadence does
+    truth = list(range(12)) + [12, 12] + list(range(13, 24))
+    n, m = len(truth), 26
+    s = np.full((n, m), 0.1, np.float32)
+    for i, j in enumerate(truth):
+        s[i, j] = 0.9
+    s[6:20, 6:20] = 0.9  # a still: every frame of it looks the same
+    expected = np.diff([0, *truth])
+    assert viterbi(s, PathCosts(), expected) == truth
+
+
+@pytest.mark.parametrize("kind", ["true25", "pulldown"])
+def test_align_tapes_not_one_frame_per_gt_frame(kind: str, tmp_path: Path) -> None:
+    """25 fps of 24 fps film at true speed (a repeat every 25 frames) and 3:2 pulldown to
+    29.97 fps (woven frames): the repeats follow the tape's cadence."""
+    gt = tmp_path / "gt.mp4"
+    write_video(gt, render_footage(256, 144, (96, 128, 160), seed=11), 24.0)
+    kw = dict(size=(240, 180), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=1)
+    spec = TapeSpec(speed=1.0, **kw) if kind == "true25" else ntsc_pulldown(**kw)  # type: ignore[arg-type]
+    tape = make_tape(gt, tmp_path / "tape.mp4", spec)
+    a = align(tape.path, gt)
+    acc = frame_accuracy(tape.mapping, a.mapping, identical_runs(gt), tape.also)
+    assert acc >= 0.97, acc
+    assert a.quality["cadence_agreement"] >= 0.7  # the cadence was fitted and followed
+    assert abs(a.speed - spec.speed) < 0.005
 
 
 def test_viterbi_nulls_skips_and_repeats() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -38,6 +39,10 @@ def align_cmd(
     quiet: bool = QuietOpt,
 ) -> None:
     """Align a tape to its ground truth: GT frame per LQ frame (null where none), GT->LQ 3x3."""
+    # The aligner's matrix products are small: OpenBLAS's threads would only spin (a second
+    # core's worth of CPU) beside the decoders and OpenCV. Effective when numpy is not loaded
+    # yet, as in a `filmdata align` process.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ..pairing.align import align
 
     for p in (lq, gt):

@@ -1,27 +1,32 @@
 """`align(lq, gt)`: the GT frame each tape (LQ) frame shows, and the GT->LQ transform.
 
-1. Decode both once, luma only: every frame small (160 px wide); a few GT frames at working size.
+1. Decode both once, luma only, at the same time (two threads): every frame small (160 px
+   wide); a few GT frames at working size; the tape's frames at full size (for step 4).
 2. Find the tape's active picture (letterbox/pillarbox bars).
 3. Coarse temporal: ZNCC of 32 px descriptors, every tape frame against every GT frame, then a
    monotonic Viterbi with a "no GT" state (noise head, idents), drops, repeats and jumps.
 4. Spatial: ECC on a dozen well-matched pairs spread over the tape, robust median (spatial.py).
 5. Fine temporal: descriptors resampled on the tape's grid through that transform, re-scored in a
    band around the coarse path, Viterbi again: this picks among nearly identical neighbours.
+   Where the tape is not one frame per GT frame (25 fps of 24 fps film at true speed, 3:2
+   pulldown), its cadence is fitted to that path and a last pass follows it.
 6. Offset and speed: a robust line through the matched frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import MediaError
-from ..video import probe
+from ..video import Probe, probe
 from . import audio, spatial, temporal
 from . import descriptors as dsc
 
@@ -31,6 +36,16 @@ INTER_WEIGHT = 0.1  # weight of inter-coded tape frames in the fine pass (see _w
 AUDIO_CLEARANCE = 1.5  # audio peak over the next best: above it, the sound narrows the search
 BANDS = (24, 8)  # fine passes: GT frames scored either side of the previous path
 FINE = temporal.PathCosts(null=0.45, dup=0.03, drop=0.05)
+CADENCE_COSTS = FINE  # a step off the fitted cadence costs a repeat or a drop
+CADENCE_AGREEMENT = 0.7  # steps of the fine path that must fit a steady cadence (woven
+# frames of a pulldown allow two steps, so a right path agrees at about 0.8-0.9)
+CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every < 100 frames
+# (25 fps of 24 fps film at true speed: 1 in 25; 3:2 pulldown: 1 in 5); rarer ones (NTSC's
+# 0.1%) are left to the free repeats and drops
+WORKERS = min(4, os.cpu_count() or 1)  # threads for per-frame OpenCV work
+GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
+LQ_KEEP_BYTES = 256 << 20  # tape frames kept at full size for the spatial stage: all of a
+# 480x360 tape up to 1550 frames (a minute), every k-th beyond (the rest decoded when chosen)
 
 
 @dataclass(frozen=True)
@@ -94,10 +109,7 @@ def align(
         )
     t0 = time.perf_counter()
     pl, pg = probe(lq, count=False), probe(gt, count=False)
-    keep_every = max(1, pg.declared_frames // (4 * samples)) if pg.declared_frames else 8
-    keep_width = int(min(pg.width, max(480, round(1.4 * pl.width))))
-    gv = dsc.decode_gray(gt, 160, keep_every, keep_width, quiet=quiet, desc="decode GT")
-    lv = dsc.decode_gray(lq, 160, quiet=quiet, desc="decode LQ")
+    gv, lv = _decode(lq, gt, pl, pg, samples, quiet)
     if gv.frames < 2 or lv.frames < 2:
         short = gt if gv.frames < 2 else lq
         raise MediaError(f"{short}: too short to align (fewer than 2 frames)")
@@ -118,23 +130,32 @@ def align(
     heard = _audio_band(s0, lq, gt, lv.fps, gv.fps) if pl.audio and pg.audio else None
     path0 = temporal.viterbi(s0, COARSE)
 
-    # 4. spatial, then 5. fine temporal on the tape's grid; once more from the fine path
+    # 4. spatial, then 5. fine temporal on the tape's grid; once more from the fine path.
+    # The fine passes let repeats (or drops) fall where the data puts them; where the tape has
+    # a cadence (a steady rate that is not one GT frame per frame) it is fitted to the path,
+    # and a last pass follows it unless the data clearly departs from it.
     # (a pair one frame apart biases the transform along the motion, and the transform's error
     # biases the fine match the same way: a second round breaks the loop)
     # The coarse path can be several frames off in slow stretches (32 px descriptors of a slow
     # pan all look alike): the first fine pass searches a wide band, the second a narrow one
     # around the first's path.
-    costs = _rate_costs(path0)
+    costs, agreement = _rate_costs(path0), None
     path, s1 = path0, s0
-    cache: dict[int, np.ndarray] = {}
+    cache = lv.kept
+    bufs: dict[str, np.ndarray] = {}
     for round_, band in enumerate(BANDS):
         t, est, spread = _spatial(
             lv, gv, path, s1, box, samples, homography, clean=round_ > 0, cache=cache
         )
-        lq_f, gt_f = _fine(lv, gv, t, box)
+        lq_f, gt_f = _fine(lv, gv, t, box, bufs)
         centre = temporal.fill_centre(path, gv.frames)
         s1 = temporal.band_similarity(lq_f, gt_f, centre, radius=band)
         path = temporal.viterbi(_weigh(s1, lv.key, costs.null), costs)
+    r = temporal.fit_rate(path)[1]
+    if abs(r - round(r)) > CADENCE_MIN:
+        expected, agreement = temporal.cadence(path, r)
+        if agreement >= CADENCE_AGREEMENT:
+            path = temporal.viterbi(_weigh(s1, lv.key, costs.null), CADENCE_COSTS, expected)
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]
@@ -149,6 +170,7 @@ def align(
         "matched": len(matched) / len(mapping),
         "similarity": float(np.mean(matched)) if matched else 0.0,
         "coarse_agreement": float(np.mean(agree)) if agree else 0.0,
+        "cadence_agreement": agreement,
         **temporal.path_stats(mapping),
         "spatial_samples": len(est),
         "ecc": float(np.median([e.score for e in est])) if est else None,
@@ -164,6 +186,42 @@ def align(
     if segs:
         quality["segments"] = segs
     return Alignment(mapping, t, offset, speed, conf, quality)
+
+
+def _decode(
+    lq: str | os.PathLike[str],
+    gt: str | os.PathLike[str],
+    pl: Probe,
+    pg: Probe,
+    samples: int,
+    quiet: bool,
+) -> tuple[dsc.GrayVideo, dsc.GrayVideo]:
+    """Decode both videos at once (PyAV releases the GIL while decoding): the GT with FFmpeg's
+    threads in a worker thread, the tape (small: a tenth of the GT's pixels) on one thread here.
+    The tape's frames are all kept at full size within LQ_KEEP_BYTES, so the spatial stage
+    needs no second decode; the GT keeps a few frames at working size."""
+    lq_bytes = max(1, pl.declared_frames) * pl.width * pl.height
+    lq_every = max(1, -(-lq_bytes // LQ_KEEP_BYTES))
+    keep_every = max(1, pg.declared_frames // (4 * samples)) if pg.declared_frames else 8
+    while lq_every > 1 and math.gcd(keep_every, lq_every) > 1:
+        keep_every += 1  # coprime strides: kept tape and GT frames meet whatever the offset
+    keep_width = int(min(pg.width, max(480, round(1.4 * pl.width))))
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(
+            dsc.decode_gray,
+            gt,
+            160,
+            keep_every,
+            keep_width,
+            quiet=quiet,
+            desc="decode GT",
+            threads=GT_THREADS,
+        )
+        try:
+            lv = dsc.decode_gray(lq, 160, lq_every, 0, quiet=quiet, desc="decode LQ", threads=1)
+        finally:
+            gv = job.result()  # a GT error first, as when decoded one after the other
+    return gv, lv
 
 
 def _audio_band(
@@ -215,9 +273,9 @@ def _spatial(
     clean: bool = False,
     cache: dict[int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[spatial.Estimate], float]:
-    """ECC on well-matched pairs whose GT frame was kept at working size. Full-size LQ frames
-    are decoded into `cache`, so a second round decodes only frames it has not seen."""
-    cache = {} if cache is None else cache
+    """ECC on well-matched pairs whose GT frame was kept at working size. Tape frames at full
+    size come from `cache` (those kept while decoding); missing ones are decoded into it."""
+    cache = lv.kept if cache is None else cache
     gt_size = (gv.width, gv.height)
     init = spatial.initial_guess(box, gt_size)
     cands = []
@@ -230,6 +288,9 @@ def _spatial(
         cands.append((i, j, float(s[i, j]) + (1.0 if steady else 0.0)))
     if not cands:
         return init, [], float("nan")
+    kept = [c for c in cands if c[0] in cache]
+    if len(kept) >= 2 * samples:  # enough pairs whose tape frame is at hand: no second decode
+        cands = kept
     chunks = np.array_split(np.arange(len(cands)), min(samples, len(cands)))
     chosen = [cands[max(c, key=lambda q: cands[q][2])] for c in chunks if len(c)]
     missing = {i for i, _, _ in chosen} - cache.keys()
@@ -240,13 +301,17 @@ def _spatial(
     x, y, w, h = (int(round(v)) for v in box)
     m = max(4, int(0.03 * min(w, h)))  # stay off the picture's edges
     crop = (x + m, y + m, w - 2 * m, h - 2 * m)
-    est = []
-    for i, j, _ in chosen:
-        tw, score = spatial.ecc_register(
-            lq_full[i], gv.kept[j], init @ np.linalg.inv(sw), crop, homography
+    w0 = init @ np.linalg.inv(sw)
+    with ThreadPoolExecutor(WORKERS) as pool:  # OpenCV releases the GIL
+        found = pool.map(
+            lambda c: spatial.ecc_register(lq_full[c[0]], gv.kept[c[1]], w0, crop, homography),
+            chosen,
         )
-        if score > 0.3:
-            est.append(spatial.Estimate(i, j, tw @ sw, score))
+        est = [
+            spatial.Estimate(i, j, tw @ sw, score)
+            for (i, j, _), (tw, score) in zip(chosen, found)
+            if score > 0.3
+        ]
     if not est:
         return init, [], float("nan")
     t, spread = spatial.combine(est, gt_size)
@@ -254,9 +319,14 @@ def _spatial(
 
 
 def _fine(
-    lv: dsc.GrayVideo, gv: dsc.GrayVideo, t: np.ndarray, box: tuple[float, float, float, float]
+    lv: dsc.GrayVideo,
+    gv: dsc.GrayVideo,
+    t: np.ndarray,
+    box: tuple[float, float, float, float],
+    bufs: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fine descriptors of both videos on one grid over the tape's picture (tape geometry)."""
+    """Fine descriptors of both videos on one grid over the tape's picture (tape geometry),
+    written into `bufs` (reused by the next round)."""
     x0, y0, x1, y1 = spatial.picture_box(t, (gv.width, gv.height), (lv.width, lv.height))
     x0, y0 = max(x0, box[0]), max(y0, box[1])
     x1, y1 = min(x1, box[0] + box[2]), min(y1, box[1] + box[3])
@@ -267,9 +337,12 @@ def _fine(
     g = np.array([[(x1 - x0) / fw, 0, x0], [0, (y1 - y0) / fh, y0], [0, 0, 1.0]])
     m_lq = dsc.scale_matrix(lv.small_scale) @ g
     m_gt = dsc.scale_matrix(gv.small_scale) @ np.linalg.inv(t) @ g
-    lq_f = dsc.normalise(dsc.band_pass(dsc.warp_all(lv.small, m_lq, (fw, fh))))
-    gt_f = dsc.normalise(dsc.band_pass(dsc.warp_all(gv.small, m_gt, (fw, fh))))
-    return lq_f, gt_f
+    bufs = {} if bufs is None else bufs
+    with ThreadPoolExecutor(1) as pool:  # OpenCV releases the GIL: both videos at once
+        job = pool.submit(dsc.fine, gv.small, m_gt, (fw, fh), bufs.get("gt"))
+        bufs["lq"] = dsc.fine(lv.small, m_lq, (fw, fh), bufs.get("lq"))
+        bufs["gt"] = job.result()
+    return bufs["lq"], bufs["gt"]
 
 
 def _segments(est: list[spatial.Estimate], gt_size: tuple[int, int]) -> list[dict[str, Any]]:

@@ -232,15 +232,25 @@ def _rows(
     q = p["quality"]
     lw, lh, gw, gh = q["lq"]["width"], q["lq"]["height"], q["gt"]["width"], q["gt"]["height"]
     x, y, s = _crop(t, (gw, gh), (lw, lh), q.get("active_box"), size)
+    # where the geometry drifts along the tape, each window is warped with its own segment's
+    # transform (the dominant one decides the LQ crop, the same for every window)
+    segs = [(int(g["from_frame"]), np.array(g["transform"], float)) for g in q.get("segments", [])]
+    segs = sorted(segs, key=lambda g: g[0]) or [(0, t)]
     need: set[int] = {
         j for st in starts for i in range(st, st + clip_len) if (j := mapping[i]) is not None
     }
-    gt_box = _gt_box(t, (x, y, s))
-    sc = float(np.sqrt(abs(np.linalg.det(t[:2, :2]))))  # GT -> LQ scale
-    # GT -> crop pixels, from a GT first shrunk by area averaging (no aliasing)
-    m = np.array([[1, 0, -x], [0, 1, -y], [0, 0, 1.0]]) @ t @ np.linalg.inv(scale_matrix(sc))
 
-    def prep(f: np.ndarray) -> np.ndarray:
+    def geometry(seg: int) -> tuple[np.ndarray, tuple[int, int, int, int], float]:
+        ts = segs[seg][1]
+        sc = float(np.sqrt(abs(np.linalg.det(ts[:2, :2]))))  # GT -> LQ scale
+        # GT -> crop pixels, from a GT first shrunk by area averaging (no aliasing)
+        m = np.array([[1, 0, -x], [0, 1, -y], [0, 0, 1.0]]) @ ts @ np.linalg.inv(scale_matrix(sc))
+        return m, _gt_box(ts, (x, y, s)), sc
+
+    geo = [geometry(k) for k in range(len(segs))]
+
+    def prep(f: np.ndarray, seg: int) -> np.ndarray:
+        m, gt_box, sc = geo[seg]
         if gt_scale:
             gx, gy, bw, bh = gt_box
             return np.ascontiguousarray(f[gy : gy + bh, gx : gx + bw])
@@ -253,17 +263,24 @@ def _rows(
     # both videos decoded once, in step (the mapping is monotonic); a few GT frames cached
     lq_it = iter_frames(lq, starts[0], starts[-1] + clip_len)
     gt_it = iter_frames(gt, min(need), max(need) + 1)
-    cache: dict[int, np.ndarray] = {}
+    raw: dict[int, np.ndarray] = {}  # GT frames decoded and not yet passed
+    cache: dict[tuple[int, int], np.ndarray] = {}
 
-    def gt_frame(j: int) -> np.ndarray:
-        while j not in cache:
+    def gt_frame(j: int, seg: int) -> np.ndarray:
+        while j not in raw:
             k, f = next(gt_it)
             if k in need:
-                cache[k] = prep(f)
-        return cache[j]
+                raw[k] = f
+        if (j, seg) not in cache:
+            cache[j, seg] = prep(raw[j], seg)
+        return cache[j, seg]
 
-    crop = dict(zip("xywh", gt_box, strict=True)) if gt_scale else {"x": x, "y": y, "w": s, "h": s}
     for st in starts:
+        seg = max(k for k, (first, _) in enumerate(segs) if first <= st or k == 0)
+        gt_box = geo[seg][1]
+        crop = (
+            dict(zip("xywh", gt_box, strict=True)) if gt_scale else {"x": x, "y": y, "w": s, "h": s}
+        )
         ids = list(range(st, st + clip_len))
         lqs: list[np.ndarray] = []
         while len(lqs) < clip_len:
@@ -271,9 +288,11 @@ def _rows(
             if i >= st:
                 lqs.append(f[y : y + s, x : x + s].copy())
         gts = [int(mapping[i]) for i in ids]  # type: ignore[arg-type]  # windows have no None
-        frames = [gt_frame(j) for j in gts]
-        for k in [k for k in cache if k < min(gts)]:
-            del cache[k]
+        frames = [gt_frame(j, seg) for j in gts]
+        for k in [k for k in raw if k < min(gts)]:
+            del raw[k]
+        for key in [key for key in cache if key[0] < min(gts)]:
+            del cache[key]
         yield {
             "id": f"{p['manifest']}.{p['id']}.{st}",
             "source": p["lq"],
@@ -290,7 +309,7 @@ def _rows(
                     "lq": p["lq"],
                     "gt": p["gt"],
                     "gt_frames": gts,
-                    "transform": p["transform"],
+                    "transform": segs[seg][1].tolist(),
                     "gt_scale": gt_scale,
                     "lq_crop": [x, y, s, s],
                 }

@@ -4,9 +4,10 @@
 the hard case for temporal alignment). `make_tape` turns a GT video file into a tape: a noise
 head and a station ident (LQ frames with no GT), an offset, a speed change with frame
 resampling, a dropped and a duplicated frame, overscan, 4:3 letterbox, VHS-like blur, chroma
-smear, noise and heavy H.264 compression. It returns the true mapping (GT frame per LQ frame, or
-None) and the true 3x3 transform from GT pixel coordinates to LQ pixel coordinates (pixel
-centres at integers).
+smear, noise and heavy H.264 compression; optionally interlaced fields (3:2 pulldown: woven
+frames of two GT frames) and a change of geometry halfway. It returns the true mapping (GT frame
+per LQ frame, or None; `also`: the second GT frame of a woven frame) and the true 3x3 transform
+from GT pixel coordinates to LQ pixel coordinates (pixel centres at integers).
 """
 
 from __future__ import annotations
@@ -83,22 +84,51 @@ class TapeSpec:
     crf: int = 38  # H.264 quality of the tape (high = heavy compression)
     seed: int = 0
     frames: int | None = None  # tape length (default: until the GT runs out)
+    # interlaced transfer: each tape frame is two fields sampled half a frame apart, so where
+    # the GT frame changes between them (3:2 pulldown of 24 fps film to 29.97 fps: two frames
+    # in five) the frame mixes two GT frames, even rows from one and odd rows from the next
+    fields: bool = False
+    # a change of geometry along the tape (a capture re-locked, another transfer spliced in):
+    # from this fraction of the tape's frames on, the picture sits (dx, dy) tape px further
+    jump: tuple[float, float, float] | None = None
+
+
+def ntsc_pulldown(**kw: object) -> TapeSpec:
+    """A 29.97 fps NTSC tape of 24 fps film by 3:2 pulldown (film slowed by 0.1%)."""
+    return TapeSpec(fps=30000 / 1001, speed=1000 / 1001, fields=True, **kw)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class Tape:
     path: Path
-    mapping: list[int | None]  # true GT frame per tape frame
+    mapping: list[int | None]  # true GT frame per tape frame (its first field's)
     transform: np.ndarray  # (3, 3) GT pixel -> tape pixel
     spec: TapeSpec = field(repr=False)
+    # the second field's GT frame where it differs from the first (a mixed frame), else None
+    also: list[int | None] = field(default_factory=list, repr=False)
+    # (first tape frame, GT pixel -> tape pixel) where the geometry changes (`spec.jump`)
+    segments: list[tuple[int, np.ndarray]] = field(default_factory=list, repr=False)
 
 
 def tape_timeline(spec: TapeSpec, gt_frames: int, gt_fps: float) -> list[int | None]:
-    """The GT frame shown by each tape frame (None: noise head, ident)."""
+    """The GT frame shown by each tape frame (its first field's; None: noise head, ident)."""
+    return [f[0] if f is not None else None for f in tape_fields(spec, gt_frames, gt_fps)]
+
+
+def tape_fields(spec: TapeSpec, gt_frames: int, gt_fps: float) -> list[tuple[int, int] | None]:
+    """The GT frames of each tape frame's two fields (equal unless `spec.fields` mixes them;
+    None: noise head, ident)."""
     rate = spec.speed * gt_fps / spec.fps  # GT frames per tape frame
     n_content = int((gt_frames - 1 - spec.start) / rate)
-    seq = [int(math.floor(spec.start + k * rate + 1e-6)) for k in range(n_content)]
-    seq = [g for g in seq if 0 <= g < gt_frames]
+    half = 0.5 if spec.fields else 0.0  # the second field's time, in tape frames
+    seq = [
+        (
+            int(math.floor(spec.start + k * rate + 1e-6)),
+            int(math.floor(spec.start + (k + half) * rate + 1e-6)),
+        )
+        for k in range(n_content)
+    ]
+    seq = [(a, b) for a, b in seq if 0 <= a <= b < gt_frames]
     if spec.drop is not None and 0 < spec.drop < 1:
         # drop a frame whose neighbours differ from it (a real loss of content)
         k = int(spec.drop * len(seq))
@@ -108,7 +138,7 @@ def tape_timeline(spec: TapeSpec, gt_frames: int, gt_fps: float) -> list[int | N
     if spec.dup is not None and 0 < spec.dup < 1:
         k = int(spec.dup * len(seq))
         seq.insert(k, seq[k])
-    out: list[int | None] = [None] * (spec.head + spec.ident) + list(seq)
+    out: list[tuple[int, int] | None] = [None] * (spec.head + spec.ident) + list(seq)
     if spec.frames is not None:
         out = out[: spec.frames]
     return out
@@ -167,40 +197,55 @@ def _vhs(img: np.ndarray, spec: TapeSpec, rng: np.random.Generator) -> np.ndarra
 def make_tape(gt: str | Path, out: str | Path, spec: TapeSpec = TapeSpec()) -> Tape:
     """Make a VHS-like tape of the GT video `gt` at `out`; returns it with the truth."""
     p = probe(gt, count=True)
-    timeline = tape_timeline(spec, p.frames, p.fps)
+    fields = tape_fields(spec, p.frames, p.fps)
     m = tape_transform(spec, p.width, p.height)
     w, h = spec.size
     rng = np.random.default_rng(spec.seed)
     # anti-alias before the downscale (the warp itself samples bilinearly)
     sigma = max(0.0, 0.45 / m[1, 1] - 0.2)
     frames_it = iter_frames(gt)
-    cur_idx, cur = -1, None
+    cache: dict[int, np.ndarray] = {}  # the last GT frames, on the tape's grid
 
     def gt_frame(g: int) -> np.ndarray:
-        nonlocal cur_idx, cur
-        while cur_idx < g:
-            cur_idx, f = next(frames_it)
-            cur = cv2.GaussianBlur(f, (0, 0), sigma) if sigma > 0 else f
-        assert cur is not None
-        return cur
+        while g not in cache:
+            k, f = next(frames_it)
+            f = cv2.GaussianBlur(f, (0, 0), sigma) if sigma > 0 else f
+            cache[k] = cv2.warpAffine(
+                f,
+                m[:2],
+                (w, h),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=(0, 0, 0),
+            )
+            for old in [j for j in cache if j < k - 2]:
+                del cache[old]
+        return cache[g]
+
+    segments = [(0, m)]
+    if spec.jump is not None:
+        at, dx, dy = spec.jump
+        segments.append(
+            (int(at * len(fields)), np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1.0]]) @ m)
+        )
 
     def tape_frames() -> Iterator[np.ndarray]:
-        for i, g in enumerate(timeline):
-            if g is None:
+        for i, fg in enumerate(fields):
+            if fg is None:
                 img = _snow(rng, w, h) if i < spec.head else _ident(w, h, i)
             else:
-                img = cv2.warpAffine(
-                    gt_frame(g),
-                    m[:2],
-                    (w, h),
-                    flags=cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_CONSTANT,
-                    borderValue=(0, 0, 0),
-                )
+                img = gt_frame(fg[0])
+                if fg[1] != fg[0]:  # woven fields: odd rows from the next GT frame
+                    img = img.copy()
+                    img[1::2] = gt_frame(fg[1])[1::2]
+                if len(segments) > 1 and i >= segments[1][0]:  # the picture moved
+                    img = cv2.warpAffine(img, segments[1][1][:2] @ np.linalg.inv(m), (w, h))
             yield _vhs(img, spec, rng)
 
     write_video(out, tape_frames(), spec.fps, crf=spec.crf)
-    return Tape(Path(out), timeline, m, spec)
+    mapping = [fg[0] if fg is not None else None for fg in fields]
+    also = [fg[1] if fg is not None and fg[1] != fg[0] else None for fg in fields]
+    return Tape(Path(out), mapping, m, spec, also, segments if len(segments) > 1 else [])
 
 
 def geometric_error(true: np.ndarray, est: np.ndarray, gt_w: int, gt_h: int, n: int = 9) -> float:
@@ -209,17 +254,24 @@ def geometric_error(true: np.ndarray, est: np.ndarray, gt_w: int, gt_h: int, n: 
 
 
 def frame_accuracy(
-    true: list[int | None], est: list[int | None], same: dict[int, int] | None = None
+    true: list[int | None],
+    est: list[int | None],
+    same: dict[int, int] | None = None,
+    also: list[int | None] | None = None,
 ) -> float:
     """Fraction of tape frames mapped right: the true GT frame, one with identical content
-    (`same[g]` names the first frame of g's run of identical frames), or None where None."""
+    (`same[g]` names the first frame of g's run of identical frames), or None where None. A
+    frame whose fields mix two GT frames (`also[i]`, the second field's) is right on either."""
     same = same or {}
+    also = also or []
     ok = 0
-    for t, e in zip(true, est, strict=False):
+    for i, (t, e) in enumerate(zip(true, est, strict=False)):
         if t is None or e is None:
             ok += t is None and e is None
         else:
-            ok += t == e or same.get(t, t) == same.get(e, e)
+            second = also[i] if i < len(also) else None
+            right = [t] if second is None else [t, second]
+            ok += any(r == e or same.get(r, r) == same.get(e, e) for r in right)
     return ok / max(1, len(true))
 
 

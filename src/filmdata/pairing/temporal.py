@@ -11,7 +11,8 @@ N[i, k] is "tape frame i has no GT and the last matched GT frame is k-1" (k = 0:
 gaps keep the path monotonic. Per-step costs do not depend on where a duplicate falls, so a steady
 rate change (25 tape frames per 24 GT frames, 3:2 pulldown) costs the same wherever the data puts
 its repeats; the data decides. A coarse pass runs over the whole matrix; a fine pass re-scores a
-band around the coarse path with better descriptors.
+band around the coarse path with better descriptors. Where the data cannot tell (a still, a slow
+pan), `cadence` fits where a steady rate puts the repeats, and the step costs follow it.
 """
 
 from __future__ import annotations
@@ -38,13 +39,29 @@ class PathCosts:
     tolerance: float = 0.0
 
 
-def viterbi(s: np.ndarray, c: PathCosts = PathCosts()) -> list[int | None]:
-    """The best monotonic path through `s` (n_lq, n_gt): GT frame per tape frame or None."""
+def viterbi(
+    s: np.ndarray, c: PathCosts = PathCosts(), expected: np.ndarray | None = None
+) -> list[int | None]:
+    """The best monotonic path through `s` (n_lq, n_gt): GT frame per tape frame or None.
+
+    `expected` (n_lq,): the GT frames the tape's cadence advances by at each frame (see
+    `cadence`); a step costs by how far it departs from that (one less: `dup`, one more:
+    `drop`), so repeats fall where the cadence puts them unless the data says otherwise.
+    """
     n, m = s.shape
     s = s.astype(np.float32, copy=False)
     if c.tolerance > 0:
         s = np.minimum(s, s.max(axis=1, keepdims=True) - np.float32(c.tolerance))
     steps = np.array([-c.dup, 0.0, -c.drop, -c.drop2], np.float32)
+    # costs of steps d = 0..3 when the cadence expects e = 0, 1, 2
+    by_e = np.array(
+        [
+            [0.0, -c.drop, -c.drop2, -c.drop2 - c.drop],
+            [-c.dup, 0.0, -c.drop, -c.drop2],
+            [-c.dup - c.drop2, -c.dup, 0.0, -c.drop],
+        ],
+        np.float32,
+    )
     d_prev = s[0].copy()
     n_prev = np.full(m + 1, NEG, np.float32)
     n_prev[0] = c.null
@@ -57,6 +74,8 @@ def viterbi(s: np.ndarray, c: PathCosts = PathCosts()) -> list[int | None]:
     for i in range(1, n):
         best = np.full(m, NEG, np.float32)
         arg = np.zeros(m, np.int32)
+        if expected is not None:
+            steps = by_e[int(np.clip(expected[i], 0, 2))]
         for d, pen in enumerate(steps):
             cand = np.full(m, NEG, np.float32)
             cand[d:] = d_prev[: m - d] + pen
@@ -154,6 +173,61 @@ def fit_rate(path: list[int | None]) -> tuple[float, float]:
             break
         keep = new
     return float(a), float(r)
+
+
+def cadence(
+    path: list[int | None], r: float, phases: int = 50, switch: float = 4.0
+) -> tuple[np.ndarray, float]:
+    """The tape's cadence: GT frames advanced at each tape frame i, e[i] = floor(a + r i) -
+    floor(a + r (i - 1)), for a rate near `r` (GT frames per tape frame) and phases `a` that
+    agree best with the steps of `path` (steps only: an offset does not matter).
+
+    A tape of 24 fps film at 25 fps (true speed) repeats a frame every 25; 3:2 pulldown to
+    29.97 fps advances 4 GT frames every 5 tape frames. A dropped or repeated tape frame shifts
+    the phase (by r), so the phase is piecewise constant along the tape: a small Viterbi over
+    `phases` phases, each change costing `switch` agreeing steps (a stray wrong step of the
+    path does not move it).
+
+    Returns:
+        (e (n,) int32, the fraction of the path's steps that agree with it).
+    """
+    n = len(path)
+    steps = np.full(n, -1)
+    for k in range(1, n):
+        p, q = path[k - 1], path[k]
+        if p is not None and q is not None:
+            steps[k] = q - p
+    known = np.nonzero(steps >= 0)[0]
+    if known.size == 0:
+        return np.ones(n, np.int32), 0.0
+    t = np.arange(n, dtype=np.float64)[None, :]  # (1, n)
+    ph = (np.arange(phases) / phases)[:, None]  # (P, 1)
+
+    def advance(rate: float) -> np.ndarray:  # (P, n)
+        return np.floor(ph + rate * t) - np.floor(ph + rate * (t - 1))
+
+    # 1. the rate: the fitted one is good to a few frames over the tape; search around it
+    span = max(1.0, n - 1.0)
+    rates = r + np.arange(-4.0, 4.01, 0.1) / span
+    score = [float((advance(x)[:, known] == steps[known]).mean(axis=1).max()) for x in rates]
+    e_all = advance(float(rates[int(np.argmax(score))]))
+    # 2. the phase along the tape
+    fit = np.zeros((phases, n), np.float32)
+    fit[:, known] = e_all[:, known] == steps[known]
+    v = fit[:, 0].copy()
+    moved = np.zeros((n, phases), bool)
+    came = np.zeros(n, np.int32)
+    for k in range(1, n):
+        best = int(v.argmax())
+        moved[k] = v[best] - switch > v
+        came[k] = best
+        v = np.where(moved[k], v[best] - switch, v) + fit[:, k]
+    at = np.zeros(n, np.int64)
+    at[-1] = int(v.argmax())
+    for k in range(n - 1, 0, -1):
+        at[k - 1] = came[k] if moved[k, at[k]] else at[k]
+    e = e_all[at, np.arange(n)].astype(np.int32)
+    return e, float((e[known] == steps[known]).mean())
 
 
 def path_stats(path: list[int | None]) -> dict[str, int]:
