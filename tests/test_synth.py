@@ -470,7 +470,7 @@ def test_a_reader_error_mid_shard_keeps_finished_shards_and_no_temporaries(
     from filmdata.errors import MediaError
 
     module = sys.modules["filmdata.synth"]
-    real = module.cut_windows
+    real = module.window_pictures
 
     def breaks_after_three(*a, **k):
         for i, item in enumerate(real(*a, **k)):
@@ -478,7 +478,7 @@ def test_a_reader_error_mid_shard_keeps_finished_shards_and_no_temporaries(
                 raise MediaError("input.mp4: decode failed at frame 12")
             yield item
 
-    monkeypatch.setattr(module, "cut_windows", breaks_after_three)
+    monkeypatch.setattr(module, "window_pictures", breaks_after_three)
     out = tmp_path / "ds"
     kw = dict(clip_len=T, size=S, device="cpu", rows_per_shard=2, quiet=True)
     with pytest.raises(MediaError, match="frame 12"):

@@ -27,7 +27,17 @@ from typing import Any
 import numpy as np
 
 from .errors import FilmdataError, ItemsFailed, RefusedError
-from .windows import GT_KINDS, Clip, Window, catalog_clips, cut_windows, input_clips, plan
+from .windows import (
+    GT_KINDS,
+    Clip,
+    Window,
+    catalog_clips,
+    cut_window,
+    cut_windows,
+    input_clips,
+    plan,
+    window_pictures,
+)
 
 __all__ = ["CONFIG", "Clip", "Window", "plan", "replay_row", "rederive_gt", "synth"]
 
@@ -203,18 +213,17 @@ def _prefetch(
     return drain()
 
 
-def _reader(
-    windows: Sequence[Window], clip_len: int, size: int, depth: int
-) -> Generator[Any, None, None]:
-    """(window, GT frames) for `windows` in order, decoded in a thread started now."""
-    return _prefetch(iter(cut_windows(windows, clip_len, size)), depth, DECODE_TIMEOUT)
+def _reader(windows: Sequence[Window], clip_len: int, depth: int) -> Generator[Any, None, None]:
+    """(window, its decoded pictures) for `windows` in order, decoded in a thread started now
+    (decoding alone: the workers cut the crops, `cut_window`)."""
+    return _prefetch(iter(window_pictures(windows, clip_len)), depth, DECODE_TIMEOUT)
 
 
-def _read_depth(clip_len: int, size: int) -> int:
+def _read_depth(clip_len: int, frame_pixels: int) -> int:
     """Windows the reader may decode ahead of a run: enough to decode through start-up
-    (importing torch takes about a second), within ~128 MB of frames."""
-    per_window = clip_len * size * size * 3
-    return max(8, min(256, (128 << 20) // max(1, per_window)))
+    (importing torch takes about a second), within ~256 MB of decoded 4:2:0 frames."""
+    per_window = clip_len * frame_pixels * 3 // 2
+    return max(4, min(256, (256 << 20) // max(1, per_window)))
 
 
 def _encode_frames(frames: np.ndarray, fmt: str, sharpen: bool = False) -> list[bytes]:
@@ -304,10 +313,8 @@ def make_shards(
     all_windows = [w for j in jobs for w in j.windows]
     cpu = _per_window(degrader.device)
     workers = _cpu_workers() if cpu else 2
-    # The reader thread decodes and cuts the windows (started early by `synth`, or now).
-    ahead = reader or _reader(
-        all_windows, clip_len, size, max(2 * (workers if cpu else batch_size) + 2, 8)
-    )
+    # The reader thread decodes the windows (started early by `synth`, or now).
+    ahead = reader or _reader(all_windows, clip_len, max(2 * (workers if cpu else batch_size), 4))
     bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
     sharpen = degrader.sharpen_gt
 
@@ -338,15 +345,18 @@ def make_shards(
                     recent: list[Future] = []
                     for b in range(0, len(job.windows), 1 if cpu else batch_size):
                         if cpu:
-                            win, gt = next(ahead)
-                            f = pool.submit(_window_cpu, degrader, win, gt, image_format, sharpen)
+                            win, pictures = next(ahead)
+                            f = pool.submit(
+                                _window_cpu, degrader, win, pictures, size, image_format, sharpen
+                            )
                             parts.put(f)
                             recent = [*recent[-4 * workers :], f]
                             bar.update(1)
                             _throttle(recent, workers)
                             continue
                         batch = [
-                            degrader.prepare(*next(ahead)) for _ in job.windows[b : b + batch_size]
+                            degrader.prepare(w, cut_window(w, pics, size))
+                            for w, pics in (next(ahead) for _ in job.windows[b : b + batch_size])
                         ]
                         # The clean GT is encoded while its batch is degraded.
                         gts = [
@@ -392,10 +402,11 @@ def _cpu_workers() -> int:
 
 
 def _window_cpu(
-    degrader: Degrader, win: Window, gt: np.ndarray, fmt: str, sharpen: bool
+    degrader: Degrader, win: Window, pictures: Any, size: int, fmt: str, sharpen: bool
 ) -> tuple[list[bytes], list[bytes], str]:
-    """In a CPU worker thread: one window's degradation sampled and applied, and both image
-    lists encoded."""
+    """In a CPU worker thread: one window cut from its decoded pictures, its degradation
+    sampled and applied, and both image lists encoded."""
+    gt = cut_window(win, pictures, size)
     _, _, x, deg = degrader.prepare(win, gt)
     lq = degrader.degrade([x], [deg])[0]
     gt_images = _encode_frames(gt, fmt, sharpen)
@@ -574,8 +585,9 @@ def synth(
     # takes about a second): every window will be made, in plan order.
     early = None
     if backend == "local" and (overwrite or not (folder / shards.RECORD).exists()):
+        frame = max(c.box[2] * c.box[3] for c in clips)  # active pictures: near the frame size
         early = _reader(
-            [w for j in jobs for w in j.windows], clip_len, size, _read_depth(clip_len, size)
+            [w for j in jobs for w in j.windows], clip_len, _read_depth(clip_len, frame)
         )
     try:
         return _synth(

@@ -308,6 +308,24 @@ def cut_windows(
     Windows come in plan order (by file, then start frame); frames shared by overlapping windows
     are decoded once. A crop is resized by area to `size` (`_Picture.resized`).
     """
+    for w, pictures in window_pictures(windows, clip_len):
+        yield w, cut_window(w, pictures, size)
+
+
+def cut_window(w: Window, pictures: Sequence[_Picture], size: int) -> np.ndarray:
+    """A window's GT frames from its decoded pictures: (T, size, size, 3) uint8."""
+    x, y, cw, ch = w.crop
+    out = np.empty((len(pictures), size, size, 3), np.uint8)
+    for k, pic in enumerate(pictures):
+        out[k] = pic.resized(x, y, cw, ch, size)
+    return out
+
+
+def window_pictures(
+    windows: Sequence[Window], clip_len: int
+) -> Iterator[tuple[Window, list[_Picture]]]:
+    """Decode each needed frame once; yield (window, its `clip_len` decoded pictures), the
+    cutting left to the caller (`cut_window`: a synth worker thread does it)."""
     i = 0
     while i < len(windows):
         # A run of windows of one file whose frames are close enough to decode straight through.
@@ -321,7 +339,7 @@ def cut_windows(
             j += 1
         run = windows[i:j]
         end = max(w.start_frame for w in run) + clip_len
-        bufs: dict[int, np.ndarray] = {}
+        held: dict[int, list[_Picture]] = {}
         nxt = 0  # the first window of the run not yet complete
         last = run[0].start_frame - 1
         for index, frame in _pictures(run[0].path, run[0].start_frame, end):
@@ -330,15 +348,10 @@ def cut_windows(
                 w = run[k]
                 if w.start_frame > index:
                     break
-                if index >= w.start_frame + clip_len:
-                    continue
-                x, y, cw, ch = w.crop
-                buf = bufs.get(k)
-                if buf is None:
-                    buf = bufs[k] = np.empty((clip_len, size, size, 3), np.uint8)
-                buf[index - w.start_frame] = frame.resized(x, y, cw, ch, size)
+                if index < w.start_frame + clip_len:
+                    held.setdefault(k, []).append(frame)
             while nxt < len(run) and index + 1 >= run[nxt].start_frame + clip_len:
-                yield run[nxt], bufs.pop(nxt)
+                yield run[nxt], held.pop(nxt)
                 nxt += 1
         if nxt < len(run):
             raise MediaError(

@@ -55,7 +55,8 @@ def _state(out: Path) -> dict[str, bytes]:
 
 
 def test_kill_mid_synth_then_rerun(tmp_path: Path) -> None:
-    footage, _ = make_clip(tmp_path / "k.mp4", (20, 20), (64, 48), seed=9)
+    # Long enough (60 windows, 24 shards) that the run cannot end between two polls.
+    footage, _ = make_clip(tmp_path / "k.mp4", (60, 60), (64, 48), seed=9)
     whole = tmp_path / "whole"  # the uninterrupted run, in this process (same code, same bytes)
     synth(
         _templates(),
