@@ -449,19 +449,45 @@ def test_a_stuck_decoder_fails_the_run_instead_of_hanging() -> None:
     import time
 
     from filmdata.errors import ItemsFailed
-    from filmdata.synth import _prefetch
+    from filmdata.synth import Prefetch
 
     def stuck():
         yield 1
         time.sleep(5)  # a decoder that never returns
         yield 2
 
-    ahead = _prefetch(stuck(), depth=2, timeout=0.3)
+    ahead = Prefetch(stuck(), depth=2, timeout=0.3)
     assert next(ahead) == 1
     t = time.monotonic()
     with pytest.raises(ItemsFailed, match="took longer than 0.3 s"):
         next(ahead)
     assert time.monotonic() - t < 3
+
+
+def test_a_closed_reader_stops_even_if_nothing_was_taken() -> None:
+    import threading
+    import time
+
+    from filmdata.synth import Prefetch
+
+    made = []
+
+    def endless():
+        while True:
+            made.append(1)
+            yield len(made)
+
+    before = threading.active_count()
+    ahead = Prefetch(endless(), depth=2)
+    time.sleep(0.2)
+    ahead.close()  # as a refused run closes the reader it started early
+    deadline = time.monotonic() + 3
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
+    assert len(made) <= 4  # it stopped at the queue's depth, not later
+    with pytest.raises(StopIteration):
+        next(ahead)
 
 
 def test_a_reader_error_mid_shard_keeps_finished_shards_and_no_temporaries(

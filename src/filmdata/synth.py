@@ -18,7 +18,7 @@ import queue
 import re
 import shutil
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,65 +158,78 @@ def unsharp(frames: np.ndarray) -> np.ndarray:
 DECODE_TIMEOUT = 600.0
 
 
-def _prefetch(
-    it: Iterator[Any], depth: int, timeout: float | None = None
-) -> Generator[Any, None, None]:
-    """Run `it` in a thread started at once, up to `depth` items ahead (decoding overlaps
-    start-up, degrading and encoding). Closing the returned iterator stops the thread.
+class Prefetch:
+    """An iterator over `it`, run in a thread started at once, up to `depth` items ahead
+    (decoding overlaps start-up, degrading and encoding). `close()` stops the thread, whether
+    or not anything was taken.
 
-    Raises (from the iterator):
+    Raises (from `next`):
         ItemsFailed: the thread produced nothing for `timeout` seconds (exit 1: the shards
             written so far stay, a re-run resumes).
     """
-    import queue
-    import threading
 
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
+    _DONE = object()
 
-    def work() -> None:
+    def __init__(self, it: Iterator[Any], depth: int, timeout: float | None = None):
+        import queue
+        import threading
+
+        self.timeout = timeout
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.finished = False
+        threading.Thread(target=self._work, args=(it,), daemon=True).start()
+
+    def _work(self, it: Iterator[Any]) -> None:
+        import queue
+
         try:
             for item in it:
-                while not stop.is_set():
+                while not self.stop.is_set():
                     try:
-                        q.put(item, timeout=0.1)
+                        self.q.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self.stop.is_set():
                     return
-            q.put(done)
+            self.q.put(self._DONE)
         except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
-            q.put(e)
+            self.q.put(e)
 
-    threading.Thread(target=work, daemon=True).start()
+    def __iter__(self) -> Prefetch:
+        return self
 
-    def drain() -> Generator[Any, None, None]:
+    def __next__(self) -> Any:
+        import queue
+
+        if self.finished:
+            raise StopIteration
         try:
-            while True:
-                try:
-                    item = q.get(timeout=timeout)
-                except queue.Empty:
-                    raise ItemsFailed(
-                        f"decoding a window took longer than {timeout:g} s (hostile or broken "
-                        "media?); the shards written so far are kept, a re-run resumes"
-                    ) from None
-                if item is done:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
+            item = self.q.get(timeout=self.timeout)
+        except queue.Empty:
+            self.close()
+            raise ItemsFailed(
+                f"decoding a window took longer than {self.timeout:g} s (hostile or broken "
+                "media?); the shards written so far are kept, a re-run resumes"
+            ) from None
+        if item is self._DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        return item
 
-    return drain()
+    def close(self) -> None:
+        self.finished = True
+        self.stop.set()
 
 
-def _reader(windows: Sequence[Window], clip_len: int, depth: int) -> Generator[Any, None, None]:
+def _reader(windows: Sequence[Window], clip_len: int, depth: int) -> Prefetch:
     """(window, its decoded pictures) for `windows` in order, decoded in a thread started now
     (decoding alone: the workers cut the crops, `cut_window`)."""
-    return _prefetch(iter(window_pictures(windows, clip_len)), depth, DECODE_TIMEOUT)
+    return Prefetch(iter(window_pictures(windows, clip_len)), depth, DECODE_TIMEOUT)
 
 
 def _read_depth(clip_len: int, frame_pixels: int) -> int:
@@ -294,7 +307,7 @@ def make_shards(
     record: dict[str, Any],
     quiet: bool = True,
     save_record: bool = True,
-    reader: Generator[Any, None, None] | None = None,
+    reader: Prefetch | None = None,
 ) -> int:
     """Make each job's shard: decode, degrade, encode, write atomically, and add it to the
     record (saved to disk unless `save_record` is False: a Ray worker hands its entry to the
@@ -627,7 +640,7 @@ def _synth(
     params: dict[str, Any],
     jobs: list[ShardJob],
     folder: Path,
-    early: Generator[Any, None, None] | None,
+    early: Prefetch | None,
     *,
     preset_ref: str,
     device: str,
