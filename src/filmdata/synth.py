@@ -364,7 +364,7 @@ def make_shards(
                             )
                             parts.put(f)
                             recent = [*recent[-4 * workers :], f]
-                            bar.update(1)
+                            f.add_done_callback(lambda _: bar.update(1))  # when made
                             _throttle(recent, workers)
                             continue
                         batch = [
