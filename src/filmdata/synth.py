@@ -17,6 +17,7 @@ import os
 import queue
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -344,6 +345,12 @@ def make_shards(
             write_record(dataset, CONFIG, record)
         return len(job.windows)
 
+    slots = threading.BoundedSemaphore(2 * workers)
+
+    def made(_: Future) -> None:
+        slots.release()
+        bar.update(1)
+
     written: list[Future] = []
     try:
         with (
@@ -355,17 +362,15 @@ def make_shards(
                 parts: queue.Queue[Future] = queue.Queue()
                 written.append(writer.submit(write, job, parts))
                 try:
-                    recent: list[Future] = []
                     for b in range(0, len(job.windows), 1 if cpu else batch_size):
                         if cpu:
                             win, pictures = next(ahead)
+                            slots.acquire()  # at most 2 windows per worker in flight (memory)
                             f = pool.submit(
                                 _window_cpu, degrader, win, pictures, size, image_format, sharpen
                             )
+                            f.add_done_callback(made)
                             parts.put(f)
-                            recent = [*recent[-4 * workers :], f]
-                            f.add_done_callback(lambda _: bar.update(1))  # when made
-                            _throttle(recent, workers)
                             continue
                         batch = [
                             degrader.prepare(w, cut_window(w, pics, size))
@@ -440,14 +445,6 @@ def _joined(gt: Future, lq: Future) -> Future:
     gt.add_done_callback(done)
     lq.add_done_callback(done)
     return out
-
-
-def _throttle(recent: list[Future], workers: int) -> None:
-    """Wait while more than `2 * workers` windows are in flight (bounds the memory)."""
-    pending = [f for f in recent if not f.done()]
-    while len(pending) > 2 * workers:
-        pending[0].result()
-        pending = [f for f in pending if not f.done()]
 
 
 class _single_threaded:

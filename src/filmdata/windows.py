@@ -376,9 +376,14 @@ class _Picture:
 
     def __init__(self, frame: Any):
         self.frame = frame
-        self.yuv: np.ndarray | None = None
         self.rgb: np.ndarray | None = None
         self._planes: list[np.ndarray] | None = None
+
+    def planes(self) -> list[np.ndarray]:
+        """Y, U, V as views of FFmpeg's buffers (no copy), for 4:2:0 frames."""
+        if self._planes is None:
+            self._planes = [_plane(p) for p in self.frame.planes[:3]]
+        return self._planes
 
     def resized(self, x: int, y: int, w: int, h: int, size: int) -> np.ndarray:
         """The crop `(x, y, w, h)` resized by area to `(size, size)`: (size, size, 3) uint8."""
@@ -392,9 +397,7 @@ class _Picture:
         m = _yuv_to_rgb(f) if fast else None
         if m is None:
             return cv2.resize(self.crop(x, y, w, h), (size, size), interpolation=cv2.INTER_AREA)
-        if self._planes is None:
-            self._planes = [_plane(p) for p in f.planes[:3]]
-        luma, u, v = self._planes
+        luma, u, v = self.planes()
         out = (size, size)
         yy = cv2.resize(luma[y : y + h, x : x + w], out, interpolation=cv2.INTER_AREA)
         if even:
@@ -431,20 +434,11 @@ class _Picture:
             if self.rgb is None:
                 self.rgb = f.to_ndarray(format="rgb24")
             return self.rgb[y : y + h, x : x + w]
-        if self.yuv is None:
-            self.yuv = f.to_ndarray()  # I420: (H * 3 / 2, W)
-        yuv = self.yuv
+        luma, u, v = self.planes()
         x0, y0 = x - x % 2, y - y % 2
         x1, y1 = x + w + (x + w) % 2, y + h + (y + h) % 2
-        flat, n = yuv.reshape(-1), hh * ww
-        u = flat[n : n * 5 // 4].reshape(hh // 2, ww // 2)
-        v = flat[n * 5 // 4 :].reshape(hh // 2, ww // 2)
         cy, cx = slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2)
-        planes = [
-            flat[:n].reshape(hh, ww)[y0:y1, x0:x1].ravel(),
-            u[cy, cx].ravel(),
-            v[cy, cx].ravel(),
-        ]
+        planes = [luma[y0:y1, x0:x1].ravel(), u[cy, cx].ravel(), v[cy, cx].ravel()]
         sub = av.VideoFrame.from_ndarray(
             np.concatenate(planes).reshape((y1 - y0) * 3 // 2, x1 - x0), format="yuv420p"
         )
