@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import os
 import re
@@ -280,9 +279,10 @@ class ShardWriter:
             w.add(rows)        # any number of times, in order
         w.entry                # {"file", "sha256", "bytes", "rows", "ids"}
 
-    Rows go to `.<name>.tmp-<pid>` in row groups of `ROW_GROUP` (the sha256 is taken as the
-    bytes are written, not read back); on a clean exit the file is fsynced and renamed, on an
-    error it is removed.
+    Rows go to `.<name>.tmp-<pid>` in row groups of `ROW_GROUP`, written by Arrow's own file
+    (a Python file object in between costs a copy and the GIL on every write: 3x the writer's
+    CPU); on a clean exit the file is read back from the page cache for its sha256, fsynced and
+    renamed, on an error it is removed.
     """
 
     ROW_GROUP = 16  # rows: images are already compressed, so no Parquet compression
@@ -298,8 +298,10 @@ class ShardWriter:
 
     def __enter__(self) -> ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = _HashingFile(open(self.tmp, "wb"))  # noqa: SIM115 - closed in __exit__
-        self._writer = pq.ParquetWriter(self._file, SCHEMA, compression="none")
+        self._file = pa.OSFile(str(self.tmp), "wb")
+        self._writer = pq.ParquetWriter(
+            self._file, SCHEMA, compression="none", use_dictionary=_DICTIONARY
+        )
         return self
 
     def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -321,16 +323,15 @@ class ShardWriter:
                 if self.rows or not self.ids:
                     self._flush(len(self.rows))
                 assert self._writer is not None
-                self._writer.close()  # closes `_file` for pyarrow, not the file under it
-                self._file.f.flush()
-                os.fsync(self._file.f.fileno())
-                self._file.f.close()
+                self._writer.close()
+                self._file.close()
+                digest = _sha256_and_sync(self.tmp)
                 size = self.tmp.stat().st_size
                 os.replace(self.tmp, self.path)
                 _fsync_dir(self.path.parent)
                 self.entry = {
                     "file": self.path.name,
-                    "sha256": self._file.hexdigest(),
+                    "sha256": digest,
                     "bytes": size,
                     "rows": len(self.ids),
                     "ids": self.ids,
@@ -339,31 +340,27 @@ class ShardWriter:
             if self._writer is not None and self._writer.is_open:
                 with contextlib.suppress(Exception):  # an error is on its way already
                     self._writer.close()
-            if self._file is not None:
-                self._file.f.close()
+            if self._file is not None and not self._file.closed:
+                self._file.close()
             if self.tmp.exists():
                 self.tmp.unlink()
 
 
-class _HashingFile(io.RawIOBase):
-    """A binary file that takes the sha256 of every byte written through it."""
+# Dictionary encoding for the repeated strings only: for ids, records and images Arrow would
+# hash every value before giving the dictionary up.
+_DICTIONARY = ["source", "clip", "origin"]
 
-    def __init__(self, f: Any):
-        self.f = f
-        self.h = hashlib.sha256()
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.h.update(data)
-        return self.f.write(data)
-
-    def tell(self) -> int:
-        return self.f.tell()
-
-    def hexdigest(self) -> str:
-        return self.h.hexdigest()
+def _sha256_and_sync(path: Path) -> str:
+    """The sha256 of a file just written (read back from the page cache), and the file fsynced."""
+    h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb") as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+        os.fsync(f.fileno())
+    return h.hexdigest()
 
 
 def read_shard(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pa.Table:

@@ -541,6 +541,7 @@ def synth(
         RefusedError: (exit 2) bad options, no clips, or an existing dataset of other parameters.
     """
     from . import shards
+    from ._memory import keep_freed_memory
     from .paths import resolve_root
 
     t0 = time.perf_counter()
@@ -559,6 +560,7 @@ def synth(
         raise RefusedError(f"--rows-per-shard must be >= 1, got {rows_per_shard}")
     root_dir = resolve_root(root)
     dataset = _dataset_dir(root_dir, out, name)
+    keep_freed_memory()  # frames and tensors reused, not faulted in afresh
     tdir = Path(templates).expanduser().resolve()
     if not tdir.is_dir():
         raise RefusedError(f"--templates {templates}: no such folder")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._memory import keep_freed_memory
 from ..errors import RefusedError
 from . import ops as _ops  # noqa: F401  (registers every op)
 from .limits import check_params
@@ -201,6 +202,7 @@ def apply_degradation(
     if b == 0:
         return x.clone()
     if x.device.type == "cpu":
+        keep_freed_memory()  # each op's output reuses freed memory, not fresh pages
         # On the CPU, one window at a time on one thread (torch's and OpenCV's): the working
         # set stays in cache, and intra-op threads on 8 small frames mostly wait for each other
         # (on a busy 2-core machine, 10x slower; worker threads over windows measured no better
