@@ -217,6 +217,22 @@ def test_cpu_fast_paths_match_torch() -> None:
     torch.testing.assert_close(hfilter(rows, k), ref, atol=1e-5, rtol=0)
 
 
+def test_damage_layer_numpy_equals_torch(bank) -> None:
+    """The CPU pastes damage with numpy, other devices with torch: the same layer, bit for bit."""
+    from filmdata.degrade.damage import _layer_numpy, _layer_torch
+
+    preset = one_op("damage", dust=[5, 30], hair=[1, 3], scratch=[1, 4], edge=1.0)
+    pasted = 0
+    for i in range(12):
+        d = sample_degradation(preset, 4, f"k{i}", 6, 61, 90, bank)
+        ((_, _, p),) = d.steps
+        ref = _layer_torch(p.placements, 6, 61, 90, bank)
+        got = torch.from_numpy(_layer_numpy(p.placements, 6, 61, 90, bank))
+        assert torch.equal(got, ref)
+        pasted += int((ref != 0).any())
+    assert pasted == 12
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", [n for n in ALL if n not in ("jpeg", "codec")])
 def test_cpu_and_cuda_agree(name: str, bank) -> None:

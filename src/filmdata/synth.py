@@ -19,7 +19,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +171,13 @@ class Prefetch:
 
     _DONE = object()
 
-    def __init__(self, it: Iterator[Any], depth: int, timeout: float | None = None):
+    def __init__(
+        self,
+        it: Iterator[Any],
+        depth: int,
+        timeout: float | None = None,
+        backlog: Callable[[Any, int], Any] | None = None,
+    ):
         import queue
         import threading
 
@@ -179,6 +185,7 @@ class Prefetch:
         self.q: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.finished = False
+        self.backlog = backlog
         threading.Thread(target=self._work, args=(it,), daemon=True).start()
 
     def _work(self, it: Iterator[Any]) -> None:
@@ -186,6 +193,9 @@ class Prefetch:
 
         try:
             for item in it:
+                if self.backlog is not None:
+                    # In this thread: what an item becomes, given the items waiting before it.
+                    item = self.backlog(item, self.q.qsize())
                 while not self.stop.is_set():
                     try:
                         self.q.put(item, timeout=0.1)
@@ -227,17 +237,47 @@ class Prefetch:
         self.stop.set()
 
 
-def _reader(windows: Sequence[Window], clip_len: int, depth: int) -> Prefetch:
-    """(window, its decoded pictures) for `windows` in order, decoded in a thread started now
-    (decoding alone: the workers cut the crops, `cut_window`)."""
-    return Prefetch(iter(window_pictures(windows, clip_len)), depth, DECODE_TIMEOUT)
+def _reader(windows: Sequence[Window], clip_len: int, size: int, frame_pixels: int) -> Prefetch:
+    """(window, its decoded pictures or its cut GT frames) for `windows` in order, decoded in a
+    thread started now.
+
+    The first windows waiting in line stay decoded pictures (the workers cut their crops,
+    `cut_window`); past those, when the workers do not keep up (while torch loads, or when the
+    degradation is the bottleneck), the reader cuts the crops itself. A cut window holds a
+    fraction of the memory of its pictures (256^2 crops of 720p frames: a seventh), so decoding
+    goes on far ahead within the same memory, and the cutting goes to whichever side has time.
+    """
+    per_window = clip_len * frame_pixels * 3 // 2  # 4:2:0 pictures
+    pictures = max(1, min(2 * _cpu_workers() + 2, (128 << 20) // max(1, per_window)))
+    cut = max(4, min(1024, (256 << 20) // (clip_len * size * size * 3)))
+
+    def backlog(item: tuple[Window, Any], waiting: int) -> tuple[Window, Any]:
+        w, pics = item
+        return (w, cut_window(w, pics, size)) if waiting >= pictures else item
+
+    return Prefetch(
+        iter(window_pictures(windows, clip_len)), pictures + cut, DECODE_TIMEOUT, backlog
+    )
 
 
-def _read_depth(clip_len: int, frame_pixels: int) -> int:
-    """Windows the reader may decode ahead of a run: enough to decode through start-up
-    (importing torch takes about a second), within ~256 MB of decoded 4:2:0 frames."""
-    per_window = clip_len * frame_pixels * 3 // 2
-    return max(4, min(256, (256 << 20) // max(1, per_window)))
+def _frame_pixels(windows: Sequence[Window]) -> int:
+    """The largest frame (width x height) among the windows' first few files, from their
+    headers (an estimate of what one decoded picture holds)."""
+    from .video import probe
+
+    sizes = [1]
+    for path in list(dict.fromkeys(w.path for w in windows))[:8]:
+        try:
+            p = probe(path, count=False)
+            sizes.append(p.width * p.height)
+        except FilmdataError:
+            sizes.append(1920 * 1080)  # unreadable: the reader reports it; assume HD meanwhile
+    return max(sizes)
+
+
+def _gt(win: Window, item: Any, size: int) -> np.ndarray:
+    """A window's GT frames from what the reader gave: its pictures, or the frames cut already."""
+    return item if isinstance(item, np.ndarray) else cut_window(win, item, size)
 
 
 def _encode_frames(frames: np.ndarray, fmt: str, sharpen: bool = False) -> list[bytes]:
@@ -328,7 +368,7 @@ def make_shards(
     cpu = _per_window(degrader.device)
     workers = _cpu_workers() if cpu else 2
     # The reader thread decodes the windows (started early by `synth`, or now).
-    ahead = reader or _reader(all_windows, clip_len, max(2 * (workers if cpu else batch_size), 4))
+    ahead = reader or _reader(all_windows, clip_len, size, _frame_pixels(all_windows))
     bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
     sharpen = degrader.sharpen_gt
 
@@ -373,7 +413,7 @@ def make_shards(
                             parts.put(f)
                             continue
                         batch = [
-                            degrader.prepare(w, cut_window(w, pics, size))
+                            degrader.prepare(w, _gt(w, pics, size))
                             for w, pics in (next(ahead) for _ in job.windows[b : b + batch_size])
                         ]
                         # The clean GT is encoded while its batch is degraded.
@@ -424,7 +464,7 @@ def _window_cpu(
 ) -> tuple[list[bytes], list[bytes], str]:
     """In a CPU worker thread: one window cut from its decoded pictures, its degradation
     sampled and applied, and both image lists encoded."""
-    gt = cut_window(win, pictures, size)
+    gt = _gt(win, pictures, size)
     _, _, x, deg = degrader.prepare(win, gt)
     lq = degrader.degrade([x], [deg])[0]
     gt_images = _encode_frames(gt, fmt, sharpen)
@@ -598,9 +638,7 @@ def synth(
     early = None
     if backend == "local" and (overwrite or not (folder / shards.RECORD).exists()):
         frame = max(c.box[2] * c.box[3] for c in clips)  # active pictures: near the frame size
-        early = _reader(
-            [w for j in jobs for w in j.windows], clip_len, _read_depth(clip_len, frame)
-        )
+        early = _reader([w for j in jobs for w in j.windows], clip_len, size, frame)
     try:
         return _synth(
             t0,
