@@ -464,6 +464,43 @@ def test_a_stuck_decoder_fails_the_run_instead_of_hanging() -> None:
     assert time.monotonic() - t < 3
 
 
+def test_the_reader_sees_its_backlog() -> None:
+    """Each item is shaped in the reader's thread knowing how many wait before it (the reader
+    cuts crops itself when the workers fall behind)."""
+    import time
+
+    from filmdata.synth import Prefetch
+
+    ahead = Prefetch(iter(range(6)), depth=6, backlog=lambda item, waiting: (item, waiting))
+    deadline = time.monotonic() + 10
+    while ahead.q.qsize() < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(ahead) == [(i, i) for i in range(6)]
+
+
+def test_cut_and_uncut_windows_make_the_same_gt(tmp_path) -> None:
+    import time
+
+    from filmdata.synth import _gt, _reader
+    from filmdata.windows import cut_windows, input_clips, plan
+
+    footage, _ = make_clip(tmp_path / "a.mp4", (24, 24), (96, 64), 24.0, seed=3)
+    wins = plan(input_clips([footage]), clip_len=4, size=32, stride=None, seed=0, val_fraction=0)[
+        "train"
+    ]
+    # Nothing taken until the reader is done: past the first windows, it cut them itself.
+    ahead = _reader(wins, 4, 32, 96 * 64)
+    deadline = time.monotonic() + 10
+    while ahead.q.qsize() < len(wins) + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    got = list(ahead)
+    kinds = {type(item).__name__ for _, item in got}
+    assert kinds == {"list", "ndarray"}
+    for (w, item), (w2, gt) in zip(got, cut_windows(wins, 4, 32), strict=True):
+        assert w == w2
+        assert np.array_equal(_gt(w, item, 32), gt)
+
+
 def test_a_closed_reader_stops_even_if_nothing_was_taken() -> None:
     import threading
     import time
