@@ -11,6 +11,7 @@ never from one generator advanced across windows, so a resumed run gives the sam
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -97,7 +98,8 @@ class Degrader:
         seed: int,
         sharpen_gt: bool = False,
     ) -> Degrader:
-        from .degrade import load_preset, load_templates
+        with _no_gc():  # torch's import makes a million objects and no garbage
+            from .degrade import load_preset, load_templates
 
         dev = pick_device(device)
         tdir = Path(templates)
@@ -127,6 +129,27 @@ class Degrader:
         with torch.no_grad():
             lq = apply_degradation(x, list(degs), self.bank, inplace=True)
         return lq.float().cpu().numpy()
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while torch is imported, and what the import made
+    frozen (module state for the life of the process): otherwise importing it triggers four
+    full collections and the first one after it a fifth, 0.2-0.3 s of start-up, each holding
+    the GIL that the reader thread needs between frames. Nothing happens where torch is
+    loaded already."""
+    import gc
+    import sys
+
+    if "torch" in sys.modules or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def lq_to_uint8(x: np.ndarray) -> np.ndarray:
