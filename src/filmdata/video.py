@@ -212,14 +212,18 @@ def iter_frames(
     Yields:
         (index, frame) pairs, frame uint8 (H, W, 3) RGB or (H, W).
     """
-    fmt = "gray" if gray else "rgb24"
+    from av.video.reformatter import VideoReformatter
+
+    kw: dict[str, Any] = {"format": "gray" if gray else "rgb24"}
+    if size is not None:
+        kw.update(width=size[0], height=size[1], interpolation="AREA")
+    # One converter for the whole run: `frame.to_ndarray(format=...)` makes a new swscale
+    # context for every frame (at 720p, 1.4 ms of 2.5 for luma, 2.8 of 3.6 scaled to 320x180).
+    convert = VideoReformatter()
     for index, frame in iter_decoded(path, start, end):
         if (index - start) % step:
             continue
-        kw: dict[str, Any] = {"format": fmt}
-        if size is not None:
-            kw.update(width=size[0], height=size[1], interpolation="AREA")
-        yield index, frame.to_ndarray(**kw)
+        yield index, convert.reformat(frame, **kw).to_ndarray()
 
 
 def iter_decoded(
