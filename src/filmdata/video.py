@@ -218,7 +218,8 @@ def iter_frames(
     if size is not None:
         kw.update(width=size[0], height=size[1], interpolation="AREA")
     # One converter for the whole run: `frame.to_ndarray(format=...)` makes a new swscale
-    # context for every frame (at 720p, 1.4 ms of 2.5 for luma, 2.8 of 3.6 scaled to 320x180).
+    # context for every frame (at 720p, full-size luma 0.58 ms a frame instead of 0.9; for RGB
+    # and scaled output a few percent).
     convert = VideoReformatter()
     for index, frame in iter_decoded(path, start, end):
         if (index - start) % step:

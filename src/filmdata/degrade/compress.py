@@ -142,7 +142,7 @@ def codec_roundtrip(
             out.mux(pkt)
     buf.seek(0)
     # One converter for the window (`to_ndarray(format=...)` makes a swscale context for each
-    # frame: 1.1 ms of 1.3 per 256^2 frame), the same pixels.
+    # frame: 0.70 ms a 256^2 frame against 0.58), the same pixels.
     from av.video.reformatter import VideoReformatter
 
     convert = VideoReformatter()
