@@ -594,3 +594,33 @@ def test_an_edit_list_trimmed_file_is_counted_by_its_decoded_frames(
         quiet=True, root=tmp_path / "root",
     )  # fmt: skip
     assert summary["windows_made"] == frames // T
+
+
+def test_the_command_ends_at_once_with_its_output_and_exit_code(
+    footage: Path, tmp_path: Path
+) -> None:
+    """`filmdata synth` as a process: it skips the interpreter's teardown of torch, and its
+    JSON, its shards, its errors and its exit codes are all there."""
+    import subprocess
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        code = "import sys; from filmdata.cli import main; sys.argv[0] = 'filmdata'; main()"
+        return subprocess.run(
+            [sys.executable, "-c", code, "synth", "--templates", str(_templates()), *args],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    out = tmp_path / "ds"
+    root = str(tmp_path / "r")
+    done = run("--input", str(footage), "--out", str(out), "--clip-len", str(T), "--size",
+               str(S), "--device", "cpu", "--quiet", "--json", "--root", root)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["windows_made"] > 0
+    assert len(_rows(out)) == summary["windows_made"]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(footage.read_bytes()[:2000])  # a header, then nothing that decodes
+    failed = run("--input", str(broken), "--out", str(tmp_path / "ds2"), "--device", "cpu",
+                 "--quiet", "--root", root)  # fmt: skip
+    assert failed.returncode in (1, 2), failed.stderr
+    assert failed.stderr.startswith("error: ") and str(broken) in failed.stderr
