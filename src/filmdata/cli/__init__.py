@@ -29,14 +29,17 @@ def _exit_now(code: object) -> None:
     """End the process at once after a command that loaded torch: the interpreter's teardown
     of its modules takes another 0.2 s, and every output is written and closed by then (the
     stages write through context managers, fsync and rename). Not when Ray is loaded (its
-    exit handler stops the cluster it started) or a non-daemon thread still runs."""
+    exit handler stops the cluster it started) or a non-daemon thread still runs (daemon
+    threads, such as tqdm's monitor, end with the process either way)."""
     import contextlib
     import logging
     import os
     import sys
     import threading
 
-    if "torch" not in sys.modules or "ray" in sys.modules or threading.active_count() > 1:
+    main = threading.main_thread()
+    others = [t for t in threading.enumerate() if t is not main and not t.daemon]
+    if "torch" not in sys.modules or "ray" in sys.modules or others:
         return
     if isinstance(code, str):
         print(code, file=sys.stderr)
