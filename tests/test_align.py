@@ -250,3 +250,85 @@ def test_audio_offset_from_files(tmp_path: Path) -> None:
     assert m is not None and m.speed == speed and m.clearance > 1.5
     assert abs(m.offset - offset) < 0.04
     assert audio_offset(tmp_path / "lq.mp4", tmp_path / "nope.mp4") is None
+
+
+def test_content_shift_and_neighbour_candidates() -> None:
+    from filmdata.pairing.spatial import content_shift, grid_error, neighbour_candidates
+
+    rng = np.random.default_rng(5)
+    world = cv2_blur(rng.uniform(0, 255, (300, 400)).astype(np.float32), 2.0)
+    a = world[50:250, 50:350]
+    b = cv2_shift(world, 3.0, 2.0)[50:250, 50:350]  # the picture moved by (+3, +2)
+    dx, dy = content_shift(a, b)
+    assert abs(dx - 3) < 0.05 and abs(dy - 2) < 0.05
+    sub = content_shift(a, cv2_shift(world, 0.5, -0.25)[50:250, 50:350])
+    assert abs(sub[0] - 0.5) < 0.2 and abs(sub[1] + 0.25) < 0.2  # phase correlation's bias
+    # a registration of frame a stands for frame b shifted back by that motion
+    t = np.array([[0.5, 0, 10], [0, 0.5, 20], [0, 0, 1.0]])
+    c = neighbour_candidates(t, {1: (dx, dy)})
+    p = np.array([100.0, 80.0, 1.0])  # a point of a seen in b at p + (3, 2)
+    q = c[1] @ (p + [dx, dy, 0])
+    assert np.allclose(q, t @ p, atol=1e-6)
+    assert grid_error(c[0], t, (300, 200)) == 0.0
+
+
+def cv2_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(x, (0, 0), sigma)
+
+
+def cv2_shift(x: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    import cv2
+
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(x, m, x.shape[::-1], flags=cv2.INTER_CUBIC)
+
+
+def test_consensus_keeps_a_frame_off_shot_from_pulling_the_geometry() -> None:
+    from filmdata.pairing.spatial import (
+        Estimate,
+        combine,
+        consensus,
+        grid_error,
+        neighbour_candidates,
+    )
+
+    rng = np.random.default_rng(7)
+    truth = np.array([[0.25, 0, 12.3], [0, 0.25, 30.7], [0, 0, 1.0]])
+    size = (1920, 1080)
+    motions = [(3.0, 0.5), (-2.0, 2.5), (0.5, -3.0)]  # GT px per frame, one per shot
+    off = [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0]  # shot 2's path is a frame late
+    cands, ests = [], []
+    for k, dj in enumerate(off):
+        vx, vy = motions[k // 4]
+        # registered on GT frame j + dj while the tape shows j: the geometry moves with it
+        reg = truth @ np.array([[1, 0, -dj * vx], [0, 1, -dj * vy], [0, 0, 1.0]])
+        reg = reg + np.diag([0, 0, 0.0]) + np.pad(rng.normal(0, 0.03, (2, 1)), ((0, 1), (2, 0)))
+        shifts = {-1: (-vx, -vy), 1: (vx, vy)}
+        cands.append(neighbour_candidates(reg, shifts))
+        ests.append(Estimate(k, 100 * k + dj, reg, 0.9))
+    picks = consensus(cands, size)
+    assert picks == [-d for d in off]
+    fixed = [Estimate(e.lq_frame, e.gt_frame + p, c[p], 0.9) for e, c, p in zip(ests, cands, picks)]
+    assert grid_error(combine(fixed, size)[0], truth, size) < 0.05
+    # the registrations as they came are pulled a quarter of shot 2's motion along
+    assert grid_error(combine(ests, size)[0], truth, size) > 0.1
+
+
+def test_lag_is_free_only_across_near_identical_gt_frames() -> None:
+    import importlib
+
+    A = importlib.import_module("filmdata.pairing.align")
+    rng = np.random.default_rng(3)
+    gt = rng.normal(size=(6, 50)).astype(np.float32)
+    gt[3] = gt[2] + 0.01 * rng.normal(size=50)  # frames 2 and 3 nearly the same
+    gt /= np.linalg.norm(gt, axis=1, keepdims=True)
+    s = np.full((2, 6), 0.1, np.float32)
+    s[:, 2] = 0.9  # both tape frames look like GT 2 (its neighbour 3 is a still's twin)
+    s[:, 4] = 0.5
+    key = np.array([True, False])
+    out = A._lagged(s, key, gt)
+    assert np.array_equal(out[0], s[0])  # an intra-coded frame is taken as it is
+    assert out[1, 3] > 0.89  # one late across a near-identical pair: about free
+    assert out[1, 5] < 0.5  # across distinct frames: no help

@@ -5,9 +5,14 @@
 2. Find the tape's active picture (letterbox/pillarbox bars).
 3. Coarse temporal: ZNCC of 32 px descriptors, every tape frame against every GT frame, then a
    monotonic Viterbi with a "no GT" state (noise head, idents), drops, repeats and jumps.
-4. Spatial: ECC on a dozen well-matched pairs spread over the tape, robust median (spatial.py).
+4. Spatial: ECC on a dozen well-matched pairs, intra-coded tape frames first (a heavy encoder's
+   other frames lag behind their GT frame); each pair also stands for its GT neighbours (the
+   pair shifted by the GT's motion), and the offsets that agree across shots are taken, so a
+   path one frame off cannot pull the geometry along (spatial.consensus); robust mean.
 5. Fine temporal: descriptors resampled on the tape's grid through that transform, re-scored in a
    band around the coarse path, Viterbi again: this picks among nearly identical neighbours.
+   Inter-coded tape frames may match one GT frame late at no cost (encoder lag). The last
+   pass adds descriptors at the tape's own resolution (slow pans) when every frame is kept.
    Where the tape is not one frame per GT frame (25 fps of 24 fps film at true speed, 3:2
    pulldown), its cadence is fitted to that path and a last pass follows it.
 6. Offset and speed: a robust line through the matched frames.
@@ -32,6 +37,10 @@ from . import descriptors as dsc
 
 COARSE = temporal.PathCosts(null=0.4)
 FINE_WIDTH = 160  # fine descriptor grid (px across the tape's picture)
+SHARP = True  # a last fine pass from frames at working size (see _sharp_ready)
+SHARP_WEIGHT = 3.0  # weight of its differences within a row against the small descriptors'
+LAG = 1  # inter-coded tape frames may show their GT frame this many frames late (see _lagged)
+LAG_COST = 0.1  # score given up per unit of GT change (1 - ZNCC) across a lag
 INTER_WEIGHT = 0.1  # weight of inter-coded tape frames in the fine pass (see _weigh)
 AUDIO_CLEARANCE = 1.5  # audio peak over the next best: above it, the sound narrows the search
 BANDS = (24, 8)  # fine passes: GT frames scored either side of the previous path
@@ -44,6 +53,12 @@ CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every 
 # 0.1%) are left to the free repeats and drops
 WORKERS = min(4, os.cpu_count() or 1)  # threads for per-frame OpenCV work
 GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
+NEIGHBOURS = (-1, 1)  # GT frames either side of a spatial sample tried as its match
+FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken as lag-free
+FRESH_DECAY = 0.5
+FRESH_MIN = 3  # lag-free spatial samples needed to use only those
+WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
+GT_KEEP_BYTES = 256 << 20  # GT frames kept at working size: all of them up to 1100 (46 s)
 LQ_KEEP_BYTES = 256 << 20  # tape frames kept at full size for the spatial stage: all of a
 # 480x360 tape up to 1550 frames (a minute), every k-th beyond (the rest decoded when chosen)
 
@@ -150,12 +165,21 @@ def align(
         lq_f, gt_f = _fine(lv, gv, t, box, bufs)
         centre = temporal.fill_centre(path, gv.frames)
         s1 = temporal.band_similarity(lq_f, gt_f, centre, radius=band)
-        path = temporal.viterbi(_weigh(s1, lv.key, costs.null), costs)
+        score = _lagged(s1, lv.key, gt_f)
+        if round_ == len(BANDS) - 1 and _sharp_ready(lv, gv):
+            # full-size frames tell apart neighbours of a slow pan that the small ones
+            # cannot; their scores are lower on a heavily compressed tape, so they only
+            # add their differences within each row (the level, for "no GT", stays s1's)
+            lq_s, gt_s = _fine(lv, gv, t, box, sharp=True)
+            s2 = _lagged(temporal.band_similarity(lq_s, gt_s, centre, radius=band), lv.key, gt_s)
+            score = score + np.float32(SHARP_WEIGHT) * (s2 - s2.max(axis=1, keepdims=True))
+        weighed = _weigh(score, lv.key, costs.null)
+        path = temporal.viterbi(weighed, costs)
     r = temporal.fit_rate(path)[1]
     if abs(r - round(r)) > CADENCE_MIN:
         expected, agreement = temporal.cadence(path, r)
         if agreement >= CADENCE_AGREEMENT:
-            path = temporal.viterbi(_weigh(s1, lv.key, costs.null), CADENCE_COSTS, expected)
+            path = temporal.viterbi(weighed, CADENCE_COSTS, expected)
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]
@@ -202,10 +226,20 @@ def _decode(
     needs no second decode; the GT keeps a few frames at working size."""
     lq_bytes = max(1, pl.declared_frames) * pl.width * pl.height
     lq_every = max(1, -(-lq_bytes // LQ_KEEP_BYTES))
-    keep_every = max(1, pg.declared_frames // (4 * samples)) if pg.declared_frames else 8
+    # working size: the GT width over the largest power of two that keeps it as wide as the
+    # tape (halvings are OpenCV's fast path: 1080p to 480 px in 0.1 ms, against 0.9 ms by
+    # one resize)
+    factor = 1 << max(0, int(math.log2(max(1.0, pg.width / max(400, pl.width)))))
+    keep_width = pg.width // factor
+    # GT frames kept at working size: all of them within GT_KEEP_BYTES, so that spatial
+    # samples can sit on the tape's intra-coded frames wherever they fall (see `_spatial`);
+    # beyond, every k-th with its neighbours
+    gt_bytes = max(1, pg.declared_frames) * keep_width * keep_width * pg.height // pg.width
+    keep_every = max(1, -(-3 * gt_bytes // GT_KEEP_BYTES)) if pg.declared_frames else 8
+    if keep_every <= 3:
+        keep_every = 1 if gt_bytes <= GT_KEEP_BYTES else 3
     while lq_every > 1 and math.gcd(keep_every, lq_every) > 1:
         keep_every += 1  # coprime strides: kept tape and GT frames meet whatever the offset
-    keep_width = int(min(pg.width, max(480, round(1.4 * pl.width))))
     with ThreadPoolExecutor(1) as pool:
         job = pool.submit(
             dsc.decode_gray,
@@ -213,6 +247,7 @@ def _decode(
             160,
             keep_every,
             keep_width,
+            keep_near=max((abs(d) for d in NEIGHBOURS), default=0),
             quiet=quiet,
             desc="decode GT",
             threads=GT_THREADS,
@@ -252,6 +287,28 @@ def _rate_costs(path: list[int | None]) -> temporal.PathCosts:
     return FINE
 
 
+def _lagged(s: np.ndarray, key: np.ndarray | None, gt: np.ndarray) -> np.ndarray:
+    """Inter-coded tape frames may show their GT frame up to LAG frames late: a heavy encoder
+    builds them from blocks of earlier frames, and where the picture barely moves (a slow
+    pan) the update falls below its quantiser. Their score for GT frame j is their best over
+    j - LAG..j, less LAG_COST times how much the GT changed in between (1 - ZNCC of the GT's
+    own descriptors `gt`): free across near-identical frames, no help across distinct ones
+    (a fast pan, which the encoder follows)."""
+    if key is None or len(key) != len(s) or LAG < 1 or len(gt) < 2:
+        return s
+    out = s.copy()
+    inter = ~key
+    rows = s[inter]
+    step = np.einsum("ij,ij->i", gt[1:], gt[:-1])  # (m - 1,) frame j - 1 against j
+    change = np.zeros(len(gt), np.float32)  # from j - d to j, accumulated
+    for d in range(1, LAG + 1):
+        change[d:] += 1.0 - step[d - 1 :] if d == 1 else 1.0 - step[: len(step) - d + 1]
+        shifted = np.full_like(rows, -1.0)
+        shifted[:, d:] = rows[:, :-d] - np.float32(LAG_COST) * change[None, d:]
+        out[inter] = np.maximum(out[inter], shifted)
+    return out
+
+
 def _weigh(s: np.ndarray, key: np.ndarray | None, null: float) -> np.ndarray:
     """Trust intra-coded tape frames more: a heavy encoder builds the other frames from blocks
     of earlier ones, so in slow stretches their content lags (the best match is a GT frame or
@@ -278,6 +335,7 @@ def _spatial(
     cache = lv.kept if cache is None else cache
     gt_size = (gv.width, gv.height)
     init = spatial.initial_guess(box, gt_size)
+    fresh = _fresh(lv.key, len(path))
     cands = []
     for i, j in enumerate(path):
         if j is None or j not in gv.kept:
@@ -285,9 +343,17 @@ def _spatial(
         steady = 0 < i < len(path) - 1 and path[i - 1] == j - 1 and path[i + 1] == j + 1
         if clean and not steady:
             continue
-        cands.append((i, j, float(s[i, j]) + (1.0 if steady else 0.0)))
+        cands.append((i, j, float(s[i, j]) + (1.0 if steady else 0.0) + 2.0 * fresh[i]))
     if not cands:
         return init, [], float("nan")
+    # a heavy encoder builds inter-coded frames from blocks of earlier ones, so in a pan
+    # their picture lags (a fraction of a pixel to several frames): intra-coded tape frames
+    # (and the next one) show their GT frame as it is, so they give the geometry
+    # (not on a tape of fewer GT frames than its own, 3:2 pulldown: there a tape frame may
+    # weave the fields of two GT frames, whatever its coding)
+    lagless = [c for c in cands if fresh[c[0]] > 0]
+    if len(lagless) >= FRESH_MIN and temporal.fit_rate(path)[1] > WOVEN_RATE:
+        cands = lagless
     kept = [c for c in cands if c[0] in cache]
     if len(kept) >= 2 * samples:  # enough pairs whose tape frame is at hand: no second decode
         cands = kept
@@ -307,15 +373,49 @@ def _spatial(
             lambda c: spatial.ecc_register(lq_full[c[0]], gv.kept[c[1]], w0, crop, homography),
             chosen,
         )
-        est = [
-            spatial.Estimate(i, j, tw @ sw, score)
-            for (i, j, _), (tw, score) in zip(chosen, found)
+        shifts = pool.map(lambda c: _neighbour_shifts(gv, c[1]), chosen)
+        rows = [
+            (i, j, tw @ sw, score, sh)
+            for (i, j, _), (tw, score), sh in zip(chosen, found, shifts)
             if score > 0.3
         ]
+    # a pair one frame off registers the geometry shifted by that frame's motion: each
+    # sample's registration stands for its neighbours too, and the offsets that agree
+    # across the tape's shots are taken
+    options = [spatial.neighbour_candidates(t, sh) for _, _, t, _, sh in rows]
+    picks = spatial.consensus(options, gt_size)
+    est = [
+        spatial.Estimate(i, j + dj, c[dj], score)
+        for (i, j, _, score, _), c, dj in zip(rows, options, picks)
+        if dj is not None
+    ]
     if not est:
         return init, [], float("nan")
     t, spread = spatial.combine(est, gt_size)
     return t, est, spread
+
+
+def _fresh(key: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) how free of encoder lag each tape frame is: 1 for an intra-coded frame, then
+    FRESH_DECAY per inter-coded frame after it, 0 past FRESH_AFTER."""
+    out = np.zeros(n)
+    if key is None or len(key) != n:
+        return out
+    for k in np.nonzero(key)[0]:
+        for d in range(FRESH_AFTER + 1):
+            if k + d < n and (d == 0 or not key[k + d]):
+                out[k + d] = max(out[k + d], FRESH_DECAY**d)
+    return out
+
+
+def _neighbour_shifts(gv: dsc.GrayVideo, j: int) -> dict[int, tuple[float, float]]:
+    """How far the GT picture moves (GT px) from frame j to each kept neighbour."""
+    out = {}
+    for dj in NEIGHBOURS:
+        if j + dj in gv.kept:
+            dx, dy = spatial.content_shift(gv.kept[j], gv.kept[j + dj])
+            out[dj] = (dx / gv.kept_scale, dy / gv.kept_scale)
+    return out
 
 
 def _fine(
@@ -324,25 +424,39 @@ def _fine(
     t: np.ndarray,
     box: tuple[float, float, float, float],
     bufs: dict[str, np.ndarray] | None = None,
+    sharp: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fine descriptors of both videos on one grid over the tape's picture (tape geometry),
-    written into `bufs` (reused by the next round)."""
+    written into `bufs` (reused by the next round); `sharp`: from the frames kept at working
+    size (all of them, see `_sharp_ready`), on a grid as fine as the tape."""
     x0, y0, x1, y1 = spatial.picture_box(t, (gv.width, gv.height), (lv.width, lv.height))
     x0, y0 = max(x0, box[0]), max(y0, box[1])
     x1, y1 = min(x1, box[0] + box[2]), min(y1, box[1] + box[3])
     mx, my = 0.03 * (x1 - x0), 0.03 * (y1 - y0)
     x0, x1, y0, y1 = x0 + mx, x1 - mx, y0 + my, y1 - my
-    fw = FINE_WIDTH
+    fw = int(round(x1 - x0)) if sharp else FINE_WIDTH  # sharp: the tape's own pixels
     fh = max(8, int(round(fw * (y1 - y0) / max(1.0, x1 - x0))))
     g = np.array([[(x1 - x0) / fw, 0, x0], [0, (y1 - y0) / fh, y0], [0, 0, 1.0]])
-    m_lq = dsc.scale_matrix(lv.small_scale) @ g
-    m_gt = dsc.scale_matrix(gv.small_scale) @ np.linalg.inv(t) @ g
+    if sharp:  # every frame at hand at working size: finer descriptors tell slow pans apart
+        lq_src: Any = [lv.kept[k] for k in range(lv.frames)]
+        gt_src: Any = [gv.kept[k] for k in range(gv.frames)]
+        m_lq = g
+        m_gt = dsc.scale_matrix(gv.kept_scale) @ np.linalg.inv(t) @ g
+    else:
+        lq_src, gt_src = lv.small, gv.small
+        m_lq = dsc.scale_matrix(lv.small_scale) @ g
+        m_gt = dsc.scale_matrix(gv.small_scale) @ np.linalg.inv(t) @ g
     bufs = {} if bufs is None else bufs
     with ThreadPoolExecutor(1) as pool:  # OpenCV releases the GIL: both videos at once
-        job = pool.submit(dsc.fine, gv.small, m_gt, (fw, fh), bufs.get("gt"))
-        bufs["lq"] = dsc.fine(lv.small, m_lq, (fw, fh), bufs.get("lq"))
+        job = pool.submit(dsc.fine, gt_src, m_gt, (fw, fh), bufs.get("gt"))
+        bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"))
         bufs["gt"] = job.result()
     return bufs["lq"], bufs["gt"]
+
+
+def _sharp_ready(lv: dsc.GrayVideo, gv: dsc.GrayVideo) -> bool:
+    """Every frame of both videos kept at working size (within their memory budgets)."""
+    return SHARP and len(gv.kept) == gv.frames and len(lv.kept) == lv.frames
 
 
 def _segments(est: list[spatial.Estimate], gt_size: tuple[int, int]) -> list[dict[str, Any]]:

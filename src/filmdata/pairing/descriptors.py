@@ -70,13 +70,16 @@ def decode_gray(
     keep_every: int = 0,
     keep_width: int = 0,
     only: set[int] | None = None,
+    keep_near: int = 0,
     quiet: bool = True,
     desc: str = "decode",
     fast: bool = False,
     threads: int = 0,
 ) -> GrayVideo:
     """Decode a video's luma once: all frames at `small_width`; every `keep_every`-th frame (or
-    the frames in `only`, and then nothing else) at `keep_width` (0: full size). `fast` skips
+    the frames in `only`, and then nothing else) at `keep_width` (0: full size), with the
+    `keep_near` frames either side of each (the spatial stage tries a sample's neighbours,
+    in case the temporal match is a frame off). `fast` skips
     the decoder's deblocking filter (for a clean GT, whose blocks are faint). `threads`: the
     decoder's threads (0: FFmpeg's choice; 1: one, for a stream decoded beside another).
 
@@ -120,11 +123,12 @@ def decode_gray(
                     kw = min(keep_width or w, w)
                     kh = max(2, int(round(h * kw / w)))
                 want = (only is not None and i in only) or (
-                    only is None and keep_every > 0 and i % keep_every == 0
+                    only is None
+                    and keep_every > 0
+                    and min(i % keep_every, -i % keep_every) <= keep_near
                 )
                 if want:
-                    big = y if kw == w else cv2.resize(y, (kw, kh), interpolation=cv2.INTER_AREA)
-                    kept[i] = np.ascontiguousarray(big)
+                    kept[i] = np.ascontiguousarray(shrink(y, (kw, kh)))
                 if only is None:
                     small.append(cv2.resize(y, (sw, sh), interpolation=cv2.INTER_AREA))
                     key.append(
@@ -142,6 +146,17 @@ def decode_gray(
         raise MediaError(f"{path}: no frame decodes")
     arr = np.stack(small) if small else np.zeros((0, 2, 2), np.uint8)
     return GrayVideo(path, fps, w, h, arr, kept, kw / w if w else 1.0, np.array(key, bool))
+
+
+def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-average `img` down to `size` (w, h): halvings first (OpenCV's fast path, several
+    times faster than one resize by an odd or fractional factor), then the rest."""
+    w, h = size
+    while img.shape[1] >= 2 * w and img.shape[0] >= 2 * h:
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if img.shape[1] != w or img.shape[0] != h:
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return img
 
 
 class _NoBar:
@@ -234,7 +249,10 @@ def warp_all(frames: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.nda
 
 
 def fine(
-    frames: np.ndarray, m: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None
+    frames: np.ndarray | list[np.ndarray],
+    m: np.ndarray,
+    size: tuple[int, int],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fine descriptors: `normalise(band_pass(warp_all(frames, m, size)))`, (N, w*h) float32,
     frame by frame into `out` when its shape fits (a caller re-running this reuses its buffer:

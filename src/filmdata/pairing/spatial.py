@@ -91,6 +91,83 @@ def ecc_register(
     return np.linalg.inv(w @ c), float(score)
 
 
+def content_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """How far the picture moved from frame `a` to frame `b` (same size, grey): (dx, dy) px,
+    sub-pixel, by phase correlation (a pan is a shift; a zoom this small between neighbours
+    is close to one). A second correlation, with `b` moved back by the first estimate,
+    removes most of the window's bias (0.15 px on a shift of a few px)."""
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    win = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(a32, b32, win)
+    back = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
+    b32 = np.asarray(
+        cv2.warpAffine(b32, back, (b32.shape[1], b32.shape[0]), borderMode=cv2.BORDER_REFLECT),
+        np.float32,
+    )
+    (ex, ey), _ = cv2.phaseCorrelate(a32, b32, win)
+    return float(dx + ex), float(dy + ey)
+
+
+def neighbour_candidates(
+    t: np.ndarray, shifts: dict[int, tuple[float, float]]
+) -> dict[int, np.ndarray]:
+    """The transform a registration `t` (GT frame j -> tape) implies if the tape frame really
+    shows GT frame j + dj, whose picture moved by `shifts[dj]` (GT px) from frame j: a pan
+    registered on a frame one off is the right geometry shifted by that frame's motion."""
+    out = {0: t}
+    for dj, (dx, dy) in shifts.items():
+        out[dj] = t @ np.array([[1.0, 0, -dx], [0, 1, -dy], [0, 0, 1]])
+    return out
+
+
+def consensus(
+    candidates: list[dict[int, np.ndarray]],
+    gt_size: tuple[int, int],
+    cap: float = 1.5,
+    prefer: float = 0.05,
+) -> list[int | None]:
+    """For each sample's candidate transforms (by frame offset, see `neighbour_candidates`),
+    the offset that agrees with the others, or None where none does (a wrong match).
+
+    The geometry is one for the whole tape while the motion differs from shot to shot, so
+    only the right offsets give transforms that agree across shots: a temporal match one
+    frame off everywhere in a shot cannot pull the geometry along that shot's motion. From
+    every candidate in turn: each sample takes its candidate nearest to the mean of those
+    taken, a few times over; the cost is the squared distances (px, over a grid of the GT
+    picture), each capped at `cap`**2 (a wrong match costs the same wherever it falls), plus
+    `prefer` for every offset other than 0 (a tie goes to the match itself).
+    """
+    gw, gh = gt_size
+    xs, ys = np.meshgrid(np.linspace(0, gw - 1, 5), np.linspace(0, gh - 1, 5))
+    src = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])  # (3, P)
+    per: list[tuple[list[int], np.ndarray]] = []  # per sample: offsets, grid points (K, 2, P)
+    for cands in candidates:
+        offs = list(cands)
+        p = np.stack([cands[o] @ src for o in offs])
+        per.append((offs, p[:, :2] / p[:, 2:3]))
+    if not per:
+        return []
+    extra = [np.array([prefer * (o != 0) for o in offs]) for offs, _ in per]
+    best_cost, best_pick, best_in = np.inf, [0] * len(per), set()
+    for _, pts in per:
+        for start in pts:
+            centre = start
+            for _ in range(4):
+                d2 = [
+                    ((p - centre) ** 2).sum(1).mean(1) + e for (_, p), e in zip(per, extra)
+                ]  # per sample (K,)
+                pick = [int(np.argmin(d)) for d in d2]
+                inl = [k for k, d in enumerate(d2) if d[pick[k]] < cap**2]
+                if not inl:
+                    break
+                centre = np.mean([per[k][1][pick[k]] for k in inl], axis=0)
+            cost = sum(min(float(d[q]), cap**2) for d, q in zip(d2, pick))
+            if cost < best_cost:
+                best_cost, best_pick = cost, pick
+                best_in = set(inl)
+    return [per[k][0][q] if k in best_in else None for k, q in enumerate(best_pick)]
+
+
 def combine(estimates: list[Estimate], gt_size: tuple[int, int]) -> tuple[np.ndarray, float]:
     """Robust median of the estimates: (3, 3) GT pixel -> LQ pixel, and the median spread (px)."""
     gw, gh = gt_size
