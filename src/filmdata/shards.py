@@ -71,11 +71,17 @@ def shard_name(split: str, index: int, n: int) -> str:
     return f"{split}-{index:05d}-of-{n:05d}.parquet"
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
+def sha256_file(path: str | os.PathLike[str], sync: bool = False) -> str:
+    """The file's sha256; `sync`: and the file fsynced (one just written, read back from the
+    page cache)."""
     h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+        if sync:
+            os.fsync(f.fileno())
     return h.hexdigest()
 
 
@@ -326,7 +332,7 @@ class ShardWriter:
                 assert self._writer is not None
                 self._writer.close()
                 self._file.close()
-                digest = _sha256_and_sync(self.tmp)
+                digest = sha256_file(self.tmp, sync=True)
                 size = self.tmp.stat().st_size
                 os.replace(self.tmp, self.path)
                 _fsync_dir(self.path.parent)
@@ -350,18 +356,6 @@ class ShardWriter:
 # Dictionary encoding for the repeated strings only: for ids, records and images Arrow would
 # hash every value before giving the dictionary up.
 _DICTIONARY = ["source", "clip", "origin"]
-
-
-def _sha256_and_sync(path: Path) -> str:
-    """The sha256 of a file just written (read back from the page cache), and the file fsynced."""
-    h = hashlib.sha256()
-    buf = bytearray(1 << 20)
-    view = memoryview(buf)
-    with open(path, "rb") as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-        os.fsync(f.fileno())
-    return h.hexdigest()
 
 
 def read_shard(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pa.Table:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .._progress import progress
 from ..catalog import Catalog
 from ..errors import RefusedError
 from ..manifest import Manifest, load_manifest
@@ -408,20 +409,5 @@ def _record(cat: Catalog, out: pool.Outcome, root: Path) -> None:
     )
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def write(self, text: str, file: Any = None) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _progress(total: int, quiet: bool) -> Any:
-    if quiet:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="fetch", unit="source", leave=False, dynamic_ncols=True)
+    return progress(total, quiet, desc="fetch", unit="source", leave=False, dynamic_ncols=True)

@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 
+from .._progress import progress
 from ..errors import MediaError
 from ..video import stream_fps
 
@@ -112,7 +113,7 @@ def decode_gray(
         w = h = 0
         sw = sh = kw = kh = 0
         last = max(only) if only else None
-        bar = _bar(total, quiet, desc)
+        bar = progress(total, quiet, desc=desc, unit="f", leave=False)
         try:
             for i, frame in enumerate(c.decode(v)):
                 y = _luma(frame)
@@ -159,23 +160,6 @@ def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return img
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int | None, quiet: bool, desc: str) -> _NoBar:
-    """A progress bar; quiet runs skip importing tqdm (a tenth of a second at start-up)."""
-    if quiet:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="f", leave=False)  # type: ignore[return-value]
-
-
 def active_box(small: np.ndarray, rel: float = 0.2) -> tuple[int, int, int, int]:
     """The active picture (x, y, w, h) of (N, h, w) frames: letterbox and pillarbox bars are
     rows/columns that stay flat (the median over frames of their spatial std is low)."""
@@ -219,16 +203,6 @@ def normalise(x: np.ndarray, sigma: float = 0.0, copy: bool = True) -> np.ndarra
     return x
 
 
-def band_pass(frames: np.ndarray, fine: float = 1.0, broad: float = 4.0) -> np.ndarray:
-    """(N, h, w) -> float32 difference of Gaussians: keeps the detail that tells neighbouring
-    frames apart, drops the noise below it and the shading above it."""
-    out = np.empty(frames.shape, np.float32)
-    for k, f in enumerate(frames):  # per frame: faster than one call over the stack (cache)
-        f = f.astype(np.float32)
-        out[k] = cv2.GaussianBlur(f, (0, 0), fine) - cv2.GaussianBlur(f, (0, 0), broad)
-    return out
-
-
 def resize_all(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(N, h, w) -> (N, size[1], size[0]) by area averaging."""
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
@@ -240,23 +214,18 @@ def coarse(small: np.ndarray, box: tuple[int, int, int, int], grid: tuple[int, i
     return normalise(resize_all(np.ascontiguousarray(small[:, y : y + h, x : x + w]), grid), 0.7)
 
 
-def warp_all(frames: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Sample every frame through the 3x3 `m` (output pixel -> input pixel) on `size` (w, h)."""
-    out = np.empty((len(frames), size[1], size[0]), np.uint8)
-    for k, f in enumerate(frames):
-        out[k] = _warp(f, m, size)
-    return out
-
-
 def fine(
     frames: np.ndarray | list[np.ndarray],
     m: np.ndarray,
     size: tuple[int, int],
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Fine descriptors: `normalise(band_pass(warp_all(frames, m, size)))`, (N, w*h) float32,
-    frame by frame into `out` when its shape fits (a caller re-running this reuses its buffer:
-    a fresh array of this size costs more in page faults than the work itself)."""
+    """Fine descriptors, (N, w*h) float32: each frame sampled through the 3x3 `m` (output
+    pixel -> input pixel) on `size` (w, h), band-passed by a difference of Gaussians (keeps
+    the detail that tells neighbouring frames apart, drops the noise below it and the shading
+    above it) and normalised; frame by frame into `out` when its shape fits (a caller
+    re-running this reuses its buffer: a fresh array of this size costs more in page faults
+    than the work itself)."""
     n, d = len(frames), size[0] * size[1]
     if out is None or out.shape != (n, d) or out.dtype != np.float32:
         out = np.empty((n, d), np.float32)

@@ -52,8 +52,7 @@ def viterbi(
     s = s.astype(np.float32, copy=False)
     if c.tolerance > 0:
         s = np.minimum(s, s.max(axis=1, keepdims=True) - np.float32(c.tolerance))
-    steps = np.array([-c.dup, 0.0, -c.drop, -c.drop2], np.float32)
-    # costs of steps d = 0..3 when the cadence expects e = 0, 1, 2
+    # costs of steps d = 0..3 when the cadence expects e = 0, 1, 2 (without a cadence: 1)
     by_e = np.array(
         [
             [0.0, -c.drop, -c.drop2, -c.drop2 - c.drop],
@@ -62,6 +61,7 @@ def viterbi(
         ],
         np.float32,
     )
+    steps = by_e[1]
     d_prev = s[0].copy()
     n_prev = np.full(m + 1, NEG, np.float32)
     n_prev[0] = c.null
