@@ -553,20 +553,6 @@ def test_a_reader_error_mid_shard_keeps_finished_shards_and_no_temporaries(
     assert list(shards.read_record(out, "synthetic")["shards"]) == done
 
 
-def test_batched_and_per_window_paths_give_the_same_bytes(
-    footage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A GPU degrades windows in batches; the CPU one by one in worker threads. Ops are
-    # batch-invariant, so both must write the same shards (run here on the CPU).
-    kw = dict(clip_len=T, size=S, device="cpu", batch_size=3, rows_per_shard=4, quiet=True)
-    per_window = tmp_path / "per-window"
-    synth(_templates(), "film", [footage], out=per_window, root=tmp_path / "r", **kw)
-    monkeypatch.setattr(sys.modules["filmdata.synth"], "_per_window", lambda device: False)
-    batched = tmp_path / "batched"
-    synth(_templates(), "film", [footage], out=batched, root=tmp_path / "r", **kw)
-    assert _shard_bytes(batched) == _shard_bytes(per_window)
-
-
 def test_an_edit_list_trimmed_file_is_counted_by_its_decoded_frames(
     footage: Path, tmp_path: Path
 ) -> None:

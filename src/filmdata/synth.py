@@ -81,7 +81,7 @@ def pick_device(device: str = "auto") -> str:
 
 @dataclass
 class Degrader:
-    """The preset, the template bank and the device; degrades batches of GT windows."""
+    """The preset, the template bank and the device; degrades GT windows."""
 
     preset: Any
     bank: Any
@@ -118,17 +118,16 @@ class Degrader:
         )
         return win, gt, frames_to_clip(gt), deg
 
-    def degrade(self, xs: Sequence[Any], degs: Sequence[Any]) -> np.ndarray:
-        """LQ of a batch: (B, T, C, H, W) float32 in [0, 1], on the CPU (see `lq_to_uint8`)."""
+    def degrade(self, x: Any, deg: Any) -> np.ndarray:
+        """LQ of one window (T, C, H, W): (T, C, H, W) float32 in [0, 1], on the CPU (see
+        `lq_to_uint8`). Alone in its batch, as `replay_row` degrades it."""
         import torch
 
         from .degrade import apply_degradation
 
-        # (B, T, C, H, W), ours to overwrite (a single window needs no copy).
-        x = (xs[0][None] if len(xs) == 1 else torch.stack(list(xs))).to(self.device)
-        with torch.no_grad():
-            lq = apply_degradation(x, list(degs), self.bank, inplace=True)
-        return lq.float().cpu().numpy()
+        with torch.no_grad():  # x is ours to overwrite
+            lq = apply_degradation(x[None].to(self.device), [deg], self.bank, inplace=True)
+        return lq[0].float().cpu().numpy()
 
 
 @contextlib.contextmanager
@@ -377,10 +376,13 @@ def make_shards(
     record (saved to disk unless `save_record` is False: a Ray worker hands its entry to the
     driver, which alone writes the record). Returns the windows made.
 
-    On a GPU, windows are degraded in batches of `batch_size` while threads encode. On the CPU,
-    each window is degraded as soon as it is decoded, by one worker thread per core that also
-    encodes its images (torch and OpenCV single-threaded inside each: small frames gain nothing
-    from intra-op threads, and ops release the GIL). The rows are the same either way.
+    Each window is degraded as soon as it is decoded, by a worker thread that also encodes its
+    images (torch and OpenCV single-threaded inside each: small frames gain nothing from
+    intra-op threads, and ops release the GIL). On the CPU there is one worker per core; on a
+    GPU `batch_size` workers keep that many windows on the device at once. A window is always
+    degraded alone, as `replay_row` redoes it: CUDA kernels may sum in another order for
+    another batch size (a batched run on an H100 replayed with 1-level differences), so a
+    batch of one is what keeps replay bit-exact on every device.
     """
     from tqdm import tqdm
 
@@ -388,8 +390,9 @@ def make_shards(
 
     folder = config_dir(dataset, CONFIG)
     all_windows = [w for j in jobs for w in j.windows]
-    cpu = _per_window(degrader.device)
-    workers = _cpu_workers() if cpu else 2
+    workers = _cpu_workers()
+    if degrader.device != "cpu":
+        workers = max(2, min(batch_size, 2 * workers))
     # The reader thread decodes the windows (started early by `synth`, or now).
     ahead = reader or _reader(all_windows, clip_len, size, _frame_pixels(all_windows))
     bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
@@ -417,7 +420,7 @@ def make_shards(
     written: list[Future] = []
     try:
         with (
-            _single_threaded(cpu),
+            _single_threaded(),
             ThreadPoolExecutor(workers) as pool,
             ThreadPoolExecutor(1) as writer,
         ):
@@ -425,32 +428,14 @@ def make_shards(
                 parts: queue.Queue[Future] = queue.Queue()
                 written.append(writer.submit(write, job, parts))
                 try:
-                    for b in range(0, len(job.windows), 1 if cpu else batch_size):
-                        if cpu:
-                            win, pictures = next(ahead)
-                            slots.acquire()  # at most 2 windows per worker in flight (memory)
-                            f = pool.submit(
-                                _window_cpu, degrader, win, pictures, size, image_format, sharpen
-                            )
-                            f.add_done_callback(made)
-                            parts.put(f)
-                            continue
-                        batch = [
-                            degrader.prepare(w, _gt(w, pics, size))
-                            for w, pics in (next(ahead) for _ in job.windows[b : b + batch_size])
-                        ]
-                        # The clean GT is encoded while its batch is degraded.
-                        gts = [
-                            pool.submit(_encode_frames, g, image_format, sharpen)
-                            for _, g, _, _ in batch
-                        ]
-                        lq = degrader.degrade(
-                            [x for _, _, x, _ in batch], [d for _, _, _, d in batch]
+                    for _ in job.windows:
+                        win, pictures = next(ahead)
+                        slots.acquire()  # at most 2 windows per worker in flight (memory)
+                        f = pool.submit(
+                            _window, degrader, win, pictures, size, image_format, sharpen
                         )
-                        for k, (_, _, _, deg) in enumerate(batch):
-                            enc = pool.submit(_encode_lq, lq[k], deg, image_format, sharpen)
-                            parts.put(_joined(gts[k], enc))
-                        bar.update(len(batch))
+                        f.add_done_callback(made)
+                        parts.put(f)
                 except BaseException as e:
                     # The writer waits on this shard's queue: hand it the error, so that it
                     # removes its temporary and ends.
@@ -467,12 +452,6 @@ def make_shards(
         bar.close()
 
 
-def _per_window(device: str) -> bool:
-    """Whether windows are degraded one by one in worker threads (the CPU), rather than in
-    batches (a GPU)."""
-    return device == "cpu"
-
-
 def _cpu_workers() -> int:
     """Degrading threads on the CPU: one per core this process may use (at most 8)."""
     try:
@@ -482,49 +461,32 @@ def _cpu_workers() -> int:
     return max(1, min(8, n))
 
 
-def _window_cpu(
+def _window(
     degrader: Degrader, win: Window, pictures: Any, size: int, fmt: str, sharpen: bool
 ) -> tuple[list[bytes], list[bytes], str]:
-    """In a CPU worker thread: one window cut from its decoded pictures, its degradation
+    """In a worker thread: one window cut from its decoded pictures, its degradation
     sampled and applied, and both image lists encoded."""
     gt = _gt(win, pictures, size)
     _, _, x, deg = degrader.prepare(win, gt)
-    lq = degrader.degrade([x], [deg])[0]
+    lq = degrader.degrade(x, deg)
     gt_images = _encode_frames(gt, fmt, sharpen)
     return (gt_images, *_encode_lq(lq, deg, fmt, sharpen))
 
 
-def _joined(gt: Future, lq: Future) -> Future:
-    """One future of (GT images, LQ images, degradation JSON) from the GT and LQ encodes."""
-    out: Future = Future()
-
-    def done(_: Future) -> None:
-        if gt.done() and lq.done() and not out.done():
-            try:
-                out.set_result((gt.result(), *lq.result()))
-            except BaseException as e:  # noqa: BLE001 - handed to the writer
-                out.set_exception(e)
-
-    gt.add_done_callback(done)
-    lq.add_done_callback(done)
-    return out
-
-
 class _single_threaded:
-    """On the CPU: torch and OpenCV on one thread each for the run (restored after)."""
+    """Torch and OpenCV on one CPU thread each for the run (restored after): the workers are
+    the parallelism."""
 
-    def __init__(self, active: bool):
-        self.active = active
+    def __init__(self) -> None:
         self.saved: tuple[int, int] | None = None
 
     def __enter__(self) -> None:
-        if self.active:
-            import cv2
-            import torch
+        import cv2
+        import torch
 
-            self.saved = (torch.get_num_threads(), cv2.getNumThreads())
-            torch.set_num_threads(1)
-            cv2.setNumThreads(1)
+        self.saved = (torch.get_num_threads(), cv2.getNumThreads())
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
 
     def __exit__(self, *exc: object) -> None:
         if self.saved is not None:
