@@ -295,3 +295,27 @@ def test_batched_call_equals_window_by_window(name: str, dtype: torch.dtype, ban
     full = _apply(x, degs, bank)
     for i in range(3):
         assert torch.equal(_apply(x[i : i + 1], [degs[i]], bank), full[i : i + 1])
+
+
+def test_weave_picks_its_warp_per_window() -> None:
+    """A window without rotation is shifted, one with rotation resampled: in a batch mixing
+    both, each window gets the pixels it gets alone."""
+    from types import SimpleNamespace
+
+    from filmdata.degrade.weave import weave
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 4, 3, H, W, generator=g)
+    rot = torch.zeros(3, 4)
+    rot[1] = torch.randn(4, generator=g)
+    p = SimpleNamespace(
+        dx=torch.randn(3, 4, generator=g), dy=torch.randn(3, 4, generator=g), rot=rot
+    )
+    full = weave(x, p)
+    for i in range(3):
+        one = SimpleNamespace(dx=p.dx[i : i + 1], dy=p.dy[i : i + 1], rot=p.rot[i : i + 1])
+        assert torch.equal(weave(x[i : i + 1], one), full[i : i + 1])
+    assert not torch.equal(
+        full[1],
+        weave(x[1:2], SimpleNamespace(dx=p.dx[1:2], dy=p.dy[1:2], rot=torch.zeros(1, 4)))[0],
+    )

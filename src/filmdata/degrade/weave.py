@@ -47,16 +47,33 @@ def sample_weave(
 def weave(x: Tensor, p: Batched) -> Tensor:
     """Shift and rotate every frame. `x`: (B, T, C, H, W); `p`: batched. Returns the same shape.
 
-    Bilinear resampling with replicated borders. Without rotation (|angle| < 0.01 degree in every
-    frame) the warp is a separable sub-pixel shift, done with slices and two lerps per frame,
-    several times cheaper on the CPU than `grid_sample` and the same up to float rounding.
+    Bilinear resampling with replicated borders. A window without rotation (|angle| < 0.01
+    degree in every frame) is warped by a separable sub-pixel shift, done with slices and two
+    lerps per frame, several times cheaper on the CPU than `grid_sample` and the same up to
+    float rounding. The choice is made per window, so a window's pixels do not depend on the
+    others in its batch.
     """
     b, t, c, h, w = x.shape
-    n = b * t
-    dx, dy = p.dx.reshape(n).float().cpu(), p.dy.reshape(n).float().cpu()
-    if float(p.rot.abs().max()) < 0.01:
-        return _shift(x.reshape(n, c, h, w), dx, dy).reshape(b, t, c, h, w)
-    a = torch.deg2rad(p.rot.reshape(n).to(x))
+    turns = (p.rot.reshape(b, t).abs() >= 0.01).any(1).tolist()
+    dx, dy = p.dx.reshape(b, t).float().cpu(), p.dy.reshape(b, t).float().cpu()
+    rot = p.rot.reshape(b, t)
+    if not any(turns):
+        return _shift(x.reshape(b * t, c, h, w), dx.reshape(-1), dy.reshape(-1)).reshape(x.shape)
+    if all(turns):
+        y = _rotate(x.reshape(b * t, c, h, w), dx.reshape(-1), dy.reshape(-1), rot.reshape(-1))
+        return y.reshape(x.shape)
+    out = torch.empty_like(x)
+    for i, turn in enumerate(turns):
+        xi = x[i].reshape(t, c, h, w)
+        out[i] = _rotate(xi, dx[i], dy[i], rot[i]) if turn else _shift(xi, dx[i], dy[i])
+    return out
+
+
+def _rotate(x: Tensor, dx: Tensor, dy: Tensor, rot: Tensor) -> Tensor:
+    """Rotate each frame of `x` (N, C, H, W) about its centre by `rot` degrees and shift it by
+    (dx, dy) pixels, with `grid_sample`."""
+    n, c, h, w = x.shape
+    a = torch.deg2rad(rot.to(x))
     cos, sin = torch.cos(a)[:, None, None], torch.sin(a)[:, None, None]
     # Output pixel centres in [-1, 1] (align_corners=False), rotated about the centre, shifted.
     xs = (torch.arange(w, device=x.device, dtype=x.dtype) * 2 + 1) / w - 1
@@ -65,10 +82,7 @@ def weave(x: Tensor, p: Batched) -> Tensor:
     sx = cos * xs - sin * ys * h / w - (2 * dx.to(x) / w)[:, None, None]
     sy = sin * xs * w / h + cos * ys - (2 * dy.to(x) / h)[:, None, None]
     grid = torch.stack([sx, sy], -1)  # (N, H, W, 2)
-    y = F.grid_sample(
-        x.reshape(n, c, h, w), grid, mode="bilinear", padding_mode="border", align_corners=False
-    )
-    return y.reshape(b, t, c, h, w)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _shift(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
