@@ -144,6 +144,7 @@ def row_frames(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 def paired_transform(crop: int, frames: int) -> Any:
     """One albumentations pipeline for 2*`frames` images: lq frames as `image`, `image1`..., gt
     frames as `gt0`...; the same crop and flips apply to all."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # its import asks PyPI otherwise
     import albumentations as A
 
     targets = {f"image{i}": "image" for i in range(1, frames)}
