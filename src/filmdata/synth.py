@@ -546,7 +546,8 @@ def synth(
         clip_len: frames per window (T). size: GT/LQ side in pixels.
         stride: frames between window starts (default `clip_len`: no overlap).
         seed: with the window id, decides every crop and degradation.
-        device: auto | cpu | cuda[:N]. batch_size: windows degraded at once.
+        device: auto | cpu | cuda[:N]. batch_size: on a GPU, windows on the device at once
+            (each degraded alone by its worker thread, as `replay_row` redoes it).
         val_fraction: the share of windows held out as `validation` (by source, clip or stretch).
         image_format: png (lossless) or jpeg. rows_per_shard: default: shards of ~256 MB.
         sharpen_gt: unsharp-mask the GT (recorded in each row's degradation).

@@ -47,7 +47,9 @@ def synth_cmd(
         0, "--seed", help="With each window id, decides crops and degradations."
     ),
     device: str = DeviceOpt,
-    batch_size: int = typer.Option(8, "--batch-size", help="Windows degraded at once."),
+    batch_size: int = typer.Option(
+        8, "--batch-size", help="On a GPU: windows on the device at once (a worker thread each)."
+    ),
     val_fraction: float = typer.Option(
         0.0,
         "--val-fraction",
