@@ -152,3 +152,18 @@ def test_clean_temporaries(tmp_path: Path) -> None:
     gone = shards.clean_temporaries(tmp_path)
     assert [p.name for p in gone] == [".train-00000-of-00001.parquet.tmp-123"]
     assert (tmp_path / "keep.parquet").exists()
+
+
+def test_statistics_only_for_the_columns_queries_filter_on(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    (entry,) = shards.write_split(
+        tmp_path, "synthetic", "train", [_row(i, 2, 4, 4, rng) for i in range(3)]
+    )
+    meta = pq.ParquetFile(tmp_path / "data" / "synthetic" / entry["file"]).metadata.row_group(0)
+    stats = {
+        meta.column(i).path_in_schema: meta.column(i).is_stats_set for i in range(meta.num_columns)
+    }
+    assert stats["id"] and stats["source"] and stats["start_frame"]
+    assert not stats["gt.list.element.bytes"] and not stats["degradation"]
