@@ -610,3 +610,19 @@ def test_the_command_ends_at_once_with_its_output_and_exit_code(
                  "--quiet", "--root", root)  # fmt: skip
     assert failed.returncode in (1, 2), failed.stderr
     assert failed.stderr.startswith("error: ") and str(broken) in failed.stderr
+
+
+def test_rows_record_their_device_and_auto_replays_there(
+    made: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = sys.modules["filmdata.synth"]
+    row = _rows(made[0])[0]
+    assert json.loads(row["degradation"])["device"] == "cpu"
+    assert shards.read_record(made[0], "synthetic")["params"]["device"] == "cpu"
+    # auto: the recorded kind when this machine has it, else what auto picks.
+    monkeypatch.setattr(module, "_has_cuda", lambda: True)
+    assert module.making_device("cpu") == "cpu" and module.making_device("cuda:1") == "cuda"
+    assert module.making_device("cpu", "cpu") == "cpu"
+    monkeypatch.setattr(module, "_has_cuda", lambda: False)
+    assert module.making_device("cuda") == module.pick_device("auto")
+    assert module.making_device(None) == module.pick_device("auto")

@@ -317,9 +317,13 @@ def _encode_frames(frames: np.ndarray, fmt: str, sharpen: bool = False) -> list[
     return [encode_image(f, fmt) for f in (unsharp(frames) if sharpen else frames)]
 
 
-def _encode_lq(lq: np.ndarray, deg: Any, fmt: str, sharpen: bool) -> tuple[list[bytes], str]:
-    """In an encode thread: LQ float to uint8 to images, and the degradation to JSON."""
+def _encode_lq(
+    lq: np.ndarray, deg: Any, fmt: str, sharpen: bool, device: str = "cpu"
+) -> tuple[list[bytes], str]:
+    """In an encode thread: LQ float to uint8 to images, and the degradation to JSON (with
+    the kind of device that made it: `replay_row` redoes it there)."""
     rec = deg.to_json()
+    rec["device"] = device.split(":")[0]
     if sharpen:
         rec["gt_sharpen"] = dict(SHARPEN)
     text = json.dumps(rec, sort_keys=True, separators=(",", ":"))
@@ -479,7 +483,7 @@ def _window(
     _, _, x, deg = degrader.prepare(win, gt)
     lq = degrader.degrade(x, deg)
     gt_images = _encode_frames(gt, fmt, sharpen)
-    return (gt_images, *_encode_lq(lq, deg, fmt, sharpen))
+    return (gt_images, *_encode_lq(lq, deg, fmt, sharpen, degrader.device))
 
 
 class _single_threaded:
@@ -726,7 +730,7 @@ def _synth(
                 shutil.rmtree(folder)
             record = {"version": 1, "config": CONFIG, "maker": "synth", "shards": {}}
         record.update(
-            params={**params, "device": device, "batch_size": batch_size},
+            params={**params, "device": degrader.device, "batch_size": batch_size},
             plan={s: max(1, -(-len(w) // rows_per_shard)) for s, w in splits.items()},
             maker="synth",
         )
@@ -889,6 +893,17 @@ def _complete(folder: Path, record: dict[str, Any], job: ShardJob) -> bool:
     )
 
 
+def making_device(recorded: str | None, device: str = "auto") -> str:
+    """Where to redo degradations made on `recorded` (cpu | cuda[:N], or None if unrecorded):
+    `device` itself unless it is auto; for auto the recorded kind when this machine has it
+    (only there are the bytes the same), else what auto picks."""
+    if device != "auto" or recorded is None:
+        return pick_device(device)
+    if recorded == "cpu" or (recorded.startswith("cuda") and _has_cuda()):
+        return recorded.split(":")[0]
+    return pick_device("auto")
+
+
 def replay_row(
     row: dict[str, Any],
     templates: str | os.PathLike[str],
@@ -902,7 +917,7 @@ def replay_row(
     Args:
         row: a shard row (`gt` frames as image bytes or `{"bytes": ...}`, `degradation` JSON).
         templates: the degradations folder the row was made with.
-        device: auto | cpu | cuda[:N].
+        device: auto (the device kind recorded in the row, when here) | cpu | cuda[:N].
         root, source_file: with `--sharpen-gt` the stored GT is sharpened, so the clean GT is
             cut again from the source: `source_file`, else the catalog's file under `root`.
     """
@@ -911,9 +926,9 @@ def replay_row(
     from .degrade import frames_to_clip, load_templates, replay
     from .shards import decode_image
 
-    dev = pick_device(device)
     deg = row["degradation"]
     deg = json.loads(deg) if isinstance(deg, str) else dict(deg)
+    dev = making_device(deg.pop("device", None), device)
     if deg.pop("gt_sharpen", None) is not None:
         gt = rederive_gt(row, root=root, path=source_file)
     else:

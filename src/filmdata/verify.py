@@ -97,8 +97,8 @@ def verify(
         dataset: the dataset folder or its name (under `ROOT/datasets/` or in the catalog).
         repair: re-make bad or missing synthetic shards from their rows' records.
         root: the data root (the catalog finds sources that moved).
-        device: for repair: where to degrade (the device that made the shards gives the same
-            bytes).
+        device: for repair: where to degrade; auto: the device kind that made the shards when
+            this machine has it (only there are the bytes the same).
         quiet: no progress bars.
 
     Returns:
@@ -189,7 +189,7 @@ def _repair(
     quiet: bool,
 ) -> None:
     from . import shards
-    from .synth import CONFIG, Degrader, ShardJob, Window, make_shards, source_path
+    from .synth import CONFIG, Degrader, ShardJob, Window, make_shards, making_device, source_path
 
     folder = shards.config_dir(path, config)
     params = record.get("params") or {}
@@ -236,7 +236,7 @@ def _repair(
     degrader = Degrader.load(
         params["templates"],
         params["preset"],
-        device,
+        making_device(params.get("device"), device),
         int(params["seed"]),
         bool(params.get("sharpen_gt")),
     )
