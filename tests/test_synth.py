@@ -629,3 +629,30 @@ def test_rows_record_their_device_and_auto_replays_there(
     monkeypatch.setattr(module, "_has_cuda", lambda: False)
     assert module.making_device("cuda") == module.pick_device("auto")
     assert module.making_device(None) == module.pick_device("auto")
+
+
+def test_decode_threads_follow_the_bit_rate_and_give_the_same_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filmdata.video import write_video
+    from filmdata.windows import cut_windows, decode_threads, input_clips, plan
+
+    rng = np.random.default_rng(0)
+    noisy = tmp_path / "noisy.mp4"  # grain-like noise at a high quality: a high bit rate
+    write_video(noisy, rng.integers(0, 256, (24, 64, 96, 3), dtype=np.uint8), 24.0, crf=8)
+    flat = tmp_path / "flat.mp4"
+    write_video(flat, np.full((24, 64, 96, 3), 128, np.uint8), 24.0)
+    assert decode_threads(str(noisy), 32, 2) == 2  # the decoder would be the bottleneck
+    assert decode_threads(str(flat), 32, 2) == 1
+    assert decode_threads(str(noisy), 32, 1) == 1
+    assert decode_threads(str(tmp_path / "missing.mp4"), 32, 2) == 1
+    wins = plan(input_clips([noisy]), clip_len=4, size=32, stride=None, seed=0, val_fraction=0)
+    wins = wins["train"]
+    module = sys.modules["filmdata.windows"]
+    got = {}
+    for threads in (1, 2):  # frame threads decode the very same pictures
+        monkeypatch.setattr(module, "decode_threads", lambda *a, n=threads: n)
+        got[threads] = list(cut_windows(wins, 4, 32))
+    assert len(got[1]) == len(wins) > 2
+    for (w1, gt1), (w2, gt2) in zip(got[1], got[2], strict=True):
+        assert w1 == w2 and np.array_equal(gt1, gt2)

@@ -287,7 +287,10 @@ def _reader(windows: Sequence[Window], clip_len: int, size: int, frame_pixels: i
         return (w, cut_window(w, pics, size)) if waiting >= pictures else item
 
     return Prefetch(
-        iter(window_pictures(windows, clip_len)), pictures + cut, DECODE_TIMEOUT, backlog
+        iter(window_pictures(windows, clip_len, size, _cpu_workers())),
+        pictures + cut,
+        DECODE_TIMEOUT,
+        backlog,
     )
 
 
