@@ -21,7 +21,10 @@ still), or null where it has no GT; a frame whose fields mix two GT frames (pull
 on either.
 
     python benchmarks/align.py [--seconds 30] [--width 1280] [--height 720] [--cases pal,...]
-        [--repeat 3] [--keep DIR]
+        [--repeat 3] [--keep DIR] [--seed N]
+
+`--seed N` adds N to every clip's and tape's seed (0: the tables below), for other footage
+and other tape noise; the GT kept in `--keep` is named by it.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ def main() -> None:
     ap.add_argument("--clips", default="pans,slow", help=f"comma-separated, of {', '.join(CLIPS)}")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of ours (median)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the clips and tapes here")
+    ap.add_argument("--seed", type=int, default=0, help="added to every clip's and tape's seed")
     args = ap.parse_args()
     cases = args.cases.split(",")
     for c in cases:
@@ -126,21 +130,27 @@ def main() -> None:
         "pans": (n // 4, n // 3, n - n // 4 - n // 3),
         "slow": (n // 3, n // 3, n - 2 * (n // 3)),
     }
-    print(f"GT {args.width}x{args.height} 24 fps, {args.seconds:g} s; ours: whole process")
+    print(
+        f"GT {args.width}x{args.height} 24 fps, {args.seconds:g} s, seed +{args.seed}; "
+        "ours: whole process"
+    )
     print(
         f"{'clip':5} {'case':9} {'method':9} {'frames':>6} {'accuracy':>8} {'geom px':>8} "
         f"{'wall s':>7} {'cpu s':>6} {'x realtime':>10}"
     )
     for name in args.clips.split(","):
         footage, tape_kw = CLIPS[name]
-        gt = work / f"{name}-gt.mp4"
+        footage = {**footage, "seed": footage["seed"] + args.seed}
+        tape_kw = {**tape_kw, "seed": tape_kw["seed"] + args.seed}
+        tag = f"-s{args.seed}" if args.seed else ""
+        gt = work / f"{name}{tag}-gt.mp4"
         if not gt.exists():
             frames = render_footage(args.width, args.height, lengths[name], **footage)  # type: ignore[arg-type]
             write_video(gt, frames, 24.0, crf=18)
         same = identical_runs(gt)
         for case in cases:
             spec = CASES[case](**tape_kw)
-            tape = make_tape(gt, work / f"{name}-{case}-tape.mp4", spec)
+            tape = make_tape(gt, work / f"{name}{tag}-{case}-tape.mp4", spec)
             duration = len(tape.mapping) / spec.fps
             a, wall, cpu = run_cli(tape.path, gt, args.repeat)
             acc = frame_accuracy(tape.mapping, a["mapping"], same, tape.also)

@@ -332,3 +332,50 @@ def test_lag_is_free_only_across_near_identical_gt_frames() -> None:
     assert np.array_equal(out[0], s[0])  # an intra-coded frame is taken as it is
     assert out[1, 3] > 0.89  # one late across a near-identical pair: about free
     assert out[1, 5] < 0.5  # across distinct frames: no help
+
+
+def test_reach_lets_samples_several_frames_off_in_a_slow_pan_agree() -> None:
+    import importlib
+
+    from filmdata.pairing.spatial import Estimate, combine, consensus, grid_error
+
+    A = importlib.import_module("filmdata.pairing.align")
+    from filmdata.pairing.spatial import neighbour_candidates
+
+    rng = np.random.default_rng(11)
+    truth = np.array([[0.375, 0, 20.3], [0, 0.375, 45.2], [0, 0, 1.0]])
+    size = (1280, 720)
+    # a slow pan (0.9 GT px per frame: 0.34 tape px), a crawl and a faster pan
+    motions = [(-0.5, -0.75), (0.05, 0.04), (2.5, -1.0)]
+    off = [-4, -4, -5, -4, 0, 1, -1, 0, 0, 0, 0, 0]  # the slow pan's matches 4-5 frames early
+    options = {1: [], 6: []}
+    ests = []
+    for k, dj in enumerate(off):
+        vx, vy = motions[k // 4]
+        reg = truth @ np.array([[1, 0, -dj * vx], [0, 1, -dj * vy], [0, 0, 1.0]])
+        reg[:2, 2] += rng.normal(0, 0.03, 2)
+        measured = {-1: (-vx, -vy), 1: (vx, vy)}
+        for reach in options:
+            options[reach].append(neighbour_candidates(reg, A._reach(measured, reach)))
+        ests.append(Estimate(k, 100 * k + dj, reg, 0.9))
+    assert A._reach({1: (0.5, 0.25)}, 3) == {
+        1: (0.5, 0.25),
+        -3: (-1.5, -0.75),
+        -2: (-1.0, -0.5),
+        -1: (-0.5, -0.25),
+        2: (1.0, 0.5),
+        3: (1.5, 0.75),
+    }
+    errors = {}
+    for reach, cands in options.items():
+        picks = consensus(cands, size)
+        fixed = [
+            Estimate(e.lq_frame, e.gt_frame + p, c[p], 0.9)
+            for e, c, p in zip(ests, cands, picks)
+            if p is not None
+        ]
+        errors[reach] = grid_error(combine(fixed, size)[0], truth, size)
+        if reach > 1:  # the slow pan's samples take the offsets that undo their error
+            assert picks[:4] == [-d for d in off[:4]]
+    assert errors[6] < 0.05
+    assert errors[1] > 0.2  # neighbours only: the slow pan pulls the geometry along

@@ -7,8 +7,9 @@
    monotonic Viterbi with a "no GT" state (noise head, idents), drops, repeats and jumps.
 4. Spatial: ECC on a dozen well-matched pairs, intra-coded tape frames first (a heavy encoder's
    other frames lag behind their GT frame); each pair also stands for its GT neighbours (the
-   pair shifted by the GT's motion), and the offsets that agree across shots are taken, so a
-   path one frame off cannot pull the geometry along (spatial.consensus); robust mean.
+   pair shifted by the GT's motion; up to REACH frames, at its motion per frame), and the
+   offsets that agree across shots are taken, so a path a few frames off in a slow pan cannot
+   pull the geometry along (spatial.consensus); robust mean.
 5. Fine temporal: descriptors resampled on the tape's grid through that transform, re-scored in a
    band around the coarse path, Viterbi again: this picks among nearly identical neighbours.
    Inter-coded tape frames may match one GT frame late at no cost (encoder lag). The last
@@ -54,6 +55,8 @@ CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every 
 WORKERS = min(4, os.cpu_count() or 1)  # threads for per-frame OpenCV work
 GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
 NEIGHBOURS = (-1, 1)  # GT frames either side of a spatial sample tried as its match
+REACH = 6  # ... and up to this far, at the sample's motion per frame times the distance
+# (see `_reach`; 1: the neighbours only)
 FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken as lag-free
 FRESH_DECAY = 0.5
 FRESH_MIN = 3  # lag-free spatial samples needed to use only those
@@ -331,7 +334,8 @@ def _spatial(
     cache: dict[int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[spatial.Estimate], float]:
     """ECC on well-matched pairs whose GT frame was kept at working size. Tape frames at full
-    size come from `cache` (those kept while decoding); missing ones are decoded into it."""
+    size come from `cache` (those kept while decoding); missing ones are decoded into it.
+    Each pair stands for GT frames up to REACH either side (see `_reach`)."""
     cache = lv.kept if cache is None else cache
     gt_size = (gv.width, gv.height)
     init = spatial.initial_guess(box, gt_size)
@@ -382,7 +386,7 @@ def _spatial(
     # a pair one frame off registers the geometry shifted by that frame's motion: each
     # sample's registration stands for its neighbours too, and the offsets that agree
     # across the tape's shots are taken
-    options = [spatial.neighbour_candidates(t, sh) for _, _, t, _, sh in rows]
+    options = [spatial.neighbour_candidates(t, _reach(sh, REACH)) for _, _, t, _, sh in rows]
     picks = spatial.consensus(options, gt_size)
     est = [
         spatial.Estimate(i, j + dj, c[dj], score)
@@ -405,6 +409,25 @@ def _fresh(key: np.ndarray | None, n: int) -> np.ndarray:
         for d in range(FRESH_AFTER + 1):
             if k + d < n and (d == 0 or not key[k + d]):
                 out[k + d] = max(out[k + d], FRESH_DECAY**d)
+    return out
+
+
+def _reach(shifts: dict[int, tuple[float, float]], reach: int) -> dict[int, tuple[float, float]]:
+    """The measured shifts to a sample's neighbours (GT px, by frame offset), and beyond them
+    up to `reach` frames either side at their mean motion per frame (a pan's is steady over a
+    few frames). A temporal match can be several frames off in a slow pan (the intra-coded
+    tape frames the samples favour are matched by descriptors that barely change there), and
+    each frame off moves the registered geometry by the pan's motion: with candidates that
+    far, the shots still agree on one geometry (a still or a crawl, whose candidates all
+    coincide, anchors it). Measured: a crf-45 tape whose samples sat 4 frames off in a
+    0.3 tape px per frame pan, 1.33 -> 0.80 px."""
+    if reach <= 1 or not shifts:
+        return shifts
+    v = np.mean([np.array(d) / dj for dj, d in shifts.items()], axis=0)
+    out = dict(shifts)
+    for dj in range(-reach, reach + 1):
+        if dj != 0 and dj not in out:
+            out[dj] = (float(v[0] * dj), float(v[1] * dj))
     return out
 
 

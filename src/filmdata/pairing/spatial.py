@@ -135,7 +135,7 @@ def consensus(
     every candidate in turn: each sample takes its candidate nearest to the mean of those
     taken, a few times over; the cost is the squared distances (px, over a grid of the GT
     picture), each capped at `cap`**2 (a wrong match costs the same wherever it falls), plus
-    `prefer` for every offset other than 0 (a tie goes to the match itself).
+    `prefer` per frame of offset (a tie goes to the match itself, else to the nearest).
     """
     gw, gh = gt_size
     xs, ys = np.meshgrid(np.linspace(0, gw - 1, 5), np.linspace(0, gh - 1, 5))
@@ -147,24 +147,30 @@ def consensus(
         per.append((offs, p[:, :2] / p[:, 2:3]))
     if not per:
         return []
-    extra = [np.array([prefer * (o != 0) for o in offs]) for offs, _ in per]
+    # all samples at once: (S, K, 2, P) points, padded with candidates that cost inf
+    kmax = max(len(offs) for offs, _ in per)
+    pts = np.zeros((len(per), kmax, 2, src.shape[1]))
+    extra = np.full((len(per), kmax), np.inf)
+    for k, (offs, p) in enumerate(per):
+        pts[k, : len(offs)] = p
+        extra[k, : len(offs)] = prefer * np.abs(np.array(offs, float))
+    rows = np.arange(len(per))
     best_cost, best_pick, best_in = np.inf, [0] * len(per), set()
-    for _, pts in per:
-        for start in pts:
+    for k, (offs, _) in enumerate(per):
+        for start in pts[k, : len(offs)]:
             centre = start
             for _ in range(4):
-                d2 = [
-                    ((p - centre) ** 2).sum(1).mean(1) + e for (_, p), e in zip(per, extra)
-                ]  # per sample (K,)
-                pick = [int(np.argmin(d)) for d in d2]
-                inl = [k for k, d in enumerate(d2) if d[pick[k]] < cap**2]
-                if not inl:
+                d2 = ((pts - centre) ** 2).sum(2).mean(2) + extra  # (S, K)
+                pick = d2.argmin(axis=1)
+                at = d2[rows, pick]
+                inl = at < cap**2
+                if not inl.any():
                     break
-                centre = np.mean([per[k][1][pick[k]] for k in inl], axis=0)
-            cost = sum(min(float(d[q]), cap**2) for d, q in zip(d2, pick))
+                centre = pts[rows[inl], pick[inl]].mean(axis=0)
+            cost = sum(min(v, cap**2) for v in at.tolist())
             if cost < best_cost:
-                best_cost, best_pick = cost, pick
-                best_in = set(inl)
+                best_cost, best_pick = cost, pick.tolist()
+                best_in = set(np.nonzero(inl)[0].tolist())
     return [per[k][0][q] if k in best_in else None for k, q in enumerate(best_pick)]
 
 
