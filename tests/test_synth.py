@@ -656,3 +656,17 @@ def test_decode_threads_follow_the_bit_rate_and_give_the_same_frames(
     assert len(got[1]) == len(wins) > 2
     for (w1, gt1), (w2, gt2) in zip(got[1], got[2], strict=True):
         assert w1 == w2 and np.array_equal(gt1, gt2)
+
+
+def test_the_same_templates_moved_elsewhere_resume_the_dataset(
+    footage: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    moved = tmp_path / "moved-templates"
+    shutil.copytree(_templates(), moved)
+    kw = dict(clip_len=T, size=S, device="cpu", quiet=True, root=tmp_path / "root")
+    out = tmp_path / "ds"
+    first = synth(_templates(), "film", [footage], out=out, **kw)
+    again = synth(moved, "film", [footage], out=out, **kw)  # the same pack: nothing to redo
+    assert again["windows_made"] == 0 and again["windows_skipped"] == first["windows_made"] > 0

@@ -44,10 +44,11 @@ from .windows import (
 __all__ = ["CONFIG", "Clip", "Window", "plan", "replay_row", "rederive_gt", "synth"]
 
 CONFIG = "synthetic"
-# Parameters that decide the rows: a resume must match them all (device and batch size do not).
+# Parameters that decide the rows: a resume must match them all. Not the templates' folder
+# (their fingerprint decides; the same pack in a moved checkout makes the same rows), the batch
+# size, nor the device (each row records its own, and replays there).
 ROW_PARAMS = (
     "inputs",
-    "templates",
     "preset",
     "clip_len",
     "size",
