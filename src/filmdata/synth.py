@@ -108,16 +108,15 @@ class Degrader:
             raise RefusedError(f"--templates {templates}: no such folder")
         return cls(load_preset(preset, tdir), load_templates(tdir, dev), dev, seed, sharpen_gt)
 
-    def prepare(self, win: Window, gt: np.ndarray) -> tuple[Window, np.ndarray, Any, Any]:
-        """(window, GT uint8 (T, S, S, 3), GT float (T, C, S, S), its Degradation): the work
-        that needs no batch."""
+    def prepare(self, win: Window, gt: np.ndarray) -> tuple[Any, Any]:
+        """(GT float (T, C, S, S), its Degradation) of a window's GT uint8 (T, S, S, 3)."""
         from .degrade import frames_to_clip, sample_degradation
 
         t, h, w = gt.shape[:3]
         deg = sample_degradation(
             self.preset, seed=self.seed, key=win.id, t=t, h=h, w=w, bank=self.bank
         )
-        return win, gt, frames_to_clip(gt), deg
+        return frames_to_clip(gt), deg
 
     def degrade(self, x: Any, deg: Any) -> np.ndarray:
         """LQ of one window (T, C, H, W): (T, C, H, W) float32 in [0, 1], on the CPU (see
@@ -322,7 +321,7 @@ def _encode_frames(frames: np.ndarray, fmt: str, sharpen: bool = False) -> list[
 
 
 def _encode_lq(
-    lq: np.ndarray, deg: Any, fmt: str, sharpen: bool, device: str = "cpu"
+    lq: np.ndarray, deg: Any, fmt: str, sharpen: bool, device: str
 ) -> tuple[list[bytes], str]:
     """In an encode thread: LQ float to uint8 to images, and the degradation to JSON (with
     the kind of device that made it: `replay_row` redoes it there)."""
@@ -484,7 +483,7 @@ def _window(
     """In a worker thread: one window cut from its decoded pictures, its degradation
     sampled and applied, and both image lists encoded."""
     gt = _gt(win, pictures, size)
-    _, _, x, deg = degrader.prepare(win, gt)
+    x, deg = degrader.prepare(win, gt)
     lq = degrader.degrade(x, deg)
     gt_images = _encode_frames(gt, fmt, sharpen)
     return (gt_images, *_encode_lq(lq, deg, fmt, sharpen, degrader.device))
