@@ -229,6 +229,8 @@ def test_damage_layer_numpy_equals_torch(bank) -> None:
         ref = _layer_torch(p.placements, 6, 61, 90, bank)
         got = torch.from_numpy(_layer_numpy(p.placements, 6, 61, 90, bank))
         assert torch.equal(got, ref)
+        again = _layer_numpy(p.placements, 6, 61, 90, bank)  # the bank's oriented templates
+        assert torch.equal(torch.from_numpy(again), ref)
         pasted += int((ref != 0).any())
     assert pasted == 12
 

@@ -68,6 +68,35 @@ def test_write_read_round_trip(tmp_path_factory: pytest.TempPathFactory, n, per,
     assert not list(ds.rglob(".*.tmp-*"))
 
 
+def test_shard_digest_taken_as_it_grows_is_the_files(tmp_path: Path) -> None:
+    """A shard of several row groups is hashed as it is written: the recorded sha256 and size
+    are the file's own; a writer that fails leaves nothing behind."""
+    rng = np.random.default_rng(5)
+    rows = [_row(i, 2, 6, 5, rng) for i in range(2 * shards.ShardWriter.ROW_GROUP + 3)]
+    path = tmp_path / "train-00000-of-00001.parquet"
+    with shards.ShardWriter(path) as w:
+        for r in rows:
+            w.add([r])
+    assert w.entry["sha256"] == shards.sha256_file(path)
+    assert w.entry["bytes"] == path.stat().st_size
+    assert shards.read_shard(path).num_rows == len(rows)
+    group = shards.ShardWriter.ROW_GROUP
+    assert [g.num_rows for g in _row_groups(path)] == [group, group, 3]
+
+    bad = tmp_path / "train-00000-of-00002.parquet"
+    with pytest.raises(RuntimeError), shards.ShardWriter(bad) as w:
+        w.add(rows[:20])
+        raise RuntimeError("killed")
+    assert not bad.exists() and not list(tmp_path.glob(".*.tmp-*"))
+
+
+def _row_groups(path: Path) -> list:
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    return [meta.row_group(i) for i in range(meta.num_row_groups)]
+
+
 @settings(max_examples=10, deadline=None)
 @given(n=st.integers(0, 6), t=st.integers(0, 3), size=st.integers(1, 5), seed=st.integers(0, 99))
 def test_rows_table_equals_pyarrows_own_conversion(n, t, size, seed) -> None:

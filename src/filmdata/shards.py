@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -134,16 +136,42 @@ _PNG_COLOUR = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return b"".join(_png_chunk_parts(kind, data))
+
+
+def _png_chunk_parts(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """A PNG chunk as its four parts (length, type, data, CRC), joined once by the caller."""
     import struct
 
     from isal import isal_zlib  # its crc32 (carry-less multiply) is several times zlib's
 
-    return (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(">I", isal_zlib.crc32(data, isal_zlib.crc32(kind)))
-    )
+    crc = isal_zlib.crc32(data, isal_zlib.crc32(kind))
+    return struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)
+
+
+@functools.cache
+def _png_head(h: int, w: int, c: int) -> bytes:
+    """The signature and IHDR chunk of an 8-bit (h, w, c) PNG."""
+    import struct
+
+    header = struct.pack(">IIBBBBB", w, h, 8, _PNG_COLOUR[c], 0, 0, 0)
+    return _PNG_SIGNATURE + _png_chunk(b"IHDR", header)
+
+
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_PNG_ROWS = threading.local()  # each encoding thread's filtered-rows buffer, reused
+
+
+def _png_rows(h: int, row: int) -> np.ndarray:
+    """This thread's (h, row + 1) buffer of filtered rows: the filter bytes are set once (the
+    first row unfiltered, the others "Up"); the caller fills the rest."""
+    raw = getattr(_PNG_ROWS, "buf", None)
+    if raw is None or raw.shape != (h, row + 1):
+        raw = np.empty((h, row + 1), np.uint8)
+        raw[0, 0] = 0
+        raw[1:, 0] = 2
+        _PNG_ROWS.buf = raw
+    return raw
 
 
 def encode_png(img: np.ndarray) -> bytes:
@@ -152,10 +180,9 @@ def encode_png(img: np.ndarray) -> bytes:
 
     Measured on 256^2 frames: 0.6 ms against OpenCV/libpng's 1.8-2.0 ms at its fastest settings,
     at the same size (93 KB clean, 153 KB grainy). ISA-L releases the GIL, so the encode threads
-    run in parallel.
+    run in parallel. The filtered rows go to a buffer the thread reuses and the file is joined
+    in one copy (the same bytes as the chunks built one by one, 40 us less a frame).
     """
-    import struct
-
     from isal import isal_zlib
 
     if img.dtype != np.uint8 or img.ndim not in (2, 3) or img.size == 0:
@@ -165,19 +192,11 @@ def encode_png(img: np.ndarray) -> bytes:
     if c not in _PNG_COLOUR:
         raise FilmdataError(f"cannot encode a {img.shape} array as png")
     rows = np.ascontiguousarray(img).reshape(h, w * c)
-    raw = np.empty((h, w * c + 1), np.uint8)
-    raw[0, 0] = 0  # the first row: no filter
-    raw[0, 1:] = rows[0]
-    raw[1:, 0] = 2  # "Up": each byte minus the one above it, modulo 256
-    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
-    header = struct.pack(">IIBBBBB", w, h, 8, _PNG_COLOUR[c], 0, 0, 0)
+    raw = _png_rows(h, w * c)
+    raw[0, 1:] = rows[0]  # the first row: no filter
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # "Up": minus the byte above, mod 256
     return b"".join(
-        (
-            _PNG_SIGNATURE,
-            _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", isal_zlib.compress(raw, 1)),
-            _png_chunk(b"IEND", b""),
-        )
+        (_png_head(h, w, c), *_png_chunk_parts(b"IDAT", isal_zlib.compress(raw, 1)), _PNG_IEND)
     )
 
 
@@ -288,11 +307,20 @@ class ShardWriter:
 
     Rows go to `.<name>.tmp-<pid>` in row groups of `ROW_GROUP`, written by Arrow's own file
     (a Python file object in between costs a copy and the GIL on every write: 3x the writer's
-    CPU); on a clean exit the file is read back from the page cache for its sha256, fsynced and
-    renamed, on an error it is removed.
+    CPU); on a clean exit the file is fsynced and renamed, on an error it is removed. Its
+    sha256 is taken as it grows: after each row group the bytes Arrow wrote are read back
+    from the page cache and hashed, and every 32 MB written back to disk (`_Digest`), so
+    closing a 200 MB shard hashes and syncs only its last few MB (0.2 s less at the end of a
+    run, where nothing else overlaps it). A Parquet writer only appends, so the bytes hashed
+    are final.
     """
 
-    ROW_GROUP = 16  # rows: images are already compressed, so no Parquet compression
+    # Rows a row group (images are already compressed, so no Parquet compression): a few, so
+    # that a row's images are written (and freed) soon after it is made, which keeps the
+    # encode threads' heaps from fragmenting (fewer fresh pages: 16 rows faulted about 10%
+    # more), and the last group, written after the last window, is short (0.04 s less at
+    # the end of a run). A group of 256^2 PNG windows of 8 frames is still ~10 MB.
+    ROW_GROUP = 4
 
     def __init__(self, path: Path):
         self.path = path
@@ -302,10 +330,12 @@ class ShardWriter:
         self.entry: dict[str, Any] = {}
         self._file: Any = None
         self._writer: pq.ParquetWriter | None = None
+        self._digest: _Digest | None = None
 
     def __enter__(self) -> ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = pa.OSFile(str(self.tmp), "wb")
+        self._digest = _Digest(self.tmp)
         self._writer = pq.ParquetWriter(
             self._file,
             SCHEMA,
@@ -327,6 +357,8 @@ class ShardWriter:
         assert self._writer is not None
         self._writer.write_table(rows_table(self.rows[:n]), row_group_size=n)
         del self.rows[:n]
+        assert self._digest is not None
+        self._digest.update()
 
     def __exit__(self, kind: object, error: object, tb: object) -> None:
         try:
@@ -336,7 +368,8 @@ class ShardWriter:
                 assert self._writer is not None
                 self._writer.close()
                 self._file.close()
-                digest = sha256_file(self.tmp, sync=True)
+                assert self._digest is not None
+                digest = self._digest.finish()
                 size = self.tmp.stat().st_size
                 os.replace(self.tmp, self.path)
                 _fsync_dir(self.path.parent)
@@ -353,8 +386,47 @@ class ShardWriter:
                     self._writer.close()
             if self._file is not None and not self._file.closed:
                 self._file.close()
+            if self._digest is not None:
+                self._digest.close()
             if self.tmp.exists():
                 self.tmp.unlink()
+
+
+class _Digest:
+    """The sha256 of a file that another writer appends to, taken as it grows: `update()`
+    hashes the bytes written since the last call (read back from the page cache) and, every
+    `SYNC` bytes, writes them back to disk; `finish()` hashes the rest, fsyncs and returns the
+    hex digest."""
+
+    SYNC = 32 << 20
+
+    def __init__(self, path: Path):
+        self.fd = os.open(path, os.O_RDONLY)
+        self.hash = hashlib.sha256()
+        self.done = 0  # bytes hashed
+        self.synced = 0  # bytes written back
+        self.buf = bytearray(1 << 20)
+
+    def update(self) -> None:
+        view = memoryview(self.buf)
+        while n := os.readv(self.fd, [self.buf]):
+            self.hash.update(view[:n])
+            self.done += n
+        if self.done - self.synced >= self.SYNC:
+            # Written back now (I/O wait in the writer thread, which nothing waits on),
+            # rather than all of it at the final fsync.
+            getattr(os, "fdatasync", os.fsync)(self.fd)
+            self.synced = self.done
+
+    def finish(self) -> str:
+        self.update()
+        os.fsync(self.fd)
+        return self.hash.hexdigest()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 # Dictionary encoding for the repeated strings only: for ids, records and images Arrow would

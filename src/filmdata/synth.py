@@ -406,6 +406,9 @@ def make_shards(
 
     folder = config_dir(dataset, CONFIG)
     all_windows = [w for j in jobs for w in j.windows]
+    from ._memory import keep_freed_memory
+
+    keep_freed_memory()  # freed blocks and grown thread heaps kept (a Ray task calls this too)
     workers = _cpu_workers()
     if degrader.device != "cpu":
         workers = max(2, min(batch_size, 2 * workers))

@@ -126,7 +126,15 @@ def contrast(x: Tensor, p: Batched) -> Tensor:
     # black + (white - black) (y + m y (1 - y)) = black + y (A + B y),
     # with A = (w - b)(1 + m) and B = -(w - b) m
     span = white - black
-    return (y * (-span * m)).add_(span * (1 + m)).mul_(y).add_(black)
+    k, a = -span * m, span * (1 + m)  # (B, 1, 1, 1, 1)
+    # Frame by frame into `y` (ours), through one frame-sized temporary that stays in cache:
+    # the same products and sums as `(y * k).add_(a).mul_(y).add_(black)`, bit for bit.
+    tmp = torch.empty_like(y[:, 0])
+    for i in range(y.shape[1]):
+        yi = y[:, i]
+        torch.mul(yi, k[:, 0], out=tmp).add_(a[:, 0]).mul_(yi)
+        torch.add(tmp, black[:, 0], out=yi)
+    return y
 
 
 # ----------------------------------------------------------------------------- vignette

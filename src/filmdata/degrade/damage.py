@@ -184,14 +184,32 @@ def _layer_torch(placements: Any, t: int, h: int, w: int, bank: TemplateBank) ->
 def _layer_numpy(placements: Any, t: int, h: int, w: int, bank: TemplateBank) -> np.ndarray:
     """`damage_layer` on the CPU, pasted with numpy: a window has about a hundred small pastes,
     and numpy's per-call cost is a fraction of torch's (the same float32 products and sums,
-    bit for bit)."""
+    bit for bit). Each paste is a product into a scratch buffer and a sum in place (no
+    temporaries), of the template oriented once per run (`_oriented`)."""
     layer = np.zeros((t, 1, h, w), np.float32)
+    scratch = np.empty(h * w, np.float32)
+    multiply, add, f32 = np.multiply, np.add, np.float32
     for frame, kind, i, y, x, hh, ww, orient, a in placements:
         if not 0 <= frame < t:
             continue
-        y0, x0, y1, x1 = max(0, y), max(0, x), min(h, y + hh), min(w, x + ww)
+        y0, x0 = (y if y > 0 else 0), (x if x > 0 else 0)
+        y1, x1 = (y + hh if y + hh < h else h), (x + ww if x + ww < w else w)
         if y1 <= y0 or x1 <= x0:
             continue
+        tm = _oriented(bank, kind, i, hh, ww, orient)[y0 - y : y1 - y, x0 - x : x1 - x]
+        prod = scratch[: tm.size].reshape(tm.shape)
+        multiply(f32(a), tm, out=prod)
+        dst = layer[frame, 0, y0:y1, x0:x1]
+        add(dst, prod, out=dst)
+    return np.clip(layer, -1, 1, out=layer)
+
+
+def _oriented(bank: TemplateBank, kind: str, i: int, hh: int, ww: int, orient: int) -> np.ndarray:
+    """Template `i` of `kind` fitted to a (hh, ww) paste in orientation `orient`, as a numpy
+    view of the bank's cached tensor (kept in the bank's numpy cache)."""
+    key = (kind, i, hh, ww, orient)
+    tm = bank.np_cache.get(key)
+    if tm is None:
         ph, pw = (ww, hh) if orient >= 4 else (hh, ww)
         tm = bank.resized(kind, int(i), int(ph), int(pw)).numpy()
         if orient >= 4:
@@ -200,9 +218,10 @@ def _layer_numpy(placements: Any, t: int, h: int, w: int, bank: TemplateBank) ->
             tm = tm[:, ::-1]
         if orient & 2:
             tm = tm[::-1]
-        dst = layer[frame, 0, y0:y1, x0:x1]
-        dst += np.float32(a) * tm[y0 - y : y1 - y, x0 - x : x1 - x]
-    return np.clip(layer, -1, 1, out=layer)
+        if len(bank.np_cache) > 4096:
+            bank.np_cache.clear()
+        bank.np_cache[key] = tm
+    return tm
 
 
 def damage(x: Tensor, p: Batched, bank: TemplateBank | None) -> Tensor:

@@ -13,6 +13,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -50,6 +51,8 @@ class TemplateBank:
     kinds: dict[str, list[Tensor]]
     names: dict[str, list[str]]
     _cache: dict[tuple[str, int, int, int], Tensor] = field(default_factory=dict, repr=False)
+    # The damage op's oriented numpy views of `_cache`'s tensors (CPU banks only).
+    np_cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
 
     def count(self, kind: str) -> int:
         return len(self.kinds.get(kind, ()))
