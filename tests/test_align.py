@@ -379,3 +379,42 @@ def test_reach_lets_samples_several_frames_off_in_a_slow_pan_agree() -> None:
             assert picks[:4] == [-d for d in off[:4]]
     assert errors[6] < 0.05
     assert errors[1] > 0.2  # neighbours only: the slow pan pulls the geometry along
+
+
+def test_joint_shift_brings_a_geometry_off_by_a_fraction_of_a_pixel_back(
+    pans: tuple[Path, Tape], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spatial stage is made to return the true transform moved by (0.35, -0.3) tape px
+    (about a frame's motion of a slow pan): the joint search over the whole tape's path
+    brings it back."""
+    import importlib
+
+    A = importlib.import_module("filmdata.pairing.align")
+    gt, tape = pans
+    off = np.array([[1, 0, 0.35], [0, 1, -0.3], [0, 0, 1.0]]) @ tape.transform
+    real = A._spatial
+
+    def spatial_off(*args: object, **kw: object) -> tuple:
+        _, est, spread = real(*args, **kw)
+        return off.copy(), est, spread
+
+    monkeypatch.setattr(A, "_spatial", spatial_off)
+    monkeypatch.setattr(A, "JOINT", False)
+    before = A.align(tape.path, gt)
+    monkeypatch.setattr(A, "JOINT", True)
+    after = A.align(tape.path, gt)
+    e0 = geometric_error(tape.transform, before.transform, *GT_SIZE)
+    e1 = geometric_error(tape.transform, after.transform, *GT_SIZE)
+    assert e0 > 0.4
+    assert e1 < 0.2, (e0, e1)
+    acc = frame_accuracy(tape.mapping, after.mapping, identical_runs(gt))
+    assert acc >= 0.95, acc
+
+
+def test_viterbi_on_a_gt_of_two_or_three_frames() -> None:
+    """The jump candidates need five GT frames; fewer must not break the path."""
+    rng = np.random.default_rng(2)
+    for m in (1, 2, 3, 4):
+        path = viterbi(rng.random((6, m)).astype(np.float32) + 0.5)
+        steps = [b - a for a, b in zip(path, path[1:]) if a is not None and b is not None]
+        assert len(path) == 6 and all(s >= 0 for s in steps), path

@@ -43,6 +43,15 @@ def viterbi(
     s: np.ndarray, c: PathCosts = PathCosts(), expected: np.ndarray | None = None
 ) -> list[int | None]:
     """The best monotonic path through `s` (n_lq, n_gt): GT frame per tape frame or None.
+    See `best_path`, which also gives the path's score."""
+    return best_path(s, c, expected)[0]
+
+
+def best_path(
+    s: np.ndarray, c: PathCosts = PathCosts(), expected: np.ndarray | None = None
+) -> tuple[list[int | None], float]:
+    """The best monotonic path through `s` (n_lq, n_gt) and its score: GT frame per tape
+    frame or None.
 
     `expected` (n_lq,): the GT frames the tape's cadence advances by at each frame (see
     `cadence`); a step costs by how far it departs from that (one less: `dup`, one more:
@@ -70,38 +79,51 @@ def viterbi(
     bd = np.zeros((n, m), np.int32)
     bn = np.zeros((n, m + 1), bool)
     bd[0] = -1  # a start (N state 0 / no predecessor)
-    idx = np.arange(m)
+    idx = np.arange(m, dtype=np.int32)
+    # the loop's buffers, reused row after row (a fresh array per step cost more than the sums)
+    best = np.empty(m, np.float32)
+    arg = np.empty(m, np.int32)
+    cand = np.empty(m, np.float32)
+    better = np.empty(m, bool)
+    from_d = np.empty(m + 1, np.float32)
+    from_d[0] = NEG
+    d_new = np.empty(m, np.float32)
     for i in range(1, n):
-        best = np.full(m, NEG, np.float32)
-        arg = np.zeros(m, np.int32)
         if expected is not None:
             steps = by_e[int(np.clip(expected[i], 0, 2))]
-        for d, pen in enumerate(steps):
-            cand = np.full(m, NEG, np.float32)
-            cand[d:] = d_prev[: m - d] + pen
-            better = cand > best
-            best = np.where(better, cand, best)
-            arg = np.where(better, idx - d, arg)
-        # jumps: max over k < j - 3 of d_prev[k]
-        cm, ca = _prefix_max(d_prev)
-        jump = np.full(m, NEG, np.float32)
-        jump[4:] = cm[: m - 4] - c.jump
-        better = jump > best
-        best = np.where(better, jump, best)
-        arg = np.where(better, np.r_[np.zeros(4, np.int32), ca[: m - 4]], arg)
+        # step d from GT frame j - d (d_prev is finite everywhere: step 0 always applies);
+        # a later candidate wins only when strictly better, as the first one found stays
+        np.add(d_prev, steps[0], out=best)
+        arg[:] = idx
+        for d in range(1, len(steps)):
+            _take_better(
+                best[d:],
+                arg[d:],
+                np.add(d_prev[: m - d], steps[d], out=cand[d:]),
+                idx[: m - d],
+                better[d:],
+            )
+        if m > 4:  # jumps: max over k < j - 3 of d_prev[k]
+            cm, ca = _prefix_max(d_prev)
+            _take_better(
+                best[4:],
+                arg[4:],
+                np.subtract(cm[: m - 4], c.jump, out=cand[4:]),
+                ca[: m - 4],
+                better[4:],
+            )
         # back from a gap whose last match is before j: N states 0..j
         nm, na = _prefix_max(n_prev[:m])
-        back = nm - c.exit
-        better = back > best
-        best = np.where(better, back, best)
-        arg = np.where(better, -(na + 1), arg)
-        d_new = best + s[i]
+        _take_better(best, arg, np.subtract(nm, c.exit, out=cand), -(na + 1), better)
+        np.add(best, s[i], out=d_new)
         bd[i] = arg
-        from_d = np.r_[NEG, d_prev - c.enter]
-        bn[i] = from_d > n_prev
-        n_new = np.maximum(n_prev, from_d) + c.null
-        d_prev, n_prev = d_new, n_new
+        np.subtract(d_prev, c.enter, out=from_d[1:])
+        np.greater(from_d, n_prev, out=bn[i])
+        np.maximum(n_prev, from_d, out=n_prev)
+        n_prev += np.float32(c.null)
+        d_prev, d_new = d_new, d_prev
     # trace back from the best end state
+    total = float(max(d_prev.max(), n_prev.max()))
     if d_prev.max() >= n_prev.max():
         kind, k = "d", int(d_prev.argmax())
     else:
@@ -118,7 +140,16 @@ def viterbi(
         else:
             if bn[i, k]:
                 kind, k = "d", k - 1
-    return path
+    return path, total
+
+
+def _take_better(
+    best: np.ndarray, arg: np.ndarray, cand: np.ndarray, cand_arg: np.ndarray, better: np.ndarray
+) -> None:
+    """best, arg = cand, cand_arg where cand > best (in place)."""
+    np.greater(cand, best, out=better)
+    np.copyto(best, cand, where=better)
+    np.copyto(arg, cand_arg, where=better)
 
 
 def _prefix_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +162,9 @@ def _prefix_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def band_similarity(lq: np.ndarray, gt: np.ndarray, centre: np.ndarray, radius: int) -> np.ndarray:
     """S[i, j] = lq[i] . gt[j] for |j - centre[i]| <= radius, -1 elsewhere (n_lq, n_gt).
 
-    `lq` (n_lq, D) and `gt` (n_gt, D) are unit-norm rows; `centre` (n_lq,) GT positions.
+    `lq` (n_lq, ...) and `gt` (n_gt, ...) are unit-norm rows (or any arrays of rows of the
+    same shape, such as views of descriptor images: each block is flattened as it is used);
+    `centre` (n_lq,) GT positions.
     """
     n, m = len(lq), len(gt)
     s = np.full((n, m), -1.0, np.float32)
@@ -142,7 +175,7 @@ def band_similarity(lq: np.ndarray, gt: np.ndarray, centre: np.ndarray, radius: 
         hi = min(m, int(c[a:b].max()) + radius + 1)
         if lo >= hi:
             continue
-        block = lq[a:b] @ gt[lo:hi].T  # (b - a, hi - lo)
+        block = lq[a:b].reshape(b - a, -1) @ gt[lo:hi].reshape(hi - lo, -1).T  # (b - a, hi - lo)
         cols = np.arange(lo, hi)[None, :]
         inside = np.abs(cols - c[a:b, None]) <= radius
         s[a:b, lo:hi] = np.where(inside, block, np.float32(-1.0))
