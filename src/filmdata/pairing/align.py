@@ -182,11 +182,11 @@ def align(
             # add their differences within each row (the level, for "no GT", stays s1's)
             sharp: dict[str, np.ndarray] = {}
             lq_s, gt_s = _fine(lv, gv, t, box, sharp, sharp=True)
-            s2 = _lagged(temporal.band_similarity(lq_s, gt_s, centre, radius=band), lv.key, gt_s)
-            score = score + np.float32(SHARP_WEIGHT) * (s2 - s2.max(axis=1, keepdims=True))
-            if JOINT:  # for `_joint_shift`
+            if JOINT:  # for `_joint_shift`: the descriptors, and the scores but the sharp part
                 bufs.update(sharp_grid=sharp["sharp_grid"], sharp_lq=lq_s, sharp_gt=gt_s)
                 bufs["scores"] = score
+            s2 = _lagged(temporal.band_similarity(lq_s, gt_s, centre, radius=band), lv.key, gt_s)
+            score = score + np.float32(SHARP_WEIGHT) * (s2 - s2.max(axis=1, keepdims=True))
         return s1, _weigh(score, lv.key, costs.null)
 
     for round_, band in enumerate(BANDS):
@@ -450,16 +450,12 @@ def _joint_shift(
     0/3/7, PAL and crf 45): geometric error 0.196 -> 0.116 px on PAL (worst 0.283 ->
     0.165), and the seed-7 slow PAL tape's path 0.690 -> 1.000 (its geometry was a frame's
     motion off in one shot, and the path with it)."""
+    # `fixed`: the last pass's scores but their sharp part, which is remade for each shift
     lq_s, gt_s, fixed = bufs["sharp_lq"], bufs["sharp_gt"], bufs["scores"]
-    fw, fh, cw, ch = (float(v) for v in bufs["sharp_grid"][:4])
+    fw, fh, cw, ch = (float(v) for v in bufs["sharp_grid"])
     w, h = int(fw), int(fh)
     centre = temporal.fill_centre(path, len(gt_s))
     band = BANDS[-1]
-    # `fixed` holds s1's part of the scores and the sharp part's differences: take the latter
-    # out again (the sharp part is remade for each shift below)
-    s2_lagged = _lagged(temporal.band_similarity(lq_s, gt_s, centre, radius=band), lv.key, gt_s)
-    fixed = fixed - np.float32(SHARP_WEIGHT) * (s2_lagged - s2_lagged.max(axis=1, keepdims=True))
-    del s2_lagged
     # The stencil: the tape's descriptors one grid step (cw, ch tape px) either way against
     # the GT's, on the grid less its border. The descriptors are linear and shift-invariant
     # filters of the frames, so a whole-step shift is a shift of the descriptor images: no
@@ -587,7 +583,7 @@ def _fine(
         m_gt = dsc.scale_matrix(gv.small_scale) @ np.linalg.inv(t) @ g
     bufs = {} if bufs is None else bufs
     if sharp:
-        bufs["sharp_grid"] = np.array([fw, fh, g[0, 0], g[1, 1], g[0, 2], g[1, 2]])
+        bufs["sharp_grid"] = np.array([fw, fh, g[0, 0], g[1, 1]])  # size, tape px per step
     with ThreadPoolExecutor(1) as pool:  # OpenCV releases the GIL: both videos at once
         job = pool.submit(dsc.fine, gt_src, m_gt, (fw, fh), bufs.get("gt"))
         bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"))

@@ -123,8 +123,9 @@ def best_path(
         n_prev += np.float32(c.null)
         d_prev, d_new = d_new, d_prev
     # trace back from the best end state
-    total = float(max(d_prev.max(), n_prev.max()))
-    if d_prev.max() >= n_prev.max():
+    d_best, n_best = float(d_prev.max()), float(n_prev.max())
+    total = max(d_best, n_best)
+    if d_best >= n_best:
         kind, k = "d", int(d_prev.argmax())
     else:
         kind, k = "n", int(n_prev.argmax())
