@@ -321,3 +321,71 @@ def test_weave_picks_its_warp_per_window() -> None:
         full[1],
         weave(x[1:2], SimpleNamespace(dx=p.dx[1:2], dy=p.dy[1:2], rot=torch.zeros(1, 4)))[0],
     )
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_ops_overwrite_only_the_pipelines_own_clip_to_the_same_values(name: str, bank) -> None:
+    # Inside the pipeline an op may write its result into the working clip it is handed
+    # (`params.handing`); called on its own it is pure. Either way the very same values.
+    from filmdata.degrade.params import handing
+
+    x = clip(1, 5, seed=4)
+    preset = one_op(name)
+    d = sample_degradation(preset, 7, "own", 5, H, W, bank)
+    op = OPS[name]
+    with torch.no_grad():
+        for _, op_name, p in d.steps:
+            params = stack_params([p])
+            before = x.clone()
+            pure = op.apply(x, params, bank)
+            assert torch.equal(x, before)  # not handed over: the input is untouched
+            mine = x.clone()
+            with handing(mine):
+                given = op.apply(mine, params, bank)
+            assert op_name == name and torch.equal(given, pure)
+
+
+def test_codec_round_trip_equals_a_matroska_round_trip() -> None:
+    # The packets skip the container; the pixels are those of an .mkv made and read by PyAV.
+    import io
+
+    import av
+    import numpy as np
+
+    from filmdata.degrade.compress import codec_roundtrip
+
+    rng = np.random.default_rng(0)
+    frames = (clip(1, 6, seed=2)[0].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    frames = np.clip(frames.astype(int) + rng.integers(-20, 20, frames.shape), 0, 255)
+    frames = frames.astype(np.uint8)[:, :, :31]  # an odd width: padded, then cut back
+    for codec, quality, gop in (("h264", 30, 4), ("mpeg2", 6, 3)):
+        buf = io.BytesIO()
+        t, h, w, _ = frames.shape
+        padded = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        with av.open(buf, "w", format="matroska") as out:
+            if codec == "h264":
+                s = out.add_stream("libx264", rate=24)
+                s.options = {
+                    "crf": str(quality),
+                    "preset": "superfast",
+                    "threads": "1",
+                    "tune": "zerolatency",
+                    "x264-params": "log=-1",
+                }
+            else:
+                s = out.add_stream("mpeg2video", rate=24)
+                s.codec_context.qmin = s.codec_context.qmax = quality
+                s.options = {"threads": "1"}
+            s.width, s.height, s.pix_fmt = padded.shape[2], padded.shape[1], "yuv420p"
+            s.codec_context.gop_size = gop
+            for f in padded:
+                for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    out.mux(pkt)
+            for pkt in s.encode():
+                out.mux(pkt)
+        buf.seek(0)
+        with av.open(buf) as inp:
+            want = np.stack([f.to_ndarray(format="rgb24") for f in inp.decode(video=0)])
+        got = codec_roundtrip(frames, codec, quality, gop, "rgb24")
+        assert got.shape == frames.shape
+        assert np.array_equal(got, want[:t, :h, :w])

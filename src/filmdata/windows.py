@@ -94,6 +94,7 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
                 raise MediaError(f"{path}: cannot read: {e}") from None
         if n == 0 or not w or not h:
             raise MediaError(f"{path}: no video frames")
+        _remember_stream(str(path), w, h, n)
         base = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._") or "input"
         source, k = base, 1
         while source in seen:
@@ -510,18 +511,45 @@ def decode_threads(path: str, size: int, cores: int) -> int:
     """FFmpeg threads for decoding `path` for `size`^2 windows on `cores` cores: one while the
     decoder keeps up with the rest of the pipeline (frame threads cost up to a seventh more CPU
     a frame), more when its single thread would be the bottleneck (high bit rates, large
-    frames: frame threads then halve a 61 Mb/s 720p stream's decoding time at the same CPU)."""
+    frames: frame threads then halve a 61 Mb/s 720p stream's decoding time at the same CPU).
+
+    A file `input_clips` has just read is not opened again (its size and frames are known: the
+    probe is 15-30 ms before the reader's first frame)."""
     from .video import probe
 
     if cores <= 1:
         return 1
     try:
-        p = probe(path, count=False)
-        frames = p.duration * p.fps if p.duration > 0 else p.declared_frames
+        known = _STREAMS.get(_stream_key(path))
+        frames: float
+        if known is not None:
+            width, height, frames = known
+        else:
+            p = probe(path, count=False)
+            width, height = p.width, p.height
+            frames = p.duration * p.fps if p.duration > 0 else p.declared_frames
         if frames < 1:
             return 1
         bits = os.path.getsize(path) * 8 / frames
     except (FilmdataError, OSError):
         return 1
-    decode = DECODE_PX * p.width * p.height + DECODE_BIT * bits
+    decode = DECODE_PX * width * height + DECODE_BIT * bits
     return max(1, min(cores, round(decode / (WORK_PX * size * size))))
+
+
+# (path, size, mtime) -> (width, height, frames) of the files `input_clips` read.
+_STREAMS: dict[tuple[str, int, int], tuple[int, int, int]] = {}
+
+
+def _stream_key(path: str) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _remember_stream(path: str, width: int, height: int, frames: int) -> None:
+    try:
+        if len(_STREAMS) > 4096:
+            _STREAMS.clear()
+        _STREAMS[_stream_key(path)] = (width, height, frames)
+    except OSError:
+        pass

@@ -78,7 +78,7 @@ def overlay_for(mode: str, layer: Tensor) -> Tensor:
     return 0.5 + 0.5 * layer
 
 
-def apply_layer(a: Tensor, layer: Tensor, mode: str) -> Tensor:
+def apply_layer(a: Tensor, layer: Tensor, mode: str, inplace: bool = False) -> Tensor:
     """Blend a signed damage layer `L` in [-1, 1] onto `a`; a zero layer leaves `a` as is.
 
     Equal to `blend(a, overlay_for(mode, L), mode)` (tested), rewritten as `a + L * f(a)` so it
@@ -89,15 +89,22 @@ def apply_layer(a: Tensor, layer: Tensor, mode: str) -> Tensor:
     - soft light: a + L * a (1 - a)            (Pegtop: (1 - 2b) a^2 + 2ba)
     - multiply:   a - |L| * a
     - screen:     a + |L| * (1 - a)
+
+    `inplace`: the result is written into `a` (the same values: sums are commutative).
     """
     if mode in ("grain_merge", "grain_extract"):
-        return torch.add(a, layer, alpha=0.5).clamp_(0, 1)
+        y = torch.add(a, layer, alpha=0.5, out=a) if inplace else torch.add(a, layer, alpha=0.5)
+        return y.clamp_(0, 1)
     if mode == "overlay":
-        return torch.minimum(a, 1 - a).mul_(layer).add_(a)
+        t = 1 - a
+        t = torch.minimum(a, t, out=t).mul_(layer)  # min(a, 1 - a), in its own temporary
+        return a.add_(t) if inplace else t.add_(a)
     if mode == "soft_light":
-        return (1 - a).mul_(a).mul_(layer).add_(a)
+        t = (1 - a).mul_(a).mul_(layer)
+        return a.add_(t) if inplace else t.add_(a)
     if mode == "multiply":
-        return a * (1 - layer.abs())
+        return a.mul_(1 - layer.abs()) if inplace else a * (1 - layer.abs())
     if mode == "screen":
-        return torch.lerp(a, torch.ones((), dtype=a.dtype, device=a.device), layer.abs())
+        one, k = torch.ones((), dtype=a.dtype, device=a.device), layer.abs()
+        return torch.lerp(a, one, k, out=a) if inplace else torch.lerp(a, one, k)
     raise ValueError(f"blend mode {mode!r}: use one of {', '.join(MODES)}")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .params import Batched, Op, OpConfig, choice, register, span, uniform, walk
+from .params import Batched, Op, OpConfig, choice, owned, register, span, uniform, walk
 
 Kind = Literal["gaussian", "defocus", "motion"]
 _REFLECT = cv2.BORDER_REFLECT_101  # = torch's "reflect" padding
@@ -103,7 +103,7 @@ def _blur(x: Tensor, kind: str, sizes: Tensor, angle: Tensor, r: int) -> Tensor:
     angles = angle.reshape(b, 1).expand(b, t).reshape(b * t)
     k = blur_kernels(kind, sizes.reshape(b * t).cpu(), angles.cpu(), r)
     if x.device.type == "cpu" and x.dtype == torch.float32:
-        return _blur_cv2(x, kind, k).reshape(b, t, c, h, w)
+        return _blur_cv2(x, kind, k, into=owned(x)).reshape(b, t, c, h, w)
     k = k.to(device=x.device, dtype=x.dtype)
     k = k.repeat_interleave(c, 0)  # one kernel per (window, frame, channel)
     y = F.pad(x.reshape(1, n, h, w), (r, r, r, r), mode="reflect")
@@ -115,21 +115,28 @@ def _blur(x: Tensor, kind: str, sizes: Tensor, angle: Tensor, r: int) -> Tensor:
     return y.reshape(b, t, c, h, w)
 
 
-def _blur_cv2(x: Tensor, kind: str, k: Tensor) -> Tensor:
+def _blur_cv2(x: Tensor, kind: str, k: Tensor, into: bool = False) -> Tensor:
     """The CPU path: the same kernels and reflect border, through OpenCV's SIMD filters plane
     by plane (cache-resident; torch's depthwise conv is ~10x slower on the CPU). Agrees with the
-    torch path within float rounding."""
+    torch path within float rounding. `into`: written into `x` (ours), each plane filtered from
+    a copy of itself (one plane-sized buffer, not a clip-sized output)."""
     b, t, c, h, w = x.shape
+    into = into and x.is_contiguous()
     src = x.detach().reshape(b * t, c, h, w).contiguous().numpy()
-    out = np.empty_like(src)
+    out = src if into else np.empty_like(src)
+    plane = np.empty((h, w), np.float32) if into else None
     kn = k.numpy()
     for i in range(b * t):
         for ch in range(c):
+            s = src[i, ch]
+            if plane is not None:
+                np.copyto(plane, s)
+                s = plane
             if kind == "gaussian":
-                cv2.sepFilter2D(src[i, ch], -1, kn[i], kn[i], dst=out[i, ch], borderType=_REFLECT)
+                cv2.sepFilter2D(s, -1, kn[i], kn[i], dst=out[i, ch], borderType=_REFLECT)
             else:
-                cv2.filter2D(src[i, ch], -1, kn[i], dst=out[i, ch], borderType=_REFLECT)
-    return torch.from_numpy(out)
+                cv2.filter2D(s, -1, kn[i], dst=out[i, ch], borderType=_REFLECT)
+    return x if into else torch.from_numpy(out)
 
 
 register(

@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .params import Batched, Op, OpConfig, bview, luma, register, span, uniform, walk
+from .params import Batched, Op, OpConfig, bview, luma, owned, register, span, uniform, walk
 
 # Tints of aged stock and toners, RGB multipliers on luma.
 TINTS = {
@@ -53,7 +53,8 @@ def fade(x: Tensor, p: Batched) -> Tensor:
     if x.shape[2] == 1:
         return x
     # grey + s (x - grey), then the cast: one pass each (lerp broadcasts the grey channel).
-    out = torch.lerp(luma(x), x, bview(p.saturation, x))
+    lum, s = luma(x), bview(p.saturation, x)
+    out = torch.lerp(lum, x, s, out=x) if owned(x) else torch.lerp(lum, x, s)
     return out.add_(p.cast.to(x)[:, None, :, None, None])
 
 
@@ -86,7 +87,8 @@ def tint(x: Tensor, p: Batched) -> Tensor:
     if x.shape[2] == 1:
         return x
     toned = luma(x) * p.color.to(x)[:, None, :, None, None]
-    return torch.lerp(x, toned, bview(p.amount, x))
+    a = bview(p.amount, x)
+    return torch.lerp(x, toned, a, out=x) if owned(x) else torch.lerp(x, toned, a)
 
 
 # ----------------------------------------------------------------------------- contrast
@@ -122,7 +124,7 @@ def sample_contrast(g, cfg: ContrastConfig, t: int, h: int, w: int, bank=None) -
 def contrast(x: Tensor, p: Batched) -> Tensor:
     c, m = bview(p.contrast, x), bview(p.midtone, x)
     black, white = bview(p.black, x), bview(p.white, x)
-    y = (x * c).add_(0.5 - 0.5 * c).clamp_(0, 1)  # (x - 0.5) c + 0.5
+    y = (x.mul_(c) if owned(x) else x * c).add_(0.5 - 0.5 * c).clamp_(0, 1)  # (x - 0.5) c + 0.5
     # black + (white - black) (y + m y (1 - y)) = black + y (A + B y),
     # with A = (w - b)(1 + m) and B = -(w - b) m
     span = white - black
@@ -166,7 +168,7 @@ def vignette(x: Tensor, p: Batched) -> Tensor:
     r0 = p.radius.to(x).view(b, 1, 1)
     fall = ((r - r0) / (1 - r0).clamp_min(1e-3)).clamp(0, 1) ** 2
     mask = 1 - p.strength.to(x).view(b, 1, 1) * fall  # (B, H, W)
-    return x * mask[:, None, None]
+    return x.mul_(mask[:, None, None]) if owned(x) else x * mask[:, None, None]
 
 
 # ----------------------------------------------------------------------------- monochrome
@@ -182,7 +184,7 @@ class MonochromeParams:
 
 
 def monochrome(x: Tensor, p: Batched) -> Tensor:
-    return _grey(x).clone()
+    return x.copy_(_grey(x)) if owned(x) and x.shape[2] != 1 else _grey(x).clone()
 
 
 # ----------------------------------------------------------------------------- saturation

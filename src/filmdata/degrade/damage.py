@@ -27,7 +27,19 @@ from torch import Tensor
 
 from ..errors import RefusedError
 from .blend import MODES, apply_layer
-from .params import Batched, Draws, Op, OpConfig, choice, randint, register, span, stack, uniform
+from .params import (
+    Batched,
+    Draws,
+    Op,
+    OpConfig,
+    choice,
+    owned,
+    randint,
+    register,
+    span,
+    stack,
+    uniform,
+)
 from .templates import TemplateBank
 
 
@@ -230,7 +242,7 @@ def damage(x: Tensor, p: Batched, bank: TemplateBank | None) -> Tensor:
         raise RefusedError("the damage op needs noise templates: pass --templates DIR")
     b, t, c, h, w = x.shape
     layers = stack([damage_layer(pl, t, h, w, bank, x.device) for pl in p.placements])
-    return apply_layer(x, layers.to(x.dtype), p.mode)
+    return apply_layer(x, layers.to(x.dtype), p.mode, inplace=owned(x))
 
 
 register(

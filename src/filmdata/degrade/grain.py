@@ -25,6 +25,7 @@ from .params import (
     OpConfig,
     luma,
     noise,
+    owned,
     register,
     seed_of,
     span,
@@ -103,6 +104,7 @@ def grain(x: Tensor, p: Batched) -> Tensor:
     fused multiply-adds so the full-colour tensor is touched twice.
     """
     b, t, c, h, w = x.shape
+    mine = owned(x)
     out = []
     for i, (seed, size, ch) in enumerate(zip(p.seed.tolist(), p.size.tolist(), p.chroma.tolist())):
         xi = x[i]
@@ -112,7 +114,8 @@ def grain(x: Tensor, p: Batched) -> Tensor:
         faint = c == 1 or ch <= 0.02  # colour grain too faint to matter: skip its draw
         # sigma(L) with the fields' unit-deviation factors folded in (one pass each, no more).
         sigma = (lum * (1 - lum)).mul_(2.8).add_(0.3).mul_(amount)
-        yi = torch.addcmul(xi, sigma.mul(k_mono * (1 if faint else 1 - ch)), mono.to(xi))
+        s_mono = sigma.mul(k_mono * (1 if faint else 1 - ch))
+        yi = torch.addcmul(xi, s_mono, mono.to(xi), out=xi if mine else None)
         if faint:
             out.append(yi)
             continue

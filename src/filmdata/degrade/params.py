@@ -10,9 +10,11 @@ sees *batched* parameters: a float field becomes a `(B,)` tensor, a `(T,)` tenso
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +34,11 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- the clip contract
 
 
-def frames_to_planes(frames: np.ndarray, bgr: bool = False) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames (RGB, or BGR) to planar (T, 3, H, W) RGB float32 in [0, 1].
+def frames_to_planes(
+    frames: np.ndarray, bgr: bool = False, out: np.ndarray | None = None
+) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames (RGB, or BGR) to planar (T, 3, H, W) RGB float32 in [0, 1]
+    (into `out` when given).
 
     Each value is `v / 255` as torch computes it (a table torch made), so the floats equal
     `torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)`'s; OpenCV de-interleaves.
@@ -41,7 +46,7 @@ def frames_to_planes(frames: np.ndarray, bgr: bool = False) -> np.ndarray:
     import cv2
 
     t, h, w, _ = frames.shape
-    out = np.empty((t, 3, h, w), np.float32)
+    out = np.empty((t, 3, h, w), np.float32) if out is None else out
     planes = [np.empty((h, w), np.uint8) for _ in range(3)]
     for k in range(t):
         cv2.split(np.ascontiguousarray(frames[k]), planes)
@@ -81,6 +86,27 @@ def check_clip(x: Any, name: str = "x") -> Tensor:
     if not x.is_floating_point():
         raise RefusedError(f"{name}: expected a float tensor in [0, 1], got {x.dtype}")
     return x
+
+
+_OWNED = threading.local()
+
+
+def owned(x: Tensor) -> bool:
+    """Whether `x` is the pipeline's own working clip, handed to the op running now in this
+    thread: the op may then write its result into `x` (one frame-sized allocation less per op;
+    fresh allocations fragment the heap, whose new pages fault in). Ops stay pure for every
+    other caller. The same arithmetic either way (elementwise kernels, same operands)."""
+    return getattr(_OWNED, "x", None) is x
+
+
+@contextlib.contextmanager
+def handing(x: Tensor) -> Iterator[None]:
+    """`owned(x)` is True for this thread inside the block (the pipeline gives `x` up)."""
+    _OWNED.x = x
+    try:
+        yield
+    finally:
+        _OWNED.x = None
 
 
 def luma(x: Tensor) -> Tensor:

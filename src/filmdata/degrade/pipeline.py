@@ -31,6 +31,7 @@ from .params import (
     check_clip,
     frames_to_planes,
     group_key,
+    handing,
     params_from_json,
     params_to_json,
     stack_params,
@@ -278,7 +279,8 @@ def _apply(
             idx = [wi for wi, _ in members]
             params = stack_params([p for _, p in members], x.device)
             if len(idx) == b:
-                y = op.apply(x, params, bank)
+                with handing(x):  # ours: the op may overwrite it
+                    y = op.apply(x, params, bank)
             else:
                 sel = torch.tensor(idx, device=x.device)
                 y = x.index_copy(0, sel, op.apply(x[sel], params, bank))

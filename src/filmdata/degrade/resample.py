@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .params import Batched, Op, OpConfig, choice, register, span, stack, uniform
+from .params import Batched, Op, OpConfig, choice, owned, register, span, stack, uniform
 
 Down = Literal["area", "bilinear"]
 Up = Literal["bilinear", "bicubic"]
@@ -67,9 +67,11 @@ def _resize_torch(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
     return F.interpolate(x, size=size, mode=m, align_corners=False)
 
 
-def _resize_cv2(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+def _resize_cv2(
+    x: np.ndarray, size: tuple[int, int], mode: str, out: np.ndarray | None = None
+) -> np.ndarray:
     n, c = x.shape[:2]
-    out = np.empty((n, c, *size), np.float32)
+    out = np.empty((n, c, *size), np.float32) if out is None else out
     for i in range(n):
         for ch in range(c):
             cv2.resize(x[i, ch], (size[1], size[0]), dst=out[i, ch], interpolation=_CV[mode])
@@ -81,13 +83,16 @@ def resample(x: Tensor, p: Batched) -> Tensor:
     b, t, c, h, w = x.shape
     out = []
     cpu = x.device.type == "cpu" and x.dtype == torch.float32
+    mine = owned(x) and x.is_contiguous()
     for i, s in enumerate(p.scale.tolist()):
         size = (max(1, round(h * s)), max(1, round(w * s)))
         xi = x[i]
         if size != (h, w):
             if cpu:
                 a = xi.detach().contiguous().numpy()
-                xi = torch.from_numpy(_resize_cv2(_resize_cv2(a, size, p.down), (h, w), p.up))
+                small = _resize_cv2(a, size, p.down)
+                # Up again into x itself when it is ours (read only through `small`).
+                xi = torch.from_numpy(_resize_cv2(small, (h, w), p.up, out=a if mine else None))
             else:
                 xi = _resize_torch(_resize_torch(xi, size, p.down), (h, w), p.up)
         out.append(xi)

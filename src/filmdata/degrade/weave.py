@@ -8,6 +8,7 @@ warp per frame (`grid_sample`, reflection padding), batched over windows and fra
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from .params import Batched, Op, OpConfig, register, span, uniform, walk
+from .params import Batched, Op, OpConfig, owned, register, span, uniform, walk
 
 
 class WeaveConfig(OpConfig):
@@ -58,7 +59,9 @@ def weave(x: Tensor, p: Batched) -> Tensor:
     dx, dy = p.dx.reshape(b, t).float().cpu(), p.dy.reshape(b, t).float().cpu()
     rot = p.rot.reshape(b, t)
     if not any(turns):
-        return _shift(x.reshape(b * t, c, h, w), dx.reshape(-1), dy.reshape(-1)).reshape(x.shape)
+        flat = x.reshape(b * t, c, h, w)  # a view of a contiguous x: written into when ours
+        into = owned(x) and x.is_contiguous()
+        return _shift(flat, dx.reshape(-1), dy.reshape(-1), into=into).reshape(x.shape)
     if all(turns):
         y = _rotate(x.reshape(b * t, c, h, w), dx.reshape(-1), dy.reshape(-1), rot.reshape(-1))
         return y.reshape(x.shape)
@@ -81,16 +84,57 @@ def _rotate(x: Tensor, dx: Tensor, dy: Tensor, rot: Tensor) -> Tensor:
     xs, ys = xs.view(1, 1, w), ys.view(1, h, 1)
     sx = cos * xs - sin * ys * h / w - (2 * dx.to(x) / w)[:, None, None]
     sy = sin * xs * w / h + cos * ys - (2 * dy.to(x) / h)[:, None, None]
-    grid = torch.stack([sx, sy], -1)  # (N, H, W, 2)
+    grid = _interleave(sx, sy)  # (N, H, W, 2)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _shift(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
-    """Move each frame of `x` (N, C, H, W) by (dx, dy) pixels: out(y, x) = in(y - dy, x - dx)."""
+_PAD = threading.local()  # each thread's padding buffer (CPU), reused from call to call
+
+
+def _replicate_pad(x: Tensor, m: int) -> Tensor:
+    """`F.pad(x, (m, m, m, m), mode="replicate")`: on the CPU in a buffer this thread reuses
+    (the padded size changes with every window's shift: a fresh clip-sized block each time
+    fragmented the heap, whose new pages fault in). The same values (copies only); valid
+    until this thread's next call."""
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        return F.pad(x, (m, m, m, m), mode="replicate")
+    n, c, h, w = x.shape
+    shape = (n, c, h + 2 * m, w + 2 * m)
+    need = shape[0] * shape[1] * shape[2] * shape[3]
+    buf = getattr(_PAD, "buf", None)
+    if buf is None or buf.numel() < need:
+        buf = _PAD.buf = torch.empty(need, dtype=torch.float32)
+    xp = buf[:need].view(shape)
+    xp[:, :, m : m + h, m : m + w].copy_(x)
+    xp[:, :, :m, m : m + w].copy_(x[:, :, :1].expand(n, c, m, w))
+    xp[:, :, m + h :, m : m + w].copy_(x[:, :, h - 1 :].expand(n, c, m, w))
+    xp[:, :, :, :m].copy_(xp[:, :, :, m : m + 1].expand(*shape[:3], m))
+    xp[:, :, :, m + w :].copy_(xp[:, :, :, m + w - 1 : m + w].expand(*shape[:3], m))
+    return xp
+
+
+def _interleave(sx: Tensor, sy: Tensor) -> Tensor:
+    """`torch.stack([sx, sy], -1)`: on the CPU merged by OpenCV, frame by frame (torch's
+    copy into a last dimension of 2 took a third of the rotation's time); the same values."""
+    if sx.device.type != "cpu" or sx.dtype != torch.float32:
+        return torch.stack([sx, sy], -1)
+    import cv2
+
+    sx, sy = sx.contiguous(), sy.contiguous()
+    grid = torch.empty((*sx.shape, 2), dtype=sx.dtype)
+    a, b, g = sx.numpy(), sy.numpy(), grid.numpy()
+    for i in range(a.shape[0]):
+        cv2.merge([a[i], b[i]], dst=g[i])
+    return grid
+
+
+def _shift(x: Tensor, dx: Tensor, dy: Tensor, into: bool = False) -> Tensor:
+    """Move each frame of `x` (N, C, H, W) by (dx, dy) pixels: out(y, x) = in(y - dy, x - dx).
+    `into`: written into `x` (read only through its padded copy)."""
     n, c, h, w = x.shape
     m = int(max(float(dx.abs().max()), float(dy.abs().max()))) + 2
-    xp = F.pad(x, (m, m, m, m), mode="replicate")
-    out = torch.empty_like(x)
+    xp = _replicate_pad(x, m)
+    out = x if into else torch.empty_like(x)
     for i in range(n):
         fx, fy = -float(dx[i]), -float(dy[i])  # sample position offset
         ix, iy = math.floor(fx), math.floor(fy)
