@@ -321,17 +321,27 @@ def test_lag_is_free_only_across_near_identical_gt_frames() -> None:
 
     A = importlib.import_module("filmdata.pairing.align")
     rng = np.random.default_rng(3)
-    gt = rng.normal(size=(6, 50)).astype(np.float32)
+    m = A.LAG + 6
+    gt = rng.normal(size=(m, 50)).astype(np.float32)
     gt[3] = gt[2] + 0.01 * rng.normal(size=50)  # frames 2 and 3 nearly the same
     gt /= np.linalg.norm(gt, axis=1, keepdims=True)
-    s = np.full((2, 6), 0.1, np.float32)
+    change = 1.0 - np.einsum("ij,ij->i", gt[1:], gt[:-1])  # change[k]: from k to k + 1
+    s = np.full((2, m), 0.1, np.float32)
     s[:, 2] = 0.9  # both tape frames look like GT 2 (its neighbour 3 is a still's twin)
-    s[:, 4] = 0.5
     key = np.array([True, False])
     out = A._lagged(s, key, gt)
     assert np.array_equal(out[0], s[0])  # an intra-coded frame is taken as it is
     assert out[1, 3] > 0.89  # one late across a near-identical pair: about free
-    assert out[1, 5] < 0.5  # across distinct frames: no help
+    # across distinct frames a lag costs: LAG_COST a unit of change over the LAG_NEAR frames
+    # before j, LAG_FAR_COST further back (an encoder starved of bits trails a pan by several)
+    near = A.LAG_COST * change[2 : 2 + A.LAG_NEAR].sum()
+    assert out[1, 2 + A.LAG_NEAR] == pytest.approx(0.9 - near, abs=1e-5)
+    j = 2 + A.LAG  # the LAG_NEAR steps nearest j at the full price, the others at the far one
+    far = A.LAG_COST * change[j - A.LAG_NEAR : j].sum()
+    far += A.LAG_FAR_COST * change[2 : j - A.LAG_NEAR].sum()
+    assert out[1, j] == pytest.approx(0.9 - far, abs=1e-5)
+    assert out[1, 2 + A.LAG] < out[1, 2 + A.LAG_NEAR] < 0.85
+    assert out[1, 3 + A.LAG] == pytest.approx(0.1)  # past LAG frames: no help
 
 
 def test_reach_lets_samples_several_frames_off_in_a_slow_pan_agree() -> None:
