@@ -99,6 +99,7 @@ class Degrader:
         seed: int,
         sharpen_gt: bool = False,
     ) -> Degrader:
+        await_preload()
         with _no_gc():  # torch's import makes a million objects and no garbage
             from .degrade import load_preset, load_templates
 
@@ -158,6 +159,68 @@ def _no_gc() -> Iterator[None]:
         sys.setswitchinterval(interval)
         gc.freeze()
         gc.enable()
+
+
+#: torch's C++ libraries, in the order and with the dlopen flags its import loads them
+#: (`torch._load_global_deps`, then `torch._C`'s dependencies).
+_TORCH_LIBS = (("libtorch_global_deps.so", 0x100 | 0x2), ("libtorch_cpu.so", 0x2))
+_preloading: list[threading.Thread] = []
+
+
+def preload_torch() -> None:
+    """Start loading torch's C++ libraries in a thread, without the GIL, so that the `import
+    torch` that follows finds them loaded.
+
+    Loading `libtorch_cpu.so` (relocations and static constructors: about 0.2 s of CPU) is
+    the one part of torch's import that needs no Python; made by the import itself it holds the
+    GIL, stopping every other thread (the reader) meanwhile. Here `dlopen` is called through
+    ctypes, which releases the GIL: the libraries load on an idle core while this thread goes
+    on. The loader keeps them loaded (the handles are never closed); torch's own `dlopen`s
+    then only count references. Nothing happens where torch is imported already, off Linux,
+    for a CUDA build, or without a torch install (its import then fails as it would have)."""
+    import sys
+
+    if "torch" in sys.modules or _preloading or not sys.platform.startswith("linux"):
+        return
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("torch")
+    except (ImportError, ValueError):
+        return
+    if spec is None or not spec.submodule_search_locations:
+        return
+    lib = Path(next(iter(spec.submodule_search_locations))) / "lib"
+    files = [(str(lib / name), mode) for name, mode in _TORCH_LIBS if (lib / name).is_file()]
+    if len(files) != len(_TORCH_LIBS) or any(lib.glob("libtorch_cuda*")):
+        # A CUDA build's import first puts the CUDA libraries of its wheels in place
+        # (`torch._preload_cuda_deps`): it is left to load its own way.
+        return
+
+    def load() -> None:
+        import ctypes
+
+        try:
+            dlopen = ctypes.CDLL(None).dlopen
+        except (OSError, AttributeError):
+            return
+        dlopen.restype = ctypes.c_void_p
+        dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        for path, mode in files:
+            if not dlopen(path.encode(), mode):  # the GIL is released meanwhile
+                return  # torch's import reports the error
+
+    t = threading.Thread(target=load, name="filmdata-preload-torch", daemon=True)
+    _preloading.append(t)
+    t.start()
+
+
+def await_preload() -> None:
+    """Wait for `preload_torch`'s thread, the GIL released: importing torch while it loads
+    would wait for the loader's lock holding the GIL, stopping the reader thread too."""
+    while _preloading:
+        _preloading[-1].join()
+        _preloading.pop()
 
 
 def lq_to_uint8(x: np.ndarray) -> np.ndarray:
@@ -644,6 +707,10 @@ def synth(
     if backend == "local" and (overwrite or not (folder / shards.RECORD).exists()):
         frame = max(c.box[2] * c.box[3] for c in clips)  # active pictures: near the frame size
         early = _reader([w for j in jobs for w in j.windows], clip_len, size, frame)
+    if backend == "local":
+        # Only now: the loader's lock is held while torch's libraries load, and every module
+        # loaded meanwhile (planning and reading load several) would wait for it.
+        preload_torch()
     try:
         return _synth(
             t0,

@@ -79,32 +79,45 @@ def synth_cmd(
     json_: bool = JsonOpt,
 ) -> None:
     """Cut windows from clips, degrade them with a preset, write paired Parquet shards."""
-    from ..synth import synth
+    import os
 
-    summary = synth(
-        templates,
-        preset,
-        inputs,
-        out=out,
-        name=name,
-        root=root,
-        clip_len=clip_len,
-        size=size,
-        stride=stride,
-        seed=seed,
-        device=device,
-        batch_size=batch_size,
-        val_fraction=val_fraction,
-        image_format=image_format,
-        rows_per_shard=rows_per_shard,
-        sharpen_gt=sharpen_gt,
-        max_windows=max_windows,
-        kinds=kinds,
-        overwrite=overwrite,
-        quiet=quiet,
-        backend=backend,
-        ray_address=ray_address,
-    )
+    # numpy and OpenCV each load an OpenBLAS, which starts a thread per core that spins for
+    # ~0.1 s of CPU at start-up, on the core the reader decodes on. A run's BLAS calls are
+    # small and single-threaded anyway (its worker threads are the parallelism), so one
+    # thread each; OpenBLAS reads this when it loads, inside the command.
+    blas = "OPENBLAS_NUM_THREADS" not in os.environ
+    if blas:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        from ..synth import synth
+
+        summary = synth(
+            templates,
+            preset,
+            inputs,
+            out=out,
+            name=name,
+            root=root,
+            clip_len=clip_len,
+            size=size,
+            stride=stride,
+            seed=seed,
+            device=device,
+            batch_size=batch_size,
+            val_fraction=val_fraction,
+            image_format=image_format,
+            rows_per_shard=rows_per_shard,
+            sharpen_gt=sharpen_gt,
+            max_windows=max_windows,
+            kinds=kinds,
+            overwrite=overwrite,
+            quiet=quiet,
+            backend=backend,
+            ray_address=ray_address,
+        )
+    finally:
+        if blas:
+            del os.environ["OPENBLAS_NUM_THREADS"]
     if json_:
         print_json(summary)
         return
