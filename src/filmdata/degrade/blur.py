@@ -118,10 +118,9 @@ def _blur(x: Tensor, kind: str, sizes: Tensor, angle: Tensor, r: int) -> Tensor:
 def _blur_cv2(x: Tensor, kind: str, k: Tensor, into: bool = False) -> Tensor:
     """The CPU path: the same kernels and reflect border, through OpenCV's SIMD filters plane
     by plane (cache-resident; torch's depthwise conv is ~10x slower on the CPU). Agrees with the
-    torch path within float rounding. `into`: written into `x` (ours), each plane filtered from
-    a copy of itself (one plane-sized buffer, not a clip-sized output)."""
+    torch path within float rounding. `into`: written into `x` (ours, contiguous), each plane
+    filtered from a copy of itself (one plane-sized buffer, not a clip-sized output)."""
     b, t, c, h, w = x.shape
-    into = into and x.is_contiguous()
     src = x.detach().reshape(b * t, c, h, w).contiguous().numpy()
     out = src if into else np.empty_like(src)
     plane = np.empty((h, w), np.float32) if into else None

@@ -86,8 +86,8 @@ def jpeg(x: Tensor, p: Batched) -> Tensor:
         dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         assert ok and dec is not None, "OpenCV failed to round-trip a JPEG"
         frames[i] = dec
-    into = owned(x) and x.is_contiguous()  # then the reshape is a view of x
-    return _from_bgr(frames, x.reshape(b * t, c, h, w), into).reshape(b, t, c, h, w)
+    # when x is ours the reshape is a view of it
+    return _from_bgr(frames, x.reshape(b * t, c, h, w), owned(x)).reshape(b, t, c, h, w)
 
 
 # ----------------------------------------------------------------------------- video codec

@@ -95,8 +95,10 @@ def owned(x: Tensor) -> bool:
     """Whether `x` is the pipeline's own working clip, handed to the op running now in this
     thread: the op may then write its result into `x` (one frame-sized allocation less per op;
     fresh allocations fragment the heap, whose new pages fault in). Ops stay pure for every
-    other caller. The same arithmetic either way (elementwise kernels, same operands)."""
-    return getattr(_OWNED, "x", None) is x
+    other caller. The same arithmetic either way (elementwise kernels, same operands).
+    Only a contiguous clip counts: ops write into its flat views (`reshape`), and a strided one
+    could alias itself."""
+    return getattr(_OWNED, "x", None) is x and x.is_contiguous()
 
 
 @contextlib.contextmanager

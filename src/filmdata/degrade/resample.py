@@ -83,7 +83,7 @@ def resample(x: Tensor, p: Batched) -> Tensor:
     b, t, c, h, w = x.shape
     out = []
     cpu = x.device.type == "cpu" and x.dtype == torch.float32
-    mine = owned(x) and x.is_contiguous()
+    mine = owned(x)
     for i, s in enumerate(p.scale.tolist()):
         size = (max(1, round(h * s)), max(1, round(w * s)))
         xi = x[i]

@@ -59,9 +59,8 @@ def weave(x: Tensor, p: Batched) -> Tensor:
     dx, dy = p.dx.reshape(b, t).float().cpu(), p.dy.reshape(b, t).float().cpu()
     rot = p.rot.reshape(b, t)
     if not any(turns):
-        flat = x.reshape(b * t, c, h, w)  # a view of a contiguous x: written into when ours
-        into = owned(x) and x.is_contiguous()
-        return _shift(flat, dx.reshape(-1), dy.reshape(-1), into=into).reshape(x.shape)
+        flat = x.reshape(b * t, c, h, w)  # a view of x when it is ours: written into
+        return _shift(flat, dx.reshape(-1), dy.reshape(-1), into=owned(x)).reshape(x.shape)
     if all(turns):
         y = _rotate(x.reshape(b * t, c, h, w), dx.reshape(-1), dy.reshape(-1), rot.reshape(-1))
         return y.reshape(x.shape)
