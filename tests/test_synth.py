@@ -132,6 +132,25 @@ def test_resized_crops_match_an_area_resize_of_the_rgb_frame(
             assert got.shape == want.shape and _psnr(got, want) > 38
 
 
+@pytest.mark.parametrize("fmt", ["yuv420p", "rgb24"])  # the fast 4:2:0 path, and the RGB one
+def test_resized_into_a_given_array_makes_the_same_pixels(fmt: str) -> None:
+    import av
+
+    from filmdata.windows import _Picture
+
+    frames, _ = render_shots((1,), 320, 240, seed=4)
+    pic = _Picture(av.VideoFrame.from_ndarray(frames[0], format="rgb24").reformat(format=fmt))
+    for x, y, side, size in ((0, 0, 240, 160), (31, 17, 201, 128), (80, 4, 64, 64)):
+        want = pic.resized(x, y, side, side, size)
+        frames_out = np.zeros((3, size, size, 3), np.uint8)
+        got = pic.resized(x, y, side, side, size, out=frames_out[1])
+        assert np.shares_memory(got, frames_out) and np.array_equal(frames_out[1], want)
+        assert not frames_out[0].any() and not frames_out[2].any()
+        strided = np.zeros((size, 2 * size, 3), np.uint8)[:, ::2]  # OpenCV cannot write here
+        pic.resized(x, y, side, side, size, out=strided)
+        assert np.array_equal(strided, want)
+
+
 def test_crops_convert_like_whole_frames(tmp_path: Path) -> None:
     from filmdata.windows import _pictures
 

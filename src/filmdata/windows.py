@@ -318,7 +318,7 @@ def cut_window(w: Window, pictures: Sequence[_Picture], size: int) -> np.ndarray
     x, y, cw, ch = w.crop
     out = np.empty((len(pictures), size, size, 3), np.uint8)
     for k, pic in enumerate(pictures):
-        out[k] = pic.resized(x, y, cw, ch, size)
+        pic.resized(x, y, cw, ch, size, out=out[k])  # made in place: no copy
     return out
 
 
@@ -391,8 +391,11 @@ class _Picture:
             self._planes = [_plane(p) for p in self.frame.planes[:3]]
         return self._planes
 
-    def resized(self, x: int, y: int, w: int, h: int, size: int) -> np.ndarray:
-        """The crop `(x, y, w, h)` resized by area to `(size, size)`: (size, size, 3) uint8."""
+    def resized(
+        self, x: int, y: int, w: int, h: int, size: int, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The crop `(x, y, w, h)` resized by area to `(size, size)`: (size, size, 3) uint8,
+        written into `out` (a C-contiguous array of that shape) when given."""
         import cv2
 
         f = self.frame
@@ -401,18 +404,20 @@ class _Picture:
         # the box filter: scales between 1 and 2.
         fast = f.format.name in _YUV420 and (even or size <= min(w, h) <= max(w, h) <= 2 * size)
         m = _yuv_to_rgb(f) if fast else None
+        dst = out if out is not None and out.flags.c_contiguous else None  # OpenCV's only
         if m is None:
-            return cv2.resize(self.crop(x, y, w, h), (size, size), interpolation=cv2.INTER_AREA)
+            crop = self.crop(x, y, w, h)
+            return _into(cv2.resize(crop, (size, size), dst=dst, interpolation=cv2.INTER_AREA), out)
         luma, u, v = self.planes()
-        out = (size, size)
-        yy = cv2.resize(luma[y : y + h, x : x + w], out, interpolation=cv2.INTER_AREA)
+        dsize = (size, size)
+        yy = cv2.resize(luma[y : y + h, x : x + w], dsize, interpolation=cv2.INTER_AREA)
         if even:
             # Chroma sample j covers luma columns 2j and 2j + 1 (FFmpeg's unscaled 4:2:0 -> RGB
             # replicates it): an area resize of the even box's chroma is the area resize of
             # the replicated chroma, exactly.
             cy, cx = slice(y // 2, (y + h) // 2), slice(x // 2, (x + w) // 2)
-            cu = cv2.resize(u[cy, cx], out, interpolation=cv2.INTER_AREA)
-            cv = cv2.resize(v[cy, cx], out, interpolation=cv2.INTER_AREA)
+            cu = cv2.resize(u[cy, cx], dsize, interpolation=cv2.INTER_AREA)
+            cv = cv2.resize(v[cy, cx], dsize, interpolation=cv2.INTER_AREA)
         else:
             # Chroma sampled bilinearly at each output pixel's centre: luma
             # x - 0.5 + (i + 0.5) * sx, which is chroma ((that) - 0.5) / 2.
@@ -421,9 +426,9 @@ class _Picture:
                 [[sx / 2, 0, (x - 1) / 2 + sx / 4], [0, sy / 2, (y - 1) / 2 + sy / 4]], np.float64
             )
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-            cu = cv2.warpAffine(u, warp, out, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-            cv = cv2.warpAffine(v, warp, out, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        return cv2.transform(cv2.merge([yy, cu, cv]), m)
+            cu = cv2.warpAffine(u, warp, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            cv = cv2.warpAffine(v, warp, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        return _into(cv2.transform(cv2.merge([yy, cu, cv]), m, dst=dst), out)
 
     def crop(self, x: int, y: int, w: int, h: int) -> np.ndarray:
         """The exact `rgb24` pixels of the box `(x, y, w, h)`: (h, w, 3) uint8.
@@ -454,6 +459,15 @@ class _Picture:
 
 
 _YUV420 = ("yuv420p", "yuvj420p")
+
+
+def _into(made: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """`out` holding what OpenCV made (it writes into a C-contiguous `dst` of the right
+    shape and type, and otherwise returns a new array)."""
+    if out is None or np.may_share_memory(made, out):
+        return made
+    out[...] = made
+    return out
 
 
 def _plane(p: Any) -> np.ndarray:
