@@ -428,3 +428,31 @@ def test_viterbi_on_a_gt_of_two_or_three_frames() -> None:
         path = viterbi(rng.random((6, m)).astype(np.float32) + 0.5)
         steps = [b - a for a, b in zip(path, path[1:]) if a is not None and b is not None]
         assert len(path) == 6 and all(s >= 0 for s in steps), path
+
+
+def test_fine_descriptors_split_exactly_and_band_pass() -> None:
+    """Two halves on a pool give the same rows as one pass, and the band-pass is a difference
+    of Gaussians (sigma 1 and 4)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    from filmdata.pairing import descriptors as dsc
+
+    rng = np.random.default_rng(5)
+    frames = [
+        cv2.GaussianBlur(rng.integers(0, 256, (90, 120), dtype=np.uint8), (0, 0), 1.5)
+        for _ in range(5)
+    ]
+    m = np.array([[1.1, 0, 7.3], [0, 1.1, 4.6], [0, 0, 1]])
+    one = dsc.fine(frames, m, (96, 72))
+    with ThreadPoolExecutor(2) as pool:
+        assert np.array_equal(dsc.fine(frames, m, (96, 72), pool=pool), one)
+    assert np.allclose(np.einsum("ij,ij->i", one, one), 1.0, atol=1e-4)  # unit rows
+    x = cv2.GaussianBlur(rng.random((72, 96), np.float32), (0, 0), 2.0)  # detail at all scales
+    out = np.empty_like(x)
+    dsc.band_pass(x, out)
+    dog = cv2.GaussianBlur(x, (0, 0), 1.0) - cv2.GaussianBlur(x, (0, 0), 4.0)
+    inner = (slice(12, -12), slice(12, -12))  # off the borders, handled differently
+    r = np.corrcoef(out[inner].ravel(), dog[inner].ravel())[0, 1]
+    assert r > 0.995  # (the sigma-1 blur alone: 0.93)

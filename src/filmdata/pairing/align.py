@@ -61,8 +61,10 @@ CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every 
 JOINT = True  # settle the geometry's last fraction of a pixel and the path together
 JOINT_GRID = 0.2  # tape px: `_joint_shift`'s first search step
 JOINT_RANGE = 0.6  # tape px: the farthest shift it tries
+JOINT_FINEST = 0.1  # tape px: its last step (halving from JOINT_GRID)
 WORKERS = min(4, os.cpu_count() or 1)  # threads for per-frame OpenCV work
 GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
+GT_FAST = False  # decode the GT without its deblocking filter (see `descriptors.decode_gray`)
 NEIGHBOURS = (-1, 1)  # GT frames either side of a spatial sample tried as its match
 REACH = 6  # ... and up to this far, at the sample's motion per frame times the distance
 # (see `_reach`; 1: the neighbours only)
@@ -170,6 +172,7 @@ def align(
     path, s1 = path0, s0
     cache = lv.kept
     bufs: dict[str, np.ndarray] = {}
+    sharp: dict[str, np.ndarray] = {}  # the sharp pass's (the tape's side kept between calls)
 
     def rescore(t: np.ndarray, band: int, last: bool) -> tuple[np.ndarray, np.ndarray]:
         """The fine similarity (s1) around `path` through `t`, and the scores the path is
@@ -182,7 +185,6 @@ def align(
             # full-size frames tell apart neighbours of a slow pan that the small ones
             # cannot; their scores are lower on a heavily compressed tape, so they only
             # add their differences within each row (the level, for "no GT", stays s1's)
-            sharp: dict[str, np.ndarray] = {}
             lq_s, gt_s = _fine(lv, gv, t, box, sharp, sharp=True)
             if JOINT:  # for `_joint_shift`: the descriptors, and the scores but the sharp part
                 bufs.update(sharp_grid=sharp["sharp_grid"], sharp_lq=lq_s, sharp_gt=gt_s)
@@ -279,6 +281,7 @@ def _decode(
             quiet=quiet,
             desc="decode GT",
             threads=GT_THREADS,
+            fast=GT_FAST,
         )
         try:
             lv = dsc.decode_gray(lq, 160, lq_every, 0, quiet=quiet, desc="decode LQ", threads=1)
@@ -502,9 +505,9 @@ def _joint_shift(
         return seen[e]
 
     # a pattern search: the best of the point and its 8 neighbours at JOINT_GRID until the
-    # point stays, then once at half the step
+    # point stays, then at half the step, down to JOINT_FINEST
     best, step = (0.0, 0.0), JOINT_GRID
-    for _ in range(8):
+    for _ in range(12):
         ring = [
             (round(best[0] + a * step, 4), round(best[1] + b * step, 4))
             for a in (-1, 0, 1)
@@ -513,7 +516,7 @@ def _joint_shift(
         ]
         new = max(ring, key=total)
         if new == best:
-            if step < JOINT_GRID:
+            if step <= JOINT_FINEST + 1e-9:
                 break
             step /= 2
         best = new
@@ -580,7 +583,12 @@ def _fine(
     x1, y1 = min(x1, box[0] + box[2]), min(y1, box[1] + box[3])
     mx, my = 0.03 * (x1 - x0), 0.03 * (y1 - y0)
     x0, x1, y0, y1 = x0 + mx, x1 - mx, y0 + my, y1 - my
-    fw = int(round(x1 - x0)) if sharp else FINE_WIDTH  # sharp: the tape's own pixels
+    bufs = {} if bufs is None else bufs
+    if sharp:  # the tape's own pixels
+        last = bufs.get("sharp_px")
+        if last is not None and np.abs(np.array([x0, y0, x1, y1]) - last).max() <= 2:
+            x0, y0, x1, y1 = (float(v) for v in last)  # a pixel or two in a 3% margin: the same
+    fw = int(round(x1 - x0)) if sharp else FINE_WIDTH
     fh = max(8, int(round(fw * (y1 - y0) / max(1.0, x1 - x0))))
     g = np.array([[(x1 - x0) / fw, 0, x0], [0, (y1 - y0) / fh, y0], [0, 0, 1.0]])
     if sharp:  # every frame at hand at working size: finer descriptors tell slow pans apart
@@ -588,17 +596,20 @@ def _fine(
         gt_src: Any = [gv.kept[k] for k in range(gv.frames)]
         m_lq = g
         m_gt = dsc.scale_matrix(gv.kept_scale) @ np.linalg.inv(t) @ g
+        bufs["sharp_grid"] = np.array([fw, fh, g[0, 0], g[1, 1]])  # size, tape px per step
     else:
         lq_src, gt_src = lv.small, gv.small
         m_lq = dsc.scale_matrix(lv.small_scale) @ g
         m_gt = dsc.scale_matrix(gv.small_scale) @ np.linalg.inv(t) @ g
-    bufs = {} if bufs is None else bufs
+    # the tape's descriptors depend on the grid only: kept while it stays
+    key = np.array([*g[:2].ravel(), len(lq_src)])
+    with ThreadPoolExecutor(2) as pool:  # OpenCV and numpy release the GIL: two halves
+        if "lq" not in bufs or not np.array_equal(bufs.get("lq_key"), key):
+            bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"), pool)
+            bufs["lq_key"] = key
+        bufs["gt"] = dsc.fine(gt_src, m_gt, (fw, fh), bufs.get("gt"), pool)
     if sharp:
-        bufs["sharp_grid"] = np.array([fw, fh, g[0, 0], g[1, 1]])  # size, tape px per step
-    with ThreadPoolExecutor(1) as pool:  # OpenCV releases the GIL: both videos at once
-        job = pool.submit(dsc.fine, gt_src, m_gt, (fw, fh), bufs.get("gt"))
-        bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"))
-        bufs["gt"] = job.result()
+        bufs["sharp_px"] = np.array([x0, y0, x1, y1])
     return bufs["lq"], bufs["gt"]
 
 

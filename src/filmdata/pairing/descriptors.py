@@ -11,6 +11,7 @@ estimated GT->tape transform, so that they compare the same picture point by poi
 from __future__ import annotations
 
 import os
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import av
@@ -219,26 +220,39 @@ def fine(
     m: np.ndarray,
     size: tuple[int, int],
     out: np.ndarray | None = None,
+    pool: Executor | None = None,
 ) -> np.ndarray:
     """Fine descriptors, (N, w*h) float32: each frame sampled through the 3x3 `m` (output
-    pixel -> input pixel) on `size` (w, h), band-passed by a difference of Gaussians (keeps
-    the detail that tells neighbouring frames apart, drops the noise below it and the shading
-    above it) and normalised; frame by frame into `out` when its shape fits (a caller
-    re-running this reuses its buffer: a fresh array of this size costs more in page faults
-    than the work itself)."""
+    pixel -> input pixel) on `size` (w, h), band-passed (`band_pass`: keeps the detail that
+    tells neighbouring frames apart, drops the noise below it and the shading above it) and
+    normalised; frame by frame into `out` when its shape fits (a caller re-running this
+    reuses its buffer: a fresh array of this size costs more in page faults than the work
+    itself). With `pool`, in two halves on its threads (OpenCV and numpy release the GIL)."""
     n, d = len(frames), size[0] * size[1]
     if out is None or out.shape != (n, d) or out.dtype != np.float32:
         out = np.empty((n, d), np.float32)
     affine = bool(np.allclose(m[2], (0, 0, 1)))  # once, not per frame (47 us a call)
-    for k, f in enumerate(frames):
-        w = _warp(f, m, size, affine).astype(np.float32)
-        # the difference straight into its row: no temporaries, no copy (same floats)
-        cv2.subtract(
-            cv2.GaussianBlur(w, (0, 0), 1.0),
-            cv2.GaussianBlur(w, (0, 0), 4.0),
-            out[k].reshape(w.shape),
-        )
-    return normalise(out, copy=False)
+
+    def rows(a: int, b: int) -> None:
+        for k in range(a, b):
+            w = _warp(frames[k], m, size, affine).astype(np.float32)
+            band_pass(w, out[k].reshape(w.shape))
+        normalise(out[a:b], copy=False)
+
+    if pool is None or n < 2:
+        rows(0, n)
+    else:
+        half = n // 2
+        list(pool.map(lambda ab: rows(*ab), ((0, half), (half, n))))
+    return out
+
+
+def band_pass(w: np.ndarray, out: np.ndarray) -> None:
+    """A difference of Gaussians of the float32 image `w` into `out`: sigma 1 less sigma 4,
+    the latter's kernel cut at 3 sigma (25 taps, not OpenCV's 33: a quarter less work, within
+    0.1 grey level). A cheaper low-pass made at half size (a quarter of the cost) was tried:
+    within 2.4% of it, it changed the path on 2 of 8 crf-45 benchmark tapes (0.913 -> 0.802)."""
+    cv2.subtract(cv2.GaussianBlur(w, (0, 0), 1.0), cv2.GaussianBlur(w, (25, 25), 4.0), out)
 
 
 def _warp(f: np.ndarray, m: np.ndarray, size: tuple[int, int], affine: bool) -> np.ndarray:

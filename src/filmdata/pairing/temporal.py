@@ -170,8 +170,11 @@ def band_similarity(lq: np.ndarray, gt: np.ndarray, centre: np.ndarray, radius: 
     n, m = len(lq), len(gt)
     s = np.full((n, m), -1.0, np.float32)
     c = np.round(centre).astype(int)
-    for a in range(0, n, 64):  # blocks of rows: one matrix product each (BLAS)
-        b = min(n, a + 64)
+    # blocks of rows, one matrix product each (BLAS); a block scores the columns of all its
+    # rows' bands, so a small one wastes less outside them (2 x radius rows: about half)
+    rows = min(64, max(16, 2 * radius))
+    for a in range(0, n, rows):
+        b = min(n, a + rows)
         lo = max(0, int(c[a:b].min()) - radius)
         hi = min(m, int(c[a:b].max()) + radius + 1)
         if lo >= hi:
