@@ -12,7 +12,8 @@ Tape cases (`--cases`, comma-separated):
             overscan, 4:3 letterbox at 480x360, blur, chroma smear, noise, H.264 at crf 38
   true25    the same at 25 fps but true speed: a GT frame repeated every 25 tape frames
   pulldown  29.97 fps NTSC by 3:2 pulldown: two frames in five weave fields of two GT frames
-  crf45     pal with crf 45 (very heavy compression; hardest on the slow clip)
+  crf41     pal with crf 41 (heavier compression: ~33 kb/s against crf 38's ~45)
+  crf45     pal with crf 45 (very heavy compression, ~25 kb/s; hardest on the slow clip)
   jump      pal whose picture moves by (2.5, -1.5) tape px halfway (a re-locked capture); the
             geometric error is that of the JSON transform against the first half's
 
@@ -64,6 +65,7 @@ CASES = {
     "pal": lambda **kw: TapeSpec(**kw),
     "true25": lambda **kw: TapeSpec(speed=1.0, **kw),
     "pulldown": lambda **kw: ntsc_pulldown(**kw),
+    "crf41": lambda **kw: TapeSpec(crf=41, **kw),
     "crf45": lambda **kw: TapeSpec(crf=45, **kw),
     "jump": lambda **kw: TapeSpec(jump=(0.5, 2.5, -1.5), **kw),
 }
