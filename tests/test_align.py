@@ -456,3 +456,24 @@ def test_fine_descriptors_split_exactly_and_band_pass() -> None:
     inner = (slice(12, -12), slice(12, -12))  # off the borders, handled differently
     r = np.corrcoef(out[inner].ravel(), dog[inner].ravel())[0, 1]
     assert r > 0.995  # (the sigma-1 blur alone: 0.93)
+
+
+def test_lag_forgives_a_p_frame_behind_not_ahead() -> None:
+    """A P-frame may show its GT frame late (lag), never early: its score for GT frames before
+    its best match falls twice as fast, for frames after it the lag price holds; a B-frame
+    (forward False) keeps its plain lagged score."""
+    from filmdata.pairing.align import _lagged
+
+    rng = np.random.default_rng(2)
+    gt = rng.normal(size=(12, 64)).astype(np.float32)
+    gt /= np.linalg.norm(gt, axis=1, keepdims=True)
+    s = np.tile(np.linspace(0.5, 0.9, 12, dtype=np.float32), (2, 1))
+    s[:, 6:] = 0.9 - 0.05 * np.arange(1, 7, dtype=np.float32)[None, :]  # best at 6 (0.85)
+    key = np.array([False, False])
+    plain = _lagged(s, key, gt)
+    lead = _lagged(s, key, gt, forward=np.array([True, False]))
+    assert np.array_equal(lead[1], plain[1])  # the B-frame
+    assert np.allclose(lead[0, 6:], plain[0, 6:])  # at and after its best: the lag price
+    behind = plain[0, 6] - plain[0, :6]
+    assert np.all(behind > 0)
+    assert np.allclose(plain[0, 6] - lead[0, :6], 2 * behind, atol=1e-6)  # LEAD_WEIGHT 1

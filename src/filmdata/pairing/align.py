@@ -48,6 +48,7 @@ LAG = 10  # inter-coded tape frames may show their GT frame this many frames lat
 LAG_NEAR = 2  # ... the first this many frames of a lag at LAG_COST, the rest at LAG_FAR_COST
 LAG_COST = 0.1  # score given up per unit of GT change (1 - ZNCC) across a lag
 LAG_FAR_COST = 0.02
+LEAD_WEIGHT = 1.0  # a P-frame's score below its best further on counts this much more (_lagged)
 INTER_WEIGHT = 0.1  # weight of inter-coded tape frames in the fine pass (see _weigh)
 AUDIO_CLEARANCE = 1.5  # audio peak over the next best: above it, the sound narrows the search
 BANDS = (24, 8)  # fine passes: GT frames scored either side of the previous path
@@ -167,10 +168,12 @@ def align(
     # pan all look alike): the first fine pass searches a wide band, the second a narrow one
     # around the first's path.
     costs, agreement = _rate_costs(path0), None
+    # P-frames show no GT frame later than their own (see `_lagged`), except woven ones
+    forward = lv.forward if temporal.fit_rate(path0)[1] > WOVEN_RATE else None
     path, s1 = path0, s0
     cache = lv.kept
     bufs: dict[str, np.ndarray] = {}
-    sharp: dict[str, np.ndarray] = {}  # the sharp pass's (the tape's side kept between calls)
+    sharp: dict[str, np.ndarray] = {}  # the sharp pass's buffers (reused by the next one)
 
     def rescore(t: np.ndarray, band: int, last: bool) -> tuple[np.ndarray, np.ndarray]:
         """The fine similarity (s1) around `path` through `t`, and the scores the path is
@@ -178,7 +181,7 @@ def align(
         lq_f, gt_f = _fine(lv, gv, t, box, bufs)
         centre = temporal.fill_centre(path, gv.frames)
         s1 = temporal.band_similarity(lq_f, gt_f, centre, radius=band)
-        score = _lagged(s1, lv.key, gt_f)
+        score = _lagged(s1, lv.key, gt_f, forward=forward)
         if last and _sharp_ready(lv, gv):
             # full-size frames tell apart neighbours of a slow pan that the small ones
             # cannot; their scores are lower on a heavily compressed tape, so they only
@@ -187,7 +190,12 @@ def align(
             if JOINT:  # for `_joint_shift`: the descriptors, and the scores but the sharp part
                 bufs.update(sharp_grid=sharp["sharp_grid"], sharp_lq=lq_s, sharp_gt=gt_s)
                 bufs["scores"] = score
-            s2 = _lagged(temporal.band_similarity(lq_s, gt_s, centre, radius=band), lv.key, gt_s)
+            s2 = _lagged(
+                temporal.band_similarity(lq_s, gt_s, centre, radius=band),
+                lv.key,
+                gt_s,
+                forward=forward,
+            )
             score = score + np.float32(SHARP_WEIGHT) * (s2 - s2.max(axis=1, keepdims=True))
         return s1, _weigh(score, lv.key, costs.null)
 
@@ -198,7 +206,7 @@ def align(
         s1, weighed = rescore(t, band, round_ == len(BANDS) - 1)
         path = temporal.viterbi(weighed, costs)
     if JOINT and "sharp_gt" in bufs:
-        shift = _joint_shift(lv, path, bufs, costs)
+        shift = _joint_shift(lv, path, bufs, costs, forward)
         if shift is not None:  # the last pass again, through the shifted geometry
             t = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1.0]]) @ t
             s1, weighed = rescore(t, BANDS[-1], True)
@@ -316,7 +324,11 @@ def _rate_costs(path: list[int | None]) -> temporal.PathCosts:
 
 
 def _lagged(
-    s: np.ndarray, key: np.ndarray | None, gt: np.ndarray, step: np.ndarray | None = None
+    s: np.ndarray,
+    key: np.ndarray | None,
+    gt: np.ndarray,
+    step: np.ndarray | None = None,
+    forward: np.ndarray | None = None,
 ) -> np.ndarray:
     """Inter-coded tape frames may show their GT frame up to LAG frames late: a heavy encoder
     builds them from blocks of earlier frames, and where the picture barely moves (a slow
@@ -334,7 +346,16 @@ def _lagged(
     3 to 9 GT frames for a whole GOP (their best match; the intra-coded frame before is
     right), so with two frames of lag a path slid back behind them, buying a repeat and a
     drop. Measured on 16 benchmark tapes: crf 45 mean 0.688 -> 0.725 (pans 0.62-0.70 ->
-    0.65-0.78), no tape worse, PAL unchanged (0.995)."""
+    0.65-0.78), no tape worse, PAL unchanged (0.995).
+    `forward` (n,): the P-frames, predicted from earlier frames only, so their content is
+    never later than their GT frame. A lag makes a P-frame's score for GT frames after its
+    best match nearly as good; before it, the shortfall counts 1 + LEAD_WEIGHT times. A drop
+    in a long run of P-frames was otherwise put off to the next cut or intra frame (a 25 fps
+    GT at PAL speed, 4.27% fast: 0.778 -> 0.997). B-frames are left out (they also predict
+    from a later frame); so are woven frames (the caller passes None below WOVEN_RATE).
+    Measured (K = 1): 24 fps PAL tapes unchanged (0.995), crf 41 unchanged, a 25 fps slow
+    tape 0.999 -> 0.979, 30 fps GT at PAL speed (1.25 GT frames a tape frame) 0.884 -> 0.876,
+    crf 45 down on two of eight tapes (0.776 -> 0.701, 0.913 -> 0.767)."""
     if key is None or len(key) != len(s) or LAG < 1 or len(gt) < 2:
         return s
     out = s.copy()
@@ -349,6 +370,14 @@ def _lagged(
         cost[d:] += np.float32(LAG_COST if d <= LAG_NEAR else LAG_FAR_COST) * change
         np.maximum(best[:, d:], rows[:, :-d] - cost[None, d:], out=best[:, d:])
         np.maximum(best[:, :d], np.float32(-1.0), out=best[:, :d])  # (no GT frame d before)
+    if LEAD_WEIGHT > 0 and forward is not None and len(forward) == len(s):
+        # a P-frame's content ahead of the path: no lag explains it
+        p = forward[inter]
+        rows_p = best[p]
+        ahead = np.maximum.accumulate(rows_p[:, ::-1], axis=1)[:, ::-1]  # best from j on
+        inside = rows_p > -1
+        rows_p[inside] += np.float32(LEAD_WEIGHT) * (rows_p - ahead)[inside]
+        best[p] = rows_p
     out[inter] = best
     return out
 
@@ -445,6 +474,7 @@ def _joint_shift(
     path: list[int | None],
     bufs: dict[str, np.ndarray],
     costs: temporal.PathCosts,
+    forward: np.ndarray | None = None,
 ) -> tuple[float, float] | None:
     """The shift e (tape px) of the geometry under which the whole tape is best explained;
     None: no shift.
@@ -491,7 +521,7 @@ def _joint_shift(
         ex, ey = (np.float32(v) for v in e)
         s2 = s0 + bx * ex + by * ey + np.float32(0.5) * (hx * (ex * ex) + hy * (ey * ey))
         s2[outside] = -1.0
-        return _lagged(s2, lv.key, gt_s, lag_step)
+        return _lagged(s2, lv.key, gt_s, lag_step, forward)
 
     seen: dict[tuple[float, float], float] = {}
 
@@ -582,10 +612,6 @@ def _fine(
     mx, my = 0.03 * (x1 - x0), 0.03 * (y1 - y0)
     x0, x1, y0, y1 = x0 + mx, x1 - mx, y0 + my, y1 - my
     bufs = {} if bufs is None else bufs
-    if sharp:  # the tape's own pixels
-        last = bufs.get("sharp_px")
-        if last is not None and np.abs(np.array([x0, y0, x1, y1]) - last).max() <= 2:
-            x0, y0, x1, y1 = (float(v) for v in last)  # a pixel or two in a 3% margin: the same
     fw = int(round(x1 - x0)) if sharp else FINE_WIDTH
     fh = max(8, int(round(fw * (y1 - y0) / max(1.0, x1 - x0))))
     g = np.array([[(x1 - x0) / fw, 0, x0], [0, (y1 - y0) / fh, y0], [0, 0, 1.0]])
@@ -599,15 +625,9 @@ def _fine(
         lq_src, gt_src = lv.small, gv.small
         m_lq = dsc.scale_matrix(lv.small_scale) @ g
         m_gt = dsc.scale_matrix(gv.small_scale) @ np.linalg.inv(t) @ g
-    # the tape's descriptors depend on the grid only: kept while it stays
-    key = np.array([*g[:2].ravel(), len(lq_src)])
-    with ThreadPoolExecutor(2) as pool:  # OpenCV and numpy release the GIL: two halves
-        if "lq" not in bufs or not np.array_equal(bufs.get("lq_key"), key):
-            bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"), pool)
-            bufs["lq_key"] = key
+    with ThreadPoolExecutor(2) as pool:  # OpenCV and numpy release the GIL: two halves each
+        bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"), pool)
         bufs["gt"] = dsc.fine(gt_src, m_gt, (fw, fh), bufs.get("gt"), pool)
-    if sharp:
-        bufs["sharp_px"] = np.array([x0, y0, x1, y1])
     return bufs["lq"], bufs["gt"]
 
 
