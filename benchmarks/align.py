@@ -22,10 +22,12 @@ still), or null where it has no GT; a frame whose fields mix two GT frames (pull
 on either.
 
     python benchmarks/align.py [--seconds 30] [--width 1280] [--height 720] [--cases pal,...]
-        [--repeat 3] [--keep DIR] [--seed N]
+        [--repeat 3] [--keep DIR] [--seed N] [--gt-fps 24]
 
 `--seed N` adds N to every clip's and tape's seed (0: the tables below), for other footage
-and other tape noise; the GT kept in `--keep` is named by it.
+and other tape noise; the GT kept in `--keep` is named by it. `--gt-fps` sets the GT's frame
+rate (24 by default); the tapes stay 25 fps at PAL speed, so a 25 fps GT gives a tape that
+skips a GT frame about every 23 frames, and a 30 fps one 1.25 GT frames a tape frame.
 """
 
 from __future__ import annotations
@@ -120,6 +122,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of ours (median)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the clips and tapes here")
     ap.add_argument("--seed", type=int, default=0, help="added to every clip's and tape's seed")
+    ap.add_argument(
+        "--gt-fps",
+        type=float,
+        default=24.0,
+        help="the GT's frame rate (the tapes stay 25 fps at PAL speed: 25 fps GT gives 1.043 GT "
+        "frames a tape frame, 30 fps 1.25)",
+    )
     args = ap.parse_args()
     cases = args.cases.split(",")
     for c in cases:
@@ -127,14 +136,14 @@ def main() -> None:
             ap.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}")
     work = args.keep or Path(tempfile.mkdtemp(prefix="align-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    n = int(args.seconds * 24)
+    n = int(args.seconds * args.gt_fps)
     lengths = {
         "pans": (n // 4, n // 3, n - n // 4 - n // 3),
         "slow": (n // 3, n // 3, n - 2 * (n // 3)),
     }
     print(
-        f"GT {args.width}x{args.height} 24 fps, {args.seconds:g} s, seed +{args.seed}; "
-        "ours: whole process"
+        f"GT {args.width}x{args.height} {args.gt_fps:g} fps, {args.seconds:g} s, "
+        f"seed +{args.seed}; ours: whole process"
     )
     print(
         f"{'clip':5} {'case':9} {'method':9} {'frames':>6} {'accuracy':>8} {'geom px':>8} "
@@ -144,11 +153,13 @@ def main() -> None:
         footage, tape_kw = CLIPS[name]
         footage = {**footage, "seed": footage["seed"] + args.seed}
         tape_kw = {**tape_kw, "seed": tape_kw["seed"] + args.seed}
-        tag = f"-s{args.seed}" if args.seed else ""
+        tag = (f"-s{args.seed}" if args.seed else "") + (
+            f"-{args.gt_fps:g}fps" if args.gt_fps != 24 else ""
+        )
         gt = work / f"{name}{tag}-gt.mp4"
         if not gt.exists():
             frames = render_footage(args.width, args.height, lengths[name], **footage)  # type: ignore[arg-type]
-            write_video(gt, frames, 24.0, crf=18)
+            write_video(gt, frames, args.gt_fps, crf=18)
         same = identical_runs(gt)
         for case in cases:
             spec = CASES[case](**tape_kw)
