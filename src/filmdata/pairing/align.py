@@ -354,8 +354,9 @@ def _lagged(
     GT at PAL speed, 4.27% fast: 0.778 -> 0.997). B-frames are left out (they also predict
     from a later frame); so are woven frames (the caller passes None below WOVEN_RATE).
     Measured (K = 1): 24 fps PAL tapes unchanged (0.995), crf 41 unchanged, a 25 fps slow
-    tape 0.999 -> 0.979, 30 fps GT at PAL speed (1.25 GT frames a tape frame) 0.884 -> 0.876,
-    crf 45 down on two of eight tapes (0.776 -> 0.701, 0.913 -> 0.767)."""
+    tape 0.999 -> 0.979, 30 fps GT at PAL speed (1.25 GT frames a tape frame) pans 0.884 ->
+    0.876 and slow 0.822 -> 0.877, crf 45 down on two of eight tapes (0.776 -> 0.701, 0.913 ->
+    0.767)."""
     if key is None or len(key) != len(s) or LAG < 1 or len(gt) < 2:
         return s
     out = s.copy()
