@@ -167,9 +167,10 @@ def align(
     # The coarse path can be several frames off in slow stretches (32 px descriptors of a slow
     # pan all look alike): the first fine pass searches a wide band, the second a narrow one
     # around the first's path.
-    costs, agreement = _rate_costs(path0), None
+    rate0 = temporal.fit_rate(path0)[1]
+    costs, agreement = _rate_costs(rate0), None
     # P-frames show no GT frame later than their own (see `_lagged`), except woven ones
-    forward = lv.forward if temporal.fit_rate(path0)[1] > WOVEN_RATE else None
+    forward = lv.forward if rate0 > WOVEN_RATE else None
     path, s1 = path0, s0
     cache = lv.kept
     bufs: dict[str, np.ndarray] = {}
@@ -310,12 +311,11 @@ def _audio_band(
     return m
 
 
-def _rate_costs(path: list[int | None]) -> temporal.PathCosts:
-    """Fine-pass costs for the tape's frame rate against the GT's: where the tape shows GT
-    frames more than once by design (a 25 fps tape of 24 fps footage at true speed, 3:2
-    pulldown), repeats are free, or the path would rather start a segment early than repeat;
-    likewise drops where the tape runs faster than one GT frame per frame."""
-    _, r = temporal.fit_rate(path)
+def _rate_costs(r: float) -> temporal.PathCosts:
+    """Fine-pass costs for the tape's rate `r` (GT frames per tape frame): where the tape
+    shows GT frames more than once by design (a 25 fps tape of 24 fps footage at true speed,
+    3:2 pulldown), repeats are free, or the path would rather start a segment early than
+    repeat; likewise drops where the tape runs faster than one GT frame per frame."""
     if r < 0.98:
         return dataclasses.replace(FINE, dup=0.002)
     if r > 1.02:
@@ -374,11 +374,9 @@ def _lagged(
     if LEAD_WEIGHT > 0 and forward is not None and len(forward) == len(s):
         # a P-frame's content ahead of the path: no lag explains it
         p = forward[inter]
-        rows_p = best[p]
-        ahead = np.maximum.accumulate(rows_p[:, ::-1], axis=1)[:, ::-1]  # best from j on
-        inside = rows_p > -1
-        rows_p[inside] += np.float32(LEAD_WEIGHT) * (rows_p - ahead)[inside]
-        best[p] = rows_p
+        pf = best[p]
+        ahead = np.maximum.accumulate(pf[:, ::-1], axis=1)[:, ::-1]  # best from j on
+        best[p] = pf + np.float32(LEAD_WEIGHT) * np.where(pf > -1, pf - ahead, 0)
     out[inter] = best
     return out
 
