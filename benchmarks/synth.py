@@ -194,13 +194,19 @@ def main() -> None:
            "--clip-len", str(t), "--size", str(s), "--max-windows", str(windows),
            "--device", args.device, "--image-format", args.image_format, "--seed", "0",
            "--overwrite", "--quiet", "--json"]  # fmt: skip
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command and its reader process
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     made = json.loads(out)["windows_made"] * t
     print(
         f"ours, whole `filmdata synth` process: {made / wall:8.1f} frames/s  ratio "
-        f"{made / wall / ref_fps:5.2f}x ({made} frames in {wall:.1f} s, start-up included)"
+        f"{made / wall / ref_fps:5.2f}x ({made} frames in {wall:.2f} s, start-up included; "
+        f"{cpu:.2f} CPU-s)"
     )
 
 

@@ -3,7 +3,8 @@
 The stages, as in img2dataset: the *planner* and the *reader* (`windows.py`) list every window
 before anything runs and cut each from frames decoded once; the *degrader* batches windows on
 the device; the *writer* encodes images in threads (the clean GT while its batch is degraded)
-and writes each shard atomically with its record (`shards.py`). Decoding runs a thread ahead.
+and writes each shard atomically with its record (`shards.py`). Decoding runs ahead: on a fresh
+local run in a process forked before torch loads (`_fork_reader.py`), else in a thread.
 
 Every random choice of a window (its crop, its degradation) comes from (seed, window id) only,
 never from one generator advanced across windows, so a resumed run gives the same bytes.
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from .windows import (
     plan,
     window_pictures,
 )
+
+if TYPE_CHECKING:
+    from ._fork_reader import ForkReader
 
 __all__ = ["CONFIG", "Clip", "Window", "plan", "replay_row", "rederive_gt", "synth"]
 
@@ -249,7 +253,8 @@ def unsharp(frames: np.ndarray) -> np.ndarray:
 
 
 #: Seconds the reader may take to decode one window before the run fails (a decoder stuck on
-#: hostile media must not hang a run; the reader is a daemon thread and dies with the process).
+#: hostile media must not hang a run; the reader is a daemon thread and dies with the process,
+#: or a forked process that the run kills and reaps).
 DECODE_TIMEOUT = 600.0
 
 
@@ -343,7 +348,7 @@ def _reader(windows: Sequence[Window], clip_len: int, size: int, frame_pixels: i
     """
     per_window = clip_len * frame_pixels * 3 // 2  # 4:2:0 pictures
     pictures = max(1, min(2 * _cpu_workers() + 2, (128 << 20) // max(1, per_window)))
-    cut = max(4, min(1024, (256 << 20) // (clip_len * size * size * 3)))
+    cut = _cut_backlog(clip_len, size)
 
     def backlog(item: tuple[Window, Any], waiting: int) -> tuple[Window, Any]:
         w, pics = item
@@ -355,6 +360,31 @@ def _reader(windows: Sequence[Window], clip_len: int, size: int, frame_pixels: i
         DECODE_TIMEOUT,
         backlog,
     )
+
+
+def _cut_backlog(clip_len: int, size: int) -> int:
+    """How many cut windows a reader may hold ready (256 MB of them, 4 to 1024)."""
+    return max(4, min(1024, (256 << 20) // (clip_len * size * size * 3)))
+
+
+def _early_reader(
+    windows: Sequence[Window], clip_len: int, size: int, frame_pixels: int
+) -> Prefetch | ForkReader:
+    """The reader of a fresh local run, started before torch loads: a forked process where
+    this process may fork (`can_fork`: Linux, no torch, no other thread), which decodes and
+    cuts on a core of its own during torch's import; else the reader thread (`_reader`)."""
+    from ._fork_reader import ForkReader, can_fork
+
+    if can_fork():
+        return ForkReader(
+            windows,
+            clip_len,
+            size,
+            slots=_cut_backlog(clip_len, size),
+            timeout=DECODE_TIMEOUT,
+            cores=_cpu_workers(),
+        )
+    return _reader(windows, clip_len, size, frame_pixels)
 
 
 def _frame_pixels(windows: Sequence[Window]) -> int:
@@ -449,7 +479,7 @@ def make_shards(
     record: dict[str, Any],
     quiet: bool = True,
     save_record: bool = True,
-    reader: Prefetch | None = None,
+    reader: Prefetch | ForkReader | None = None,
 ) -> int:
     """Make each job's shard: decode, degrade, encode, write atomically, and add it to the
     record (saved to disk unless `save_record` is False: a Ray worker hands its entry to the
@@ -475,7 +505,7 @@ def make_shards(
     workers = _cpu_workers()
     if degrader.device != "cpu":
         workers = max(2, min(batch_size, 2 * workers))
-    # The reader thread decodes the windows (started early by `synth`, or now).
+    # The reader decodes the windows (started early by `synth`, maybe forked; or a thread now).
     ahead = reader or _reader(all_windows, clip_len, size, _frame_pixels(all_windows))
     bar = tqdm(total=len(all_windows), desc="synth", unit="win", disable=quiet)
     sharpen = degrader.sharpen_gt
@@ -648,7 +678,6 @@ def synth(
     Raises:
         RefusedError: (exit 2) bad options, no clips, or an existing dataset of other parameters.
     """
-    from . import shards
     from ._memory import keep_freed_memory
     from .paths import resolve_root
 
@@ -682,36 +711,45 @@ def synth(
         val_fraction=val_fraction,
         max_windows=max_windows,
     )
-    rows_per_shard = rows_per_shard or shards.default_rows_per_shard(clip_len, size, image_format)
-    preset_ref = str(Path(preset).resolve()) if Path(preset).suffix in (".yaml", ".yml") else preset
-    params = {
-        "inputs": [c.path for c in clips] if inputs else None,
-        "templates": str(tdir),
-        "preset": preset_ref,
-        "clip_len": clip_len,
-        "size": size,
-        "stride": stride or clip_len,
-        "seed": seed,
-        "val_fraction": val_fraction,
-        "image_format": image_format,
-        "rows_per_shard": rows_per_shard,
-        "sharpen_gt": sharpen_gt,
-        "max_windows": max_windows,
-        "kinds": None if inputs else sorted(kinds),
-    }
-    jobs = shard_jobs(splits, rows_per_shard)
-    folder = shards.config_dir(dataset, CONFIG)
     # A fresh local run starts decoding now, while the degrader loads (torch's import alone
-    # takes about a second): every window will be made, in plan order.
+    # takes about a second): every window will be made, in plan order (the shards' order:
+    # each split's windows, split after split). Before anything starts a thread (pyarrow's
+    # import does), so that the reader may be a forked process.
     early = None
-    if backend == "local" and (overwrite or not (folder / shards.RECORD).exists()):
+    fresh = overwrite or not (dataset / "data" / CONFIG / "shards.json").exists()
+    if backend == "local" and fresh:
         frame = max(c.box[2] * c.box[3] for c in clips)  # active pictures: near the frame size
-        early = _reader([w for j in jobs for w in j.windows], clip_len, size, frame)
+        early = _early_reader([w for ws in splits.values() for w in ws], clip_len, size, frame)
     if backend == "local":
         # Only now: the loader's lock is held while torch's libraries load, and every module
         # loaded meanwhile (planning and reading load several) would wait for it.
         preload_torch()
     try:
+        from . import shards
+
+        rows_per_shard = rows_per_shard or shards.default_rows_per_shard(
+            clip_len, size, image_format
+        )
+        preset_ref = (
+            str(Path(preset).resolve()) if Path(preset).suffix in (".yaml", ".yml") else preset
+        )
+        params = {
+            "inputs": [c.path for c in clips] if inputs else None,
+            "templates": str(tdir),
+            "preset": preset_ref,
+            "clip_len": clip_len,
+            "size": size,
+            "stride": stride or clip_len,
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "image_format": image_format,
+            "rows_per_shard": rows_per_shard,
+            "sharpen_gt": sharpen_gt,
+            "max_windows": max_windows,
+            "kinds": None if inputs else sorted(kinds),
+        }
+        jobs = shard_jobs(splits, rows_per_shard)
+        folder = shards.config_dir(dataset, CONFIG)
         return _synth(
             t0,
             root_dir,
@@ -749,7 +787,7 @@ def _synth(
     params: dict[str, Any],
     jobs: list[ShardJob],
     folder: Path,
-    early: Prefetch | None,
+    early: Prefetch | ForkReader | None,
     *,
     preset_ref: str,
     device: str,

@@ -313,10 +313,14 @@ def cut_windows(
         yield w, cut_window(w, pictures, size)
 
 
-def cut_window(w: Window, pictures: Sequence[_Picture], size: int) -> np.ndarray:
-    """A window's GT frames from its decoded pictures: (T, size, size, 3) uint8."""
+def cut_window(
+    w: Window, pictures: Sequence[_Picture], size: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """A window's GT frames from its decoded pictures: (T, size, size, 3) uint8, written into
+    `out` (C-contiguous, of that shape) when given."""
     x, y, cw, ch = w.crop
-    out = np.empty((len(pictures), size, size, 3), np.uint8)
+    if out is None:
+        out = np.empty((len(pictures), size, size, 3), np.uint8)
     for k, pic in enumerate(pictures):
         pic.resized(x, y, cw, ch, size, out=out[k])  # made in place: no copy
     return out

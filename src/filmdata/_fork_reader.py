@@ -1,0 +1,264 @@
+"""`filmdata synth`'s reader in a forked process: windows decoded and cut while torch loads.
+
+Importing torch holds the GIL for about a second of CPU. A reader *thread* needs the GIL
+between FFmpeg calls, so the import and the decoding slow each other (on the 2-core VM, 256
+frames of 720p: the import 0.95-1.05 s, 3/4 of the windows decoded by its end); a process forked
+before the import (and before any thread starts: fork with live threads is unsafe) decodes on a
+core of its own (the import 0.83-0.9 s, every window decoded before it ends).
+It runs the very code the thread runs (`window_pictures`, `cut_window`: the same GT pixels) and
+hands each window's GT frames to the parent through a ring of fixed-size slots in an anonymous
+shared mapping made before the fork (no file in /dev/shm: the kernel frees it when both
+processes are gone). Two pipes carry the hand-off: window index and slot to the parent, slots
+free again to the child.
+
+The child never outlives the parent (`PR_SET_PDEATHSIG`, and EOF on the pipes), ignores Ctrl-C
+(the parent's `close` kills and reaps it on every path), and sends its error, pickled, for the
+parent to raise as its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import mmap
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import ItemsFailed, MediaError
+from .windows import Window, cut_window, window_pictures
+
+# (window index, or _DONE / _ERROR; slot; payload bytes that follow)
+_HEAD = struct.Struct("<iiI")
+_SLOT = struct.Struct("<i")
+_DONE, _ERROR = -1, -2
+_PR_SET_PDEATHSIG = 1
+
+
+def can_fork() -> bool:
+    """Whether this process may fork the reader: Linux, torch not imported (its thread pools
+    and CUDA do not survive a fork), and no thread but this one (a lock held by another thread
+    at the fork would stay held in the child forever)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    if "torch" in sys.modules:
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+class ForkReader:
+    """(window, its GT frames (T, size, size, 3) uint8) for `windows` in order, decoded and
+    cut by a child process forked now, up to `slots` windows ahead. The same interface as
+    `synth.Prefetch`: iterate, then `close()` (always: it kills and reaps the child).
+
+    Raises (from `next`):
+        ItemsFailed: nothing came for `timeout` seconds (a stuck decoder), or the child died.
+        Whatever the child's decoding raised (`MediaError`, ...), as the thread reader would.
+    """
+
+    def __init__(
+        self,
+        windows: Sequence[Window],
+        clip_len: int,
+        size: int,
+        *,
+        slots: int,
+        timeout: float | None,
+        cores: int = 1,
+    ):
+        self.windows = list(windows)
+        self.shape = (clip_len, size, size, 3)
+        self.per = clip_len * size * size * 3
+        self.timeout = timeout
+        self.finished = False
+        self.pid: int | None = None
+        n = max(1, min(slots, len(self.windows)))
+        # MAP_SHARED | MAP_ANONYMOUS: pages are made as they are touched, and shared by both.
+        self.mem = mmap.mmap(-1, n * self.per)
+        data_r, data_w = os.pipe()
+        free_r, free_w = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller's code
+            code = 0
+            try:
+                os.close(data_r)
+                os.close(free_w)
+                self._child(parent, n, data_w, free_r, clip_len, size, cores)
+            except BaseException:  # noqa: BLE001 - a broken pipe: the parent is gone
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(data_w)
+        os.close(free_r)
+        self.pid, self.rfd, self.wfd, self.owner = pid, data_r, free_w, parent
+
+    # The child ---------------------------------------------------------------------------------
+
+    def _child(
+        self, parent: int, n: int, out: int, free_fd: int, clip_len: int, size: int, cores: int
+    ) -> None:
+        import ctypes
+        import gc
+
+        gc.freeze()  # the parent's objects are never collected here: their pages stay shared
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            return
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent kills us
+        _below_parent()
+        try:
+            import cv2
+
+            cv2.setNumThreads(1)  # small crops: this process is one core's worth
+        except ImportError:
+            pass
+        free = list(range(n))
+        pending = b""
+        try:
+            # In the order given (the parent looks each window up by its index).
+            for i, (w, pictures) in enumerate(window_pictures(self.windows, clip_len, size, cores)):
+                while not free:
+                    got = os.read(free_fd, 4 * n)
+                    if not got:
+                        return  # the parent closed: nothing more is wanted
+                    pending += got
+                    k = len(pending) // 4 * 4
+                    for (slot,) in _SLOT.iter_unpack(pending[:k]):
+                        heapq.heappush(free, slot)
+                    pending = pending[k:]
+                slot = heapq.heappop(free)  # the lowest: few pages touched when in step
+                view = np.ndarray(self.shape, np.uint8, buffer=self.mem, offset=slot * self.per)
+                cut_window(w, pictures, size, out=view)
+                del view, pictures
+                os.write(out, _HEAD.pack(i, slot, 0))
+        except BrokenPipeError:
+            return
+        except BaseException as e:  # noqa: BLE001 - raised in the parent
+            try:
+                payload = pickle.dumps(e)
+                pickle.loads(payload)
+            except Exception:  # noqa: BLE001 - not picklable: its message then
+                payload = pickle.dumps(MediaError(f"{type(e).__name__}: {e}"))
+            _write_all(out, _HEAD.pack(_ERROR, 0, len(payload)) + payload)
+            return
+        os.write(out, _HEAD.pack(_DONE, 0, 0))
+
+    # The parent --------------------------------------------------------------------------------
+
+    def __iter__(self) -> ForkReader:
+        return self
+
+    def __next__(self) -> tuple[Window, np.ndarray]:
+        if self.finished:
+            raise StopIteration
+        try:
+            i, slot, n = _HEAD.unpack(self._read(_HEAD.size))
+            if i >= 0:
+                view = np.ndarray(self.shape, np.uint8, buffer=self.mem, offset=slot * self.per)
+                gt = view.copy()
+                del view
+                # The child may have ended already (all decoded): the data pipe tells.
+                with contextlib.suppress(BrokenPipeError):
+                    os.write(self.wfd, _SLOT.pack(slot))
+                return self.windows[i], gt
+            if i == _DONE:
+                self.close()
+                raise StopIteration
+            error = pickle.loads(self._read(n))
+        except BaseException:
+            self.close()
+            raise
+        self.close()
+        raise error
+
+    def _read(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            ready, _, _ = select.select([self.rfd], [], [], self.timeout)
+            if not ready:
+                raise ItemsFailed(
+                    f"decoding a window took longer than {self.timeout:g} s (hostile or broken "
+                    "media?); the shards written so far are kept, a re-run resumes"
+                )
+            chunk = os.read(self.rfd, n - len(buf))
+            if not chunk:
+                raise ItemsFailed(
+                    f"the decoding process ended unexpectedly ({self._ended()}); the shards "
+                    "written so far are kept, a re-run resumes"
+                )
+            buf += chunk
+        return buf
+
+    def _ended(self) -> str:
+        """How the child ended (it is reaped here)."""
+        if self.pid is None:
+            return "gone"
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return "gone"
+        self.pid = None
+        if os.WIFSIGNALED(status):
+            return f"killed by signal {os.WTERMSIG(status)}"
+        return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+    def close(self) -> None:
+        """Stop and reap the child, close the pipes and the shared mapping (idempotent; in
+        the process that made the reader only, not in a copy that a later fork made)."""
+        self.finished = True
+        if getattr(self, "owner", None) != os.getpid():
+            return
+        pid, self.pid = self.pid, None
+        for name in ("rfd", "wfd"):
+            fd = getattr(self, name, None)
+            if fd is not None:
+                setattr(self, name, None)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        with contextlib.suppress(BufferError):  # a view is still out: the mapping goes with it
+            self.mem.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "pid", None) is not None:
+            self.close()
+
+
+def _below_parent() -> None:
+    """Under a real-time policy (`chrt -f`), one priority below the parent: at the same
+    priority, a FIFO child that never blocks keeps the CPU the parent was woken on, and the
+    kernel does not always move the parent to the other CPU (its torch import then waited
+    0.7-1.0 s on the run queue in half the runs). One below, the parent preempts the child
+    there, and the child moves on. Under the normal policy nothing changes."""
+    try:
+        policy = os.sched_getscheduler(0)
+        if policy not in (os.SCHED_FIFO, os.SCHED_RR):
+            return
+        prio = os.sched_getparam(0).sched_priority
+        if prio > os.sched_get_priority_min(policy):
+            os.sched_setscheduler(0, policy, os.sched_param(prio - 1))
+        else:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (OSError, AttributeError):
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
