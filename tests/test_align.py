@@ -25,7 +25,7 @@ from filmdata.pairing.tapesim import (
     tape_fields,
     tape_timeline,
 )
-from filmdata.pairing.temporal import PathCosts, cadence, viterbi
+from filmdata.pairing.temporal import PathCosts, cadence, cadence_by_scores, viterbi
 from filmdata.video import write_video
 
 GT_SIZE = (192, 108)
@@ -118,6 +118,33 @@ def test_cadence_finds_the_phase_through_drops(rate: float) -> None:
     for at in (150, 290):
         near[max(0, at - 2 * cycle) : at + 2 * cycle] = True
     assert right[~near].all()
+
+
+def test_cadence_by_scores_keeps_the_phase_a_biased_path_loses() -> None:
+    # 30 fps GT on a 25 fps tape at PAL speed: 1.25 GT frames a tape frame, a drop of the tape
+    # at 200. A first path a frame early on every fourth tape frame (P-frames trailing a pan)
+    # puts the cadence's two-frame steps a slot off; the scores, peaked at the truth, do not.
+    rng = np.random.default_rng(5)
+    rate, n = 1.25, 400
+    truth = [int(np.floor(0.37 + rate * i)) for i in range(n + 1)]
+    del truth[200]
+    m = truth[-1] + 3
+    s = np.full((n, m), 0.3, np.float32)
+    for i, j in enumerate(truth):
+        s[i, j - 1 : j + 2] = 0.8
+        s[i, j] = 0.9
+    s += rng.normal(0, 0.02, s.shape).astype(np.float32)
+    path: list[int | None] = [j - 1 if i % 4 == 0 else j for i, j in enumerate(truth)]
+    steps = np.diff(truth)
+    near = np.zeros(len(steps), bool)
+    near[190:210] = True
+    by_steps = cadence(path, rate)[0]
+    assert not (by_steps[1:] == steps)[~near].all()  # the path's steps mislead
+    e = cadence_by_scores(s, path, rate, null=0.45)
+    assert e is not None
+    assert (e[1:] == steps)[~near].all()
+    far = [j + (300 if i > 100 else 0) for i, j in enumerate(path)]  # a splice: too many states
+    assert cadence_by_scores(s, far, rate, null=0.45) is None
 
 
 def test_viterbi_follows_the_cadence_where_the_data_is_flat() -> None:

@@ -56,6 +56,7 @@ FINE = temporal.PathCosts(null=0.45, dup=0.03, drop=0.05)
 CADENCE_COSTS = FINE  # a step off the fitted cadence costs a repeat or a drop
 CADENCE_AGREEMENT = 0.7  # steps of the fine path that must fit a steady cadence (woven
 # frames of a pulldown allow two steps, so a right path agrees at about 0.8-0.9)
+CADENCE_SWITCH = 0.01  # a change of the cadence's offset, in `cadence_by_scores`
 CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every < 100 frames
 # (25 fps of 24 fps film at true speed: 1 in 25; 3:2 pulldown: 1 in 5); rarer ones (NTSC's
 # 0.1%) are left to the free repeats and drops
@@ -216,7 +217,16 @@ def align(
     if abs(r - round(r)) > CADENCE_MIN:
         expected, agreement = temporal.cadence(path, r)
         if agreement >= CADENCE_AGREEMENT:
-            path = temporal.viterbi(weighed, CADENCE_COSTS, expected)
+            # two readings of the cadence's phase: the path's steps, and the scores; the
+            # final pass runs under each, and the path that explains the tape better is kept
+            by_scores = temporal.cadence_by_scores(
+                weighed, path, r, costs.null, switch=CADENCE_SWITCH
+            )
+            path, total = temporal.best_path(weighed, CADENCE_COSTS, expected)
+            if by_scores is not None:
+                other, other_total = temporal.best_path(weighed, CADENCE_COSTS, by_scores)
+                if other_total > total:
+                    path = other
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]

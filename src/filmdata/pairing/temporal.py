@@ -285,3 +285,62 @@ def path_stats(path: list[int | None]) -> dict[str, int]:
                 out["jumps"] += 1
         prev = j
     return out
+
+
+def cadence_by_scores(
+    s: np.ndarray,
+    path: list[int | None],
+    r: float,
+    null: float,
+    per_frame: int = 20,
+    switch: float = 0.01,
+    reach: float = 64.0,
+) -> np.ndarray | None:
+    """The tape's cadence (as `cadence` gives it) with its phase chosen by the scores `s`
+    (n_lq, n_gt) of the GT frames it puts each tape frame on, not by the steps of `path`.
+
+    `cadence` follows the steps of a path found with cheap repeats or drops, and where a heavy
+    encoder biases whole kinds of frames (P-frames trail a pan, B-frames of a slow shot lean a
+    frame ahead) those steps fall a frame or three off, every cycle. Here the states are the
+    offsets `a` of j = floor(a + r i) (`per_frame` to a GT frame, around `path`'s), each tape
+    frame adds its score for that j (no less than `null`: a frame with no GT has no say), and a
+    change of offset costs `switch` (tape drops, repeats and cuts move it).
+
+    Returns:
+        e (n,) int32, the GT frames the cadence advances by at each tape frame; None where the
+        path strays over more than `reach` GT frames (a splice: the states would be many).
+    """
+    n, m = s.shape
+    pts = np.array([(i, j) for i, j in enumerate(path) if j is not None], float)
+    if len(pts) < 2:
+        return None
+    res = pts[:, 1] - r * pts[:, 0]
+    lo, hi = float(res.min()) - 2.0, float(res.max()) + 2.0
+    if hi - lo > reach:
+        return None
+    a = lo + np.arange(int((hi - lo) * per_frame) + 1) / per_frame  # (A,)
+    floor_null = np.float32(null)
+    cost = np.float32(switch)
+
+    def gain(k: int) -> np.ndarray:  # (A,) tape frame k's score on each offset's GT frame
+        j = np.floor(a + r * k).astype(np.int64)
+        ok = (j >= 0) & (j < m)
+        g = np.full(len(a), floor_null)
+        g[ok] = np.maximum(s[k, j[ok]], floor_null)
+        return g
+
+    v = gain(0)
+    moved = np.zeros((n, len(a)), bool)
+    came = np.zeros(n, np.int32)
+    for k in range(1, n):
+        best = int(v.argmax())
+        moved[k] = v[best] - cost > v
+        came[k] = best
+        v = np.where(moved[k], v[best] - cost, v) + gain(k)
+    at = np.zeros(n, np.int64)
+    at[-1] = int(v.argmax())
+    for k in range(n - 1, 0, -1):
+        at[k - 1] = came[k] if moved[k, at[k]] else at[k]
+    i = np.arange(n, dtype=np.float64)
+    ai = a[at]
+    return (np.floor(ai + r * i) - np.floor(ai + r * (i - 1))).astype(np.int32)
