@@ -36,6 +36,14 @@ def windows(path, clip_len=3, size=32):
     return plan(input_clips([path]), clip_len=clip_len, size=size, stride=None, seed=0,
                 val_fraction=0)["train"]
 
+def slow_decoding(delay):  # the child's decoder, `delay` s a window (patch before the fork)
+    real = fr.window_pictures
+    def slow(*a, **k):
+        for item in real(*a, **k):
+            time.sleep(delay)
+            yield item
+    fr.window_pictures = slow
+
 def no_children():
     try:
         os.waitpid(-1, os.WNOHANG)
@@ -254,12 +262,7 @@ def test_the_fresh_run_check_reads_the_record_shards_writes(tmp_path: Path) -> N
 
 def test_ctrl_c_in_the_parent_kills_and_reaps_the_child(footage: Path) -> None:
     code = """
-        real = fr.window_pictures
-        def slow(*a, **k):
-            for item in real(*a, **k):
-                time.sleep(0.2)
-                yield item
-        fr.window_pictures = slow
+        slow_decoding(0.2)
         reader = fr.ForkReader(windows(sys.argv[1]), 3, 32, slots=4, timeout=30)
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -294,12 +297,7 @@ def test_under_a_real_time_policy_the_child_runs_one_priority_below(footage: Pat
         except PermissionError:
             print("skip")
             sys.exit(0)
-        real = fr.window_pictures
-        def slow(*a, **k):
-            for item in real(*a, **k):
-                time.sleep(0.05)
-                yield item
-        fr.window_pictures = slow
+        slow_decoding(0.05)
         reader = fr.ForkReader(windows(sys.argv[1]), 3, 32, slots=4, timeout=30)
         deadline = time.monotonic() + 5
         while os.sched_getparam(reader.pid).sched_priority != 9 and time.monotonic() < deadline:

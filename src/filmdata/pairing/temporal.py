@@ -17,6 +17,7 @@ pan), `cadence` fits where a steady rate puts the repeats, and the step costs fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -251,20 +252,30 @@ def cadence(
     # 2. the phase along the tape
     fit = np.zeros((phases, n), np.float32)
     fit[:, known] = e_all[:, known] == steps[known]
-    v = fit[:, 0].copy()
-    moved = np.zeros((n, phases), bool)
+    at = _state_track(lambda k: fit[:, k], n, phases, switch)
+    e = e_all[at, np.arange(n)].astype(np.int32)
+    return e, float((e[known] == steps[known]).mean())
+
+
+def _state_track(
+    gain: Callable[[int], np.ndarray], n: int, states: int, switch: float
+) -> np.ndarray:
+    """The best sequence of states (n,) under per-frame gains `gain(k)` (states,), a change
+    of state costing `switch` (from the best state only: the cheapest change there is)."""
+    cost = np.float32(switch)
+    v = gain(0).copy()
+    moved = np.zeros((n, states), bool)
     came = np.zeros(n, np.int32)
     for k in range(1, n):
         best = int(v.argmax())
-        moved[k] = v[best] - switch > v
+        moved[k] = v[best] - cost > v
         came[k] = best
-        v = np.where(moved[k], v[best] - switch, v) + fit[:, k]
+        v = np.where(moved[k], v[best] - cost, v) + gain(k)
     at = np.zeros(n, np.int64)
     at[-1] = int(v.argmax())
     for k in range(n - 1, 0, -1):
         at[k - 1] = came[k] if moved[k, at[k]] else at[k]
-    e = e_all[at, np.arange(n)].astype(np.int32)
-    return e, float((e[known] == steps[known]).mean())
+    return at
 
 
 def path_stats(path: list[int | None]) -> dict[str, int]:
@@ -324,7 +335,6 @@ def cadence_by_scores(
         return None
     a = lo + np.arange(int((hi - lo) * per_frame) + 1) / per_frame  # (A,)
     floor_null = np.float32(null)
-    cost = np.float32(switch)
 
     def gain(k: int) -> np.ndarray:  # (A,) tape frame k's score on each offset's GT frame
         j = np.floor(a + r * k).astype(np.int64)
@@ -333,18 +343,7 @@ def cadence_by_scores(
         g[ok] = np.maximum(s[k, j[ok]], floor_null)
         return g
 
-    v = gain(0)
-    moved = np.zeros((n, len(a)), bool)
-    came = np.zeros(n, np.int32)
-    for k in range(1, n):
-        best = int(v.argmax())
-        moved[k] = v[best] - cost > v
-        came[k] = best
-        v = np.where(moved[k], v[best] - cost, v) + gain(k)
-    at = np.zeros(n, np.int64)
-    at[-1] = int(v.argmax())
-    for k in range(n - 1, 0, -1):
-        at[k - 1] = came[k] if moved[k, at[k]] else at[k]
+    at = _state_track(gain, n, len(a), switch)
     i = np.arange(n, dtype=np.float64)
     ai = a[at]
     return (np.floor(ai + r * i) - np.floor(ai + r * (i - 1))).astype(np.int32)
