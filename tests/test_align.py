@@ -75,6 +75,24 @@ def test_align_recovers_the_truth(which: str, request: pytest.FixtureRequest) ->
     assert a.quality["drops"] >= 1 and a.quality["repeats"] >= 1
 
 
+def test_align_a_pillarboxed_gt(tmp_path: Path) -> None:
+    """An HD remaster of a 4:3 video is often pillarboxed (black bars in a 16:9 frame); the
+    tape letterboxes the whole frame, so its active picture is the GT's picture, not the GT's
+    frame. The coarse match compares the two pictures (the GT's whole frame, bars and all,
+    left a real music video's first 11 s without GT), and the geometry starts from the GT's
+    picture fitted into the tape's (from its whole frame, ECC found nothing: no GT at all)."""
+    gt = tmp_path / "gt.mp4"
+    bars = np.zeros((108, 24, 3), np.uint8)
+    frames = render_footage(144, 108, (40, 30, 50), seed=6)
+    write_video(gt, (np.hstack([bars, f, bars]) for f in frames), 24.0)
+    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=6)
+    tape = make_tape(gt, tmp_path / "tape.mp4", spec)
+    a = align(tape.path, gt)
+    acc = frame_accuracy(tape.mapping, a.mapping, identical_runs(gt))
+    assert acc >= 0.95, acc
+    assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
+
+
 def test_tape_truth_has_the_events() -> None:
     t = tape_timeline(TapeSpec(head=5, ident=2, start=3.0), 100, 24.0)
     assert t[:7] == [None] * 7

@@ -40,6 +40,8 @@ from ..video import Probe, probe
 from . import audio, spatial, temporal
 from . import descriptors as dsc
 
+Box = tuple[float, float, float, float]  # x, y, w, h
+
 COARSE = temporal.PathCosts(null=0.4)
 FINE_WIDTH = 160  # fine descriptor grid (px across the tape's picture)
 SHARP = True  # a last fine pass from frames at working size (see _sharp_ready)
@@ -149,13 +151,14 @@ def align(
     k = 1 / lv.small_scale
     box = (bs[0] * k, bs[1] * k, bs[2] * k, bs[3] * k)
 
-    # 3. coarse temporal
+    # 3. coarse temporal, on the active pictures of both (an HD remaster of a 4:3 video is
+    # often pillarboxed; its bars compared with the tape's picture would blur every match)
     gw, gh = gv.width, gv.height
-    grid = (32, max(8, round(32 * gh / gw)))
-    s0 = (
-        dsc.coarse(lv.small, bs, grid)
-        @ dsc.coarse(gv.small, (0, 0, *gv.small.shape[:0:-1]), grid).T
-    )
+    gs = dsc.active_box(gv.small)
+    kx, ky = gv.width / gv.small.shape[2], gv.height / gv.small.shape[1]
+    gt_box = (gs[0] * kx, gs[1] * ky, gs[2] * kx, gs[3] * ky)
+    grid = (32, max(8, round(32 * gs[3] / gs[2])))
+    s0 = dsc.coarse(lv.small, bs, grid) @ dsc.coarse(gv.small, gs, grid).T
     heard = _audio_band(s0, lq, gt, lv.fps, gv.fps) if pl.audio and pg.audio else None
     path0 = temporal.viterbi(s0, COARSE)
 
@@ -203,7 +206,7 @@ def align(
 
     for round_, band in enumerate(BANDS):
         t, est, spread = _spatial(
-            lv, gv, path, s1, box, samples, homography, clean=round_ > 0, cache=cache
+            lv, gv, path, s1, (box, gt_box), samples, homography, clean=round_ > 0, cache=cache
         )
         s1, weighed = rescore(t, band, round_ == len(BANDS) - 1)
         path = temporal.viterbi(weighed, costs)
@@ -406,18 +409,20 @@ def _spatial(
     gv: dsc.GrayVideo,
     path: list[int | None],
     s: np.ndarray,
-    box: tuple[float, float, float, float],
+    boxes: tuple[Box, Box],
     samples: int,
     homography: bool,
     clean: bool = False,
     cache: dict[int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[spatial.Estimate], float]:
-    """ECC on well-matched pairs whose GT frame was kept at working size. Tape frames at full
-    size come from `cache` (those kept while decoding); missing ones are decoded into it.
-    Each pair stands for GT frames up to REACH either side (see `_reach`)."""
+    """ECC on well-matched pairs whose GT frame was kept at working size, from the guess that
+    fits the GT's active picture into the tape's (`boxes`: the tape's, the GT's; full pixels).
+    Tape frames at full size come from `cache` (those kept while decoding); missing ones are
+    decoded into it. Each pair stands for GT frames up to REACH either side (see `_reach`)."""
     cache = lv.kept if cache is None else cache
     gt_size = (gv.width, gv.height)
-    init = spatial.initial_guess(box, gt_size)
+    box, gt_box = boxes
+    init = spatial.initial_guess(box, gt_size, gt_box=gt_box)
     fresh = _fresh(lv.key, len(path))
     cands = []
     for i, j in enumerate(path):

@@ -27,16 +27,22 @@ class Estimate:
 
 
 def initial_guess(
-    box: tuple[float, float, float, float], gt_size: tuple[int, int], aspect: bool = True
+    box: tuple[float, float, float, float],
+    gt_size: tuple[int, int],
+    aspect: bool = True,
+    gt_box: tuple[float, float, float, float] | None = None,
 ) -> np.ndarray:
-    """GT full pixel -> LQ pixel, fitting the GT picture into the active box (x, y, w, h)."""
+    """GT full pixel -> LQ pixel, fitting the GT picture into the active box (x, y, w, h).
+
+    The GT picture is its whole frame, or `gt_box` (x, y, w, h in GT pixels) where the GT has
+    bars of its own (a 4:3 video pillarboxed in an HD frame)."""
     x, y, w, h = box
-    gw, gh = gt_size
+    bx, by, gw, gh = gt_box if gt_box is not None else (0.0, 0.0, *gt_size)
     sx, sy = w / gw, h / gh
     if aspect:  # the box may include part of a bar: trust the wider side
         sx = sy = max(sx, sy) if abs(sx / sy - 1) < 0.15 else sx
-    ox = x + (w - gw * sx) / 2
-    oy = y + (h - gh * sy) / 2
+    ox = x + (w - gw * sx) / 2 - bx * sx
+    oy = y + (h - gh * sy) / 2 - by * sy
     return np.array([[sx, 0, ox + 0.5 * sx - 0.5], [0, sy, oy + 0.5 * sy - 0.5], [0, 0, 1.0]])
 
 
