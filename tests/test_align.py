@@ -25,7 +25,13 @@ from filmdata.pairing.tapesim import (
     tape_fields,
     tape_timeline,
 )
-from filmdata.pairing.temporal import PathCosts, cadence, cadence_by_scores, viterbi
+from filmdata.pairing.temporal import (
+    PathCosts,
+    cadence,
+    cadence_by_scores,
+    fill_centre,
+    viterbi,
+)
 from filmdata.video import write_video
 
 GT_SIZE = (192, 108)
@@ -192,6 +198,19 @@ def test_align_tapes_not_one_frame_per_gt_frame(kind: str, tmp_path: Path) -> No
     assert acc >= 0.97, acc
     assert a.quality["cadence_agreement"] >= 0.7  # the cadence was fitted and followed
     assert abs(a.speed - spec.speed) < 0.005
+
+
+def test_fill_centre_carries_the_rate_past_the_matched_stretch() -> None:
+    # matched from tape frame 4 to 8 at 1.25 GT frames a frame: before and after, the centre
+    # goes on at that rate (held at 5 and 10, a band of a few frames would miss the GT there)
+    path = [None, None, None, None, 5, 6, 7, 9, 10, None, None]
+    c = fill_centre(path, 100)
+    assert c[4:9].tolist() == [5, 6, 7, 9, 10]
+    r = 1.25
+    assert np.allclose(c[:4], [5 - 4 * r, 5 - 3 * r, 5 - 2 * r, 5 - r], atol=0.2)
+    assert np.allclose(c[9:], [10 + r, 10 + 2 * r], atol=0.2)
+    assert fill_centre([None, 3, None], 100).tolist() == [2, 3, 4]  # one match: one a frame
+    assert fill_centre([None, None, 0, 1], 100).tolist() == [0, 0, 0, 1]  # clipped to the GT
 
 
 def test_viterbi_nulls_skips_and_repeats() -> None:

@@ -188,12 +188,20 @@ def band_similarity(lq: np.ndarray, gt: np.ndarray, centre: np.ndarray, radius: 
 
 
 def fill_centre(path: list[int | None], n_gt: int) -> np.ndarray:
-    """A GT position for every tape frame: the path where matched, interpolated between."""
+    """A GT position for every tape frame: the path where matched, interpolated between, and
+    carried on at the path's rate before its first match and after its last (a stretch the
+    path left unmatched may hold GT that a coarse pass missed: held at the first match, the
+    band around it would leave that GT behind)."""
     i = np.array([k for k, j in enumerate(path) if j is not None])
     if i.size == 0:
         return np.zeros(len(path))
     j = np.array([path[k] for k in i], float)
-    return np.clip(np.interp(np.arange(len(path)), i, j), 0, n_gt - 1)
+    at = np.arange(len(path))
+    out = np.interp(at, i, j)
+    r = float(np.clip(fit_rate(path)[1], 0.2, 5.0)) if i.size >= 2 else 1.0
+    out[: i[0]] = j[0] - r * (i[0] - at[: i[0]])
+    out[i[-1] + 1 :] = j[-1] + r * (at[i[-1] + 1 :] - i[-1])
+    return np.clip(out, 0, n_gt - 1)
 
 
 def fit_rate(path: list[int | None]) -> tuple[float, float]:
