@@ -25,7 +25,10 @@ on either.
         [--repeat 3] [--keep DIR] [--seed N] [--gt-fps 24]
 
 `--seed N` adds N to every clip's and tape's seed (0: the tables below), for other footage
-and other tape noise; the GT kept in `--keep` is named by it. `--gt-fps` sets the GT's frame
+and other tape noise; the GT kept in `--keep` is named by it. `--footage FILE` takes the GT
+from a real video instead (`--seconds` of it from `--start`, scaled to fit `--width` x
+`--height` with bars where its shape differs, as a remaster frames it) and makes its tapes as
+for the `pans` clip. `--gt-fps` sets the GT's frame
 rate (24 by default); the tapes stay 25 fps at PAL speed, so a 25 fps GT gives a tape that
 skips a GT frame about every 23 frames, and a 30 fps one 1.25 GT frames a tape frame.
 """
@@ -40,8 +43,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from filmdata.pairing import descriptors as dsc
@@ -54,7 +59,7 @@ from filmdata.pairing.tapesim import (
     ntsc_pulldown,
     render_footage,
 )
-from filmdata.video import write_video
+from filmdata.video import iter_frames, probe, write_video
 
 CLIPS = {  # name: footage kwargs (lengths filled in from --seconds), tape kwargs
     "pans": (dict(seed=11, slow=False), dict(seed=1, start=7.3)),
@@ -73,13 +78,29 @@ CASES = {
 }
 
 
+def real_footage(
+    path: Path, start: float, frames: int, size: tuple[int, int]
+) -> Iterator[np.ndarray]:
+    """`frames` frames of a real video from `start` s, each scaled (bicubic) to fit `size`
+    (w, h) and centred on black where its shape differs."""
+    w, h = size
+    first = round(start * probe(path, count=False).fps)
+    for _, f in iter_frames(path, first, first + frames):
+        k = min(w / f.shape[1], h / f.shape[0])
+        fw, fh = max(2, round(f.shape[1] * k)), max(2, round(f.shape[0] * k))
+        out = np.zeros((h, w, 3), np.uint8)
+        x, y = (w - fw) // 2, (h - fh) // 2
+        out[y : y + fh, x : x + fw] = cv2.resize(f, (fw, fh), interpolation=cv2.INTER_CUBIC)
+        yield out
+
+
 def constant_offset(lq: str, gt: str) -> tuple[list[int | None], float]:
     """The baseline: one time offset at speed 1 (the best by descriptor similarity)."""
     t0 = time.perf_counter()
     lv, gv = dsc.decode_gray(lq, 160), dsc.decode_gray(gt, 160)
-    box = dsc.active_box(lv.small)
-    grid = (32, 18)
-    s = dsc.coarse(lv.small, box, grid) @ dsc.coarse(gv.small, (0, 0, 160, 90), grid).T
+    box, gbox = dsc.active_box(lv.small), dsc.active_box(gv.small)
+    grid = (32, max(8, round(32 * gbox[3] / gbox[2])))
+    s = dsc.coarse(lv.small, box, grid) @ dsc.coarse(gv.small, gbox, grid).T
     i = np.arange(lv.frames)
     best, best_o = -np.inf, 0.0
     for o in np.arange(-lv.frames, gv.frames, 0.25):
@@ -122,6 +143,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of ours (median)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the clips and tapes here")
     ap.add_argument("--seed", type=int, default=0, help="added to every clip's and tape's seed")
+    ap.add_argument("--footage", type=Path, default=None, help="a real video to take the GT from")
+    ap.add_argument("--start", type=float, default=0.0, help="where in --footage (s)")
     ap.add_argument(
         "--gt-fps",
         type=float,
@@ -149,16 +172,23 @@ def main() -> None:
         f"{'clip':5} {'case':9} {'method':9} {'frames':>6} {'accuracy':>8} {'geom px':>8} "
         f"{'wall s':>7} {'cpu s':>6} {'x realtime':>10}"
     )
-    for name in args.clips.split(","):
-        footage, tape_kw = CLIPS[name]
+    names = ["real"] if args.footage else args.clips.split(",")
+    for name in names:
+        footage, tape_kw = CLIPS["pans" if args.footage else name]
         footage = {**footage, "seed": footage["seed"] + args.seed}
         tape_kw = {**tape_kw, "seed": tape_kw["seed"] + args.seed}
         tag = (f"-s{args.seed}" if args.seed else "") + (
             f"-{args.gt_fps:g}fps" if args.gt_fps != 24 else ""
         )
+        if args.footage:
+            tag = f"-{args.footage.stem}-{args.start:g}{tag}"
         gt = work / f"{name}{tag}-gt.mp4"
         if not gt.exists():
-            frames = render_footage(args.width, args.height, lengths[name], **footage)  # type: ignore[arg-type]
+            if args.footage:
+                size = (args.width, args.height)
+                frames = real_footage(args.footage, args.start, n, size)
+            else:
+                frames = render_footage(args.width, args.height, lengths[name], **footage)  # type: ignore[arg-type]
             write_video(gt, frames, args.gt_fps, crf=18)
         same = identical_runs(gt)
         for case in cases:
