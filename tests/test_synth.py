@@ -731,3 +731,29 @@ print("ok", int(rate))
     ok, rate = out.stdout.split()
     # Millions of loops a second with the GIL free; ~1e5 when the load holds it (ctypes.CDLL).
     assert ok == "ok" and int(rate) > 500_000
+
+
+def test_input_crops_stay_inside_a_pillarboxed_picture(tmp_path: Path) -> None:
+    """A 4:3 film pillarboxed in a 16:9 frame (as old films are uploaded): the `--input` clip's
+    box is the picture, found on a few keyframes, so no window crops the black bars; a video
+    without bars keeps its whole frame, from one keyframe."""
+    import av
+
+    from filmdata.video import key_samples, write_video
+    from filmdata.windows import input_clips
+
+    frames, _ = render_shots((24, 24), 96, 72, seed=4)
+    bars = np.zeros((72, 16, 3), np.uint8)
+    boxed = tmp_path / "boxed.mp4"
+    write_video(boxed, (np.hstack([bars, f, bars]) for f in frames), 24.0,
+                options={"g": "12"})  # fmt: skip
+    (clip,) = input_clips([boxed])
+    x, y, w, h = clip.box
+    assert 16 <= x <= 20 and 108 <= x + w <= 112 and (y, h) == (0, 72), clip.box
+    wins = plan([clip], clip_len=4, size=32, stride=2, seed=0, val_fraction=0)["train"]
+    assert wins and all(x <= c.crop[0] and c.crop[0] + c.crop[2] <= x + w for c in wins)
+    plain = tmp_path / "plain.mp4"
+    write_video(plain, frames, 24.0, options={"g": "12"})
+    assert input_clips([plain])[0].box == (0, 0, 96, 72)
+    with av.open(str(plain)) as c:
+        assert len(key_samples(c, c.streams.video[0])) == 1  # its edges are not dark

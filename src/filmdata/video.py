@@ -72,6 +72,82 @@ class Probe:
         return min(1.0, self.frames / self.declared_frames)
 
 
+BAR_LUMA = 24.0  # rows/columns darker than this in every sample are letterbox bars
+
+
+def picture_box(frames: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """The active picture (x, y, w, h) in source pixels (`width` x `height`) of sampled gray
+    frames (N, h, w): rows and columns darker than `BAR_LUMA` in every sample are letterbox
+    or pillarbox bars, the box is what is left (the whole frame when nothing is)."""
+    f = frames.astype(np.float32)
+    rows = f.mean(2).max(0)  # (H,) brightest mean of each row over the samples
+    cols = f.mean(1).max(0)  # (W,)
+    ys, xs = np.flatnonzero(rows > BAR_LUMA), np.flatnonzero(cols > BAR_LUMA)
+    if len(ys) == 0 or len(xs) == 0:
+        return (0, 0, width, height)
+    sh, sw = height / f.shape[1], width / f.shape[2]
+    y0, y1 = int(np.floor(ys[0] * sh)), int(np.ceil((ys[-1] + 1) * sh))
+    x0, x1 = int(np.floor(xs[0] * sw)), int(np.ceil((xs[-1] + 1) * sw))
+    return (x0, y0, min(width, x1) - x0, min(height, y1) - y0)
+
+
+def key_samples(container: Any, stream: Any, count: int = 8) -> np.ndarray:
+    """Gray thumbnails (N, h, w) of keyframes of an open stream, where the picture may have
+    black bars: one keyframe from the middle, and when its edges are dark, up to `count`
+    spread over the stream (one seek and one decoded frame each: ~20 ms a 720p keyframe,
+    against decoding the stream). Empty (0, 1, 1) when nothing decodes."""
+    tb = stream.time_base
+    start = stream.start_time or 0
+    duration = stream.duration
+    if duration is None and container.duration is not None and tb:
+        duration = int(container.duration / av.time_base / tb)
+    stream.thread_count = 1  # one frame wanted: frame threads would only delay it
+    out: list[np.ndarray] = []
+    seen: set[int] = set()
+    for k in [count // 2, *(i for i in range(count) if i != count // 2)] if duration else [0]:
+        if len(out) == 1 and not _dark_edges(out[0]):
+            break  # no bars: one sample says so
+        try:
+            target = start + int(duration * (k + 0.5) / count) if duration else start
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            frame = next(container.decode(stream), None)
+        except (av.error.FFmpegError, ValueError, StopIteration):
+            continue
+        if frame is None or frame.pts in seen:
+            continue  # the same keyframe again (a long GOP)
+        seen.add(frame.pts)
+        out.append(_thumb(frame))
+    return np.stack(out) if out else np.zeros((0, 1, 1), np.uint8)
+
+
+_LUMA_FORMATS = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"}
+)
+
+
+def luma(frame: av.VideoFrame) -> np.ndarray:
+    """A frame's Y plane (H, W) uint8, a view of it without a colour conversion where the
+    frame is 8-bit YUV (its range as coded); else converted to gray."""
+    if frame.format.name in _LUMA_FORMATS:
+        p = frame.planes[0]
+        y = np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
+        return y[:, : frame.width]
+    return frame.to_ndarray(format="gray")
+
+
+def _thumb(frame: av.VideoFrame, width: int = 64) -> np.ndarray:
+    """A frame's luma, every k-th pixel down to about `width` across (no scaler)."""
+    y = luma(frame)
+    k = max(1, y.shape[1] // width)
+    return np.ascontiguousarray(y[::k, ::k])
+
+
+def _dark_edges(thumb: np.ndarray) -> bool:
+    """Whether a thumbnail's first or last row or column is as dark as a bar."""
+    t = thumb.astype(np.float32)
+    return min(t[0].mean(), t[-1].mean(), t[:, 0].mean(), t[:, -1].mean()) <= BAR_LUMA
+
+
 def _open(path: str | os.PathLike[str]) -> Any:
     path = str(path)
     if not os.path.exists(path):

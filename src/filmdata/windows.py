@@ -74,10 +74,11 @@ def window_id(clip: str, start: int, seed: int) -> str:
 
 
 def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
-    """One clip per `--input` file: all its frames, the whole picture."""
+    """One clip per `--input` file: all its frames, its active picture (without the black
+    bars of a letterboxed or pillarboxed video, found on a few keyframes: `key_samples`)."""
     import av
 
-    from .video import _open, _video_stream, stream_fps
+    from .video import _open, _video_stream, key_samples, picture_box, stream_fps
 
     clips, seen = [], set()
     for p in inputs:
@@ -92,6 +93,7 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
                 n = sum(1 for pkt in c.demux(v) if pkt.size and not pkt.is_discard)
             except av.error.FFmpegError as e:
                 raise MediaError(f"{path}: cannot read: {e}") from None
+            samples = key_samples(c, v) if n and w and h else None
         if n == 0 or not w or not h:
             raise MediaError(f"{path}: no video frames")
         _remember_stream(str(path), w, h, n)
@@ -101,7 +103,8 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
             k += 1
             source = f"{base}-{k}"
         seen.add(source)
-        clips.append(Clip(source, f"{source}.0-{n}", str(path), 0, n, fps, (0, 0, w, h)))
+        box = picture_box(samples, w, h) if samples is not None and len(samples) else (0, 0, w, h)
+        clips.append(Clip(source, f"{source}.0-{n}", str(path), 0, n, fps, box))
     return clips
 
 

@@ -20,21 +20,10 @@ import numpy as np
 
 from .._progress import progress
 from ..errors import MediaError
-from ..video import stream_fps
+from ..video import luma, stream_fps
 
 _INTRA = av.video.frame.PictureType.I
 _FORWARD = av.video.frame.PictureType.P
-_LUMA_FORMATS = {
-    "yuv420p",
-    "yuvj420p",
-    "yuv422p",
-    "yuvj422p",
-    "yuv444p",
-    "yuvj444p",
-    "nv12",
-    "gray",
-    "yuv420p10le",
-}
 
 
 @dataclass
@@ -58,14 +47,6 @@ class GrayVideo:
     @property
     def small_scale(self) -> float:
         return self.small.shape[2] / self.width
-
-
-def _luma(frame: av.VideoFrame) -> np.ndarray:
-    """The Y plane without a colour conversion (ZNCC does not care about the range)."""
-    if frame.format.name in _LUMA_FORMATS and not frame.format.name.endswith("le"):
-        p = frame.planes[0]
-        return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : frame.width]
-    return frame.to_ndarray(format="gray")
 
 
 def decode_gray(
@@ -118,7 +99,7 @@ def decode_gray(
         bar = progress(total, quiet, desc=desc, unit="f", leave=False)
         try:
             for i, frame in enumerate(c.decode(v)):
-                y = _luma(frame)
+                y = luma(frame)
                 if i == 0:
                     h, w = y.shape
                     sw = min(small_width, w)

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..video import BAR_LUMA, picture_box  # noqa: F401  (BAR_LUMA: the bars' threshold, here too)
+
 BLACK_MEAN = 16.0  # luma: darker than this on average is black
 BLANK_STD = 4.0  # luma std of a 32x24 thumbnail: flatter than this is blank (any brightness)
 STATIC_CHANGE = 0.03  # mean |difference| of normalised 32x24 thumbnails: less is a still
 NOISE_CORR = 0.3  # neighbour-pixel correlation: below this there is no picture (tape snow)
-BAR_LUMA = 24.0  # rows/columns darker than this in every sample are letterbox bars
 PHASH_DUPLICATE = 6  # Hamming distance of 64-bit pHashes at or below which clips are duplicates
 
 
@@ -83,21 +84,9 @@ def verdict(s: dict[str, float]) -> str | None:
 
 
 def letterbox(frames: np.ndarray, width: int, height: int) -> Box:
-    """The active picture box in source pixels (`width` x `height`) of sampled gray frames.
-
-    Rows and columns darker than `BAR_LUMA` in every sample are bars; the box is what is left
-    (the whole frame when nothing is).
-    """
-    f = frames.astype(np.float32)
-    rows = f.mean(2).max(0)  # (H,) brightest mean of each row over the samples
-    cols = f.mean(1).max(0)  # (W,)
-    ys, xs = np.flatnonzero(rows > BAR_LUMA), np.flatnonzero(cols > BAR_LUMA)
-    if len(ys) == 0 or len(xs) == 0:
-        return Box(0, 0, width, height)
-    sh, sw = height / f.shape[1], width / f.shape[2]
-    y0, y1 = int(np.floor(ys[0] * sh)), int(np.ceil((ys[-1] + 1) * sh))
-    x0, x1 = int(np.floor(xs[0] * sw)), int(np.ceil((xs[-1] + 1) * sw))
-    return Box(x0, y0, min(width, x1) - x0, min(height, y1) - y0)
+    """The active picture box in source pixels (`width` x `height`) of sampled gray frames
+    (`video.picture_box`: rows and columns darker than `BAR_LUMA` in every sample are bars)."""
+    return Box(*picture_box(frames, width, height))
 
 
 def phash(frames: np.ndarray) -> str:
