@@ -516,14 +516,15 @@ def _joint_shift(
     # filters of the frames, so a whole-step shift is a shift of the descriptor images: no
     # resampling, no new descriptors.
     lq3 = lq_s.reshape(len(lq_s), h, w)
-    gt_in = np.ascontiguousarray(gt_s.reshape(len(gt_s), h, w)[:, 1:-1, 1:-1])
-    s0, sxp, sxm, syp, sym = (
-        temporal.band_similarity(
-            lq3[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx], gt_in, centre, radius=band
-        )
-        for dx, dy in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+    s0, sxp, sxm, syp, sym = temporal.band_similarities(
+        [
+            lq3[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx]
+            for dx, dy in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+        ],
+        gt_s.reshape(len(gt_s), h, w)[:, 1:-1, 1:-1],
+        centre,
+        radius=band,
     )
-    del gt_in
     outside = s0 <= -1
     bx, by = (sxp - sxm) / np.float32(2 * cw), (syp - sym) / np.float32(2 * ch)
     hx, hy = (sxp + sxm - 2 * s0) / np.float32(cw * cw), (syp + sym - 2 * s0) / np.float32(ch * ch)

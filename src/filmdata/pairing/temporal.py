@@ -17,7 +17,7 @@ pan), `cadence` fits where a steady rate puts the repeats, and the step costs fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,8 +168,17 @@ def band_similarity(lq: np.ndarray, gt: np.ndarray, centre: np.ndarray, radius: 
     same shape, such as views of descriptor images: each block is flattened as it is used);
     `centre` (n_lq,) GT positions.
     """
-    n, m = len(lq), len(gt)
-    s = np.full((n, m), -1.0, np.float32)
+    return band_similarities([lq], gt, centre, radius)[0]
+
+
+def band_similarities(
+    lqs: Sequence[np.ndarray], gt: np.ndarray, centre: np.ndarray, radius: int
+) -> list[np.ndarray]:
+    """`band_similarity` of each of `lqs` against the same `gt`, each block of GT rows made
+    contiguous once for all of them (a view such as a crop of descriptor images is copied a
+    block at a time, never whole: 300 MB for a 30 s tape's sharp descriptors, 0.65 s)."""
+    n, m = len(lqs[0]), len(gt)
+    out = [np.full((n, m), -1.0, np.float32) for _ in lqs]
     c = np.round(centre).astype(int)
     # blocks of rows, one matrix product each (BLAS); a block scores the columns of all its
     # rows' bands, so a small one wastes less outside them (2 x radius rows: about half)
@@ -180,11 +189,13 @@ def band_similarity(lq: np.ndarray, gt: np.ndarray, centre: np.ndarray, radius: 
         hi = min(m, int(c[a:b].max()) + radius + 1)
         if lo >= hi:
             continue
-        block = lq[a:b].reshape(b - a, -1) @ gt[lo:hi].reshape(hi - lo, -1).T  # (b - a, hi - lo)
+        g = gt[lo:hi].reshape(hi - lo, -1).T
         cols = np.arange(lo, hi)[None, :]
         inside = np.abs(cols - c[a:b, None]) <= radius
-        s[a:b, lo:hi] = np.where(inside, block, np.float32(-1.0))
-    return s
+        for lq, s in zip(lqs, out, strict=True):
+            block = lq[a:b].reshape(b - a, -1) @ g  # (b - a, hi - lo)
+            s[a:b, lo:hi] = np.where(inside, block, np.float32(-1.0))
+    return out
 
 
 def fill_centre(path: list[int | None], n_gt: int) -> np.ndarray:
