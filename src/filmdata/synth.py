@@ -73,15 +73,10 @@ ROW_PARAMS = (
 
 
 def pick_device(device: str = "auto") -> str:
-    import torch
+    """The device a run degrades on, as a string (`devices.pick_device`)."""
+    from .devices import pick_device as pick
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RefusedError(f"--device {device}: CUDA is not available here; use cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise RefusedError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
-    return device
+    return str(pick(device))
 
 
 @dataclass

@@ -20,22 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..devices import pick_device as resolve_device
 from ..errors import RefusedError
 
 KINDS = ("dust", "dirt", "hair", "scratch", "blotch", "edge")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`auto` (or None): CUDA when present, else the CPU; anything else as torch reads it."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise RefusedError(f"--device: {e}; use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RefusedError(f"--device {device}: CUDA is not available here; use auto or cpu")
-    return dev
 
 
 @dataclass

@@ -154,20 +154,3 @@ def load_model(
     weights = path / EMA if ema and (path / EMA).is_file() else path / MODEL
     load_weights(model, weights)
     return model.to(device).eval(), cfg, path
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """`auto`: CUDA when available, else the CPU.
-
-    Raises:
-        RefusedError: an unknown or unavailable device.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise RefusedError(f"--device {device!r}: unknown; use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RefusedError(f"--device {device!r}: CUDA is not available here; use auto or cpu")
-    return dev

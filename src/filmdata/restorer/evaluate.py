@@ -16,8 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import metrics as M
+from ..devices import pick_device
 from ..errors import RefusedError
-from .checkpoint import load_model, pick_device
+from .checkpoint import load_model
 from .data import load_split, resolve_dataset, row_frames
 from .sampling import restore_array
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..devices import pick_device
 from ..errors import RefusedError
 from ..video import iter_frames, probe, write_video
-from .checkpoint import load_model, pick_device
+from .checkpoint import load_model
 from .sampling import restore_stream
 
 

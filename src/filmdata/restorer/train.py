@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..devices import pick_device
 from ..errors import RefusedError
 from ..paths import resolve_root, runs_dir
 from . import checkpoint as ckpt
@@ -89,7 +90,7 @@ def train(
         )
     elif (run / ckpt.MODEL).exists():
         raise RefusedError(f"{run}: a run is already there; pass --resume, or another --out")
-    dev = ckpt.pick_device(device)
+    dev = pick_device(device)
     torch.manual_seed(cfg.seed)
 
     # ---- model, optimizer, EMA, schedule
