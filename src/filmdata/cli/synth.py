@@ -31,7 +31,10 @@ def synth_cmd(
     ),
     preset: str = typer.Option("film", "--preset", help="film | vhs | a preset YAML file."),
     inputs: list[Path] = typer.Option(
-        [], "--input", help="Video file(s); default: the catalog's kept clips."
+        [],
+        "--input",
+        help="Video file(s), cropped inside their picture (no letterbox or pillarbox bars); "
+        "default: the catalog's kept clips.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Dataset folder to write."),
     name: str | None = typer.Option(
