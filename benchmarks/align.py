@@ -98,9 +98,7 @@ def constant_offset(lq: str, gt: str) -> tuple[list[int | None], float]:
     """The baseline: one time offset at speed 1 (the best by descriptor similarity)."""
     t0 = time.perf_counter()
     lv, gv = dsc.decode_gray(lq, 160), dsc.decode_gray(gt, 160)
-    box, gbox = dsc.active_box(lv.small), dsc.active_box(gv.small)
-    grid = (32, max(8, round(32 * gbox[3] / gbox[2])))
-    s = dsc.coarse(lv.small, box, grid) @ dsc.coarse(gv.small, gbox, grid).T
+    s = dsc.coarse_similarity(lv.small, gv.small)[0]
     i = np.arange(lv.frames)
     best, best_o = -np.inf, 0.0
     for o in np.arange(-lv.frames, gv.frames, 0.25):

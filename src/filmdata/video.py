@@ -78,7 +78,10 @@ BAR_LUMA = 24.0  # rows/columns darker than this in every sample are letterbox b
 def picture_box(frames: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
     """The active picture (x, y, w, h) in source pixels (`width` x `height`) of sampled gray
     frames (N, h, w): rows and columns darker than `BAR_LUMA` in every sample are letterbox
-    or pillarbox bars, the box is what is left (the whole frame when nothing is)."""
+    or pillarbox bars, the box is what is left (the whole frame when nothing is, or when there
+    are no samples)."""
+    if len(frames) == 0:
+        return (0, 0, width, height)
     f = frames.astype(np.float32)
     rows = f.mean(2).max(0)  # (H,) brightest mean of each row over the samples
     cols = f.mean(1).max(0)  # (W,)
@@ -95,7 +98,7 @@ def key_samples(container: Any, stream: Any, count: int = 8) -> np.ndarray:
     """Gray thumbnails (N, h, w) of keyframes of an open stream, where the picture may have
     black bars: one keyframe from the middle, and when its edges are dark, up to `count`
     spread over the stream (one seek and one decoded frame each: ~20 ms a 720p keyframe,
-    against decoding the stream). Empty (0, 1, 1) when nothing decodes."""
+    against decoding the stream). Empty when nothing decodes."""
     tb = stream.time_base
     start = stream.start_time or 0
     duration = stream.duration

@@ -93,9 +93,9 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
                 n = sum(1 for pkt in c.demux(v) if pkt.size and not pkt.is_discard)
             except av.error.FFmpegError as e:
                 raise MediaError(f"{path}: cannot read: {e}") from None
-            samples = key_samples(c, v) if n and w and h else None
-        if n == 0 or not w or not h:
-            raise MediaError(f"{path}: no video frames")
+            if n == 0 or not w or not h:
+                raise MediaError(f"{path}: no video frames")
+            box = picture_box(key_samples(c, v), w, h)
         _remember_stream(str(path), w, h, n)
         base = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._") or "input"
         source, k = base, 1
@@ -103,7 +103,6 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
             k += 1
             source = f"{base}-{k}"
         seen.add(source)
-        box = picture_box(samples, w, h) if samples is not None and len(samples) else (0, 0, w, h)
         clips.append(Clip(source, f"{source}.0-{n}", str(path), 0, n, fps, box))
     return clips
 

@@ -146,19 +146,15 @@ def align(
         raise MediaError(f"{short}: too short to align (fewer than 2 frames)")
     t_decode = time.perf_counter() - t0
 
-    # 2. active picture, in small and in full LQ pixels
-    bs = dsc.active_box(lv.small)
+    # 2. active pictures and 3. coarse temporal: the match is made on the active pictures of
+    # both (an HD remaster of a 4:3 video is often pillarboxed: its bars compared with the
+    # tape's picture would blur every match); the boxes in small, then in full pixels
+    s0, bs, gs = dsc.coarse_similarity(lv.small, gv.small)
     k = 1 / lv.small_scale
     box = (bs[0] * k, bs[1] * k, bs[2] * k, bs[3] * k)
-
-    # 3. coarse temporal, on the active pictures of both (an HD remaster of a 4:3 video is
-    # often pillarboxed; its bars compared with the tape's picture would blur every match)
     gw, gh = gv.width, gv.height
-    gs = dsc.active_box(gv.small)
-    kx, ky = gv.width / gv.small.shape[2], gv.height / gv.small.shape[1]
+    kx, ky = gw / gv.small.shape[2], gh / gv.small.shape[1]
     gt_box = (gs[0] * kx, gs[1] * ky, gs[2] * kx, gs[3] * ky)
-    grid = (32, max(8, round(32 * gs[3] / gs[2])))
-    s0 = dsc.coarse(lv.small, bs, grid) @ dsc.coarse(gv.small, gs, grid).T
     heard = _audio_band(s0, lq, gt, lv.fps, gv.fps) if pl.audio and pg.audio else None
     path0 = temporal.viterbi(s0, COARSE)
 

@@ -197,6 +197,17 @@ def coarse(small: np.ndarray, box: tuple[int, int, int, int], grid: tuple[int, i
     return normalise(resize_all(np.ascontiguousarray(small[:, y : y + h, x : x + w]), grid), 0.7)
 
 
+def coarse_similarity(
+    lq_small: np.ndarray, gt_small: np.ndarray, width: int = 32
+) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """The coarse similarity (n_lq, n_gt) of two videos' small frames, each on its active
+    picture (`active_box`: a tape's letterbox, and an HD remaster's own bars, left out), on a
+    grid `width` across in the GT picture's shape; and the two boxes (small pixels)."""
+    bl, bg = active_box(lq_small), active_box(gt_small)
+    grid = (width, max(8, round(width * bg[3] / bg[2])))
+    return coarse(lq_small, bl, grid) @ coarse(gt_small, bg, grid).T, bl, bg
+
+
 def fine(
     frames: np.ndarray | list[np.ndarray],
     m: np.ndarray,

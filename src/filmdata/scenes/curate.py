@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..video import BAR_LUMA, picture_box  # noqa: F401  (BAR_LUMA: the bars' threshold, here too)
+from ..video import picture_box
 
 BLACK_MEAN = 16.0  # luma: darker than this on average is black
 BLANK_STD = 4.0  # luma std of a 32x24 thumbnail: flatter than this is blank (any brightness)

@@ -39,6 +39,8 @@ from collections import deque
 import cv2
 import numpy as np
 
+from ..video import BAR_LUMA  # rows/columns darker in every frame so far are letterbox bars
+
 ANALYSIS_WIDTH = 64
 DEFAULT_THRESHOLD = 0.55
 _PRE, _POST = 4, 4  # hard-cut pairs: frames t-_PRE..t-1 against t..t+_POST
@@ -92,9 +94,6 @@ def _trim(flat: np.ndarray) -> tuple[int, int]:
     while n - b < lim and flat[b - 1]:
         b -= 1
     return a, b
-
-
-BAR_LUMA = 24.0  # rows/columns darker than this in every frame so far are letterbox bars
 
 
 def _distance(a: np.ndarray | None, b: np.ndarray | None) -> float:
