@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
+from filmdata.devices import pick_device
 from filmdata.metrics import temporal_median
 from filmdata.restorer import load_config, train
-from filmdata.restorer.checkpoint import load_model, pick_device
+from filmdata.restorer.checkpoint import load_model
 from filmdata.restorer.sampling import restore_array
 from filmdata.restorer.toydata import make_toy_dataset
 from filmdata.synthetic import render_shots
