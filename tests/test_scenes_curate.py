@@ -57,7 +57,26 @@ def test_letterbox_box_in_source_pixels() -> None:
     a[:, :6] = 0
     a[:, -6:] = 0
     box = curate.letterbox(a, 640, 480)  # samples are 64x48: one sample pixel = 10 source px
-    assert (box.x, box.w) == (0, 640) and (box.y, box.h) == (60, 360)
+    assert (box.x, box.w) == (0, 640)
+    assert 60 <= box.y <= 62 and 418 <= box.y + box.h <= 420, box  # the bars end on a sample
+
+
+@pytest.mark.parametrize("top,left", [(65, 0), (60, 93), (47, 161)])
+def test_letterbox_leaves_no_bar_inside_the_box(top: int, left: int) -> None:
+    """Bars that end inside a sample (most of them): the box holds no row or column of bar,
+    and loses less than a sample of picture."""
+    import cv2
+
+    frames, _ = render_shots((4,), 640, 480, seed=3)
+    src = frames.mean(-1).astype(np.uint8)
+    src[:, :top], src[:, 480 - top :] = 12, 12
+    src[:, :, :left], src[:, :, 640 - left :] = 12, 12
+    small = np.stack([cv2.resize(f, (64, 48), interpolation=cv2.INTER_AREA) for f in src])
+    box = curate.letterbox(small, 640, 480)
+    assert top <= box.y and box.y + box.h <= 480 - top, box
+    assert left <= box.x and box.x + box.w <= 640 - left, box
+    assert box.y - top < 10 and (480 - top) - (box.y + box.h) < 10, box
+    assert box.x - left < 10 and (640 - left) - (box.x + box.w) < 10, box
 
 
 def test_film_detection_does_not_import_pyscenedetect(clip: Path) -> None:

@@ -37,3 +37,20 @@ def test_not_media(tmp_path: Path) -> None:
 
 def test_probe_time_limit(clip: Path) -> None:
     assert probe(clip, timeout=30).frames == 24
+
+
+def test_a_720_wide_pillarboxed_frame_boxes_its_picture_only() -> None:
+    """SD captures are 720 wide, not a multiple of the thumbnail's 64: the box from a keyframe's
+    thumbnail holds no column of bar, and loses less than a thumbnail pixel (11 px) of picture."""
+    import av
+
+    from filmdata.synthetic import render_shots
+    from filmdata.video import _thumb, picture_box
+
+    picture, _ = render_shots((1,), 538, 480, seed=8)
+    rgb = np.full((480, 720, 3), 8, np.uint8)
+    rgb[:, 91:629] = picture[0]
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    x, y, w, h = picture_box(_thumb(frame)[None], 720, 480)
+    assert 91 <= x < 91 + 11 and 629 - 11 < x + w <= 629, (x, w)
+    assert (y, h) == (0, 480)

@@ -77,21 +77,48 @@ BAR_LUMA = 24.0  # rows/columns darker than this in every sample are letterbox b
 
 def picture_box(frames: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
     """The active picture (x, y, w, h) in source pixels (`width` x `height`) of sampled gray
-    frames (N, h, w): rows and columns darker than `BAR_LUMA` in every sample are letterbox
-    or pillarbox bars, the box is what is left (the whole frame when nothing is, or when there
-    are no samples)."""
+    frames (N, h, w), each sample pixel the average of its patch of the source: rows and
+    columns darker than `BAR_LUMA` in every sample are letterbox or pillarbox bars, the box is
+    what is left (the whole frame when nothing is, or when there are no samples).
+
+    A bar rarely ends on a sample's border: the sample where it ends is part bar, part picture.
+    Its picture part is read from its level between the bar's and the picture's next to it, and
+    the edge is rounded inwards: no column or row of bar is left inside the box (a crop that
+    touches it would carry a black sliver into a dataset's GT)."""
     if len(frames) == 0:
         return (0, 0, width, height)
     f = frames.astype(np.float32)
-    rows = f.mean(2).max(0)  # (H,) brightest mean of each row over the samples
-    cols = f.mean(1).max(0)  # (W,)
-    ys, xs = np.flatnonzero(rows > BAR_LUMA), np.flatnonzero(cols > BAR_LUMA)
-    if len(ys) == 0 or len(xs) == 0:
+    rows = _edges(f.mean(2).max(0), height)  # brightest mean of each row over the samples
+    cols = _edges(f.mean(1).max(0), width)
+    if rows is None or cols is None:
         return (0, 0, width, height)
-    sh, sw = height / f.shape[1], width / f.shape[2]
-    y0, y1 = int(np.floor(ys[0] * sh)), int(np.ceil((ys[-1] + 1) * sh))
-    x0, x1 = int(np.floor(xs[0] * sw)), int(np.ceil((xs[-1] + 1) * sw))
-    return (x0, y0, min(width, x1) - x0, min(height, y1) - y0)
+    (y0, y1), (x0, x1) = rows, cols
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _edges(profile: np.ndarray, size: int) -> tuple[int, int] | None:
+    """The picture's first and past-the-last source pixel along one axis, from the brightest
+    level of each sample row or column (`picture_box`); None when all of it is bar."""
+    on = np.flatnonzero(profile > BAR_LUMA)
+    if len(on) == 0:
+        return None
+    s = size / len(profile)  # source pixels a sample
+    a, b = int(on[0]), int(on[-1])
+    lo, hi = a * s, (b + 1) * s
+    if a > 0:  # a bar before: how much of sample a is picture
+        lo = (a + 1 - _picture_share(profile[a], profile[a - 1], profile[min(a + 1, b)])) * s
+    if b < len(profile) - 1:
+        hi = (b + _picture_share(profile[b], profile[b + 1], profile[max(b - 1, a)])) * s
+    lo_px, hi_px = int(np.ceil(lo - 1e-6)), int(np.floor(hi + 1e-6))
+    return (lo_px, hi_px) if hi_px > lo_px else (int(a * s), int(np.ceil((b + 1) * s)))
+
+
+def _picture_share(level: float, bar: float, inside: float) -> float:
+    """The share of a boundary sample that is picture: where its level sits between the bar's
+    beside it and the picture's inside it (1 when they do not differ)."""
+    if inside - bar <= 1.0:
+        return 1.0
+    return float(np.clip((level - bar) / (inside - bar), 0.0, 1.0))
 
 
 def key_samples(container: Any, stream: Any, count: int = 8) -> np.ndarray:
@@ -139,10 +166,16 @@ def luma(frame: av.VideoFrame) -> np.ndarray:
 
 
 def _thumb(frame: av.VideoFrame, width: int = 64) -> np.ndarray:
-    """A frame's luma, every k-th pixel down to about `width` across (no scaler)."""
+    """A frame's luma averaged down by about `width` across: each pixel the mean of its patch
+    (as `picture_box` reads its samples)."""
+    import cv2
+
     y = luma(frame)
     k = max(1, y.shape[1] // width)
-    return np.ascontiguousarray(y[::k, ::k])
+    if k == 1:
+        return np.ascontiguousarray(y)
+    size = (max(1, round(y.shape[1] / k)), max(1, round(y.shape[0] / k)))
+    return cv2.resize(y, size, interpolation=cv2.INTER_AREA)
 
 
 def _dark_edges(thumb: np.ndarray) -> bool:
