@@ -200,6 +200,40 @@ def test_align_tapes_not_one_frame_per_gt_frame(kind: str, tmp_path: Path) -> No
     assert abs(a.speed - spec.speed) < 0.005
 
 
+@pytest.mark.parametrize("head", [4, 5, 6])
+def test_a_long_pulldown_tape_registers_on_clean_frames(
+    head: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tape too long to keep whole keeps every k-th frame at full size for the spatial
+    samples; with k a multiple of 5, all of them sat on one phase of the 3:2 pulldown, woven
+    in two phases of five (a 200 s real-footage tape: 0.76 px, every sample woven; 0.11 px
+    once they cover every phase)."""
+    import importlib
+
+    from filmdata.video import probe
+
+    A = importlib.import_module("filmdata.pairing.align")
+    gt = tmp_path / "gt.mp4"
+    write_video(gt, render_footage(256, 144, (64, 64), seed=12), 24.0)
+    kw = dict(size=(240, 180), head=head, ident=2, start=2.4, blur=0.8, smear=2.0, seed=2)
+    tape = make_tape(gt, tmp_path / "tape.mp4", ntsc_pulldown(**kw))  # type: ignore[arg-type]
+    frames = probe(tape.path, count=False).declared_frames
+    monkeypatch.setattr(A, "LQ_KEEP_BYTES", frames * 240 * 180 // 5 + 1)  # 1 in 5 kept
+    used: list[list[int]] = []
+    real = A._spatial
+
+    def spatial(*args, **kwargs):  # type: ignore[no-untyped-def]
+        t, est, spread = real(*args, **kwargs)
+        used.append([e.lq_frame for e in est])
+        return t, est, spread
+
+    monkeypatch.setattr(A, "_spatial", spatial)
+    a = align(tape.path, gt, samples=4)  # few samples: all from the kept frames
+    woven = [i for i in used[-1] if tape.also[i] is not None]
+    assert used[-1] and len(woven) <= len(used[-1]) / 2, (used[-1], woven)
+    assert geometric_error(tape.transform, a.transform, 256, 144) < 1.0
+
+
 def test_fill_centre_carries_the_rate_past_the_matched_stretch() -> None:
     # matched from tape frame 4 to 8 at 1.25 GT frames a frame: before and after, the centre
     # goes on at that rate (held at 5 and 10, a band of a few frames would miss the GT there)

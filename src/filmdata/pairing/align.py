@@ -74,6 +74,7 @@ FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken 
 FRESH_DECAY = 0.5
 FRESH_MIN = 3  # lag-free spatial samples needed to use only those
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
+CADENCE_PERIOD = 5  # tape frames in one cycle of a 3:2 (or 2:2:2:4) pulldown
 GT_KEEP_BYTES = 256 << 20  # GT frames kept at working size: all of them up to 1100 (46 s)
 LQ_KEEP_BYTES = 256 << 20  # tape frames kept at full size for the spatial stage: all of a
 # 480x360 tape up to 1550 frames (a minute), every k-th beyond (the rest decoded when chosen)
@@ -272,6 +273,10 @@ def _decode(
     needs no second decode; the GT keeps a few frames at working size."""
     lq_bytes = max(1, pl.declared_frames) * pl.width * pl.height
     lq_every = max(1, -(-lq_bytes // LQ_KEEP_BYTES))
+    if lq_every % CADENCE_PERIOD == 0:
+        # every k-th tape frame would sit on one phase of a 3:2 pulldown, two of whose five
+        # are woven: the spatial samples, taken from these frames, would all be woven
+        lq_every += 1
     # working size: the GT width over the largest power of two that keeps it as wide as the
     # tape (halvings are OpenCV's fast path: 1080p to 480 px in 0.1 ms, against 0.9 ms by
     # one resize)
