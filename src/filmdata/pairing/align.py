@@ -379,18 +379,28 @@ def _lagged(
     best = rows.copy()
     if step is None:  # (m - 1,) frame j - 1 against j
         step = np.einsum("ij,ij->i", gt[1:], gt[:-1])
-    cost = np.zeros(len(gt), np.float32)  # of a lag from j - d to j, accumulated
-    for d in range(1, min(LAG, len(gt) - 1) + 1):
+    # one scratch block for every shift (a fresh one per shift is a fresh block of pages
+    # each time: a 200 s tape's scores are 96 MB)
+    tmp = np.empty_like(rows)
+    m = len(gt)
+    cost = np.zeros(m, np.float32)  # of a lag from j - d to j, accumulated
+    for d in range(1, min(LAG, m - 1) + 1):
         change = 1.0 - step[d - 1 :] if d == 1 else 1.0 - step[: len(step) - d + 1]
         cost[d:] += np.float32(LAG_COST if d <= LAG_NEAR else LAG_FAR_COST) * change
-        np.maximum(best[:, d:], rows[:, :-d] - cost[None, d:], out=best[:, d:])
+        lagged = np.subtract(rows[:, :-d], cost[None, d:], out=tmp[:, : m - d])
+        np.maximum(best[:, d:], lagged, out=best[:, d:])
         np.maximum(best[:, :d], np.float32(-1.0), out=best[:, :d])  # (no GT frame d before)
     if LEAD_WEIGHT > 0 and forward is not None and len(forward) == len(s):
         # a P-frame's content ahead of the path: no lag explains it
         p = forward[inter]
         pf = best[p]
-        ahead = np.maximum.accumulate(pf[:, ::-1], axis=1)[:, ::-1]  # best from j on
-        best[p] = pf + np.float32(LEAD_WEIGHT) * np.where(pf > -1, pf - ahead, 0)
+        k = len(pf)
+        # best from j on, then how far below it each score is (0 where there is no GT)
+        ahead = np.maximum.accumulate(pf[:, ::-1], axis=1, out=tmp[:k, ::-1])[:, ::-1]
+        short = np.subtract(pf, ahead, out=ahead)
+        short[pf <= -1] = 0
+        short *= np.float32(LEAD_WEIGHT)
+        best[p] = np.add(pf, short, out=short)
     out[inter] = best
     return out
 
@@ -402,7 +412,10 @@ def _weigh(s: np.ndarray, key: np.ndarray | None, null: float) -> np.ndarray:
     if key is None or len(key) != len(s):
         return s
     w = np.where(key, 1.0, INTER_WEIGHT).astype(np.float32)[:, None]
-    return np.float32(null) + w * (s - np.float32(null))
+    out = np.subtract(s, np.float32(null))  # one block, worked in place (the same values)
+    out *= w
+    out += np.float32(null)
+    return out
 
 
 def _spatial(
