@@ -89,6 +89,7 @@ def best_path(
     from_d = np.empty(m + 1, np.float32)
     from_d[0] = NEG
     d_new = np.empty(m, np.float32)
+    prefix_max = _PrefixMax(m)
     for i in range(1, n):
         if expected is not None:
             steps = by_e[int(np.clip(expected[i], 0, 2))]
@@ -105,7 +106,7 @@ def best_path(
                 better[d:],
             )
         if m > 4:  # jumps: max over k < j - 3 of d_prev[k]
-            cm, ca = _prefix_max(d_prev)
+            cm, ca = prefix_max(d_prev)
             _take_better(
                 best[4:],
                 arg[4:],
@@ -114,7 +115,7 @@ def best_path(
                 better[4:],
             )
         # back from a gap whose last match is before j: N states 0..j
-        nm, na = _prefix_max(n_prev[:m])
+        nm, na = prefix_max(n_prev[:m])
         _take_better(best, arg, np.subtract(nm, c.exit, out=cand), -(na + 1), better)
         np.add(best, s[i], out=d_new)
         bd[i] = arg
@@ -154,11 +155,21 @@ def _take_better(
     np.copyto(arg, cand_arg, where=better)
 
 
-def _prefix_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Running max of x and the index where it was reached."""
-    cm = np.maximum.accumulate(x)
-    at = np.where(x == cm, np.arange(len(x)), 0)
-    return cm, np.maximum.accumulate(at).astype(np.int32)
+class _PrefixMax:
+    """Running max of a row and the index where it was reached, into buffers reused from
+    row to row (`best_path` takes two a row; fresh arrays cost more than the sums)."""
+
+    def __init__(self, m: int):
+        self.idx = np.arange(m, dtype=np.int32)
+        self.cm = np.empty(m, np.float32)
+        self.at = np.empty(m, np.int32)
+        self.reached = np.empty(m, bool)
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cm = np.maximum.accumulate(x, out=self.cm)
+        np.equal(x, cm, out=self.reached)
+        at = np.multiply(self.idx, self.reached, out=self.at)  # the index where reached, or 0
+        return cm, np.maximum.accumulate(at, out=at)
 
 
 def band_similarity(lq: np.ndarray, gt: np.ndarray, centre: np.ndarray, radius: int) -> np.ndarray:
