@@ -219,6 +219,7 @@ def test_a_long_pulldown_tape_registers_on_clean_frames(
     tape = make_tape(gt, tmp_path / "tape.mp4", ntsc_pulldown(**kw))  # type: ignore[arg-type]
     frames = probe(tape.path, count=False).declared_frames
     monkeypatch.setattr(A, "LQ_KEEP_BYTES", frames * 240 * 180 // 5 + 1)  # 1 in 5 kept
+    monkeypatch.setattr(A, "SHARP_SHARE", 0.0)  # (not all kept for the sharp pass)
     used: list[list[int]] = []
     real = A._spatial
 
@@ -232,6 +233,34 @@ def test_a_long_pulldown_tape_registers_on_clean_frames(
     woven = [i for i in used[-1] if tape.also[i] is not None]
     assert used[-1] and len(woven) <= len(used[-1]) / 2, (used[-1], woven)
     assert geometric_error(tape.transform, a.transform, 256, 144) < 1.0
+
+
+def test_a_longer_tape_keeps_every_frame_for_the_sharp_pass_where_memory_allows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the fixed budgets (a 30 s 720p GT at working size), every frame is kept, and so the
+    sharp pass runs, when the frames and the sharp descriptors fit in SHARP_SHARE of the memory
+    available; else the fixed budgets hold (every k-th frame, no sharp pass)."""
+    import importlib
+
+    from filmdata.video import Probe
+
+    A = importlib.import_module("filmdata.pairing.align")
+
+    def probe(frames: int, w: int, h: int) -> Probe:
+        return Probe("mp4", "h264", w, h, 25.0, frames, frames, frames / 25, False, None)
+
+    pl, pg = probe(3000, 480, 360), probe(2880, 1280, 720)  # two minutes
+    lq_bytes, gt_bytes = 3000 * 480 * 360, 2880 * 640 * 360
+    need = lq_bytes + gt_bytes + 4 * (3000 + 2880) * 480 * 360  # 5.3 GB
+    monkeypatch.setattr(A, "_available_memory", lambda: 3 * need + 1)
+    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes) == (lq_bytes, gt_bytes)
+    monkeypatch.setattr(A, "_available_memory", lambda: 3 * need - 3)
+    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes) == (A.LQ_KEEP_BYTES, A.GT_KEEP_BYTES)
+    monkeypatch.setattr(A, "_available_memory", lambda: None)
+    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes) == (A.LQ_KEEP_BYTES, A.GT_KEEP_BYTES)
+    short = probe(750, 480, 360)  # within the fixed budgets: as before, whatever the memory
+    assert A._keep_budgets(short, short, 750 * 480 * 360, 1) == (A.LQ_KEEP_BYTES, A.GT_KEEP_BYTES)
 
 
 def test_fill_centre_carries_the_rate_past_the_matched_stretch() -> None:
