@@ -253,14 +253,17 @@ def test_a_longer_tape_keeps_every_frame_for_the_sharp_pass_where_memory_allows(
     pl, pg = probe(3000, 480, 360), probe(2880, 1280, 720)  # two minutes
     lq_bytes, gt_bytes = 3000 * 480 * 360, 2880 * 640 * 360
     need = lq_bytes + gt_bytes + 4 * (3000 + 2880) * 480 * 360  # 5.3 GB
+    fixed = (A.LQ_KEEP_BYTES, A.GT_KEEP_BYTES)
     monkeypatch.setattr(A, "_available_memory", lambda: 3 * need + 1)
-    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes) == (lq_bytes, gt_bytes)
+    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes, 1 / 3) == (lq_bytes, gt_bytes)
+    # two alignments at once (`pair --jobs 2`) each take half of that share
+    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes, 1 / 6) == fixed
     monkeypatch.setattr(A, "_available_memory", lambda: 3 * need - 3)
-    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes) == (A.LQ_KEEP_BYTES, A.GT_KEEP_BYTES)
+    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes, 1 / 3) == fixed
     monkeypatch.setattr(A, "_available_memory", lambda: None)
-    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes) == (A.LQ_KEEP_BYTES, A.GT_KEEP_BYTES)
+    assert A._keep_budgets(pl, pg, lq_bytes, gt_bytes, 1 / 3) == fixed
     short = probe(750, 480, 360)  # within the fixed budgets: as before, whatever the memory
-    assert A._keep_budgets(short, short, 750 * 480 * 360, 1) == (A.LQ_KEEP_BYTES, A.GT_KEEP_BYTES)
+    assert A._keep_budgets(short, short, 750 * 480 * 360, 1, 1 / 3) == fixed
 
 
 def test_fill_centre_carries_the_rate_past_the_matched_stretch() -> None:

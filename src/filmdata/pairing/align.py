@@ -113,6 +113,7 @@ def align(
     samples: int = 12,
     quiet: bool = True,
     timeout: float | None = None,
+    memory_share: float | None = None,
 ) -> Alignment:
     """Align a tape `lq` to its ground truth `gt` (two video files).
 
@@ -125,6 +126,9 @@ def align(
         homography: estimate a full homography instead of an affine transform.
         samples: frame pairs registered for the spatial transform.
         quiet: no progress bars.
+        memory_share: of the memory available at the start, what a longer tape may take to
+            keep every frame for the sharp pass (default SHARP_SHARE; a caller running N
+            alignments at once gives each its part).
 
     Raises:
         MediaError: a file is missing, not a video, or too short to align.
@@ -137,13 +141,15 @@ def align(
             "homography": homography,
             "samples": samples,
             "quiet": quiet,
+            "memory_share": memory_share,
         }
         return run_limited(  # type: ignore[no-any-return]
             _align_kw, (lq, gt, kw), timeout, what=f"{lq}: align"
         )
     t0 = time.perf_counter()
     pl, pg = probe(lq, count=False), probe(gt, count=False)
-    gv, lv = _decode(lq, gt, pl, pg, samples, quiet)
+    share = SHARP_SHARE if memory_share is None else memory_share
+    gv, lv = _decode(lq, gt, pl, pg, quiet, share)
     if gv.frames < 2 or lv.frames < 2:
         short = gt if gv.frames < 2 else lq
         raise MediaError(f"{short}: too short to align (fewer than 2 frames)")
@@ -266,8 +272,8 @@ def _decode(
     gt: str | os.PathLike[str],
     pl: Probe,
     pg: Probe,
-    samples: int,
     quiet: bool,
+    share: float,
 ) -> tuple[dsc.GrayVideo, dsc.GrayVideo]:
     """Decode both videos at once (PyAV releases the GIL while decoding): the GT with FFmpeg's
     threads in a worker thread, the tape (small: a tenth of the GT's pixels) on one thread here.
@@ -280,7 +286,7 @@ def _decode(
     factor = 1 << max(0, int(math.log2(max(1.0, pg.width / max(400, pl.width)))))
     keep_width = pg.width // factor
     gt_bytes = max(1, pg.declared_frames) * keep_width * keep_width * pg.height // pg.width
-    lq_budget, gt_budget = _keep_budgets(pl, pg, lq_bytes, gt_bytes)
+    lq_budget, gt_budget = _keep_budgets(pl, pg, lq_bytes, gt_bytes, share)
     lq_every = max(1, -(-lq_bytes // lq_budget))
     if lq_every % CADENCE_PERIOD == 0:
         # every k-th tape frame would sit on one phase of a 3:2 pulldown, two of whose five
@@ -313,10 +319,12 @@ def _decode(
     return gv, lv
 
 
-def _keep_budgets(pl: Probe, pg: Probe, lq_bytes: int, gt_bytes: int) -> tuple[int, int]:
+def _keep_budgets(
+    pl: Probe, pg: Probe, lq_bytes: int, gt_bytes: int, share: float
+) -> tuple[int, int]:
     """Bytes of tape frames (full size) and GT frames (working size) `_decode` keeps: within
     LQ_KEEP_BYTES and GT_KEEP_BYTES; all of both where they and the sharp pass's descriptors
-    (float32, at most the tape's size, a row per frame of either) fit in SHARP_SHARE of the
+    (float32, at most the tape's size, a row per frame of either) fit in `share` of the
     memory available now. Without the sharp pass a tape with slow pans loses its path: a
     120 s procedural slow tape 0.833, with it 0.956 (2.9x real time instead of 9.6x)."""
     frames = pl.declared_frames + pg.declared_frames
@@ -324,7 +332,7 @@ def _keep_budgets(pl: Probe, pg: Probe, lq_bytes: int, gt_bytes: int) -> tuple[i
         return LQ_KEEP_BYTES, GT_KEEP_BYTES
     need = lq_bytes + gt_bytes + 4 * frames * pl.width * pl.height
     avail = _available_memory()
-    if avail is None or need > SHARP_SHARE * avail:
+    if avail is None or need > share * avail:
         return LQ_KEEP_BYTES, GT_KEEP_BYTES
     return max(LQ_KEEP_BYTES, lq_bytes), max(GT_KEEP_BYTES, gt_bytes)
 

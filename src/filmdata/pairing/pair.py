@@ -22,7 +22,7 @@ from ..errors import FilmdataError, ItemsFailed, RefusedError
 from ..manifest import load_manifest
 from ..paths import datasets_dir, resolve_root
 from ..video import iter_frames
-from .align import align
+from .align import SHARP_SHARE, align
 from .descriptors import scale_matrix
 
 
@@ -75,12 +75,15 @@ def pair(
         if not manifests:
             todo = [(r["manifest"], r["id"], r["lq"], r["gt"]) for r in cat.pairs()]
         rows: list[dict[str, Any]] = []
-        work: list[tuple[str, str, bool]] = []
+        work: list[tuple[str, str, bool, float | None]] = []
+        # pairs aligned at once here share the memory a longer tape's sharp pass may take
+        share = SHARP_SHARE / jobs if backend == "local" and jobs > 1 else None
         for manifest, pid, lq, gt in todo:
             rows.append({"manifest": manifest, "id": pid, "lq": lq, "gt": gt})
             try:
                 lq_path, gt_path = (_source_path(cat, root, manifest, s) for s in (lq, gt))
-                work.append((str(lq_path), str(gt_path), quiet or backend == "ray" or jobs > 1))
+                quiet_one = quiet or backend == "ray" or jobs > 1
+                work.append((str(lq_path), str(gt_path), quiet_one, share))
             except FilmdataError as e:
                 rows[-1].update(status="failed", error=str(e))
         ready = [r for r in rows if "status" not in r]
@@ -135,11 +138,11 @@ def _source_path(cat: Catalog, root: Path, manifest: str, source: str) -> Path:
     return path
 
 
-def _align_item(job: tuple[str, str, bool]) -> dict[str, Any]:
+def _align_item(job: tuple[str, str, bool, float | None]) -> dict[str, Any]:
     """Align one pair of files: the catalog columns of an aligned (or failed) pair."""
-    lq, gt, quiet = job
+    lq, gt, quiet, share = job
     try:
-        a = align(lq, gt, quiet=quiet)
+        a = align(lq, gt, quiet=quiet, memory_share=share)
     except FilmdataError as e:
         return {"status": "failed", "error": str(e)}
     return {
