@@ -81,6 +81,35 @@ def test_align_recovers_the_truth(which: str, request: pytest.FixtureRequest) ->
     assert a.quality["drops"] >= 1 and a.quality["repeats"] >= 1
 
 
+def test_the_sharp_pass_runs_where_the_small_descriptors_leave_the_path_unsure(
+    pans: tuple[Path, Tape], slow: tuple[Path, Tape]
+) -> None:
+    """Frames at working size settle a slow pan's path (0.5 GT px a frame: neighbours the
+    small descriptors barely tell apart); where the content moves enough for those, the
+    sharp pass and the joint shift are skipped (half the time of a 30 s tape)."""
+    for (gt, tape), needed in ((slow, True), (pans, False)):
+        a = align(tape.path, gt)
+        assert a.quality["sharp_pass"] is needed, a.quality["unsure"]
+        assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
+
+
+def test_unsure_counts_the_matches_that_barely_beat_their_neighbours() -> None:
+    import importlib
+
+    A = importlib.import_module("filmdata.pairing.align")
+    n = 10
+    s = np.full((n, n + 2), -1.0, np.float32)
+    for i in range(n):  # a clear diagonal: each match 0.2 over its neighbours
+        s[i, i : i + 3] = (0.7, 0.9, 0.7)
+    path: list[int | None] = [i + 1 for i in range(n)]
+    assert A._unsure(s, path) == 0.0
+    s[2:6, 2:9] = 0.9  # a slow pan: four rows whose neighbours score the same
+    assert A._unsure(s, path) == pytest.approx(0.4)
+    path[3] = None  # frames without GT are not counted
+    assert A._unsure(s, path) == pytest.approx(3 / 9)
+    assert A._unsure(s, [None] * n) == 0.0
+
+
 def test_align_a_pillarboxed_gt(tmp_path: Path) -> None:
     """An HD remaster of a 4:3 video is often pillarboxed (black bars in a 16:9 frame); the
     tape letterboxes the whole frame, so its active picture is the GT's picture, not the GT's
