@@ -211,6 +211,7 @@ def main() -> None:
                 f"      speed {a['speed']:.4f} (true {spec.speed:.4f}), "
                 f"offset {a['offset']:.3f} s, {q['matched']:.3f} matched, "
                 f"ecc {q['ecc']:.3f}, cadence {q.get('cadence_agreement')}, "
+                f"unsure {q.get('unsure')}, sharp pass {q.get('sharp_pass')}, "
                 f"in-process {q['seconds']}"
             )
 
