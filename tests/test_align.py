@@ -97,17 +97,22 @@ def test_unsure_counts_the_matches_that_barely_beat_their_neighbours() -> None:
     import importlib
 
     A = importlib.import_module("filmdata.pairing.align")
-    n = 10
+    n = 20
     s = np.full((n, n + 2), -1.0, np.float32)
     for i in range(n):  # a clear diagonal: each match 0.2 over its neighbours
         s[i, i : i + 3] = (0.7, 0.9, 0.7)
     path: list[int | None] = [i + 1 for i in range(n)]
-    assert A._unsure(s, path) == 0.0
+    assert A._unsure(A._margins(s, path)) == 0.0
     s[2:6, 2:9] = 0.9  # a slow pan: four rows whose neighbours score the same
-    assert A._unsure(s, path) == pytest.approx(0.4)
+    assert A._unsure(A._margins(s, path)) == pytest.approx(0.2)
     path[3] = None  # frames without GT are not counted
-    assert A._unsure(s, path) == pytest.approx(3 / 9)
-    assert A._unsure(s, [None] * n) == 0.0
+    margins = A._margins(s, path)
+    assert A._unsure(margins) == pytest.approx(3 / 19)
+    assert A._unsure(A._margins(s, [None] * n)) == 0.0
+    # the sharp pass: on the unsure frames and SHARP_REACH (2) either side, or on all
+    assert A._sharp_rows(margins).tolist() == [i <= 7 for i in range(n)]
+    s[9:, :] = 0.9
+    assert A._sharp_rows(A._margins(s, path)) is None  # 8 + 13 of 20 > SHARP_ALL
 
 
 def test_align_a_pillarboxed_gt(tmp_path: Path) -> None:
@@ -580,6 +585,38 @@ def test_joint_shift_brings_a_geometry_off_by_a_fraction_of_a_pixel_back(
     assert acc >= 0.95, acc
 
 
+def test_path_score_is_the_best_paths_score_to_the_bit() -> None:
+    from filmdata.pairing.temporal import PathCosts, best_path, path_score
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        n, m = (int(v) for v in rng.integers(1, 50, 2))
+        s = (rng.random((n, m)) * 1.5 - 0.5).astype(np.float32)
+        if trial % 3 == 0:
+            s[:, ::3] = -1.0  # a band's outside
+        c = PathCosts(
+            null=float(rng.random()),
+            dup=float(rng.random() * 0.1),
+            tolerance=0.02 if trial % 4 == 0 else 0.0,
+        )
+        assert path_score(s, c) == best_path(s, c)[1], trial
+
+
+def test_band_similarity_of_some_rows_is_theirs_and_minus_one_elsewhere() -> None:
+    from filmdata.pairing.temporal import band_similarity
+
+    rng = np.random.default_rng(8)
+    lq = rng.normal(size=(50, 16)).astype(np.float32)
+    gt = rng.normal(size=(60, 16)).astype(np.float32)
+    centre = np.linspace(3, 55, 50)
+    full = band_similarity(lq, gt, centre, radius=4)
+    rows = np.zeros(50, bool)
+    rows[[0, 17, 18, 49]] = True
+    part = band_similarity(lq, gt, centre, radius=4, rows=rows)
+    assert np.allclose(part[rows], full[rows], atol=1e-5)
+    assert (part[~rows] == -1).all()
+
+
 def test_viterbi_on_a_gt_of_two_or_three_frames() -> None:
     """The jump candidates need five GT frames; fewer must not break the path."""
     rng = np.random.default_rng(2)
@@ -607,6 +644,10 @@ def test_fine_descriptors_split_exactly_and_band_pass() -> None:
     one = dsc.fine(frames, m, (96, 72))
     with ThreadPoolExecutor(2) as pool:
         assert np.array_equal(dsc.fine(frames, m, (96, 72), pool=pool), one)
+        # some frames only (the sharp pass on the unsure ones): those rows, zeros elsewhere
+        some = dsc.fine(frames, m, (96, 72), pool=pool, only=np.array([1, 3, 4]))
+    assert np.allclose(some[[1, 3, 4]], one[[1, 3, 4]], atol=1e-6)
+    assert not some[[0, 2]].any()
     assert np.allclose(np.einsum("ij,ij->i", one, one), 1.0, atol=1e-4)  # unit rows
     x = cv2.GaussianBlur(rng.random((72, 96), np.float32), (0, 0), 2.0)  # detail at all scales
     out = np.empty_like(x)

@@ -14,7 +14,8 @@
    band around the coarse path, Viterbi again: this picks among nearly identical neighbours.
    Inter-coded tape frames may match up to two GT frames late at little cost (encoder lag). The last
    pass adds descriptors at the tape's own resolution (slow pans) when every frame is kept and
-   the small ones leave more than a few matches unsure (`_unsure`).
+   the small ones leave more than a few matches unsure (`_unsure`): on those tape frames and
+   their neighbours, and the GT frames of their bands, only.
    Then the geometry's last fraction of a pixel and the path are settled together: the
    shift of the transform whose best path scores highest over the whole tape
    (`_joint_shift`: a slow pan a frame off and a geometry off by its motion look alike in
@@ -49,6 +50,8 @@ SHARP = True  # a last fine pass from frames at working size (see _sharp_ready)
 UNSURE_MARGIN = 0.005  # ... where more than UNSURE_SHARE of the fine path's matches beat their
 UNSURE_SHARE = 0.03  # GT neighbours by less than UNSURE_MARGIN (see `_unsure`): the sure ones
 # are the same with it, so skipping it puts at most that share of frames at risk
+SHARP_REACH = 2  # ... and then on the unsure frames and this many either side only, unless
+SHARP_ALL = 0.5  # those are more than this share of the tape: then on all (see `_sharp_rows`)
 SHARP_WEIGHT = 3.0  # weight of its differences within a row against the small descriptors'
 LAG = 10  # inter-coded tape frames may show their GT frame this many frames late (see _lagged)
 LAG_NEAR = 2  # ... the first this many frames of a lag at LAG_COST, the rest at LAG_FAR_COST
@@ -197,21 +200,27 @@ def align(
         s1 = temporal.band_similarity(lq_f, gt_f, centre, radius=band)
         return s1, _lagged(s1, lv.key, gt_f, forward=forward), centre
 
-    def add_sharp(t: np.ndarray, score: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    def add_sharp(
+        t: np.ndarray, score: np.ndarray, centre: np.ndarray, rows: np.ndarray | None
+    ) -> np.ndarray:
         """Full-size frames tell apart neighbours of a slow pan that the small ones cannot;
         their scores are lower on a heavily compressed tape, so they only add their
-        differences within each row (the level, for "no GT", stays s1's)."""
-        lq_s, gt_s = _fine(lv, gv, t, box, sharp, sharp=True)
+        differences within each row (the level, for "no GT", stays s1's). `rows`: the tape
+        frames that get them (None: all)."""
+        lq_s, gt_s = _fine(lv, gv, t, box, sharp, sharp=True, rows=rows, centre=centre)
         if JOINT:  # for `_joint_shift`: the descriptors, and the scores but the sharp part
             bufs.update(sharp_grid=sharp["sharp_grid"], sharp_lq=lq_s, sharp_gt=gt_s)
-            bufs["scores"] = score
+            bufs.update(scores=score, sharp_centre=centre)
         s2 = _lagged(
-            temporal.band_similarity(lq_s, gt_s, centre, radius=BANDS[-1]),
+            temporal.band_similarity(lq_s, gt_s, centre, radius=BANDS[-1], rows=rows),
             lv.key,
             gt_s,
             forward=forward,
         )
-        return score + np.float32(SHARP_WEIGHT) * (s2 - s2.max(axis=1, keepdims=True))
+        s2 -= s2.max(axis=1, keepdims=True)
+        if rows is not None:
+            s2[~rows] = 0.0
+        return score + np.float32(SHARP_WEIGHT) * s2
 
     for round_, band in enumerate(BANDS):
         t, est, spread = _spatial(
@@ -222,17 +231,19 @@ def align(
         path = temporal.viterbi(weighed, costs)
     # the sharp pass, where every frame is at hand and the small descriptors leave the path
     # unsure (`_unsure`); on the last band, around the path it was made from
-    unsure = _unsure(s1, path)
+    margins = _margins(s1, path)
+    unsure = _unsure(margins)
     sharpened = _sharp_ready(lv, gv) and unsure > UNSURE_SHARE
+    rows = _sharp_rows(margins)
     if sharpened:
-        weighed = _weigh(add_sharp(t, score, centre), lv.key, costs.null)
+        weighed = _weigh(add_sharp(t, score, centre, rows), lv.key, costs.null)
         path = temporal.viterbi(weighed, costs)
     if JOINT and "sharp_gt" in bufs:
-        shift = _joint_shift(lv, path, bufs, costs, forward)
+        shift = _joint_shift(lv, path, bufs, costs, forward, rows)
         if shift is not None:  # the last pass again, through the shifted geometry
             t = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1.0]]) @ t
             s1, score, centre = rescore(t, BANDS[-1])
-            weighed = _weigh(add_sharp(t, score, centre), lv.key, costs.null)
+            weighed = _weigh(add_sharp(t, score, centre, rows), lv.key, costs.null)
             path = temporal.viterbi(weighed, costs)
     r = temporal.fit_rate(path)[1]
     if abs(r - round(r)) > CADENCE_MIN:
@@ -265,6 +276,7 @@ def align(
         "cadence_agreement": agreement,
         "unsure": round(unsure, 4),
         "sharp_pass": sharpened,
+        "sharp_rows": (1.0 if rows is None else float(rows.mean())) if sharpened else 0.0,
         **temporal.path_stats(mapping),
         "spatial_samples": len(est),
         "ecc": float(np.median([e.score for e in est])) if est else None,
@@ -560,9 +572,10 @@ def _joint_shift(
     bufs: dict[str, np.ndarray],
     costs: temporal.PathCosts,
     forward: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[float, float] | None:
     """The shift e (tape px) of the geometry under which the whole tape is best explained;
-    None: no shift.
+    None: no shift. `rows`: the tape frames with sharp descriptors (None: all).
 
     Within one shot, a slow pan matched a frame off and a geometry off by that frame's
     motion look alike, so a path and a geometry can be wrong together (the spatial samples
@@ -580,7 +593,8 @@ def _joint_shift(
     lq_s, gt_s, fixed = bufs["sharp_lq"], bufs["sharp_gt"], bufs["scores"]
     fw, fh, cw, ch = (float(v) for v in bufs["sharp_grid"])
     w, h = int(fw), int(fh)
-    centre = temporal.fill_centre(path, len(gt_s))
+    # (the GT frames described for some of the tape's only: those of the bands they were made for)
+    centre = temporal.fill_centre(path, len(gt_s)) if rows is None else bufs["sharp_centre"]
     band = BANDS[-1]
     # The stencil: the tape's descriptors one grid step (cw, ch tape px) either way against
     # the GT's, on the grid less its border. The descriptors are linear and shift-invariant
@@ -595,6 +609,7 @@ def _joint_shift(
         gt_s.reshape(len(gt_s), h, w)[:, 1:-1, 1:-1],
         centre,
         radius=band,
+        rows=rows,
     )
     outside = s0 <= -1
     bx, by = (sxp - sxm) / np.float32(2 * cw), (syp - sym) / np.float32(2 * ch)
@@ -607,6 +622,8 @@ def _joint_shift(
         ex, ey = (np.float32(v) for v in e)
         s2 = s0 + bx * ex + by * ey + np.float32(0.5) * (hx * (ex * ex) + hy * (ey * ey))
         s2[outside] = -1.0
+        if rows is not None:  # the frames without sharp descriptors: the same for every e
+            s2[~rows] = 0.0
         return _lagged(s2, lv.key, gt_s, lag_step, forward)
 
     seen: dict[tuple[float, float], float] = {}
@@ -614,7 +631,7 @@ def _joint_shift(
     def total(e: tuple[float, float]) -> float:
         if e not in seen:
             score = _weigh(fixed + np.float32(SHARP_WEIGHT) * sharp(e), lv.key, costs.null)
-            seen[e] = temporal.best_path(score, costs)[1]
+            seen[e] = temporal.path_score(score, costs)
         return seen[e]
 
     # a pattern search: the best of the point and its 8 neighbours at JOINT_GRID until the
@@ -688,10 +705,14 @@ def _fine(
     box: tuple[float, float, float, float],
     bufs: dict[str, np.ndarray] | None = None,
     sharp: bool = False,
+    rows: np.ndarray | None = None,
+    centre: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fine descriptors of both videos on one grid over the tape's picture (tape geometry),
     written into `bufs` (reused by the next round); `sharp`: from the frames kept at working
-    size (all of them, see `_sharp_ready`), on a grid as fine as the tape."""
+    size (all of them, see `_sharp_ready`), on a grid as fine as the tape. `rows` (sharp
+    only): the tape frames to describe (None: all), and then the GT frames of their bands
+    (BANDS[-1] around `centre`) only; the other rows are zeros or left from before."""
     x0, y0, x1, y1 = spatial.picture_box(t, (gv.width, gv.height), (lv.width, lv.height))
     x0, y0 = max(x0, box[0]), max(y0, box[1])
     x1, y1 = min(x1, box[0] + box[2]), min(y1, box[1] + box[3])
@@ -711,28 +732,64 @@ def _fine(
         lq_src, gt_src = lv.small, gv.small
         m_lq = dsc.scale_matrix(lv.small_scale) @ g
         m_gt = dsc.scale_matrix(gv.small_scale) @ np.linalg.inv(t) @ g
+    only_lq = only_gt = None
+    if sharp and rows is not None and centre is not None:
+        only_lq = np.flatnonzero(rows)
+        c = np.round(centre[rows]).astype(int)
+        near = np.zeros(gv.frames + 1, int)  # +1 at each band's start, -1 past its end
+        np.add.at(near, np.clip(c - BANDS[-1], 0, gv.frames), 1)
+        np.add.at(near, np.clip(c + BANDS[-1] + 1, 0, gv.frames), -1)
+        only_gt = np.flatnonzero(np.cumsum(near)[:-1] > 0)
     with ThreadPoolExecutor(2) as pool:  # OpenCV and numpy release the GIL: two halves each
-        bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"), pool)
-        bufs["gt"] = dsc.fine(gt_src, m_gt, (fw, fh), bufs.get("gt"), pool)
+        bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"), pool, only_lq)
+        bufs["gt"] = dsc.fine(gt_src, m_gt, (fw, fh), bufs.get("gt"), pool, only_gt)
     return bufs["lq"], bufs["gt"]
 
 
-def _unsure(s: np.ndarray, path: list[int | None]) -> float:
+def _margins(s: np.ndarray, path: list[int | None]) -> np.ndarray:
+    """(n,) by how much each tape frame's match beats both its GT neighbours in the
+    similarity `s`; NaN where it has none (no GT, or the GT's first or last frame)."""
+    m = s.shape[1]
+    out = np.full(len(path), np.nan, np.float32)
+    i = np.array([k for k, j in enumerate(path) if j is not None and 0 < j < m - 1], int)
+    if i.size:
+        j = np.array([path[k] for k in i], int)
+        out[i] = s[i, j] - np.maximum(s[i, j - 1], s[i, j + 1])
+    return out
+
+
+def _unsure(margins: np.ndarray) -> float:
     """The share of the path's matches that beat both GT neighbours by less than
-    UNSURE_MARGIN in the fine similarity `s` (a slow pan, a still, woven or heavily compressed
-    frames: what the sharp pass may settle).
+    UNSURE_MARGIN (`_margins` of the fine similarity): a slow pan, a still, woven or heavily
+    compressed frames, what the sharp pass may settle.
     Measured on 40 real-footage tapes and 36 procedural ones: procedural slow and pans tapes
     0.77-1.0 (without the sharp pass 0.38-0.96 of frames right, with it up to 1.0); real
     footage 0-0.29, 21 tapes within 0.03, where the pass changed three paths: 0.997 -> 1.000,
     0.999 -> 1.000, 1.000 -> 0.999 (pulldown: 0.15-0.2, one tape 0.968 without it, 0.998 with).
     Skipping the pass (and the joint shift) halves the time of a 30 s tape."""
-    m = s.shape[1]
-    i = np.array([k for k, j in enumerate(path) if j is not None and 0 < j < m - 1], int)
-    if i.size == 0:
-        return 0.0
-    j = np.array([path[k] for k in i], int)
-    margin = s[i, j] - np.maximum(s[i, j - 1], s[i, j + 1])
-    return float(np.mean(margin < UNSURE_MARGIN))
+    counted = margins[~np.isnan(margins)]
+    return float(np.mean(counted < UNSURE_MARGIN)) if counted.size else 0.0
+
+
+def _sharp_rows(margins: np.ndarray) -> np.ndarray | None:
+    """The tape frames the sharp pass describes: the unsure ones and SHARP_REACH either side
+    (a frame between two sure ones is held by them), or all (None) when those are more than
+    SHARP_ALL of the tape. Measured on the real-footage tapes that need the pass (0.06-0.65 of
+    their frames; 0.99-1.00 right either way) it took 30 s ones from 5.8-6.4 s to 3.7-4.7 s;
+    on procedural slow pans (0.82-0.97) it lost frames the whole pass gets right (1.000 ->
+    0.695 on one tape: the sure frames of a slow pan are not all right, and the joint shift
+    reads the geometry from fewer frames)."""
+    rows = _near(margins < UNSURE_MARGIN, SHARP_REACH)  # (NaN: no match, not a seed)
+    return rows if rows.mean() <= SHARP_ALL else None
+
+
+def _near(seeds: np.ndarray, reach: int) -> np.ndarray:
+    """(n,) bool: within `reach` frames of a True in `seeds`."""
+    out = seeds.copy()
+    for d in range(1, reach + 1):
+        out[d:] |= seeds[:-d]
+        out[:-d] |= seeds[d:]
+    return out
 
 
 def _sharp_ready(lv: dsc.GrayVideo, gv: dsc.GrayVideo) -> bool:

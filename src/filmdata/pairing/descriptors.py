@@ -214,17 +214,32 @@ def fine(
     size: tuple[int, int],
     out: np.ndarray | None = None,
     pool: Executor | None = None,
+    only: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fine descriptors, (N, w*h) float32: each frame sampled through the 3x3 `m` (output
     pixel -> input pixel) on `size` (w, h), band-passed (`band_pass`: keeps the detail that
     tells neighbouring frames apart, drops the noise below it and the shading above it) and
     normalised; frame by frame into `out` when its shape fits (a caller re-running this
     reuses its buffer: a fresh array of this size costs more in page faults than the work
-    itself). With `pool`, in two halves on its threads (OpenCV and numpy release the GIL)."""
+    itself). With `pool`, in two halves on its threads (OpenCV and numpy release the GIL).
+    `only`: the indices of the frames to describe; the other rows of a fresh `out` are
+    zeros (pages the kernel never has to make), of a reused one left as they were."""
     n, d = len(frames), size[0] * size[1]
     if out is None or out.shape != (n, d) or out.dtype != np.float32:
-        out = np.empty((n, d), np.float32)
+        out = np.empty((n, d), np.float32) if only is None else np.zeros((n, d), np.float32)
     affine = bool(np.allclose(m[2], (0, 0, 1)))  # once, not per frame (47 us a call)
+
+    if only is not None:
+
+        def some(ks: np.ndarray) -> None:
+            for k in ks:
+                w = _warp(frames[k], m, size, affine).astype(np.float32)
+                band_pass(w, out[k].reshape(w.shape))
+                normalise(out[k : k + 1], copy=False)
+
+        parts = np.array_split(np.asarray(only, int), 2 if pool is not None else 1)
+        list(pool.map(some, parts)) if pool is not None else some(parts[0])
+        return out
 
     def rows(a: int, b: int) -> None:
         for k in range(a, b):
