@@ -216,6 +216,7 @@ def align(
             lv.key,
             gt_s,
             forward=forward,
+            only=rows,
         )
         s2 -= s2.max(axis=1, keepdims=True)
         if rows is not None:
@@ -412,6 +413,7 @@ def _lagged(
     gt: np.ndarray,
     step: np.ndarray | None = None,
     forward: np.ndarray | None = None,
+    only: np.ndarray | None = None,
 ) -> np.ndarray:
     """Inter-coded tape frames may show their GT frame up to LAG frames late: a heavy encoder
     builds them from blocks of earlier frames, and where the picture barely moves (a slow
@@ -443,7 +445,7 @@ def _lagged(
     if key is None or len(key) != len(s) or LAG < 1 or len(gt) < 2:
         return s
     out = s.copy()
-    inter = ~key
+    inter = ~key if only is None else ~key & only  # `only` (n,) bool: the rows to lag
     rows = s[inter]
     best = rows.copy()
     if step is None:  # (m - 1,) frame j - 1 against j
@@ -624,7 +626,7 @@ def _joint_shift(
         s2[outside] = -1.0
         if rows is not None:  # the frames without sharp descriptors: the same for every e
             s2[~rows] = 0.0
-        return _lagged(s2, lv.key, gt_s, lag_step, forward)
+        return _lagged(s2, lv.key, gt_s, lag_step, forward, rows)
 
     seen: dict[tuple[float, float], float] = {}
 
