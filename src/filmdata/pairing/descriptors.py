@@ -237,8 +237,10 @@ def fine(
                 band_pass(w, out[k].reshape(w.shape))
                 normalise(out[k : k + 1], copy=False)
 
-        parts = np.array_split(np.asarray(only, int), 2 if pool is not None else 1)
-        list(pool.map(some, parts)) if pool is not None else some(parts[0])
+        if pool is None:
+            some(np.asarray(only, int))
+        else:
+            list(pool.map(some, np.array_split(np.asarray(only, int), 2)))
         return out
 
     def rows(a: int, b: int) -> None:
