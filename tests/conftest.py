@@ -47,3 +47,24 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def shard_rows(dataset: Path) -> dict[str, list[dict]]:
+    """Every Parquet shard's rows under `dataset`, by path, each image as its pixels: ISA-L's
+    deflate may code the same pixels in a byte more or less from one process (or CPU) to the
+    next (one LQ frame of a killed and resumed synth: 438 against 439 bytes, the same
+    filtered rows inside), so two runs are compared by what the PNGs hold."""
+    import pyarrow.parquet as pq
+
+    from filmdata.shards import decode_image
+
+    def pixels(frames: list[dict]) -> list[bytes]:
+        return [np.ascontiguousarray(decode_image(f["bytes"])).tobytes() for f in frames]
+
+    out = {}
+    for p in sorted(dataset.rglob("*.parquet")):
+        rows = pq.read_table(p).to_pylist()
+        for row in rows:
+            row["gt"], row["lq"] = pixels(row["gt"]), pixels(row["lq"])
+        out[str(p.relative_to(dataset))] = rows
+    return out

@@ -19,7 +19,7 @@ for _k, _v in ENV.items():
 
 from _http import Route, serve  # noqa: E402
 from _ray import ray_head  # noqa: E402
-from conftest import make_clip  # noqa: E402
+from conftest import make_clip, shard_rows  # noqa: E402
 from filmdata.cli import app  # noqa: E402
 
 pytest.importorskip("ray")
@@ -83,9 +83,9 @@ def test_fetch_on_ray(cluster: str, runner: CliRunner, tmp_path: Path) -> None:
     assert ray.is_initialized() and (not jobs or len(jobs) >= 1)
 
 
-def _rows(dataset: Path) -> dict[str, bytes]:
-    """Every shard's bytes by file name."""
-    return {p.name: p.read_bytes() for p in sorted((dataset / "data").rglob("*.parquet"))}
+def _rows(dataset: Path) -> dict[str, list[dict]]:
+    """Every shard's rows by file, images as pixels (`shard_rows`)."""
+    return shard_rows(dataset / "data")
 
 
 def test_synth_on_ray_gives_the_local_rows(cluster: str, runner: CliRunner, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import make_clip
+from conftest import make_clip, shard_rows
 from filmdata.synth import synth
 
 CLI = [sys.executable, "-c", "from filmdata.cli import main; main()"]
@@ -51,25 +51,7 @@ def _synth(out: Path, footage: Path) -> list[str]:
 
 
 def _state(out: Path) -> dict[str, list[dict]]:
-    """Each shard's rows, its images as their pixels: ISA-L's deflate may code the same
-    pixels in a byte more or less from one process to the next (one LQ frame of a killed and
-    resumed run: 438 against 439 bytes, the same filtered rows inside), so the PNG bytes are
-    not what must match."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from filmdata.shards import decode_image
-
-    def pixels(frames: list[dict]) -> list[bytes]:
-        return [np.ascontiguousarray(decode_image(f["bytes"])).tobytes() for f in frames]
-
-    state = {}
-    for p in sorted(out.rglob("*.parquet")):
-        rows = pq.read_table(p).to_pylist()
-        for row in rows:
-            row["gt"], row["lq"] = pixels(row["gt"]), pixels(row["lq"])
-        state[str(p.relative_to(out))] = rows
-    return state
+    return shard_rows(out)
 
 
 def test_kill_mid_synth_then_rerun(tmp_path: Path) -> None:
