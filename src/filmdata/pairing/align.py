@@ -98,6 +98,13 @@ class Alignment:
     offset: float  # LQ time (s) at which GT time 0 is shown: t_lq = offset + t_gt / speed
     speed: float  # GT seconds per LQ second (1.0427 for a PAL transfer of 24 fps film)
     confidence: list[float]  # per LQ frame, in [0, 1] (ZNCC of the match; 0 for None)
+    # how it went: `matched` (share of LQ frames with GT), `similarity` (their mean
+    # confidence), `coarse_agreement` (share of the coarse path within a frame of the final
+    # one), `cadence_agreement` (steps fitting a fitted cadence, or None), `unsure` (share of
+    # matches barely above their GT neighbours before the sharp pass), `sharp_pass`,
+    # `sharp_rows` (share of LQ frames it described), `repeats` / `drops` / `jumps` / `null`,
+    # `spatial_samples`, `ecc` (their median score), `spatial_spread_px`, `active_box` (LQ
+    # px), `lq` / `gt` (frames, fps, size), `seconds`; `audio` and `segments` where found
     quality: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
