@@ -122,6 +122,30 @@ def test_unsure_counts_the_matches_that_barely_beat_their_neighbours() -> None:
     assert A._sharp_rows(A._margins(s, path)) is None  # 8 + 13 of 20 > SHARP_ALL
 
 
+def test_a_freeze_in_the_gt_leaves_no_rival_and_is_not_unsure() -> None:
+    """GT frames that are one frame again (a freeze, within its encoder's noise) are no
+    rivals: either is right, and the sharp pass could not tell them apart."""
+    import importlib
+
+    from filmdata.pairing.descriptors import GrayVideo
+
+    A = importlib.import_module("filmdata.pairing.align")
+    rng = np.random.default_rng(4)
+    base = rng.integers(0, 256, (36, 64), dtype=np.uint8)
+    noisy = base.copy()
+    noisy[0, :10] ^= 1  # a few pixels a level off: the encoder's noise on a freeze
+    moved = np.roll(base, 1, axis=1)  # the picture moving: a real next frame
+    kept = dict(enumerate([base, noisy, base, moved, moved]))
+    gv = GrayVideo("gt", 24.0, 64, 36, np.stack(list(kept.values())), kept, 1.0)
+    assert A._repeats(gv).tolist() == [True, True, False, True]
+    s = np.array([[0.9, 0.9, 0.9, 0.5, 0.5], [0.5, 0.88, 0.9, 0.7, 0.7]], np.float32)
+    repeats = np.array([True, True, False, False])
+    m = A._margins(s, [1, 2], repeats)
+    assert np.isnan(m[0])  # inside the freeze: both neighbours are the same frame
+    assert m[1] == pytest.approx(0.2)  # at its end: the next frame is the only rival
+    assert A._margins(s, [1, 2])[1] == pytest.approx(0.02)  # (the freeze's frame, unsure)
+
+
 def test_align_a_pillarboxed_gt(tmp_path: Path) -> None:
     """An HD remaster of a 4:3 video is often pillarboxed (black bars in a 16:9 frame); the
     tape letterboxes the whole frame, so its active picture is the GT's picture, not the GT's

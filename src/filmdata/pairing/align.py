@@ -50,6 +50,7 @@ SHARP = True  # a last fine pass from frames at working size (see _sharp_ready)
 UNSURE_MARGIN = 0.005  # ... where more than UNSURE_SHARE of the fine path's matches beat their
 UNSURE_SHARE = 0.03  # GT neighbours by less than UNSURE_MARGIN (see `_unsure`): the sure ones
 # are the same with it, so skipping it puts at most that share of frames at risk
+REPEAT_TOL = 0.02  # GT frames this close are one frame again: no rival in `_margins`
 SHARP_REACH = 2  # ... and then on the unsure frames and this many either side only, unless
 SHARP_ALL = 0.5  # those are more than this share of the tape: then on all (see `_sharp_rows`)
 SHARP_WEIGHT = 3.0  # weight of its differences within a row against the small descriptors'
@@ -239,7 +240,7 @@ def align(
         path = temporal.viterbi(weighed, costs)
     # the sharp pass, where every frame is at hand and the small descriptors leave the path
     # unsure (`_unsure`); on the last band, around the path it was made from
-    margins = _margins(s1, path)
+    margins = _margins(s1, path, _repeats(gv))
     unsure = _unsure(margins)
     sharpened = _sharp_ready(lv, gv) and unsure > UNSURE_SHARE
     rows = _sharp_rows(margins)
@@ -755,22 +756,48 @@ def _fine(
     return bufs["lq"], bufs["gt"]
 
 
-def _margins(s: np.ndarray, path: list[int | None]) -> np.ndarray:
-    """(n,) by how much each tape frame's match beats both its GT neighbours in the
-    similarity `s`; NaN where it has none (no GT, or the GT's first or last frame)."""
+def _margins(
+    s: np.ndarray, path: list[int | None], repeats: np.ndarray | None = None
+) -> np.ndarray:
+    """(n,) by how much each tape frame's match beats its GT neighbours in the similarity
+    `s`; NaN where it has none (no GT, or the GT's first or last frame). `repeats` (n_gt - 1,)
+    bool: GT frame j + 1 is frame j again (a freeze: either is right, so such a neighbour is
+    no rival, and a match inside a freeze is not counted)."""
     m = s.shape[1]
     out = np.full(len(path), np.nan, np.float32)
     i = np.array([k for k, j in enumerate(path) if j is not None and 0 < j < m - 1], int)
     if i.size:
         j = np.array([path[k] for k in i], int)
-        out[i] = s[i, j] - np.maximum(s[i, j - 1], s[i, j + 1])
+        left, right = s[i, j - 1], s[i, j + 1]
+        if repeats is not None and len(repeats) == m - 1:
+            left = np.where(repeats[j - 1], -np.inf, left)
+            right = np.where(repeats[j], -np.inf, right)
+        rival = np.maximum(left, right)
+        out[i] = np.where(np.isfinite(rival), s[i, j] - rival, np.nan)
+    return out
+
+
+def _repeats(gv: dsc.GrayVideo) -> np.ndarray:
+    """(n - 1,) bool: GT frame j + 1 is frame j again, within its encoder's noise (mean
+    absolute difference <= REPEAT_TOL grey levels at working size where both are kept, else
+    small). Measured at working size: a freeze of a 720p crf-16 GT 0.0002-0.02 (a few pixels a
+    level off), stills of the procedural slow clips 0.003-0.055, their slowest crawls 0.086
+    and up, real footage's least change 0.11."""
+    import cv2
+
+    out = np.zeros(max(0, gv.frames - 1), bool)
+    for j in range(gv.frames - 1):
+        a, b = gv.kept.get(j), gv.kept.get(j + 1)
+        if a is None or b is None:
+            a, b = gv.small[j], gv.small[j + 1]
+        out[j] = cv2.norm(a, b, cv2.NORM_L1) <= REPEAT_TOL * a.size
     return out
 
 
 def _unsure(margins: np.ndarray) -> float:
     """The share of the path's matches that beat both GT neighbours by less than
-    UNSURE_MARGIN (`_margins` of the fine similarity): a slow pan, a still, woven or heavily
-    compressed frames, what the sharp pass may settle.
+    UNSURE_MARGIN (`_margins` of the fine similarity): a slow pan, woven or heavily
+    compressed frames, what the sharp pass may settle (not a freeze: see `_repeats`).
     Measured on 40 real-footage tapes and 36 procedural ones: procedural slow and pans tapes
     0.77-1.0 (without the sharp pass 0.38-0.96 of frames right, with it up to 1.0); real
     footage 0-0.29, 21 tapes within 0.03, where the pass changed three paths: 0.997 -> 1.000,
