@@ -50,10 +50,6 @@ def _synth(out: Path, footage: Path) -> list[str]:
     ]
 
 
-def _state(out: Path) -> dict[str, list[dict]]:
-    return shard_rows(out)
-
-
 def test_kill_mid_synth_then_rerun(tmp_path: Path) -> None:
     # Long enough (60 windows, 24 shards) that the run cannot end between two polls.
     footage, _ = make_clip(tmp_path / "k.mp4", (60, 60), (64, 48), seed=9)
@@ -87,9 +83,9 @@ def test_kill_mid_synth_then_rerun(tmp_path: Path) -> None:
         pass
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(_state(killed))
-    assert done < len(_state(whole)), "the run ended before it could be killed"
+    done = len(shard_rows(killed))
+    assert done < len(shard_rows(whole)), "the run ended before it could be killed"
     again = subprocess.run(_synth(killed, footage), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert _state(killed) == _state(whole)
+    assert shard_rows(killed) == shard_rows(whole)
     assert not [p for p in killed.rglob("*") if ".tmp" in p.name]

@@ -229,12 +229,15 @@ def fine(
         out = np.empty((n, d), np.float32) if only is None else np.zeros((n, d), np.float32)
     affine = bool(np.allclose(m[2], (0, 0, 1)))  # once, not per frame (47 us a call)
 
+    def describe(k: int) -> None:  # band-passed, not normalised yet
+        w = _warp(frames[k], m, size, affine).astype(np.float32)
+        band_pass(w, out[k].reshape(w.shape))
+
     if only is not None:
 
         def some(ks: np.ndarray) -> None:
             for k in ks:
-                w = _warp(frames[k], m, size, affine).astype(np.float32)
-                band_pass(w, out[k].reshape(w.shape))
+                describe(k)
                 normalise(out[k : k + 1], copy=False)
 
         if pool is None:
@@ -245,8 +248,7 @@ def fine(
 
     def rows(a: int, b: int) -> None:
         for k in range(a, b):
-            w = _warp(frames[k], m, size, affine).astype(np.float32)
-            band_pass(w, out[k].reshape(w.shape))
+            describe(k)
         normalise(out[a:b], copy=False)
 
     if pool is None or n < 2:

@@ -59,18 +59,7 @@ def best_path(
     `drop`), so repeats fall where the cadence puts them unless the data says otherwise.
     """
     n, m = s.shape
-    s = s.astype(np.float32, copy=False)
-    if c.tolerance > 0:
-        s = np.minimum(s, s.max(axis=1, keepdims=True) - np.float32(c.tolerance))
-    # costs of steps d = 0..3 when the cadence expects e = 0, 1, 2 (without a cadence: 1)
-    by_e = np.array(
-        [
-            [0.0, -c.drop, -c.drop2, -c.drop2 - c.drop],
-            [-c.dup, 0.0, -c.drop, -c.drop2],
-            [-c.dup - c.drop2, -c.dup, 0.0, -c.drop],
-        ],
-        np.float32,
-    )
+    s, by_e = _scores_and_steps(s, c)
     steps = by_e[1]
     d_prev = s[0].copy()
     n_prev = np.full(m + 1, NEG, np.float32)
@@ -151,10 +140,8 @@ def path_score(s: np.ndarray, c: PathCosts = PathCosts()) -> float:
     candidate and no back-pointers, for a caller that compares scores only (a third of the
     time: `_joint_shift` scores 17 geometries a tape)."""
     n, m = s.shape
-    s = s.astype(np.float32, copy=False)
-    if c.tolerance > 0:
-        s = np.minimum(s, s.max(axis=1, keepdims=True) - np.float32(c.tolerance))
-    steps = np.array([-c.dup, 0.0, -c.drop, -c.drop2], np.float32)
+    s, by_e = _scores_and_steps(s, c)
+    steps = by_e[1]
     d_prev = s[0].copy()
     n_prev = np.full(m + 1, NEG, np.float32)
     n_prev[0] = c.null
@@ -182,6 +169,24 @@ def path_score(s: np.ndarray, c: PathCosts = PathCosts()) -> float:
         n_prev += np.float32(c.null)
         d_prev, d_new = d_new, d_prev
     return max(float(d_prev.max()), float(n_prev.max()))
+
+
+def _scores_and_steps(s: np.ndarray, c: PathCosts) -> tuple[np.ndarray, np.ndarray]:
+    """The scores a path is chosen by (float32, each row's best `tolerance` flattened) and the
+    costs of steps d = 0..3 when the cadence expects e = 0, 1, 2 GT frames (rows; without a
+    cadence: 1)."""
+    s = s.astype(np.float32, copy=False)
+    if c.tolerance > 0:
+        s = np.minimum(s, s.max(axis=1, keepdims=True) - np.float32(c.tolerance))
+    by_e = np.array(
+        [
+            [0.0, -c.drop, -c.drop2, -c.drop2 - c.drop],
+            [-c.dup, 0.0, -c.drop, -c.drop2],
+            [-c.dup - c.drop2, -c.dup, 0.0, -c.drop],
+        ],
+        np.float32,
+    )
+    return s, by_e
 
 
 def _take_better(
