@@ -14,6 +14,7 @@ Tape cases (`--cases`, comma-separated):
   pulldown  29.97 fps NTSC by 3:2 pulldown: two frames in five weave fields of two GT frames
   crf41     pal with crf 41 (heavier compression: ~33 kb/s against crf 38's ~45)
   crf45     pal with crf 45 (very heavy compression, ~25 kb/s; hardest on the slow clip)
+  harsh     crf45 with twice the noise (10 grey levels), blur 2 and chroma smear 5
   jump      pal whose picture moves by (2.5, -1.5) tape px halfway (a re-locked capture); the
             geometric error is that of the JSON transform against the first half's
 
@@ -74,6 +75,7 @@ CASES = {
     "pulldown": lambda **kw: ntsc_pulldown(**kw),
     "crf41": lambda **kw: TapeSpec(crf=41, **kw),
     "crf45": lambda **kw: TapeSpec(crf=45, **kw),
+    "harsh": lambda **kw: TapeSpec(crf=45, noise=10.0, blur=2.0, smear=5.0, **kw),
     "jump": lambda **kw: TapeSpec(jump=(0.5, 2.5, -1.5), **kw),
 }
 

@@ -73,6 +73,7 @@ CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every 
 JOINT = True  # settle the geometry's last fraction of a pixel and the path together
 JOINT_GRID = 0.2  # tape px: `_joint_shift`'s first search step
 JOINT_RANGE = 0.6  # tape px: the farthest shift it tries
+JOINT_BATCH_BYTES = 256 << 20  # score matrices `_joint_shift` scores at once, at most
 WORKERS = min(4, os.cpu_count() or 1)  # threads for per-frame OpenCV work
 GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
 NEIGHBOURS = (-1, 1)  # GT frames either side of a spatial sample tried as its match
@@ -637,12 +638,17 @@ def _joint_shift(
         return _lagged(s2, lv.key, gt_s, lag_step, forward, rows)
 
     seen: dict[tuple[float, float], float] = {}
+    # the shifts not scored yet are scored together (`temporal.path_scores`), this many at once
+    at_once = max(1, min(9, JOINT_BATCH_BYTES // max(1, 4 * fixed.size)))
 
-    def total(e: tuple[float, float]) -> float:
-        if e not in seen:
-            score = _weigh(fixed + np.float32(SHARP_WEIGHT) * sharp(e), lv.key, costs.null)
-            seen[e] = temporal.path_score(score, costs)
-        return seen[e]
+    def score_all(es: list[tuple[float, float]]) -> None:
+        new = [e for e in dict.fromkeys(es) if e not in seen]
+        for a in range(0, len(new), at_once):
+            part = new[a : a + at_once]
+            stack = np.empty((len(part), *fixed.shape), np.float32)
+            for q, e in enumerate(part):
+                stack[q] = _weigh(fixed + np.float32(SHARP_WEIGHT) * sharp(e), lv.key, costs.null)
+            seen.update(zip(part, temporal.path_scores(stack, costs)))
 
     # a pattern search: the best of the point and its 8 neighbours at JOINT_GRID until the
     # point stays, then once at half the step (down to 0.05 px: 0.964 -> 0.842 on the seed-3
@@ -655,7 +661,8 @@ def _joint_shift(
             for b in (-1, 0, 1)
             if max(abs(best[0] + a * step), abs(best[1] + b * step)) <= JOINT_RANGE
         ]
-        new = max(ring, key=total)
+        score_all(ring)
+        new = max(ring, key=seen.__getitem__)
         if new == best:
             if step < JOINT_GRID:
                 break
@@ -750,8 +757,23 @@ def _fine(
         np.add.at(near, np.clip(c - BANDS[-1], 0, gv.frames), 1)
         np.add.at(near, np.clip(c + BANDS[-1] + 1, 0, gv.frames), -1)
         only_gt = np.flatnonzero(np.cumsum(near)[:-1] > 0)
+    # The tape's descriptors depend on the grid only: where the last call's grid was this one
+    # (the next round's geometry often puts the picture's edges where they were) and it
+    # described these frames, they are at hand.
+    described = np.ones(lv.frames, bool)
+    if only_lq is not None:
+        described[:] = False
+        described[only_lq] = True
+    same = (
+        "lq" in bufs
+        and np.array_equal(bufs["grid"], (x0, y0, x1, y1))
+        and bool(np.all(bufs["lq_rows"][described]))
+    )
     with ThreadPoolExecutor(2) as pool:  # OpenCV and numpy release the GIL: two halves each
-        bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"), pool, only_lq)
+        if not same:
+            bufs["lq"] = dsc.fine(lq_src, m_lq, (fw, fh), bufs.get("lq"), pool, only_lq)
+            bufs["lq_rows"] = described
+            bufs["grid"] = np.array([x0, y0, x1, y1])
         bufs["gt"] = dsc.fine(gt_src, m_gt, (fw, fh), bufs.get("gt"), pool, only_gt)
     return bufs["lq"], bufs["gt"]
 

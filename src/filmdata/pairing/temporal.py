@@ -138,37 +138,49 @@ def best_path(
 def path_score(s: np.ndarray, c: PathCosts = PathCosts()) -> float:
     """`best_path(s, c)[1]` (no cadence) without the path: the same recurrence with a max per
     candidate and no back-pointers, for a caller that compares scores only (a third of the
-    time: `_joint_shift` scores 17 geometries a tape)."""
-    n, m = s.shape
-    s, by_e = _scores_and_steps(s, c)
+    time). `path_scores` scores several matrices at once."""
+    return path_scores(s[None], c)[0]
+
+
+def path_scores(ss: np.ndarray, c: PathCosts = PathCosts()) -> list[float]:
+    """`path_score` of each of the (k, n, m) matrices `ss`, to the bit, in one recurrence over
+    their rows: the same element-wise operations on (k, m) arrays, so the k matrices cost
+    about what one does while the rows are short (`_joint_shift` scores a ring of 9
+    geometries at a time: 9 tape rows of 750 GT frames in 1.6x the time of one)."""
+    k, n, m = ss.shape
+    if k == 0:
+        return []
+    s = np.empty(ss.shape, np.float32)
+    for q in range(k):  # the tolerance clamp, matrix by matrix, as `best_path` makes it
+        s[q], by_e = _scores_and_steps(ss[q], c)
     steps = by_e[1]
-    d_prev = s[0].copy()
-    n_prev = np.full(m + 1, NEG, np.float32)
-    n_prev[0] = c.null
-    best = np.empty(m, np.float32)
-    cand = np.empty(m, np.float32)
-    cm = np.empty(m, np.float32)
-    from_d = np.empty(m + 1, np.float32)
-    from_d[0] = NEG
-    d_new = np.empty(m, np.float32)
+    d_prev = s[:, 0].copy()
+    n_prev = np.full((k, m + 1), NEG, np.float32)
+    n_prev[:, 0] = c.null
+    best = np.empty((k, m), np.float32)
+    cand = np.empty((k, m), np.float32)
+    cm = np.empty((k, m), np.float32)
+    from_d = np.empty((k, m + 1), np.float32)
+    from_d[:, 0] = NEG
+    d_new = np.empty((k, m), np.float32)
     for i in range(1, n):
         np.add(d_prev, steps[0], out=best)
         for d in range(1, len(steps)):
-            np.add(d_prev[: m - d], steps[d], out=cand[d:])
-            np.maximum(best[d:], cand[d:], out=best[d:])
+            np.add(d_prev[:, : m - d], steps[d], out=cand[:, d:])
+            np.maximum(best[:, d:], cand[:, d:], out=best[:, d:])
         if m > 4:  # jumps
-            np.maximum.accumulate(d_prev, out=cm)
-            np.subtract(cm[: m - 4], c.jump, out=cand[4:])
-            np.maximum(best[4:], cand[4:], out=best[4:])
-        np.maximum.accumulate(n_prev[:m], out=cm)  # back from a gap
+            np.maximum.accumulate(d_prev, axis=1, out=cm)
+            np.subtract(cm[:, : m - 4], c.jump, out=cand[:, 4:])
+            np.maximum(best[:, 4:], cand[:, 4:], out=best[:, 4:])
+        np.maximum.accumulate(n_prev[:, :m], axis=1, out=cm)  # back from a gap
         np.subtract(cm, c.exit, out=cand)
         np.maximum(best, cand, out=best)
-        np.add(best, s[i], out=d_new)
-        np.subtract(d_prev, c.enter, out=from_d[1:])
+        np.add(best, s[:, i], out=d_new)
+        np.subtract(d_prev, c.enter, out=from_d[:, 1:])
         np.maximum(n_prev, from_d, out=n_prev)
         n_prev += np.float32(c.null)
         d_prev, d_new = d_new, d_prev
-    return max(float(d_prev.max()), float(n_prev.max()))
+    return [max(float(d_prev[q].max()), float(n_prev[q].max())) for q in range(k)]
 
 
 def _scores_and_steps(s: np.ndarray, c: PathCosts) -> tuple[np.ndarray, np.ndarray]:
