@@ -716,3 +716,49 @@ def test_lag_forgives_a_p_frame_behind_not_ahead() -> None:
     behind = plain[0, 6] - plain[0, :6]
     assert np.all(behind > 0)
     assert np.allclose(plain[0, 6] - lead[0, :6], 2 * behind, atol=1e-6)  # LEAD_WEIGHT 1
+
+
+def test_fine_keeps_the_tapes_descriptors_while_the_grid_stays() -> None:
+    """The tape's fine descriptors depend on the grid only: a call whose grid is the last
+    call's reuses them (the very values a fresh call makes); a geometry that moves the grid,
+    or a sharp pass on frames not described yet, makes them again."""
+    import importlib
+
+    import cv2
+
+    from filmdata.pairing.descriptors import GrayVideo
+
+    A = importlib.import_module("filmdata.pairing.align")
+    rng = np.random.default_rng(3)
+
+    def video(n: int, w: int, h: int) -> GrayVideo:
+        full = [
+            cv2.GaussianBlur(rng.integers(0, 256, (h, w), dtype=np.uint8), (0, 0), 2.0)
+            for _ in range(n)
+        ]
+        small = np.stack(
+            [cv2.resize(f, (160, 160 * h // w), interpolation=cv2.INTER_AREA) for f in full]
+        )
+        return GrayVideo("v", 25.0, w, h, small, dict(enumerate(full)), 1.0)
+
+    lv, gv = video(6, 320, 240), video(7, 400, 300)
+    box = (0.0, 0.0, 320.0, 240.0)
+    t = np.array([[0.8, 0, 0.3], [0, 0.8, -0.2], [0, 0, 1.0]])
+    bufs: dict[str, np.ndarray] = {}
+    lq1, gt1 = A._fine(lv, gv, t, box, bufs)
+    first = lq1.copy()
+    lq2, gt2 = A._fine(lv, gv, t, box, bufs)  # the same grid: the same descriptors, kept
+    assert lq2 is lq1 and np.array_equal(lq2, first)
+    moved = np.array([[1, 0, 0], [0, 1, -3.0], [0, 0, 1.0]]) @ t  # the picture's top moves
+    lq3, _ = A._fine(lv, gv, moved, box, bufs)
+    fresh, _ = A._fine(lv, gv, moved, box, {})
+    assert np.array_equal(lq3, fresh) and not np.array_equal(lq3, first)
+    # the sharp pass: rows described for some frames are no answer for others
+    sharp: dict[str, np.ndarray] = {}
+    centre = np.linspace(0, 6, 6)
+    some = np.array([True, False, False, True, False, False])
+    A._fine(lv, gv, t, box, sharp, sharp=True, rows=some, centre=centre)
+    more = some | np.array([False, True, False, False, False, False])
+    lq4, _ = A._fine(lv, gv, t, box, sharp, sharp=True, rows=more, centre=centre)
+    whole, _ = A._fine(lv, gv, t, box, {}, sharp=True)
+    assert np.allclose(lq4[more], whole[more], atol=1e-6)  # (row by row: float rounding)
