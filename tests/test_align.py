@@ -762,3 +762,58 @@ def test_fine_keeps_the_tapes_descriptors_while_the_grid_stays() -> None:
     lq4, _ = A._fine(lv, gv, t, box, sharp, sharp=True, rows=more, centre=centre)
     whole, _ = A._fine(lv, gv, t, box, {}, sharp=True)
     assert np.allclose(lq4[more], whole[more], atol=1e-6)  # (row by row: float rounding)
+
+
+def _gop_video(path: Path, seconds: float = 6.0, fps: int = 25) -> Path:
+    """A moving texture with a keyframe every 20 frames and B-frames (x264's defaults)."""
+    rng = np.random.default_rng(4)
+    tex = rng.integers(0, 256, (140, 260, 3), dtype=np.uint8)
+    n = int(seconds * fps)
+    frames = (np.roll(tex, (k, 2 * k), axis=(0, 1))[:96, :160] for k in range(n))
+    write_video(path, frames, fps, crf=23, options={"g": "20", "keyint_min": "20"})
+    return path
+
+
+def test_decoding_in_halves_gives_the_very_frames_of_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second half decoded from its keyframe on a thread of its own joins the first's to
+    the frame: the same small frames, kept frames, frame types, in order; and where the join
+    does not hold, the first half goes on to the end alone, with the same result."""
+    import importlib
+    import threading
+
+    D = importlib.import_module("filmdata.pairing.descriptors")
+    path = _gop_video(tmp_path / "gop.mp4")
+    plain = D.decode_gray(path, 64, 1, 80, threads=1)
+    joins: list[int] = []
+    extend = D._Sink.extend
+
+    def counted(self: object, first: int, described: list) -> None:
+        if threading.current_thread() is threading.main_thread() and len(described) > 1:
+            joins.append(first)
+        extend(self, first, described)
+
+    monkeypatch.setattr(D._Sink, "extend", counted)
+
+    def same(a: object) -> None:
+        assert np.array_equal(a.small, plain.small)
+        assert a.kept.keys() == plain.kept.keys()
+        assert all(np.array_equal(a.kept[k], plain.kept[k]) for k in plain.kept)
+        assert np.array_equal(a.key, plain.key) and np.array_equal(a.forward, plain.forward)
+
+    same(D.decode_gray(path, 64, 1, 80, halves=True))
+    assert len(joins) == 1 and 40 <= joins[0] <= 110, joins  # joined near the middle
+    # a second half whose first picture is not the first half's there: no join
+    describe = D._Sink.describe
+
+    def off(self: object, i: int, frame: object) -> tuple:
+        kept, small, intra, forward = describe(self, i, frame)
+        if threading.current_thread().name == "decode second half":
+            small = small + 1
+        return kept, small, intra, forward
+
+    monkeypatch.setattr(D._Sink, "describe", off)
+    joins.clear()
+    same(D.decode_gray(path, 64, 1, 80, halves=True))
+    assert not joins

@@ -348,6 +348,7 @@ def _decode(
             quiet=quiet,
             desc="decode GT",
             threads=GT_THREADS,
+            halves=True,
         )
         try:
             lv = dsc.decode_gray(lq, 160, lq_every, 0, quiet=quiet, desc="decode LQ", threads=1)
