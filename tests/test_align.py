@@ -817,3 +817,28 @@ def test_decoding_in_halves_gives_the_very_frames_of_one_pass(
     joins.clear()
     same(D.decode_gray(path, 64, 1, 80, halves=True))
     assert not joins
+
+
+def test_a_noisy_tape_keeps_its_low_scoring_matches(tmp_path: Path) -> None:
+    """Under heavy noise and blur, soft pictures match their GT frames at 0.3-0.45: the default
+    confidence keeps them (1.000 of this tape's frames right in 3 encodings of it; at 0.45,
+    0.76-0.78), while the frames with no GT stay null."""
+    import importlib
+
+    A = importlib.import_module("filmdata.pairing.align")
+    gt = tmp_path / "gt.mp4"
+    write_video(gt, render_footage(*GT_SIZE, (30, 30, 30), seed=3, slow=False), 24.0)
+    spec = TapeSpec(
+        size=(160, 120), head=6, ident=3, start=2.4, blur=2.5, smear=5.0, noise=12, seed=3, crf=40
+    )
+    tape = make_tape(gt, tmp_path / "tape.mp4", spec)
+    a = align(tape.path, gt)
+    same = identical_runs(gt)
+    assert frame_accuracy(tape.mapping, a.mapping, same) >= 0.95
+    head = spec.head + spec.ident
+    assert all(m is None for m in a.mapping[:head])
+    matched = [c for c in a.confidence if c > 0]
+    assert min(matched) < 0.45  # the matches the old default dropped
+    strict = align(tape.path, gt, min_confidence=0.45)
+    assert frame_accuracy(tape.mapping, strict.mapping, same) < 0.9
+    assert A.MIN_CONFIDENCE == 0.25

@@ -26,7 +26,9 @@ def align_cmd(
     lq: Path = typer.Argument(..., help="The degraded video (tape capture).", show_default=False),
     gt: Path = typer.Argument(..., help="Its clean ground truth (HD master).", show_default=False),
     min_confidence: float = typer.Option(
-        0.45, "--min-confidence", help="LQ frames whose match scores below this get null."
+        0.25,  # pairing.align.MIN_CONFIDENCE (not imported here: cv2 and PyAV load with it)
+        "--min-confidence",
+        help="LQ frames whose match scores below this get null (a frame with no GT scores near 0).",
     ),
     homography: bool = typer.Option(
         False, "--homography", help="Estimate a homography instead of an affine transform."

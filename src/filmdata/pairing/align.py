@@ -45,6 +45,11 @@ from . import descriptors as dsc
 Box = tuple[float, float, float, float]  # x, y, w, h
 
 COARSE = temporal.PathCosts(null=0.4)
+# A matched tape frame scoring below this gets no GT. A frame with no GT that the path still
+# matched scores near 0 (noise heads, idents, 1-30 frames of other footage spliced in: at
+# most 0.10 on 20 real-footage tapes), right matches of soft pictures under heavy noise
+# 0.35-0.45 (at 0.45, a crf-45 tape with noise 10 lost 4.7% of its frames to it).
+MIN_CONFIDENCE = 0.25
 FINE_WIDTH = 160  # fine descriptor grid (px across the tape's picture)
 SHARP = True  # a last fine pass from frames at working size (see _sharp_ready)
 UNSURE_MARGIN = 0.005  # ... where more than UNSURE_SHARE of the fine path's matches beat their
@@ -73,6 +78,8 @@ CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every 
 JOINT = True  # settle the geometry's last fraction of a pixel and the path together
 JOINT_GRID = 0.2  # tape px: `_joint_shift`'s first search step
 JOINT_RANGE = 0.6  # tape px: the farthest shift it tries
+JOINT_REPASS = 0.1  # tape px: a larger joint shift remakes the last pass from descriptors; at
+# most this, the search's own scores there stand (the path unchanged on 19 tapes, 0.4-0.6 s less)
 JOINT_BATCH_BYTES = 256 << 20  # score matrices `_joint_shift` scores at once, at most
 WORKERS = min(4, os.cpu_count() or 1)  # threads for per-frame OpenCV work
 GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
@@ -124,7 +131,7 @@ def align(
     lq: str | os.PathLike[str],
     gt: str | os.PathLike[str],
     *,
-    min_confidence: float = 0.45,
+    min_confidence: float = MIN_CONFIDENCE,
     homography: bool = False,
     samples: int = 12,
     quiet: bool = True,
@@ -249,11 +256,15 @@ def align(
         weighed = _weigh(add_sharp(t, score, centre, rows), lv.key, costs.null)
         path = temporal.viterbi(weighed, costs)
     if JOINT and "sharp_gt" in bufs:
-        shift = _joint_shift(lv, path, bufs, costs, forward, rows)
-        if shift is not None:  # the last pass again, through the shifted geometry
+        shift, modelled = _joint_shift(lv, path, bufs, costs, forward, rows)
+        if shift is not None:
             t = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1.0]]) @ t
-            s1, score, centre = rescore(t, BANDS[-1])
-            weighed = _weigh(add_sharp(t, score, centre, rows), lv.key, costs.null)
+            if max(abs(shift[0]), abs(shift[1])) > JOINT_REPASS:
+                # the last pass again, through the shifted geometry
+                s1, score, centre = rescore(t, BANDS[-1])
+                weighed = _weigh(add_sharp(t, score, centre, rows), lv.key, costs.null)
+            else:  # a tenth of a pixel: the search's own scores there
+                weighed = modelled
             path = temporal.viterbi(weighed, costs)
     r = temporal.fit_rate(path)[1]
     if abs(r - round(r)) > CADENCE_MIN:
@@ -585,9 +596,10 @@ def _joint_shift(
     costs: temporal.PathCosts,
     forward: np.ndarray | None = None,
     rows: np.ndarray | None = None,
-) -> tuple[float, float] | None:
-    """The shift e (tape px) of the geometry under which the whole tape is best explained;
-    None: no shift. `rows`: the tape frames with sharp descriptors (None: all).
+) -> tuple[tuple[float, float] | None, np.ndarray | None]:
+    """The shift e (tape px) of the geometry under which the whole tape is best explained
+    (None: no shift), and the weighed scores it was chosen by there (the last pass's, with
+    the sharp part modelled at e). `rows`: the tape frames with sharp descriptors (None: all).
 
     Within one shot, a slow pan matched a frame off and a geometry off by that frame's
     motion look alike, so a path and a geometry can be wrong together (the spatial samples
@@ -671,7 +683,9 @@ def _joint_shift(
         best = new
     # (the last pass is made again from descriptors through the shifted geometry, not from
     # the model: its scores from the model lost 11% of frames on one of 16 tapes)
-    return None if best == (0.0, 0.0) else best
+    if best == (0.0, 0.0):
+        return None, None
+    return best, _weigh(fixed + np.float32(SHARP_WEIGHT) * sharp(best), lv.key, costs.null)
 
 
 def _fresh(key: np.ndarray | None, n: int) -> np.ndarray:
