@@ -764,18 +764,22 @@ def test_fine_keeps_the_tapes_descriptors_while_the_grid_stays() -> None:
     assert np.allclose(lq4[more], whole[more], atol=1e-6)  # (row by row: float rounding)
 
 
-def _gop_video(path: Path, seconds: float = 6.0, fps: int = 25) -> Path:
+def _gop_video(path: Path, options: dict[str, str], seconds: float = 6.0, fps: int = 25) -> Path:
     """A moving texture with a keyframe every 20 frames and B-frames (x264's defaults)."""
     rng = np.random.default_rng(4)
     tex = rng.integers(0, 256, (140, 260, 3), dtype=np.uint8)
     n = int(seconds * fps)
     frames = (np.roll(tex, (k, 2 * k), axis=(0, 1))[:96, :160] for k in range(n))
-    write_video(path, frames, fps, crf=23, options={"g": "20", "keyint_min": "20"})
+    write_video(path, frames, fps, crf=23, options={"g": "20", "keyint_min": "20", **options})
     return path
 
 
+@pytest.mark.parametrize(
+    "name, options",
+    [("closed.mp4", {}), ("open.mkv", {"x264-params": "open-gop=1"})],  # leading B-frames
+)
 def test_decoding_in_halves_gives_the_very_frames_of_one_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, options: dict[str, str]
 ) -> None:
     """The second half decoded from its keyframe on a thread of its own joins the first's to
     the frame: the same small frames, kept frames, frame types, in order; and where the join
@@ -784,7 +788,7 @@ def test_decoding_in_halves_gives_the_very_frames_of_one_pass(
     import threading
 
     D = importlib.import_module("filmdata.pairing.descriptors")
-    path = _gop_video(tmp_path / "gop.mp4")
+    path = _gop_video(tmp_path / name, options)
     plain = D.decode_gray(path, 64, 1, 80, threads=1)
     joins: list[int] = []
     extend = D._Sink.extend
