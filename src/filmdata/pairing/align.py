@@ -1,7 +1,8 @@
 """`align(lq, gt)`: the GT frame each tape (LQ) frame shows, and the GT->LQ transform.
 
-1. Decode both once, luma only, at the same time (two threads): every frame small (160 px
-   wide); a few GT frames at working size; the tape's frames at full size (for step 4).
+1. Decode both once, luma only, at the same time (the GT in two halves, `dsc._halves`):
+   every frame small (160 px wide); the GT's frames at working size (all of them while they
+   fit); the tape's frames at full size (for step 4).
 2. Find the tape's active picture (letterbox/pillarbox bars).
 3. Coarse temporal: ZNCC of 32 px descriptors, every tape frame against every GT frame, then a
    monotonic Viterbi with a "no GT" state (noise head, idents), drops, repeats and jumps.
@@ -19,9 +20,10 @@
    Then the geometry's last fraction of a pixel and the path are settled together: the
    shift of the transform whose best path scores highest over the whole tape
    (`_joint_shift`: a slow pan a frame off and a geometry off by its motion look alike in
-   one shot, not across shots). Where the tape is not one frame per GT frame (25 fps of
-   24 fps film at true speed, 3:2 pulldown), its cadence is fitted to that path and a last
-   pass follows it.
+   one shot, not across shots); past a tenth of a pixel the last pass is made again through
+   the shifted geometry. Matches scoring under MIN_CONFIDENCE get no GT. Where the tape is
+   not one frame per GT frame (25 fps of 24 fps film at true speed, 3:2 pulldown), its
+   cadence is fitted to that path and a last pass follows it.
 6. Offset and speed: a robust line through the matched frames.
 """
 
@@ -79,7 +81,8 @@ JOINT = True  # settle the geometry's last fraction of a pixel and the path toge
 JOINT_GRID = 0.2  # tape px: `_joint_shift`'s first search step
 JOINT_RANGE = 0.6  # tape px: the farthest shift it tries
 JOINT_REPASS = 0.1  # tape px: a larger joint shift remakes the last pass from descriptors; at
-# most this, the search's own scores there stand (the path unchanged on 19 tapes, 0.4-0.6 s less)
+# most this, the search's own scores there stand (the same accuracy on 33 benchmark tapes,
+# 0.4-0.6 s less; at 0.2 the procedural pans pulldown tape fell 0.980 -> 0.816)
 JOINT_BATCH_BYTES = 256 << 20  # score matrices `_joint_shift` scores at once, at most
 WORKERS = min(4, os.cpu_count() or 1)  # threads for per-frame OpenCV work
 GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
@@ -654,13 +657,17 @@ def _joint_shift(
     # the shifts not scored yet are scored together (`temporal.path_scores`), this many at once
     at_once = max(1, min(9, JOINT_BATCH_BYTES // max(1, 4 * fixed.size)))
 
+    def weighed(e: tuple[float, float]) -> np.ndarray:
+        """The scores a path is chosen by under shift e."""
+        return _weigh(fixed + np.float32(SHARP_WEIGHT) * sharp(e), lv.key, costs.null)
+
     def score_all(es: list[tuple[float, float]]) -> None:
         new = [e for e in dict.fromkeys(es) if e not in seen]
         for a in range(0, len(new), at_once):
             part = new[a : a + at_once]
             stack = np.empty((len(part), *fixed.shape), np.float32)
             for q, e in enumerate(part):
-                stack[q] = _weigh(fixed + np.float32(SHARP_WEIGHT) * sharp(e), lv.key, costs.null)
+                stack[q] = weighed(e)
             seen.update(zip(part, temporal.path_scores(stack, costs)))
 
     # a pattern search: the best of the point and its 8 neighbours at JOINT_GRID until the
@@ -681,11 +688,12 @@ def _joint_shift(
                 break
             step /= 2
         best = new
-    # (the last pass is made again from descriptors through the shifted geometry, not from
-    # the model: its scores from the model lost 11% of frames on one of 16 tapes)
+    # (beyond JOINT_REPASS the caller remakes the last pass from descriptors through the
+    # shifted geometry, not from the model: its scores from the model lost 11% of frames on
+    # one of 16 tapes)
     if best == (0.0, 0.0):
         return None, None
-    return best, _weigh(fixed + np.float32(SHARP_WEIGHT) * sharp(best), lv.key, costs.null)
+    return best, weighed(best)
 
 
 def _fresh(key: np.ndarray | None, n: int) -> np.ndarray:
