@@ -622,7 +622,7 @@ def test_joint_shift_brings_a_geometry_off_by_a_fraction_of_a_pixel_back(
 
 
 def test_path_score_is_the_best_paths_score_to_the_bit() -> None:
-    from filmdata.pairing.temporal import PathCosts, best_path, path_score, path_scores
+    from filmdata.pairing.temporal import PathCosts, best_path, path_scores
 
     rng = np.random.default_rng(5)
     for trial in range(40):
@@ -635,7 +635,7 @@ def test_path_score_is_the_best_paths_score_to_the_bit() -> None:
             dup=float(rng.random() * 0.1),
             tolerance=0.02 if trial % 4 == 0 else 0.0,
         )
-        assert path_score(s, c) == best_path(s, c)[1], trial
+        assert path_scores(s[None], c) == [best_path(s, c)[1]], trial
         # several at once: each its own score, to the bit
         stack = np.stack([s, s[:, ::-1] * 0.5, np.roll(s, 1, axis=1)])
         assert path_scores(stack, c) == [best_path(x, c)[1] for x in stack], trial

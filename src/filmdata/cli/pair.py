@@ -25,10 +25,12 @@ from ._common import (
 def align_cmd(
     lq: Path = typer.Argument(..., help="The degraded video (tape capture).", show_default=False),
     gt: Path = typer.Argument(..., help="Its clean ground truth (HD master).", show_default=False),
-    min_confidence: float = typer.Option(
-        0.25,  # pairing.align.MIN_CONFIDENCE (not imported here: cv2 and PyAV load with it)
+    min_confidence: float | None = typer.Option(
+        None,  # the aligner's own (pairing.align.MIN_CONFIDENCE: not imported until run)
         "--min-confidence",
-        help="LQ frames whose match scores below this get null (a frame with no GT scores near 0).",
+        show_default=False,
+        help="LQ frames whose match scores below this get null (default 0.25; a frame with "
+        "no GT scores near 0).",
     ),
     homography: bool = typer.Option(
         False, "--homography", help="Estimate a homography instead of an affine transform."
@@ -55,7 +57,7 @@ def align_cmd(
     a = align(
         lq,
         gt,
-        min_confidence=min_confidence,
+        **({} if min_confidence is None else {"min_confidence": min_confidence}),
         homography=homography,
         samples=samples,
         quiet=quiet or json_,

@@ -259,8 +259,9 @@ def align(
         weighed = _weigh(add_sharp(t, score, centre, rows), lv.key, costs.null)
         path = temporal.viterbi(weighed, costs)
     if JOINT and "sharp_gt" in bufs:
-        shift, modelled = _joint_shift(lv, path, bufs, costs, forward, rows)
-        if shift is not None:
+        joint = _joint_shift(lv, path, bufs, costs, forward, rows)
+        if joint is not None:
+            shift, modelled = joint
             t = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1.0]]) @ t
             if max(abs(shift[0]), abs(shift[1])) > JOINT_REPASS:
                 # the last pass again, through the shifted geometry
@@ -599,10 +600,10 @@ def _joint_shift(
     costs: temporal.PathCosts,
     forward: np.ndarray | None = None,
     rows: np.ndarray | None = None,
-) -> tuple[tuple[float, float] | None, np.ndarray | None]:
-    """The shift e (tape px) of the geometry under which the whole tape is best explained
-    (None: no shift), and the weighed scores it was chosen by there (the last pass's, with
-    the sharp part modelled at e). `rows`: the tape frames with sharp descriptors (None: all).
+) -> tuple[tuple[float, float], np.ndarray] | None:
+    """The shift e (tape px) of the geometry under which the whole tape is best explained,
+    and the weighed scores it was chosen by there (the last pass's, with the sharp part
+    modelled at e); None: no shift. `rows`: the tape frames with sharp descriptors (None: all).
 
     Within one shot, a slow pan matched a frame off and a geometry off by that frame's
     motion look alike, so a path and a geometry can be wrong together (the spatial samples
@@ -691,9 +692,7 @@ def _joint_shift(
     # (beyond JOINT_REPASS the caller remakes the last pass from descriptors through the
     # shifted geometry, not from the model: its scores from the model lost 11% of frames on
     # one of 16 tapes)
-    if best == (0.0, 0.0):
-        return None, None
-    return best, weighed(best)
+    return None if best == (0.0, 0.0) else (best, weighed(best))
 
 
 def _fresh(key: np.ndarray | None, n: int) -> np.ndarray:

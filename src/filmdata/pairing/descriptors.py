@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,17 +176,27 @@ def _decode_into(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any)
     _rest(enumerate(c.decode(v)), path, sink, bar)
 
 
-def _rest(frames: Iterator[tuple[int, Any]], path: str, sink: _Sink, bar: Any) -> None:
+def _rest(
+    frames: Iterator[tuple[int, Any]],
+    path: str,
+    sink: _Sink,
+    bar: Any,
+    until: Callable[[int, Any], bool] | None = None,
+) -> tuple[int, Any] | None:
     """The (index, frame)s left in `frames` into `sink`; a decoder error ends them (raised
-    where nothing decoded at all)."""
+    where nothing decoded at all). `until(i, frame)`: true at the frame to stop before, which
+    is returned (not added)."""
     try:
         for i, frame in frames:
+            if until is not None and until(i, frame):
+                return i, frame
             bar.update()
             if not sink.add(i, frame):
                 break
     except (av.error.FFmpegError, ValueError) as e:
         if not sink.small and not sink.kept:
             raise MediaError(f"{path}: decode failed: {e}") from None
+    return None
 
 
 #: `_halves` splits a video of at least this many seconds
@@ -226,9 +236,10 @@ def _halves(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> N
                 v2.thread_count = 1
                 # the keyframe nearest the middle (the packets' flags: no decoding)
                 keys = [p.pts for p in c2.demux(v2) if p.is_keyframe and p.pts is not None]
-                if not keys or min(keys, key=lambda k: abs(k - target)) <= min(keys):
+                middle = min(keys, key=lambda k: abs(k - target)) if keys else None
+                if middle is None or middle <= min(keys):
                     return
-                c2.seek(min(keys, key=lambda k: abs(k - target)), stream=v2, backward=True)
+                c2.seek(middle, stream=v2, backward=True)
                 start: int | None = None
                 for frame in c2.decode(v2):
                     if stop.is_set():
@@ -240,7 +251,8 @@ def _halves(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> N
                         found.set_result(start)
                     elif frame.pts is None or frame.pts <= start:
                         continue
-                    second.append(sink.describe(0, frame))  # (its index does not matter)
+                    # (the index does not matter: with keep_every <= 1 all or none are kept)
+                    second.append(sink.describe(0, frame))
                     bar.update()
         except (av.error.FFmpegError, ValueError):  # where a plain decode would stop too
             pass
@@ -250,22 +262,21 @@ def _halves(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> N
 
     worker = threading.Thread(target=run_second, name="decode second half", daemon=True)
     worker.start()
+
+    def at_join(i: int, frame: Any) -> bool:
+        """Whether the first half has reached the second's keyframe."""
+        start = found.result() if found.done() and not stop.is_set() else None
+        if start is None or frame.pts is None or frame.pts < start:
+            return False
+        if frame.pts == start and i > 0:
+            return True
+        stop.set()  # past it, or not at its time: no join, the rest here
+        return False
+
     frames = enumerate(c.decode(v))
     at: tuple[int, Any] | None = None  # the first half's frame at the second's keyframe
     try:
-        try:
-            for i, frame in frames:
-                start = found.result() if found.done() and not stop.is_set() else None
-                if start is not None and frame.pts is not None and frame.pts >= start:
-                    if frame.pts == start and i > 0:
-                        at = (i, frame)
-                        break
-                    stop.set()  # no join: the rest here
-                bar.update()
-                sink.add(i, frame)
-        except (av.error.FFmpegError, ValueError) as e:
-            if not sink.small:
-                raise MediaError(f"{path}: decode failed: {e}") from None
+        at = _rest(frames, path, sink, bar, until=at_join)
     finally:
         if at is None:
             stop.set()

@@ -135,16 +135,10 @@ def best_path(
     return path, total
 
 
-def path_score(s: np.ndarray, c: PathCosts = PathCosts()) -> float:
-    """`best_path(s, c)[1]` (no cadence) without the path: the same recurrence with a max per
-    candidate and no back-pointers, for a caller that compares scores only (a third of the
-    time). `path_scores` scores several matrices at once."""
-    return path_scores(s[None], c)[0]
-
-
 def path_scores(ss: np.ndarray, c: PathCosts = PathCosts()) -> list[float]:
-    """`path_score` of each of the (k, n, m) matrices `ss`, to the bit, in one recurrence over
-    their rows: the same element-wise operations on (k, m) arrays, so the k matrices cost
+    """`best_path(s, c)[1]` (no cadence) of each of the (k, n, m) matrices `ss`, to the bit,
+    without the paths: the same recurrence with a max per candidate and no back-pointers (a
+    third of the time), run over their rows at once as (k, m) arrays, so the k matrices cost
     about what one does while the rows are short (`_joint_shift` scores a ring of 9
     geometries at a time: 9 tape rows of 750 GT frames in 1.6x the time of one)."""
     k, n, m = ss.shape
