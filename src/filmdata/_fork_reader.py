@@ -128,7 +128,10 @@ class ForkReader:
         try:
             # In the order given (the parent looks each window up by its index).
             for i, (w, pictures) in enumerate(window_pictures(self.windows, clip_len, size, cores)):
-                while not free:
+                # The slots the parent has freed, waiting for one only when none is free; the
+                # lowest is taken, so that slots are reused (their pages made once) rather than
+                # fresh ones touched while the parent keeps up.
+                while not free or select.select([free_fd], [], [], 0)[0]:
                     got = os.read(free_fd, 4 * n)
                     if not got:
                         return  # the parent closed: nothing more is wanted
@@ -137,7 +140,7 @@ class ForkReader:
                     for (slot,) in _SLOT.iter_unpack(pending[:k]):
                         heapq.heappush(free, slot)
                     pending = pending[k:]
-                slot = heapq.heappop(free)  # the lowest: few pages touched when in step
+                slot = heapq.heappop(free)
                 view = np.ndarray(self.shape, np.uint8, buffer=self.mem, offset=slot * self.per)
                 cut_window(w, pictures, size, out=view)
                 del view, pictures
