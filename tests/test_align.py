@@ -656,6 +656,36 @@ def test_band_similarity_of_some_rows_is_theirs_and_minus_one_elsewhere() -> Non
     assert (part[~rows] == -1).all()
 
 
+def test_band_similarities_on_two_threads_are_the_same_bits(monkeypatch) -> None:
+    """Where BLAS runs on one thread and the products are large, the blocks go to two
+    threads: each block is the same product, so every value is the same bit."""
+    from filmdata.pairing import temporal
+
+    rng = np.random.default_rng(9)
+    lqs = [rng.normal(size=(150, 8, 12)).astype(np.float32) for _ in range(3)]
+    gt = rng.normal(size=(140, 8, 12)).astype(np.float32)
+    centre = np.linspace(2, 137, 150)
+    rows = rng.random(150) > 0.3
+    pools: list[int] = []
+    real = temporal.ThreadPoolExecutor
+
+    def pool(n: int) -> object:
+        pools.append(n)
+        return real(n)
+
+    for pick in (None, rows):
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+        one = temporal.band_similarities(lqs, gt, centre, radius=8, rows=pick)
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+        monkeypatch.setattr(temporal, "THREADED_PRODUCTS", 0)
+        monkeypatch.setattr(temporal, "ThreadPoolExecutor", pool)
+        two = temporal.band_similarities(lqs, gt, centre, radius=8, rows=pick)
+        monkeypatch.undo()
+        for a, b in zip(one, two, strict=True):
+            assert a.tobytes() == b.tobytes()
+    assert pools == [2, 2]
+
+
 def test_viterbi_on_a_gt_of_two_or_three_frames() -> None:
     """The jump candidates need five GT frames; fewer must not break the path."""
     rng = np.random.default_rng(2)
