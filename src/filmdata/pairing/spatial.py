@@ -74,14 +74,19 @@ def ecc_register(
     for lev in range(levels - 1, -1, -1):
         f = 0.5**lev
         sf = scale_matrix(f)
-        t = cv2.resize(lqf, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if lev else lqf
-        g = cv2.resize(gtf, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if lev else gtf
+        t: np.ndarray = (
+            cv2.resize(lqf, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if lev else lqf
+        )
+        g: np.ndarray = (
+            cv2.resize(gtf, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if lev else gtf
+        )
         # coordinates at this level: x_l = Sf x; warp_l = Sf W Sf^-1
         wl = sf @ w @ np.linalg.inv(sf)
         wl = wl / wl[2, 2]
         warp = (wl if homography else wl[:2]).astype(np.float32)
         try:
-            score, warp = cv2.findTransformECC(
+            # (the stubs want a mask; None is none)
+            score, warp = cv2.findTransformECC(  # type: ignore[call-overload]
                 t,
                 g,
                 warp,

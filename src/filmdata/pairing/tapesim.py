@@ -51,7 +51,7 @@ def render_footage(
             zz = z + dz * tt
             cx = float(np.clip(x0 + v[0] * tt, 0, ww - width * zz - 1))
             cy = float(np.clip(y0 + v[1] * tt, 0, wh - height * zz - 1))
-            m = np.float32([[zz, 0, cx], [0, zz, cy]])
+            m = np.array([[zz, 0, cx], [0, zz, cy]], np.float32)
             img = cv2.warpAffine(
                 world, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
             )
@@ -165,11 +165,11 @@ def tape_transform(spec: TapeSpec, gt_w: int, gt_h: int) -> np.ndarray:
 
 
 def _snow(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    g = rng.integers(0, 255, (h, w), dtype=np.uint8)
-    g = cv2.GaussianBlur(g, (0, 0), sigmaX=1.5, sigmaY=0.3)
+    dots = rng.integers(0, 255, (h, w), dtype=np.uint8)
+    g = cv2.GaussianBlur(dots, (0, 0), sigmaX=1.5, sigmaY=0.3)
     bands = rng.uniform(0.6, 1.3, (h, 1)).astype(np.float32)
-    g = np.clip(g * bands, 0, 255).astype(np.uint8)
-    return np.repeat(g[..., None], 3, 2)
+    banded = np.clip(g * bands, 0, 255).astype(np.uint8)
+    return np.repeat(banded[..., None], 3, 2)
 
 
 def _ident(w: int, h: int, k: int) -> np.ndarray:
@@ -183,10 +183,10 @@ def _vhs(img: np.ndarray, spec: TapeSpec, rng: np.random.Generator) -> np.ndarra
     """VHS look on an RGB uint8 tape frame: luma blur, chroma smear, noise, colour drift."""
     ycc = cv2.cvtColor(img, cv2.COLOR_RGB2YCrCb).astype(np.float32)
     y = cv2.GaussianBlur(ycc[..., 0], (0, 0), sigmaX=spec.blur, sigmaY=0.5)
-    y = 0.9 * y + 12 + rng.normal(0, spec.noise, y.shape).astype(np.float32)
-    y += rng.normal(0, spec.noise * 0.6, (y.shape[0], 1)).astype(np.float32)  # line noise
+    y = 0.9 * y + 12 + np.asarray(rng.normal(0, spec.noise, y.shape), np.float32)
+    y += np.asarray(rng.normal(0, spec.noise * 0.6, (y.shape[0], 1)), np.float32)  # line noise
     ycc[..., 0] = y
-    shift = np.float32([[1, 0, spec.smear / 2], [0, 1, 0]])
+    shift = np.array([[1, 0, spec.smear / 2], [0, 1, 0]], np.float32)
     for c in (1, 2):
         ch = cv2.GaussianBlur(ycc[..., c], (0, 0), sigmaX=spec.smear, sigmaY=1.0)
         ch = cv2.warpAffine(ch, shift, ch.shape[::-1], borderMode=cv2.BORDER_REPLICATE)
