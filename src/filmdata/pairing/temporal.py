@@ -17,6 +17,7 @@ pan), `cadence` fits where a steady rate puts the repeats, and the step costs fo
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -276,7 +277,7 @@ def band_similarities(
                 block = lq[ix].reshape(len(inside), -1) @ g  # (rows, hi - lo)
                 s[ix, lo:hi] = np.where(inside, block, np.float32(-1.0))
 
-    work = len(lqs) * n * (2 * radius + step) * (int(np.prod(gt.shape[1:])) if m else 0)
+    work = len(lqs) * n * (2 * radius + step) * math.prod(gt.shape[1:])
     if work < THREADED_PRODUCTS or not _blas_single_threaded():
         blocks(range(0, n, step))
         return out
@@ -296,10 +297,12 @@ THREADED_PRODUCTS = 2_000_000_000
 
 
 def _blas_single_threaded() -> bool:
-    """Whether the environment pins OpenBLAS (numpy's) to one thread."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(name, "").strip() == "1":
-            return True
+    """Whether the environment pins OpenBLAS (numpy's) to one thread: the first of its
+    variables that is set, in the order OpenBLAS reads them."""
+    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value == "1"
     return False
 
 
