@@ -100,7 +100,7 @@ def test_window_shape_must_match(bank) -> None:
 
 
 def _neutral() -> dict[str, object]:
-    from filmdata.degrade import blur, color, flicker, grain, resample, vhs, weave
+    from filmdata.degrade import blur, color, composite, flicker, grain, resample, vhs, weave
     from filmdata.degrade.damage import DamageParams
 
     t = 5
@@ -119,6 +119,7 @@ def _neutral() -> dict[str, object]:
         "damage": DamageParams("overlay", ()),
         "snow": vhs.SnowParams(z, 0.0, torch.tensor([1, 2]), 1),
         "lines": vhs.LinesParams(0.0, z, torch.full((t,), -9.0), 0.1, 0.0, z, 1),
+        "chroma": composite.ChromaParams(z, 0.0, 0.0, False, 1),
     }
 
 
@@ -145,6 +146,77 @@ def test_single_channel_clips(name: str, bank) -> None:
     x = clip(1, 3, c=1)
     y = run(name, x, bank)
     assert y.shape == x.shape
+
+
+def _yiq(x: torch.Tensor) -> torch.Tensor:
+    from filmdata.degrade.composite import to_yiq
+
+    return to_yiq(x)
+
+
+def _chroma(x: torch.Tensor, **kw: object) -> torch.Tensor:
+    from filmdata.degrade.composite import ChromaParams, chroma
+
+    t = x.shape[1]
+    p = dict(phase=torch.zeros(t), noise=0.0, loss=0.0, blend=False, seed=9) | kw
+    return chroma(x, stack_params([ChromaParams(**p)] * x.shape[0]))  # type: ignore[arg-type]
+
+
+def _saturation(yiq: torch.Tensor) -> torch.Tensor:
+    return yiq[:, :, 1].hypot(yiq[:, :, 2])
+
+
+def _hue_turn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The hue of `b` less that of `a` (YIQ clips), in (-pi, pi]."""
+    d = torch.atan2(b[:, :, 2], b[:, :, 1]) - torch.atan2(a[:, :, 2], a[:, :, 1])
+    return torch.remainder(d + torch.pi, 2 * torch.pi) - torch.pi
+
+
+def test_chroma_phase_error_turns_the_hue_and_keeps_luma_and_saturation() -> None:
+    x = clip(2, 3)
+    turn = torch.tensor([0.3, 0.3, 0.5])
+    a, b = _yiq(x), _yiq(_chroma(x, phase=turn))
+    torch.testing.assert_close(b[:, :, 0], a[:, :, 0], atol=1e-5, rtol=0)  # luma
+    torch.testing.assert_close(_saturation(b), _saturation(a), atol=1e-5, rtol=0)  # saturation
+    got = _hue_turn(a, b)
+    strong = _saturation(a) > 0.02  # where the hue is defined
+    for f in range(3):  # every line of frame f turned by that frame's angle
+        torch.testing.assert_close(
+            got[:, f][strong[:, f]],
+            torch.full_like(got[:, f][strong[:, f]], float(turn[f])),
+            atol=1e-3,
+            rtol=0,
+        )
+
+
+def test_chroma_noise_differs_per_line_and_frame_and_loss_makes_grey_lines() -> None:
+    x = clip(1, 2)
+    a = _yiq(x)
+    b = _yiq(_chroma(x, noise=0.3))
+    per_line = _hue_turn(a, b).median(-1).values  # (1, T, H): one turn per line
+    assert float(per_line.std()) > 0.1
+    assert not torch.allclose(per_line[:, 0], per_line[:, 1])  # new every frame
+    y = _chroma(x, loss=1.0)  # every line loses its colour: grey, at the luma
+    torch.testing.assert_close(y[:, :, 0], y[:, :, 1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(y[:, :, 1], y[:, :, 2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(_yiq(y)[:, :, 0], a[:, :, 0], atol=1e-5, rtol=0)
+    part = _yiq(_chroma(x, loss=0.3))
+    grey = part[:, :, 1:].abs().amax((2, 4)) < 1e-5  # (1, T, H): lines without chroma
+    assert 0 < int(grey.sum()) < grey.numel()
+
+
+def test_chroma_vertical_blend_averages_each_line_with_the_one_above() -> None:
+    x = clip(1, 2)
+    a, b = _yiq(x), _yiq(_chroma(x, blend=True))
+    torch.testing.assert_close(b[..., 0, :], a[..., 0, :], atol=1e-5, rtol=0)  # first line
+    want = 0.5 * (a[:, :, 1:, 1:] + a[:, :, 1:, :-1])
+    torch.testing.assert_close(b[:, :, 1:, 1:], want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(b[:, :, 0], a[:, :, 0], atol=1e-5, rtol=0)  # luma untouched
+
+
+def test_chroma_leaves_grey_clips_alone(bank) -> None:
+    x = clip(1, 3, c=1)
+    assert torch.equal(run("chroma", x, bank), x)
 
 
 def test_flicker_varies_mean_per_frame(bank) -> None:

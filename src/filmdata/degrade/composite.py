@@ -12,6 +12,11 @@ What a VHS deck does to the signal, after composite-video emulators (ntsc-rs, th
   by a notch filter and a product demodulator. What the notch misses is *dot crawl* (carrier left
   in luma at colour edges, crawling from frame to frame) and *cross-colour* (fine luma detail
   read as colour).
+- `chroma`: what the tape and the deck do to the colour carrier: a *phase error* (the hue turned,
+  drifting slowly over the window), *phase noise* (each line's hue jittered, new every frame),
+  *chroma loss* (lines whose colour drops out, grey) and *vertical blend* (the deck's delay
+  line averaging each line's chroma with the line above), as ntsc-rs's chroma phase
+  error/noise, VHS chroma loss and chroma vertical blend.
 """
 
 from __future__ import annotations
@@ -24,9 +29,24 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
-from .params import Batched, Op, OpConfig, choice, register, span, take, uniform, walk
+from .params import (
+    Batched,
+    Op,
+    OpConfig,
+    choice,
+    noise,
+    rand,
+    register,
+    seed_of,
+    span,
+    stack,
+    take,
+    uniform,
+    walk,
+)
 
 # RGB -> YIQ (FCC NTSC) and its inverse.
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.5959, -0.2746, -0.3213], [0.2115, -0.5227, 0.3112]])
@@ -234,6 +254,67 @@ def composite(x: Tensor, p: Batched) -> Tensor:
     return to_rgb(torch.stack([y, i, q], 2))
 
 
+# ----------------------------------------------------------------------------- chroma
+
+
+class ChromaConfig(OpConfig):
+    phase_error: tuple[float, float] = span((-10.0, 10.0), -180.0, 180.0)  # degrees
+    phase_noise: tuple[float, float] = span((0.0, 5.0), 0.0, 90.0)  # degrees, per line
+    loss: tuple[float, float] = span((0.0, 0.005), 0.0, 1.0)  # share of lines
+    blend: float = Field(0.5, ge=0.0, le=1.0)  # probability of the deck's vertical blend
+
+
+@dataclass(frozen=True)
+class ChromaParams:
+    phase: Tensor  # (T,) hue turn of the whole frame, radians (the phase error, drifting)
+    noise: float  # per-line phase noise (standard deviation), radians, new every frame
+    loss: float  # chance that a line loses its chroma, new every frame
+    blend: bool  # each line's chroma averaged with the line above's
+    seed: int
+
+
+def sample_chroma(
+    g: torch.Generator, cfg: ChromaConfig, t: int, h: int, w: int, bank=None
+) -> ChromaParams:
+    error = math.radians(uniform(g, *cfg.phase_error))
+    phase = walk(g, t, math.radians(0.5), center=error, pull=0.3)  # a slow drift, ~0.5 deg a frame
+    return ChromaParams(
+        phase,
+        math.radians(uniform(g, *cfg.phase_noise)),
+        uniform(g, *cfg.loss),
+        bool(uniform(g, 0.0, 1.0) < cfg.blend),
+        seed_of(g),
+    )
+
+
+def chroma(x: Tensor, p: Batched) -> Tensor:
+    """Turn, jitter, drop and blend the chroma (I, Q) of each line. `x`: (B, T, 3, H, W);
+    grey clips pass unchanged. Returns the same shape.
+
+    Per line, (I, Q) is turned by the frame's phase plus that line's noise (drawn on the CPU
+    from the window's seed, as are the lost lines: CPU and CUDA agree), zeroed on a lost line,
+    then (with `blend`) averaged with the line above (the first line kept). Luma is untouched.
+    """
+    b, t, c, h, w = x.shape
+    if c == 1 or b == 0:
+        return x
+    yiq = to_yiq(x)
+    out = []
+    for k in range(b):
+        seed = int(p.seed[k])
+        angle = p.phase[k].float().cpu().view(t, 1) + float(p.noise[k]) * noise(seed, (t, h))
+        keep = (rand(seed + 1, (t, h)) >= float(p.loss[k])).float()
+        cos = (torch.cos(angle) * keep).to(x).view(t, h, 1)
+        sin = (torch.sin(angle) * keep).to(x).view(t, h, 1)
+        y, i, q = yiq[k].unbind(1)  # (T, H, W) each
+        i2, q2 = i * cos - q * sin, i * sin + q * cos
+        if bool(p.blend[k]) and h > 1:
+            i2 = torch.cat([i2[:, :1], 0.5 * (i2[:, 1:] + i2[:, :-1])], 1)
+            q2 = torch.cat([q2[:, :1], 0.5 * (q2[:, 1:] + q2[:, :-1])], 1)
+        out.append(torch.stack([y, i2, q2], 1))
+    return to_rgb(stack(out))
+
+
 register(
     Op(
         "tape",
@@ -252,5 +333,15 @@ register(
         sample_composite,
         lambda x, p, bank: composite(x, p),
         doc="composite (YIQ) modulate/demodulate: dot crawl and cross-colour",
+    )
+)
+register(
+    Op(
+        "chroma",
+        ChromaParams,
+        ChromaConfig,
+        sample_chroma,
+        lambda x, p, bank: chroma(x, p),
+        doc="chroma phase error (drifting) and per-line phase noise, chroma loss, vertical blend",
     )
 )
