@@ -511,6 +511,87 @@ def test_consensus_keeps_a_frame_off_shot_from_pulling_the_geometry() -> None:
     assert grid_error(combine(ests, size)[0], truth, size) > 0.1
 
 
+def test_scatter_is_the_median_distance_from_the_median_registration() -> None:
+    from filmdata.pairing.spatial import scatter
+
+    size = (640, 360)
+    shifted = [np.array([[1, 0, dx], [0, 1, 0], [0, 0, 1.0]]) for dx in (0.0, 1.0, -1.0, 3.0)]
+    assert scatter(shifted[:2], size) == 0.0  # too few to tell
+    assert scatter(shifted, size) == pytest.approx(1.0)  # 0, 1, 1, 3 px from the median's 0.5
+
+
+def test_consensus_averages_registrations_that_scatter_beyond_its_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Soft pictures under heavy noise register with scale and shear a percent or so off from
+    pair to pair (2-5 tape px at the picture's edges): the two or three that happen to agree
+    within the fixed cap must not stand for the geometry; the cap grows with the scatter and
+    the mean of many settles it (eight draws of 24 such registrations)."""
+    from filmdata.pairing import spatial
+    from filmdata.pairing.spatial import Estimate, combine, consensus, grid_error
+    from filmdata.pairing.spatial import neighbour_candidates as around
+
+    truth = np.array([[0.408, 0, -20.9], [0, 0.403, 34.1], [0, 0, 1.0]])
+    size = (1280, 720)
+    errors: dict[str, list[float]] = {"grown": [], "fixed": []}
+    grows = spatial.SCATTER_CAP
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        cands, ests = [], []
+        for k in range(24):
+            wobble = np.eye(3)
+            wobble[:2, :2] += rng.normal(0, 0.01, (2, 2))
+            reg = truth @ wobble
+            cands.append(around(reg, {-1: (-0.3, 0.2), 1: (0.3, -0.2)}))
+            ests.append(Estimate(k, 10 * k, reg, 0.9))
+        assert spatial.scatter([e.transform for e in ests], size) > 1.5  # beyond the fixed cap
+        for name, factor in (("grown", grows), ("fixed", 0.0)):
+            monkeypatch.setattr(spatial, "SCATTER_CAP", factor)
+            kept = [
+                Estimate(e.lq_frame, e.gt_frame + q, c[q], 0.9)
+                for e, c, q in zip(ests, cands, consensus(cands, size))
+                if q is not None
+            ]
+            assert len(kept) >= 12 if name == "grown" else len(kept) <= 4
+            errors[name].append(grid_error(combine(kept, size)[0], truth, size))
+    assert np.mean(errors["grown"]) < 0.6 * np.mean(errors["fixed"])
+
+
+def test_scattered_registrations_get_as_many_again(
+    pans: tuple[Path, Tape], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the registrations scatter by more than SCATTER_MORE (here each made a few percent
+    off in scale and shear, the same for the same pair), the spatial stage registers as many
+    pairs again; where they agree, it does not."""
+    import importlib
+
+    from filmdata.pairing import spatial
+
+    A = importlib.import_module("filmdata.pairing.align")
+    gt, tape = pans
+    real = spatial.ecc_register
+    calls: list[bool] = []
+
+    def counted(lq: np.ndarray, *args: object, wobble: bool = False, **kw: object) -> tuple:
+        t, score = real(lq, *args, **kw)  # type: ignore[arg-type]
+        calls.append(wobble)
+        if wobble:  # drawn from the pair itself: the same in every run
+            w = np.eye(3)
+            w[:2, :2] += np.random.default_rng(int(lq.sum())).normal(0, 0.03, (2, 2))
+            t = t @ w
+        return t, score
+
+    counts = {}
+    for wobble in (False, True):
+        calls.clear()
+        monkeypatch.setattr(
+            spatial, "ecc_register", lambda *a, w=wobble, **k: counted(*a, wobble=w, **k)
+        )
+        A.align(tape.path, gt, samples=4)
+        counts[wobble] = len(calls)
+    assert counts[True] > counts[False]
+
+
 def test_lag_is_free_only_across_near_identical_gt_frames() -> None:
     import importlib
 

@@ -33,6 +33,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,7 @@ GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
 NEIGHBOURS = (-1, 1)  # GT frames either side of a spatial sample tried as its match
 REACH = 6  # ... and up to this far, at the sample's motion per frame times the distance
 # (see `_reach`; 1: the neighbours only)
+SCATTER_MORE = 1.0  # tape px: samples whose registrations scatter more get as many again
 FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken as lag-free
 FRESH_DECAY = 0.5
 FRESH_MIN = 3  # lag-free spatial samples needed to use only those
@@ -555,28 +557,38 @@ def _spatial(
     kept = [c for c in cands if c[0] in cache]
     if len(kept) >= 2 * samples:  # enough pairs whose tape frame is at hand: no second decode
         cands = kept
-    chunks = np.array_split(np.arange(len(cands)), min(samples, len(cands)))
-    chosen = [cands[max(c, key=lambda q: cands[q][2])] for c in chunks if len(c)]
-    missing = {i for i, _, _ in chosen} - cache.keys()
-    if missing:
-        cache.update(dsc.decode_gray(lv.path, only=missing).kept)
-    lq_full = cache
     sw = dsc.scale_matrix(gv.kept_scale)  # GT full -> GT working
     x, y, w, h = (int(round(v)) for v in box)
     m = max(4, int(0.03 * min(w, h)))  # stay off the picture's edges
     crop = (x + m, y + m, w - 2 * m, h - 2 * m)
     w0 = init @ np.linalg.inv(sw)
-    with ThreadPoolExecutor(WORKERS) as pool:  # OpenCV releases the GIL
-        found = pool.map(
-            lambda c: spatial.ecc_register(lq_full[c[0]], gv.kept[c[1]], w0, crop, homography),
-            chosen,
-        )
-        shifts = pool.map(lambda c: _neighbour_shifts(gv, c[1]), chosen)
-        rows = [
-            (i, j, tw @ sw, score, sh)
-            for (i, j, _), (tw, score), sh in zip(chosen, found, shifts)
-            if score > 0.3
-        ]
+
+    def register(picks: list[tuple[int, int, float]]) -> list[tuple]:
+        """(i, j, GT full -> tape, score, neighbour shifts) of the pairs ECC registers."""
+        missing = {i for i, _, _ in picks} - cache.keys()
+        if missing:
+            cache.update(dsc.decode_gray(lv.path, only=missing).kept)
+        with ThreadPoolExecutor(WORKERS) as pool:  # OpenCV releases the GIL
+            found = pool.map(
+                lambda c: spatial.ecc_register(cache[c[0]], gv.kept[c[1]], w0, crop, homography),
+                picks,
+            )
+            shifts = pool.map(lambda c: _neighbour_shifts(gv, c[1]), picks)
+            return [
+                (i, j, tw @ sw, score, sh)
+                for (i, j, _), (tw, score), sh in zip(picks, found, shifts)
+                if score > 0.3
+            ]
+
+    # the best-matched pair of each of `samples` stretches of the tape; where their
+    # registrations scatter (a soft picture under heavy noise: scale and shear a percent off
+    # from pair to pair), as many again from the pairs left, for the mean to settle
+    picked = _pick(range(len(cands)), cands, samples)
+    rows = register([cands[q] for q in picked])
+    if spatial.scatter([r[2] for r in rows], gt_size) > SCATTER_MORE:
+        rest = sorted(set(range(len(cands))) - set(picked))
+        more = register([cands[q] for q in _pick(rest, cands, samples)])
+        rows = sorted(rows + more, key=lambda r: r[0])  # in tape order
     # a pair one frame off registers the geometry shifted by that frame's motion: each
     # sample's registration stands for its neighbours too, and the offsets that agree
     # across the tape's shots are taken
@@ -591,6 +603,15 @@ def _spatial(
         return init, [], float("nan")
     t, spread = spatial.combine(est, gt_size)
     return t, est, spread
+
+
+def _pick(among: Sequence[int], cands: list[tuple[int, int, float]], samples: int) -> list[int]:
+    """Indices into `cands` of the best-scored candidate in each of `samples` runs of
+    `among` (in tape order)."""
+    if not among:
+        return []
+    chunks = np.array_split(np.asarray(among, int), min(samples, len(among)))
+    return [int(max(c, key=lambda q: cands[q][2])) for c in chunks if len(c)]
 
 
 def _joint_shift(

@@ -17,6 +17,9 @@ import numpy as np
 
 from .descriptors import scale_matrix
 
+#: `consensus`'s cap grows to this many times the registrations' own scatter (`scatter`)
+SCATTER_CAP = 1.5
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -131,6 +134,30 @@ def neighbour_candidates(
     return out
 
 
+def grid(gt_size: tuple[int, int]) -> np.ndarray:
+    """(3, P) a 5 x 5 grid over the GT picture, homogeneous: where transforms are compared."""
+    gw, gh = gt_size
+    xs, ys = np.meshgrid(np.linspace(0, gw - 1, 5), np.linspace(0, gh - 1, 5))
+    return np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+
+
+def _mapped(t: np.ndarray, src: np.ndarray) -> np.ndarray:
+    p = t @ src
+    return p[:2] / p[2]
+
+
+def scatter(transforms: list[np.ndarray], gt_size: tuple[int, int]) -> float:
+    """How far registrations (GT -> tape) fall from each other: the median over them of the
+    mean distance (tape px) of where each puts the GT grid (`grid`) from where their median
+    puts it; 0 for fewer than three."""
+    if len(transforms) < 3:
+        return 0.0
+    src = grid(gt_size)
+    arr = np.stack([_mapped(t, src) for t in transforms])  # (S, 2, P)
+    d = np.linalg.norm(arr - np.median(arr, axis=0), axis=1).mean(axis=1)
+    return float(np.median(d))
+
+
 def consensus(
     candidates: list[dict[int, np.ndarray]],
     gt_size: tuple[int, int],
@@ -147,17 +174,19 @@ def consensus(
     taken, a few times over; the cost is the squared distances (px, over a grid of the GT
     picture), each capped at `cap`**2 (a wrong match costs the same wherever it falls), plus
     `prefer` per frame of offset (a tie goes to the match itself, else to the nearest).
+    Where the registrations themselves scatter more than the cap allows (soft pictures under
+    heavy noise and blur: scale and shear a percent or two off, 2-4 px at the picture's
+    edges), the cap grows to SCATTER_CAP times their scatter (`scatter`), so that the
+    geometry is the mean of many rather than of the two or three that happen to agree.
     """
-    gw, gh = gt_size
-    xs, ys = np.meshgrid(np.linspace(0, gw - 1, 5), np.linspace(0, gh - 1, 5))
-    src = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])  # (3, P)
+    src = grid(gt_size)
     per: list[tuple[list[int], np.ndarray]] = []  # per sample: offsets, grid points (K, 2, P)
     for cands in candidates:
         offs = list(cands)
-        p = np.stack([cands[o] @ src for o in offs])
-        per.append((offs, p[:, :2] / p[:, 2:3]))
+        per.append((offs, np.stack([_mapped(cands[o], src) for o in offs])))
     if not per:
         return []
+    cap = max(cap, SCATTER_CAP * scatter([c[0] for c in candidates if 0 in c], gt_size))
     # all samples at once: (S, K, 2, P) points, padded with candidates that cost inf
     kmax = max(len(offs) for offs, _ in per)
     pts = np.zeros((len(per), kmax, 2, src.shape[1]))
@@ -187,14 +216,8 @@ def consensus(
 
 def combine(estimates: list[Estimate], gt_size: tuple[int, int]) -> tuple[np.ndarray, float]:
     """Robust median of the estimates: (3, 3) GT pixel -> LQ pixel, and the median spread (px)."""
-    gw, gh = gt_size
-    xs, ys = np.meshgrid(np.linspace(0, gw - 1, 5), np.linspace(0, gh - 1, 5))
-    src = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])  # (3, P)
-    mapped = []
-    for e in estimates:
-        p = e.transform @ src
-        mapped.append(p[:2] / p[2])
-    arr = np.stack(mapped)  # (E, 2, P)
+    src = grid(gt_size)
+    arr = np.stack([_mapped(e.transform, src) for e in estimates])  # (E, 2, P)
     med = np.median(arr, axis=0)
     # drop estimates far from the median, then average the rest (sub-pixel)
     dist = np.linalg.norm(arr - med[None], axis=1).mean(axis=1)  # (E,)
