@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,6 +72,34 @@ def reference_degrade(frame_uint8: np.ndarray, rng: np.random.Generator) -> np.n
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
 
 
+def _op_times(gt: Any, degs: list[Any], bank: Any, apply: Any) -> dict[str, tuple[float, int]]:
+    """Each op's total wall time (ms) and the windows it ran on, over one pass of `apply`
+    (the pipeline, window by window) with every registered op timed where it is called."""
+    from filmdata.degrade import OPS
+
+    spent: dict[str, list[float]] = {}
+    real = {name: op.apply for name, op in OPS.items()}
+
+    def timed(name: str) -> Any:
+        def run(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            out = real[name](*a, **k)
+            spent.setdefault(name, []).append(1e3 * (time.perf_counter() - t0))
+            return out
+
+        return run
+
+    try:
+        for name, op in OPS.items():
+            object.__setattr__(op, "apply", timed(name))
+        for b in range(len(degs)):
+            apply(gt[b : b + 1], degs[b : b + 1], bank)
+    finally:
+        for name, op in OPS.items():
+            object.__setattr__(op, "apply", real[name])
+    return {name: (sum(v), len(v)) for name, v in spent.items()}
+
+
 def main() -> None:
     """Print the reference's frames/s and ours (degradation alone, each bundled preset), with
     the ratio, on the same frames in the same run; wall clock and process CPU time."""
@@ -81,6 +110,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--clip-len", type=int, default=8)
     ap.add_argument("--presets", default="film,vhs")
+    ap.add_argument(
+        "--ops", action="store_true", help="also print each op's share (ms a frame, CPU run)"
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import torch
@@ -125,10 +157,15 @@ def main() -> None:
             if dev == "cuda":
                 torch.cuda.synchronize()
             wall, cpu = n / (time.perf_counter() - w0), n / (time.process_time() - c0)
+            if args.ops and dev == "cpu":
+                per_op = _op_times(gt, degs, bank, apply_degradation)
             print(
                 f"filmdata {name:5s} ({dev}): {wall:7.1f} frames/s wall ({wall / ref_wall:4.2f}x), "
                 f"{cpu:7.1f} cpu ({cpu / ref_cpu:4.2f}x)"
             )
+            if args.ops and dev == "cpu":
+                for op, (ms, used) in sorted(per_op.items(), key=lambda kv: -kv[1][0]):
+                    print(f"    {op:12s} {ms / n:6.3f} ms a frame ({used} of {windows} windows)")
 
 
 if __name__ == "__main__":

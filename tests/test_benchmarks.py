@@ -19,3 +19,22 @@ def test_a_benchmark_imports_what_it_uses(script: Path) -> None:
     # Run as a module, not as __main__: every import at its top runs, nothing is measured.
     names = runpy.run_path(str(script), run_name="benchmark_import_check")
     assert callable(names.get("main")), f"{script.name} has no main()"
+
+
+def test_per_op_times_count_the_ops_that_ran_and_leave_the_registry_as_it_was() -> None:
+    import torch
+
+    from filmdata.degrade import OPS, apply_degradation, bundled_dir, load_preset, load_templates
+    from filmdata.degrade import sample_degradation as sample
+
+    names = runpy.run_path(str(BENCHMARKS[0].parent / "degrade_ref.py"), run_name="op_times")
+    before = {name: op.apply for name, op in OPS.items()}
+    bank = load_templates(bundled_dir(), "cpu")
+    preset = load_preset("vhs")
+    degs = [sample(preset, 0, f"w{i}", 4, 32, 32, bank) for i in range(3)]
+    gt = torch.rand(3, 4, 3, 32, 32)
+    spent = names["_op_times"](gt, degs, bank, apply_degradation)
+    ran = {name for d in degs for name, _ in d.ops}
+    assert set(spent) == ran
+    assert all(ms >= 0 and 1 <= used <= 3 for ms, used in spent.values())
+    assert {name: op.apply for name, op in OPS.items()} == before
