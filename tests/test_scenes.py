@@ -172,3 +172,24 @@ def test_transnetv2_runs_or_says_how_to_install(clip: Path) -> None:
         return
     scenes = detect_scenes(clip, detector="transnetv2")
     assert scenes[0].start_frame == 0 and scenes[-1].end_frame == 24
+
+
+def test_ten_bit_footage_is_read_by_its_luma_not_its_bytes(footage_dir: str) -> None:
+    """A 10-bit scan (HEVC, ProRes, FFV1 masters) cut like its 8-bit copy: the detector
+    reads the Y plane's top 8 bits (its raw bytes, read as 8-bit pixels, were noise)."""
+    from fractions import Fraction
+
+    fo = make_footage(LENGTHS, width=128, height=96, seed=7, **CASES["flicker-medium"])
+    path = Path(footage_dir) / "ten-bit.mkv"
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("ffv1", rate=Fraction(fo.fps).limit_denominator(1001))
+        st.width, st.height, st.pix_fmt = 128, 96, "yuv420p10le"
+        for k, f in enumerate(fo.frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p10le")
+            frame.pts = k
+            out.mux(st.encode(frame))
+        out.mux(st.encode(None))
+    eight, _, _ = _footage(footage_dir, "flicker-medium")
+    cuts = [s.start_frame for s in detect_scenes(path)[1:]]
+    assert f1(cuts, fo.cuts) >= 0.9, cuts
+    assert cuts == [s.start_frame for s in detect_scenes(eight)[1:]]

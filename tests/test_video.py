@@ -54,3 +54,26 @@ def test_a_720_wide_pillarboxed_frame_boxes_its_picture_only() -> None:
     x, y, w, h = picture_box(_thumb(frame)[None], 720, 480)
     assert 91 <= x < 91 + 11 and 629 - 11 < x + w <= 629, (x, w)
     assert (y, h) == (0, 480)
+
+
+@pytest.mark.parametrize("deep", ["yuv420p10le", "yuv444p12le", "gray10le", "p010le"])
+def test_luma_of_deeper_video_is_its_top_eight_bits(deep: str) -> None:
+    """10-bit HEVC/AV1, 12-bit ProRes, hardware decoders' p010: the Y plane's top 8 bits, as
+    coded, the same as FFmpeg's conversion of the frame to 8 bits of its kind (within a level
+    of rounding), never its raw bytes read as pixels."""
+    import av
+
+    from filmdata.video import luma
+
+    rng = np.random.default_rng(0)
+    y = (rng.integers(16, 236, (48, 64)) + np.arange(64) // 2).clip(16, 235).astype(np.uint8)
+    frame8 = av.VideoFrame.from_ndarray(
+        np.concatenate([y.ravel(), np.full(2 * 24 * 32, 128, np.uint8)]).reshape(72, 64),
+        format="yuv420p",
+    )
+    deeper = frame8.reformat(format=deep)
+    got = luma(deeper)
+    assert got.shape == (48, 64) and got.dtype == np.uint8
+    eight = luma(deeper.reformat(format="gray" if deep.startswith("gray") else "yuv420p"))
+    assert np.abs(got.astype(int) - eight.astype(int)).max() <= 1
+    assert np.corrcoef(got.ravel(), y.ravel())[0, 1] > 0.99

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -150,18 +151,35 @@ def key_samples(container: Any, stream: Any, count: int = 8) -> np.ndarray:
     return np.stack(out) if out else np.zeros((0, 1, 1), np.uint8)
 
 
+# 8-bit formats whose first plane is Y
 _LUMA_FORMATS = frozenset(
-    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"}
+    {
+        *(f"yuv{s}p" for s in ("420", "422", "444", "440", "411", "410")),
+        *(f"yuvj{s}p" for s in ("420", "422", "444", "440", "411")),
+        *("yuva420p", "yuva422p", "yuva444p", "nv12", "nv21", "nv16", "nv24", "gray"),
+    }
 )
+# deeper ones: planar Y of 9-16 bits in the low bits of 16 (yuv420p10le, gray12le, ...), or
+# in the high bits (p010le, p016le: the semi-planar layout of hardware decoders)
+_DEEP_PLANAR = re.compile(r"^(?:yuva?(?:420|422|440|444)p|gray)(9|10|12|14|16)(le|be)$")
+_DEEP_HIGH = re.compile(r"^p0(10|12|16)(le|be)$")
 
 
 def luma(frame: av.VideoFrame) -> np.ndarray:
-    """A frame's Y plane (H, W) uint8, a view of it without a colour conversion where the
-    frame is 8-bit YUV (its range as coded); else converted to gray."""
-    if frame.format.name in _LUMA_FORMATS:
-        p = frame.planes[0]
+    """A frame's Y plane (H, W) uint8 as coded (its range as coded, no colour conversion): a
+    view of it for 8-bit YUV, its top 8 bits for deeper YUV (10-bit HEVC, AV1, ProRes, ...);
+    any other format converted to gray."""
+    name = frame.format.name
+    p = frame.planes[0]
+    if name in _LUMA_FORMATS:
         y = np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
         return y[:, : frame.width]
+    m = _DEEP_PLANAR.match(name) or _DEEP_HIGH.match(name)
+    if m:
+        bits = 16 if m.re is _DEEP_HIGH else int(m.group(1))
+        dtype = "<u2" if m.group(2) == "le" else ">u2"
+        y = np.frombuffer(memoryview(p), dtype).reshape(p.height, p.line_size // 2)
+        return (y[:, : frame.width] >> (bits - 8)).astype(np.uint8)
     return frame.to_ndarray(format="gray")
 
 

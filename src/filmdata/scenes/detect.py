@@ -183,9 +183,6 @@ def _frames(
         yield i, f
 
 
-_YUV = ("yuv", "nv12", "nv21", "gray")
-
-
 def _luma(
     path: str | os.PathLike[str], start: int, end: int | None, bar: Any, size: tuple[int, int]
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -197,7 +194,7 @@ def _luma(
     import av
     import cv2
 
-    from ..video import _open, _video_stream
+    from ..video import _open, _video_stream, luma
 
     with _open(path) as c:
         v = _video_stream(c, path)
@@ -210,12 +207,7 @@ def _luma(
                     continue
                 if end is not None and index >= end:
                     break
-                if frame.format.name.startswith(_YUV):
-                    plane = frame.planes[0]
-                    y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-                    y = y[: frame.height, : frame.width]
-                else:
-                    y = frame.to_ndarray(format="gray")
+                y = luma(frame)  # (deeper than 8 bits: its top 8, not its bytes)
                 bar.update(1)
                 yield index, cv2.resize(y, size, interpolation=cv2.INTER_AREA)
         except av.error.FFmpegError as e:
