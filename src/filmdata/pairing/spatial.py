@@ -175,8 +175,8 @@ def consensus(
     picture), each capped at `cap`**2 (a wrong match costs the same wherever it falls), plus
     `prefer` per frame of offset (a tie goes to the match itself, else to the nearest).
     Where the registrations themselves scatter more than the cap allows (soft pictures under
-    heavy noise and blur: scale and shear a percent or two off, 2-4 px at the picture's
-    edges), the cap grows to SCATTER_CAP times their scatter (`scatter`), so that the
+    heavy noise and compression: scale and shear a percent or two off, 2-4 px at the
+    picture's edges), the cap grows to SCATTER_CAP times their scatter (`scatter`), so that the
     geometry is the mean of many rather than of the two or three that happen to agree.
     """
     src = grid(gt_size)
