@@ -90,7 +90,7 @@ GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
 NEIGHBOURS = (-1, 1)  # GT frames either side of a spatial sample tried as its match
 REACH = 6  # ... and up to this far, at the sample's motion per frame times the distance
 # (see `_reach`; 1: the neighbours only)
-SCATTER_MORE = 1.0  # tape px: samples whose registrations scatter more get as many again
+SCATTER_MORE = 1.5  # tape px: samples whose registrations scatter more get as many again
 FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken as lag-free
 FRESH_DECAY = 0.5
 FRESH_MIN = 3  # lag-free spatial samples needed to use only those
