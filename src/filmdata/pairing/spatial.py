@@ -140,15 +140,17 @@ def neighbour_candidates(
     return out
 
 
-def grid(gt_size: tuple[int, int]) -> np.ndarray:
-    """(3, P) a 5 x 5 grid over the GT picture, homogeneous: where transforms are compared."""
+def grid(gt_size: tuple[int, int], n: int = 5) -> np.ndarray:
+    """(3, n * n) an n x n grid over the GT picture, homogeneous: where transforms are
+    compared."""
     gw, gh = gt_size
-    xs, ys = np.meshgrid(np.linspace(0, gw - 1, 5), np.linspace(0, gh - 1, 5))
+    xs, ys = np.meshgrid(np.linspace(0, gw - 1, n), np.linspace(0, gh - 1, n))
     return np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
 
 
 def _mapped(t: np.ndarray, src: np.ndarray) -> np.ndarray:
-    p = t @ src
+    """(2, P) where the transform `t` puts the homogeneous points `src` (3, P)."""
+    p = np.asarray(t, float) @ src
     return p[:2] / p[2]
 
 
@@ -258,9 +260,5 @@ def picture_box(
 
 def grid_error(a: np.ndarray, b: np.ndarray, gt_size: tuple[int, int], n: int = 9) -> float:
     """Mean distance (LQ px) between where two GT->LQ transforms put an n x n grid of the GT."""
-    gw, gh = gt_size
-    xs, ys = np.meshgrid(np.linspace(0, gw - 1, n), np.linspace(0, gh - 1, n))
-    pts = np.stack([xs.ravel(), ys.ravel(), np.ones(n * n)])
-    p, q = np.asarray(a, float) @ pts, np.asarray(b, float) @ pts
-    p, q = p[:2] / p[2], q[:2] / q[2]
-    return float(np.linalg.norm(p - q, axis=0).mean())
+    pts = grid(gt_size, n)
+    return float(np.linalg.norm(_mapped(a, pts) - _mapped(b, pts), axis=0).mean())
