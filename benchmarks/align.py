@@ -31,7 +31,9 @@ from a real video instead (`--seconds` of it from `--start`, scaled to fit `--wi
 `--height` with bars where its shape differs, as a remaster frames it) and makes its tapes as
 for the `pans` clip. `--gt-fps` sets the GT's frame
 rate (24 by default); the tapes stay 25 fps at PAL speed, so a 25 fps GT gives a tape that
-skips a GT frame about every 23 frames, and a 30 fps one 1.25 GT frames a tape frame.
+skips a GT frame about every 23 frames, a 30 fps one 1.25 GT frames a tape frame, and a 50 or
+60 fps remaster 2.08 or 2.5 (with `--footage`, the footage's frames at that rate: its motion
+sped up, every GT frame a new picture).
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def main() -> None:
         type=float,
         default=24.0,
         help="the GT's frame rate (the tapes stay 25 fps at PAL speed: 25 fps GT gives 1.043 GT "
-        "frames a tape frame, 30 fps 1.25)",
+        "frames a tape frame, 30 fps 1.25, 60 fps 2.5)",
     )
     args = ap.parse_args()
     cases = args.cases.split(",")

@@ -3,7 +3,9 @@ speed, a drop and a duplicate, overscan, letterbox, blur, chroma smear, noise, h
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +29,18 @@ from filmdata.pairing.tapesim import (
 )
 from filmdata.pairing.temporal import (
     PathCosts,
+    base_step,
     cadence,
     cadence_by_scores,
     fill_centre,
+    path_stats,
+    step_table,
     viterbi,
 )
 from filmdata.video import write_video
 
 GT_SIZE = (192, 108)
+align_module = sys.modules["filmdata.pairing.align"]  # (the package exports the function)
 
 
 def _make(folder: Path, slow: bool, seed: int) -> tuple[Path, Tape]:
@@ -352,6 +358,73 @@ def test_viterbi_nulls_skips_and_repeats() -> None:
         if j is not None:
             s[i, j] = 0.95
     assert viterbi(s, PathCosts()) == truth
+
+
+def test_step_table_at_base_1_is_the_steps_of_one_gt_frame_a_tape_frame() -> None:
+    c = PathCosts(dup=0.05, drop=0.08, drop2=0.3)
+    want = -np.array(
+        [
+            [0.0, 0.08, 0.3, 0.38],  # the cadence expects 0: a step of 1 is a drop
+            [0.05, 0.0, 0.08, 0.3],  # expects 1 (no cadence): 0 repeats, 2 and 3 drop
+            [0.35, 0.05, 0.0, 0.08],  # expects 2
+        ],
+        np.float32,
+    )
+    assert np.array_equal(step_table(c), want)
+    # at base 2 (a 50 fps GT of a 25 fps tape): 2 is free, a repeated tape frame costs a
+    # repeat, 1 and 3 the drift of the rate, 4 and 5 a dropped tape frame
+    row = -step_table(dataclasses.replace(c, base=2, short=0.01, drop=0.002, skip=0.05))[2]
+    assert np.allclose(row, [0.05, 0.01, 0.0, 0.002, 0.05, 0.05])
+    row = -step_table(dataclasses.replace(c, base=3, short=0.002, skip=0.05))[3]
+    assert np.allclose(row, [0.05, 0.302, 0.002, 0.0, 0.08, 0.05, 0.05, 0.05])
+
+
+def test_base_step_is_the_nearest_whole_rate() -> None:
+    assert [base_step(r) for r in (0.4, 0.8, 1.0, 1.25, 1.49)] == [1, 1, 1, 1, 1]
+    assert [base_step(r) for r in (1.67, 2.0, 2.083, 2.4)] == [2, 2, 2, 2]
+    assert base_step(2.5) == 3
+
+
+def test_viterbi_at_two_and_a_half_gt_frames_a_tape_frame() -> None:
+    # a 60 fps GT of a 25 fps tape at PAL speed: steps of 2 and 3, a repeated tape frame (0)
+    # and a dropped one (5); every other GT frame is near its neighbours (0.85)
+    truth = [None, None, 0, 2, 5, 7, 10, 12, 12, 15, 17, 22, 25, 27, 30, 32, 35]
+    m = 38
+    s = np.full((len(truth), m), 0.1, np.float32)
+    for i, j in enumerate(truth):
+        if j is not None:
+            s[i, j] = 0.95
+            s[i, max(0, j - 1)] = s[i, min(m - 1, j + 1)] = max(s[i, j - 1], 0.85)
+            s[i, j] = 0.95
+    for r in (2.5, 2.45):
+        costs = align_module._rate_costs(r)
+        assert costs.base == base_step(r)
+        assert viterbi(s, costs) == truth, r
+    # at base 1 the steps of 2 and 3 are drops: the path keeps to fewer of them
+    assert viterbi(s, PathCosts()) != truth
+
+
+def test_path_stats_count_from_the_base_step() -> None:
+    path = [None, 0, 2, 5, 5, 7, 11, 20]
+    assert path_stats(path, base=2) == {"repeats": 1, "drops": 3, "jumps": 1, "null": 1}
+    assert path_stats([0, 1, 1, 3, 7], base=1) == {"repeats": 1, "drops": 1, "jumps": 1, "null": 0}
+
+
+@pytest.mark.parametrize("gt_fps", [50.0, 60.0])
+def test_align_a_gt_of_twice_the_tapes_frame_rate_or_more(gt_fps: float, tmp_path: Path) -> None:
+    """A 50 or 60 fps remaster of a 25 fps tape (2.08 or 2.5 GT frames a tape frame at PAL
+    speed): before, the path kept to steps of 1 to 3 and the second spatial round found no
+    steady pair (0.06 of real-footage frames right, 3 px)."""
+    gt = tmp_path / "gt.mp4"
+    write_video(gt, render_footage(*GT_SIZE, (60, 70, 70), seed=3), gt_fps)
+    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=4.4, blur=0.8, smear=2.0, seed=3)
+    tape = make_tape(gt, tmp_path / "tape.mp4", spec)
+    a = align(tape.path, gt)
+    acc = frame_accuracy(tape.mapping, a.mapping, identical_runs(gt))
+    assert acc >= 0.95, acc
+    assert a.quality["spatial_samples"] > 0
+    assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
+    assert abs(a.speed - spec.speed) < 0.02
 
 
 def test_align_cli_json(runner: CliRunner, pans: tuple[Path, Tape]) -> None:
@@ -738,6 +811,7 @@ def test_path_score_is_the_best_paths_score_to_the_bit() -> None:
             null=float(rng.random()),
             dup=float(rng.random() * 0.1),
             tolerance=0.02 if trial % 4 == 0 else 0.0,
+            base=1 + trial % 3,  # and steps counted from 2 or 3 GT frames (a 50/60 fps GT)
         )
         assert path_scores(s[None], c) == [best_path(s, c)[1]], trial
         # several at once: each its own score, to the bit

@@ -193,7 +193,13 @@ def align(
     kx, ky = gw / gv.small.shape[2], gh / gv.small.shape[1]
     gt_box = (gs[0] * kx, gs[1] * ky, gs[2] * kx, gs[3] * ky)
     heard = _audio_band(s0, lq, gt, lv.fps, gv.fps) if pl.audio and pg.audio else None
-    path0 = temporal.viterbi(s0, COARSE)
+    # A GT of twice the tape's frame rate or more (a 50 or 60 fps remaster of a 25 or 30 fps
+    # tape) is searched on every `sub`-th frame: there the steps are about one GT frame, as
+    # the coarse costs expect (on all frames, a 60 fps GT of pans and its heavily compressed
+    # tape: the small pictures of neighbours all alike, the path kept to whole steps, 0.06
+    # of frames right); the fine passes take every frame around it.
+    sub = temporal.base_step(gv.fps / lv.fps)
+    path0 = [None if j is None else j * sub for j in temporal.viterbi(s0[:, ::sub], COARSE)]
 
     # 4. spatial, then 5. fine temporal on the tape's grid; once more from the fine path.
     # The fine passes let repeats (or drops) fall where the data puts them; where the tape has
@@ -246,7 +252,16 @@ def align(
 
     for round_, band in enumerate(BANDS):
         t, est, spread = _spatial(
-            lv, gv, path, s1, (box, gt_box), samples, homography, clean=round_ > 0, cache=cache
+            lv,
+            gv,
+            path,
+            s1,
+            (box, gt_box),
+            samples,
+            homography,
+            clean=round_ > 0,
+            cache=cache,
+            base=costs.base,
         )
         s1, score, centre = rescore(t, band)
         weighed = _weigh(score, lv.key, costs.null)
@@ -281,9 +296,10 @@ def align(
             by_scores = temporal.cadence_by_scores(
                 weighed, path, r, costs.null, switch=CADENCE_SWITCH
             )
-            path, total = temporal.best_path(weighed, CADENCE_COSTS, expected)
+            on_cadence = dataclasses.replace(CADENCE_COSTS, base=costs.base)
+            path, total = temporal.best_path(weighed, on_cadence, expected)
             if by_scores is not None:
-                other, other_total = temporal.best_path(weighed, CADENCE_COSTS, by_scores)
+                other, other_total = temporal.best_path(weighed, on_cadence, by_scores)
                 if other_total > total:
                     path = other
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
@@ -295,7 +311,7 @@ def align(
     speed = r * lv.fps / gv.fps
     offset = (-a / r) / lv.fps if r else 0.0
     matched = [c for c in conf if c > 0]
-    agree = [abs(p - q) <= 1 for p, q in zip(path0, mapping) if p is not None and q is not None]
+    agree = [abs(p - q) <= sub for p, q in zip(path0, mapping) if p is not None and q is not None]
     quality: dict[str, Any] = {
         "matched": len(matched) / len(mapping),
         "similarity": float(np.mean(matched)) if matched else 0.0,
@@ -304,7 +320,7 @@ def align(
         "unsure": round(unsure, 4),
         "sharp_pass": sharpened,
         "sharp_rows": (1.0 if rows is None else float(rows.mean())) if sharpened else 0.0,
-        **temporal.path_stats(mapping),
+        **temporal.path_stats(mapping, costs.base),
         "spatial_samples": len(est),
         "ecc": float(np.median([e.score for e in est])) if est else None,
         "spatial_spread_px": spread,
@@ -423,15 +439,22 @@ def _audio_band(
 
 
 def _rate_costs(r: float) -> temporal.PathCosts:
-    """Fine-pass costs for the tape's rate `r` (GT frames per tape frame): where the tape
-    shows GT frames more than once by design (a 25 fps tape of 24 fps footage at true speed,
-    3:2 pulldown), repeats are free, or the path would rather start a segment early than
-    repeat; likewise drops where the tape runs faster than one GT frame per frame."""
-    if r < 0.98:
-        return dataclasses.replace(FINE, dup=0.002)
-    if r > 1.02:
-        return dataclasses.replace(FINE, drop=0.002)
-    return FINE
+    """Fine-pass costs for the tape's rate `r` (GT frames per tape frame), its steps counted
+    from `base_step(r)` (b): where the tape shows GT frames more than once by design (a 25 fps
+    tape of 24 fps footage at true speed, 3:2 pulldown), repeats are free, or the path would
+    rather start a segment early than repeat; likewise drops where the tape runs faster than
+    one GT frame per frame. At b >= 2 (GT at twice the tape's frame rate or more) the steps
+    one short of b or one past it are the cheap ones; a repeated or a dropped tape frame
+    keeps its price (`dup`; `skip`, FINE's `drop`)."""
+    b = temporal.base_step(r)
+    costs = dataclasses.replace(FINE, base=b, skip=FINE.drop if b > 1 else None)
+    if r < b - 0.02 and b == 1:
+        return dataclasses.replace(costs, dup=0.002)
+    if r < b - 0.02:
+        return dataclasses.replace(costs, short=0.002)
+    if r > b + 0.02:
+        return dataclasses.replace(costs, drop=0.002)
+    return costs
 
 
 def _lagged(
@@ -526,21 +549,28 @@ def _spatial(
     homography: bool,
     clean: bool = False,
     cache: dict[int, np.ndarray] | None = None,
+    base: int = 1,
 ) -> tuple[np.ndarray, list[spatial.Estimate], float]:
     """ECC on well-matched pairs whose GT frame was kept at working size, from the guess that
     fits the GT's active picture into the tape's (`boxes`: the tape's, the GT's; full pixels).
     Tape frames at full size come from `cache` (those kept while decoding); missing ones are
-    decoded into it. Each pair stands for GT frames up to REACH either side (see `_reach`)."""
+    decoded into it. Each pair stands for GT frames up to REACH either side (see `_reach`).
+    `clean`: only pairs on a steady stretch of the path, steps of 1 either side (of `base`
+    or one off it where the GT has twice the tape's frame rate or more, `PathCosts.base`)."""
     cache = lv.kept if cache is None else cache
     gt_size = (gv.width, gv.height)
     box, gt_box = boxes
     init = spatial.initial_guess(box, gt_size, gt_box=gt_box)
     fresh = _fresh(lv.key, len(path))
+    even = {1} if base == 1 else {base - 1, base, base + 1}  # the steps of a steady stretch
     cands = []
     for i, j in enumerate(path):
         if j is None or j not in gv.kept:
             continue
-        steady = 0 < i < len(path) - 1 and path[i - 1] == j - 1 and path[i + 1] == j + 1
+        before, after = (path[i - 1], path[i + 1]) if 0 < i < len(path) - 1 else (None, None)
+        steady = (
+            before is not None and after is not None and j - before in even and after - j in even
+        )
         if clean and not steady:
             continue
         cands.append((i, j, float(s[i, j]) + (1.0 if steady else 0.0) + 2.0 * fresh[i]))

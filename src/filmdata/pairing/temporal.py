@@ -8,11 +8,17 @@ The path is a Viterbi (monotonic DP) over a similarity matrix S (tape frames x G
     N[i, k] = null + max( N[i-1, k], D[i-1, k-1] - enter )       (no GT: noise, ident)
 
 N[i, k] is "tape frame i has no GT and the last matched GT frame is k-1" (k = 0: none yet), so
-gaps keep the path monotonic. Per-step costs do not depend on where a duplicate falls, so a steady
-rate change (25 tape frames per 24 GT frames, 3:2 pulldown) costs the same wherever the data puts
-its repeats; the data decides. A coarse pass runs over the whole matrix; a fine pass re-scores a
-band around the coarse path with better descriptors. Where the data cannot tell (a still, a slow
-pan), `cadence` fits where a steady rate puts the repeats, and the step costs follow it.
+gaps keep the path monotonic. Per-step costs do not depend on where a duplicate falls, so a
+steady rate change (25 tape frames per 24 GT frames, 3:2 pulldown) costs the same wherever the
+data puts its repeats; the data decides. A coarse pass runs over the whole matrix; a fine pass
+re-scores a band around the coarse path with better descriptors. Where the data cannot tell (a
+still, a slow pan), `cadence` fits where a steady rate puts the repeats, and the step costs
+follow it.
+
+Where the GT runs at about `base` times the tape's frame rate (a 50 or 60 fps remaster of a 25
+or 30 fps tape: base 2; `PathCosts.base`) the steps are counted from it (`step_table`): d = base
+is free, base +- 1 the drift of a rate that is not a whole number, 0 a repeated tape frame,
+about 2 base a dropped one, up to 2 base + 1; jumps beyond.
 """
 
 from __future__ import annotations
@@ -41,6 +47,15 @@ class PathCosts:
     # small are noise, or the lag of a heavy encoder that copies blocks from earlier frames,
     # and must not pull the path off its steady rate in slow or still stretches
     tolerance: float = 0.0
+    # GT frames a tape frame advances by at the tape's steady rate, to the nearest whole frame
+    # (`base_step`): 1 unless the GT has about twice (or more) the tape's frame rate
+    base: int = 1
+    # a step one GT frame short of the expected one but not a repeat (0 < d = e - 1): None, as
+    # `dup` (at base 1 it is the same step); at base >= 2 the drift of a rate below base
+    short: float | None = None
+    # at base >= 2, a step over a dropped tape frame (2 .. base + 1 GT frames past the
+    # expected one): None, as `drop` (at base 1 a step one past it is both)
+    skip: float | None = None
 
 
 def viterbi(
@@ -63,7 +78,8 @@ def best_path(
     """
     n, m = s.shape
     s, by_e = _scores_and_steps(s, c)
-    steps = by_e[1]
+    steps = by_e[c.base]
+    top = len(by_e) - 1
     d_prev = s[0].copy()
     n_prev = np.full(m + 1, NEG, np.float32)
     n_prev[0] = c.null
@@ -84,12 +100,12 @@ def best_path(
     prefix_max = _PrefixMax(m)
     for i in range(1, n):
         if expected is not None:
-            steps = by_e[int(np.clip(expected[i], 0, 2))]
+            steps = by_e[int(np.clip(expected[i], 0, top))]
         # step d from GT frame j - d (d_prev is finite everywhere: step 0 always applies);
         # a later candidate wins only when strictly better, as the first one found stays
         np.add(d_prev, steps[0], out=best)
         arg[:] = idx
-        for d in range(1, len(steps)):
+        for d in range(1, min(len(steps), m)):  # (no step reaches past the GT)
             _take_better(
                 best[d:],
                 arg[d:],
@@ -97,14 +113,15 @@ def best_path(
                 idx[: m - d],
                 better[d:],
             )
-        if m > 4:  # jumps: max over k < j - 3 of d_prev[k]
+        far = len(steps)  # jumps: max over k <= j - far of d_prev[k]
+        if m > far:
             cm, ca = prefix_max(d_prev)
             _take_better(
-                best[4:],
-                arg[4:],
-                np.subtract(cm[: m - 4], c.jump, out=cand[4:]),
-                ca[: m - 4],
-                better[4:],
+                best[far:],
+                arg[far:],
+                np.subtract(cm[: m - far], c.jump, out=cand[far:]),
+                ca[: m - far],
+                better[far:],
             )
         # back from a gap whose last match is before j: N states 0..j
         nm, na = prefix_max(n_prev[:m])
@@ -150,7 +167,8 @@ def path_scores(ss: np.ndarray, c: PathCosts = PathCosts()) -> list[float]:
     s = np.empty(ss.shape, np.float32)
     for q in range(k):  # the tolerance clamp, matrix by matrix, as `best_path` makes it
         s[q], by_e = _scores_and_steps(ss[q], c)
-    steps = by_e[1]
+    steps = by_e[c.base]
+    far = len(steps)
     d_prev = s[:, 0].copy()
     n_prev = np.full((k, m + 1), NEG, np.float32)
     n_prev[:, 0] = c.null
@@ -162,13 +180,13 @@ def path_scores(ss: np.ndarray, c: PathCosts = PathCosts()) -> list[float]:
     d_new = np.empty((k, m), np.float32)
     for i in range(1, n):
         np.add(d_prev, steps[0], out=best)
-        for d in range(1, len(steps)):
+        for d in range(1, min(len(steps), m)):  # (no step reaches past the GT)
             np.add(d_prev[:, : m - d], steps[d], out=cand[:, d:])
             np.maximum(best[:, d:], cand[:, d:], out=best[:, d:])
-        if m > 4:  # jumps
+        if m > far:  # jumps
             np.maximum.accumulate(d_prev, axis=1, out=cm)
-            np.subtract(cm[:, : m - 4], c.jump, out=cand[:, 4:])
-            np.maximum(best[:, 4:], cand[:, 4:], out=best[:, 4:])
+            np.subtract(cm[:, : m - far], c.jump, out=cand[:, far:])
+            np.maximum(best[:, far:], cand[:, far:], out=best[:, far:])
         np.maximum.accumulate(n_prev[:, :m], axis=1, out=cm)  # back from a gap
         np.subtract(cm, c.exit, out=cand)
         np.maximum(best, cand, out=best)
@@ -182,20 +200,54 @@ def path_scores(ss: np.ndarray, c: PathCosts = PathCosts()) -> list[float]:
 
 def _scores_and_steps(s: np.ndarray, c: PathCosts) -> tuple[np.ndarray, np.ndarray]:
     """The scores a path is chosen by (float32, each row's best `tolerance` flattened) and the
-    costs of steps d = 0..3 when the cadence expects e = 0, 1, 2 GT frames (rows; without a
-    cadence: 1)."""
+    step scores of `step_table(c)`."""
     s = s.astype(np.float32, copy=False)
     if c.tolerance > 0:
         s = np.minimum(s, s.max(axis=1, keepdims=True) - np.float32(c.tolerance))
-    by_e = np.array(
-        [
-            [0.0, -c.drop, -c.drop2, -c.drop2 - c.drop],
-            [-c.dup, 0.0, -c.drop, -c.drop2],
-            [-c.dup - c.drop2, -c.dup, 0.0, -c.drop],
-        ],
-        np.float32,
-    )
-    return s, by_e
+    return s, step_table(c)
+
+
+def step_table(c: PathCosts) -> np.ndarray:
+    """(base + 2, 2 base + 2) float32: the score (less than or equal to 0) of a step of d GT
+    frames (column d = 0 .. 2 base + 1) where the cadence expects e (row e = 0 .. base + 1;
+    without a cadence, row `base`). A repeated tape frame (d = 0) costs `dup`, and `drop2`
+    more where the cadence expects more than `base`; a step one short of e `short`, each
+    further one `drop2` more; one past e `drop`. At base 1 two past e cost `drop2`, and each
+    further one `drop` more:
+
+        e = 0:  0          drop   drop2  drop2 + drop
+        e = 1:  dup        0      drop   drop2
+        e = 2:  dup+drop2  dup    0      drop
+
+    At base b >= 2 a tape frame dropped is a step of about 2 b: 2 .. b + 1 past e cost
+    `skip`, each further one `drop2` more.
+    """
+    b, short = c.base, (c.dup if c.short is None else c.short)
+    skip = c.drop if c.skip is None else c.skip
+    table = np.empty((b + 2, 2 * b + 2), np.float32)
+    for e in range(b + 2):
+        for d in range(2 * b + 2):
+            k = d - e
+            if k == 0:
+                cost = 0.0
+            elif k == 1:
+                cost = c.drop
+            elif k > 1 and b == 1:
+                cost = c.drop2 + c.drop * (k - 2)
+            elif k > 1:
+                cost = skip + c.drop2 * max(0, k - b - 1)
+            elif d == 0:
+                cost = c.dup + (c.drop2 if e > b else 0.0)
+            else:
+                cost = short + c.drop2 * (-k - 1)
+            table[e, d] = -cost
+    return table
+
+
+def base_step(rate: float) -> int:
+    """The whole number of GT frames a tape frame advances by at `rate` GT frames a tape
+    frame: its nearest, at least 1 (a tape faster than its GT steps by 1 and repeats)."""
+    return max(1, int(math.floor(rate + 0.5)))
 
 
 def _take_better(
@@ -405,8 +457,10 @@ def _state_track(
     return at
 
 
-def path_stats(path: list[int | None]) -> dict[str, int]:
-    """Counts of repeats, drops, jumps and gaps along a path."""
+def path_stats(path: list[int | None], base: int = 1) -> dict[str, int]:
+    """Counts of repeats, drops, jumps and gaps along a path whose steady step is `base` GT
+    frames (`PathCosts.base`): a step of 0 is a repeat, one of base + 1 or base + 2 drops
+    one or two GT frames, a longer one is a jump."""
     out = {"repeats": 0, "drops": 0, "jumps": 0, "null": 0}
     prev = None
     for j in path:
@@ -417,9 +471,9 @@ def path_stats(path: list[int | None]) -> dict[str, int]:
             d = j - prev
             if d == 0:
                 out["repeats"] += 1
-            elif d in (2, 3):
-                out["drops"] += d - 1
-            elif d > 3:
+            elif base < d <= base + 2:
+                out["drops"] += d - base
+            elif d > base + 2:
                 out["jumps"] += 1
         prev = j
     return out
