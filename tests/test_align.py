@@ -383,6 +383,7 @@ def test_base_step_is_the_nearest_whole_rate() -> None:
     assert [base_step(r) for r in (0.4, 0.8, 1.0, 1.25, 1.49)] == [1, 1, 1, 1, 1]
     assert [base_step(r) for r in (1.67, 2.0, 2.083, 2.4)] == [2, 2, 2, 2]
     assert base_step(2.5) == 3
+    assert base_step(120.0) == 8 and base_step(float("nan")) == 1  # (a slideshow; no rate)
 
 
 def test_viterbi_at_two_and_a_half_gt_frames_a_tape_frame() -> None:

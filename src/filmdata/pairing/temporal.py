@@ -244,10 +244,18 @@ def step_table(c: PathCosts) -> np.ndarray:
     return table
 
 
+#: The largest base step: a tape of a few frames a second against a 60 fps GT steps further
+#: (jumps), rather than make the path's step table grow with the ratio.
+MAX_BASE = 8
+
+
 def base_step(rate: float) -> int:
     """The whole number of GT frames a tape frame advances by at `rate` GT frames a tape
-    frame: its nearest, at least 1 (a tape faster than its GT steps by 1 and repeats)."""
-    return max(1, int(math.floor(rate + 0.5)))
+    frame: its nearest, at least 1 (a tape faster than its GT steps by 1 and repeats), at
+    most MAX_BASE."""
+    if not math.isfinite(rate):
+        return 1
+    return max(1, min(MAX_BASE, int(math.floor(rate + 0.5))))
 
 
 def _take_better(
