@@ -122,6 +122,42 @@ def test_the_forked_reader_makes_the_rows_the_thread_makes(
     assert _shm() <= shm  # nothing left in /dev/shm (the ring is an anonymous mapping)
 
 
+def test_the_child_plans_the_windows_and_its_refusals_reach_the_parent(
+    footage: Path, tmp_path: Path
+) -> None:
+    """`synth` forks before planning: the child probes the inputs and plans while torch loads
+    in the parent, which gets the very plan, then the windows; a refusal of the planning (a
+    missing input) is raised in the parent as it would be there, and no child is left."""
+    code = """
+        import functools
+        from pathlib import Path
+        from filmdata.errors import RefusedError
+        from filmdata.synth import _plan_windows
+        kw = dict(clip_len=3, size=32, stride=None, seed=0, val_fraction=0, max_windows=None)
+        def planner(path):
+            return functools.partial(_plan_windows, [path], Path(sys.argv[2]), ("hd",), kw)
+        reader = fr.ForkReader(planner(sys.argv[1]), 3, 32, slots=4, timeout=30)
+        clips, splits = reader.plan()
+        want = windows(sys.argv[1])
+        assert [w.id for w in splits["train"]] == [w.id for w in want]
+        assert [w.crop for w in reader.windows] == [w.crop for w in want]
+        assert clips[0].path == str(Path(sys.argv[1]).resolve())
+        made = [(w.id, gt.shape) for w, gt in reader]
+        assert made == [(w.id, (3, 32, 32, 3)) for w in want]
+        reader.close()
+        missing = sys.argv[1] + ".missing"
+        bad = fr.ForkReader(planner(missing), 3, 32, slots=4, timeout=30)
+        try:
+            bad.plan()
+        except RefusedError as e:
+            print("refused:", e)
+        bad.close()
+        assert no_children()
+    """
+    out = _run(code, str(footage), str(tmp_path / "root"))
+    assert out.strip() == f"refused: --input {footage}.missing: no such file"
+
+
 def test_forked_windows_match_cut_windows_and_memory_stays_bounded(footage: Path) -> None:
     code = """
         import numpy as np

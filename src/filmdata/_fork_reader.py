@@ -4,7 +4,9 @@ Importing torch holds the GIL for about a second of CPU. A reader *thread* needs
 between FFmpeg calls, so the import and the decoding slow each other (on the 2-core VM, 256
 frames of 720p: the import 0.95-1.05 s, 3/4 of the windows decoded by its end); a process forked
 before the import (and before any thread starts: fork with live threads is unsafe) decodes on a
-core of its own (the import 0.83-0.9 s, every window decoded before it ends).
+core of its own (the import 0.83-0.9 s, every window decoded before it ends). It may plan the
+windows first (`ForkReader.plan`): probing the inputs then runs beside the import too (30 s
+of 720p: `synth` 3.18-3.44 -> 3.12-3.21 s, alternated 4x; the same rows).
 It runs the very code the thread runs (`window_pictures`, `cut_window`: the same GT pixels) and
 hands each window's GT frames to the parent through a ring of fixed-size slots in an anonymous
 shared mapping made before the fork (no file in /dev/shm: the kernel frees it when both
@@ -27,17 +29,18 @@ import select
 import signal
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import ItemsFailed, MediaError
 from .windows import Window, cut_window, window_pictures
 
-# (window index, or _DONE / _ERROR; slot; payload bytes that follow)
+# (window index, or _DONE / _ERROR / _PLAN; slot; payload bytes that follow)
 _HEAD = struct.Struct("<iiI")
 _SLOT = struct.Struct("<i")
-_DONE, _ERROR = -1, -2
+_DONE, _ERROR, _PLAN = -1, -2, -3
 _PR_SET_PDEATHSIG = 1
 
 
@@ -60,14 +63,20 @@ class ForkReader:
     cut by a child process forked now, up to `slots` windows ahead. The same interface as
     `synth.Prefetch`: iterate, then `close()` (always: it kills and reaps the child).
 
-    Raises (from `next`):
+    `windows` may be a planner instead, a function that returns (a result, the windows): the
+    child calls it first (the planning of `synth`: probing the inputs, ~0.1 s, then runs
+    beside the parent's torch import rather than before it) and hands the result to the
+    parent, whose `plan()` returns it; then it decodes the windows.
+
+    Raises (from `next`, or `plan`):
         ItemsFailed: nothing came for `timeout` seconds (a stuck decoder), or the child died.
-        Whatever the child's decoding raised (`MediaError`, ...), as the thread reader would.
+        Whatever the child's planning or decoding raised (`RefusedError`, `MediaError`, ...),
+        as the planner or the thread reader would here.
     """
 
     def __init__(
         self,
-        windows: Sequence[Window],
+        windows: Sequence[Window] | Callable[[], tuple[Any, Sequence[Window]]],
         clip_len: int,
         size: int,
         *,
@@ -75,13 +84,16 @@ class ForkReader:
         timeout: float | None,
         cores: int = 1,
     ):
-        self.windows = list(windows)
+        self.planner = windows if callable(windows) else None
+        self.windows = [] if callable(windows) else list(windows)
         self.shape = (clip_len, size, size, 3)
         self.per = clip_len * size * size * 3
         self.timeout = timeout
         self.finished = False
         self.pid: int | None = None
-        n = max(1, min(slots, len(self.windows)))
+        # (the windows a planner makes are not known yet: room for `slots`, whose pages are
+        # made only as they are touched)
+        n = max(1, slots if self.planner else min(slots, len(self.windows)))
         # MAP_SHARED | MAP_ANONYMOUS: pages are made as they are touched, and shared by both.
         self.mem = mmap.mmap(-1, n * self.per)
         data_r, data_w = os.pipe()
@@ -126,6 +138,11 @@ class ForkReader:
         free = list(range(n))
         pending = b""
         try:
+            if self.planner is not None:
+                result, windows = self.planner()
+                self.windows = list(windows)
+                plan = pickle.dumps((result, self.windows))
+                _write_all(out, _HEAD.pack(_PLAN, 0, len(plan)) + plan)
             # In the order given (the parent looks each window up by its index).
             for i, (w, pictures) in enumerate(window_pictures(self.windows, clip_len, size, cores)):
                 # The slots the parent has freed, waiting for one only when none is free; the
@@ -159,6 +176,26 @@ class ForkReader:
 
     # The parent --------------------------------------------------------------------------------
 
+    def plan(self) -> Any:
+        """The planner's result, once the child has made it (no time limit: planning probes
+        the inputs, as `synth` does before a reader starts); the windows are then known."""
+        if self.planner is None:
+            raise ValueError("this reader was given its windows")
+        try:
+            i, _, n = _HEAD.unpack(self._read(_HEAD.size, limit=False))
+            payload = self._read(n, limit=False)
+        except BaseException:
+            self.close()
+            raise
+        if i == _PLAN:
+            result, self.windows = pickle.loads(payload)
+            self.planner = None
+            return result
+        self.close()
+        if i == _ERROR:
+            raise pickle.loads(payload)
+        raise ItemsFailed("the decoding process sent no plan")
+
     def __iter__(self) -> ForkReader:
         return self
 
@@ -185,10 +222,13 @@ class ForkReader:
         self.close()
         raise error
 
-    def _read(self, n: int) -> bytes:
+    def _read(self, n: int, limit: bool = True) -> bytes:
+        """`n` bytes from the child, waiting at most the reader's `timeout` for each part
+        (`limit`), or as long as it takes."""
+        wait = self.timeout if limit else None
         buf = b""
         while len(buf) < n:
-            ready, _, _ = select.select([self.rfd], [], [], self.timeout)
+            ready, _, _ = select.select([self.rfd], [], [], wait)
             if not ready:
                 raise ItemsFailed(
                     f"decoding a window took longer than {self.timeout:g} s (hostile or broken "

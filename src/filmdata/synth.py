@@ -4,7 +4,8 @@ The stages, as in img2dataset: the *planner* and the *reader* (`windows.py`) lis
 before anything runs and cut each from frames decoded once; the *degrader* batches windows on
 the device; the *writer* encodes images in threads (the clean GT while its batch is degraded)
 and writes each shard atomically with its record (`shards.py`). Decoding runs ahead: on a fresh
-local run in a process forked before torch loads (`_fork_reader.py`), else in a thread.
+local run in a process forked before torch loads (`_fork_reader.py`), which also plans the
+windows meanwhile; else in a thread.
 
 Every random choice of a window (its crop, its degradation) comes from (seed, window id) only,
 never from one generator advanced across windows, so a resumed run gives the same bytes.
@@ -13,6 +14,7 @@ never from one generator advanced across windows, so a resumed run gives the sam
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -362,24 +364,37 @@ def _cut_backlog(clip_len: int, size: int) -> int:
     return max(4, min(1024, (256 << 20) // (clip_len * size * size * 3)))
 
 
-def _early_reader(
-    windows: Sequence[Window], clip_len: int, size: int, frame_pixels: int
-) -> Prefetch | ForkReader:
-    """The reader of a fresh local run, started before torch loads: a forked process where
-    this process may fork (`can_fork`: Linux, no torch, no other thread), which decodes and
-    cuts on a core of its own during torch's import; else the reader thread (`_reader`)."""
+def _plan_windows(
+    inputs: Sequence[str | os.PathLike[str]],
+    root: Path,
+    kinds: Sequence[str],
+    plan_kw: dict[str, Any],
+) -> tuple[tuple[list[Clip], dict[str, list[Window]]], list[Window]]:
+    """((the clips, their windows by split), every window in shard order): from the `--input`
+    files, or from the catalog's kept clips under `root`."""
+    clips = input_clips(inputs) if inputs else catalog_clips(root, kinds)
+    splits = plan(clips, **plan_kw)
+    return (clips, splits), [w for ws in splits.values() for w in ws]
+
+
+def _planning_reader(
+    planner: Callable[[], tuple[Any, Sequence[Window]]], clip_len: int, size: int
+) -> ForkReader | None:
+    """A forked process that plans the windows (`planner`, see `ForkReader.plan`) and decodes
+    and cuts them on a core of its own during torch's import, where this process may fork
+    (`can_fork`: Linux, no torch, no other thread); else None."""
     from ._fork_reader import ForkReader, can_fork
 
-    if can_fork():
-        return ForkReader(
-            windows,
-            clip_len,
-            size,
-            slots=_cut_backlog(clip_len, size),
-            timeout=DECODE_TIMEOUT,
-            cores=_cpu_workers(),
-        )
-    return _reader(windows, clip_len, size, frame_pixels)
+    if not can_fork():
+        return None
+    return ForkReader(
+        planner,
+        clip_len,
+        size,
+        slots=_cut_backlog(clip_len, size),
+        timeout=DECODE_TIMEOUT,
+        cores=_cpu_workers(),
+    )
 
 
 def _frame_pixels(windows: Sequence[Window]) -> int:
@@ -696,29 +711,46 @@ def synth(
     tdir = Path(templates).expanduser().resolve()
     if not tdir.is_dir():
         raise RefusedError(f"--templates {templates}: no such folder")
-    clips = input_clips(inputs) if inputs else catalog_clips(root_dir, kinds)
-    splits = plan(
-        clips,
-        clip_len=clip_len,
-        size=size,
-        stride=stride,
-        seed=seed,
-        val_fraction=val_fraction,
-        max_windows=max_windows,
-    )
-    # A fresh local run starts decoding now, while the degrader loads (torch's import alone
+    # A fresh local run starts decoding at once, while the degrader loads (torch's import alone
     # takes about a second): every window will be made, in plan order (the shards' order:
-    # each split's windows, split after split). Before anything starts a thread (pyarrow's
-    # import does), so that the reader may be a forked process.
-    early = None
+    # each split's windows, split after split). Where this process may fork (no thread has
+    # started yet: pyarrow's import starts one), a child plans the windows (probing the
+    # inputs, ~0.1 s) and decodes them while torch loads here; else they are planned here
+    # and a reader thread decodes them.
+    planner = functools.partial(
+        _plan_windows,
+        inputs,
+        root_dir,
+        kinds,
+        dict(
+            clip_len=clip_len,
+            size=size,
+            stride=stride,
+            seed=seed,
+            val_fraction=val_fraction,
+            max_windows=max_windows,
+        ),
+    )
     fresh = overwrite or not (dataset / "data" / CONFIG / "shards.json").exists()
-    if backend == "local" and fresh:
-        frame = max(c.box[2] * c.box[3] for c in clips)  # active pictures: near the frame size
-        early = _early_reader([w for ws in splits.values() for w in ws], clip_len, size, frame)
-    if backend == "local":
-        # Only now: the loader's lock is held while torch's libraries load, and every module
-        # loaded meanwhile (planning and reading load several) would wait for it.
+    forked = _planning_reader(planner, clip_len, size) if backend == "local" and fresh else None
+    early: Prefetch | ForkReader | None = forked
+    if forked is not None:
         preload_torch()
+        try:
+            clips, splits = forked.plan()
+        except BaseException:
+            forked.close()
+            await_preload()  # an exit while torch's libraries load aborts the interpreter
+            raise
+    else:
+        (clips, splits), windows = planner()
+        if backend == "local" and fresh:
+            frame = max(c.box[2] * c.box[3] for c in clips)  # active pictures: ~ frame size
+            early = _reader(windows, clip_len, size, frame)
+        if backend == "local":
+            # Only now: the loader's lock is held while torch's libraries load, and every
+            # module loaded meanwhile (planning and reading load several) would wait for it.
+            preload_torch()
     try:
         from . import shards
 
