@@ -445,9 +445,9 @@ def _rate_costs(r: float) -> temporal.PathCosts:
     rather start a segment early than repeat; likewise drops where the tape runs faster than
     one GT frame per frame. At b >= 2 (GT at twice the tape's frame rate or more) the steps
     one short of b or one past it are the cheap ones; a repeated or a dropped tape frame
-    keeps its price (`dup`; `skip`, FINE's `drop`)."""
+    keeps its price (`dup`; `skip`, FINE's `drop`; at b = 1 there is no such step)."""
     b = temporal.base_step(r)
-    costs = dataclasses.replace(FINE, base=b, skip=FINE.drop if b > 1 else None)
+    costs = dataclasses.replace(FINE, base=b, skip=FINE.drop)
     if r < b - 0.02 and b == 1:
         return dataclasses.replace(costs, dup=0.002)
     if r < b - 0.02:

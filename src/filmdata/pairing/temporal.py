@@ -77,7 +77,7 @@ def best_path(
     `drop`), so repeats fall where the cadence puts them unless the data says otherwise.
     """
     n, m = s.shape
-    s, by_e = _scores_and_steps(s, c)
+    s, by_e = _clamped(s, c), step_table(c)
     steps = by_e[c.base]
     top = len(by_e) - 1
     d_prev = s[0].copy()
@@ -166,8 +166,8 @@ def path_scores(ss: np.ndarray, c: PathCosts = PathCosts()) -> list[float]:
         return []
     s = np.empty(ss.shape, np.float32)
     for q in range(k):  # the tolerance clamp, matrix by matrix, as `best_path` makes it
-        s[q], by_e = _scores_and_steps(ss[q], c)
-    steps = by_e[c.base]
+        s[q] = _clamped(ss[q], c)
+    steps = step_table(c)[c.base]
     far = len(steps)
     d_prev = s[:, 0].copy()
     n_prev = np.full((k, m + 1), NEG, np.float32)
@@ -198,13 +198,12 @@ def path_scores(ss: np.ndarray, c: PathCosts = PathCosts()) -> list[float]:
     return [max(float(d_prev[q].max()), float(n_prev[q].max())) for q in range(k)]
 
 
-def _scores_and_steps(s: np.ndarray, c: PathCosts) -> tuple[np.ndarray, np.ndarray]:
-    """The scores a path is chosen by (float32, each row's best `tolerance` flattened) and the
-    step scores of `step_table(c)`."""
+def _clamped(s: np.ndarray, c: PathCosts) -> np.ndarray:
+    """The scores a path is chosen by: float32, each row's best `tolerance` flattened."""
     s = s.astype(np.float32, copy=False)
     if c.tolerance > 0:
         s = np.minimum(s, s.max(axis=1, keepdims=True) - np.float32(c.tolerance))
-    return s, step_table(c)
+    return s
 
 
 def step_table(c: PathCosts) -> np.ndarray:
