@@ -107,7 +107,14 @@ def test_gt_rederives_from_its_record_and_lq_is_degraded(
 
 @pytest.mark.parametrize(
     ("fmt", "space", "full"),
-    [("yuv420p", 2, 1), ("yuv420p", 1, 1), ("yuvj420p", 2, 2), ("yuv420p", 5, 2)],
+    [
+        ("yuv420p", 2, 1),
+        ("yuv420p", 1, 1),
+        ("yuvj420p", 2, 2),
+        ("yuv420p", 5, 2),
+        ("yuv420p10le", 1, 1),  # 10-bit remasters (HEVC, AV1, VP9)
+        ("yuv420p10le", 9, 2),
+    ],
 )
 def test_resized_crops_match_an_area_resize_of_the_rgb_frame(
     fmt: str, space: int, full: int
@@ -116,7 +123,7 @@ def test_resized_crops_match_an_area_resize_of_the_rgb_frame(
     # space and range) against the plain recipe: whole frame to RGB, crop, area resize.
     import av
 
-    from filmdata.windows import _Picture
+    from filmdata.windows import _Picture, _yuv_to_rgb
 
     frames, _ = render_shots((2,), 320, 240, seed=3)
     for img in frames:
@@ -124,6 +131,7 @@ def test_resized_crops_match_an_area_resize_of_the_rgb_frame(
         f.colorspace, f.color_range = space, full
         rgb = f.to_ndarray(format="rgb24")
         pic = _Picture(f)
+        assert _yuv_to_rgb(f) is not None  # the fast path, not the fallback
         for x, y, side, size in ((0, 0, 240, 160), (31, 17, 201, 128), (80, 3, 64, 64)):
             got = pic.resized(x, y, side, side, size)
             want = cv2.resize(
@@ -132,7 +140,7 @@ def test_resized_crops_match_an_area_resize_of_the_rgb_frame(
             assert got.shape == want.shape and _psnr(got, want) > 38
 
 
-@pytest.mark.parametrize("fmt", ["yuv420p", "rgb24"])  # the fast 4:2:0 path, and the RGB one
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuv420p10le", "rgb24"])  # fast 4:2:0, and RGB
 def test_resized_into_a_given_array_makes_the_same_pixels(fmt: str) -> None:
     import av
 
