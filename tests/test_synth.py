@@ -114,12 +114,16 @@ def test_gt_rederives_from_its_record_and_lq_is_degraded(
         ("yuv420p", 5, 2),
         ("yuv420p10le", 1, 1),  # 10-bit remasters (HEVC, AV1, VP9)
         ("yuv420p10le", 9, 2),
+        ("yuv422p10le", 1, 1),  # ProRes and FFV1 masters
+        ("yuvj422p", 1, 2),
+        ("yuv444p", 5, 1),
+        ("yuv444p10le", 1, 1),
     ],
 )
 def test_resized_crops_match_an_area_resize_of_the_rgb_frame(
     fmt: str, space: int, full: int
 ) -> None:
-    # The fast 4:2:0 path (luma by area, chroma bilinear, FFmpeg's own matrix for this colour
+    # The planes' fast path (luma by area, chroma bilinear, FFmpeg's own matrix for this colour
     # space and range) against the plain recipe: whole frame to RGB, crop, area resize.
     import av
 
@@ -140,7 +144,7 @@ def test_resized_crops_match_an_area_resize_of_the_rgb_frame(
             assert got.shape == want.shape and _psnr(got, want) > 38
 
 
-@pytest.mark.parametrize("fmt", ["yuv420p", "yuv420p10le", "rgb24"])  # fast 4:2:0, and RGB
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuv420p10le", "yuv422p", "rgb24"])  # planes, RGB
 def test_resized_into_a_given_array_makes_the_same_pixels(fmt: str) -> None:
     import av
 

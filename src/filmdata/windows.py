@@ -376,17 +376,17 @@ def window_pictures(
 class _Picture:
     """One decoded frame whose RGB is made only where crops need it.
 
-    `resized(x, y, w, h, size)` is the crop resized by area to `size`. For 4:2:0 footage (nearly
-    all of it) it is made from the planes, never as RGB at the source resolution: luma and
-    chroma are resized by area, and turned to RGB by the very affine map FFmpeg's `rgb24`
-    conversion applies to this frame (fitted from FFmpeg: `_yuv_to_rgb`). Against an area
-    resize of the whole frame's RGB it differs by rounding only (PSNR > 45 dB; crops at odd
-    coordinates, whose chroma is sampled bilinearly, > 30 dB) at a fifth of the cost. 10-bit
-    4:2:0 (HEVC, AV1 and VP9 remasters) likewise, from its 16-bit planes (FFmpeg dithers and
-    interpolates chroma there: 47-51 dB on real footage; its `rgb24` conversion of a 720p frame
-    costs 6.2 ms, against 1.6 for 8 bits). Other formats take the exact RGB crop and resize
-    it. `crop(x, y, w, h)` gives the exact RGB pixels of `frame.to_ndarray(format="rgb24")` in
-    the box.
+    `resized(x, y, w, h, size)` is the crop resized by area to `size`. For planar YUV footage
+    (`_PLANAR`: nearly all of it) it is made from the planes, never as RGB at the source
+    resolution: luma and chroma are resized by area, and turned to RGB by the very affine map
+    FFmpeg's `rgb24` conversion applies to this frame (fitted from FFmpeg: `_yuv_to_rgb`).
+    Against an area resize of the whole frame's RGB it differs by rounding only (8-bit 4:2:0:
+    PSNR > 45 dB; crops at odd coordinates, whose chroma is sampled bilinearly, > 30 dB) at a
+    fifth of the cost. 10-bit and 4:2:2 (HEVC, AV1 and VP9 remasters; ProRes and FFV1
+    masters), where FFmpeg dithers and interpolates chroma: 47-51 dB on real footage; there its
+    own conversion of a 720p frame costs 4.8-8.6 ms, against 1.6 for 8-bit 4:2:0. Other
+    formats take the exact RGB crop and resize it. `crop(x, y, w, h)` gives the exact RGB
+    pixels of `frame.to_ndarray(format="rgb24")` in the box.
     """
 
     def __init__(self, frame: Any):
@@ -395,10 +395,10 @@ class _Picture:
         self._planes: list[np.ndarray] | None = None
 
     def planes(self) -> list[np.ndarray]:
-        """Y, U, V as views of FFmpeg's buffers (no copy), for 4:2:0 frames: uint8, or uint16
-        for the deeper ones (`_DEEP420`)."""
+        """Y, U, V as views of FFmpeg's buffers (no copy), for the planar YUV formats of
+        `_PLANAR`: uint8, or uint16 for the deeper ones."""
         if self._planes is None:
-            dtype = np.uint16 if self.frame.format.name in _DEEP420 else np.uint8
+            dtype = np.uint16 if _PLANAR[self.frame.format.name][0] > 8 else np.uint8
             self._planes = [_plane(p, dtype) for p in self.frame.planes[:3]]
         return self._planes
 
@@ -410,13 +410,13 @@ class _Picture:
         import cv2
 
         f = self.frame
-        even = not (x % 2 or y % 2 or w % 2 or h % 2)
-        # Odd crops take the fast path only where bilinear chroma is within a level or two of
-        # the box filter: scales between 1 and 2.
-        fmt = f.format.name
-        fast = (fmt in _YUV420 or fmt in _DEEP420) and (
-            even or size <= min(w, h) <= max(w, h) <= 2 * size
-        )
+        kind = _PLANAR.get(f.format.name)
+        bits, fx, fy = kind if kind is not None else (8, 1, 1)
+        # the box on whole chroma samples (always so without subsampling)
+        even = not (fx > 1 and (x % 2 or w % 2)) and not (fy > 1 and (y % 2 or h % 2))
+        # Other crops take the fast path only where bilinear chroma is within a level or two
+        # of the box filter: scales between 1 and 2.
+        fast = kind is not None and (even or size <= min(w, h) <= max(w, h) <= 2 * size)
         m = _yuv_to_rgb(f) if fast else None
         dst = out if out is not None and out.flags.c_contiguous else None  # OpenCV's only
         if m is None:
@@ -428,21 +428,25 @@ class _Picture:
         if even:
             # Chroma sample j covers luma columns 2j and 2j + 1 (FFmpeg's unscaled 4:2:0 -> RGB
             # replicates it): an area resize of the even box's chroma is the area resize of
-            # the replicated chroma, exactly.
-            cy, cx = slice(y // 2, (y + h) // 2), slice(x // 2, (x + w) // 2)
+            # the replicated chroma, exactly (where FFmpeg interpolates, within rounding).
+            cy, cx = slice(y // fy, (y + h) // fy), slice(x // fx, (x + w) // fx)
             cu = cv2.resize(u[cy, cx], dsize, interpolation=cv2.INTER_AREA)
             cv = cv2.resize(v[cy, cx], dsize, interpolation=cv2.INTER_AREA)
         else:
             # Chroma sampled bilinearly at each output pixel's centre: luma
-            # x - 0.5 + (i + 0.5) * sx, which is chroma ((that) - 0.5) / 2.
+            # x - 0.5 + (i + 0.5) * sx, which is chroma ((that) + 0.5) / fx - 0.5.
             sx, sy = w / size, h / size
             warp = np.array(
-                [[sx / 2, 0, (x - 1) / 2 + sx / 4], [0, sy / 2, (y - 1) / 2 + sy / 4]], np.float64
+                [
+                    [sx / fx, 0, (x / fx - 0.5) + sx / (2 * fx)],
+                    [0, sy / fy, (y / fy - 0.5) + sy / (2 * fy)],
+                ],
+                np.float64,
             )
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
             cu = cv2.warpAffine(u, warp, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
             cv = cv2.warpAffine(v, warp, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        if fmt in _DEEP420:
+        if bits > 8:
             # 10-bit samples: the map takes them to 0-255 directly; OpenCV rounds and
             # saturates to 16 bits, the top clipped here
             rgb = np.minimum(cv2.transform(cv2.merge([yy, cu, cv]), m), 255)
@@ -477,10 +481,20 @@ class _Picture:
         return rgb[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
 
 
-_YUV420 = ("yuv420p", "yuvj420p")
-#: deeper 4:2:0 (10-bit HEVC, AV1 and VP9 remasters): bits per sample, in the low bits of 16
-#: (12-bit 4:2:0 is rare, and PyAV cannot make the probe frame `_yuv_to_rgb` fits from)
-_DEEP420 = {"yuv420p10le": 10}
+#: planar YUV formats made from their planes: (bits per sample, chroma subsampling across,
+#: down); deeper samples sit in the low bits of 16 (10-bit HEVC, AV1 and VP9 remasters; ProRes
+#: and FFV1 masters in 4:2:2). 12-bit is rare, and PyAV cannot make `_yuv_to_rgb`'s probe.
+_PLANAR: dict[str, tuple[int, int, int]] = {
+    "yuv420p": (8, 2, 2),
+    "yuvj420p": (8, 2, 2),
+    "yuv422p": (8, 2, 1),
+    "yuvj422p": (8, 2, 1),
+    "yuv444p": (8, 1, 1),
+    "yuvj444p": (8, 1, 1),
+    "yuv420p10le": (10, 2, 2),
+    "yuv422p10le": (10, 2, 1),
+    "yuv444p10le": (10, 1, 1),
+}
 
 
 def _into(made: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -494,7 +508,7 @@ def _into(made: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 def _plane(p: Any, dtype: Any = np.uint8) -> np.ndarray:
     """A decoded plane as a (height, width) view of FFmpeg's buffer (no copy), of `dtype`
-    samples (uint8, or uint16 for the deeper formats: little-endian, as `_DEEP420` are)."""
+    samples (uint8, or uint16 for the deeper formats: little-endian, as `_PLANAR`'s are)."""
     step = np.dtype(dtype).itemsize
     return np.frombuffer(p, dtype).reshape(p.height, p.line_size // step)[:, : p.width]
 
@@ -511,37 +525,44 @@ def _yuv_to_rgb(frame: Any) -> np.ndarray | None:
     key = (frame.format.name, int(frame.colorspace), int(frame.color_range))
     if key not in _MATRICES:
         rng = np.random.default_rng(0)
-        deep = _DEEP420.get(key[0], 0)
-        n = 64 if deep else 32
-        # Mid-range values, so that no channel clips whatever the matrix and range.
-        if deep:
-            # At the format's depth (the map takes its samples to 0-255 directly). FFmpeg
-            # interpolates these formats' chroma (the 8-bit ones' it replicates): chroma
-            # constant over blocks of 8 samples, the map fitted away from the blocks' edges.
-            up8 = 1 << (deep - 8)
-            luma = rng.integers(64 * up8, 160 * up8, (n, n)).astype(np.uint16)
-            blocks = rng.integers(108 * up8, 148 * up8, (2, n // 16, n // 16))
-            chroma = blocks.repeat(8, axis=1).repeat(8, axis=2).astype(np.uint16)
-            inner = np.isin(np.arange(n) // 2 % 8, (2, 3, 4, 5))
-            keep = (inner[:, None] & inner[None, :]).ravel()
-        else:
+        bits, fx, fy = _PLANAR[key[0]]
+        if key[0] in ("yuv420p", "yuvj420p"):
+            # Mid-range values, so that no channel clips whatever the matrix and range.
+            n = 32
             luma = rng.integers(64, 160, (n, n), dtype=np.uint8)
             chroma = rng.integers(108, 148, (2, n // 2, n // 2), dtype=np.uint8)
+            probe = av.VideoFrame.from_ndarray(
+                np.concatenate([luma.ravel(), chroma.ravel()]).reshape(n * 3 // 2, n),
+                format=key[0],
+            )
             keep = np.ones(n * n, bool)
-        probe = av.VideoFrame.from_ndarray(
-            np.concatenate([luma.ravel(), chroma.ravel()]).reshape(n * 3 // 2, n),
-            format=key[0],
-        )
+        else:
+            # FFmpeg interpolates these formats' chroma, or dithers their samples to 8 bits:
+            # chroma constant over blocks of 8 samples, the map fitted away from the blocks'
+            # edges; samples at the format's depth (the map takes them to 0-255 directly).
+            n, up8 = 64, 1 << (bits - 8)
+            dtype = np.uint16 if bits > 8 else np.uint8
+            luma = rng.integers(64 * up8, 160 * up8, (n, n)).astype(dtype)
+            blocks = rng.integers(108 * up8, 148 * up8, (2, n // fy // 8, n // fx // 8))
+            chroma = blocks.repeat(8, axis=1).repeat(8, axis=2).astype(dtype)
+            probe = av.VideoFrame(n, n, key[0])
+            for plane, data in zip(probe.planes, (luma, chroma[0], chroma[1]), strict=True):
+                rows = np.zeros((plane.height, plane.line_size // data.itemsize), dtype)
+                rows[:, : data.shape[1]] = data
+                plane.update(rows.tobytes())
+            inner_x = np.isin(np.arange(n) // fx % 8, (2, 3, 4, 5))
+            inner_y = np.isin(np.arange(n) // fy % 8, (2, 3, 4, 5))
+            keep = (inner_y[:, None] & inner_x[None, :]).ravel()
         probe.colorspace, probe.color_range = frame.colorspace, frame.color_range
         rgb = probe.to_ndarray(format="rgb24").reshape(-1, 3).astype(np.float64)[keep]
-        up = chroma.repeat(2, axis=1).repeat(2, axis=2).reshape(2, -1)
+        up = chroma.repeat(fy, axis=1).repeat(fx, axis=2).reshape(2, -1)
         a = np.column_stack([luma.ravel(), up[0], up[1], np.ones(n * n)]).astype(np.float64)
         a = a[keep]
         m, *_ = np.linalg.lstsq(a, rgb, rcond=None)
         fit = m.T.astype(np.float32)  # (3, 4)
         err = np.abs(a @ m - rgb).max()
         # (FFmpeg dithers deeper samples down to 8 bits: a level more of leeway)
-        _MATRICES[key] = fit if err < (3.0 if deep else 2.0) else None
+        _MATRICES[key] = fit if err < (3.0 if bits > 8 else 2.0) else None
     return _MATRICES[key]
 
 
