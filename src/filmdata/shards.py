@@ -174,14 +174,14 @@ def _png_rows(h: int, row: int) -> np.ndarray:
     return raw
 
 
-#: How far back deflate looks for repeated bytes in PNG data, as log2 bytes: 8 bytes, the last
-#: two RGB pixels. After the "Up" filter, matches further back (the same row) rarely pay, and
-#: the row above (769 bytes back at 256^2 RGB) the filter has used already; ISA-L level 1 then
-#: spends less on each byte. On synth's 256^2 frames, against the whole 32 KB window: clean GT
-#: 0.60 -> 0.50 ms and 7% smaller, degraded LQ 0.55 -> 0.49 ms and 8% larger (a film dataset's
-#: images 5% larger, a vhs one's 4% smaller). The zlib header declares a 256-byte window (the
-#: smallest it can), which holds every match: any inflater reads the stream.
-PNG_LOOKBACK_BITS = 3
+#: How far back deflate looks for repeated bytes in PNG data, as log2 bytes: the whole 32 KB
+#: window. (Looking back 8 bytes only, as the seventh session did, was a little faster, but
+#: ISA-L's output then depends on memory it does not initialise: the same pixels came out as
+#: other bytes, decoding right, in 2 of 10 runs that encoded 1 920 real 256^2 frames on two
+#: threads (4 and 24 of them), and in 1 of 480 between two synth processes; a 256-byte window
+#: in 1 of 16 runs. The whole window: the same bytes in all of 24 runs. Its LQ images are 14%
+#: smaller for 0.09 ms more each, its GT 8% larger at the same speed.)
+PNG_LOOKBACK_BITS = 15
 
 
 def _png_data(raw: np.ndarray) -> bytes:
@@ -195,13 +195,14 @@ def _png_data(raw: np.ndarray) -> bytes:
 
 def encode_png(img: np.ndarray) -> bytes:
     """An 8-bit PNG of (H, W), (H, W, 3) RGB or (H, W, 4) RGBA uint8: every row filtered "Up"
-    (numpy) and deflated by ISA-L at level 1, looking back 8 bytes (`PNG_LOOKBACK_BITS`).
+    (numpy) and deflated by ISA-L at level 1 (`PNG_LOOKBACK_BITS`): the same pixels, the
+    same bytes.
 
-    Measured on 256^2 frames: 0.5 ms against OpenCV/libpng's 1.8-2.0 ms at its fastest
-    settings, at about the same size (92 KB clean, 110 KB degraded). ISA-L releases the GIL, so the
-    encode threads run in parallel. The filtered rows go to a buffer the thread reuses and the
-    file is joined in one copy (the same bytes as the chunks built one by one, 40 us less a
-    frame).
+    Measured on 256^2 frames: 0.4-0.5 ms against OpenCV/libpng's 1.8-2.0 ms at its fastest
+    settings, at about the same size (61 KB clean, 104 KB degraded, real 720p footage). ISA-L
+    releases the GIL, so the encode threads run in parallel. The filtered rows go to a buffer
+    the thread reuses and the file is joined in one copy (the same bytes as the chunks built
+    one by one, 40 us less a frame).
     """
 
     if img.dtype != np.uint8 or img.ndim not in (2, 3) or img.size == 0:
