@@ -118,6 +118,7 @@ def test_gt_rederives_from_its_record_and_lq_is_degraded(
         ("yuvj422p", 1, 2),
         ("yuv444p", 5, 1),
         ("yuv444p10le", 1, 1),
+        ("yuv422p12le", 1, 1),
     ],
 )
 def test_resized_crops_match_an_area_resize_of_the_rgb_frame(

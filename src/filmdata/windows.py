@@ -382,8 +382,8 @@ class _Picture:
     FFmpeg's `rgb24` conversion applies to this frame (fitted from FFmpeg: `_yuv_to_rgb`).
     Against an area resize of the whole frame's RGB it differs by rounding only (8-bit 4:2:0:
     PSNR > 45 dB; crops at odd coordinates, whose chroma is sampled bilinearly, > 30 dB) at a
-    fifth of the cost. 10-bit and 4:2:2 (HEVC, AV1 and VP9 remasters; ProRes and FFV1
-    masters), where FFmpeg dithers and interpolates chroma: 47-51 dB on real footage; there its
+    fifth of the cost. 10/12-bit and 4:2:2 (HEVC, AV1 and VP9 remasters; ProRes and FFV1
+    masters), where FFmpeg dithers and interpolates chroma: 47-53 dB on real footage; there its
     own conversion of a 720p frame costs 4.8-8.6 ms, against 1.6 for 8-bit 4:2:0. Other
     formats take the exact RGB crop and resize it. `crop(x, y, w, h)` gives the exact RGB
     pixels of `frame.to_ndarray(format="rgb24")` in the box.
@@ -447,8 +447,8 @@ class _Picture:
             cu = cv2.warpAffine(u, warp, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
             cv = cv2.warpAffine(v, warp, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
         if bits > 8:
-            # 10-bit samples: the map takes them to 0-255 directly; OpenCV rounds and
-            # saturates to 16 bits, the top clipped here
+            # 10- and 12-bit samples: the map takes them to 0-255 directly; OpenCV rounds
+            # and saturates to 16 bits, the top clipped here
             rgb = np.minimum(cv2.transform(cv2.merge([yy, cu, cv]), m), 255)
             return _into(rgb.astype(np.uint8), out)
         return _into(cv2.transform(cv2.merge([yy, cu, cv]), m, dst=dst), out)
@@ -483,7 +483,7 @@ class _Picture:
 
 #: planar YUV formats made from their planes: (bits per sample, chroma subsampling across,
 #: down); deeper samples sit in the low bits of 16 (10-bit HEVC, AV1 and VP9 remasters; ProRes
-#: and FFV1 masters in 4:2:2). 12-bit is rare, and PyAV cannot make `_yuv_to_rgb`'s probe.
+#: and FFV1 masters in 4:2:2 at 10 or 12 bits).
 _PLANAR: dict[str, tuple[int, int, int]] = {
     "yuv420p": (8, 2, 2),
     "yuvj420p": (8, 2, 2),
@@ -494,6 +494,9 @@ _PLANAR: dict[str, tuple[int, int, int]] = {
     "yuv420p10le": (10, 2, 2),
     "yuv422p10le": (10, 2, 1),
     "yuv444p10le": (10, 1, 1),
+    "yuv420p12le": (12, 2, 2),
+    "yuv422p12le": (12, 2, 1),
+    "yuv444p12le": (12, 1, 1),
 }
 
 
