@@ -1032,6 +1032,34 @@ def test_decoding_in_halves_gives_the_very_frames_of_one_pass(
     assert not joins
 
 
+def test_a_video_of_one_keyframe_is_decoded_whole_on_the_decoders_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No keyframe but the first (a short clip of one shot): no second half to run, so the
+    decoder's own threads decode it (not one thread alone); the very frames of one pass."""
+    import importlib
+
+    import av
+
+    D = importlib.import_module("filmdata.pairing.descriptors")
+    path = _gop_video(tmp_path / "one.mp4", {"x264-params": "keyint=10000:scenecut=0"})
+    with av.open(str(path)) as c:
+        assert sum(p.is_keyframe for p in c.demux(c.streams.video[0])) == 1
+    plain = D.decode_gray(path, 64, 1, 80, threads=1)
+    counts: list[int] = []
+    decode_into = D._decode_into
+
+    def seen(c: object, v: object, path: str, threads: int, sink: object, bar: object) -> None:
+        counts.append(threads)
+        decode_into(c, v, path, threads, sink, bar)
+
+    monkeypatch.setattr(D, "_decode_into", seen)
+    got = D.decode_gray(path, 64, 1, 80, threads=2, halves=True)
+    assert counts == [2]
+    assert np.array_equal(got.small, plain.small) and got.kept.keys() == plain.kept.keys()
+    assert all(np.array_equal(got.kept[k], plain.kept[k]) for k in plain.kept)
+
+
 def test_a_noisy_tape_keeps_its_low_scoring_matches(tmp_path: Path) -> None:
     """Under heavy noise and blur, soft pictures match their GT frames at 0.3-0.45: the default
     confidence keeps them (1.000 of this tape's frames right in 3 encodings of it; at 0.45,

@@ -210,8 +210,8 @@ HALVES_MIN_SECONDS = 4.0
 
 def _halves(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> None:
     """Every frame of `v` into `sink` in order, the first half here and the second, from the
-    keyframe nearest the middle (found from the packets' flags, ~10 ms for 30 s of 1080p), on
-    a thread of its own, each on one decoder thread.
+    keyframe nearest the middle (`_middle_key`), on a thread of its own, each on one decoder
+    thread.
 
     FFmpeg's frame threads wait for each other's reference frames and cost CPU of their own;
     two decoders running from two keyframes have nothing to wait for: a 30 s GT decoded
@@ -221,29 +221,27 @@ def _halves(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> N
     before it (an open GOP's leading pictures) and its frames are numbered on from the
     first's. Where the join does not hold (no timestamps, a seek that lands elsewhere, a
     keyframe the first half does not show at its time), the first half goes on to the end,
-    as a plain decode would, and the second's work is dropped."""
+    as a plain decode would, and the second's work is dropped. A video with no keyframe but its
+    first (a short clip of one shot) is decoded whole on `threads` decoder threads."""
     tb = v.time_base
     seconds = float(v.duration * tb) if v.duration and tb else (c.duration or 0) / 1e6
-    if tb is None or seconds < HALVES_MIN_SECONDS:
+    middle = None
+    if tb is not None and seconds >= HALVES_MIN_SECONDS:
+        middle = _middle_key(path, (v.start_time or 0) + int(seconds / 2 / tb))
+    if middle is None:
         _decode_into(c, v, path, threads, sink, bar)
         return
     v.thread_count = 1
-    target = (v.start_time or 0) + int(seconds / 2 / tb)
     found: Future[int | None] = Future()
     second: list[tuple] = []
     stop = threading.Event()  # no join: the second half is not wanted
 
     def run_second() -> None:
-        """Decode from the keyframe before `target`; its pts into `found` (None: none)."""
+        """Decode from the keyframe `middle`; its pts into `found` (None: none)."""
         try:
             with av.open(path, metadata_errors="ignore") as c2:
                 v2 = c2.streams.video[0]
                 v2.thread_count = 1
-                # the keyframe nearest the middle (the packets' flags: no decoding)
-                keys = [p.pts for p in c2.demux(v2) if p.is_keyframe and p.pts is not None]
-                middle = min(keys, key=lambda k: abs(k - target)) if keys else None
-                if middle is None or middle <= min(keys):
-                    return
                 c2.seek(middle, stream=v2, backward=True)
                 start: int | None = None
                 for frame in c2.decode(v2):
@@ -295,6 +293,21 @@ def _halves(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> N
     bar.update()  # no join after all: the rest here, from that frame on
     sink.add(i, frame)
     _rest(frames, path, sink, bar)
+
+
+def _middle_key(path: str, target: int) -> int | None:
+    """The pts of the keyframe nearest `target` (the packets' flags, no decoding: ~10 ms for
+    30 s of 1080p), None where it would be the first or there is none."""
+    try:
+        with av.open(path, metadata_errors="ignore") as c:
+            v = c.streams.video[0]
+            keys = [p.pts for p in c.demux(v) if p.is_keyframe and p.pts is not None]
+    except (av.error.FFmpegError, ValueError):
+        return None
+    if not keys:
+        return None
+    middle = min(keys, key=lambda k: abs(k - target))
+    return None if middle <= min(keys) else middle
 
 
 def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
