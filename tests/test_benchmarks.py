@@ -38,3 +38,20 @@ def test_per_op_times_count_the_ops_that_ran_and_leave_the_registry_as_it_was() 
     assert set(spent) == ran
     assert all(ms >= 0 and 1 <= used <= 3 for ms, used in spent.values())
     assert {name: op.apply for name, op in OPS.items()} == before
+
+
+def test_the_synth_benchmark_degrades_a_real_clips_own_centre_squares(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from conftest import make_clip
+    from filmdata.video import read_frames
+
+    path, _ = make_clip(tmp_path / "clip.mp4", (12,), (96, 64), seed=2)
+    names = runpy.run_path(str(BENCHMARKS[0].parent / "synth.py"), run_name="clip_frames")
+    got = names["clip_frames"](path, 10, 32)
+    whole = read_frames(path)
+    want = [cv2.resize(f[:, 16:80], (32, 32), interpolation=cv2.INTER_AREA) for f in whole[:10]]
+    assert got.shape == (10, 32, 32, 3) and np.array_equal(got, np.stack(want))
+    with pytest.raises(SystemExit, match="12 frames decode, 20 wanted"):
+        names["clip_frames"](path, 20, 32)
