@@ -484,19 +484,16 @@ class _Picture:
 #: planar YUV formats made from their planes: (bits per sample, chroma subsampling across,
 #: down); deeper samples sit in the low bits of 16 (10-bit HEVC, AV1 and VP9 remasters; ProRes
 #: and FFV1 masters in 4:2:2 at 10 or 12 bits).
+_SUBSAMPLING = {"420": (2, 2), "422": (2, 1), "444": (1, 1)}
 _PLANAR: dict[str, tuple[int, int, int]] = {
-    "yuv420p": (8, 2, 2),
-    "yuvj420p": (8, 2, 2),
-    "yuv422p": (8, 2, 1),
-    "yuvj422p": (8, 2, 1),
-    "yuv444p": (8, 1, 1),
-    "yuvj444p": (8, 1, 1),
-    "yuv420p10le": (10, 2, 2),
-    "yuv422p10le": (10, 2, 1),
-    "yuv444p10le": (10, 1, 1),
-    "yuv420p12le": (12, 2, 2),
-    "yuv422p12le": (12, 2, 1),
-    "yuv444p12le": (12, 1, 1),
+    f"{kind}{sub}p{suffix}": (bits, *_SUBSAMPLING[sub])
+    for sub in _SUBSAMPLING
+    for kind, suffix, bits in (
+        ("yuv", "", 8),
+        ("yuvj", "", 8),
+        ("yuv", "10le", 10),
+        ("yuv", "12le", 12),
+    )
 }
 
 
