@@ -15,6 +15,7 @@ and each ratio against the reference.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -196,6 +197,7 @@ def main() -> None:
 
     footage = args.input or make_footage(work, args.width, args.height, n + t)
     out = work / "ds"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh dataset, not --overwrite's removal timed
     t0, c0 = time.perf_counter(), time.process_time()
     summary = synth(
         templates,
@@ -223,7 +225,6 @@ def main() -> None:
     )
     # The whole command, as a user runs it: a fresh process (Python, torch's import, ...).
     import json
-    import shutil
     import subprocess
 
     cli = shutil.which("filmdata") or str(Path(sys.executable).with_name("filmdata"))
