@@ -770,3 +770,52 @@ def test_input_crops_stay_inside_a_pillarboxed_picture(tmp_path: Path) -> None:
     assert input_clips([plain])[0].box == (0, 0, 96, 72)
     with av.open(str(plain)) as c:
         assert len(key_samples(c, c.streams.video[0])) == 1  # its edges are not dark
+
+
+@pytest.mark.parametrize(
+    ("codec", "pix_fmt", "name"),
+    [("ffv1", "yuv422p10le", "master.mkv"), ("libx265", "yuv420p10le", "remaster.mp4")],
+)
+def test_deep_footage_makes_windows_whose_gt_rederives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str, pix_fmt: str, name: str
+) -> None:
+    """A 10-bit master (FFV1 4:2:2) or remaster (HEVC 4:2:0) in, the GT windows cut from its
+    planes: each re-derives from its record (FFmpeg's RGB of the frame, cropped, resized by
+    area) within rounding."""
+    import av
+
+    from filmdata import windows
+    from filmdata.video import write_video
+
+    maps: list[bool] = []  # crop by crop: the planes' path tried, FFmpeg's map found
+    fitted = windows._yuv_to_rgb
+
+    def seen(frame: av.VideoFrame) -> np.ndarray | None:
+        m = fitted(frame)
+        maps.append(m is not None)
+        return m
+
+    monkeypatch.setattr(windows, "_yuv_to_rgb", seen)
+    try:
+        av.codec.Codec(codec, "w")
+    except ValueError:  # UnknownCodecError (PyAV's wheels ship both encoders)
+        pytest.skip(f"this FFmpeg has no {codec} encoder")
+
+    frames, _ = render_shots((12,), 128, 96, seed=6)
+    path = tmp_path / name
+    opts = {"x265-params": "log-level=none"} if codec == "libx265" else {}
+    write_video(path, frames, 24.0, codec=codec, crf=None, pix_fmt=pix_fmt, options=opts)
+    with av.open(str(path)) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
+    out = tmp_path / "ds"
+    synth(_templates(), "film", [path], out=out, root=tmp_path / "root", clip_len=4, size=32,
+          seed=1, device="cpu", quiet=True)  # fmt: skip
+    rows = _rows(out)
+    assert len(rows) == 3 and len(maps) == 12 and all(maps)
+    for row in rows:
+        x, y, w, h = (row["crop"][key] for key in "xywh")
+        for k, g in enumerate(row["gt"]):
+            src = decoded[row["start_frame"] + k][y : y + h, x : x + w]
+            ref = cv2.resize(src, (32, 32), interpolation=cv2.INTER_AREA)
+            assert _psnr(decode_image(g["bytes"]), ref) > 35  # (real footage: 47-53 dB)
