@@ -80,24 +80,23 @@ def make_footage(folder: Path, width: int, height: int, frames: int) -> Path:
     return path
 
 
-def clip_frames(path: Path, n: int, size: int) -> np.ndarray:
-    """The first `n` frames of `path` as (n, size, size, 3) uint8 RGB: each frame's centre
-    square, area-resized (what the degrade-only contenders work on)."""
+def clip_frames(path: Path, n: int | None, size: int) -> np.ndarray:
+    """The first `n` frames of `path` (None: all of them) as (n, size, size, 3) uint8 RGB:
+    each frame's centre square, area-resized (what the degrade-only contenders work on)."""
     import cv2
 
     from filmdata.video import iter_frames
 
-    out = np.empty((n, size, size, 3), np.uint8)
-    k = 0
-    for k, (_, f) in enumerate(iter_frames(path, 0, n), 1):
+    out = []
+    for _, f in iter_frames(path, 0, n):
         h, w = f.shape[:2]
         e = min(h, w)
         y, x = (h - e) // 2, (w - e) // 2
         square = f[y : y + e, x : x + e]
-        cv2.resize(square, (size, size), dst=out[k - 1], interpolation=cv2.INTER_AREA)
-    if k < n:
-        raise SystemExit(f"{path}: {k} frames decode, {n} wanted")
-    return out
+        out.append(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA))
+    if n is not None and len(out) < n:
+        raise SystemExit(f"{path}: {len(out)} frames decode, {n} wanted")
+    return np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
 def main() -> None:
@@ -135,11 +134,10 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="filmdata-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     t, s = args.clip_len, args.size
-    if args.input is not None:
-        from filmdata.video import probe
-
-        available = probe(args.input).frames
-        n = min(args.frames or available, available)
+    squares = None
+    if args.input is not None:  # decoded once: its frames count, and are the contenders' GT
+        squares = clip_frames(args.input, None, s)
+        n = min(args.frames or len(squares), len(squares))
     else:
         n = args.frames or 256
     windows = max(1, n // t)
@@ -150,8 +148,8 @@ def main() -> None:
     )
 
     # GT frames for the degrade-only contenders (the same frames for both).
-    if args.input is not None:
-        gt_frames = clip_frames(args.input, n, s)
+    if squares is not None:
+        gt_frames = squares[:n]
     else:
         gt_frames, _ = render_shots((n,), s, s, seed=5)
 
