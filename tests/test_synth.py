@@ -819,3 +819,29 @@ def test_deep_footage_makes_windows_whose_gt_rederives(
             src = decoded[row["start_frame"] + k][y : y + h, x : x + w]
             ref = cv2.resize(src, (32, 32), interpolation=cv2.INTER_AREA)
             assert _psnr(decode_image(g["bytes"]), ref) > 35  # (real footage: 47-53 dB)
+
+
+def test_an_in_process_run_leaves_the_callers_objects_out_of_full_collections(
+    footage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With torch loaded by the caller, the objects alive at the start are frozen for the run
+    (a full collection would walk torch's million, holding the GIL), and given back after."""
+    import gc
+    import importlib
+
+    import torch  # noqa: F401 - loaded by the caller, as a notebook or the benchmark does
+
+    mod = importlib.import_module("filmdata.synth")
+    seen: list[int] = []
+    degrade = mod.Degrader.degrade
+
+    def watched(self, x, deg):  # type: ignore[no-untyped-def]
+        seen.append(gc.get_freeze_count())
+        return degrade(self, x, deg)
+
+    monkeypatch.setattr(mod.Degrader, "degrade", watched)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    synth(_templates(), "film", [footage], out=tmp_path / "ds", root=tmp_path / "root",
+          clip_len=T, size=S, device="cpu", quiet=True)  # fmt: skip
+    assert seen and min(seen) > 1000  # the caller's objects, frozen while windows were made
+    assert gc.isenabled() and gc.get_freeze_count() == 0

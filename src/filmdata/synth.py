@@ -162,6 +162,29 @@ def _no_gc() -> Iterator[None]:
         gc.enable()
 
 
+@contextlib.contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """The objects alive when a run starts (torch's, a caller's) left out of the cyclic garbage
+    collector's passes until it ends (`gc.freeze`, then `gc.unfreeze`). Where torch was loaded
+    the usual way (an in-process caller: `synth()` from a notebook, the benchmark), each full
+    collection walks its million objects with the GIL held, stopping every worker and the
+    reader meanwhile (30 s of 720p in process: one such pass of 93 ms). What the run itself
+    leaves is collected as before. Nothing happens where torch is not loaded yet (the run
+    loads it, and freezes what its import made for good: `_no_gc`) or objects are frozen
+    already (this would unfreeze them)."""
+    import gc
+    import sys
+
+    if not gc.isenabled() or gc.get_freeze_count() or "torch" not in sys.modules:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 #: torch's C++ libraries, in the order and with the dlopen flags its import loads them
 #: (`torch._load_global_deps`, then `torch._C`'s dependencies).
 _TORCH_LIBS = (("libtorch_global_deps.so", 0x100 | 0x2), ("libtorch_cpu.so", 0x2))
@@ -632,6 +655,7 @@ def _dataset_dir(root: Path, out: str | os.PathLike[str] | None, name: str | Non
     return datasets_dir(root) / name
 
 
+@_gc_frozen()
 def synth(
     templates: str | os.PathLike[str],
     preset: str = "film",
