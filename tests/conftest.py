@@ -37,6 +37,25 @@ def make_clip(
     return path, cuts
 
 
+def write_turned(path: Path, frames: np.ndarray, degrees: int, fps: int = 24) -> Path:
+    """Encode upright RGB `frames` as a phone stores them: each picture turned `-degrees` and
+    a display matrix that turns it `degrees` back (counter-clockwise) for the player."""
+    import av
+
+    k = round(degrees / 90) % 4
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=fps)
+        first = np.rot90(frames[0], -k)
+        s.width, s.height, s.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        s.options = {"crf": "12"}
+        s.set_display_rotation(degrees)
+        for f in frames:
+            stored = np.ascontiguousarray(np.rot90(f, -k))
+            out.mux(s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        out.mux(s.encode())
+    return path
+
+
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 24-frame 96x64 H.264 clip with one cut at frame 12."""

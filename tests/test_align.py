@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import write_turned
 from filmdata.cli import app
 from filmdata.errors import MediaError
 from filmdata.pairing import align
@@ -37,7 +38,7 @@ from filmdata.pairing.temporal import (
     step_table,
     viterbi,
 )
-from filmdata.video import write_video
+from filmdata.video import read_frames, write_video
 
 GT_SIZE = (192, 108)
 align_module = sys.modules["filmdata.pairing.align"]  # (the package exports the function)
@@ -167,6 +168,17 @@ def test_align_a_pillarboxed_gt(tmp_path: Path) -> None:
     a = align(tape.path, gt)
     acc = frame_accuracy(tape.mapping, a.mapping, identical_runs(gt))
     assert acc >= 0.95, acc
+    assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
+
+
+def test_align_a_tape_recorded_turned(tmp_path: Path, pans: tuple[Path, Tape]) -> None:
+    """A capture a phone stored turned a quarter, with the display matrix that turns it back:
+    aligned as it is shown (as stored, the picture would lie on its side)."""
+    gt, tape = pans
+    turned = write_turned(tmp_path / "turned.mp4", read_frames(tape.path), -90, fps=25)
+    a = align(turned, gt)
+    assert a.quality["lq"]["width"] == 160 and a.quality["lq"]["height"] == 120
+    assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
     assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
 
 

@@ -845,3 +845,30 @@ def test_an_in_process_run_leaves_the_callers_objects_out_of_full_collections(
           clip_len=T, size=S, device="cpu", quiet=True)  # fmt: skip
     assert seen and min(seen) > 1000  # the caller's objects, frozen while windows were made
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_clip_recorded_turned_makes_upright_windows(tmp_path: Path) -> None:
+    """A phone's clip (pictures stored turned, a display matrix turning them back): windows
+    are cut from the pictures as shown, and every GT re-derives from its record against the
+    frames OpenCV (like a player) shows."""
+    from conftest import write_turned
+
+    shown, _ = render_shots((20,), 72, 96, seed=9)  # upright: 72 wide, 96 tall
+    path = write_turned(tmp_path / "phone.mp4", shown, 90)
+    out = tmp_path / "ds"
+    synth(_templates(), "film", [path], out=out, root=tmp_path / "root", clip_len=T, size=S,
+          seed=1, device="cpu", quiet=True)  # fmt: skip
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1][:, :, ::-1])
+    assert frames[0].shape == (96, 72, 3)
+    rows = _rows(out)
+    assert rows
+    for row in rows:
+        c = row["crop"]
+        assert c["x"] + c["w"] <= 72 and c["y"] + c["h"] <= 96
+        for k, g in enumerate(row["gt"]):
+            src = frames[row["start_frame"] + k][c["y"] : c["y"] + c["h"], c["x"] : c["x"] + c["w"]]
+            ref = cv2.resize(src, (S, S), interpolation=cv2.INTER_AREA)
+            assert _psnr(decode_image(g["bytes"]), ref) > 45

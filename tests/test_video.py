@@ -5,8 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_turned
 from filmdata.errors import MediaError
-from filmdata.video import iter_frames, probe, read_frames, write_video
+from filmdata.synthetic import render_shots
+from filmdata.video import iter_decoded, iter_frames, luma, probe, read_frames, write_video
 
 
 def test_probe_counts_frames(clip: Path) -> None:
@@ -77,3 +79,32 @@ def test_luma_of_deeper_video_is_its_top_eight_bits(deep: str) -> None:
     eight = luma(deeper.reformat(format="gray" if deep.startswith("gray") else "yuv420p"))
     assert np.abs(got.astype(int) - eight.astype(int)).max() <= 1
     assert np.corrcoef(got.ravel(), y.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_a_turned_stream_decodes_upright_as_players_show_it(tmp_path: Path, degrees: int) -> None:
+    """A phone's recording: pictures stored turned, with a display matrix that turns them
+    back. Frames, sizes and luma come as players, FFmpeg's command and OpenCV show them."""
+    import cv2
+
+    frames, _ = render_shots((6,), 64, 48, seed=2)  # upright: 64 wide, 48 tall
+    path = write_turned(tmp_path / "turned.mp4", frames, degrees)
+    for p in (probe(path), probe(path, count=False)):
+        assert (p.width, p.height) == (64, 48)
+    stored = probe(path, count=False, as_shown=False)
+    assert (stored.width, stored.height) == ((48, 64) if degrees % 180 else (64, 48))
+    cap = cv2.VideoCapture(str(path))  # OpenCV turns them as players do
+    n = 0
+    for (_, f), (_, raw) in zip(iter_frames(path), iter_decoded(path), strict=True):
+        ok, shown = cap.read()
+        assert ok and f.shape == shown.shape == (48, 64, 3)
+        assert np.abs(f.astype(int) - shown[:, :, ::-1]).mean() < 0.5
+        y = luma(raw)  # (as coded: limited range)
+        assert y.shape == (48, 64) and y.flags.c_contiguous
+        # the pictures that were encoded (turned the wrong way: no likeness, r ~ 0)
+        r = np.corrcoef(y.ravel(), cv2.cvtColor(frames[n], cv2.COLOR_RGB2GRAY).ravel())[0, 1]
+        assert r > 0.97
+        n += 1
+    assert n == 6
+    _, small = next(iter_frames(path, gray=True, size=(32, 24)))
+    assert small.shape == (24, 32)

@@ -428,7 +428,7 @@ def _frame_pixels(windows: Sequence[Window]) -> int:
     sizes = [1]
     for path in list(dict.fromkeys(w.path for w in windows))[:8]:
         try:
-            p = probe(path, count=False)
+            p = probe(path, count=False, as_shown=False)  # (a turn keeps the product)
             sizes.append(p.width * p.height)
         except FilmdataError:
             sizes.append(1920 * 1080)  # unreadable: the reader reports it; assume HD meanwhile

@@ -3,6 +3,10 @@
 Frames are numbered by decode order from the stream's start (frame 0 is the first decoded
 frame), never rounded to keyframes: `iter_frames(path, start, end)` seeks to a keyframe before
 `start` and decodes forward, dropping frames until `start`.
+
+Frames are stood upright: a stream whose display matrix turns its pictures (a phone stores its
+sensor's landscape pixels and the turn for the player) is decoded into the pictures players,
+FFmpeg's command and OpenCV show (`turns`); sizes, boxes and crops are in their pixels.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ AUDIO_EXTENSIONS = frozenset({"m4a", "mp3", "aac", "opus", "ogg", "wav", "flac"}
 @dataclass(frozen=True)
 class Probe:
     """What a media file holds. `frames` counts frames that decode; `declared_frames` is what
-    the container claims (0 when it does not say)."""
+    the container claims (0 when it does not say); `width` and `height` are the pictures' as
+    shown (a turned stream's swapped: `turns`), unless probed with `as_shown=False`."""
 
     container: str
     codec: str
@@ -165,22 +170,36 @@ _DEEP_PLANAR = re.compile(r"^(?:yuva?(?:420|422|440|444)p|gray)(9|10|12|14|16)(l
 _DEEP_HIGH = re.compile(r"^p0(10|12|16)(le|be)$")
 
 
+def turns(frame: av.VideoFrame) -> int:
+    """Quarter turns, counter-clockwise (`np.rot90`'s k), that stand a decoded frame upright:
+    its display matrix's rotation (the nearest quarter turn), as players, FFmpeg's command and
+    OpenCV apply it; 0 without one."""
+    r = getattr(frame, "rotation", 0) or 0
+    return int(round(r / 90)) % 4
+
+
+def upright(a: np.ndarray, k: int) -> np.ndarray:
+    """An (H, W, ...) picture turned by `k` quarter turns counter-clockwise: `a` itself for 0,
+    else a contiguous copy (OpenCV takes no negative strides)."""
+    return a if k == 0 else np.ascontiguousarray(np.rot90(a, k))
+
+
 def luma(frame: av.VideoFrame) -> np.ndarray:
-    """A frame's Y plane (H, W) uint8 as coded (its range as coded, no colour conversion): a
-    view of it for 8-bit YUV, its top 8 bits for deeper YUV (10-bit HEVC, AV1, ProRes, ...);
-    any other format converted to gray."""
+    """A frame's Y plane (H, W) uint8 as coded (its range as coded, no colour conversion),
+    upright (`turns`): a view of it for 8-bit YUV, its top 8 bits for deeper YUV (10-bit HEVC,
+    AV1, ProRes, ...); any other format converted to gray."""
     name = frame.format.name
     p = frame.planes[0]
     if name in _LUMA_FORMATS:
         y = np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
-        return y[:, : frame.width]
+        return upright(y[:, : frame.width], turns(frame))
     m = _DEEP_PLANAR.match(name) or _DEEP_HIGH.match(name)
     if m:
         bits = 16 if m.re is _DEEP_HIGH else int(m.group(1))
         dtype = "<u2" if m.group(2) == "le" else ">u2"
         y = np.frombuffer(memoryview(p), dtype).reshape(p.height, p.line_size // 2)
-        return (y[:, : frame.width] >> (bits - 8)).astype(np.uint8)
-    return frame.to_ndarray(format="gray")
+        return upright((y[:, : frame.width] >> (bits - 8)).astype(np.uint8), turns(frame))
+    return upright(frame.to_ndarray(format="gray"), turns(frame))
 
 
 def _thumb(frame: av.VideoFrame, width: int = 64) -> np.ndarray:
@@ -224,7 +243,11 @@ def stream_fps(stream: Any) -> float:
 
 
 def probe(
-    path: str | os.PathLike[str], *, count: bool = True, timeout: float | None = None
+    path: str | os.PathLike[str],
+    *,
+    count: bool = True,
+    timeout: float | None = None,
+    as_shown: bool = True,
 ) -> Probe:
     """Probe a media file; with `count`, decode every frame to count those that decode.
 
@@ -232,16 +255,19 @@ def probe(
         path: the file.
         count: decode the whole stream to count frames (catches truncated and corrupt files).
         timeout: seconds; when given, the probe runs in a child process that is killed past it.
+        as_shown: width and height as the pictures are shown (`turns`; without `count`, the
+            first frame is decoded to learn its turn: 8 ms at 720p, 23 at 1080p); False: as
+            stored, for a caller that takes the sizes from the frames it decodes.
 
     Raises:
         MediaError: not media, no video stream, nothing decodes, or the time limit passed.
     """
     if timeout is not None:
-        return run_limited(_probe, (str(path), count), timeout, what=f"{path}: probe")
-    return _probe(str(path), count)
+        return run_limited(_probe, (str(path), count, as_shown), timeout, what=f"{path}: probe")
+    return _probe(str(path), count, as_shown)
 
 
-def _probe(path: str, count: bool) -> Probe:
+def _probe(path: str, count: bool, as_shown: bool = True) -> Probe:
     with _open(path) as c:
         v = _video_stream(c, path)
         fps = stream_fps(v)
@@ -254,19 +280,23 @@ def _probe(path: str, count: bool) -> Probe:
         if declared == 0 and duration > 0:
             declared = int(round(duration * fps))
         audio = c.streams.audio[0] if c.streams.audio else None
-        n = 0
+        n = k = 0
         width, height = v.codec_context.width, v.codec_context.height
         if count:
             v.thread_type = "AUTO"
             try:
                 for frame in c.decode(v):
                     if n == 0:
-                        width, height = frame.width, frame.height
+                        width, height, k = frame.width, frame.height, turns(frame)
                     n += 1
             except (av.error.FFmpegError, ValueError):
                 pass  # a corrupt tail: count what decoded
             if n == 0:
                 raise MediaError(f"{path}: no frame decodes")
+        elif as_shown:
+            k = _first_turns(c, v)
+        if k % 2 and as_shown:
+            width, height = height, width
         if not width or not height:
             raise MediaError(f"{path}: video stream has no picture size")
         return Probe(
@@ -281,6 +311,30 @@ def _probe(path: str, count: bool) -> Probe:
             audio=audio is not None,
             audio_codec=audio.codec_context.name if audio is not None else None,
         )
+
+
+def upright_size(container: Any, stream: Any, width: int, height: int) -> tuple[int, int]:
+    """(width, height) of an open stream's pictures as shown: swapped where its first frame is
+    turned a quarter (`turns`). Decodes that frame from the stream's start."""
+    try:
+        container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
+    except (av.error.FFmpegError, ValueError):
+        return width, height
+    k = _first_turns(container, stream)
+    return (height, width) if k % 2 else (width, height)
+
+
+def _first_turns(container: Any, stream: Any) -> int:
+    """`turns` of a stream's first frame (one frame decoded on one thread: 1.5 ms for a 480p
+    tape, 8 for 720p, 23 for 1080p; the turn is the container's, not in its header's sizes);
+    0 where nothing decodes (the caller's decode reports it)."""
+    if not stream.codec_context.is_open:
+        stream.thread_count = 1
+    try:
+        frame = next(container.decode(stream), None)
+    except (av.error.FFmpegError, ValueError):
+        return 0
+    return turns(frame) if frame is not None else 0
 
 
 def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -336,11 +390,11 @@ def iter_frames(
         path: the video.
         start, end: half-open range of decoded frame indices (end None: to the last).
         gray: yield (H, W) uint8 luma instead of (H, W, 3) RGB.
-        size: (width, height) to scale to in the decoder (area-like, fast).
+        size: (width, height) to scale to in the decoder (area-like, fast), upright.
         step: yield every `step`-th frame.
 
     Yields:
-        (index, frame) pairs, frame uint8 (H, W, 3) RGB or (H, W).
+        (index, frame) pairs, frame uint8 (H, W, 3) RGB or (H, W), upright (`turns`).
     """
     from av.video.reformatter import VideoReformatter
 
@@ -354,7 +408,10 @@ def iter_frames(
     for index, frame in iter_decoded(path, start, end):
         if (index - start) % step:
             continue
-        yield index, convert.reformat(frame, **kw).to_ndarray()
+        k = turns(frame)
+        # a quarter-turned stream is scaled as stored, to `size` turned back
+        args = {**kw, "width": size[1], "height": size[0]} if k % 2 and size else kw
+        yield index, upright(convert.reformat(frame, **args).to_ndarray(), k)
 
 
 def iter_decoded(

@@ -78,7 +78,7 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
     bars of a letterboxed or pillarboxed video, found on a few keyframes: `key_samples`)."""
     import av
 
-    from .video import _open, _video_stream, key_samples, picture_box, stream_fps
+    from .video import _open, _video_stream, key_samples, picture_box, stream_fps, upright_size
 
     clips, seen = [], set()
     for p in inputs:
@@ -95,7 +95,9 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
                 raise MediaError(f"{path}: cannot read: {e}") from None
             if n == 0 or not w or not h:
                 raise MediaError(f"{path}: no video frames")
-            box = picture_box(key_samples(c, v), w, h)
+            samples = key_samples(c, v)  # upright
+            w, h = upright_size(c, v, w, h)  # a turned stream: its sizes as shown
+            box = picture_box(samples, w, h)
         _remember_stream(str(path), w, h, n)
         base = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._") or "input"
         source, k = base, 1
@@ -409,8 +411,11 @@ class _Picture:
         written into `out` (a C-contiguous array of that shape) when given."""
         import cv2
 
+        from .video import turns
+
         f = self.frame
-        kind = _PLANAR.get(f.format.name)
+        # (a turned frame, `video.turns`: its exact RGB, turned, then the crop)
+        kind = _PLANAR.get(f.format.name) if not turns(f) else None
         bits, fx, fy = kind if kind is not None else (8, 1, 1)
         # the box on whole chroma samples (always so without subsampling)
         even = not (fx > 1 and (x % 2 or w % 2)) and not (fy > 1 and (y % 2 or h % 2))
@@ -454,7 +459,8 @@ class _Picture:
         return _into(cv2.transform(cv2.merge([yy, cu, cv]), m, dst=dst), out)
 
     def crop(self, x: int, y: int, w: int, h: int) -> np.ndarray:
-        """The exact `rgb24` pixels of the box `(x, y, w, h)`: (h, w, 3) uint8.
+        """The exact `rgb24` pixels of the box `(x, y, w, h)` of the upright picture (`turns`):
+        (h, w, 3) uint8.
 
         For yuv420p the box's planes are cut at even coordinates and converted alone: swscale
         replicates chroma for unscaled 4:2:0 -> RGB, so this gives the very pixels of
@@ -462,11 +468,14 @@ class _Picture:
         """
         import av
 
+        from .video import turns, upright
+
         f = self.frame
         hh, ww = f.height, f.width
-        if f.format.name != "yuv420p" or hh % 2 or ww % 2:
+        k = turns(f)
+        if k or f.format.name != "yuv420p" or hh % 2 or ww % 2:
             if self.rgb is None:
-                self.rgb = f.to_ndarray(format="rgb24")
+                self.rgb = upright(f.to_ndarray(format="rgb24"), k)
             return self.rgb[y : y + h, x : x + w]
         luma, u, v = self.planes()
         x0, y0 = x - x % 2, y - y % 2
@@ -599,7 +608,7 @@ def decode_threads(path: str, size: int, cores: int) -> int:
         if known is not None:
             width, height, frames = known
         else:
-            p = probe(path, count=False)
+            p = probe(path, count=False, as_shown=False)  # (a turn keeps the product)
             width, height = p.width, p.height
             frames = p.duration * p.fps if p.duration > 0 else p.declared_frames
         if frames < 1:

@@ -175,7 +175,8 @@ def align(
             _align_kw, (lq, gt, kw), timeout, what=f"{lq}: align"
         )
     t0 = time.perf_counter()
-    pl, pg = probe(lq, count=False), probe(gt, count=False)
+    # (sizes as stored, for the decoders' budgets: the frames come upright and give their own)
+    pl, pg = probe(lq, count=False, as_shown=False), probe(gt, count=False, as_shown=False)
     share = SHARP_SHARE if memory_share is None else memory_share
     gv, lv = _decode(lq, gt, pl, pg, quiet, share)
     if gv.frames < 2 or lv.frames < 2:
