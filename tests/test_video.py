@@ -108,3 +108,28 @@ def test_a_turned_stream_decodes_upright_as_players_show_it(tmp_path: Path, degr
     assert n == 6
     _, small = next(iter_frames(path, gray=True, size=(32, 24)))
     assert small.shape == (24, 32)
+
+
+def test_a_cover_picture_embedded_before_the_video_is_not_taken_for_it(tmp_path: Path) -> None:
+    """A downloader may embed a thumbnail as a video stream of its own (in Matroska a
+    one-frame picture track, here before the video): the video is the stream that is not
+    the cover."""
+    import av
+
+    frames, _ = render_shots((10,), 64, 48, seed=4)
+    path = tmp_path / "with-cover.mkv"
+    with av.open(str(path), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.disposition = av.stream.Disposition.default
+        pic = np.zeros((32, 32, 3), np.uint8)
+        out.mux(cover.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")))
+        out.mux(cover.encode())
+        for f in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(video.encode())
+    p = probe(path)
+    assert (p.width, p.height, p.frames, p.codec) == (64, 48, 10, "h264")
+    assert read_frames(path).shape == (10, 48, 64, 3)

@@ -232,9 +232,15 @@ def _open(path: str | os.PathLike[str]) -> Any:
 
 
 def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
-    if not container.streams.video:
+    """The file's video: its first video stream that is not a cover picture (`attached_pic`:
+    a thumbnail a downloader embedded), the default one where several are left."""
+    streams = [
+        s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
+    ]
+    if not streams:
         raise MediaError(f"{path}: no video stream")
-    return container.streams.video[0]
+    default = [s for s in streams if s.disposition & av.stream.Disposition.default]
+    return (default or streams)[0]
 
 
 def stream_fps(stream: Any) -> float:

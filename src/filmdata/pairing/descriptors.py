@@ -23,7 +23,7 @@ import numpy as np
 
 from .._progress import progress
 from ..errors import MediaError
-from ..video import luma, stream_fps
+from ..video import _video_stream, luma, stream_fps
 
 _INTRA = av.video.frame.PictureType.I
 _FORWARD = av.video.frame.PictureType.P
@@ -84,9 +84,7 @@ def decode_gray(
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
         raise MediaError(f"{path}: cannot open as media: {e}") from None
     with c:
-        if not c.streams.video:
-            raise MediaError(f"{path}: no video stream")
-        v = c.streams.video[0]
+        v = _video_stream(c, path)
         fps = stream_fps(v)
         total = int(v.frames or 0) or None
         sink = _Sink(small_width, keep_every, keep_width, only, keep_near)
@@ -240,7 +238,7 @@ def _halves(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> N
         """Decode from the keyframe `middle`; its pts into `found` (None: none)."""
         try:
             with av.open(path, metadata_errors="ignore") as c2:
-                v2 = c2.streams.video[0]
+                v2 = _video_stream(c2, path)
                 v2.thread_count = 1
                 c2.seek(middle, stream=v2, backward=True)
                 start: int | None = None
@@ -300,7 +298,7 @@ def _middle_key(path: str, target: int) -> int | None:
     30 s of 1080p), None where it would be the first or there is none."""
     try:
         with av.open(path, metadata_errors="ignore") as c:
-            v = c.streams.video[0]
+            v = _video_stream(c, path)
             keys = [p.pts for p in c.demux(v) if p.is_keyframe and p.pts is not None]
     except (av.error.FFmpegError, ValueError):
         return None
