@@ -133,3 +133,44 @@ def test_a_cover_picture_embedded_before_the_video_is_not_taken_for_it(tmp_path:
     p = probe(path)
     assert (p.width, p.height, p.frames, p.codec) == (64, 48, 10, "h264")
     assert read_frames(path).shape == (10, 48, 64, 3)
+
+
+def _write_timed(path: Path, frames: np.ndarray, pts: list[int], gop: int = 250) -> Path:
+    """H.264 frames at the given pts (in 1/1000 s): a variable frame rate where they skip."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        s.options = {"crf": "20", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        for f, t in zip(frames, pts, strict=True):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            out.mux(s.encode(frame))
+        out.mux(s.encode())
+    return path
+
+
+@pytest.mark.parametrize("kind", ["vfr.mp4", "long-gop.ts"])
+def test_a_range_far_into_the_stream_is_the_range_of_a_decode_from_the_start(
+    tmp_path: Path, kind: str
+) -> None:
+    """Frame numbers are those of a decode from the start wherever the reader seeks: at a
+    variable frame rate (a capture that dropped 30 frames: numbering by pts times the frame
+    rate skipped 30 numbers and repeated others) and in a stream without an index (MPEG-TS)
+    whose only keyframe is the first (the seek landed past the range: nothing came)."""
+    frames, _ = render_shots((40, 40, 40), 48, 32, seed=5)
+    if kind == "vfr.mp4":  # 25 fps, but frames 30-59 of the capture are missing
+        pts = [40 * i for i in range(30)] + [40 * (i + 30) for i in range(30, 120)]
+        path = _write_timed(tmp_path / kind, frames, pts)
+    else:
+        path = _write_timed(tmp_path / kind, frames, [40 * i for i in range(120)], gop=1000)
+    every = read_frames(path, gray=True)
+    assert len(every) == 120
+    for start in (55, 60, 73, 100):
+        got = list(iter_frames(path, start, start + 4, gray=True))
+        assert [i for i, _ in got] == list(range(start, start + 4))
+        assert all(np.array_equal(f, every[i]) for i, f in got)

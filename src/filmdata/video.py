@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -430,10 +430,27 @@ def iter_decoded(
     """Decoded `av.VideoFrame`s `[start, end)`, numbered from the stream's first frame.
 
     Seeks to a keyframe a second before `start` (only when it is far from the start) and
-    decodes forward, numbering frames by their pts, so boundaries are never keyframe-rounded.
-    `threads`: FFmpeg's decoding threads (0: its choice, frame and slice threads). One thread
-    costs about 25% less CPU per frame, for a caller whose other threads keep the cores busy.
+    decodes forward, numbering each frame by the rank of its pts among the stream's (read
+    from its packets: `_presentation`), so boundaries are never keyframe-rounded and the
+    numbers are those of a decode from the start, at a variable frame rate too (a phone's
+    recording, a capture card's dropped frames); by pts times the frame rate where the
+    packets carry no pts. Where the seek lands past `start` (no index to seek by, as in
+    MPEG-TS, and no keyframe before it), it decodes from the start. `threads`: FFmpeg's
+    decoding threads (0: its choice, frame and slice threads). One thread costs about 25%
+    less CPU per frame, for a caller whose other threads keep the cores busy.
     """
+    landed = yield from _decoded(path, start, end, threads, seek=True)
+    if not landed:
+        # The seek landed past `start` (a stream without an index, such as MPEG-TS, and a long
+        # GOP: no keyframe before it to land on) or nowhere: from the start instead.
+        yield from _decoded(path, start, end, threads, seek=False)
+
+
+def _decoded(
+    path: str | os.PathLike[str], start: int, end: int | None, threads: int, seek: bool
+) -> Generator[tuple[int, Any], None, bool]:
+    """`iter_decoded`'s frames, from a seek where `seek` and `start` is far; returns False,
+    having yielded nothing, where a seek landed past `start` or no frame came after it."""
     with _open(path) as c:
         v = _video_stream(c, path)
         if threads == 1:
@@ -444,21 +461,33 @@ def iter_decoded(
         fps = stream_fps(v)
         tb = v.time_base
         first_pts: int | None = None
-        # Find the first frame's pts (frame 0), then seek only when far from the start.
-        seek = start > 2 * fps and tb is not None
+        order: np.ndarray | None = None
+        # Seek only when far from the start: to the frame a second before `start`.
+        seek = seek and start > 2 * fps and tb is not None
         if seek:
-            for frame in c.decode(v):
-                first_pts = frame.pts
-                break
-            target = (first_pts or 0) + int((start - fps) / fps / tb)
+            order = _presentation(path, c, v)
+            if order is not None:
+                first_pts = int(order[0])
+                target = int(order[min(len(order) - 1, max(0, start - round(fps)))])
+            else:
+                for frame in c.decode(v):
+                    first_pts = frame.pts
+                    break
+                target = (first_pts or 0) + int((start - fps) / fps / tb)
             c.seek(max(target, first_pts or 0), stream=v, backward=True)
         index = -1
+        first = True
         try:
             for frame in c.decode(v):
                 if seek and frame.pts is not None and tb is not None:
-                    index = int(round(float((frame.pts - (first_pts or 0)) * tb) * fps))
+                    index = _rank(order, frame.pts)
+                    if index < 0:
+                        index = int(round(float((frame.pts - (first_pts or 0)) * tb) * fps))
+                    if first and index > start:
+                        return False
                 else:
                     index += 1
+                first = False
                 if index < start:
                     continue
                 if end is not None and index >= end:
@@ -466,6 +495,46 @@ def iter_decoded(
                 yield index, frame
         except av.error.FFmpegError as e:
             raise MediaError(f"{path}: decode failed at frame {index + 1}: {e}") from None
+        return not (seek and first)
+
+
+# (path, size, mtime) -> the pts of a stream's frames in presentation order (`_presentation`)
+_ORDERS: dict[tuple[str, int, int], np.ndarray | None] = {}
+
+
+def _presentation(path: str | os.PathLike[str], container: Any, stream: Any) -> np.ndarray | None:
+    """The pts of every frame of an open stream, sorted: one a packet, less those an edit list
+    cuts away (`is_discard`: the decoder drops them), read by demuxing (no decoding: ~10 ms for
+    30 s of 1080p), remembered for the file. None where a packet has no pts or two share
+    one (no rank then). The container is left at its end: the caller seeks."""
+    st = os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _ORDERS:
+        pts: list[int] = []
+        try:
+            for pkt in container.demux(stream):
+                if not pkt.size or pkt.is_discard:
+                    continue
+                if pkt.pts is None:
+                    pts = []
+                    break
+                pts.append(pkt.pts)
+        except (av.error.FFmpegError, ValueError):
+            pts = []
+        a = np.sort(np.asarray(pts, np.int64))
+        ok = len(a) > 0 and bool(np.all(np.diff(a) > 0))
+        if len(_ORDERS) > 64:
+            _ORDERS.clear()
+        _ORDERS[key] = a if ok else None
+    return _ORDERS[key]
+
+
+def _rank(order: np.ndarray | None, pts: int) -> int:
+    """The index of a frame whose pts is `pts` in `order`; -1 where it is not there."""
+    if order is None:
+        return -1
+    i = int(np.searchsorted(order, pts))
+    return i if i < len(order) and order[i] == pts else -1
 
 
 def read_frames(
