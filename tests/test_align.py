@@ -452,6 +452,31 @@ def test_align_cli_json(runner: CliRunner, pans: tuple[Path, Tape]) -> None:
     assert isinstance(out["offset"], float) and 1.0 < out["speed"] < 1.1
 
 
+def test_the_align_command_ends_at_once_with_its_output_and_exit_code(
+    pans: tuple[Path, Tape], tmp_path: Path
+) -> None:
+    """`filmdata align` as a process skips the interpreter's teardown of OpenCV, numpy and
+    its arrays; its JSON and its exit codes are all there."""
+    import subprocess
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        code = "import sys; from filmdata.cli import main; sys.argv[0] = 'filmdata'; main()"
+        return subprocess.run(
+            [sys.executable, "-c", code, "align", *args],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    gt, tape = pans
+    done = run(str(tape.path), str(gt), "--json")
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["mapping"]) == len(tape.mapping)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(gt.read_bytes()[:2000])
+    failed = run(str(tape.path), str(broken), "--json")
+    assert failed.returncode == 2, failed.stderr
+    assert failed.stderr.startswith("error: ") and str(broken) in failed.stderr
+
+
 def test_align_cli_summary(runner: CliRunner, pans: tuple[Path, Tape]) -> None:
     gt, tape = pans
     r = runner.invoke(app, ["align", str(tape.path), str(gt), "-q"])
