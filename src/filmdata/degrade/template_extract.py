@@ -72,7 +72,7 @@ def extract_templates(
     video = Path(video)
     if not video.is_file():
         raise RefusedError(f"{video}: no such file")
-    info = probe(video, count=False)
+    info = probe(video, count=False, as_shown=False)  # (its frame count only)
     total = info.frames if getattr(info, "frames", None) else None
     out = Path(out)
     counts: dict[str, int] = {}
