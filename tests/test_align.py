@@ -182,6 +182,33 @@ def test_align_a_tape_recorded_turned(tmp_path: Path, pans: tuple[Path, Tape]) -
     assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
 
 
+def test_an_sd_capture_is_worked_at_the_working_width(
+    slow: tuple[Path, Tape], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A capture wider than LQ_WORK_WIDTH (a DV tape's 720 px; here a 320 px tape of the slow
+    clip against a 240 px working width) is kept, registered and described for the sharp
+    pass at that width, and its path and geometry, in the tape's own pixels, hold."""
+    gt, small = slow
+    tape = make_tape(gt, tmp_path / "sd.mp4", dataclasses.replace(small.spec, size=(320, 240)))
+    monkeypatch.setattr(align_module, "LQ_WORK_WIDTH", 240)
+    monkeypatch.setattr(align_module, "SD_WIDTH", 400)
+    decode = align_module.dsc.decode_gray
+    widths: list[int] = []
+
+    def spy(path, *args, **kw):  # type: ignore[no-untyped-def]
+        out = decode(path, *args, **kw)
+        if str(path) == str(tape.path) and out.kept:
+            widths.append(next(iter(out.kept.values())).shape[1])
+        return out
+
+    monkeypatch.setattr(align_module.dsc, "decode_gray", spy)
+    a = align(tape.path, gt)
+    assert widths and set(widths) == {240}
+    assert a.quality["lq"]["width"] == 320 and a.quality["sharp_pass"]
+    assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
+    assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
+
+
 def test_tape_truth_has_the_events() -> None:
     t = tape_timeline(TapeSpec(head=5, ident=2, start=3.0), 100, 24.0)
     assert t[:7] == [None] * 7

@@ -2,7 +2,7 @@
 
 1. Decode both once, luma only, at the same time (the GT in two halves, `dsc._halves`):
    every frame small (160 px wide); the GT's frames at working size (all of them while they
-   fit); the tape's frames at full size (for step 4).
+   fit); the tape's frames at full size, an SD capture's `LQ_WORK_WIDTH` wide (for step 4).
 2. Find the tape's active picture (letterbox/pillarbox bars).
 3. Coarse temporal: ZNCC of 32 px descriptors, every tape frame against every GT frame, then a
    monotonic Viterbi with a "no GT" state (noise head, idents), drops, repeats and jumps.
@@ -97,8 +97,16 @@ FRESH_MIN = 3  # lag-free spatial samples needed to use only those
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
 CADENCE_PERIOD = 5  # tape frames in one cycle of a 3:2 (or 2:2:2:4) pulldown
 GT_KEEP_BYTES = 256 << 20  # GT frames kept at working size: all of them up to 1100 (46 s)
-LQ_KEEP_BYTES = 256 << 20  # tape frames kept at full size for the spatial stage: all of a
+LQ_KEEP_BYTES = 256 << 20  # tape frames kept at working size for the spatial stage: all of a
 # 480x360 tape up to 1550 frames (a minute), every k-th beyond (the rest decoded when chosen)
+# An SD capture wider than LQ_WORK_WIDTH (DV's 720 px, 768 px square-pixel PAL; up to
+# SD_WIDTH) is kept, registered and described for the sharp pass at LQ_WORK_WIDTH: a VHS
+# picture holds no finer detail (its luma ~3 MHz: 250-330 lines across), and 720 px made the
+# spatial stage and the sharp pass 2-4x the work (a DV NTSC tape 7.8 -> 3.9-4.1 s; geometry
+# within 0.13-0.41 px, a fifth more error, on benchmark tapes sharper than VHS). Wider (HD)
+# tapes keep their own size: their pixels are the precision asked for.
+LQ_WORK_WIDTH = 480
+SD_WIDTH = 1024
 SHARP_SHARE = 1 / 3  # ... but all of both, for the sharp pass, where they and the sharp
 # descriptors fit in this share of the memory available when the alignment starts
 
@@ -348,13 +356,16 @@ def _decode(
 ) -> tuple[dsc.GrayVideo, dsc.GrayVideo]:
     """Decode both videos at once (PyAV releases the GIL while decoding): the GT with FFmpeg's
     threads in a worker thread, the tape (small: a tenth of the GT's pixels) on one thread here.
-    The tape's frames are all kept at full size within its budget (`_keep_budgets`), so the
-    spatial stage needs no second decode; the GT's at working size within its own."""
-    lq_bytes = max(1, pl.declared_frames) * pl.width * pl.height
-    # working size: the GT width over the largest power of two that keeps it as wide as the
-    # tape (halvings are OpenCV's fast path: 1080p to 480 px in 0.1 ms, against 0.9 ms by
-    # one resize)
-    factor = 1 << max(0, int(math.log2(max(1.0, pg.width / max(400, pl.width)))))
+    The tape's frames are all kept at its working size (its own; an SD capture's
+    `LQ_WORK_WIDTH` wide: `_lq_work_width`) within its budget (`_keep_budgets`), so the
+    spatial stage needs no second decode; the GT's at theirs within its own."""
+    lq_keep = _lq_work_width(pl.width)
+    lq_w = lq_keep or pl.width
+    lq_bytes = max(1, pl.declared_frames) * lq_w * (pl.height * lq_w // max(1, pl.width))
+    # the GT's: its width over the largest power of two that keeps it as wide as the tape's
+    # (halvings are OpenCV's fast path: 1080p to 480 px in 0.1 ms, against 0.9 ms by one
+    # resize)
+    factor = 1 << max(0, int(math.log2(max(1.0, pg.width / max(400, lq_w)))))
     keep_width = pg.width // factor
     gt_bytes = max(1, pg.declared_frames) * keep_width * keep_width * pg.height // pg.width
     lq_budget, gt_budget = _keep_budgets(pl, pg, lq_bytes, gt_bytes, share)
@@ -385,10 +396,18 @@ def _decode(
             halves=True,
         )
         try:
-            lv = dsc.decode_gray(lq, 160, lq_every, 0, quiet=quiet, desc="decode LQ", threads=1)
+            lv = dsc.decode_gray(
+                lq, 160, lq_every, lq_keep, quiet=quiet, desc="decode LQ", threads=1
+            )
         finally:
             gv = job.result()  # a GT error first, as when decoded one after the other
     return gv, lv
+
+
+def _lq_work_width(width: int) -> int:
+    """The width a tape `width` px wide is worked at: LQ_WORK_WIDTH for an SD capture wider
+    than it, else 0 (its own)."""
+    return LQ_WORK_WIDTH if LQ_WORK_WIDTH < width <= SD_WIDTH else 0
 
 
 def _keep_budgets(
@@ -402,7 +421,8 @@ def _keep_budgets(
     frames = pl.declared_frames + pg.declared_frames
     if not (SHARP and pl.declared_frames and pg.declared_frames):
         return LQ_KEEP_BYTES, GT_KEEP_BYTES
-    need = lq_bytes + gt_bytes + 4 * frames * pl.width * pl.height
+    w = _lq_work_width(pl.width) or pl.width  # the sharp descriptors: the tape's working size
+    need = lq_bytes + gt_bytes + 4 * frames * w * (pl.height * w // max(1, pl.width))
     avail = _available_memory()
     if avail is None or need > share * avail:
         return LQ_KEEP_BYTES, GT_KEEP_BYTES
@@ -554,7 +574,7 @@ def _spatial(
 ) -> tuple[np.ndarray, list[spatial.Estimate], float]:
     """ECC on well-matched pairs whose GT frame was kept at working size, from the guess that
     fits the GT's active picture into the tape's (`boxes`: the tape's, the GT's; full pixels).
-    Tape frames at full size come from `cache` (those kept while decoding); missing ones are
+    Tape frames at working size come from `cache` (those kept while decoding); missing ones are
     decoded into it. Each pair stands for GT frames up to REACH either side (see `_reach`).
     `clean`: only pairs on a steady stretch of the path, steps of 1 either side (of `base`
     or one off it where the GT has twice the tape's frame rate or more, `PathCosts.base`)."""
@@ -589,16 +609,19 @@ def _spatial(
     if len(kept) >= 2 * samples:  # enough pairs whose tape frame is at hand: no second decode
         cands = kept
     sw = dsc.scale_matrix(gv.kept_scale)  # GT full -> GT working
-    x, y, w, h = (int(round(v)) for v in box)
+    sl = dsc.scale_matrix(lv.kept_scale)  # tape full -> tape working (`LQ_WORK_WIDTH`)
+    x, y, w, h = (int(round(v * lv.kept_scale)) for v in box)  # (in the tape's working px)
     m = max(4, int(0.03 * min(w, h)))  # stay off the picture's edges
     crop = (x + m, y + m, w - 2 * m, h - 2 * m)
-    w0 = init @ np.linalg.inv(sw)
+    w0 = sl @ init @ np.linalg.inv(sw)
+    back = np.linalg.inv(sl)
 
     def register(picks: list[tuple[int, int, float]]) -> list[tuple]:
         """(i, j, GT full -> tape, score, neighbour shifts) of the pairs ECC registers."""
         missing = {i for i, _, _ in picks} - cache.keys()
         if missing:
-            cache.update(dsc.decode_gray(lv.path, only=missing).kept)
+            keep = LQ_WORK_WIDTH if lv.kept_scale < 1 else 0
+            cache.update(dsc.decode_gray(lv.path, keep_width=keep, only=missing).kept)
         with ThreadPoolExecutor(WORKERS) as pool:  # OpenCV releases the GIL
             found = pool.map(
                 lambda c: spatial.ecc_register(cache[c[0]], gv.kept[c[1]], w0, crop, homography),
@@ -606,7 +629,7 @@ def _spatial(
             )
             shifts = pool.map(lambda c: _neighbour_shifts(gv, c[1]), picks)
             return [
-                (i, j, tw @ sw, score, sh)
+                (i, j, back @ tw @ sw, score, sh)
                 for (i, j, _), (tw, score), sh in zip(picks, found, shifts)
                 if score > 0.3
             ]
@@ -810,13 +833,14 @@ def _fine(
     mx, my = 0.03 * (x1 - x0), 0.03 * (y1 - y0)
     x0, x1, y0, y1 = x0 + mx, x1 - mx, y0 + my, y1 - my
     bufs = {} if bufs is None else bufs
-    fw = int(round(x1 - x0)) if sharp else FINE_WIDTH
+    # (sharp: a step of the tape's working size, `LQ_WORK_WIDTH`)
+    fw = int(round((x1 - x0) * lv.kept_scale)) if sharp else FINE_WIDTH
     fh = max(8, int(round(fw * (y1 - y0) / max(1.0, x1 - x0))))
     g = np.array([[(x1 - x0) / fw, 0, x0], [0, (y1 - y0) / fh, y0], [0, 0, 1.0]])
     if sharp:  # every frame at hand at working size: finer descriptors tell slow pans apart
         lq_src: Any = [lv.kept[k] for k in range(lv.frames)]
         gt_src: Any = [gv.kept[k] for k in range(gv.frames)]
-        m_lq = g
+        m_lq = dsc.scale_matrix(lv.kept_scale) @ g
         m_gt = dsc.scale_matrix(gv.kept_scale) @ np.linalg.inv(t) @ g
         bufs["sharp_grid"] = np.array([fw, fh, g[0, 0], g[1, 1]])  # size, tape px per step
     else:
