@@ -23,17 +23,18 @@ still), or null where it has no GT; a frame whose fields mix two GT frames (pull
 on either.
 
     python benchmarks/align.py [--seconds 30] [--width 1280] [--height 720] [--cases pal,...]
-        [--repeat 3] [--keep DIR] [--seed N] [--gt-fps 24]
+        [--repeat 3] [--keep DIR] [--seed N] [--gt-fps 24] [--tape-size 480x360]
 
 `--seed N` adds N to every clip's and tape's seed (0: the tables below), for other footage
 and other tape noise; the GT kept in `--keep` is named by it. `--footage FILE` takes the GT
 from a real video instead (`--seconds` of it from `--start`, scaled to fit `--width` x
 `--height` with bars where its shape differs, as a remaster frames it) and makes its tapes as
-for the `pans` clip. `--gt-fps` sets the GT's frame
-rate (24 by default); the tapes stay 25 fps at PAL speed, so a 25 fps GT gives a tape that
-skips a GT frame about every 23 frames, a 30 fps one 1.25 GT frames a tape frame, and a 50 or
-60 fps remaster 2.08 or 2.5 (with `--footage`, the footage's frames at that rate: its motion
-sped up, every GT frame a new picture).
+for the `pans` clip. `--gt-fps` sets the GT's frame rate (24 by default); the tapes stay 25
+fps at PAL speed, so a 25 fps GT gives a tape that skips a GT frame about every 23 frames, a
+30 fps one 1.25 GT frames a tape frame, and a 50 or 60 fps remaster 2.08 or 2.5 (with
+`--footage`, the footage's frames at that rate: its motion sped up, every GT frame a new
+picture). `--tape-size WxH` makes the tapes at another size than 480x360 (720x480 or
+720x576: as a DV capture holds them).
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ def main() -> None:
     ap.add_argument("--footage", type=Path, default=None, help="a real video to take the GT from")
     ap.add_argument("--start", type=float, default=0.0, help="where in --footage (s)")
     ap.add_argument(
+        "--tape-size",
+        default="480x360",
+        help="the tapes' size, WxH (720x480 or 720x576: a DV capture's)",
+    )
+    ap.add_argument(
         "--gt-fps",
         type=float,
         default=24.0,
@@ -155,6 +161,11 @@ def main() -> None:
         "frames a tape frame, 30 fps 1.25, 60 fps 2.5)",
     )
     args = ap.parse_args()
+    try:
+        tape_size = tuple(int(v) for v in args.tape_size.lower().split("x"))
+        assert len(tape_size) == 2 and min(tape_size) > 0
+    except (ValueError, AssertionError):
+        ap.error(f"--tape-size: expected WxH, got {args.tape_size!r}")
     cases = args.cases.split(",")
     for c in cases:
         if c not in CASES:
@@ -178,7 +189,7 @@ def main() -> None:
     for name in names:
         footage, tape_kw = CLIPS["pans" if args.footage else name]
         footage = {**footage, "seed": footage["seed"] + args.seed}
-        tape_kw = {**tape_kw, "seed": tape_kw["seed"] + args.seed}
+        tape_kw = {**tape_kw, "seed": tape_kw["seed"] + args.seed, "size": tape_size}
         tag = (f"-s{args.seed}" if args.seed else "") + (
             f"-{args.gt_fps:g}fps" if args.gt_fps != 24 else ""
         )
@@ -195,7 +206,8 @@ def main() -> None:
         same = identical_runs(gt)
         for case in cases:
             spec = CASES[case](**tape_kw)
-            tape = make_tape(gt, work / f"{name}{tag}-{case}-tape.mp4", spec)
+            size = "" if tape_size == (480, 360) else f"-{tape_size[0]}x{tape_size[1]}"
+            tape = make_tape(gt, work / f"{name}{tag}-{case}{size}-tape.mp4", spec)
             duration = len(tape.mapping) / spec.fps
             a, wall, cpu = run_cli(tape.path, gt, args.repeat)
             acc = frame_accuracy(tape.mapping, a["mapping"], same, tape.also)
