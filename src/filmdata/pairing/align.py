@@ -103,9 +103,10 @@ LQ_KEEP_BYTES = 256 << 20  # tape frames kept at working size for the spatial st
 # SD_WIDTH) is kept, registered and described for the sharp pass at LQ_WORK_WIDTH: a VHS
 # picture holds no finer detail (its luma ~3 MHz: 250-330 lines across), and 720 px made the
 # spatial stage and the sharp pass 2-4x the work (a 30 s DV NTSC tape 5.9-6.2 -> 3.8 s;
-# four SD benchmark tapes, sharper than VHS: the same paths but one 0.994 -> 0.990, geometry
-# 0.12-0.32 -> 0.12-0.41 px). Wider (HD) tapes keep their own size: their pixels are the
-# precision asked for.
+# four SD benchmark tapes of real footage, sharper than VHS: the same paths but one 0.994 ->
+# 0.990, geometry 0.12-0.32 -> 0.12-0.41 px; procedural detailed pans under the harsh tape,
+# the hard regime where 0.59 of the path is right either way, 0.90 -> 1.44 px). Wider (HD)
+# tapes keep their own size: their pixels are the precision asked for.
 LQ_WORK_WIDTH = 480
 SD_WIDTH = 1024
 SHARP_SHARE = 1 / 3  # ... but all of both, for the sharp pass, where they and the sharp
