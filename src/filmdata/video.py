@@ -127,11 +127,12 @@ def _picture_share(level: float, bar: float, inside: float) -> float:
     return float(np.clip((level - bar) / (inside - bar), 0.0, 1.0))
 
 
-def key_samples(container: Any, stream: Any, count: int = 8) -> np.ndarray:
-    """Gray thumbnails (N, h, w) of keyframes of an open stream, where the picture may have
-    black bars: one keyframe from the middle, and when its edges are dark, up to `count`
+def key_samples(container: Any, stream: Any, count: int = 8) -> tuple[np.ndarray, int]:
+    """Upright gray thumbnails (N, h, w) of keyframes of an open stream, where the picture may
+    have black bars: one keyframe from the middle, and when its edges are dark, up to `count`
     spread over the stream (one seek and one decoded frame each: ~20 ms a 720p keyframe,
-    against decoding the stream). Empty when nothing decodes."""
+    against decoding the stream); and the frames' `turns` (its sizes as shown: swapped where
+    odd). Empty and 0 when nothing decodes."""
     tb = stream.time_base
     start = stream.start_time or 0
     duration = stream.duration
@@ -140,6 +141,7 @@ def key_samples(container: Any, stream: Any, count: int = 8) -> np.ndarray:
     stream.thread_count = 1  # one frame wanted: frame threads would only delay it
     out: list[np.ndarray] = []
     seen: set[int] = set()
+    turned = 0
     for k in [count // 2, *(i for i in range(count) if i != count // 2)] if duration else [0]:
         if len(out) == 1 and not _dark_edges(out[0]):
             break  # no bars: one sample says so
@@ -153,7 +155,8 @@ def key_samples(container: Any, stream: Any, count: int = 8) -> np.ndarray:
             continue  # the same keyframe again (a long GOP)
         seen.add(frame.pts)
         out.append(_thumb(frame))
-    return np.stack(out) if out else np.zeros((0, 1, 1), np.uint8)
+        turned = turns(frame)
+    return (np.stack(out) if out else np.zeros((0, 1, 1), np.uint8)), turned
 
 
 # 8-bit formats whose first plane is Y
@@ -319,23 +322,11 @@ def _probe(path: str, count: bool, as_shown: bool = True) -> Probe:
         )
 
 
-def upright_size(container: Any, stream: Any, width: int, height: int) -> tuple[int, int]:
-    """(width, height) of an open stream's pictures as shown: swapped where its first frame is
-    turned a quarter (`turns`). Decodes that frame from the stream's start."""
-    try:
-        container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
-    except (av.error.FFmpegError, ValueError):
-        return width, height
-    k = _first_turns(container, stream)
-    return (height, width) if k % 2 else (width, height)
-
-
 def _first_turns(container: Any, stream: Any) -> int:
     """`turns` of a stream's first frame (one frame decoded on one thread: 1.5 ms for a 480p
     tape, 8 for 720p, 23 for 1080p; the turn is the container's, not in its header's sizes);
     0 where nothing decodes (the caller's decode reports it)."""
-    if not stream.codec_context.is_open:
-        stream.thread_count = 1
+    stream.thread_count = 1
     try:
         frame = next(container.decode(stream), None)
     except (av.error.FFmpegError, ValueError):

@@ -78,7 +78,7 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
     bars of a letterboxed or pillarboxed video, found on a few keyframes: `key_samples`)."""
     import av
 
-    from .video import _open, _video_stream, key_samples, picture_box, stream_fps, upright_size
+    from .video import _open, _video_stream, key_samples, picture_box, stream_fps
 
     clips, seen = [], set()
     for p in inputs:
@@ -95,8 +95,9 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
                 raise MediaError(f"{path}: cannot read: {e}") from None
             if n == 0 or not w or not h:
                 raise MediaError(f"{path}: no video frames")
-            samples = key_samples(c, v)  # upright
-            w, h = upright_size(c, v, w, h)  # a turned stream: its sizes as shown
+            samples, turned = key_samples(c, v)  # upright
+            if turned % 2:  # a stream turned a quarter: its sizes as shown
+                w, h = h, w
             box = picture_box(samples, w, h)
         _remember_stream(str(path), w, h, n)
         base = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._") or "input"
