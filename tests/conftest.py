@@ -87,3 +87,26 @@ def shard_rows(dataset: Path) -> dict[str, list[dict]]:
             row["gt"], row["lq"] = pixels(row["gt"]), pixels(row["lq"])
         out[str(p.relative_to(dataset))] = rows
     return out
+
+
+def write_interlaced(path: Path, width: int = 128, height: int = 96, frames: int = 30) -> Path:
+    """Encode interlaced footage as a 576i camera or broadcast master has it: each frame two
+    fields of different instants (even rows at 2k, odd rows at 2k + 1 of a pattern sliding 3
+    px an instant), coded interlaced (H.264 MBAFF, top field first), so motion combs."""
+    import av
+
+    x = np.arange(width)
+    y = np.arange(height)[:, None]
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"crf": "10", "x264-params": "interlaced=1:tff=1"}
+        for k in range(frames):
+            woven = np.empty((height, width, 3), np.uint8)
+            for field in (0, 1):
+                u = (x - 3 * (2 * k + field)) % width  # where each column was at that instant
+                pic = 60 + 140 * ((u // 8) % 2) + 0 * y  # stripes 8 px wide, sliding
+                woven[field::2] = np.repeat(pic[field::2, :, None], 3, axis=2)
+            out.mux(s.encode(av.VideoFrame.from_ndarray(woven, format="rgb24")))
+        out.mux(s.encode())
+    return path

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_turned
+from conftest import write_interlaced, write_turned
 from filmdata.errors import MediaError
 from filmdata.synthetic import render_shots
 from filmdata.video import iter_decoded, iter_frames, luma, probe, read_frames, write_video
@@ -174,3 +174,38 @@ def test_a_range_far_into_the_stream_is_the_range_of_a_decode_from_the_start(
         got = list(iter_frames(path, start, start + 4, gray=True))
         assert [i for i, _ in got] == list(range(start, start + 4))
         assert all(np.array_equal(f, every[i]) for i, f in got)
+
+
+def _combing(frames: np.ndarray) -> float:
+    """How much more each even row differs from the odd row below it than from the next even
+    row: ~0 for pictures, large where two fields of different instants are woven."""
+    a = frames.astype(np.float32)
+    return float(
+        np.abs(a[:, 0:-2:2] - a[:, 1:-1:2]).mean() - np.abs(a[:, 0:-2:2] - a[:, 2::2]).mean()
+    )
+
+
+def test_interlaced_frames_come_deinterlaced_where_pictures_are_asked_for(
+    tmp_path: Path,
+) -> None:
+    """A camera's or a broadcast master's interlaced frames (two fields of different instants)
+    comb on every motion; asked for pictures (`deinterlace=True`: synth's GT, `cut`'s clips)
+    they come deinterlaced, and any range, seeking or not, ends included, is that of a decode
+    from the start (the filter takes a frame either side)."""
+    path = write_interlaced(tmp_path / "576i.mp4", frames=80)
+    raw = read_frames(path, gray=True)
+    pictures = read_frames(path, gray=True, deinterlace=True)
+    assert raw.shape == pictures.shape == (80, 96, 128)
+    assert _combing(raw) > 30 and abs(_combing(pictures)) < 3
+    for start, end in ((0, 3), (1, 2), (11, 14), (60, 64), (77, 80), (79, 80)):
+        got = list(iter_frames(path, start, end, gray=True, deinterlace=True))
+        assert [i for i, _ in got] == list(range(start, end))
+        assert all(np.array_equal(f, pictures[i]) for i, f in got), (start, end)
+
+
+def test_progressive_frames_are_the_decoders_own_where_pictures_are_asked_for(
+    clip: Path,
+) -> None:
+    every = read_frames(clip)
+    assert np.array_equal(read_frames(clip, deinterlace=True), every)
+    assert np.array_equal(read_frames(clip, 5, 9, deinterlace=True), every[5:9])

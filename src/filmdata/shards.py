@@ -672,7 +672,9 @@ def write_card(
         "",
         "Each row is one window: `gt` and `lq` are lists of frames (images) of equal length; "
         "`source`, `clip`, `start_frame` and `crop` (source pixels) say where the GT was cut "
-        "from; `degradation` (JSON) holds the preset, the seed and every sampled parameter.",
+        "from; `degradation` (JSON) holds the preset, the seed and every sampled parameter. "
+        "Frames coded interlaced were deinterlaced (FFmpeg's bwdif, one picture per frame) "
+        "before the GT was cut.",
         "",
         "```python",
         "from datasets import load_dataset",

@@ -577,10 +577,11 @@ def _yuv_to_rgb(frame: Any) -> np.ndarray | None:
 
 
 def _pictures(path: str, start: int, end: int, threads: int = 1) -> Iterator[tuple[int, _Picture]]:
-    """Frames `[start, end)` of a file, numbered exactly as `video.iter_frames` numbers them."""
+    """Frames `[start, end)` of a file, numbered exactly as `video.iter_frames` numbers them,
+    those coded interlaced deinterlaced (the GT is pictures, not fields)."""
     from .video import iter_decoded
 
-    for index, frame in iter_decoded(path, start, end, threads=threads):
+    for index, frame in iter_decoded(path, start, end, threads=threads, deinterlace=True):
         yield index, _Picture(frame)
 
 

@@ -265,7 +265,7 @@ def _rows(
 
     # both videos decoded once, in step (the mapping is monotonic); a few GT frames cached
     lq_it = iter_frames(lq, starts[0], starts[-1] + clip_len)
-    gt_it = iter_frames(gt, min(need), max(need) + 1)
+    gt_it = iter_frames(gt, min(need), max(need) + 1, deinterlace=True)  # pictures, not fields
     raw: dict[int, np.ndarray] = {}  # GT frames decoded and not yet passed
     cache: dict[tuple[int, int], np.ndarray] = {}
 

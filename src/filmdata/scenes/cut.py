@@ -21,6 +21,7 @@ from ..catalog import Catalog
 from ..errors import FilmdataError, MediaError, RefusedError
 from ..paths import clips_dir
 from ..video import iter_frames, probe, read_frames, write_video
+from ..windows import GT_KINDS
 from . import curate
 from .detect import DETECTORS, detect_cuts, require_transnet, scenes_from_cuts
 
@@ -299,8 +300,12 @@ def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], quiet: bool) 
     src = root / row["path"]
     out = clips_dir(root, row["id"]) / f"{clip['id']}.mp4"
     a, b = clip["start_frame"], clip["end_frame"]
+    # A clean source's clips are pictures (written progressive): its interlaced frames are
+    # deinterlaced, as synth cuts its GT; a tape's keep their fields (its degradation).
+    clean = row.get("kind") in GT_KINDS
     try:
-        n = write_video(out, (f for _, f in iter_frames(src, a, b)), clip["fps"])
+        frames = iter_frames(src, a, b, deinterlace=clean)
+        n = write_video(out, (f for _, f in frames), clip["fps"])
     except FilmdataError as e:
         return {**clip, "status": "failed", "reason": f"export: {e}"}
     if n != b - a:
