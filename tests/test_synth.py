@@ -894,3 +894,55 @@ def test_an_interlaced_master_makes_gt_of_pictures_not_fields(tmp_path: Path) ->
             src = pic[c["y"] : c["y"] + c["h"], c["x"] : c["x"] + c["w"]]
             assert _psnr(g, cv2.resize(src, (S, S), interpolation=cv2.INTER_AREA)) > 45
         assert np.array_equal(rederive_gt(row, path=path), gt)
+
+
+@pytest.mark.parametrize("sar", [(64, 45), (8, 9)])
+def test_a_source_of_non_square_pixels_makes_windows_square_as_shown(
+    tmp_path: Path, sar: tuple[int, int]
+) -> None:
+    """A DVD's pictures are stored 720 wide and shown 1024 (16:9 PAL: pixels 64/45 as wide as
+    high) or 640 (4:3 NTSC: 8/9): a window is a square of the picture as shown (its crop
+    `h / w` the pixel aspect, so a check pattern of squares as shown stays square in the GT),
+    never shrunk below `size` either way, and its GT re-derives from the record."""
+    from fractions import Fraction
+
+    import av
+
+    from filmdata.synth import rederive_gt
+    from filmdata.windows import input_clips, source_aspect
+
+    aspect = sar[0] / sar[1]
+    width, height = 180, 144
+    # squares of 16 rows as shown: 16 / aspect stored columns wide
+    cols = (np.arange(width) * aspect // 16).astype(int)
+    rows = np.arange(height) // 16
+    checks = np.where((rows[:, None] + cols[None, :]) % 2, 200, 40).astype(np.uint8)
+    path = tmp_path / "dvd.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = width, height, "yuv444p"
+        s.codec_context.sample_aspect_ratio = Fraction(*sar)
+        s.options = {"crf": "0"}
+        for _ in range(9):
+            pic = np.repeat(checks[:, :, None], 3, axis=2)
+            out.mux(s.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")))
+        out.mux(s.encode())
+    (clip,) = input_clips([path])
+    assert clip.sar == pytest.approx(aspect)
+    assert source_aspect(str(path)) == pytest.approx(aspect)  # a catalog source's, the same
+    out = tmp_path / "ds"
+    synth(_templates(), "film", [path], out=out, root=tmp_path / "root", clip_len=T, size=S,
+          seed=3, device="cpu", quiet=True)  # fmt: skip
+    rows_ = _rows(out)
+    assert rows_
+    for row in rows_:
+        c = row["crop"]
+        assert min(c["w"], c["h"]) >= S
+        assert c["h"] / c["w"] == pytest.approx(aspect, abs=2.5 / c["w"])  # even sides
+        gt = np.stack([decode_image(g["bytes"]) for g in row["gt"]])
+        assert np.array_equal(rederive_gt(row, path=path), gt)
+        # as shown, the checks are squares: as many edges across as down
+        light = gt[0, :, :, 0] > 120
+        across = np.count_nonzero(np.diff(light[S // 2].astype(int)))
+        down = np.count_nonzero(np.diff(light[:, S // 2].astype(int)))
+        assert abs(across - down) <= 1, (c, across, down)

@@ -250,6 +250,15 @@ def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
     return (default or streams)[0]
 
 
+def pixel_aspect(stream: Any, turned: int = 0) -> float:
+    """The width of a stream's pixel over its height as shown: its sample aspect ratio (a 16:9
+    PAL DVD's 720x576 pictures are shown 1024 wide: 64/45), inverted for a stream turned a
+    quarter (`turns` odd); 1 where the stream sets none."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    r = float(sar) if sar and sar.numerator > 0 and sar.denominator > 0 else 1.0
+    return 1 / r if turned % 2 else r
+
+
 def stream_fps(stream: Any) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(rate) if rate else 25.0

@@ -29,7 +29,8 @@ Box = tuple[int, int, int, int]  # x, y, w, h in source pixels
 @dataclass(frozen=True)
 class Clip:
     """A span `[start, end)` of one source file to cut windows from; `box` is its active picture
-    (x, y, w, h) in source pixels."""
+    (x, y, w, h) in source pixels; `sar` the width of a source pixel over its height as shown
+    (`video.pixel_aspect`: 64/45 for a 16:9 PAL DVD; 1 for square pixels)."""
 
     source: str
     clip: str
@@ -38,6 +39,7 @@ class Clip:
     end: int
     fps: float
     box: Box
+    sar: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
     bars of a letterboxed or pillarboxed video, found on a few keyframes: `key_samples`)."""
     import av
 
-    from .video import _open, _video_stream, key_samples, picture_box, stream_fps
+    from .video import _open, _video_stream, key_samples, picture_box, pixel_aspect, stream_fps
 
     clips, seen = [], set()
     for p in inputs:
@@ -99,6 +101,7 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
             if turned % 2:  # a stream turned a quarter: its sizes as shown
                 w, h = h, w
             box = picture_box(samples, w, h)
+            sar = pixel_aspect(v, turned)
         _remember_stream(str(path), w, h, n)
         base = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-._") or "input"
         source, k = base, 1
@@ -106,8 +109,25 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
             k += 1
             source = f"{base}-{k}"
         seen.add(source)
-        clips.append(Clip(source, f"{source}.0-{n}", str(path), 0, n, fps, box))
+        clips.append(Clip(source, f"{source}.0-{n}", str(path), 0, n, fps, box, sar))
     return clips
+
+
+def source_aspect(path: str) -> float:
+    """A source file's pixel aspect as shown (`video.pixel_aspect`), its turn read from its
+    first frame only where the pixels are not square; 1 where the file does not open (the
+    reader then says why)."""
+    from .video import _first_turns, _open, _video_stream, pixel_aspect
+
+    try:
+        with _open(path) as c:
+            v = _video_stream(c, path)
+            sar = pixel_aspect(v)
+            if abs(sar - 1) >= SQUARE_SAR and _first_turns(c, v) % 2:
+                sar = 1 / sar
+    except MediaError:
+        return 1.0
+    return sar
 
 
 GT_KINDS = ("hd", "film", "cartoon")  # vhs captures and noise overlays are not clean GT
@@ -125,6 +145,7 @@ def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
         rows = cat.clips(status="kept")
         sources = {(s["manifest"], s["id"]): s for s in cat.sources()}
     clips = []
+    sars: dict[str, float] = {}  # each source file's pixel aspect, read once
     for r in rows:
         src = sources.get((r["manifest"], r["source"]))
         if src is not None and src.get("kind") not in kinds:
@@ -135,6 +156,9 @@ def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
                 "run `filmdata fetch` again"
             )
         w, h = int(src.get("width") or 0), int(src.get("height") or 0)
+        path = str(root / src["path"])
+        if path not in sars:
+            sars[path] = source_aspect(path)
         raw = (r["box_x"], r["box_y"], r["box_w"], r["box_h"])
         box: Box = (0, 0, w, h)
         if all(v is not None for v in raw) and raw[2] and raw[3]:
@@ -143,11 +167,12 @@ def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
             Clip(
                 r["source"],
                 r["id"],
-                str(root / src["path"]),
+                path,
                 int(r["start_frame"]),
                 int(r["end_frame"]),
                 float(r["fps"]),
                 box,
+                sars[path],
             )
         )
     if not clips:
@@ -158,18 +183,46 @@ def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
     return clips
 
 
-def sample_crop(box: Box, size: int, seed: int, key: str) -> Box:
+def sample_crop(box: Box, size: int, seed: int, key: str, sar: float = 1.0) -> Box:
     """A square crop inside `box`: side log-uniform in [size, 2 * size] (clamped to the box),
     at even coordinates with an even side where the box allows (4:2:0 chroma then splits
-    evenly: see `_Picture.resized`)."""
+    evenly: see `_Picture.resized`).
+
+    Square as shown: where the source's pixels are not square (`sar`, a pixel's width over its
+    height: an anamorphic DVD's 64/45, a 4:3 one's 16/15 or 8/9), the crop is `side / sar`
+    pixels wide and `side` high, and its side at least `size` of them both ways (its resize to
+    `size`^2 then only shrinks), so that the GT shows the picture undistorted."""
+    if abs(sar - 1) < SQUARE_SAR:
+        sar = 1.0
     rng = np.random.default_rng(window_seed(seed, key, "crop"))
     bx, by, bw, bh = box
-    m = min(bw, bh)
-    lo, hi = min(size, m), min(2 * size, m)
-    side = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi))))) if hi > lo else lo
-    if side % 2 and side + 1 <= m:
-        side += 1
-    return (_even(bx, bw - side, rng), _even(by, bh - side, rng), side, side)
+    if sar == 1.0:
+        m = min(bw, bh)
+        lo, hi = min(size, m), min(2 * size, m)
+        side = int(round(np.exp(rng.uniform(np.log(lo), np.log(hi))))) if hi > lo else lo
+        if side % 2 and side + 1 <= m:
+            side += 1
+        return (_even(bx, bw - side, rng), _even(by, bh - side, rng), side, side)
+    # the side counted in rows: the box holds a square of `rows` of them
+    rows = min(bw * sar, float(bh))
+    least = size * max(1.0, sar)  # rows for `size` pixels across
+    low, high = min(least, rows), min(2 * least, rows)
+    tall = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else low
+    w, h = _even_side(tall / sar, bw), _even_side(tall, bh)
+    return (_even(bx, bw - w, rng), _even(by, bh - h, rng), w, h)
+
+
+#: sample aspect ratios closer to 1 than this count as square (a 0.5% stretch: a pixel over
+#: 200 across)
+SQUARE_SAR = 0.005
+
+
+def _even_side(v: float, room: int) -> int:
+    """`v` rounded to a whole number of pixels, even where `room` allows, within [1, room]."""
+    n = max(1, min(room, int(round(v))))
+    if n % 2:
+        n = n + 1 if n + 1 <= room else max(1, n - 1) if n > 1 else n
+    return n
 
 
 def _even(start: int, room: int, rng: np.random.Generator) -> int:
@@ -209,7 +262,7 @@ def plan(
                     c.path,
                     s,
                     c.fps,
-                    sample_crop(c.box, size, seed, window_id(c.clip, s, seed)),
+                    sample_crop(c.box, size, seed, window_id(c.clip, s, seed), c.sar),
                 )
                 for s in starts
             ]
