@@ -909,7 +909,8 @@ def test_a_source_of_non_square_pixels_makes_windows_square_as_shown(
     import av
 
     from filmdata.synth import rederive_gt
-    from filmdata.windows import input_clips, source_aspect
+    from filmdata.video import file_aspect
+    from filmdata.windows import input_clips
 
     aspect = sar[0] / sar[1]
     width, height = 180, 144
@@ -929,7 +930,7 @@ def test_a_source_of_non_square_pixels_makes_windows_square_as_shown(
         out.mux(s.encode())
     (clip,) = input_clips([path])
     assert clip.sar == pytest.approx(aspect)
-    assert source_aspect(str(path)) == pytest.approx(aspect)  # a catalog source's, the same
+    assert file_aspect(path) == pytest.approx(aspect)  # a catalog source's, the same
     out = tmp_path / "ds"
     synth(_templates(), "film", [path], out=out, root=tmp_path / "root", clip_len=T, size=S,
           seed=3, device="cpu", quiet=True)  # fmt: skip

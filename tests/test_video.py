@@ -209,3 +209,18 @@ def test_progressive_frames_are_the_decoders_own_where_pictures_are_asked_for(
     every = read_frames(clip)
     assert np.array_equal(read_frames(clip, deinterlace=True), every)
     assert np.array_equal(read_frames(clip, 5, 9, deinterlace=True), every[5:9])
+
+
+def test_a_file_written_from_non_square_pixels_is_shown_as_its_source(tmp_path: Path) -> None:
+    """A clip `cut` exports from an anamorphic DVD (or `restore`'s output of one) carries its
+    pixel aspect, so a player shows it as wide as the DVD; square pixels carry none."""
+    from filmdata.video import file_aspect
+
+    frames, _ = render_shots((4,), 72, 48, seed=2)
+    wide = tmp_path / "wide.mp4"
+    write_video(wide, frames, 25.0, sar=64 / 45)
+    assert file_aspect(wide) == pytest.approx(64 / 45)
+    plain = tmp_path / "plain.mp4"
+    write_video(plain, frames, 25.0)
+    assert file_aspect(plain) == 1.0
+    assert file_aspect(tmp_path / "missing.mp4") == 1.0

@@ -259,6 +259,25 @@ def pixel_aspect(stream: Any, turned: int = 0) -> float:
     return 1 / r if turned % 2 else r
 
 
+#: sample aspect ratios closer to 1 than this count as square (a 0.5% stretch: a pixel over
+#: 200 across)
+SQUARE_SAR = 0.005
+
+
+def file_aspect(path: str | os.PathLike[str]) -> float:
+    """A file's `pixel_aspect` as shown, its turn read from its first frame only where the
+    pixels are not square; 1 where the file does not open (its reader then says why)."""
+    try:
+        with _open(path) as c:
+            v = _video_stream(c, path)
+            sar = pixel_aspect(v)
+            if abs(sar - 1) >= SQUARE_SAR and _first_turns(c, v) % 2:
+                sar = 1 / sar
+    except MediaError:
+        return 1.0
+    return sar
+
+
 def stream_fps(stream: Any) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(rate) if rate else 25.0
@@ -637,8 +656,11 @@ def write_video(
     crf: int | None = 18,
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
+    sar: float = 1.0,
 ) -> int:
-    """Encode (H, W, 3) uint8 RGB frames to a file; returns the frame count.
+    """Encode (H, W, 3) uint8 RGB frames to a file; returns the frame count. `sar`: the width
+    of a pixel over its height as the file is to be shown (`file_aspect` of the frames' source:
+    a clip of an anamorphic DVD is shown as wide as the DVD).
 
     Writes to a temporary name beside `path` and renames it when complete.
     """
@@ -659,6 +681,8 @@ def write_video(
                     even = pix_fmt.startswith("yuv420")
                     s.width, s.height = (w - w % 2, h - h % 2) if even else (w, h)
                     s.pix_fmt = pix_fmt
+                    if abs(sar - 1) >= SQUARE_SAR:
+                        s.codec_context.sample_aspect_ratio = Fraction(sar).limit_denominator(1000)
                     opts: dict[str, Any] = dict(options or {})
                     if crf is not None and codec in ("libx264", "libx265"):
                         opts.setdefault("crf", str(crf))

@@ -113,29 +113,13 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
     return clips
 
 
-def source_aspect(path: str) -> float:
-    """A source file's pixel aspect as shown (`video.pixel_aspect`), its turn read from its
-    first frame only where the pixels are not square; 1 where the file does not open (the
-    reader then says why)."""
-    from .video import _first_turns, _open, _video_stream, pixel_aspect
-
-    try:
-        with _open(path) as c:
-            v = _video_stream(c, path)
-            sar = pixel_aspect(v)
-            if abs(sar - 1) >= SQUARE_SAR and _first_turns(c, v) % 2:
-                sar = 1 / sar
-    except MediaError:
-        return 1.0
-    return sar
-
-
 GT_KINDS = ("hd", "film", "cartoon")  # vhs captures and noise overlays are not clean GT
 
 
 def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
     """The catalog's kept clips of sources of these `kinds`, with their files."""
     from .catalog import Catalog
+    from .video import file_aspect
 
     if not (root / "catalog.sqlite").exists():
         raise RefusedError(
@@ -158,7 +142,7 @@ def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
         w, h = int(src.get("width") or 0), int(src.get("height") or 0)
         path = str(root / src["path"])
         if path not in sars:
-            sars[path] = source_aspect(path)
+            sars[path] = file_aspect(path)
         raw = (r["box_x"], r["box_y"], r["box_w"], r["box_h"])
         box: Box = (0, 0, w, h)
         if all(v is not None for v in raw) and raw[2] and raw[3]:
@@ -192,6 +176,8 @@ def sample_crop(box: Box, size: int, seed: int, key: str, sar: float = 1.0) -> B
     height: an anamorphic DVD's 64/45, a 4:3 one's 16/15 or 8/9), the crop is `side / sar`
     pixels wide and `side` high, and its side at least `size` of them both ways (its resize to
     `size`^2 then only shrinks), so that the GT shows the picture undistorted."""
+    from .video import SQUARE_SAR
+
     if abs(sar - 1) < SQUARE_SAR:
         sar = 1.0
     rng = np.random.default_rng(window_seed(seed, key, "crop"))
@@ -210,11 +196,6 @@ def sample_crop(box: Box, size: int, seed: int, key: str, sar: float = 1.0) -> B
     tall = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if high > low else low
     w, h = _even_side(tall / sar, bw), _even_side(tall, bh)
     return (_even(bx, bw - w, rng), _even(by, bh - h, rng), w, h)
-
-
-#: sample aspect ratios closer to 1 than this count as square (a 0.5% stretch: a pixel over
-#: 200 across)
-SQUARE_SAR = 0.005
 
 
 def _even_side(v: float, room: int) -> int:

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from ..devices import pick_device
 from ..errors import RefusedError
-from ..video import iter_frames, probe, write_video
+from ..video import file_aspect, iter_frames, probe, write_video
 from .checkpoint import load_model
 from .sampling import restore_stream
 
@@ -75,7 +75,7 @@ def restore(
     out_path = Path(out)
     total = info.declared_frames or None
     with tqdm(restored, total=total, desc="restore", unit="frame", disable=quiet) as bar:
-        n = write_video(out_path, bar, info.fps, pix_fmt="yuv444p", crf=12)
+        n = write_video(out_path, bar, info.fps, pix_fmt="yuv444p", crf=12, sar=file_aspect(video))
     seconds = time.perf_counter() - t0
     w, h = info.width, info.height
     return RestoreResult(out_path, n, w, h, info.fps, seconds, n / max(seconds, 1e-9))

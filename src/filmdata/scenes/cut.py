@@ -20,7 +20,7 @@ from ..backend import ItemError, map_items
 from ..catalog import Catalog
 from ..errors import FilmdataError, MediaError, RefusedError
 from ..paths import clips_dir
-from ..video import iter_frames, probe, read_frames, write_video
+from ..video import file_aspect, iter_frames, probe, read_frames, write_video
 from ..windows import GT_KINDS
 from . import curate
 from .detect import DETECTORS, detect_cuts, require_transnet, scenes_from_cuts
@@ -305,7 +305,7 @@ def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], quiet: bool) 
     clean = row.get("kind") in GT_KINDS
     try:
         frames = iter_frames(src, a, b, deinterlace=clean)
-        n = write_video(out, (f for _, f in frames), clip["fps"])
+        n = write_video(out, (f for _, f in frames), clip["fps"], sar=file_aspect(src))
     except FilmdataError as e:
         return {**clip, "status": "failed", "reason": f"export: {e}"}
     if n != b - a:
