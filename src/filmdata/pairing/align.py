@@ -261,6 +261,7 @@ def align(
             s2[~rows] = 0.0
         return score + np.float32(SHARP_WEIGHT) * s2
 
+    moves: dict[int, dict[int, tuple[float, float]]] = {}  # GT motion at samples (both rounds)
     for round_, band in enumerate(BANDS):
         t, est, spread = _spatial(
             lv,
@@ -273,6 +274,7 @@ def align(
             clean=round_ > 0,
             cache=cache,
             base=costs.base,
+            moves=moves,
         )
         s1, score, centre = rescore(t, band)
         weighed = _weigh(score, lv.key, costs.null)
@@ -573,14 +575,18 @@ def _spatial(
     clean: bool = False,
     cache: dict[int, np.ndarray] | None = None,
     base: int = 1,
+    moves: dict[int, dict[int, tuple[float, float]]] | None = None,
 ) -> tuple[np.ndarray, list[spatial.Estimate], float]:
     """ECC on well-matched pairs whose GT frame was kept at working size, from the guess that
     fits the GT's active picture into the tape's (`boxes`: the tape's, the GT's; full pixels).
     Tape frames at working size come from `cache` (those kept while decoding); missing ones are
     decoded into it. Each pair stands for GT frames up to REACH either side (see `_reach`).
     `clean`: only pairs on a steady stretch of the path, steps of 1 either side (of `base`
-    or one off it where the GT has twice the tape's frame rate or more, `PathCosts.base`)."""
+    or one off it where the GT has twice the tape's frame rate or more, `PathCosts.base`).
+    `moves`: the GT's motion at frames measured before (`_neighbour_shifts`), kept there for
+    the next round (whose samples often fall on the same GT frames)."""
     cache = lv.kept if cache is None else cache
+    moves = {} if moves is None else moves
     gt_size = (gv.width, gv.height)
     box, gt_box = boxes
     init = spatial.initial_guess(box, gt_size, gt_box=gt_box)
@@ -629,10 +635,11 @@ def _spatial(
                 lambda c: spatial.ecc_register(cache[c[0]], gv.kept[c[1]], w0, crop, homography),
                 picks,
             )
-            shifts = pool.map(lambda c: _neighbour_shifts(gv, c[1]), picks)
+            new = list(dict.fromkeys(j for _, j, _ in picks if j not in moves))
+            moves.update(zip(new, pool.map(lambda j: _neighbour_shifts(gv, j), new)))
             return [
-                (i, j, back @ tw @ sw, score, sh)
-                for (i, j, _), (tw, score), sh in zip(picks, found, shifts)
+                (i, j, back @ tw @ sw, score, moves[j])
+                for (i, j, _), (tw, score) in zip(picks, found)
                 if score > 0.3
             ]
 
