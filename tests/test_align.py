@@ -649,6 +649,61 @@ def test_consensus_keeps_a_frame_off_shot_from_pulling_the_geometry() -> None:
     assert grid_error(combine(ests, size)[0], truth, size) > 0.1
 
 
+def _consensus_one_start_at_a_time(candidates, gt_size, cap=1.5, prefer=0.05):
+    """`consensus` as first written: each start searched alone, its cost summed in order."""
+    from filmdata.pairing import spatial as sp
+
+    src = sp.grid(gt_size)
+    per = [(list(c), np.stack([sp._mapped(c[o], src) for o in c])) for c in candidates]
+    cap = max(cap, sp.SCATTER_CAP * sp.scatter([c[0] for c in candidates if 0 in c], gt_size))
+    kmax = max(len(offs) for offs, _ in per)
+    pts = np.zeros((len(per), kmax, 2, src.shape[1]))
+    extra = np.full((len(per), kmax), np.inf)
+    for k, (offs, q) in enumerate(per):
+        pts[k, : len(offs)] = q
+        extra[k, : len(offs)] = prefer * np.abs(np.array(offs, float))
+    rows = np.arange(len(per))
+    best_cost, best_pick, best_in = np.inf, [0] * len(per), set()
+    for k, (offs, _) in enumerate(per):
+        for start in pts[k, : len(offs)]:
+            centre = start
+            for _ in range(4):
+                d2 = ((pts - centre) ** 2).sum(2).mean(2) + extra
+                pick = d2.argmin(axis=1)
+                at = d2[rows, pick]
+                inl = at < cap**2
+                if not inl.any():
+                    break
+                centre = pts[rows[inl], pick[inl]].mean(axis=0)
+            cost = sum(min(v, cap**2) for v in at.tolist())
+            if cost < best_cost:
+                best_cost, best_pick = cost, pick.tolist()
+                best_in = set(np.nonzero(inl)[0].tolist())
+    return [per[k][0][q] if k in best_in else None for k, q in enumerate(best_pick)]
+
+
+@pytest.mark.parametrize("noise", [0.02, 0.5, 4.0])
+def test_consensus_of_all_starts_at_once_picks_as_one_start_at_a_time(noise: float) -> None:
+    """The search runs every start at once (more starts than a chunk: 20 samples of 13
+    offsets); its picks are those of the loop it replaced, wrong matches and scatter too."""
+    from filmdata.pairing.spatial import consensus, neighbour_candidates
+
+    rng = np.random.default_rng(int(noise * 100))
+    truth = np.array([[0.25, 0, 12.3], [0, 0.25, 30.7], [0, 0, 1.0]])
+    size = (1920, 1080)
+    cands = []
+    for k in range(20):
+        vx, vy = rng.normal(0, 3, 2)
+        dj = int(rng.integers(-2, 3)) if k % 3 else 0
+        reg = truth @ np.array([[1, 0, -dj * vx], [0, 1, -dj * vy], [0, 0, 1.0]])
+        reg[:2, 2] += rng.normal(0, noise, 2)
+        if k % 7 == 6:  # a wrong match: far off
+            reg[:2, 2] += rng.normal(0, 40, 2)
+        shifts = {d: (d * vx, d * vy) for d in range(-6, 7) if d}
+        cands.append(neighbour_candidates(reg, shifts))
+    assert consensus(cands, size) == _consensus_one_start_at_a_time(cands, size)
+
+
 def test_scatter_is_the_median_distance_from_the_median_registration() -> None:
     from filmdata.pairing.spatial import scatter
 
