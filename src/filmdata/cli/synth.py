@@ -33,8 +33,9 @@ def synth_cmd(
     inputs: list[Path] = typer.Option(
         [],
         "--input",
-        help="Video file(s), cropped inside their picture (no letterbox or pillarbox bars); "
-        "default: the catalog's kept clips.",
+        help="Video file(s), each one clip, cropped inside its picture (no letterbox or "
+        "pillarbox bars; a video with scene changes is best cut first, `filmdata cut`, so that "
+        "no window spans one); default: the catalog's kept clips.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Dataset folder to write."),
     name: str | None = typer.Option(
