@@ -651,20 +651,12 @@ def test_consensus_keeps_a_frame_off_shot_from_pulling_the_geometry() -> None:
 
 def _consensus_one_start_at_a_time(candidates, gt_size, cap=1.5, prefer=0.05):
     """`consensus` as first written: each start searched alone, its cost summed in order."""
-    from filmdata.pairing import spatial as sp
+    from filmdata.pairing.spatial import candidate_points
 
-    src = sp.grid(gt_size)
-    per = [(list(c), np.stack([sp._mapped(c[o], src) for o in c])) for c in candidates]
-    cap = max(cap, sp.SCATTER_CAP * sp.scatter([c[0] for c in candidates if 0 in c], gt_size))
-    kmax = max(len(offs) for offs, _ in per)
-    pts = np.zeros((len(per), kmax, 2, src.shape[1]))
-    extra = np.full((len(per), kmax), np.inf)
-    for k, (offs, q) in enumerate(per):
-        pts[k, : len(offs)] = q
-        extra[k, : len(offs)] = prefer * np.abs(np.array(offs, float))
-    rows = np.arange(len(per))
-    best_cost, best_pick, best_in = np.inf, [0] * len(per), set()
-    for k, (offs, _) in enumerate(per):
+    offsets, pts, extra, cap = candidate_points(candidates, gt_size, cap, prefer)
+    rows = np.arange(len(offsets))
+    best_cost, best_pick, best_in = np.inf, [0] * len(offsets), set()
+    for k, offs in enumerate(offsets):
         for start in pts[k, : len(offs)]:
             centre = start
             for _ in range(4):
@@ -679,7 +671,7 @@ def _consensus_one_start_at_a_time(candidates, gt_size, cap=1.5, prefer=0.05):
             if cost < best_cost:
                 best_cost, best_pick = cost, pick.tolist()
                 best_in = set(np.nonzero(inl)[0].tolist())
-    return [per[k][0][q] if k in best_in else None for k, q in enumerate(best_pick)]
+    return [offsets[k][q] if k in best_in else None for k, q in enumerate(best_pick)]
 
 
 @pytest.mark.parametrize("noise", [0.02, 0.5, 4.0])

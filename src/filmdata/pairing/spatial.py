@@ -187,22 +187,10 @@ def consensus(
     picture's edges), the cap grows to SCATTER_CAP times their scatter (`scatter`), so that the
     geometry is the mean of many rather than of the two or three that happen to agree.
     """
-    src = grid(gt_size)
-    per: list[tuple[list[int], np.ndarray]] = []  # per sample: offsets, grid points (K, 2, P)
-    for cands in candidates:
-        offs = list(cands)
-        per.append((offs, np.stack([_mapped(cands[o], src) for o in offs])))
-    if not per:
+    if not candidates:
         return []
-    cap = max(cap, SCATTER_CAP * scatter([c[0] for c in candidates if 0 in c], gt_size))
-    # all samples at once: (S, K, 2, P) points, padded with candidates that cost inf
-    kmax = max(len(offs) for offs, _ in per)
-    pts = np.zeros((len(per), kmax, 2, src.shape[1]))
-    extra = np.full((len(per), kmax), np.inf)
-    for k, (offs, p) in enumerate(per):
-        pts[k, : len(offs)] = p
-        extra[k, : len(offs)] = prefer * np.abs(np.array(offs, float))
-    starts = np.concatenate([pts[k, : len(offs)] for k, (offs, _) in enumerate(per)])
+    offsets, pts, extra, cap = candidate_points(candidates, gt_size, cap, prefer)
+    starts = np.concatenate([pts[k, : len(offs)] for k, offs in enumerate(offsets)])
     best: tuple[float, np.ndarray, np.ndarray] | None = None  # cost, picks, inliers
     for a in range(0, len(starts), CONSENSUS_CHUNK):  # every start at once, a chunk at a time
         cost, pick, inl = _settle(pts, extra, starts[a : a + CONSENSUS_CHUNK], cap**2)
@@ -210,8 +198,25 @@ def consensus(
         if best is None or cost[q] < best[0]:
             best = (float(cost[q]), pick[q], inl[q])
     if best is None:
-        return [None] * len(per)
-    return [per[k][0][q] if ok else None for k, (q, ok) in enumerate(zip(*best[1:]))]
+        return [None] * len(offsets)
+    return [offsets[k][q] if ok else None for k, (q, ok) in enumerate(zip(*best[1:]))]
+
+
+def candidate_points(
+    candidates: list[dict[int, np.ndarray]], gt_size: tuple[int, int], cap: float, prefer: float
+) -> tuple[list[list[int]], np.ndarray, np.ndarray, float]:
+    """What `consensus` searches: each sample's offsets; where each candidate puts the GT grid,
+    (S, K, 2, P) padded to the most offsets; each candidate's extra cost (S, K: `prefer` a
+    frame of offset, inf for the padding); and the cap, grown with the scatter."""
+    src = grid(gt_size)
+    offsets = [list(c) for c in candidates]
+    pts = np.zeros((len(candidates), max(map(len, offsets)), 2, src.shape[1]))
+    extra = np.full(pts.shape[:2], np.inf)
+    for k, (cands, offs) in enumerate(zip(candidates, offsets)):
+        pts[k, : len(offs)] = np.stack([_mapped(cands[o], src) for o in offs])
+        extra[k, : len(offs)] = prefer * np.abs(np.array(offs, float))
+    cap = max(cap, SCATTER_CAP * scatter([c[0] for c in candidates if 0 in c], gt_size))
+    return offsets, pts, extra, cap
 
 
 #: starts settled at once by `consensus` (their points: ~0.1 MB each for 24 samples)
