@@ -676,8 +676,8 @@ def _consensus_one_start_at_a_time(candidates, gt_size, cap=1.5, prefer=0.05):
 
 @pytest.mark.parametrize("noise", [0.02, 0.5, 4.0])
 def test_consensus_of_all_starts_at_once_picks_as_one_start_at_a_time(noise: float) -> None:
-    """The search runs every start at once (more starts than a chunk: 20 samples of 13
-    offsets); its picks are those of the loop it replaced, wrong matches and scatter too."""
+    """The search runs every start at once (20 samples of 13 offsets: 260 starts); its picks
+    are those of the loop it replaced, wrong matches and scatter too."""
     from filmdata.pairing.spatial import consensus, neighbour_candidates
 
     rng = np.random.default_rng(int(noise * 100))

@@ -191,15 +191,11 @@ def consensus(
         return []
     offsets, pts, extra, cap = candidate_points(candidates, gt_size, cap, prefer)
     starts = np.concatenate([pts[k, : len(offs)] for k, offs in enumerate(offsets)])
-    best: tuple[float, np.ndarray, np.ndarray] | None = None  # cost, picks, inliers
-    for a in range(0, len(starts), CONSENSUS_CHUNK):  # every start at once, a chunk at a time
-        cost, pick, inl = _settle(pts, extra, starts[a : a + CONSENSUS_CHUNK], cap**2)
-        q = int(np.argmin(cost))  # the first of the cheapest, as the starts are in order
-        if best is None or cost[q] < best[0]:
-            best = (float(cost[q]), pick[q], inl[q])
-    if best is None:
+    if not len(starts):
         return [None] * len(offsets)
-    return [offsets[k][q] if ok else None for k, (q, ok) in enumerate(zip(*best[1:]))]
+    cost, pick, inl = _settle(pts, extra, starts, cap**2)  # every start at once
+    q = int(np.argmin(cost))  # the first of the cheapest, as the starts are in order
+    return [offsets[k][j] if ok else None for k, (j, ok) in enumerate(zip(pick[q], inl[q]))]
 
 
 def candidate_points(
@@ -217,10 +213,6 @@ def candidate_points(
         extra[k, : len(offs)] = prefer * np.abs(np.array(offs, float))
     cap = max(cap, SCATTER_CAP * scatter([c[0] for c in candidates if 0 in c], gt_size))
     return offsets, pts, extra, cap
-
-
-#: starts settled at once by `consensus` (their points: ~0.1 MB each for 24 samples)
-CONSENSUS_CHUNK = 64
 
 
 def _settle(
