@@ -113,3 +113,52 @@ def test_cli_make_and_extract(runner, tmp_path: Path) -> None:
     assert "dust" in res.output
     res = runner.invoke(app, ["templates", "extract", str(tmp_path / "missing.mp4")])
     assert res.exit_code == 2 and "no such file" in res.output
+
+
+def test_extract_from_anamorphic_and_interlaced_overlays(tmp_path: Path) -> None:
+    """Overlay reels come from DVDs: pixels 64/45 as wide as high, and fields of two instants
+    woven into each frame. A speck round as shown gives a round template (not one squeezed
+    to 0.7 of its height), and a scratch sliding 6 px a field gives scratch templates (not
+    the comb of two half-lines, every other row each)."""
+    from fractions import Fraction
+
+    import av
+
+    sar = 64 / 45
+    wide = tmp_path / "dvd.mp4"
+    with av.open(str(wide), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 180, 144, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(64, 45)
+        s.options = {"crf": "4"}
+        for i in range(6):
+            f = np.full((144, 180), 10, np.uint8)
+            for k in range(4):  # discs of radius 7 as shown: 7 / sar stored pixels across
+                c = (20 + 40 * k, 30 + 20 * (i % 3) + 10 * k)
+                cv2.ellipse(f, c, (round(7 / sar), 7), 0, 0, 360, 230, -1)
+            pic = np.repeat(f[..., None], 3, 2)
+            out.mux(s.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")))
+        out.mux(s.encode())
+    counts = extract_templates(wide, tmp_path / "wide", step=1, quiet=True)
+    assert counts.get("dust", 0) >= 12
+    ratios = []  # each template's bright part: as wide as high
+    for p in (tmp_path / "wide").rglob("*.png"):
+        bright = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 128
+        ratios.append(bright.any(0).sum() / max(1, bright.any(1).sum()))
+    assert 0.85 < float(np.median(ratios)) < 1.15, ratios
+
+    woven = tmp_path / "576i.mp4"
+    with av.open(str(woven), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
+        s.options = {"crf": "4", "x264-params": "interlaced=1:tff=1"}
+        for i in range(10):
+            f = np.full((96, 128), 10, np.uint8)
+            for field in (0, 1):  # the scratch where it was at each field's instant
+                x = 20 + 6 * (2 * i + field)
+                f[field::2, x : x + 2] = 230
+            pic = np.repeat(f[..., None], 3, 2)
+            out.mux(s.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")))
+        out.mux(s.encode())
+    counts = extract_templates(woven, tmp_path / "woven", step=1, quiet=True)
+    assert counts.get("scratch", 0) >= 8, counts

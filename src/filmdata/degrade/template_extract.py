@@ -3,7 +3,9 @@
 Overlay footage (dust and scratches filmed on black, or on white: "film grain overlay" reels)
 is mostly flat background with the damage on top. For each frame (every `step`-th):
 
-1. decode as luma; if the background is bright (median > 0.5) invert, so damage is bright;
+1. decode as luma (interlaced frames deinterlaced, non-square pixels made square: a speck is
+   kept round, not combed or squeezed); if the background is bright (median > 0.5) invert,
+   so damage is bright;
 2. remove the background with a large median blur (flicker and vignetting of the overlay);
 3. threshold (`threshold` above the background) and find connected components;
 4. crop each component with a margin, keep its soft intensity (not the binary mask), and sort
@@ -67,7 +69,7 @@ def extract_templates(
     """
     from tqdm import tqdm
 
-    from ..video import iter_frames, probe
+    from ..video import SQUARE_SAR, file_aspect, iter_frames, probe
 
     video = Path(video)
     if not video.is_file():
@@ -77,12 +79,17 @@ def extract_templates(
     out = Path(out)
     counts: dict[str, int] = {}
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in video.stem)[:40]
+    sar = file_aspect(video)
     bar = tqdm(total=total, disable=quiet, unit="frame", desc="extract")
     seen = 0
     try:
-        for index, frame in iter_frames(video, gray=True, step=step):
+        for index, frame in iter_frames(video, gray=True, step=step, deinterlace=True):
             bar.update(step)
             seen += 1
+            if abs(sar - 1) >= SQUARE_SAR:  # square pixels: the width times the pixel aspect
+                h, w = frame.shape
+                wide = cv2.INTER_LINEAR if sar > 1 else cv2.INTER_AREA
+                frame = cv2.resize(frame, (max(1, round(w * sar)), h), interpolation=wide)
             for kind, crop in components(frame, threshold, min_area):
                 n = counts.get(kind, 0)
                 if n >= limit:
