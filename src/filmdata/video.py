@@ -492,8 +492,8 @@ def _deinterlaced(
 
     bwdif makes frame i from frames i - 1, i and i + 1, so a range decodes one frame more on
     each side and the frames equal those of a decode from the start. The filter starts at the
-    first interlaced frame (fed the frame before it): a progressive file costs only those two
-    frames more."""
+    first interlaced frame (fed the frame before it): a progressive range is decoded as it is
+    without it (the frame before it is decoded on the way from its keyframe anyway)."""
     graph: Any = None
     numbers: deque[int] = deque()  # the frames in the filter, oldest first
     before: Any = None  # the last frame, while no filter runs
@@ -519,6 +519,8 @@ def _deinterlaced(
             if graph is None:
                 if i >= start and (end is None or i < end):
                     yield i, frame
+                if end is not None and i >= end - 1:
+                    return  # all progressive: the frame past the range is not needed
                 before = frame
                 continue
             graph.push(frame)

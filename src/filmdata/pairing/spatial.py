@@ -227,6 +227,7 @@ def _settle(
     start-by-start loop on every alignment checked, in a fraction of its time."""
     n, s, k = len(centres), pts.shape[0], pts.shape[1]
     flat = pts.reshape(s * k, -1)  # (S K, 2 P)
+    each = flat.reshape(s, k, -1)  # (S, K, 2 P)
     per_point = 1.0 / pts.shape[3]
     own = (flat**2).sum(1) * per_point + extra.reshape(-1)  # |a|^2 / P, and the offset's
     centre = centres.reshape(n, -1).copy()
@@ -249,7 +250,7 @@ def _settle(
         for r, i in enumerate(idx):
             if some[r]:
                 rows = np.flatnonzero(inl[r])
-                centre[i] = flat.reshape(s, k, -1)[rows, p[r, rows]].mean(axis=0)
+                centre[i] = each[rows, p[r, rows]].mean(axis=0)
     inliers = at < cap2
     cost = np.cumsum(np.minimum(at, cap2), axis=1)[:, -1]  # in order, as `sum` adds them
     return cost, pick, inliers

@@ -167,7 +167,8 @@ def _cut_item(
     root = Path(root_s)
     clips, rep = _cut_source(root, row, detector, threshold, min_len, max_len, [], quiet)
     if export:
-        clips = [_export(root, row, c, quiet) for c in clips]
+        sar = file_aspect(root / row["path"])  # the source's, for each clip's file
+        clips = [_export(root, row, c, sar) for c in clips]
     return clips, rep
 
 
@@ -294,7 +295,7 @@ def _window_samples(
     return read_frames(path, a, b, gray=True, size=_sample_size(width, height), step=step)
 
 
-def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], quiet: bool) -> dict[str, Any]:
+def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], sar: float) -> dict[str, Any]:
     if clip["status"] != "kept":
         return clip
     src = root / row["path"]
@@ -305,7 +306,7 @@ def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], quiet: bool) 
     clean = row.get("kind") in GT_KINDS
     try:
         frames = iter_frames(src, a, b, deinterlace=clean)
-        n = write_video(out, (f for _, f in frames), clip["fps"], sar=file_aspect(src))
+        n = write_video(out, (f for _, f in frames), clip["fps"], sar=sar)
     except FilmdataError as e:
         return {**clip, "status": "failed", "reason": f"export: {e}"}
     if n != b - a:
