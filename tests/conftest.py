@@ -110,3 +110,52 @@ def write_interlaced(path: Path, width: int = 128, height: int = 96, frames: int
             out.mux(s.encode(av.VideoFrame.from_ndarray(woven, format="rgb24")))
         out.mux(s.encode())
     return path
+
+
+def film_frames(n: int, width: int = 160, height: int = 480, lines: bool = True) -> np.ndarray:
+    """(n, height, width, 3) uint8 pictures of a film: bars 8 px wide, each shade its own,
+    sliding 5 px a frame over a vertical ramp and fine lines (2 rows light, 2 dark: detail
+    that no field alone holds, so that a deinterlacer's guess at the other field's lines shows;
+    not with `lines` False), each picture distinct, combs where two woven pictures differ."""
+    x = np.arange(width)
+    y = np.arange(height)[:, None]
+    ramp = np.linspace(0, 40, height)[:, None] + (24 * ((y // 2) % 2) if lines else 0)
+    pics = []
+    for k in range(n):
+        u = (x - 5 * k) % (2 * width)
+        pic = 40 + ramp + 120 * ((u // 8) % 2) + 10 * ((u // 16) % 3)
+        pics.append(np.repeat(np.clip(pic, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+    return np.stack(pics)
+
+
+def weave(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """A frame of two fields: even rows from `top`, odd rows from `bottom`."""
+    out = top.copy()
+    out[1::2] = bottom[1::2]
+    return out
+
+
+def write_woven(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    """Encode frames as they are, coded progressive (no interlace flags): combs and all, as a
+    web re-encode of a telecined DVD or an interlaced broadcast has them."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt, s.options = "yuv420p", {"crf": "8"}
+        for f in frames:
+            out.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(s.encode())
+    return path
+
+
+def telecine(film: np.ndarray) -> list[np.ndarray]:
+    """3:2 pulldown, top field first: film frames A B C D become A, B, B|C, C|D, D."""
+    out: list[np.ndarray] = []
+    for k in range(0, len(film) - 3, 4):
+        a, b, c, d = film[k : k + 4]
+        out += [a, b, weave(b, c), weave(c, d), d]
+    return out

@@ -10,13 +10,20 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import make_clip, shard_rows, write_interlaced
+from conftest import (
+    film_frames,
+    make_clip,
+    shard_rows,
+    telecine,
+    write_interlaced,
+    write_woven,
+)
 from filmdata import shards
 from filmdata.cli import app
 from filmdata.shards import decode_image
 from filmdata.synth import Clip, plan, replay_row, synth
 from filmdata.synthetic import render_shots
-from filmdata.video import read_frames
+from filmdata.video import comb_blocks, read_frames
 
 T, S = 3, 32
 
@@ -874,12 +881,19 @@ def test_a_clip_recorded_turned_makes_upright_windows(tmp_path: Path) -> None:
             assert _psnr(decode_image(g["bytes"]), ref) > 45
 
 
-def test_an_interlaced_master_makes_gt_of_pictures_not_fields(tmp_path: Path) -> None:
-    """A 576i master's frames weave two instants: its windows' GT are cut from them
-    deinterlaced (no combs: a clean target), and each re-derives from its record exactly."""
+@pytest.mark.parametrize("master", ["576i", "telecined"])
+def test_an_interlaced_master_makes_gt_of_pictures_not_fields(tmp_path: Path, master: str) -> None:
+    """A 576i master's frames weave two instants (and a telecined film coded progressive, as a
+    web re-encode of an NTSC DVD, weaves two film frames in two of five): its windows' GT are
+    cut from its pictures (no combs: a clean target), and each re-derives from its record
+    exactly."""
     from filmdata.synth import rederive_gt
 
-    path = write_interlaced(tmp_path / "576i.mp4", 96, 64, frames=24)
+    if master == "576i":
+        path = write_interlaced(tmp_path / "576i.mp4", 96, 64, frames=24)
+    else:
+        path = write_woven(tmp_path / "telecined.mp4", telecine(film_frames(24)), 30000 / 1001)
+        assert max(comb_blocks(f) for f in read_frames(path, gray=True, deinterlace=True)) < 32
     out = tmp_path / "ds"
     synth(_templates(), "film", [path], out=out, root=tmp_path / "root", clip_len=T, size=S,
           seed=2, device="cpu", quiet=True)  # fmt: skip

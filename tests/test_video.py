@@ -5,10 +5,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_interlaced, write_turned
+from conftest import film_frames, telecine, weave, write_interlaced, write_turned, write_woven
 from filmdata.errors import MediaError
 from filmdata.synthetic import render_shots
-from filmdata.video import iter_decoded, iter_frames, luma, probe, read_frames, write_video
+from filmdata.video import (
+    comb_blocks,
+    combed_pictures,
+    iter_decoded,
+    iter_frames,
+    luma,
+    probe,
+    read_frames,
+    write_video,
+)
 
 
 def test_probe_counts_frames(clip: Path) -> None:
@@ -224,3 +233,62 @@ def test_a_file_written_from_non_square_pixels_is_shown_as_its_source(tmp_path: 
     write_video(plain, frames, 25.0)
     assert file_aspect(plain) == 1.0
     assert file_aspect(tmp_path / "missing.mp4") == 1.0
+
+
+def test_a_telecined_film_coded_progressive_comes_as_its_own_pictures(tmp_path: Path) -> None:
+    """A 3:2 telecined film encoded without interlace flags (as web re-encodes of NTSC DVDs
+    are) has two combed frames in five: asked for pictures, its fields are matched back into
+    the film's own frames (none interpolated), one frame out per frame in, and any range is
+    that of a decode from the start (the matcher and the deinterlacer each look a frame either
+    way)."""
+    film = film_frames(48)
+    coded = telecine(film)  # 60 frames at 29.97
+    path = write_woven(tmp_path / "telecined.mp4", coded, 30000 / 1001)
+    assert combed_pictures(path)
+    raw = read_frames(path)
+    assert np.mean([comb_blocks(luma_of(f)) > 128 for f in raw]) == pytest.approx(0.4, abs=0.05)
+    pictures = read_frames(path, deinterlace=True)
+    assert pictures.shape == raw.shape == (60, 480, 160, 3)
+    assert max(comb_blocks(luma_of(f)) for f in pictures) < 32
+    # each frame is a film frame (the one of its top field or of its bottom field), whole
+    for i, f in enumerate(pictures):
+        q, r = divmod(i, 5)
+        pair = ((0,), (1,), (1, 2), (2, 3), (3,))[r]
+        near = min(np.abs(f.astype(int) - film[4 * q + j]).mean() for j in pair)
+        assert near < 2.0, i
+    for start, end in ((0, 2), (1, 4), (2, 3), (17, 23), (40, 60), (57, 60), (59, 60)):
+        got = list(iter_frames(path, start, end, deinterlace=True))
+        assert [i for i, _ in got] == list(range(start, end))
+        assert all(np.array_equal(f, pictures[i]) for i, f in got), (start, end)
+
+
+def test_interlaced_video_coded_progressive_comes_deinterlaced(tmp_path: Path) -> None:
+    """Interlaced video encoded without its flags (each frame two fields of different instants,
+    no flag saying so) combs on every motion; asked for pictures it comes without combs, each
+    frame one of its two instants."""
+    instants = film_frames(80, lines=False)
+    path = write_woven(
+        tmp_path / "woven.mp4", [weave(a, b) for a, b in zip(instants[::2], instants[1::2])], 25
+    )
+    assert combed_pictures(path)
+    raw, pictures = read_frames(path, gray=True), read_frames(path, gray=True, deinterlace=True)
+    assert pictures.shape == raw.shape == (40, 480, 160)
+    assert _combing(raw) > 20 and abs(_combing(pictures)) < 2
+    grey = instants.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    for i, f in enumerate(pictures):
+        assert min(np.abs(f - grey[j]).mean() for j in (2 * i, 2 * i + 1)) < 4.0, i
+
+
+def test_progressive_pictures_at_interlaced_sizes_and_rates_are_left_alone(tmp_path: Path) -> None:
+    """A progressive film at 29.97 (and at 25) in SD frames is looked at and found without
+    combs: its frames are the decoder's own."""
+    film = film_frames(45)
+    for fps in (30000 / 1001, 25):
+        path = write_woven(tmp_path / f"progressive-{fps:.0f}.mp4", list(film), fps)
+        assert not combed_pictures(path)
+        assert np.array_equal(read_frames(path, deinterlace=True), read_frames(path))
+
+
+def luma_of(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) luma of an RGB frame, as `comb_blocks` takes it."""
+    return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.uint8)

@@ -674,9 +674,10 @@ def write_card(
         "`source`, `clip`, `start_frame` and `crop` (source pixels) say where the GT was cut "
         "from; `degradation` (JSON) holds the preset, the seed and every sampled parameter. "
         "Frames coded interlaced were deinterlaced (FFmpeg's bwdif, one picture per frame) "
-        "before the GT was cut; crops are square as shown (of a source with non-square "
-        "pixels, an anamorphic DVD's, `crop` is as many times taller than wide as its pixels "
-        "are wider than high).",
+        "before the GT was cut, and combed pictures coded progressive field-matched (FFmpeg's "
+        "fieldmatch: a telecined film's own frames) and deinterlaced where still combed; "
+        "crops are square as shown (of a source with non-square pixels, an anamorphic DVD's, "
+        "`crop` is as many times taller than wide as its pixels are wider than high).",
         "",
         "```python",
         "from datasets import load_dataset",

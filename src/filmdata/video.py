@@ -9,7 +9,8 @@ sensor's landscape pixels and the turn for the player) is decoded into the pictu
 FFmpeg's command and OpenCV show (`turns`); sizes, boxes and crops are in their pixels.
 
 Where a caller wants pictures rather than fields (`deinterlace=True`: the clean GT that synth,
-`cut` and `pair --export` take), frames coded interlaced are deinterlaced (`_deinterlaced`).
+`cut` and `pair --export` take), frames coded interlaced are deinterlaced, and the combed
+pictures of a stream coded progressive field-matched (`_deinterlaced`).
 """
 
 from __future__ import annotations
@@ -480,6 +481,109 @@ def iter_decoded(
 #: frame, the field order from each frame, and frames not coded interlaced left as they are
 DEINTERLACER = ("bwdif", "mode=send_frame:parity=auto:deint=interlaced")
 
+#: Before `DEINTERLACER`, for a stream coded progressive whose pictures are combed all the same
+#: (`combed_pictures`: a telecined film or interlaced video encoded without its flags, as web
+#: re-encodes of DVDs and broadcasts often are): FFmpeg's fieldmatch (TFM's field matching)
+#: rebuilds each frame from the fields of it and its neighbours that make one picture (a
+#: telecined film's own frames, exactly), and marks as interlaced the frames no pairing un-combs
+#: (true interlaced video), which `DEINTERLACER` then deinterlaces. One frame out for each frame
+#: in: frame numbers stay the decode's. `combmatch=full`: every frame's combing is measured.
+FIELD_MATCHER = ("fieldmatch", "combmatch=full")
+
+# Where `combed_pictures` looks: streams of interlaced video's frame heights (SD: 470-610
+# lines; 1080) at its frame rates (25, 29.97, 30). 720p is progressive by definition; film
+# rates (23.976, 24) and double rates (50, 59.94) come as whole pictures.
+_COMBED_HEIGHTS = ((470, 610), (1070, 1090))
+_COMBED_RATES = (24.5, 30.5)
+# Frames read at the start, a third and two thirds in; a stream is combed where at least
+# `_COMBED_MIN` of them and a tenth are (motion shows combs: a still stretch shows none).
+_COMBED_SAMPLE, _COMBED_MIN = 12, 3
+# fieldmatch's comb test (`comb_blocks`, its `cthresh`); a frame counts as combed where a
+# 16x16 block is half full of combed pixels: moving edges of a woven frame fill blocks
+# (210-256), a progressive picture's fine texture rarely a third of one (fieldmatch's own
+# `combpel`, 80, is met by pixel-sized noise at full swing: 52-89).
+_COMB_THRESHOLD, _COMB_PIXELS = 9, 128
+_COMBED: dict[tuple[str, int, int], bool] = {}
+
+
+def combed_pictures(path: str | os.PathLike[str]) -> bool:
+    """Whether a stream coded progressive shows combed pictures (`FIELD_MATCHER`): 36 frames
+    of it read (at the start, a third and two thirds in) where its frame height and rate are
+    interlaced video's, and at least 3 of them, and a tenth, combed. False for a stream whose
+    frames say they are interlaced (`DEINTERLACER` takes those as they come), and for a file
+    that does not open or decode (its reader says why). Remembered for the file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False  # (its reader says why)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _COMBED:
+        if len(_COMBED) > 4096:
+            _COMBED.clear()
+        try:
+            _COMBED[key] = _look_for_combs(path)
+        except (MediaError, av.error.FFmpegError):
+            _COMBED[key] = False
+    return _COMBED[key]
+
+
+def _look_for_combs(path: str | os.PathLike[str]) -> bool:
+    with _open(path) as c:
+        v = _video_stream(c, path)
+        height, fps, tb = v.codec_context.height, stream_fps(v), v.time_base
+        if not any(lo <= height <= hi for lo, hi in _COMBED_HEIGHTS):
+            return False
+        if not _COMBED_RATES[0] <= fps <= _COMBED_RATES[1]:
+            return False
+        v.thread_count = 1
+        seconds = float(v.duration * tb) if v.duration and tb else 0.0
+        if not seconds and c.duration:
+            seconds = c.duration / av.time_base
+        combed = seen = 0
+        for place in (0.0, 1 / 3, 2 / 3):
+            if place and (seconds < 3 * _COMBED_SAMPLE / fps or tb is None):
+                break  # too short to sample apart (or no time base to seek by)
+            if place:
+                try:
+                    c.seek((v.start_time or 0) + int(seconds * place / tb), stream=v)
+                except av.error.FFmpegError:
+                    break  # no seeking in it: what was read decides
+            taken = 0
+            for frame in c.decode(v):
+                if frame.interlaced_frame:
+                    return False
+                y = luma(frame)  # upright: a quarter turn makes the fields columns
+                y = y.T if turns(frame) % 2 else y
+                combed += comb_blocks(y) > _COMB_PIXELS
+                taken += 1
+                if taken == _COMBED_SAMPLE:
+                    break
+            seen += taken
+    return combed >= max(_COMBED_MIN, seen / 10)
+
+
+def comb_blocks(y: np.ndarray) -> int:
+    """fieldmatch's combed score of a luma plane (of every 4th column where it is over 1000
+    wide): the most combed pixels in a 16x16 block (blocks every 8 pixels). A pixel is combed
+    where it differs from the lines above and below by more than `_COMB_THRESHOLD` levels and
+    the vertical [1 -3 4 -3 1] filter at it exceeds 6 times that, and so do the pixels above and
+    below it (a comb, not one bright line). Moving edges of a woven frame fill whole blocks; a
+    progressive picture's texture rarely a third of one."""
+    if y.shape[1] > 1000:
+        y = y[:, ::4]
+    y = y.astype(np.int16)
+    c = _COMB_THRESHOLD
+    cur, up, down = y[2:-2], y[1:-3], y[3:-1]
+    mark = (np.abs(cur - up) > c) & (np.abs(cur - down) > c)
+    mark &= np.abs(4 * cur - 3 * (up + down) + y[:-4] + y[4:]) > 6 * c
+    comb = mark[1:-1] & mark[:-2] & mark[2:]
+    h, w = (comb.shape[0] // 8) * 8, (comb.shape[1] // 8) * 8
+    if h < 16 or w < 16:
+        return 0
+    cells = comb[:h, :w].reshape(h // 8, 8, w // 8, 8).sum(axis=(1, 3), dtype=np.int32)
+    blocks = cells[:-1, :-1] + cells[1:, :-1] + cells[:-1, 1:] + cells[1:, 1:]
+    return int(blocks.max())
+
 
 def _deinterlaced(
     path: str | os.PathLike[str], start: int, end: int | None, threads: int
@@ -490,10 +594,18 @@ def _deinterlaced(
     progressive frame is the decoder's own. Otherwise the fields' combs on every motion would
     be cut into the clean GT (and blurred into ghosts by the area resize).
 
+    A stream coded progressive whose pictures are combed all the same (`combed_pictures`) has
+    its fields matched first (`FIELD_MATCHER`), every frame, and those left combed deinterlaced.
+
     bwdif makes frame i from frames i - 1, i and i + 1, so a range decodes one frame more on
-    each side and the frames equal those of a decode from the start. The filter starts at the
-    first interlaced frame (fed the frame before it): a progressive range is decoded as it is
-    without it (the frame before it is decoded on the way from its keyframe anyway)."""
+    each side (two after fieldmatch) and the frames equal those of a decode from the start. The
+    filter starts at the first interlaced frame (fed the frame before it): a progressive range
+    is decoded as it is without it (the frame before it is decoded on the way from its keyframe
+    anyway)."""
+    matched = combed_pictures(path)
+    # frames of context either side: bwdif looks one frame either way; after fieldmatch, which
+    # does too, two
+    lead = 2 if matched else 1
     graph: Any = None
     numbers: deque[int] = deque()  # the frames in the filter, oldest first
     before: Any = None  # the last frame, while no filter runs
@@ -508,11 +620,11 @@ def _deinterlaced(
             if i >= start and (end is None or i < end):
                 yield i, frame
 
-    wide = None if end is None else end + 1
+    wide = None if end is None else end + lead
     try:
-        for i, frame in iter_decoded(path, max(0, start - 1), wide, threads=threads):
-            if graph is None and frame.interlaced_frame:
-                graph = _deinterlacer(frame)
+        for i, frame in iter_decoded(path, max(0, start - lead), wide, threads=threads):
+            if graph is None and (matched or frame.interlaced_frame):
+                graph = _deinterlacer(frame, matched)
                 if before is not None:
                     graph.push(before)  # its output (itself: progressive) is not wanted
                     numbers.append(-1)
@@ -533,17 +645,19 @@ def _deinterlaced(
         raise MediaError(f"{path}: deinterlacing failed: {e}") from None
 
 
-def _deinterlacer(frame: Any) -> Any:
-    """A configured filter graph: frames like `frame` in, `DEINTERLACER`'s out."""
+def _deinterlacer(frame: Any, matched: bool = False) -> Any:
+    """A configured filter graph: frames like `frame` in, `DEINTERLACER`'s out (after
+    `FIELD_MATCHER`'s where `matched`)."""
     g = av.filter.Graph()
     tb = frame.time_base or Fraction(1, 90000)
-    src = g.add_buffer(
+    last = g.add_buffer(
         width=frame.width, height=frame.height, format=frame.format.name, time_base=tb
     )
-    name, args = DEINTERLACER
-    f = g.add(name, args)
-    src.link_to(f)
-    f.link_to(g.add("buffersink"))
+    for name, args in (FIELD_MATCHER, DEINTERLACER) if matched else (DEINTERLACER,):
+        f = g.add(name, args)
+        last.link_to(f)
+        last = f
+    last.link_to(g.add("buffersink"))
     g.configure()
     return g
 
