@@ -488,6 +488,7 @@ DEINTERLACER = ("bwdif", "mode=send_frame:parity=auto:deint=interlaced")
 #: telecined film's own frames, exactly), and marks as interlaced the frames no pairing un-combs
 #: (true interlaced video), which `DEINTERLACER` then deinterlaces. One frame out for each frame
 #: in: frame numbers stay the decode's. `combmatch=full`: every frame's combing is measured.
+#: (fieldmatch takes 8-bit frames: deeper ones come through FFmpeg's conversion to 8 bits.)
 FIELD_MATCHER = ("fieldmatch", "combmatch=full")
 
 # Where `combed_pictures` looks: streams of interlaced video's frame heights (SD: 470-610
