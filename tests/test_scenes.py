@@ -193,3 +193,45 @@ def test_ten_bit_footage_is_read_by_its_luma_not_its_bytes(footage_dir: str) -> 
     cuts = [s.start_frame for s in detect_scenes(path)[1:]]
     assert f1(cuts, fo.cuts) >= 0.9, cuts
     assert cuts == [s.start_frame for s in detect_scenes(eight)[1:]]
+
+
+def _telecined(frames: np.ndarray, cuts: list[int]) -> tuple[list[np.ndarray], list[int]]:
+    """3:2 pulldown (A, B, B|C, C|D, D: top field first) and where each cut lands: a cut into
+    C or D falls inside a woven frame (the old shot's last field and the new one's first),
+    and the new scene starts after it."""
+    out: list[np.ndarray] = []
+    for k in range(0, len(frames) - 3, 4):
+        a, b, c, d = (np.ascontiguousarray(f) for f in frames[k : k + 4])
+        bc, cd = b.copy(), c.copy()
+        bc[1::2], cd[1::2] = c[1::2], d[1::2]
+        out += [a, b, bc, cd, d]
+    return out, [5 * (c // 4) + (0, 1, 3, 4)[c % 4] for c in cuts if c < len(out) * 4 // 5]
+
+
+def _blended(frames: np.ndarray, cuts: list[int]) -> tuple[list[np.ndarray], list[int]]:
+    """24 to 30 frames/s by blending the two nearest frames (a frame-rate conversion): a cut
+    falls inside a blended frame four times in five; the new scene starts at the first frame
+    with none of the old shot."""
+    out, j = [], 0
+    while (p := j * 24 / 30) < len(frames) - 1:
+        a, f = int(p), p - int(p)
+        out.append(((1 - f) * frames[a] + f * frames[a + 1] + 0.5).astype(np.uint8))
+        j += 1
+    return out, [-(-c * 30 // 24) for c in cuts]
+
+
+@pytest.mark.parametrize("kind", ["telecined", "blended"])
+def test_cuts_inside_a_mixed_frame_are_found(tmp_path: Path, kind: str) -> None:
+    """A frame that holds two shots at once (woven of the fields of both: half the cuts of a
+    3:2 telecined film, a cut mid-frame in interlaced video; or a blend of both, a frame-rate
+    conversion's) is near either shot, so no pair of frames across the cut is far: the cut is
+    found all the same, after the mixed frame (where the deinterlaced or field-matched picture
+    of it is the old shot's)."""
+    fo = make_footage((34, 29, 31, 38, 27, 33, 30), width=128, height=96, seed=11, flicker=0.2)
+    frames, truth = (_telecined if kind == "telecined" else _blended)(
+        np.asarray(fo.frames), fo.cuts
+    )
+    path = tmp_path / f"{kind}.mp4"
+    write_video(path, frames, 30000 / 1001 if kind == "telecined" else 30)
+    cuts = [s.start_frame for s in detect_scenes(path, detector="film")[1:]]
+    assert f1(cuts, truth) >= 0.95, f"{kind}: cuts {cuts}, truth {truth}"

@@ -20,7 +20,14 @@ frames (splices, light leaks) look like two cuts. The detector answers each of t
    frames that returns to the same shot scores low (the frame before it matches the one after).
 5. A cut is a local maximum above `threshold` and clearly above the local median of the score
    (an adaptive threshold), so a long fast pan does not fire cut after cut.
-6. Fades through black or white: the frames in the middle are blank (nothing but grain); a run
+6. A frame that is a mix of the frames either side, the two shots at once (a telecined or
+   interlaced frame woven of the last field of one shot and the first of the next: half the
+   cuts of a 3:2 telecined film; a frame-rate conversion's blend), is near both shots, so no
+   pair across the cut is far. Such a frame (its feature that of its neighbours' mean within
+   `BLEND`, and each neighbour nearer to it than to the other) scores the pairs that skip it,
+   and the cut goes after it: deinterlaced or field-matched, it is the old shot's picture
+   (the first field's, the earlier).
+7. Fades through black or white: the frames in the middle are blank (nothing but grain); a run
    of blank frames between two different shots is a cut at the middle of the run (a long run is
    a black or white scene of its own, cut at both ends, for curation to drop). Blank frames
    are left out of every other comparison, so a burnt-out flash is not a cut either.
@@ -46,6 +53,10 @@ DEFAULT_THRESHOLD = 0.55
 _PRE, _POST = 4, 4  # hard-cut pairs: frames t-_PRE..t-1 against t..t+_POST
 _LAGS = tuple(range(1, _PRE + _POST + 1))
 _LONG_BLANK = 24  # frames: a blank run this long is a scene of its own, not a fade
+# A frame is a mix of its neighbours where its feature's NCC with their mean is at least BLEND
+# (frames woven across a cut: 0.96-0.99) and each neighbour is nearer to it than BRIDGE times
+# their distance from each other.
+BLEND, BRIDGE = 0.9, 0.8
 
 
 def analysis_size(width: int, height: int, target: int = ANALYSIS_WIDTH) -> tuple[int, int]:
@@ -96,6 +107,14 @@ def _trim(flat: np.ndarray) -> tuple[int, int]:
     return a, b
 
 
+def _blend(a: np.ndarray | None, b: np.ndarray | None, c: np.ndarray | None) -> float:
+    # |NCC| of b with the mean of a and c: 1 where b is their mix (NaN where one is blank).
+    if a is None or b is None or c is None:
+        return np.nan
+    m = a + c
+    return abs(float(b @ m)) / (float(np.linalg.norm(m)) + 1e-6)
+
+
 def _distance(a: np.ndarray | None, b: np.ndarray | None) -> float:
     # Each part unit-normalised to 1/sqrt(3): a.b is the mean NCC. |.|: inverted exposure.
     # A blank frame says nothing about the content: NaN, left out of every minimum.
@@ -125,6 +144,7 @@ class FilmCuts:
         self._blank_from: int | None = None  # start of the current run of blank frames
         self._blank_runs: list[tuple[int, int, float]] = []  # (start, end, d(before, after))
         self._d: dict[int, list[float]] = {lag: [] for lag in _LAGS}  # d(t - lag, t) at [t]
+        self._blend: list[float] = []  # at [t]: NCC of frame t with its neighbours' mean
         self._size: tuple[int, int] | None = None
         self._dark: tuple[np.ndarray, np.ndarray] | None = None
         self._box: tuple[int, int, int, int] | None = None
@@ -150,6 +170,9 @@ class FilmCuts:
         n = len(self._feats)
         for lag, col in self._d.items():
             col.append(_distance(self._feats[n - 1 - lag], f) if n > lag else np.nan)
+        self._blend.append(np.nan)  # frame t's, known when t + 1 comes
+        if n >= 3:
+            self._blend[t - 1] = _blend(self._feats[n - 3], self._feats[n - 2], f)
 
     def _crop(self, gray: np.ndarray) -> np.ndarray:
         # Letterbox/pillarbox bars add structure shared by every frame: crop what has been
@@ -176,7 +199,10 @@ class FilmCuts:
         n = len(d[1])
         if n < 2:
             return []
-        hard = _hard_cuts(hard_scores(d, n), self.threshold, self.min_scene_len)
+        s = hard_scores(d, n)
+        # (the neighbourhood a cut must stand out of is the hard scores')
+        scores = np.fmax(s, mixed_scores(d, np.asarray(self._blend), n))
+        hard = _hard_cuts(scores, self.threshold, self.min_scene_len, _local_median(s, 25))
         found = list(hard)
         # Runs of blank frames: a short one between different shots is a fade through black
         # or white (cut at its middle); a long one is a scene of its own (cuts at both ends).
@@ -202,17 +228,37 @@ class FilmCuts:
 
 def hard_scores(d: dict[int, np.ndarray], n: int) -> np.ndarray:
     """Score per frame t: min over j in 1.._PRE, k in 0.._POST of d(t - j, t + k) (NaN-aware)."""
+    s = _across(d, n, 0)
+    s[0] = 0.0
+    return s
+
+
+def _across(d: dict[int, np.ndarray], n: int, first: int) -> np.ndarray:
+    # At t: min over j in 1.._PRE, k in first.._POST of d(t - j, t + k); 0 where none is known.
     s = np.full(n, np.inf)
     for j in range(1, _PRE + 1):
-        for k in range(_POST + 1):
-            lag = j + k
-            col = d[lag]  # col[u] = d(u - lag, u); here u = t + k
+        for k in range(first, _POST + 1):
+            col = d[j + k]  # col[u] = d(u - j - k, u); here u = t + k
             v = np.full(n, np.nan)
             v[: n - k] = col[k:]
             s = np.fmin(s, v)
     s[~np.isfinite(s)] = 0.0
-    s[0] = 0.0
     return s
+
+
+def mixed_scores(d: dict[int, np.ndarray], blend: np.ndarray, n: int) -> np.ndarray:
+    """Score per frame t + 1 where frame t mixes the frames either side (`BLEND`, `BRIDGE`):
+    min over j in 1.._PRE, k in 1.._POST of d(t - j, t + k), the pairs across t that skip it;
+    0 elsewhere."""
+    s = _across(d, n, 1)
+    before = d[1]  # d(t - 1, t)
+    after = np.full(n, np.nan)
+    after[:-1] = d[1][1:]  # d(t, t + 1)
+    with np.errstate(invalid="ignore"):
+        mixed = (blend >= BLEND) & (np.fmax(before, after) <= BRIDGE * s)
+    out = np.zeros(n)
+    out[1:] = np.where(mixed, s, 0.0)[:-1]  # the cut after the mixed frame
+    return out
 
 
 def _local_median(x: np.ndarray, radius: int) -> np.ndarray:
@@ -223,10 +269,14 @@ def _local_median(x: np.ndarray, radius: int) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1), axis=1)
 
 
-def _hard_cuts(s: np.ndarray, threshold: float, min_len: int) -> list[int]:
-    # Adaptive: a cut must stand out of its neighbourhood (median of +-25 frames) by a margin,
-    # so that fast motion (every frame far from the last) does not fire.
-    base = _local_median(s, 25)
+def _hard_cuts(
+    s: np.ndarray, threshold: float, min_len: int, base: np.ndarray | None = None
+) -> list[int]:
+    # Adaptive: a cut must stand out of its neighbourhood (`base`, by default the median of
+    # +-25 frames of `s`) by a margin, so that fast motion (every frame far from the last)
+    # does not fire.
+    if base is None:
+        base = _local_median(s, 25)
     ok = (s >= threshold) & (s >= base + 0.65 * threshold)
     cuts = []
     r = max(1, min_len // 2)
