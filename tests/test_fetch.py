@@ -296,3 +296,40 @@ def test_json_stdout_stays_json_with_progress_and_failures(
     assert result.exit_code == 1
     (item,) = json.loads(result.stdout)
     assert item["status"] == "failed" and "put the file at" in item["reason"]
+
+
+@pytest.mark.parametrize("max_height,want", [(None, "sdr1080+audio"), (720, "sdr720+audio")])
+def test_standard_dynamic_range_is_chosen_over_hdr(max_height: int | None, want: str) -> None:
+    """A remaster offered in HDR10 beside SDR (as YouTube offers it): yt-dlp on its own takes
+    the HDR one (2160p HDR10, whose PQ code values would make washed-out GT); with our options
+    it takes the best SDR one within the height asked for. (yt-dlp's format selection on a
+    video's listed formats; nothing is downloaded.)"""
+    from yt_dlp import YoutubeDL
+
+    from filmdata.fetch.ytdlp import _Log, ydl_params
+
+    def fmt(fid: str, height: int | None, dr: str | None, vcodec: str, ext: str = "mp4") -> dict:
+        return {"format_id": fid, "url": f"https://example.invalid/{fid}", "ext": ext,
+                "height": height, "width": height and height * 16 // 9,
+                "fps": 25 if height else None, "vcodec": vcodec,
+                "acodec": "none" if height else "mp4a.40.2",
+                "dynamic_range": dr, "protocol": "https"}  # fmt: skip
+
+    info = {
+        "id": "v", "title": "t", "extractor": "generic", "extractor_key": "Generic",
+        "webpage_url": "https://example.invalid/v",
+        "formats": [
+            fmt("sdr720", 720, "SDR", "avc1.64001f"),
+            fmt("hdr720", 720, "HDR10", "vp09.02.31.10", "webm"),
+            fmt("sdr1080", 1080, "SDR", "avc1.640028"),
+            fmt("hdr1080", 1080, "HDR10", "vp09.02.40.10", "webm"),
+            fmt("hdr2160", 2160, "HDR10", "vp09.02.51.10", "webm"),
+            fmt("audio", None, None, "none", "m4a"),
+        ],
+    }  # fmt: skip
+    params = ydl_params("/tmp/unused.%(ext)s", max_height=max_height, cookies=None, proxy=None,
+                        socket_timeout=5, sections=(), rejected=[], logger=_Log())  # fmt: skip
+    with YoutubeDL(params) as ydl:
+        assert ydl.process_ie_result(dict(info), download=False)["format_id"] == want
+    with YoutubeDL({**params, "format_sort": []}) as ydl:  # yt-dlp's own choice, for contrast
+        assert "hdr" in ydl.process_ie_result(dict(info), download=False)["format_id"]

@@ -70,6 +70,10 @@ class _Log:
         self.errors.append(msg)
 
 
+#: yt-dlp's format sort, ahead of its defaults: standard dynamic range over any HDR
+FORMAT_SORT = ("hdr:sdr",)
+
+
 def format_spec(max_height: int | None) -> str:
     """The format selector: best video + best audio (merged), at most `max_height` lines."""
     if max_height is None:
@@ -115,6 +119,10 @@ def ydl_params(
     params: dict[str, Any] = {
         "outtmpl": {"default": outtmpl},
         "format": format_spec(max_height),
+        # Standard dynamic range first, before resolution: yt-dlp prefers HDR by default (its
+        # `hdr:12`), and an HDR10/HLG stream decoded as it is gives GT of washed-out PQ or HLG
+        # code values (no tone mapping here); YouTube serves SDR beside every HDR format.
+        "format_sort": list(FORMAT_SORT),
         "match_filter": match_filter,
         "noplaylist": True,
         "playlist_items": "1",
