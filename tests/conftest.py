@@ -159,3 +159,26 @@ def telecine(film: np.ndarray) -> list[np.ndarray]:
         a, b, c, d = film[k : k + 4]
         out += [a, b, weave(b, c), weave(c, d), d]
     return out
+
+
+def write_spliced_ts(path: Path, sizes: tuple[tuple[int, int], ...], frames: int = 40) -> Path:
+    """Transport streams encoded one by one and joined end to end (as recordings are spliced):
+    each restarts its clock, so the timestamps jump back at every join; each segment's frames
+    carry their index (in the file) in their brightness, at its own size."""
+    import av
+
+    parts = []
+    for k, (w, h) in enumerate(sizes):
+        part = path.with_name(f"{path.stem}-{k}.ts")
+        with av.open(str(part), "w") as out:
+            s = out.add_stream("libx264", rate=25)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            s.options = {"crf": "4", "g": "12"}
+            for i in range(frames):
+                level = 10 + 2 * (k * frames + i)
+                img = np.full((h, w, 3), level, np.uint8)
+                out.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            out.mux(s.encode())
+        parts.append(part.read_bytes())
+    path.write_bytes(b"".join(parts))
+    return path

@@ -5,7 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import film_frames, telecine, weave, write_interlaced, write_turned, write_woven
+from conftest import (
+    film_frames,
+    telecine,
+    weave,
+    write_interlaced,
+    write_spliced_ts,
+    write_turned,
+    write_woven,
+)
 from filmdata.errors import MediaError
 from filmdata.synthetic import render_shots
 from filmdata.video import (
@@ -292,3 +300,17 @@ def test_progressive_pictures_at_interlaced_sizes_and_rates_are_left_alone(tmp_p
 def luma_of(rgb: np.ndarray) -> np.ndarray:
     """(H, W) luma of an RGB frame, as `comb_blocks` takes it."""
     return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.uint8)
+
+
+def test_ranges_of_a_stream_whose_clock_jumps_back_are_the_decodes(tmp_path: Path) -> None:
+    """Recordings spliced end to end restart their clock at each join: no timestamp says
+    which frame a packet is, so a range deep in the file is decoded from the start (a seek
+    by timestamp would land in the wrong recording, and number frames from it)."""
+    path = write_spliced_ts(tmp_path / "spliced.ts", ((64, 48), (64, 48)), frames=60)
+    every = read_frames(path, gray=True)
+    assert len(every) == 120
+    for start, end in ((60, 120), (70, 80), (55, 65), (100, 120)):
+        got = list(iter_frames(path, start, end, gray=True))
+        assert [i for i, _ in got] == list(range(start, end))
+        assert all(np.array_equal(f, every[i]) for i, f in got), (start, end)
+        assert all(abs(float(f.mean()) - (10 + 2 * i)) < 3 for i, f in got)  # its own frames

@@ -682,7 +682,11 @@ def _decoded(
         # Seek only when far from the start: to the frame a second before `start`.
         seek = seek and start > 2 * fps and tb is not None
         if seek:
-            order = _presentation(path, c, v)
+            order, steady = _presentation(path, c, v)
+            if not steady:
+                # Timestamps that jump back (recordings spliced or concatenated, a capture's
+                # clock reset) place no frame: decoded from the start, numbered in order.
+                return False
             if order is not None:
                 first_pts = int(order[0])
                 target = int(order[min(len(order) - 1, max(0, start - round(fps)))])
@@ -715,15 +719,24 @@ def _decoded(
         return not (seek and first)
 
 
-# (path, size, mtime) -> the pts of a stream's frames in presentation order (`_presentation`)
-_ORDERS: dict[tuple[str, int, int], np.ndarray | None] = {}
+# (path, size, mtime) -> (the pts of a stream's frames in presentation order, or None; whether
+# they run forward) (`_presentation`)
+_ORDERS: dict[tuple[str, int, int], tuple[np.ndarray | None, bool]] = {}
+# How far back in a stream a packet's pts may fall behind those before it in decode order, in
+# frames (B-frames reordered), before it is a jump back of the clock.
+_REORDER = 32
 
 
-def _presentation(path: str | os.PathLike[str], container: Any, stream: Any) -> np.ndarray | None:
+def _presentation(
+    path: str | os.PathLike[str], container: Any, stream: Any
+) -> tuple[np.ndarray | None, bool]:
     """The pts of every frame of an open stream, sorted: one a packet, less those an edit list
     cuts away (`is_discard`: the decoder drops them), read by demuxing (no decoding: ~10 ms for
-    30 s of 1080p), remembered for the file. None where a packet has no pts or two share
-    one (no rank then). The container is left at its end: the caller seeks."""
+    30 s of 1080p), remembered for the file; None where a packet has no pts or two share
+    one (no rank then). And whether the pts run forward in decode order (but for B-frames'
+    reordering, `_REORDER` frames): False where the clock jumps back (two recordings spliced,
+    a transport stream's timestamps reset), where no pts says which frame a packet is. The
+    container is left at its end: the caller seeks."""
     st = os.stat(path)
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _ORDERS:
@@ -738,11 +751,17 @@ def _presentation(path: str | os.PathLike[str], container: Any, stream: Any) -> 
                 pts.append(pkt.pts)
         except (av.error.FFmpegError, ValueError):
             pts = []
-        a = np.sort(np.asarray(pts, np.int64))
+        coded = np.asarray(pts, np.int64)
+        steady = True
+        if len(coded) > 1 and stream.time_base:
+            back = np.maximum.accumulate(coded)[:-1] - coded[1:]
+            frame = 1 / (stream_fps(stream) * float(stream.time_base))
+            steady = bool(back.max() <= _REORDER * frame)
+        a = np.sort(coded)
         ok = len(a) > 0 and bool(np.all(np.diff(a) > 0))
         if len(_ORDERS) > 64:
             _ORDERS.clear()
-        _ORDERS[key] = a if ok else None
+        _ORDERS[key] = (a if ok else None, steady)
     return _ORDERS[key]
 
 
