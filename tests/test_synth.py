@@ -16,6 +16,7 @@ from conftest import (
     shard_rows,
     telecine,
     write_interlaced,
+    write_spliced_ts,
     write_woven,
 )
 from filmdata import shards
@@ -961,3 +962,18 @@ def test_a_source_of_non_square_pixels_makes_windows_square_as_shown(
         across = np.count_nonzero(np.diff(light[S // 2].astype(int)))
         down = np.count_nonzero(np.diff(light[:, S // 2].astype(int)))
         assert abs(across - down) <= 1, (c, across, down)
+
+
+def test_a_picture_size_changing_mid_stream_is_a_one_line_error(tmp_path: Path, runner) -> None:
+    """Two recordings of different sizes spliced into one file: the windows were planned on
+    the first size, so a window whose frames are smaller is refused with a one-line message
+    naming the file, the frame and the window (not a traceback from deep in OpenCV)."""
+    path = write_spliced_ts(tmp_path / "spliced.ts", ((160, 96), (64, 48)), frames=24)
+    out = tmp_path / "ds"
+    args = ["synth", "--templates", str(_templates()), "--input", str(path), "--out", str(out),
+            "--clip-len", "4", "--size", "32", "--quiet", "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert str(path) in line and "frame 24 is 64x48" in line and "mid-stream" in line

@@ -361,6 +361,13 @@ def cut_window(
     if out is None:
         out = np.empty((len(pictures), size, size, 3), np.uint8)
     for k, pic in enumerate(pictures):
+        fw, fh = pic.size
+        if x + cw > fw or y + ch > fh:
+            raise MediaError(
+                f"{w.path}: frame {w.start_frame + k} is {fw}x{fh}, too small for the crop "
+                f"{list(w.crop)} of window {w.id}: the picture size changes mid-stream (cut the "
+                "file where it does)"
+            )
         pic.resized(x, y, cw, ch, size, out=out[k])  # made in place: no copy
     return out
 
@@ -430,6 +437,14 @@ class _Picture:
         self.frame = frame
         self.rgb: np.ndarray | None = None
         self._planes: list[np.ndarray] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) upright (`video.turns`)."""
+        from .video import turns
+
+        f = self.frame
+        return (f.height, f.width) if turns(f) % 2 else (f.width, f.height)
 
     def planes(self) -> list[np.ndarray]:
         """Y, U, V as views of FFmpeg's buffers (no copy), for the planar YUV formats of
