@@ -367,11 +367,15 @@ def test_bad_options_are_refused(footage: Path, tmp_path: Path, runner) -> None:
         str(tmp_path / "x"),
         "--root",
         str(tmp_path / "root"),
+        "--size",
+        "32",
     ]
     for extra, needle in [
         (["--image-format", "gif"], "png or jpeg"),
         (["--clip-len", "500"], "no window"),
         (["--preset", "nope"], "nope"),
+        # an 80x56 picture holds no 64 px crop: its GT would be upscaled
+        (["--size", "64"], "(80x56) holds no --size 64 crop"),
     ]:
         result = runner.invoke(app, base + extra)
         assert result.exit_code == 2, (extra, result.output)
@@ -977,3 +981,14 @@ def test_a_picture_size_changing_mid_stream_is_a_one_line_error(tmp_path: Path, 
     assert isinstance(result.exception, SystemExit)
     (line,) = [s for s in result.output.splitlines() if s.strip()]
     assert str(path) in line and "frame 24 is 64x48" in line and "mid-stream" in line
+
+
+def test_clips_smaller_than_the_size_are_left_out_and_counted(tmp_path: Path) -> None:
+    """A clip whose picture holds no `size` crop would give upscaled GT (not the source's
+    pixels): its windows are not made, the others are, and the summary counts it."""
+    big, _ = make_clip(tmp_path / "big.mp4", (12,), (96, 64))
+    small, _ = make_clip(tmp_path / "small.mp4", (12,), (48, 40), seed=1)
+    kw = dict(clip_len=T, size=S + 16, seed=1, device="cpu", quiet=True, root=tmp_path / "root")
+    summary = synth(_templates(), "film", [big, small], out=tmp_path / "ds", **kw)
+    assert summary["clips_too_small"] == 1
+    assert {r["source"] for r in _rows(tmp_path / "ds")} == {"big"}

@@ -39,6 +39,7 @@ from .windows import (
     catalog_clips,
     cut_window,
     cut_windows,
+    holds,
     input_clips,
     plan,
     window_pictures,
@@ -801,7 +802,7 @@ def synth(
         }
         jobs = shard_jobs(splits, rows_per_shard)
         folder = shards.config_dir(dataset, CONFIG)
-        return _synth(
+        summary = _synth(
             t0,
             root_dir,
             dataset,
@@ -824,6 +825,9 @@ def synth(
             backend=backend,
             ray_address=ray_address,
         )
+        # clips whose picture holds no `size` crop (`holds`): none of their windows is made
+        summary["clips_too_small"] = sum(not holds(c, size) for c in clips)
+        return summary
     finally:
         if early is not None:
             early.close()

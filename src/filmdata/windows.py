@@ -167,6 +167,17 @@ def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
     return clips
 
 
+def holds(clip: Clip, size: int) -> bool:
+    """Whether a clip's active picture holds a crop of `size` pixels both ways, square as shown
+    (`sample_crop`): a smaller one's GT would be upscaled, not the source's pixels."""
+    from .video import SQUARE_SAR
+
+    _, _, bw, bh = clip.box
+    sar = 1.0 if abs(clip.sar - 1) < SQUARE_SAR else clip.sar
+    # rows the box holds a square of, against the rows a crop `size` pixels across needs
+    return min(bw * sar, float(bh)) >= size * max(1.0, sar) and bw >= size and bh >= size
+
+
 def sample_crop(box: Box, size: int, seed: int, key: str, sar: float = 1.0) -> Box:
     """A square crop inside `box`: side log-uniform in [size, 2 * size] (clamped to the box),
     at even coordinates with an even side where the box allows (4:2:0 chroma then splits
@@ -232,7 +243,10 @@ def plan(
     """
     stride = stride or clip_len
     per_clip: list[list[Window]] = []
+    small = [c for c in clips if not holds(c, size)]
     for c in clips:
+        if not holds(c, size):
+            continue  # (its GT would be upscaled)
         starts = range(c.start, c.end - clip_len + 1, stride)
         per_clip.append(
             [
@@ -252,6 +266,13 @@ def plan(
     if max_windows is not None and len(flat) > max_windows:
         keep = set(np.unique(np.round(np.linspace(0, len(flat) - 1, max_windows)).astype(int)))
         flat = [w for i, w in enumerate(flat) if i in keep]
+    if not flat and small and len(small) == len(clips):
+        c = max(small, key=lambda c: min(c.box[2], c.box[3]))
+        raise RefusedError(
+            f"{c.path}: its picture ({c.box[2]}x{c.box[3]}) holds no --size {size} crop"
+            + (f" (nor does any of the other {len(small) - 1} clips')" if len(small) > 1 else "")
+            + ": its GT would be upscaled; give a smaller --size"
+        )
     if not flat:
         raise RefusedError(
             f"no window of --clip-len {clip_len} fits in the clips "

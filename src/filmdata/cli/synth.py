@@ -136,6 +136,11 @@ def synth_cmd(
         f"{summary['path']}: {summary['windows_made']} windows made, "
         f"{summary['windows_skipped']} already there" + (f", {fps:.1f} frames/s" if fps else "")
     )
+    if summary.get("clips_too_small"):
+        typer.echo(
+            f"{summary['clips_too_small']} clip(s) smaller than --size {size} left out (their "
+            "GT would be upscaled)"
+        )
     typer.echo(f'load it: datasets.load_dataset("{summary["path"]}")')
 
 
