@@ -243,10 +243,9 @@ def plan(
     """
     stride = stride or clip_len
     per_clip: list[list[Window]] = []
-    small = [c for c in clips if not holds(c, size)]
-    for c in clips:
-        if not holds(c, size):
-            continue  # (its GT would be upscaled)
+    fits = [holds(c, size) for c in clips]  # (the others' GT would be upscaled)
+    small = [c for c, ok in zip(clips, fits) if not ok]
+    for c in (c for c, ok in zip(clips, fits) if ok):
         starts = range(c.start, c.end - clip_len + 1, stride)
         per_clip.append(
             [
@@ -268,10 +267,10 @@ def plan(
         flat = [w for i, w in enumerate(flat) if i in keep]
     if not flat and small and len(small) == len(clips):
         c = max(small, key=lambda c: min(c.box[2], c.box[3]))
+        others = f", nor do the {len(small) - 1} other clips'" if len(small) > 1 else ""
         raise RefusedError(
-            f"{c.path}: its picture ({c.box[2]}x{c.box[3]}) holds no --size {size} crop"
-            + (f" (nor does any of the other {len(small) - 1} clips')" if len(small) > 1 else "")
-            + ": its GT would be upscaled; give a smaller --size"
+            f"{c.path}: its picture ({c.box[2]}x{c.box[3]}) holds no --size {size} crop{others}:"
+            " its GT would be upscaled; give a smaller --size"
         )
     if not flat:
         raise RefusedError(
