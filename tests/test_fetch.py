@@ -333,3 +333,33 @@ def test_standard_dynamic_range_is_chosen_over_hdr(max_height: int | None, want:
         assert ydl.process_ie_result(dict(info), download=False)["format_id"] == want
     with YoutubeDL({**params, "format_sort": []}) as ydl:  # yt-dlp's own choice, for contrast
         assert "hdr" in ydl.process_ie_result(dict(info), download=False)["format_id"]
+
+
+def test_captures_in_older_containers_are_fetched(
+    runner: CliRunner, root: Path, tmp_path: Path
+) -> None:
+    """Captures as older tools left them (an MPEG-2 elementary stream demuxed from a DVD, an
+    ASF of a Windows capture program, raw Y4M, RealVideo) are imported and probed like any."""
+    import av
+    import numpy as np
+
+    caps = tmp_path / "captures"
+    caps.mkdir()
+    made = {"dvd.m2v": ("mpeg2video", "mpeg2video"), "cap.asf": ("asf", "wmv2"),
+            "raw.y4m": ("yuv4mpegpipe", "rawvideo"), "old.rm": ("rm", "rv20")}  # fmt: skip
+    for name, (fmt, codec) in made.items():
+        with av.open(str(caps / name), "w", format=fmt) as out:
+            s = out.add_stream(codec, rate=25)
+            s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+            for k in range(10):
+                img = np.full((48, 64, 3), 20 * k, np.uint8)
+                out.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            out.mux(s.encode())
+    listed = [{"id": Path(n).stem, "path": f"captures/{n}", "kind": "vhs"} for n in made]
+    m = write_manifest(tmp_path / "old.yaml", "old", listed)
+    code, items = fetch_json(runner, str(m), "--root", str(root))
+    assert code == 0, items
+    assert [i["status"] for i in items] == ["fetched"] * 4
+    assert {k: v["frames"] for k, v in sources(runner, root).items()} == dict.fromkeys(
+        ("dvd", "cap", "raw", "old"), 10
+    )

@@ -50,6 +50,17 @@ VIDEO_EXTENSIONS = frozenset(
         "vob",
         "dv",
         "mxf",
+        # what old capture software, DVD demuxers and early web video left behind
+        "m2v",
+        "m1v",
+        "asf",
+        "rm",
+        "rmvb",
+        "f4v",
+        "divx",
+        "y4m",
+        "nut",
+        "qt",
     }
 )
 AUDIO_EXTENSIONS = frozenset({"m4a", "mp3", "aac", "opus", "ogg", "wav", "flac"})
