@@ -992,3 +992,27 @@ def test_clips_smaller_than_the_size_are_left_out_and_counted(tmp_path: Path) ->
     summary = synth(_templates(), "film", [big, small], out=tmp_path / "ds", **kw)
     assert summary["clips_too_small"] == 1
     assert {r["source"] for r in _rows(tmp_path / "ds")} == {"big"}
+
+
+def test_scenes_cut_each_input_so_that_no_window_spans_a_change_of_shot(tmp_path: Path) -> None:
+    """A whole video of three shots given as --input: on its own each window of 5 frames runs
+    on from where the last ended, across the cuts; with `scenes` the file is cut at them first
+    (the film detector), each scene a clip, and no window spans a change of shot."""
+    path, cuts = make_clip(tmp_path / "three.mp4", (15, 15, 15))
+    assert cuts == [15, 30]
+    kw = dict(clip_len=5, size=S, seed=1, device="cpu", quiet=True, root=tmp_path / "root")
+
+    def spans(rows: list[dict]) -> list[int]:
+        return [
+            r["start_frame"]
+            for r in rows
+            if any(r["start_frame"] < c < r["start_frame"] + 5 for c in cuts)
+        ]
+
+    whole = synth(_templates(), "film", [path], out=tmp_path / "whole", stride=4, **kw)
+    assert whole["clips_too_small"] == 0
+    assert spans(_rows(tmp_path / "whole"))  # [12, 17) and [28, 33) cross the cuts
+    synth(_templates(), "film", [path], out=tmp_path / "cut", stride=4, scenes=True, **kw)
+    rows = _rows(tmp_path / "cut")
+    assert not spans(rows)
+    assert {r["clip"] for r in rows} == {"three.0-15", "three.15-30", "three.30-45"}

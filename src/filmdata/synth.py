@@ -56,6 +56,7 @@ CONFIG = "synthetic"
 # size, nor the device (each row records its own, and replays there).
 ROW_PARAMS = (
     "inputs",
+    "scenes",
     "preset",
     "clip_len",
     "size",
@@ -393,10 +394,11 @@ def _plan_windows(
     root: Path,
     kinds: Sequence[str],
     plan_kw: dict[str, Any],
+    scenes: bool = False,
 ) -> tuple[tuple[list[Clip], dict[str, list[Window]]], list[Window]]:
     """((the clips, their windows by split), every window in shard order): from the `--input`
-    files, or from the catalog's kept clips under `root`."""
-    clips = input_clips(inputs) if inputs else catalog_clips(root, kinds)
+    files (cut at their scenes with `scenes`), or from the catalog's kept clips under `root`."""
+    clips = input_clips(inputs, scenes) if inputs else catalog_clips(root, kinds)
     splits = plan(clips, **plan_kw)
     return (clips, splits), [w for ws in splits.values() for w in ws]
 
@@ -681,6 +683,7 @@ def synth(
     quiet: bool = False,
     backend: str = "local",
     ray_address: str | None = None,
+    scenes: bool = False,
 ) -> dict[str, Any]:
     """Cut windows from clips, degrade them, and write paired Parquet shards and a card.
 
@@ -688,6 +691,8 @@ def synth(
         templates: the degradations folder (`presets/`, `templates/<kind>/*.png`).
         preset: `film`, `vhs` or a preset YAML file.
         inputs: video files; empty: the catalog's kept clips under `root`.
+        scenes: cut each of `inputs` at its scene changes first (the `film` detector: a decode
+            of each file), so that no window spans a change of shot; each scene a clip.
         out, name: the dataset folder, or its name under `ROOT/datasets/` (default `synth`).
         root: the data root (catalog, and where `name` lives).
         clip_len: frames per window (T). size: GT/LQ side in pixels.
@@ -755,6 +760,7 @@ def synth(
             val_fraction=val_fraction,
             max_windows=max_windows,
         ),
+        scenes,
     )
     fresh = overwrite or not (dataset / "data" / CONFIG / "shards.json").exists()
     forked = _planning_reader(planner, clip_len, size) if backend == "local" and fresh else None
@@ -786,7 +792,8 @@ def synth(
             str(Path(preset).resolve()) if Path(preset).suffix in (".yaml", ".yml") else preset
         )
         params = {
-            "inputs": [c.path for c in clips] if inputs else None,
+            "inputs": list(dict.fromkeys(c.path for c in clips)) if inputs else None,
+            "scenes": True if inputs and scenes else None,  # (absent from older records)
             "templates": str(tdir),
             "preset": preset_ref,
             "clip_len": clip_len,

@@ -75,9 +75,11 @@ def window_id(clip: str, start: int, seed: int) -> str:
 # The planner ---------------------------------------------------------------------------------
 
 
-def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
+def input_clips(inputs: Sequence[str | os.PathLike[str]], scenes: bool = False) -> list[Clip]:
     """One clip per `--input` file: all its frames, its active picture (without the black
-    bars of a letterboxed or pillarboxed video, found on a few keyframes: `key_samples`)."""
+    bars of a letterboxed or pillarboxed video, found on a few keyframes: `key_samples`).
+    With `scenes`, one clip per scene of each file instead (the `film` detector, which decodes
+    the file once), so that no window spans a change of shot."""
     import av
 
     from .video import _open, _video_stream, key_samples, picture_box, pixel_aspect, stream_fps
@@ -109,7 +111,13 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]]) -> list[Clip]:
             k += 1
             source = f"{base}-{k}"
         seen.add(source)
-        clips.append(Clip(source, f"{source}.0-{n}", str(path), 0, n, fps, box, sar))
+        bounds = [0, n]
+        if scenes:
+            from .scenes.detect import detect_cuts
+
+            bounds = [0, *(c for c in detect_cuts(path)[0] if 0 < c < n), n]
+        for a, b in zip(bounds, bounds[1:]):
+            clips.append(Clip(source, f"{source}.{a}-{b}", str(path), a, b, fps, box, sar))
     return clips
 
 

@@ -33,9 +33,14 @@ def synth_cmd(
     inputs: list[Path] = typer.Option(
         [],
         "--input",
-        help="Video file(s), each one clip, cropped inside its picture (no letterbox or "
-        "pillarbox bars; a video with scene changes is best cut first, `filmdata cut`, so that "
-        "no window spans one); default: the catalog's kept clips.",
+        help="Video file(s), each one clip (or one a scene, with --scenes), cropped inside its "
+        "picture (no letterbox or pillarbox bars); default: the catalog's kept clips.",
+    ),
+    scenes: bool = typer.Option(
+        False,
+        "--scenes",
+        help="Cut each --input file at its scene changes first (the film detector: one more "
+        "decode of it), each scene a clip, so that no window spans a change of shot.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Dataset folder to write."),
     name: str | None = typer.Option(
@@ -118,6 +123,7 @@ def synth_cmd(
             quiet=quiet,
             backend=backend,
             ray_address=ray_address,
+            scenes=scenes,
         )
     finally:
         if blas:
