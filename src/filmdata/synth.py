@@ -395,10 +395,11 @@ def _plan_windows(
     kinds: Sequence[str],
     plan_kw: dict[str, Any],
     scenes: bool = False,
+    quiet: bool = True,
 ) -> tuple[tuple[list[Clip], dict[str, list[Window]]], list[Window]]:
     """((the clips, their windows by split), every window in shard order): from the `--input`
     files (cut at their scenes with `scenes`), or from the catalog's kept clips under `root`."""
-    clips = input_clips(inputs, scenes) if inputs else catalog_clips(root, kinds)
+    clips = input_clips(inputs, scenes, quiet) if inputs else catalog_clips(root, kinds)
     splits = plan(clips, **plan_kw)
     return (clips, splits), [w for ws in splits.values() for w in ws]
 
@@ -761,6 +762,7 @@ def synth(
             max_windows=max_windows,
         ),
         scenes,
+        quiet,
     )
     fresh = overwrite or not (dataset / "data" / CONFIG / "shards.json").exists()
     forked = _planning_reader(planner, clip_len, size) if backend == "local" and fresh else None

@@ -75,11 +75,14 @@ def window_id(clip: str, start: int, seed: int) -> str:
 # The planner ---------------------------------------------------------------------------------
 
 
-def input_clips(inputs: Sequence[str | os.PathLike[str]], scenes: bool = False) -> list[Clip]:
+def input_clips(
+    inputs: Sequence[str | os.PathLike[str]], scenes: bool = False, quiet: bool = True
+) -> list[Clip]:
     """One clip per `--input` file: all its frames, its active picture (without the black
     bars of a letterboxed or pillarboxed video, found on a few keyframes: `key_samples`).
     With `scenes`, one clip per scene of each file instead (the `film` detector, which decodes
-    the file once), so that no window spans a change of shot."""
+    the file once, with a progress bar unless `quiet`), so that no window spans a change of
+    shot."""
     import av
 
     from .video import _open, _video_stream, key_samples, picture_box, pixel_aspect, stream_fps
@@ -115,7 +118,7 @@ def input_clips(inputs: Sequence[str | os.PathLike[str]], scenes: bool = False) 
         if scenes:
             from .scenes.detect import detect_cuts
 
-            bounds = [0, *(c for c in detect_cuts(path)[0] if 0 < c < n), n]
+            bounds = [0, *(c for c in detect_cuts(path, quiet=quiet)[0] if 0 < c < n), n]
         for a, b in zip(bounds, bounds[1:]):
             clips.append(Clip(source, f"{source}.{a}-{b}", str(path), a, b, fps, box, sar))
     return clips
