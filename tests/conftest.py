@@ -182,3 +182,21 @@ def write_spliced_ts(path: Path, sizes: tuple[tuple[int, int], ...], frames: int
         parts.append(part.read_bytes())
     path.write_bytes(b"".join(parts))
     return path
+
+
+def write_hdr(path: Path, transfer: int = 16, frames: int = 24) -> Path:
+    """A short 10-bit clip tagged HDR (color_trc 16: PQ; 18: HLG, BT.2020 primaries), as an
+    HDR10 master or a phone's HLG recording declares itself."""
+    import av
+
+    pics, _ = render_shots((frames,), 96, 64, seed=2)
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p10le"
+        cc = s.codec_context
+        cc.color_trc, cc.color_primaries, cc.colorspace = transfer, 9, 9
+        for pic in pics:
+            frame = av.VideoFrame.from_ndarray(pic, format="rgb24").reformat(format="yuv420p10le")
+            out.mux(s.encode(frame))
+        out.mux(s.encode())
+    return path

@@ -15,6 +15,7 @@ from conftest import (
     make_clip,
     shard_rows,
     telecine,
+    write_hdr,
     write_interlaced,
     write_spliced_ts,
     write_woven,
@@ -1016,3 +1017,18 @@ def test_scenes_cut_each_input_so_that_no_window_spans_a_change_of_shot(tmp_path
     rows = _rows(tmp_path / "cut")
     assert not spans(rows)
     assert {r["clip"] for r in rows} == {"three.0-15", "three.15-30", "three.30-45"}
+
+
+@pytest.mark.parametrize("transfer", [16, 18])
+def test_an_hdr_input_is_refused_with_how_to_make_it_sdr(tmp_path: Path, runner, transfer) -> None:
+    """An HDR video's code values (PQ or HLG, BT.2020) are not SDR pixels: GT cut from them
+    would look washed out. The input is refused (exit 2), naming the file and its transfer and
+    saying how to make an SDR copy."""
+    path = write_hdr(tmp_path / "master.mkv", transfer)
+    args = ["synth", "--templates", str(_templates()), "--input", str(path), "--out",
+            str(tmp_path / "ds"), "--size", "32", "--quiet"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    name = "PQ" if transfer == 16 else "HLG"
+    assert str(path) in result.output and f"HDR video ({name}" in result.output
+    assert "tonemap" in result.output and not (tmp_path / "ds" / "data").exists()

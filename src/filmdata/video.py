@@ -262,6 +262,31 @@ def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
     return (default or streams)[0]
 
 
+#: HDR transfer characteristics (FFmpeg's color_trc values): their code values are not SDR
+#: pixels, and nothing here tone-maps them
+HDR_TRANSFERS = {16: "PQ, SMPTE ST 2084", 18: "HLG, ARIB STD-B67"}
+#: how to make an SDR (BT.709) copy of an HDR video with the FFmpeg imageio-ffmpeg installs
+TONE_MAP = (
+    "ffmpeg -i HDR.mkv -vf zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
+    "tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p SDR.mp4"
+)
+
+
+def hdr_transfer(stream: Any) -> str | None:
+    """The HDR transfer a video stream declares (`HDR_TRANSFERS`: PQ or HLG), else None."""
+    trc = getattr(stream.codec_context, "color_trc", None)
+    return HDR_TRANSFERS.get(int(trc)) if trc is not None else None
+
+
+def file_hdr(path: str | os.PathLike[str]) -> str | None:
+    """`hdr_transfer` of a file's video; None where it does not open (its reader says why)."""
+    try:
+        with _open(path) as c:
+            return hdr_transfer(_video_stream(c, path))
+    except MediaError:
+        return None
+
+
 def pixel_aspect(stream: Any, turned: int = 0) -> float:
     """The width of a stream's pixel over its height as shown: its sample aspect ratio (a 16:9
     PAL DVD's 720x576 pictures are shown 1024 wide: 64/45), inverted for a stream turned a

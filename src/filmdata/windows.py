@@ -85,7 +85,16 @@ def input_clips(
     shot."""
     import av
 
-    from .video import _open, _video_stream, key_samples, picture_box, pixel_aspect, stream_fps
+    from .video import (
+        TONE_MAP,
+        _open,
+        _video_stream,
+        hdr_transfer,
+        key_samples,
+        picture_box,
+        pixel_aspect,
+        stream_fps,
+    )
 
     clips, seen = [], set()
     for p in inputs:
@@ -94,6 +103,12 @@ def input_clips(
             raise RefusedError(f"--input {p}: no such file")
         with _open(path) as c:  # count packets, not decoded frames: demuxing is cheap
             v = _video_stream(c, path)
+            hdr = hdr_transfer(v)
+            if hdr is not None:
+                raise RefusedError(
+                    f"--input {p}: an HDR video ({hdr}): its code values are not SDR pixels "
+                    f"(the GT would look washed out); make an SDR copy first: {TONE_MAP}"
+                )
             fps, w, h = stream_fps(v), v.codec_context.width, v.codec_context.height
             try:
                 # Packets an edit list cuts away (is_discard) never come out of the decoder.
