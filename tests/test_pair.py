@@ -118,3 +118,25 @@ def test_pair_refuses_bad_options(runner: CliRunner, root: Path) -> None:
     assert r.exit_code == 2 and r.output.startswith("error:")
     r = runner.invoke(app, ["pair", "--root", str(root), "--manifest", str(root / "no.yaml")])
     assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_a_pair_whose_gt_is_hdr_is_left_out_of_the_export(root: Path) -> None:
+    """An aligned pair whose GT is an HDR video (PQ code values, not SDR pixels) makes no real
+    rows: it is left out of the export, saying why (and, none left, nothing is written)."""
+    from conftest import write_hdr
+    from filmdata.errors import FilmdataError
+    from filmdata.pairing.pair import export_real
+
+    raw = root / "raw" / "m"
+    raw.mkdir(parents=True)
+    write_hdr(raw / "master.mkv", 16, frames=24)
+    write_hdr(raw / "tape.mkv", 1, frames=24)  # (transfer 1: BT.709, an SDR tape)
+    with Catalog.at_root(root) as cat:
+        for sid, kind in (("master", "hd"), ("tape", "vhs")):
+            cat.upsert_source({"manifest": "m", "id": sid, "kind": kind, "status": "fetched",
+                               "path": f"raw/m/{sid}.mkv"})  # fmt: skip
+        pairs = [{"manifest": "m", "id": "song", "lq": "tape", "gt": "master",
+                  "mapping": list(range(24)), "transform": np.eye(3).tolist()}]  # fmt: skip
+        with pytest.raises(FilmdataError, match=r"song: GT master is an HDR video \(PQ"):
+            export_real(root, "real", pairs, cat, False, 4, 32, 0.0)
+    assert not (root / "datasets" / "real" / "data").exists()

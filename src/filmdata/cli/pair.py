@@ -151,3 +151,5 @@ def _show(out: dict | None, json_: bool) -> None:
     if out["dataset"]:
         d = out["dataset"]
         typer.echo(f"dataset {d['name']}: real {d['real']} at {d['path']}")
+        for why in d.get("left_out") or []:
+            typer.echo(f"left out of it: {why}")

@@ -115,12 +115,10 @@ def pair(
                 root, export, aligned, cat, gt_scale, clip_len, size, val_fraction
             )
     out = {"pairs": results, "dataset": dataset}
-    failed = [r for r in results if r["status"] == "failed"]
+    failed = [f"{r['id']}: {r['error']}" for r in results if r["status"] == "failed"]
+    failed += dataset["left_out"] if dataset else []  # aligned, but not exported
     if failed:
-        err = ItemsFailed(
-            f"{len(failed)} of {len(results)} pairs failed: "
-            + "; ".join(f"{r['id']}: {r['error']}" for r in failed)
-        )
+        err = ItemsFailed(f"{len(failed)} of {len(results)} pairs failed: " + "; ".join(failed))
         err.result = out  # type: ignore[attr-defined]
         raise err
     return out
@@ -169,12 +167,18 @@ def export_real(
 ) -> dict[str, Any]:
     """Write aligned pairs as windows of the `real` config of ROOT/datasets/NAME."""
     from ..shards import write_card, write_split
+    from ..video import file_hdr
 
     dataset = datasets_dir(root) / name
     plans: list[tuple[dict[str, Any], Path, Path, list[int], list[int]]] = []
+    left_out: list[str] = []
     for p in pairs:
         lq = _source_path(cat, root, p["manifest"], p["lq"])
         gt = _source_path(cat, root, p["manifest"], p["gt"])
+        hdr = file_hdr(gt)
+        if hdr is not None:  # its code values are not SDR pixels: no clean GT
+            left_out.append(f"{p['id']}: GT {p['gt']} is an HDR video ({hdr}); make an SDR copy")
+            continue
         windows = _windows(p["mapping"], clip_len)
         n_val = int(round(val_fraction * len(windows))) if len(windows) > 2 else 0
         # the last stretch is validation, one window apart from train
@@ -193,7 +197,8 @@ def export_real(
         write_split(dataset, "real", split, rows, rows_per_shard=64, total=total)
         counts[split] = total
     if not counts:
-        raise FilmdataError(f"{dataset}: no window of {clip_len} aligned frames to export")
+        why = f" ({'; '.join(left_out)})" if left_out else ""
+        raise FilmdataError(f"{dataset}: no window of {clip_len} aligned frames to export{why}")
     write_card(dataset)
     cat.upsert_dataset(
         {
@@ -202,7 +207,7 @@ def export_real(
             "params": {"real": {"gt_scale": gt_scale, "clip_len": clip_len, "size": size}},
         }
     )
-    return {"name": name, "path": str(dataset), "real": counts}
+    return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out}
 
 
 def _windows(mapping: list[int | None], clip_len: int) -> list[int]:
