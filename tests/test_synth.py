@@ -1032,3 +1032,16 @@ def test_an_hdr_input_is_refused_with_how_to_make_it_sdr(tmp_path: Path, runner,
     name = "PQ" if transfer == 16 else "HLG"
     assert str(path) in result.output and f"HDR video ({name}" in result.output
     assert "tonemap" in result.output and not (tmp_path / "ds" / "data").exists()
+
+
+def test_one_file_given_twice_is_refused(tmp_path: Path, runner) -> None:
+    """The same file twice (or under a link) would be two sources whose frames could land in
+    both splits: refused, naming both."""
+    path, _ = make_clip(tmp_path / "a.mp4", (12,))
+    (tmp_path / "b.mp4").hardlink_to(path)
+    for again in (path, tmp_path / "b.mp4"):
+        args = ["synth", "--templates", str(_templates()), "--input", str(path), "--input",
+                str(again), "--out", str(tmp_path / "ds"), "--size", "32", "--quiet"]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert f"--input {again}: the same file as --input {path}" in result.output

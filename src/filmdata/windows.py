@@ -97,10 +97,18 @@ def input_clips(
     )
 
     clips, seen = [], set()
+    files: dict[tuple[int, int], str] = {}  # (device, inode) -> the --input that named it
     for p in inputs:
         path = Path(p).expanduser().resolve()
         if not path.is_file():
             raise RefusedError(f"--input {p}: no such file")
+        st = path.stat()
+        if (st.st_dev, st.st_ino) in files:
+            # as two sources its frames could land in both splits (a leak)
+            raise RefusedError(
+                f"--input {p}: the same file as --input {files[st.st_dev, st.st_ino]}"
+            )
+        files[st.st_dev, st.st_ino] = str(p)
         with _open(path) as c:  # count packets, not decoded frames: demuxing is cheap
             v = _video_stream(c, path)
             hdr = hdr_transfer(v)
