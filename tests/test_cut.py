@@ -125,14 +125,16 @@ def test_refused_options(film_root: Path) -> None:
 
 
 def test_an_hdr_source_gives_no_clean_clips(root: Path) -> None:
-    """An HDR source's clips are dropped, the reason saying so (its code values are not SDR
-    pixels: no clean GT until it is tone-mapped)."""
+    """An HDR source is not cut (its code values are not SDR pixels: no clean GT until it is
+    tone-mapped): it fails, the reason saying so and how to make an SDR copy, before any
+    decoding."""
     from conftest import write_hdr
 
     (root / "raw" / "m").mkdir(parents=True)
     write_hdr(root / "raw" / "m" / "hdr.mkv", 16, frames=48)
     _add_source(root, "hdr", "raw/m/hdr.mkv")
-    cut(root, min_len=0.5, max_len=10, quiet=True)
-    clips = list_clips(root)
-    assert clips and all(c["status"] == "dropped" for c in clips)
-    assert all(c["reason"].startswith("HDR video (PQ") for c in clips)
+    report = cut(root, min_len=0.5, max_len=10, quiet=True)
+    assert report.failed == ["hdr"]
+    (clip,) = list_clips(root)
+    assert clip["status"] == "failed" and "an HDR video (PQ" in clip["reason"]
+    assert "tonemap" in clip["reason"]

@@ -103,12 +103,10 @@ def input_clips(
         if not path.is_file():
             raise RefusedError(f"--input {p}: no such file")
         st = path.stat()
-        if (st.st_dev, st.st_ino) in files:
-            # as two sources its frames could land in both splits (a leak)
-            raise RefusedError(
-                f"--input {p}: the same file as --input {files[st.st_dev, st.st_ino]}"
-            )
-        files[st.st_dev, st.st_ino] = str(p)
+        key = (st.st_dev, st.st_ino)
+        if key in files:  # as two sources its frames could land in both splits (a leak)
+            raise RefusedError(f"--input {p}: the same file as --input {files[key]}")
+        files[key] = str(p)
         with _open(path) as c:  # count packets, not decoded frames: demuxing is cheap
             v = _video_stream(c, path)
             hdr = hdr_transfer(v)

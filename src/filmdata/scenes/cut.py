@@ -20,7 +20,15 @@ from ..backend import ItemError, map_items
 from ..catalog import Catalog
 from ..errors import FilmdataError, MediaError, RefusedError
 from ..paths import clips_dir
-from ..video import file_aspect, file_hdr, iter_frames, probe, read_frames, write_video
+from ..video import (
+    TONE_MAP,
+    file_aspect,
+    file_hdr,
+    iter_frames,
+    probe,
+    read_frames,
+    write_video,
+)
 from ..windows import GT_KINDS
 from . import curate
 from .detect import DETECTORS, detect_cuts, require_transnet, scenes_from_cuts
@@ -224,14 +232,14 @@ def _cut_source(
     try:
         if not row["path"]:
             raise MediaError(f"source {source!r}: no path recorded; fetch it again")
+        hdr = file_hdr(path)
+        if hdr is not None:  # its code values are not SDR pixels: no clip until it is SDR
+            raise MediaError(f"{path}: an HDR video ({hdr}); make an SDR copy first: {TONE_MAP}")
         cuts, n, fps = detect_cuts(path, detector, threshold, quiet=quiet)
         info = probe(path, count=False)
         samples = _samples(path, info.width, info.height, fps)
     except MediaError as e:
         return _failed(row, detector, str(e))
-    # An HDR source's code values are not SDR pixels: no clean GT until it is tone-mapped.
-    hdr = file_hdr(path)
-    hdr_reason = f"HDR video ({hdr}): make an SDR copy first (see README)" if hdr else None
     clips: list[dict[str, Any]] = []
     scenes = scenes_from_cuts(cuts, n, fps)
     for k, scene in enumerate(scenes):
@@ -241,8 +249,8 @@ def _cut_source(
             box = curate.letterbox(sample, info.width, info.height)
             stats = curate.stats(sample)
             ph = curate.phash(sample)
-            reason = hdr_reason
-            if reason is None and (b - a) < min_len * fps:
+            reason = None
+            if (b - a) < min_len * fps:
                 reason = f"short: {(b - a) / fps:.2f} s < --min-len {min_len:g} s"
             reason = reason or curate.verdict(stats)
             if reason is None:
