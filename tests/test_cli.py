@@ -67,3 +67,26 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_json_output_is_strict_json(capsys) -> None:
+    """`--json` is for machines: a NaN or an infinity (an alignment with no spatial estimate,
+    a diverged loss) comes out as null, never as Python's `NaN`, which jq, JavaScript and strict
+    parsers refuse along with the whole document."""
+    import json
+
+    import numpy as np
+
+    from filmdata._json import dumps
+    from filmdata.cli._common import print_json
+
+    obj = {"spread": float("nan"), "rows": [1.5, float("inf"), {"x": -float("inf")}], "t": (2,)}
+    print_json({**obj, "array": np.array([0.5, np.nan])})
+    out = capsys.readouterr().out
+
+    def refuse(token: str) -> None:
+        raise ValueError(token)
+
+    got = json.loads(out, parse_constant=refuse)
+    assert got == {"spread": None, "rows": [1.5, None, {"x": None}], "t": [2], "array": [0.5, None]}
+    assert json.loads(dumps(obj), parse_constant=refuse)["spread"] is None

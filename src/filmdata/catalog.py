@@ -16,6 +16,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from ._json import dumps
+
 MIGRATIONS: list[str] = [
     # v1: the four tables of DESIGN.md.
     """
@@ -114,7 +116,7 @@ def _encode(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in row.items():
         if k in _JSON_COLUMNS and v is not None and not isinstance(v, str):
-            v = json.dumps(v)
+            v = dumps(v)  # (strict: NaN as null)
         elif isinstance(v, bool):
             v = int(v)
         out[k] = v

@@ -73,7 +73,10 @@ def command(name: str | None = None, **kw: Any) -> Callable[[F], F]:
 
 
 def print_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=_json_default))
+    """`obj` as strict JSON (NaN and infinities as null: `_json.finite`)."""
+    from .._json import dumps
+
+    typer.echo(dumps(json.loads(json.dumps(obj, default=_json_default)), indent=2))
 
 
 def _json_default(o: Any) -> Any:

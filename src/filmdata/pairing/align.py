@@ -336,7 +336,7 @@ def align(
         **temporal.path_stats(mapping, costs.base),
         "spatial_samples": len(est),
         "ecc": float(np.median([e.score for e in est])) if est else None,
-        "spatial_spread_px": spread,
+        "spatial_spread_px": spread if math.isfinite(spread) else None,  # (no estimate)
         "active_box": [round(v, 1) for v in box],
         "lq": {"frames": lv.frames, "fps": lv.fps, "width": lv.width, "height": lv.height},
         "gt": {"frames": gv.frames, "fps": gv.fps, "width": gw, "height": gh},

@@ -6,7 +6,6 @@ cosine decay, gradient clipping, EMA weights, bf16 autocast on CUDA -> metrics.j
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .._json import dumps
 from ..devices import pick_device
 from ..errors import RefusedError
 from ..paths import resolve_root, runs_dir
@@ -160,7 +160,7 @@ def train(
                 first = last if math.isnan(first) else first
                 rate = len(losses) / max(now - t_log, 1e-9)
                 row = {"step": done, "loss": last, "lr": lr, "steps_per_s": rate, "time": now - t0}
-                log.write(json.dumps(row) + "\n")
+                log.write(dumps(row) + "\n")  # (a diverged loss: null, not NaN)
                 log.flush()
                 bar.set_postfix(loss=f"{last:.4f}")
                 losses, t_log = [], now
