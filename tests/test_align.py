@@ -1194,3 +1194,20 @@ def test_a_noisy_tape_keeps_its_low_scoring_matches(tmp_path: Path) -> None:
     strict = align(tape.path, gt, min_confidence=0.45)
     assert frame_accuracy(tape.mapping, strict.mapping, same) < 0.9
     assert A.MIN_CONFIDENCE == 0.25
+
+
+def test_a_tape_of_other_footage_maps_nothing_and_says_so(tmp_path: Path) -> None:
+    """A tape whose GT is other footage: no frame mapped, no frame pair registered; the table
+    says so and --json gives null for the spread (strict JSON), not a crash or a NaN."""
+    from conftest import make_clip
+
+    tape, _ = make_clip(tmp_path / "tape.mp4", (24,), (96, 64), seed=1)
+    other, _ = make_clip(tmp_path / "other.mp4", (24,), (96, 64), seed=7)
+    runner = CliRunner()
+    table = runner.invoke(app, ["align", str(tape), str(other), "--quiet"])
+    assert table.exit_code == 0, table.output
+    assert "0 mapped" in table.output and "no frame pair registered" in table.output
+    out = runner.invoke(app, ["align", str(tape), str(other), "--json", "--quiet"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.output, parse_constant=lambda c: pytest.fail(f"{c} in --json"))
+    assert got["mapping"] == [None] * 24 and got["quality"]["spatial_spread_px"] is None

@@ -86,10 +86,15 @@ def align_cmd(
         f"{q['repeats']} repeats, {q['drops']} drops, {q['jumps']} jumps"
     )
     typer.echo(f"offset {a.offset:+.3f} s, speed {a.speed:.4f} (GT seconds per LQ second)")
+    spread = q["spatial_spread_px"]
     typer.echo(
         f"GT->LQ: scale {t[0, 0]:.4f} x {t[1, 1]:.4f}, shift ({t[0, 2]:+.2f}, {t[1, 2]:+.2f}) px; "
         f"ECC {q['ecc'] if q['ecc'] is None else round(q['ecc'], 3)}, "
-        f"spread {q['spatial_spread_px']:.2f} px over {q['spatial_samples']} frames"
+        + (
+            f"spread {spread:.2f} px over {q['spatial_samples']} frames"
+            if spread is not None
+            else "no frame pair registered (no GT found in the tape?)"
+        )
     )
 
 
