@@ -240,6 +240,13 @@ def _dark_edges(thumb: np.ndarray) -> bool:
     return min(t[0].mean(), t[-1].mean(), t[:, 0].mean(), t[:, -1].mean()) <= BAR_LUMA
 
 
+def file_key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """(path, size, mtime): what the per-file memos know a file by (an edited file is another).
+    Raises OSError where it is gone."""
+    st = os.stat(path)
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
 def _open(path: str | os.PathLike[str]) -> Any:
     path = str(path)
     if not os.path.exists(path):
@@ -550,10 +557,9 @@ def combed_pictures(path: str | os.PathLike[str]) -> bool:
     frames say they are interlaced (`DEINTERLACER` takes those as they come), and for a file
     that does not open or decode (its reader says why). Remembered for the file."""
     try:
-        st = os.stat(path)
+        key = file_key(path)
     except OSError:
         return False  # (its reader says why)
-    key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _COMBED:
         if len(_COMBED) > 4096:
             _COMBED.clear()
@@ -773,8 +779,7 @@ def _presentation(
     reordering, `_REORDER` frames): False where the clock jumps back (two recordings spliced,
     a transport stream's timestamps reset), where no pts says which frame a packet is. The
     container is left at its end: the caller seeks."""
-    st = os.stat(path)
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = file_key(path)
     if key not in _ORDERS:
         pts: list[int] = []
         try:

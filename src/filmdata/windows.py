@@ -701,12 +701,12 @@ def decode_threads(path: str, size: int, cores: int) -> int:
 
     A file `input_clips` has just read is not opened again (its size and frames are known: the
     probe is 15-30 ms before the reader's first frame)."""
-    from .video import probe
+    from .video import file_key, probe
 
     if cores <= 1:
         return 1
     try:
-        known = _STREAMS.get(_stream_key(path))
+        known = _STREAMS.get(file_key(path))
         frames: float
         if known is not None:
             width, height, frames = known
@@ -727,15 +727,12 @@ def decode_threads(path: str, size: int, cores: int) -> int:
 _STREAMS: dict[tuple[str, int, int], tuple[int, int, int]] = {}
 
 
-def _stream_key(path: str) -> tuple[str, int, int]:
-    st = os.stat(path)
-    return (str(path), st.st_size, st.st_mtime_ns)
-
-
 def _remember_stream(path: str, width: int, height: int, frames: int) -> None:
+    from .video import file_key
+
     try:
         if len(_STREAMS) > 4096:
             _STREAMS.clear()
-        _STREAMS[_stream_key(path)] = (width, height, frames)
+        _STREAMS[file_key(path)] = (width, height, frames)
     except OSError:
         pass

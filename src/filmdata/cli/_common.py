@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -76,7 +75,7 @@ def print_json(obj: Any) -> None:
     """`obj` as strict JSON (NaN and infinities as null: `_json.finite`)."""
     from .._json import dumps
 
-    typer.echo(dumps(json.loads(json.dumps(obj, default=_json_default)), indent=2))
+    typer.echo(dumps(obj, default=_json_default, indent=2))
 
 
 def _json_default(o: Any) -> Any:
