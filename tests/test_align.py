@@ -389,6 +389,49 @@ def test_fill_centre_carries_the_rate_past_the_matched_stretch() -> None:
     assert fill_centre([None, None, 0, 1], 100).tolist() == [0, 0, 0, 1]  # clipped to the GT
 
 
+def test_fit_rate_is_the_runs_rate_across_a_jump_of_the_path() -> None:
+    """A tape that lost 3 s of its GT (or shows 3 s of something else) has two runs at one
+    rate: the line goes through the longer, at their rate, not through both (whose slope
+    is off by the jump over the tape's length)."""
+    from filmdata.pairing.temporal import fit_rate
+
+    r = 25 / 24
+    path: list[int | None] = [int(5 + r * i) for i in range(300)]
+    path += [int(5 + r * i) + 78 for i in range(300, 660)]  # a stretch of 78 GT frames lost
+    a, got = fit_rate(path)
+    assert abs(got - r) < 0.002, got
+    assert abs(a - (5 + 78)) < 1.5, a  # the longer run's line
+    inserted: list[int | None] = [int(5 + r * i) for i in range(400)] + [None] * 60
+    inserted += [int(5 + r * i) for i in range(400, 700)]  # 60 frames of other footage
+    assert abs(fit_rate(inserted)[1] - r) < 0.002
+    # a path without a jump: the least-squares line through all of it, as before
+    plain: list[int | None] = [None] * 10 + [int(3 + 1.25 * i) for i in range(200)]
+    pts = np.array([(i, j) for i, j in enumerate(plain) if j is not None], float)
+    want = np.polyfit(pts[:, 0], pts[:, 1], 1)
+    assert np.allclose(fit_rate(plain)[::-1], want)
+
+
+def test_a_tape_that_lost_a_stretch_of_its_gt_keeps_its_rate(tmp_path: Path) -> None:
+    """A tape (6 s) with 2 s cut out of its middle: the path jumps over the GT frames they
+    showed, and the speed is the runs' (fitted through both runs, the rate was 1.7 GT frames
+    a tape frame: drops came free, the path ramped into the cut with one every frame, and
+    the speed said 1.77).
+    (A cut shorter than the jump's price in drops, 40 frames, is still crossed by a ramp.)"""
+    gt = tmp_path / "gt.mp4"
+    write_video(gt, render_footage(*GT_SIZE, (40, 40, 40, 40), seed=5, slow=False), 24.0)
+    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=5)
+    tape = make_tape(gt, tmp_path / "tape.mp4", spec)
+    frames = read_frames(tape.path)
+    cut = slice(60, 110)
+    kept = np.concatenate([frames[: cut.start], frames[cut.stop :]])
+    truth = tape.mapping[: cut.start] + tape.mapping[cut.stop :]
+    lost = tmp_path / "lost.mp4"
+    write_video(lost, iter(kept), tape.spec.fps, crf=18)
+    a = align(lost, gt)
+    assert frame_accuracy(truth, a.mapping, identical_runs(gt)) >= 0.95
+    assert abs(a.speed - tape.spec.speed) < 0.02, a.speed
+
+
 def test_viterbi_nulls_skips_and_repeats() -> None:
     # 3 frames with no GT, then GT 2, 3, 3 (repeat), 5 (drop), 6
     truth = [None, None, None, 2, 3, 3, 5, 6]

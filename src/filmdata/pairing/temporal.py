@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NEG = np.float32(-1e9)
+RATE_SPAN = 50  # tape frames between the points whose slopes start `fit_rate` (2 s at 25 fps)
 
 
 @dataclass(frozen=True)
@@ -383,12 +384,23 @@ def fill_centre(path: list[int | None], n_gt: int) -> np.ndarray:
 
 
 def fit_rate(path: list[int | None]) -> tuple[float, float]:
-    """Robust line j = a + r i through the matched frames: (a, r) in frames."""
+    """Robust line j = a + r i through the matched frames: (a, r) in frames.
+
+    A least-squares line through the points within max(3, 3 x their median) frames of it, a
+    few times over, from a start that a jump of the path does not move: the median of the
+    slopes between frames `RATE_SPAN` apart (a tape that lost a stretch of the GT, or shows
+    something else in between, has two runs at one rate; a line through both has the wrong
+    rate and the runs' offsets as residuals, too large to trim). The line then goes through
+    the longer run. Where every point lies within 3 frames of the start, the first fit takes
+    them all, as a plain fit does."""
     pts = np.array([(i, j) for i, j in enumerate(path) if j is not None], float)
     if len(pts) < 2:
         return (float(pts[0, 1] - pts[0, 0]) if len(pts) else 0.0), 1.0
-    keep = np.ones(len(pts), bool)
-    r, a = 1.0, 0.0
+    r, a = _median_line(pts)
+    res = np.abs(pts[:, 1] - (a + r * pts[:, 0]))
+    keep = res <= max(3.0, 3 * float(np.median(res)))
+    if keep.sum() < 2:
+        keep[:] = True
     for _ in range(3):
         r, a = np.polyfit(pts[keep, 0], pts[keep, 1], 1)
         res = np.abs(pts[:, 1] - (a + r * pts[:, 0]))
@@ -397,6 +409,22 @@ def fit_rate(path: list[int | None]) -> tuple[float, float]:
             break
         keep = new
     return float(a), float(r)
+
+
+def _median_line(pts: np.ndarray) -> tuple[float, float]:
+    """(r, a): the median slope between points (i, j) about `RATE_SPAN` tape frames apart (an
+    eighth of the path where that is shorter, at least one frame: few pairs straddle a jump),
+    and the median intercept at that slope. The slope is good to about 1 / span; the fit that
+    follows settles it."""
+    i, j = pts[:, 0], pts[:, 1]
+    span = max(1.0, min(RATE_SPAN, (i[-1] - i[0]) / 8))
+    q = np.searchsorted(i, i + span)
+    p = np.flatnonzero(q < len(i))
+    if not len(p):
+        r = float((j[-1] - j[0]) / max(1.0, i[-1] - i[0]))
+    else:
+        r = float(np.median((j[q[p]] - j[p]) / (i[q[p]] - i[p])))
+    return r, float(np.median(j - r * i))
 
 
 def cadence(
