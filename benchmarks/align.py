@@ -17,6 +17,8 @@ Tape cases (`--cases`, comma-separated):
   harsh     crf45 with twice the noise (10 grey levels), blur 2 and chroma smear 5
   jump      pal whose picture moves by (2.5, -1.5) tape px halfway (a re-locked capture); the
             geometric error is that of the JSON transform against the first half's
+  lost      pal missing 3 s (75 tape frames) of the GT halfway (a length spliced out)
+  other     pal with 3 s of another programme halfway (a commercial recorded over it)
 
 Scoring: a tape frame is right when mapped to its GT frame, to one with identical content (a
 still), or null where it has no GT; a frame whose fields mix two GT frames (pulldown) is right
@@ -80,6 +82,8 @@ CASES = {
     "crf45": lambda **kw: TapeSpec(crf=45, **kw),
     "harsh": lambda **kw: TapeSpec(crf=45, noise=10.0, blur=2.0, smear=5.0, **kw),
     "jump": lambda **kw: TapeSpec(jump=(0.5, 2.5, -1.5), **kw),
+    "lost": lambda **kw: TapeSpec(lost=(0.5, 75), **kw),
+    "other": lambda **kw: TapeSpec(other=(0.5, 75), **kw),
 }
 
 

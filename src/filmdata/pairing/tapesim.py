@@ -5,7 +5,8 @@ the hard case for temporal alignment). `make_tape` turns a GT video file into a 
 head and a station ident (LQ frames with no GT), an offset, a speed change with frame
 resampling, a dropped and a duplicated frame, overscan, 4:3 letterbox, VHS-like blur, chroma
 smear, noise and heavy H.264 compression; optionally interlaced fields (3:2 pulldown: woven
-frames of two GT frames) and a change of geometry halfway. It returns the true mapping (GT frame
+frames of two GT frames), a change of geometry halfway, a stretch of the GT missing and
+another programme put in. It returns the true mapping (GT frame
 per LQ frame, or None; `also`: the second GT frame of a woven frame) and the true 3x3 transform
 from GT pixel coordinates to LQ pixel coordinates (pixel centres at integers).
 """
@@ -91,6 +92,11 @@ class TapeSpec:
     # a change of geometry along the tape (a capture re-locked, another transfer spliced in):
     # from this fraction of the tape's frames on, the picture sits (dx, dy) tape px further
     jump: tuple[float, float, float] | None = None
+    # a stretch of the GT the tape lacks (a damaged length spliced out, a recording paused):
+    # (where, as a fraction of the content; tape frames lost)
+    lost: tuple[float, int] | None = None
+    # another programme in the middle (a commercial, a recording over it): (where; tape frames)
+    other: tuple[float, int] | None = None
 
 
 def ntsc_pulldown(**kw: object) -> TapeSpec:
@@ -111,13 +117,14 @@ class Tape:
 
 
 def tape_timeline(spec: TapeSpec, gt_frames: int, gt_fps: float) -> list[int | None]:
-    """The GT frame shown by each tape frame (its first field's; None: noise head, ident)."""
+    """The GT frame shown by each tape frame (its first field's; None: noise head, ident,
+    another programme)."""
     return [f[0] if f is not None else None for f in tape_fields(spec, gt_frames, gt_fps)]
 
 
 def tape_fields(spec: TapeSpec, gt_frames: int, gt_fps: float) -> list[tuple[int, int] | None]:
     """The GT frames of each tape frame's two fields (equal unless `spec.fields` mixes them;
-    None: noise head, ident)."""
+    None: noise head, ident, another programme)."""
     rate = spec.speed * gt_fps / spec.fps  # GT frames per tape frame
     n_content = int((gt_frames - 1 - spec.start) / rate)
     half = 0.5 if spec.fields else 0.0  # the second field's time, in tape frames
@@ -138,7 +145,17 @@ def tape_fields(spec: TapeSpec, gt_frames: int, gt_fps: float) -> list[tuple[int
     if spec.dup is not None and 0 < spec.dup < 1:
         k = int(spec.dup * len(seq))
         seq.insert(k, seq[k])
-    out: list[tuple[int, int] | None] = [None] * (spec.head + spec.ident) + list(seq)
+    if spec.lost is not None:
+        at, n = spec.lost
+        k = int(at * len(seq))
+        del seq[k : k + n]
+    body: list[tuple[int, int] | None] = list(seq)
+    if spec.other is not None:
+        at, n = spec.other
+        k = int(at * len(body))
+        body[k:k] = [None] * n
+    out: list[tuple[int, int] | None] = [None] * (spec.head + spec.ident)
+    out += body
     if spec.frames is not None:
         out = out[: spec.frames]
     return out
@@ -176,6 +193,20 @@ def _ident(w: int, h: int, k: int) -> np.ndarray:
     img = np.full((h, w, 3), (20, 40, 120), np.uint8)
     cv2.putText(img, "TV-1", (w // 4, h // 2), cv2.FONT_HERSHEY_SIMPLEX, 3, (240, 240, 240), 6)
     cv2.circle(img, (w - 60, 50), 20 + k % 5, (255, 200, 0), -1)
+    return img
+
+
+def _other(w: int, h: int, k: int) -> np.ndarray:
+    """Frame `k` of another programme: a scrolling colour gradient and moving discs."""
+    x = np.arange(w, dtype=np.float32)[None, :] + 4 * k
+    y = np.arange(h, dtype=np.float32)[:, None]
+    img = np.empty((h, w, 3), np.uint8)
+    img[..., 0] = (127 + 100 * np.sin(x / 37 + y / 53)).astype(np.uint8)
+    img[..., 1] = (127 + 100 * np.sin(x / 23 - y / 41 + 1)).astype(np.uint8)
+    img[..., 2] = (127 + 100 * np.cos(y / 29 + k / 7)).astype(np.uint8)
+    for q in range(3):
+        c = (int((w / 4) * (q + 1) + 30 * np.sin(k / 5 + q)), int(h / 2 + 40 * np.cos(k / 6 + q)))
+        cv2.circle(img, c, h // 8, (255 - 80 * q, 60 * q, 200), -1)
     return img
 
 
@@ -231,8 +262,10 @@ def make_tape(gt: str | Path, out: str | Path, spec: TapeSpec = TapeSpec()) -> T
 
     def tape_frames() -> Iterator[np.ndarray]:
         for i, fg in enumerate(fields):
-            if fg is None:
-                img = _snow(rng, w, h) if i < spec.head else _ident(w, h, i)
+            if fg is None and i < spec.head:
+                img = _snow(rng, w, h)
+            elif fg is None:
+                img = _ident(w, h, i) if i < spec.head + spec.ident else _other(w, h, i)
             else:
                 img = gt_frame(fg[0])
                 if fg[1] != fg[0]:  # woven fields: odd rows from the next GT frame
