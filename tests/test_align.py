@@ -441,6 +441,43 @@ def test_a_tape_that_lost_a_stretch_or_shows_another_programme_keeps_its_rate(
     assert abs(a.speed - tape.spec.speed) < 0.02, a.speed
 
 
+def test_unramp_makes_a_ramp_of_drops_one_jump_where_the_scores_say_so() -> None:
+    from filmdata.pairing.temporal import unramp
+
+    n, m = 30, 60
+    truth = [i if i < 15 else i + 10 for i in range(n)]  # 10 GT frames lost after row 14
+    s = np.full((n, m), 0.4, np.float32)
+    s[np.arange(n), truth] = 0.9
+    # the path ramps from row 9 to row 20 (GT 9 -> 30: ten drops, a step of one between)
+    ramp = list(range(10)) + [11, 13, 15, 16, 18, 20, 22, 24, 26, 28]
+    ramp += [i + 10 for i in range(20, n)]
+    s[np.arange(n), ramp] = np.maximum(s[np.arange(n), ramp], 0.85)
+    costs = PathCosts()
+    assert unramp(ramp, s, costs) == truth
+    # where the ramp's frames score best it stays (the tape did skip them)
+    s2 = s.copy()
+    s2[np.arange(n), ramp] = 0.95
+    assert unramp(ramp, s2, costs) == ramp
+    # two drops in a row are drops; a GT at twice the tape's rate is not looked at
+    two = list(range(10)) + [11, 13] + list(range(14, 32))
+    assert unramp(two, s, costs) == two
+    assert unramp(ramp, s, dataclasses.replace(costs, base=2)) == ramp
+
+
+@pytest.mark.parametrize("at", [0.3, 0.7])
+def test_a_short_stretch_lost_is_one_jump_not_a_ramp(at: float, tmp_path: Path) -> None:
+    """12 tape frames (half a second) missing: the path jumps once where they were, rather
+    than ramp across them with a drop every frame (0.935 and 0.941 of frames right before)."""
+    gt = tmp_path / "gt.mp4"
+    write_video(gt, render_footage(*GT_SIZE, (40, 40, 40, 40), seed=5, slow=False), 24.0)
+    spec = TapeSpec(
+        size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=5, lost=(at, 12)
+    )
+    tape = make_tape(gt, tmp_path / "tape.mp4", spec)
+    a = align(tape.path, gt)
+    assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.98
+
+
 def test_viterbi_nulls_skips_and_repeats() -> None:
     # 3 frames with no GT, then GT 2, 3, 3 (repeat), 5 (drop), 6
     truth = [None, None, None, 2, 3, 3, 5, 6]

@@ -223,6 +223,15 @@ def align(
     # around the first's path.
     rate0 = temporal.fit_rate(path0)[1]
     costs, agreement = _rate_costs(rate0), None
+    # a ramp of drops is one stretch lost (`temporal.unramp`), unless the tape runs faster
+    # than its GT and drops by design
+    ramps = costs.drop >= FINE.drop
+
+    def choose(weighed: np.ndarray) -> list[int | None]:
+        """The path through the weighed scores, a ramp of drops made one jump."""
+        path = temporal.viterbi(weighed, costs)
+        return temporal.unramp(path, weighed, costs) if ramps else path
+
     # P-frames show no GT frame later than their own (see `_lagged`), except woven ones
     forward = lv.forward if rate0 > WOVEN_RATE else None
     path, s1 = path0, s0
@@ -278,7 +287,7 @@ def align(
         )
         s1, score, centre = rescore(t, band)
         weighed = _weigh(score, lv.key, costs.null)
-        path = temporal.viterbi(weighed, costs)
+        path = choose(weighed)
     # the sharp pass, where every frame is at hand and the small descriptors leave the path
     # unsure (`_unsure`); on the last band, around the path it was made from
     margins = _margins(s1, path, _repeats(gv))
@@ -287,7 +296,7 @@ def align(
     rows = _sharp_rows(margins)
     if sharpened:
         weighed = _weigh(add_sharp(t, score, centre, rows), lv.key, costs.null)
-        path = temporal.viterbi(weighed, costs)
+        path = choose(weighed)
     if JOINT and "sharp_gt" in bufs:
         joint = _joint_shift(lv, path, bufs, costs, forward, rows)
         if joint is not None:
@@ -299,7 +308,7 @@ def align(
                 weighed = _weigh(add_sharp(t, score, centre, rows), lv.key, costs.null)
             else:  # a tenth of a pixel: the search's own scores there
                 weighed = modelled
-            path = temporal.viterbi(weighed, costs)
+            path = choose(weighed)
     r = temporal.fit_rate(path)[1]
     if abs(r - round(r)) > CADENCE_MIN:
         expected, agreement = temporal.cadence(path, r)
@@ -315,6 +324,8 @@ def align(
                 other, other_total = temporal.best_path(weighed, on_cadence, by_scores)
                 if other_total > total:
                     path = other
+    if ramps:  # (the cadence's passes may have made one)
+        path = temporal.unramp(path, weighed, costs)
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 NEG = np.float32(-1e9)
+RAMP_MIN = 3  # skipping steps in a row that `unramp` takes for a stretch lost, not drops
+RAMP_BREAK = 2  # ... counted in a row across this many steps of one between them
 RATE_SPAN = 50  # tape frames between the points whose slopes start `fit_rate` (2 s at 25 fps)
 
 
@@ -490,6 +492,59 @@ def _state_track(
     for k in range(n - 1, 0, -1):
         at[k - 1] = came[k] if moved[k, at[k]] else at[k]
     return at
+
+
+def unramp(
+    path: list[int | None], s: np.ndarray, c: PathCosts, shortest: int = RAMP_MIN
+) -> list[int | None]:
+    """`path` with each ramp (`shortest` or more skipping steps in a row, or with at most
+    `RAMP_BREAK` steps of one between them, at one GT frame a tape frame) replaced by one
+    jump, where the scores `s` (the ones the path was chosen by) favour a placement of the
+    jump over the ramp.
+
+    The path's costs are per step: a skip of one GT frame costs `c.drop`, a larger one
+    `c.jump`, as much as 40 drops. So a tape that lost a short stretch of its GT (a burst of
+    frames a capture dropped, a few seconds spliced out) is crossed by a ramp of single
+    drops, each tape frame on its way shown a GT frame ahead of the one it shows, wherever
+    the scores differ by less than the jump's price (inter-coded frames weigh a tenth). A
+    tape does not skip every other frame for several frames at this rate; it loses a stretch
+    once. So a ramp is priced as one jump, and the placement of that jump whose frames
+    score best (continuing one GT frame a tape frame, jumping, then one a frame into where
+    the ramp ends) replaces it where it scores more than the ramp."""
+    if c.base != 1:
+        return path
+    n = len(path)
+    j = np.array([-1 if v is None else v for v in path], np.int64)  # -1: no GT
+    step = np.full(n, -1, np.int64)  # GT frames advanced at each row (-1: a row without GT)
+    both = (j[1:] >= 0) & (j[:-1] >= 0)
+    step[1:][both] = (j[1:] - j[:-1])[both]
+    i = 1
+    while i < n:
+        # a ramp: skipping steps with at most RAMP_BREAK steps of one between them, rows
+        # i0 (before the first) to i1 (after the last)
+        if step[i] < 2:
+            i += 1
+            continue
+        i0, i1, skips, k = i - 1, i, 1, i + 1
+        while k < n and step[k] >= 1 and k - i1 <= RAMP_BREAK + 1:
+            if step[k] >= 2:
+                i1, skips = k, skips + 1
+            k += 1
+        i = i1 + 1
+        if skips < shortest:
+            continue
+        rows = np.arange(i0 + 1, i1)
+        best, at = float(s[rows, j[rows]].sum()), None
+        for p in range(i0, i1):  # rows i0 .. p continue from j[i0], p + 1 .. i1 lead into j[i1]
+            cols = np.where(rows <= p, j[i0] + (rows - i0), j[i1] - (i1 - rows))
+            if cols.min() < 0 or cols.max() >= s.shape[1]:
+                continue
+            score = float(s[rows, cols].sum())
+            if score > best:
+                best, at = score, p
+        if at is not None:
+            j[rows] = np.where(rows <= at, j[i0] + (rows - i0), j[i1] - (i1 - rows))
+    return [None if v < 0 else int(v) for v in j]
 
 
 def path_stats(path: list[int | None], base: int = 1) -> dict[str, int]:
