@@ -419,8 +419,7 @@ def test_a_tape_that_lost_a_stretch_or_shows_another_programme_keeps_its_rate(
     of another programme there: the path jumps over the GT frames missed (or leaves the GT
     for the other programme), and the speed is the runs'. (Fitted through both runs, the rate
     was 1.7 GT frames a tape frame: drops came free, the path ramped into the cut with one
-    every frame, and the speed said 1.77.)
-    A cut shorter than the jump's price in drops (40 frames) is still crossed by a ramp."""
+    every frame, and the speed said 1.77.)"""
     gt = tmp_path / "gt.mp4"
     write_video(gt, render_footage(*GT_SIZE, (40, 40, 40, 40), seed=5, slow=False), 24.0)
     stretch = (0.4, 50)  # tape frames, 40% into the content
