@@ -673,6 +673,32 @@ def test_audio_offset_from_files(tmp_path: Path) -> None:
     assert audio_offset(tmp_path / "lq.mp4", tmp_path / "nope.mp4") is None
 
 
+def test_the_sound_holds_the_search_only_where_the_tape_follows_it(tmp_path: Path) -> None:
+    """A tape with sound that lost 3 s of its GT: the sound's line (clear, PAL speed) is
+    the longer run's, and the search was held within 2 s of it along the whole tape, so the
+    frames after the loss (3 s off the line) could not be found (a real music video's tape:
+    0.577 of its frames right, 0.998 without its sound). Now only the frames whose sound on
+    both sides follows the line are held to it."""
+    import importlib
+
+    A = importlib.import_module("filmdata.pairing.align")
+    rng = np.random.default_rng(4)
+    clicks = np.sort(rng.uniform(0.2, 23.5, 100))  # GT seconds
+    speed, offset, cut, lost = 25 / 24, 0.8, 15.0, 3.0  # the tape misses GT [15, 18) s
+    kept = (clicks < cut) | (clicks >= cut + lost)
+    heard = offset + np.where(clicks < cut, clicks, clicks - lost)[kept] / speed
+    _with_sound(tmp_path / "gt.mp4", 24.0, clicks)
+    _with_sound(tmp_path / "lq.mp4", 21.0, heard)
+    fl, fg = 25.0, 24.0
+    s = np.zeros((int(21 * fl), int(24 * fg)), np.float32)
+    m = A._audio_band(s, tmp_path / "lq.mp4", tmp_path / "gt.mp4", fl, fg)
+    assert m is not None and m.speed == speed and m.clearance > A.AUDIO_CLEARANCE
+    held = (s == -1).any(axis=1)
+    at = int((offset + cut / speed) * fl)  # the tape frame of the loss
+    assert held[int(4 * fl) : at - int(4 * fl)].all()  # the first run, away from its ends
+    assert not held[at:].any()  # past the loss: the search is free
+
+
 def test_content_shift_and_neighbour_candidates() -> None:
     from filmdata.pairing.spatial import content_shift, grid_error, neighbour_candidates
 

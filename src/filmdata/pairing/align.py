@@ -463,13 +463,20 @@ def _audio_band(
     s: np.ndarray, lq: str | os.PathLike[str], gt: str | os.PathLike[str], fl: float, fg: float
 ) -> audio.AudioMatch | None:
     """When the sound gives a clear offset and speed, keep the coarse search within 2 s of
-    that line (in place); returns the match (None: no usable sound, or not clear enough)."""
-    m = audio.audio_offset(lq, gt)
-    if m is None or m.clearance < AUDIO_CLEARANCE:
+    that line (in place) on the tape frames whose sound follows it (`audio.on_line`: not
+    past a stretch the tape lost, nor in another programme); returns the match (None: no
+    usable sound; not clear enough: the search left as it is)."""
+    found = audio.audio_line(lq, gt)
+    if found is None:
+        return None
+    m, on = found
+    if m.clearance < AUDIO_CLEARANCE:
         return m
     i = np.arange(s.shape[0])
     j_exp = (i / fl - m.offset) * m.speed * fg  # GT frame expected at each LQ frame
     far = np.abs(np.arange(s.shape[1])[None, :] - j_exp[:, None]) > 2.0 * fg
+    hop = np.clip(np.round(i / fl / audio.HOP).astype(int), 0, len(on) - 1)
+    far &= on[hop][:, None]
     s[far] = -1.0
     return m
 
