@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,21 +45,27 @@ GT_SIZE = (192, 108)
 align_module = sys.modules["filmdata.pairing.align"]  # (the package exports the function)
 
 
+def _small_spec(seed: int, **kw: Any) -> TapeSpec:
+    """The tests' tape: 160x120, a short noise head and ident, light blur and chroma smear."""
+    base: dict[str, Any] = dict(
+        size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=seed
+    )
+    return TapeSpec(**{**base, **kw})
+
+
+def _four_shots(folder: Path, seed: int = 5) -> Path:
+    """A GT of four 40-frame shots of pans (6.7 s at 24 fps)."""
+    gt = folder / "gt.mp4"
+    write_video(gt, render_footage(*GT_SIZE, (40, 40, 40, 40), seed=seed, slow=False), 24.0)
+    return gt
+
+
 def _make(folder: Path, slow: bool, seed: int) -> tuple[Path, Tape]:
     gt = folder / "gt.mp4"
     write_video(gt, render_footage(*GT_SIZE, (30, 30, 30), seed=seed, slow=slow), 24.0)
     # crawling shots at crf 38 on a 160x120 tape are past what the aligner resolves (the
     # encoder's lag exceeds a crawl of 0.1 px per frame); the slow tape is compressed less
-    spec = TapeSpec(
-        size=(160, 120),
-        head=6,
-        ident=3,
-        start=2.4,
-        blur=0.8,
-        smear=2.0,
-        seed=seed,
-        crf=30 if slow else 38,
-    )
+    spec = _small_spec(seed, crf=30 if slow else 38)
     return gt, make_tape(gt, folder / "tape.mp4", spec)
 
 
@@ -163,7 +170,7 @@ def test_align_a_pillarboxed_gt(tmp_path: Path) -> None:
     bars = np.zeros((108, 24, 3), np.uint8)
     frames = render_footage(144, 108, (40, 30, 50), seed=6)
     write_video(gt, (np.hstack([bars, f, bars]) for f in frames), 24.0)
-    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=6)
+    spec = _small_spec(6)
     tape = make_tape(gt, tmp_path / "tape.mp4", spec)
     a = align(tape.path, gt)
     acc = frame_accuracy(tape.mapping, a.mapping, identical_runs(gt))
@@ -420,20 +427,9 @@ def test_a_tape_that_lost_a_stretch_or_shows_another_programme_keeps_its_rate(
     for the other programme), and the speed is the runs'. (Fitted through both runs, the rate
     was 1.7 GT frames a tape frame: drops came free, the path ramped into the cut with one
     every frame, and the speed said 1.77.)"""
-    gt = tmp_path / "gt.mp4"
-    write_video(gt, render_footage(*GT_SIZE, (40, 40, 40, 40), seed=5, slow=False), 24.0)
+    gt = _four_shots(tmp_path)
     stretch = (0.4, 50)  # tape frames, 40% into the content
-    spec = TapeSpec(
-        size=(160, 120),
-        head=6,
-        ident=3,
-        start=2.4,
-        blur=0.8,
-        smear=2.0,
-        seed=5,
-        lost=stretch if event == "lost" else None,
-        other=stretch if event == "other" else None,
-    )
+    spec = _small_spec(5, **{event: stretch})
     tape = make_tape(gt, tmp_path / "tape.mp4", spec)
     a = align(tape.path, gt)
     assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
@@ -467,12 +463,8 @@ def test_unramp_makes_a_ramp_of_drops_one_jump_where_the_scores_say_so() -> None
 def test_a_short_stretch_lost_is_one_jump_not_a_ramp(at: float, tmp_path: Path) -> None:
     """12 tape frames (half a second) missing: the path jumps once where they were, rather
     than ramp across them with a drop every frame (0.935 and 0.941 of frames right before)."""
-    gt = tmp_path / "gt.mp4"
-    write_video(gt, render_footage(*GT_SIZE, (40, 40, 40, 40), seed=5, slow=False), 24.0)
-    spec = TapeSpec(
-        size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=5, lost=(at, 12)
-    )
-    tape = make_tape(gt, tmp_path / "tape.mp4", spec)
+    gt = _four_shots(tmp_path)
+    tape = make_tape(gt, tmp_path / "tape.mp4", _small_spec(5, lost=(at, 12)))
     a = align(tape.path, gt)
     assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.98
 
@@ -545,7 +537,7 @@ def test_align_a_gt_of_twice_the_tapes_frame_rate_or_more(gt_fps: float, tmp_pat
     steady pair (0.06 of real-footage frames right, 3 px)."""
     gt = tmp_path / "gt.mp4"
     write_video(gt, render_footage(*GT_SIZE, (60, 70, 70), seed=3), gt_fps)
-    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=4.4, blur=0.8, smear=2.0, seed=3)
+    spec = _small_spec(3, start=4.4)
     tape = make_tape(gt, tmp_path / "tape.mp4", spec)
     a = align(tape.path, gt)
     acc = frame_accuracy(tape.mapping, a.mapping, identical_runs(gt))
@@ -1294,9 +1286,7 @@ def test_a_noisy_tape_keeps_its_low_scoring_matches(tmp_path: Path) -> None:
     A = importlib.import_module("filmdata.pairing.align")
     gt = tmp_path / "gt.mp4"
     write_video(gt, render_footage(*GT_SIZE, (30, 30, 30), seed=3, slow=False), 24.0)
-    spec = TapeSpec(
-        size=(160, 120), head=6, ident=3, start=2.4, blur=2.5, smear=5.0, noise=12, seed=3, crf=40
-    )
+    spec = _small_spec(3, blur=2.5, smear=5.0, noise=12, crf=40)
     tape = make_tape(gt, tmp_path / "tape.mp4", spec)
     a = align(tape.path, gt)
     same = identical_runs(gt)
