@@ -26,6 +26,7 @@ on either.
 
     python benchmarks/align.py [--seconds 30] [--width 1280] [--height 720] [--cases pal,...]
         [--repeat 3] [--keep DIR] [--seed N] [--gt-fps 24] [--tape-size 480x360]
+        [--footage FILE [--start S] [--sound]]
 
 `--seed N` adds N to every clip's and tape's seed (0: the tables below), for other footage
 and other tape noise; the GT kept in `--keep` is named by it. `--footage FILE` takes the GT
@@ -35,8 +36,11 @@ for the `pans` clip. `--gt-fps` sets the GT's frame rate (24 by default); the ta
 fps at PAL speed, so a 25 fps GT gives a tape that skips a GT frame about every 23 frames, a
 30 fps one 1.25 GT frames a tape frame, and a 50 or 60 fps remaster 2.08 or 2.5 (with
 `--footage`, the footage's frames at that rate: its motion sped up, every GT frame a new
-picture). `--tape-size WxH` makes the tapes at another size than 480x360 (720x480 or
-720x576: as a DV capture holds them).
+picture). `--sound` (with `--footage`): the GT keeps the footage's sound (made as long as its
+pictures run there) and each tape gets it as a transfer would (`tapesim.tape_sound`: under
+each frame the GT's sound from the frame it shows, PAL-sped, band-limited, hiss), so the
+aligner's use of the sound is measured too. `--tape-size WxH` makes the tapes at another size
+than 480x360 (720x480 or 720x576: as a DV capture holds them).
 """
 
 from __future__ import annotations
@@ -57,13 +61,17 @@ import numpy as np
 
 from filmdata.pairing import descriptors as dsc
 from filmdata.pairing.tapesim import (
+    SOUND_RATE,
     TapeSpec,
     frame_accuracy,
     geometric_error,
     identical_runs,
     make_tape,
     ntsc_pulldown,
+    read_sound,
     render_footage,
+    tape_sound,
+    with_sound,
 )
 from filmdata.video import iter_frames, probe, write_video
 
@@ -101,6 +109,17 @@ def real_footage(
         x, y = (w - fw) // 2, (h - fh) // 2
         out[y : y + fh, x : x + fw] = cv2.resize(f, (fw, fh), interpolation=cv2.INTER_CUBIC)
         yield out
+
+
+def footage_sound(path: Path, start: float, frames: int, gt_fps: float) -> np.ndarray:
+    """The sound of `frames` frames of `path` from `start` s, made as long as those frames run
+    at `gt_fps` (the GT `real_footage` makes of them), so that it stays under its pictures."""
+    fps = probe(path, count=False).fps
+    sound = read_sound(path, start, frames / fps + 1.0)
+    if sound is None:
+        raise SystemExit(f"{path}: no sound for --sound")
+    t = np.arange(int(frames / gt_fps * SOUND_RATE)) / SOUND_RATE * (gt_fps / fps)
+    return np.interp(t * SOUND_RATE, np.arange(len(sound)), sound, right=0.0).astype(np.float32)
 
 
 def constant_offset(lq: str, gt: str) -> tuple[list[int | None], float]:
@@ -153,6 +172,11 @@ def main() -> None:
     ap.add_argument("--footage", type=Path, default=None, help="a real video to take the GT from")
     ap.add_argument("--start", type=float, default=0.0, help="where in --footage (s)")
     ap.add_argument(
+        "--sound",
+        action="store_true",
+        help="with --footage: the GT keeps the footage's sound, the tapes get it as transfers do",
+    )
+    ap.add_argument(
         "--tape-size",
         default="480x360",
         help="the tapes' size, WxH (720x480 or 720x576: a DV capture's)",
@@ -171,6 +195,8 @@ def main() -> None:
     except (ValueError, AssertionError):
         ap.error(f"--tape-size: expected WxH, got {args.tape_size!r}")
     cases = args.cases.split(",")
+    if args.sound and not args.footage:
+        ap.error("--sound takes the footage's sound: give --footage too")
     for c in cases:
         if c not in CASES:
             ap.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}")
@@ -198,7 +224,7 @@ def main() -> None:
             f"-{args.gt_fps:g}fps" if args.gt_fps != 24 else ""
         )
         if args.footage:
-            tag = f"-{args.footage.stem}-{args.start:g}{tag}"
+            tag = f"-{args.footage.stem}-{args.start:g}{tag}" + ("-sound" if args.sound else "")
         gt = work / f"{name}{tag}-gt.mp4"
         if not gt.exists():
             if args.footage:
@@ -207,11 +233,22 @@ def main() -> None:
             else:
                 frames = render_footage(args.width, args.height, lengths[name], **footage)  # type: ignore[arg-type]
             write_video(gt, frames, args.gt_fps, crf=18)
+            if args.sound:  # the footage's sound under the GT's pictures, as they run there
+                tmp = gt.with_name(f".{gt.name}")
+                gt.rename(tmp)
+                with_sound(tmp, footage_sound(args.footage, args.start, n, args.gt_fps), gt)
+                tmp.unlink()
+        gt_sound = read_sound(gt) if args.sound else None
         same = identical_runs(gt)
         for case in cases:
             spec = CASES[case](**tape_kw)
             size = "" if tape_size == (480, 360) else f"-{tape_size[0]}x{tape_size[1]}"
             tape = make_tape(gt, work / f"{name}{tag}-{case}{size}-tape.mp4", spec)
+            if gt_sound is not None:
+                silent = tape.path.with_name(f".{tape.path.name}")
+                tape.path.rename(silent)
+                with_sound(silent, tape_sound(tape, gt_sound, args.gt_fps), tape.path)
+                silent.unlink()
             duration = len(tape.mapping) / spec.fps
             a, wall, cpu = run_cli(tape.path, gt, args.repeat)
             acc = frame_accuracy(tape.mapping, a["mapping"], same, tape.also)
@@ -227,12 +264,13 @@ def main() -> None:
                 f"{'-':>8} {took_b:7.2f} {'-':>6} {duration / took_b:10.1f}"
             )
             q = a["quality"]
+            sound = f"sound clearance {q['audio']['clearance']:.2f}, " if q.get("audio") else ""
             print(
                 f"      speed {a['speed']:.4f} (true {spec.speed:.4f}), "
                 f"offset {a['offset']:.3f} s, {q['matched']:.3f} matched, "
                 f"ecc {q['ecc']:.3f}, cadence {q.get('cadence_agreement')}, "
                 f"unsure {q.get('unsure')}, sharp pass {q.get('sharp_pass')}, "
-                f"in-process {q['seconds']}"
+                f"{sound}in-process {q['seconds']}"
             )
 
 

@@ -691,6 +691,33 @@ def test_the_sound_holds_the_search_only_where_the_tape_follows_it(tmp_path: Pat
     assert not held[at:].any()  # past the loss: the search is free
 
 
+def test_tape_sound_follows_the_tapes_truth(tmp_path: Path) -> None:
+    """The benchmark's tapes with sound: `with_sound` muxes a sound beside the pictures (read
+    back by `read_sound`), and `tape_sound` puts each moment of the GT's sound under the tape
+    frame that shows it (PAL-sped: 25 tape frames a second of 24 GT frames), hiss elsewhere."""
+    from filmdata.pairing.tapesim import SOUND_RATE, read_sound, tape_sound, with_sound
+
+    rate = SOUND_RATE
+    silent = _four_shots(tmp_path)
+    sound = np.zeros(int(160 / 24 * rate), np.float32)
+    clicks = [1.0, 2.5, 4.0, 5.5]  # GT seconds
+    for t in clicks:
+        sound[int(t * rate) : int(t * rate) + 80] = 0.8
+    gt = with_sound(silent, sound, tmp_path / "gt-sound.mp4")
+    back = read_sound(gt)
+    assert back is not None and abs(len(back) - len(sound)) < 0.1 * rate
+    assert read_sound(silent) is None
+    tape = make_tape(gt, tmp_path / "tape.mp4", _small_spec(5))
+    heard = tape_sound(tape, sound, 24.0)
+    assert len(heard) == int(len(tape.mapping) / 25.0 * rate)
+    shown = {j: i for i, j in enumerate(tape.mapping) if j is not None}
+    for t in clicks:
+        at = (shown[int(t * 24)] + (t * 24) % 1) / 25.0  # the tape second that shows it
+        k = int(at * rate)
+        assert heard[k - 40 : k + 120].max() > 0.5, t  # the click, 0.8 less the band limit
+    assert np.abs(heard[: int(0.2 * rate)]).max() < 0.15  # the noise head: hiss alone
+
+
 def test_content_shift_and_neighbour_candidates() -> None:
     from filmdata.pairing.spatial import content_shift, grid_error, neighbour_candidates
 

@@ -281,6 +281,82 @@ def make_tape(gt: str | Path, out: str | Path, spec: TapeSpec = TapeSpec()) -> T
     return Tape(Path(out), mapping, m, spec, also, segments if len(segments) > 1 else [])
 
 
+SOUND_RATE = 16000  # samples a second of the sound `read_sound` and `tape_sound` make
+
+
+def read_sound(
+    path: str | Path, start: float = 0.0, seconds: float | None = None, rate: int = SOUND_RATE
+) -> np.ndarray | None:
+    """The first audio stream of `path`, mono float32 at `rate`, from `start` s for `seconds`
+    (None: to the end); None where the file has no sound."""
+    import av
+
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return None
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = [
+            f.to_ndarray().reshape(-1)
+            for frame in c.decode(c.streams.audio[0])
+            for f in resampler.resample(frame)
+        ]
+    if not chunks:
+        return None
+    x = np.concatenate(chunks).astype(np.float32)
+    a = int(start * rate)
+    return x[a:] if seconds is None else x[a : a + int(seconds * rate)]
+
+
+def with_sound(
+    video: str | Path, sound: np.ndarray, out: str | Path, rate: int = SOUND_RATE
+) -> Path:
+    """`video`'s pictures (packets copied) with `sound` (mono float, `rate`) as AAC, at `out`."""
+    import av
+
+    out = Path(out)
+    if out.resolve() == Path(video).resolve():
+        raise ValueError(f"{out}: with_sound writes a new file beside its video, not over it")
+    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
+        vs = src.streams.video[0]
+        ov = dst.add_stream_from_template(vs)
+        oa = dst.add_stream("aac", rate=rate)
+        oa.layout = "mono"
+        for pkt in src.demux(vs):
+            if pkt.dts is not None:
+                pkt.stream = ov
+                dst.mux(pkt)
+        pcm = np.clip(sound, -1, 1).astype(np.float32)
+        for k in range(0, len(pcm), 1024):
+            frame = av.AudioFrame.from_ndarray(pcm[None, k : k + 1024], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, k
+            for pkt in oa.encode(frame):
+                dst.mux(pkt)
+        for pkt in oa.encode():
+            dst.mux(pkt)
+    return out
+
+
+def tape_sound(
+    tape: Tape, gt_sound: np.ndarray, gt_fps: float, rate: int = SOUND_RATE, hiss: float = 0.02
+) -> np.ndarray:
+    """The tape's sound, as a transfer makes it: under each tape frame the GT's sound from the
+    frame it shows on at the transfer's rate (a PAL transfer plays it 4% fast, as it does the
+    pictures), band-limited to about 6 kHz, with tape hiss; hiss alone where the tape shows no
+    GT (its noise head, an ident, another programme)."""
+    spec = tape.spec
+    n = len(tape.mapping)
+    t = np.arange(int(n / spec.fps * rate)) / rate
+    i = np.minimum((t * spec.fps).astype(int), n - 1)
+    shown = np.array([-1.0 if j is None else j for j in tape.mapping])[i]
+    step = spec.speed * gt_fps / spec.fps  # GT frames a tape frame
+    gt_t = (shown + (t * spec.fps - i) * step) / gt_fps  # GT seconds
+    out = np.interp(gt_t * rate, np.arange(len(gt_sound)), gt_sound, left=0.0, right=0.0)
+    out[shown < 0] = 0.0
+    out = np.convolve(out, cv2.getGaussianKernel(9, 1.2).ravel(), mode="same")
+    rng = np.random.default_rng(spec.seed)
+    return (out + rng.normal(0, hiss, len(out))).astype(np.float32)
+
+
 def geometric_error(true: np.ndarray, est: np.ndarray, gt_w: int, gt_h: int, n: int = 9) -> float:
     """Mean distance (tape px) between where two GT->tape transforms put an n x n GT grid."""
     return grid_error(true, est, (gt_w, gt_h), n)
