@@ -398,8 +398,8 @@ def test_fill_centre_carries_the_rate_past_the_matched_stretch() -> None:
 
 def test_fit_rate_is_the_runs_rate_across_a_jump_of_the_path() -> None:
     """A tape that lost 3 s of its GT (or shows 3 s of something else) has two runs at one
-    rate: the line goes through the longer, at their rate, not through both (whose slope
-    is off by the jump over the tape's length)."""
+    rate, one cut twice three: the line goes through the longest, at their rate, not through
+    all (whose slope is off by the jumps over the tape's length)."""
     from filmdata.pairing.temporal import fit_rate
 
     r = 25 / 24
@@ -411,6 +411,13 @@ def test_fit_rate_is_the_runs_rate_across_a_jump_of_the_path() -> None:
     inserted: list[int | None] = [int(5 + r * i) for i in range(400)] + [None] * 60
     inserted += [int(5 + r * i) for i in range(400, 700)]  # 60 frames of other footage
     assert abs(fit_rate(inserted)[1] - r) < 0.002
+    # a shorter edit, cut twice: three runs, none of them half the frames
+    runs: list[int | None] = [int(5 + r * i) for i in range(200)]
+    runs += [int(5 + r * i) + 60 for i in range(200, 440)]
+    runs += [int(5 + r * i) + 120 for i in range(440, 620)]
+    a, got = fit_rate(runs)
+    assert abs(got - r) < 0.002, got
+    assert abs(a - (5 + 60)) < 1.5, a  # the longest run's line
     # a path without a jump: the least-squares line through all of it, as before
     plain: list[int | None] = [None] * 10 + [int(3 + 1.25 * i) for i in range(200)]
     pts = np.array([(i, j) for i, j in enumerate(plain) if j is not None], float)

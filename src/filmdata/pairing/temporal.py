@@ -390,17 +390,16 @@ def fit_rate(path: list[int | None]) -> tuple[float, float]:
 
     A least-squares line through the points within max(3, 3 x their median) frames of it, a
     few times over, from a start that a jump of the path does not move: the median of the
-    slopes between frames `RATE_SPAN` apart (a tape that lost a stretch of the GT, or shows
-    something else in between, has two runs at one rate; a line through both has the wrong
-    rate and the runs' offsets as residuals, too large to trim). The line then goes through
-    the longer run. Where every point lies within 3 frames of the start, the first fit takes
+    slopes between frames `RATE_SPAN` apart, through the longest run (`_start_line`; a tape
+    that lost stretches of the GT, or shows something else in between, has runs at one rate
+    whose offsets a line through all of them takes for its slope). The line then goes through
+    the longest run. Where every point lies within 3 frames of the start, the first fit takes
     them all, as a plain fit does."""
     pts = np.array([(i, j) for i, j in enumerate(path) if j is not None], float)
     if len(pts) < 2:
         return (float(pts[0, 1] - pts[0, 0]) if len(pts) else 0.0), 1.0
-    r, a = _median_line(pts)
-    res = np.abs(pts[:, 1] - (a + r * pts[:, 0]))
-    keep = res <= max(3.0, 3 * float(np.median(res)))
+    r, a = _start_line(pts)
+    keep = np.abs(pts[:, 1] - (a + r * pts[:, 0])) <= 3.0
     if keep.sum() < 2:
         keep[:] = True
     for _ in range(3):
@@ -413,11 +412,11 @@ def fit_rate(path: list[int | None]) -> tuple[float, float]:
     return float(a), float(r)
 
 
-def _median_line(pts: np.ndarray) -> tuple[float, float]:
+def _start_line(pts: np.ndarray) -> tuple[float, float]:
     """(r, a): the median slope between points (i, j) about `RATE_SPAN` tape frames apart (an
     eighth of the path where that is shorter, at least one frame: few pairs straddle a jump),
-    and the median intercept at that slope. The slope is good to about 1 / span; the fit that
-    follows settles it."""
+    good to about 1 / span, and the intercept of the longest run at that slope (the densest
+    six frames of intercepts: a tape cut twice has three runs, none of them half its frames)."""
     i, j = pts[:, 0], pts[:, 1]
     span = max(1.0, min(RATE_SPAN, (i[-1] - i[0]) / 8))
     q = np.searchsorted(i, i + span)
@@ -426,7 +425,10 @@ def _median_line(pts: np.ndarray) -> tuple[float, float]:
         r = float((j[-1] - j[0]) / max(1.0, i[-1] - i[0]))
     else:
         r = float(np.median((j[q[p]] - j[p]) / (i[q[p]] - i[p])))
-    return r, float(np.median(j - r * i))
+    d = np.sort(j - r * i)
+    ends = np.searchsorted(d, d + 6.0, side="right")
+    k = int(np.argmax(ends - np.arange(len(d))))
+    return r, float(np.median(d[k : ends[k]]))
 
 
 def cadence(
