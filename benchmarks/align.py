@@ -18,6 +18,7 @@ Tape cases (`--cases`, comma-separated):
   jump      pal whose picture moves by (2.5, -1.5) tape px halfway (a re-locked capture); the
             geometric error is that of the JSON transform against the first half's
   lost      pal missing 3 s (75 tape frames) of the GT halfway (a length spliced out)
+  edit      pal missing 2.4 s twice, at 30% and 70% (a shorter edit of the GT)
   other     pal with 3 s of another programme halfway (a commercial recorded over it)
 
 Scoring: a tape frame is right when mapped to its GT frame, to one with identical content (a
@@ -90,8 +91,9 @@ CASES = {
     "crf45": lambda **kw: TapeSpec(crf=45, **kw),
     "harsh": lambda **kw: TapeSpec(crf=45, noise=10.0, blur=2.0, smear=5.0, **kw),
     "jump": lambda **kw: TapeSpec(jump=(0.5, 2.5, -1.5), **kw),
-    "lost": lambda **kw: TapeSpec(lost=(0.5, 75), **kw),
-    "other": lambda **kw: TapeSpec(other=(0.5, 75), **kw),
+    "lost": lambda **kw: TapeSpec(lost=((0.5, 75),), **kw),
+    "edit": lambda **kw: TapeSpec(lost=((0.3, 60), (0.7, 60)), **kw),
+    "other": lambda **kw: TapeSpec(other=((0.5, 75),), **kw),
 }
 
 

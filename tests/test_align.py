@@ -436,7 +436,7 @@ def test_a_tape_that_lost_a_stretch_or_shows_another_programme_keeps_its_rate(
     every frame, and the speed said 1.77.)"""
     gt = _four_shots(tmp_path)
     stretch = (0.4, 50)  # tape frames, 40% into the content
-    spec = _small_spec(5, **{event: stretch})
+    spec = _small_spec(5, **{event: (stretch,)})
     tape = make_tape(gt, tmp_path / "tape.mp4", spec)
     a = align(tape.path, gt)
     assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
@@ -471,7 +471,7 @@ def test_a_short_stretch_lost_is_one_jump_not_a_ramp(at: float, tmp_path: Path) 
     """12 tape frames (half a second) missing: the path jumps once where they were, rather
     than ramp across them with a drop every frame (0.935 and 0.941 of frames right before)."""
     gt = _four_shots(tmp_path)
-    tape = make_tape(gt, tmp_path / "tape.mp4", _small_spec(5, lost=(at, 12)))
+    tape = make_tape(gt, tmp_path / "tape.mp4", _small_spec(5, lost=((at, 12),)))
     a = align(tape.path, gt)
     assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.98
 

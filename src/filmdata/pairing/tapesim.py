@@ -92,11 +92,11 @@ class TapeSpec:
     # a change of geometry along the tape (a capture re-locked, another transfer spliced in):
     # from this fraction of the tape's frames on, the picture sits (dx, dy) tape px further
     jump: tuple[float, float, float] | None = None
-    # a stretch of the GT the tape lacks (a damaged length spliced out, a recording paused):
-    # (where, as a fraction of the content; tape frames lost)
-    lost: tuple[float, int] | None = None
-    # another programme in the middle (a commercial, a recording over it): (where; tape frames)
-    other: tuple[float, int] | None = None
+    # stretches of the GT the tape lacks (a damaged length spliced out, a recording paused, a
+    # shorter edit): (where, as a fraction of the content; tape frames lost), each in turn
+    lost: tuple[tuple[float, int], ...] = ()
+    # other programmes put in (a commercial, a recording over it): (where; tape frames), each
+    other: tuple[tuple[float, int], ...] = ()
 
 
 def ntsc_pulldown(**kw: object) -> TapeSpec:
@@ -145,13 +145,11 @@ def tape_fields(spec: TapeSpec, gt_frames: int, gt_fps: float) -> list[tuple[int
     if spec.dup is not None and 0 < spec.dup < 1:
         k = int(spec.dup * len(seq))
         seq.insert(k, seq[k])
-    if spec.lost is not None:
-        at, n = spec.lost
+    for at, n in spec.lost:
         k = int(at * len(seq))
         del seq[k : k + n]
     body: list[tuple[int, int] | None] = list(seq)
-    if spec.other is not None:
-        at, n = spec.other
+    for at, n in spec.other:
         k = int(at * len(body))
         body[k:k] = [None] * n
     out: list[tuple[int, int] | None] = [None] * (spec.head + spec.ident)
