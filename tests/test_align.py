@@ -466,6 +466,21 @@ def test_unramp_makes_a_ramp_of_drops_one_jump_where_the_scores_say_so() -> None
     assert unramp(ramp, s, dataclasses.replace(costs, base=2)) == ramp
 
 
+def test_a_shorter_edit_is_matched_on_all_its_runs(tmp_path: Path) -> None:
+    """A tape cut twice (1.2 s each: a shorter edit of its GT): three runs, none half the
+    tape. Its rate was fitted through all three (1.9 GT frames a tape frame: drops came
+    free), and then, with the rate right, the middle run (36 frames) went null whole: two
+    jumps cost more than leaving the GT and coming back, and its inter-coded frames (a tenth
+    of the weight) could not pay the difference (0.657 of frames right)."""
+    gt = _four_shots(tmp_path)
+    spec = _small_spec(5, lost=((0.25, 30), (0.6, 30)))
+    tape = make_tape(gt, tmp_path / "tape.mp4", spec)
+    a = align(tape.path, gt)
+    assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
+    assert abs(a.speed - spec.speed) < 0.01, a.speed
+    assert a.quality["jumps"] == 2
+
+
 @pytest.mark.parametrize("at", [0.3, 0.7])
 def test_a_short_stretch_lost_is_one_jump_not_a_ramp(at: float, tmp_path: Path) -> None:
     """12 tape frames (half a second) missing: the path jumps once where they were, rather

@@ -45,7 +45,11 @@ class PathCosts:
     dup: float = 0.05  # step 0: a repeated GT frame
     drop: float = 0.08  # step 2: one GT frame skipped
     drop2: float = 0.3  # step 3
-    jump: float = 2.0  # larger skips forward
+    # larger skips forward: less than leaving the GT and coming back (enter + exit), so that a
+    # tape that matches its GT on both sides of a stretch it lacks takes the skip, not a gap
+    # (at 2.0 the run between two cuts of a shorter edit went null whole where inter-coded
+    # frames, weighing a tenth, could not pay for a second jump)
+    jump: float = 1.4
     # matches within `tolerance` of a tape frame's best count as equally good: differences that
     # small are noise, or the lag of a heavy encoder that copies blocks from earlier frames,
     # and must not pull the path off its steady rate in slow or still stretches
@@ -505,7 +509,7 @@ def unramp(
     jump over the ramp.
 
     The path's costs are per step: a skip of one GT frame costs `c.drop`, a larger one
-    `c.jump`, as much as 40 drops. So a tape that lost a short stretch of its GT (a burst of
+    `c.jump`, as much as 28 drops. So a tape that lost a short stretch of its GT (a burst of
     frames a capture dropped, a few seconds spliced out) is crossed by a ramp of single
     drops, each tape frame on its way shown a GT frame ahead of the one it shows, wherever
     the scores differ by less than the jump's price (inter-coded frames weigh a tenth). A
