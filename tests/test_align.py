@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -464,6 +465,34 @@ def test_unramp_makes_a_ramp_of_drops_one_jump_where_the_scores_say_so() -> None
     two = list(range(10)) + [11, 13] + list(range(14, 32))
     assert unramp(two, s, costs) == two
     assert unramp(ramp, s, dataclasses.replace(costs, base=2)) == ramp
+
+
+def test_a_station_logo_on_the_tape_is_not_taken_for_picture(tmp_path: Path) -> None:
+    """A recording from the air keeps the station's logo, here in the GT's pillarbox: its own
+    edges made the columns it covers look active, so the tape's picture box took them in,
+    and the geometry started from a box too wide (0.95 px off here, 0.85 and 1.3 px on real
+    PAL and harsh tapes). What is the same in every frame now counts as flat."""
+    import cv2
+
+    def pictures(logo: bool) -> Iterator[np.ndarray]:
+        for f in render_footage(*GT_SIZE, (40, 40, 40, 40), seed=5, slow=False):
+            f = f.copy()
+            f[:, :24] = f[:, -24:] = 0  # a 4:3 picture pillarboxed in the 16:9 GT
+            if logo:  # the station's, bottom right of its frame
+                cv2.rectangle(f, (170, 6), (188, 20), (250, 250, 250), -1)
+                cv2.putText(f, "5", (173, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 20, 20), 1)
+            yield f
+
+    gt, aired = tmp_path / "gt.mp4", tmp_path / "aired.mp4"
+    write_video(gt, pictures(False), 24.0)
+    write_video(aired, pictures(True), 24.0)
+    tape = make_tape(aired, tmp_path / "tape.mp4", _small_spec(5))
+    a = align(tape.path, gt)
+    assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
+    assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 0.6
+    x, _, w, _ = a.quality["active_box"]
+    right = tape.transform @ np.array([GT_SIZE[0] - 24, 0, 1.0])  # the picture's right edge
+    assert x + w <= right[0] + 4  # (small pixels: within one; the logo would take it to 160)
 
 
 def test_a_shorter_edit_is_matched_on_all_its_runs(tmp_path: Path) -> None:
