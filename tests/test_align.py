@@ -673,33 +673,17 @@ def test_audio_match_finds_offset_and_pal_speed() -> None:
 
 def _with_sound(path: Path, seconds: float, clicks: np.ndarray) -> None:
     """A small video file whose sound is short noise bursts at the times `clicks` (s)."""
-    import av
+    from filmdata.pairing.tapesim import SOUND_RATE, with_sound
 
-    rate = 16000
-    sound = np.zeros(int(seconds * rate), np.float32)
+    sound = np.zeros(int(seconds * SOUND_RATE), np.float32)
     burst = np.random.default_rng(1).normal(0, 0.4, 400).astype(np.float32)
     for t in clicks:
-        k = int(t * rate)
+        k = int(t * SOUND_RATE)
         sound[k : k + 400] += burst[: len(sound[k : k + 400])]
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=12)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=rate)
-        a.layout = "mono"
-        for i in range(int(seconds * 12)):
-            img = np.full((48, 64, 3), (i * 7) % 255, np.uint8)
-            for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(pkt)
-        for pkt in v.encode():
-            c.mux(pkt)
-        for k in range(0, len(sound), 1024):
-            chunk = sound[k : k + 1024][None, :]
-            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-            frame.sample_rate = rate
-            for pkt in a.encode(frame):
-                c.mux(pkt)
-        for pkt in a.encode():
-            c.mux(pkt)
+    pictures = path.with_name(f"{path.stem}-pictures.mp4")
+    frames = (np.full((48, 64, 3), (i * 7) % 255, np.uint8) for i in range(int(seconds * 12)))
+    write_video(pictures, frames, 12.0)
+    with_sound(pictures, sound, path)
 
 
 def test_audio_offset_from_files(tmp_path: Path) -> None:

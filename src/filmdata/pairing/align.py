@@ -324,8 +324,8 @@ def align(
                 other, other_total = temporal.best_path(weighed, on_cadence, by_scores)
                 if other_total > total:
                     path = other
-    if ramps:  # (the cadence's passes may have made one)
-        path = temporal.unramp(path, weighed, costs)
+            if ramps:  # (a path the cadence's pass made)
+                path = temporal.unramp(path, weighed, costs)
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]

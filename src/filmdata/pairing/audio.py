@@ -31,8 +31,9 @@ class AudioMatch:
     clearance: float  # peak over the best peak elsewhere (> 1.5: trust it)
 
 
-def envelope(path: str | os.PathLike[str], rate: int = 8000) -> np.ndarray | None:
-    """Onset envelope (one value per HOP seconds) of the first audio stream, or None."""
+def mono(path: str | os.PathLike[str], rate: int) -> np.ndarray | None:
+    """The first audio stream of `path` as mono float32 at `rate`; None where the file has no
+    sound (or none that decodes). A stream that breaks off gives what came before."""
     try:
         c = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, ValueError):
@@ -48,9 +49,14 @@ def envelope(path: str | os.PathLike[str], rate: int = 8000) -> np.ndarray | Non
                     chunks.append(f.to_ndarray().reshape(-1))
         except (av.error.FFmpegError, ValueError):
             pass
-    if not chunks:
+    return np.concatenate(chunks).astype(np.float32) if chunks else None
+
+
+def envelope(path: str | os.PathLike[str], rate: int = 8000) -> np.ndarray | None:
+    """Onset envelope (one value per HOP seconds) of the first audio stream, or None."""
+    x = mono(path, rate)
+    if x is None:
         return None
-    x = np.concatenate(chunks).astype(np.float32)
     hop = int(rate * HOP)
     n = len(x) // hop
     if n < 50:

@@ -319,22 +319,19 @@ def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return img
 
 
-def active_box(
-    small: np.ndarray, rel: float = 0.2, still: bool = False
-) -> tuple[int, int, int, int]:
+def active_box(small: np.ndarray, rel: float = 0.2) -> tuple[int, int, int, int]:
     """The active picture (x, y, w, h) of (N, h, w) frames: letterbox and pillarbox bars are
-    rows/columns that stay flat (the median over frames of their spatial std is low).
-    `still`: what stays the same in every frame counts as flat too in the columns (each
-    frame less the median frame): a TV station's logo recorded with the picture sits in a
-    pillar or the picture's dark edge, and its own edges made the columns it covers look
-    active."""
+    rows/columns that stay flat (the median over frames of their spatial std is low). In the
+    columns what stays the same in every frame counts as flat too (each frame less the
+    median frame): a TV station's logo recorded with the picture sits in a pillar or the
+    picture's dark edge, and its own edges made the columns it covers look active."""
     n = small.shape[0]
     pick = small[np.linspace(0, n - 1, min(n, 200)).astype(int)].astype(np.float32)
     rows = np.median(pick.std(axis=2), axis=0)  # (h,)
     # a column's std runs over rows that include the bars: judge columns inside the rows
     r0, r1 = _span(rows, rel)
     band = pick[:, r0:r1]
-    if still and len(pick) >= 8:
+    if len(pick) >= 8:
         band = band - np.median(band, axis=0)
     cols = np.median(band.std(axis=1), axis=0)
     c0, c1 = _span(cols, rel)
@@ -387,7 +384,7 @@ def coarse_similarity(
     """The coarse similarity (n_lq, n_gt) of two videos' small frames, each on its active
     picture (`active_box`: a tape's letterbox, and an HD remaster's own bars, left out), on a
     grid `width` across in the GT picture's shape; and the two boxes (small pixels)."""
-    bl, bg = active_box(lq_small, still=True), active_box(gt_small, still=True)
+    bl, bg = active_box(lq_small), active_box(gt_small)
     grid = (width, max(8, round(width * bg[3] / bg[2])))
     return coarse(lq_small, bl, grid) @ coarse(gt_small, bg, grid).T, bl, bg
 

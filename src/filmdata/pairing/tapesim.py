@@ -23,6 +23,7 @@ import numpy as np
 
 from ..synthetic import make_world
 from ..video import iter_frames, probe, write_video
+from .audio import mono
 from .spatial import grid_error
 
 
@@ -287,20 +288,9 @@ def read_sound(
 ) -> np.ndarray | None:
     """The first audio stream of `path`, mono float32 at `rate`, from `start` s for `seconds`
     (None: to the end); None where the file has no sound."""
-    import av
-
-    with av.open(str(path)) as c:
-        if not c.streams.audio:
-            return None
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks = [
-            f.to_ndarray().reshape(-1)
-            for frame in c.decode(c.streams.audio[0])
-            for f in resampler.resample(frame)
-        ]
-    if not chunks:
+    x = mono(path, rate)
+    if x is None:
         return None
-    x = np.concatenate(chunks).astype(np.float32)
     a = int(start * rate)
     return x[a:] if seconds is None else x[a : a + int(seconds * rate)]
 
