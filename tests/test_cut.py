@@ -138,3 +138,21 @@ def test_an_hdr_source_gives_no_clean_clips(root: Path) -> None:
     (clip,) = list_clips(root)
     assert clip["status"] == "failed" and "an HDR video (PQ" in clip["reason"]
     assert "tonemap" in clip["reason"]
+
+
+def test_bad_threshold_is_refused_before_any_clip_changes(
+    runner: CliRunner, film_root: Path
+) -> None:
+    """A threshold the detector refuses is bad input (exit 2), not a failure of every source:
+    the clips an earlier cut recorded stay as they were."""
+    cut(film_root, min_len=0.5, quiet=True)
+    before = [(c["id"], c["status"]) for c in list_clips(film_root)]
+    with pytest.raises(RefusedError, match="--threshold 5"):
+        cut(film_root, threshold=5.0, min_len=0.5, quiet=True)
+    res = runner.invoke(app, ["cut", "--root", str(film_root), "--threshold", "-1", "-q"])
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines() == [
+        "error: --threshold -1.0: refused by detector 'film': "
+        "threshold: expected a value in (0, 2), got -1.0"
+    ]
+    assert [(c["id"], c["status"]) for c in list_clips(film_root)] == before

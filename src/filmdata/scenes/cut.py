@@ -31,7 +31,7 @@ from ..video import (
 )
 from ..windows import GT_KINDS
 from . import curate
-from .detect import DETECTORS, detect_cuts, require_transnet, scenes_from_cuts
+from .detect import DETECTORS, detect_cuts, make_detector, require_transnet, scenes_from_cuts
 
 SAMPLE_WIDTH = 128  # gray samples for curation are decoded this wide
 
@@ -105,13 +105,18 @@ def cut(
         A report per source; failed sources are recorded as failed clips too.
 
     Raises:
-        RefusedError: a bad option, an unknown source, or a detector that is not installed.
+        RefusedError: a bad option (a threshold the detector refuses included), an unknown
+            source, or a detector that is not installed; nothing is touched.
     """
     root = Path(root)
     if detector not in DETECTORS:
         raise RefusedError(f"--detector: unknown {detector!r}; use one of {', '.join(DETECTORS)}")
     if detector == "transnetv2":
         require_transnet()
+    else:
+        # A threshold the detector refuses is the user's input, not one source's failure:
+        # refuse it here, before any source's clips are replaced.
+        make_detector(detector, threshold)
     if min_len < 0 or max_len < 0 or (max_len and max_len < min_len):
         raise RefusedError(
             f"--min-len {min_len:g} / --max-len {max_len:g}: need 0 <= min-len <= max-len "
