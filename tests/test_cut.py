@@ -19,9 +19,9 @@ from filmdata.video import probe, write_video
 BAR = 12  # letterbox bar height in pixels (96x72 frames)
 
 
-def _film(path: Path) -> Path:
+def _film(path: Path, seed: int = 5) -> Path:
     """Shot A (30), black (30), shot B (30), shot A again (30): letterboxed, 24 fps."""
-    shots, _ = render_shots((30, 30), 96, 72, seed=5)
+    shots, _ = render_shots((30, 30), 96, 72, seed=seed)
     a, b = shots[:30], shots[30:]
     black = np.zeros_like(a)
     frames = np.concatenate([a, black, b, a])
@@ -156,3 +156,32 @@ def test_bad_threshold_is_refused_before_any_clip_changes(
         "threshold: expected a value in (0, 2), got -1.0"
     ]
     assert [(c["id"], c["status"]) for c in list_clips(film_root)] == before
+
+
+def test_one_source_id_in_two_manifests(film_root: Path) -> None:
+    """fetch keeps `raw/<manifest>/<id>` apart, so two manifests may share a source id: their
+    clips are then named `<manifest>/<id>.<a>-<b>` (clip ids are the catalog's key), exported
+    under `clips/<manifest>/<id>/`; a source no other manifest shares keeps its plain ids."""
+    (film_root / "raw" / "m2").mkdir()
+    _film(film_root / "raw" / "m2" / "reel.mp4", seed=6)
+    _film(film_root / "raw" / "m2" / "solo.mp4", seed=7)
+    with Catalog.at_root(film_root) as cat:
+        for sid in ("reel", "solo"):
+            row = {"manifest": "m2", "id": sid, "kind": "film", "status": "fetched"}
+            cat.upsert_source({**row, "path": f"raw/m2/{sid}.mp4"})
+    report = cut(film_root, min_len=0.5, export=True, quiet=True)
+    assert report.failed == []
+    kept = list_clips(film_root, status="kept")
+    assert {c["id"] for c in kept if c["manifest"] == "m"} == {"m/reel.0-30", "m/reel.60-90"}
+    assert {c["source"] for c in kept if c["manifest"] == "m2"} == {"reel", "solo"}
+    for c in kept:
+        if c["source"] == "reel":
+            name = c["id"].removeprefix(f"{c['manifest']}/")
+            assert c["path"] == f"clips/{c['manifest']}/reel/{name}.mp4"
+        else:
+            assert c["id"].startswith("solo.") and c["path"] == f"clips/solo/{c['id']}.mp4"
+        assert (film_root / c["path"]).is_file()
+    # A failed source's one record is qualified too.
+    (film_root / "raw" / "m2" / "reel.mp4").write_bytes(b"junk")
+    assert cut(film_root, min_len=0.5, quiet=True).failed == ["reel"]
+    assert [c["id"] for c in list_clips(film_root, status="failed")] == ["m2/reel.failed"]

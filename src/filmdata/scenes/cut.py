@@ -67,8 +67,23 @@ class CutReport:
 
 
 def clip_id(source: str, start: int, end: int) -> str:
-    """The stable id of a clip: `<source>.<start_frame>-<end_frame>`."""
+    """The stable id of a clip: `<source>.<start_frame>-<end_frame>`.
+
+    `source` is the source's id, or `<manifest>/<id>` (`clip_source`) where the catalog holds
+    that id under more than one manifest: clip ids are the catalog's primary key.
+    """
     return f"{source}.{start}-{end}"
+
+
+def clip_source(row: dict[str, Any], shared: set[str]) -> str:
+    """What a source's clip ids and clip folder are named by: its id, or `<manifest>/<id>`
+    where another manifest in the catalog has a source of the same id (`shared`).
+
+    Qualified only then, so that the ids of a source no other manifest shares keep the form
+    DESIGN.md gives them (`clips/<source-id>/<clip-id>.mp4`); `/` is in no id or manifest
+    name (slugs), so a qualified id never equals a plain one.
+    """
+    return f"{row['manifest']}/{row['id']}" if row["id"] in shared else row["id"]
 
 
 def cut(
@@ -93,7 +108,8 @@ def cut(
         threshold: the detector's threshold (None: its default).
         min_len: seconds; shorter scenes are dropped ("short").
         max_len: seconds; longer scenes are split into near-equal windows (0: never).
-        export: write each kept clip, frame-exact, to `ROOT/clips/<source>/<clip-id>.mp4`.
+        export: write each kept clip, frame-exact, to `ROOT/clips/<source>/<clip-id>.mp4`
+            (`<manifest>/<source>` where two manifests share the id: `clip_source`).
         quiet: no progress bars.
         jobs: sources cut at once (local process pool).
         backend: "local" or "ray" (each source a Ray task; this process alone writes the
@@ -124,7 +140,14 @@ def cut(
         )
     report = CutReport()
     with Catalog.at_root(root) as cat:
-        rows = cat.sources(status="fetched")
+        every = cat.sources()
+        manifests: dict[str, set[str]] = {}
+        for r in every:
+            manifests.setdefault(r["id"], set()).add(r["manifest"])
+        shared = {sid for sid, ms in manifests.items() if len(ms) > 1}
+        # "clip_source" travels with the row to the worker: it names the source's clips.
+        rows = [{**r, "clip_source": clip_source(r, shared)} for r in every]
+        rows = [r for r in rows if r["status"] == "fetched"]
         if sources:
             known = {r["id"] for r in rows}
             missing = [s for s in sources if s not in known]
@@ -192,7 +215,7 @@ def _failed(
         "manifest": row["manifest"],
         "source": row["id"],
         "detector": detector,
-        "id": f"{row['id']}.failed",
+        "id": f"{row['clip_source']}.failed",
         "scene": 0,
         "start_frame": 0,
         "end_frame": 0,
@@ -249,7 +272,7 @@ def _cut_source(
     scenes = scenes_from_cuts(cuts, n, fps)
     for k, scene in enumerate(scenes):
         for a, b in curate.windows(scene.start_frame, scene.end_frame, fps, min_len, max_len):
-            cid = clip_id(source, a, b)
+            cid = clip_id(row["clip_source"], a, b)
             sample = _window_samples(samples, path, a, b, info.width, info.height)
             box = curate.letterbox(sample, info.width, info.height)
             stats = curate.stats(sample)
@@ -315,8 +338,8 @@ def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], sar: float) -
     if clip["status"] != "kept":
         return clip
     src = root / row["path"]
-    out = clips_dir(root, row["id"]) / f"{clip['id']}.mp4"
     a, b = clip["start_frame"], clip["end_frame"]
+    out = clips_dir(root, row["clip_source"]) / f"{clip_id(row['id'], a, b)}.mp4"
     # A clean source's clips are pictures (written progressive): its interlaced frames are
     # deinterlaced, as synth cuts its GT; a tape's keep their fields (its degradation).
     clean = row.get("kind") in GT_KINDS
