@@ -237,6 +237,29 @@ def test_sections(runner: CliRunner, root: Path, tmp_path: Path) -> None:
     assert 40 <= row["frames"] < 96 and row["info"]["sections"] == [[1.0, 3.0]]
 
 
+def test_open_ended_section(runner: CliRunner, root: Path, tmp_path: Path) -> None:
+    """An open end ("0:01-inf") from a direct link (yt-dlp gives no duration): the file is
+    checked against its own length, not the container's count with its pre-roll (which read as
+    truncated), and a re-run finds it current (the catalog stores the open end as null) and
+    downloads nothing."""
+    clip, _ = make_clip(tmp_path / "long.mp4", (48, 48), seed=3)  # 4 s at 24 fps
+    with serve({"/long.mp4": Route(clip.read_bytes())}) as srv:
+        m = write_manifest(
+            tmp_path / "m.yaml",
+            "sec",
+            [{"id": "part", "url": srv.url("/long.mp4"), "sections": ["0:01-inf"]}],
+        )
+        code, items = fetch_json(runner, str(m), "--root", str(root))
+        assert code == 0 and items[0]["status"] == "fetched", items
+        gets = len(srv.gets("/long.mp4"))
+        code, items = fetch_json(runner, str(m), "--root", str(root))
+        assert code == 0 and items[0]["status"] == "skipped", items
+        assert len(srv.gets("/long.mp4")) == gets
+    row = sources(runner, root)["part"]
+    assert row["frames"] == 72 and row["truncated"] == 0
+    assert row["info"]["sections"] == [[1.0, None]]
+
+
 def test_classify_retry_after_and_format() -> None:
     import io
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._json import finite
 from ..video import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from .errors import ItemError
 from .local import capture_ext, import_capture
@@ -88,7 +89,8 @@ def is_current(item: Item) -> bool:
     same_source = (
         prev.get("url") == item.url
         and prev.get("origin_path") == item.capture
-        and [list(s) for s in item.sections] == info.get("sections", [])
+        # as the catalog stores them: JSON has no infinity, an open end ("0:12-inf") is null
+        and finite([list(s) for s in item.sections]) == info.get("sections", [])
     )
     if item.capture is not None:
         stamp = origin_stamp(Path(item.capture)) or {}
@@ -171,7 +173,8 @@ def container_ext(container: str) -> str | None:
 def _sections_length(
     sections: tuple[tuple[float, float], ...], duration: float | None
 ) -> float | None:
-    """Seconds the downloaded sections should last (None: no sections, or unknown)."""
+    """Seconds the downloaded sections should last (None: no sections, or one runs to the end
+    of a source whose duration yt-dlp did not give)."""
     if not sections:
         return None
     end = float(duration) if duration else float("inf")
@@ -225,6 +228,7 @@ def attempt(item: Item, opts: Options, deadline: float, first: bool) -> dict[str
             staged,
             timeout=left,
             allow_truncated=opts.allow_truncated,
+            sections=bool(item.sections),
             expected_seconds=_sections_length(item.sections, info.get("duration")),
         )
     except ItemError:

@@ -87,6 +87,7 @@ def verify_media(
     *,
     timeout: float,
     allow_truncated: bool = False,
+    sections: bool = False,
     expected_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Probe and hash one file; the catalog fields of a verified source.
@@ -95,9 +96,12 @@ def verify_media(
         path: the file (not yet at its final name).
         timeout: seconds for the probe, which decodes every frame in a child process.
         allow_truncated: keep a file where fewer than 95% of the declared frames decode.
-        expected_seconds: how long the file should be (downloaded sections): then the frames
-            expected are this times the fps, not what the container declares (a stream copy
+        sections: the file is downloaded sections: the frames expected are then
+            `expected_seconds` times the fps, not what the container declares (a stream copy
             cut at a keyframe declares its pre-roll packets too).
+        expected_seconds: how long the sections last; None where one runs to the end of a
+            source of unknown length ("0:12-inf" from a direct link): then the file's own
+            duration, as nothing else says how long it should be.
 
     Returns:
         sha256, bytes, container, codec, width, height, fps, frames, declared_frames, duration,
@@ -120,8 +124,9 @@ def verify_media(
         msg = re.sub(r"\[Errno -?\d+\] ", "", msg)
         raise ItemError(f"not a video: {msg}") from None
     declared = p.declared_frames
-    if expected_seconds is not None and expected_seconds > 0:
-        declared = int(round(expected_seconds * p.fps))
+    seconds = (expected_seconds or p.duration) if sections else None
+    if seconds is not None and seconds > 0:
+        declared = int(round(seconds * p.fps))
     truncated = declared > 0 and p.frames < MIN_COMPLETE * declared
     if truncated and not allow_truncated:
         raise ItemError(f"truncated: {p.frames} of {declared} frames decode")
