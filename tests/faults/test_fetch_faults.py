@@ -214,6 +214,35 @@ def test_two_processes_one_root(root: Path, tmp_path: Path, footage: dict[str, b
     assert all(r["status"] == "fetched" and r["sha256"] == sha(footage["a"]) for r in rows)
 
 
+def test_busy_item_leaves_the_holders_row_alone(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    """An item another process holds (say a `fetch --force` in another shell) fails here as
+    busy, in this run's report only: its catalog row is the holder's, and stays as it was."""
+    (tmp_path / "tape.mkv").write_bytes(footage["b"])
+    m = tmp_path / "m.yaml"
+    m.write_text("name: tapes\nsources:\n  - id: tape\n    path: tape.mkv\n    kind: vhs\n")
+    code, _ = run(runner, str(m), "--root", str(root))
+    assert code == 0
+    with Catalog.at_root(root) as cat:
+        before = cat.source("tapes", "tape")
+    lock = root / "raw/tapes/.incoming/tape.lock"
+    hold = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+    hold += "fcntl.lockf(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(lock)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        code, items = run(runner, str(m), "--root", str(root), "--timeout", "1")
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert code == 1 and items["tape"]["status"] == "failed"
+    assert items["tape"]["reason"].startswith("busy: ")
+    with Catalog.at_root(root) as cat:
+        after = cat.source("tapes", "tape")
+    assert after == before and after["status"] == "fetched" and after["sha256"]
+
+
 @pytest.mark.slow
 def test_same_manifest_twice_at_once_downloads_once(
     root: Path, tmp_path: Path, footage: dict[str, bytes]

@@ -197,10 +197,13 @@ def fetch(
             return replace(it, previous=cat.source(it.manifest, it.id))
 
         def on_done(out: pool.Outcome) -> None:
+            fd = locks.pop(out.item.key, None)
             try:
-                _record(cat, out, root_dir)
+                # An item this process never claimed (busy: another process holds it) is the
+                # holder's to record; here it is only a line of this run's report.
+                if fd is not None:
+                    _record(cat, out, root_dir)
             finally:
-                fd = locks.pop(out.item.key, None)
                 if fd is not None:
                     unlock(fd)
             bar.update(1)
