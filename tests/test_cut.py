@@ -185,3 +185,23 @@ def test_one_source_id_in_two_manifests(film_root: Path) -> None:
     (film_root / "raw" / "m2" / "reel.mp4").write_bytes(b"junk")
     assert cut(film_root, min_len=0.5, quiet=True).failed == ["reel"]
     assert [c["id"] for c in list_clips(film_root, status="failed")] == ["m2/reel.failed"]
+
+
+def test_export_failure_fails_its_source(
+    runner: CliRunner, film_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept clip that cannot be written (disk full) fails its source: exit 1, not 0."""
+    from filmdata.errors import MediaError
+
+    def full(*args: object, **kwargs: object) -> int:
+        raise MediaError("disk full")
+
+    monkeypatch.setattr("filmdata.scenes.cut.write_video", full)
+    res = runner.invoke(app, ["cut", "--root", str(film_root), "--min-len", "0.5", "--export"])
+    assert res.exit_code == 1
+    assert res.stderr.strip().splitlines()[-1] == "error: 1 source(s) failed: reel"
+    report = cut(film_root, min_len=0.5, export=True, quiet=True)
+    (rep,) = report.sources
+    assert rep.status == "failed" and rep.error == "clip reel.0-30: export: disk full (and 1 more)"
+    failed = list_clips(film_root, status="failed")
+    assert [c["id"] for c in failed] == ["reel.0-30", "reel.60-90"]

@@ -205,6 +205,13 @@ def _cut_item(
     if export:
         sar = file_aspect(root / row["path"])  # the source's, for each clip's file
         clips = [_export(root, row, c, sar) for c in clips]
+        # A clip asked for and not written is a failure of its source (exit 1), not a quiet
+        # hole in the export.
+        bad = [c for c in clips if c["status"] == "failed"]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            error = f"clip {bad[0]['id']}: {bad[0]['reason']}{more}"
+            rep = replace(rep, status="failed", error=error)
     return clips, rep
 
 
