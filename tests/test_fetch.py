@@ -206,6 +206,23 @@ def test_local_captures_copy_link_missing(
     assert (linked_root / "raw/vhs/tape.mkv").stat().st_ino == (caps / "tape.mkv").stat().st_ino
 
 
+def test_a_manifest_given_twice_is_fetched_once(
+    root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    """The same file, as the same object, an equal path or another spelling of it, is read
+    once: its items are not fetched twice at once (one of the two would fail)."""
+    from filmdata.fetch import fetch
+
+    (tmp_path / "tape.mkv").write_bytes(footage["b"])
+    m = write_manifest(tmp_path / "m.yaml", "vhs", [{"id": "tape", "path": "tape.mkv"}])
+    report = fetch([str(m)] * 2, root=root, quiet=True, jobs=2)
+    assert [(i.id, i.status) for i in report.items] == [("tape", "fetched")]
+    other = tmp_path / "sub" / ".." / "m.yaml"
+    (tmp_path / "sub").mkdir()
+    report = fetch([m, other, str(m)], root=root, quiet=True, jobs=2)
+    assert [(i.id, i.status) for i in report.items] == [("tape", "skipped")]
+
+
 def test_jobs_run_at_once(
     runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
 ) -> None:

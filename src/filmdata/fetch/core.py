@@ -142,8 +142,14 @@ def fetch(
         raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
     if not manifests:
         raise RefusedError("give at least one manifest")
-    by_file = {Path(p).resolve(): p for p in reversed(list(manifests))}  # each file once
-    files = [p for p in manifests if by_file.get(Path(p).resolve()) is p]
+    # Each file once, by where it is (not by the object naming it: fetch([p, p]) would fetch
+    # every item twice at once, and one of the two would fail).
+    seen: set[Path] = set()
+    files = []
+    for p in manifests:
+        if Path(p).resolve() not in seen:
+            seen.add(Path(p).resolve())
+            files.append(p)
     loaded = [load_manifest(p) for p in files]  # every manifest, before anything runs
     names: dict[str, str] = {}
     for m in loaded:
