@@ -223,6 +223,30 @@ def test_a_manifest_given_twice_is_fetched_once(
     assert [(i.id, i.status) for i in report.items] == [("tape", "skipped")]
 
 
+def test_failed_item_reports_a_file_only_where_one_is_kept(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    """A failed item's report names the earlier copy's path and sha256 only when it is still
+    there and recorded (--force keeps it until a new one replaces it), not a deleted one's."""
+    (tmp_path / "tape.mkv").write_bytes(footage["b"])
+    m = write_manifest(tmp_path / "m.yaml", "vhs", [{"id": "tape", "path": "tape.mkv"}])
+    assert fetch_json(runner, str(m), "--root", str(root))[0] == 0
+    (tmp_path / "tape.mkv").rename(tmp_path / "away.mkv")  # the capture is gone: it fails
+
+    code, (item,) = fetch_json(runner, str(m), "--root", str(root), "--force")
+    assert code == 1 and item["status"] == "failed"
+    assert item["path"] == "raw/vhs/tape.mkv" and item["sha256"] == sha(footage["b"])
+    assert (root / item["path"]).is_file() and sources(runner, root)["tape"]["path"]
+
+    # Re-pointed to another path (not there either): not current, so the copy is removed.
+    write_manifest(tmp_path / "m.yaml", "vhs", [{"id": "tape", "path": "moved/tape.mkv"}])
+    code, (item,) = fetch_json(runner, str(m), "--root", str(root))
+    assert code == 1 and item["status"] == "failed"
+    assert item["path"] is None and item["sha256"] is None
+    assert not (root / "raw/vhs/tape.mkv").exists()
+    assert sources(runner, root)["tape"]["path"] is None
+
+
 def test_jobs_run_at_once(
     runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
 ) -> None:

@@ -192,6 +192,7 @@ def fetch(
         bar = _progress(len(items), quiet)
 
         locks: dict[str, int] = {}
+        kept: dict[int, dict[str, Any]] = {}  # failed items whose verified copy stays recorded
 
         def claim(it: Item) -> Item | None:
             # The lock is held from here to the catalog write: two processes never fetch one
@@ -207,8 +208,8 @@ def fetch(
             try:
                 # An item this process never claimed (busy: another process holds it) is the
                 # holder's to record; here it is only a line of this run's report.
-                if fd is not None:
-                    _record(cat, out, root_dir)
+                if fd is not None and _record(cat, out, root_dir):
+                    kept[out.index] = out.item.previous
             finally:
                 if fd is not None:
                     unlock(fd)
@@ -247,8 +248,8 @@ def fetch(
                 id=o.item.id,
                 status=o.status,
                 reason=o.reason,
-                path=(o.result.get("row") or {}).get("path") or _prev(o.item, "path"),
-                sha256=(o.result.get("row") or {}).get("sha256") or _prev(o.item, "sha256"),
+                path=(o.result.get("row") or kept.get(o.index) or {}).get("path"),
+                sha256=(o.result.get("row") or kept.get(o.index) or {}).get("sha256"),
                 attempts=o.attempts,
                 seconds=round(o.seconds, 3),
             )
@@ -361,14 +362,13 @@ def _run_ray(
     return outcomes
 
 
-def _prev(item: Item, key: str) -> Any:
-    if item.previous and item.previous.get("status") == "fetched":
-        return item.previous.get(key)
-    return None
+def _record(cat: Catalog, out: pool.Outcome, root: Path) -> bool:
+    """Write one item's outcome: fetched only with a verified file in place.
 
-
-def _record(cat: Catalog, out: pool.Outcome, root: Path) -> None:
-    """Write one item's outcome: fetched only with a verified file in place."""
+    Returns:
+        Whether a failed item's earlier verified copy is still in place and stays recorded (its
+        path and sha256 are then the report's too; a deleted one's are not).
+    """
     it: Item = out.item
     base = {
         "manifest": it.manifest,
@@ -382,7 +382,7 @@ def _record(cat: Catalog, out: pool.Outcome, root: Path) -> None:
     prev_attempts = int((it.previous or {}).get("attempts") or 0)
     if out.status == "skipped":
         cat.upsert_source(base)
-        return
+        return False
     if out.status == "fetched":
         row = dict(out.result["row"])
         cat.upsert_source(
@@ -395,13 +395,13 @@ def _record(cat: Catalog, out: pool.Outcome, root: Path) -> None:
                 **{k: row.get(k) for k in _PROBE_FIELDS},
             }
         )
-        return
+        return False
     # Failed. Under --force an earlier verified copy may still be in place: keep it recorded.
     prev = it.previous or {}
     kept = prev.get("status") == "fetched" and prev.get("path") and (root / prev["path"]).is_file()
     if kept and (root / prev["path"]).stat().st_size == prev.get("bytes"):
         cat.upsert_source({**base, "error": f"re-fetch failed: {out.reason}"})
-        return
+        return True
     cat.upsert_source(
         {
             **base,
@@ -416,6 +416,7 @@ def _record(cat: Catalog, out: pool.Outcome, root: Path) -> None:
             **{k: None for k in _PROBE_FIELDS},
         }
     )
+    return False
 
 
 def _progress(total: int, quiet: bool) -> Any:
