@@ -247,6 +247,23 @@ def test_failed_item_reports_a_file_only_where_one_is_kept(
     assert sources(runner, root)["tape"]["path"] is None
 
 
+def test_link_leaves_the_captures_mode_alone(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    """--link shares the capture's inode: the execute bit dropped from a copy is not taken
+    from the user's own file."""
+    capture = tmp_path / "tape.mkv"
+    capture.write_bytes(footage["b"])
+    capture.chmod(0o755)  # as captures copied off an exFAT or NTFS drive often are
+    m = write_manifest(tmp_path / "m.yaml", "vhs", [{"id": "tape", "path": "tape.mkv"}])
+    code, _ = fetch_json(runner, str(m), "--root", str(root / "copied"))
+    assert code == 0 and not os.access(root / "copied/raw/vhs/tape.mkv", os.X_OK)
+    code, _ = fetch_json(runner, str(m), "--root", str(root / "linked"), "--link")
+    assert code == 0
+    assert (root / "linked/raw/vhs/tape.mkv").stat().st_ino == capture.stat().st_ino
+    assert capture.stat().st_mode & 0o777 == 0o755
+
+
 def test_jobs_run_at_once(
     runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
 ) -> None:

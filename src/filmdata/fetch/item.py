@@ -140,12 +140,16 @@ def _clear_staging(item: Item, keep_parts: bool) -> None:
             p.unlink(missing_ok=True)
 
 
-def _place(staged: Path, final: Path) -> None:
-    """fsync, drop any execute bit, and rename into place (atomic on one file system)."""
+def _place(staged: Path, final: Path, linked: bool = False) -> None:
+    """fsync, drop any execute bit, and rename into place (atomic on one file system).
+
+    A hard-linked capture keeps its mode: its inode is the user's own file, whose mode is
+    theirs (its content was sniffed for executables like any other).
+    """
     with open(staged, "rb") as f:
         os.fsync(f.fileno())
     mode = staged.stat().st_mode
-    if mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+    if not linked and mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
         os.chmod(staged, mode & ~(stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))
     os.replace(staged, final)
 
@@ -241,7 +245,7 @@ def attempt(item: Item, opts: Options, deadline: float, first: bool) -> dict[str
         staged.unlink(missing_ok=True)
         raise ItemError(f"not a video container we keep: {row['container']}")
     final = item.raw / f"{item.id}.{kept}"
-    _place(staged, final)
+    _place(staged, final, linked=bool(info.get("linked")))
     for p in _finals(item):
         if p != final:
             p.unlink(missing_ok=True)
