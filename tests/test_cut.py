@@ -205,3 +205,20 @@ def test_export_failure_fails_its_source(
     assert rep.status == "failed" and rep.error == "clip reel.0-30: export: disk full (and 1 more)"
     failed = list_clips(film_root, status="failed")
     assert [c["id"] for c in failed] == ["reel.0-30", "reel.60-90"]
+
+
+@pytest.mark.parametrize("command", ["cut", "clips", "sources"])
+def test_a_root_without_a_catalog_is_refused(
+    runner: CliRunner, film_root: Path, command: str
+) -> None:
+    """A mistyped --root is refused in one line naming it (exit 2), not made a new, empty root
+    that the command then reports as having nothing in it."""
+    typo = film_root.parent / "roto"
+    res = runner.invoke(app, [command, "--root", str(typo)])
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines() == [
+        f"error: --root {typo}: no catalog (catalog.sqlite) there; check the path, or run "
+        "`filmdata fetch` into it first"
+    ]
+    assert not typo.exists()
+    assert runner.invoke(app, [command, "--root", str(film_root)]).exit_code == 0

@@ -155,6 +155,24 @@ class Catalog:
     def at_root(cls, root: str | Path) -> Catalog:
         return cls(Path(root) / "catalog.sqlite")
 
+    @classmethod
+    def existing(cls, root: str | Path) -> Catalog:
+        """The catalog of a root that has one (only `fetch` makes a root): a mistyped `--root`
+        given to a command that reads the catalog is refused, not made a new, empty root.
+
+        Raises:
+            RefusedError: `root` has no `catalog.sqlite`.
+        """
+        from .errors import RefusedError
+
+        path = Path(root) / "catalog.sqlite"
+        if not path.is_file():
+            raise RefusedError(
+                f"--root {root}: no catalog ({path.name}) there; check the path, or run "
+                "`filmdata fetch` into it first"
+            )
+        return cls(path)
+
     def close(self) -> None:
         self.db.close()
 

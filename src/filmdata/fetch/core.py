@@ -266,8 +266,11 @@ def sources(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
 
     Args:
         root: the data root (default `$FILMDATA_ROOT` or `./filmdata-data`).
+
+    Raises:
+        RefusedError: the root has no catalog (a mistyped path is not made a new root).
     """
-    with Catalog.at_root(resolve_root(root)) as cat:
+    with Catalog.existing(resolve_root(root)) as cat:
         return cat.sources()
 
 

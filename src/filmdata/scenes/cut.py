@@ -121,8 +121,9 @@ def cut(
         A report per source; failed sources are recorded as failed clips too.
 
     Raises:
-        RefusedError: a bad option (a threshold the detector refuses included), an unknown
-            source, or a detector that is not installed; nothing is touched.
+        RefusedError: a bad option (a threshold the detector refuses included), a root with
+            no catalog, an unknown source, or a detector that is not installed; nothing is
+            touched.
     """
     root = Path(root)
     if detector not in DETECTORS:
@@ -139,7 +140,7 @@ def cut(
             "(max-len 0: no limit)"
         )
     report = CutReport()
-    with Catalog.at_root(root) as cat:
+    with Catalog.existing(root) as cat:
         every = cat.sources()
         manifests: dict[str, set[str]] = {}
         for r in every:
@@ -364,7 +365,11 @@ def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], sar: float) -
 def list_clips(
     root: str | os.PathLike[str], sources: tuple[str, ...] = (), status: str | None = None
 ) -> list[dict[str, Any]]:
-    """The catalog's clips, optionally only of `sources` and of one `status`."""
+    """The catalog's clips, optionally only of `sources` and of one `status`.
+
+    Raises:
+        RefusedError: an unknown status, or a root with no catalog.
+    """
     if status is not None and status not in ("kept", "dropped", "failed"):
         raise RefusedError(f"--status: unknown {status!r}; use kept, dropped or failed")
     where: dict[str, Any] = {}
@@ -372,5 +377,5 @@ def list_clips(
         where["source"] = list(sources)
     if status:
         where["status"] = status
-    with Catalog.at_root(Path(root)) as cat:
+    with Catalog.existing(Path(root)) as cat:
         return cat.clips(**where)
