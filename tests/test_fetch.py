@@ -264,6 +264,42 @@ def test_link_leaves_the_captures_mode_alone(
     assert capture.stat().st_mode & 0o777 == 0o755
 
 
+def test_a_download_killed_while_verified_is_verified_again(
+    root: Path, tmp_path: Path, footage: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed after the download, while the file was verified, leaves the complete file
+    staged: the next run verifies it instead of downloading it again; a changed URL does not
+    take it for its own."""
+    from filmdata.fetch import FetchFailed, fetch
+    from filmdata.fetch import item as item_mod
+
+    def killed(*args: object, **kwargs: object) -> None:
+        os._exit(137)  # the worker dies mid-verification, as under kill -9
+
+    with serve({"/a.mp4": Route(footage["a"]), "/b.mp4": Route(footage["b"])}) as srv:
+        m = write_manifest(tmp_path / "m.yaml", "k", [{"id": "a", "url": srv.url("/a.mp4")}])
+        with monkeypatch.context() as mp:
+            mp.setattr(item_mod, "verify_media", killed)
+            with pytest.raises(FetchFailed):
+                fetch([m], root=root, quiet=True, retries=0)
+        assert (root / "raw/k/.incoming/a/a.mp4").read_bytes() == footage["a"]
+        gets = len(srv.gets("/a.mp4"))
+        report = fetch([m], root=root, quiet=True)
+        assert [i.status for i in report.items] == ["fetched"]
+        assert report.items[0].sha256 == sha(footage["a"])
+        assert len(srv.gets("/a.mp4")) == gets + 1  # yt-dlp's look at the page, no download
+        assert not (root / "raw/k/.incoming/a").exists()
+
+        # Staged again, then the manifest points elsewhere: the staged file is not taken.
+        with monkeypatch.context() as mp:
+            mp.setattr(item_mod, "verify_media", killed)
+            with pytest.raises(FetchFailed):
+                fetch([m], root=root, quiet=True, retries=0, force=True)
+        write_manifest(tmp_path / "m.yaml", "k", [{"id": "a", "url": srv.url("/b.mp4")}])
+        report = fetch([m], root=root, quiet=True)
+        assert report.items[0].sha256 == sha(footage["b"])
+
+
 def test_jobs_run_at_once(
     runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
 ) -> None:

@@ -5,7 +5,8 @@ The order is what makes kill -9 safe at any moment:
 1. (in the parent) the item's lock is taken, `raw/<manifest>/.incoming/<id>.lock`, and held
    until its catalog row is written; the OS releases it if the process dies;
 2. skip it if the catalog's verified file is still there, same size and sha256;
-3. download (or copy) into `raw/<manifest>/.incoming/<id>/`, where yt-dlp keeps its `.part`;
+3. download (or copy) into `raw/<manifest>/.incoming/<id>/`, where yt-dlp keeps its `.part`
+   (a re-run resumes it, or verifies a complete file there, if `.source` names the same source);
 4. verify there: not executable, probes as video, >= 95% of declared frames decode, sha256;
 5. rename to `raw/<manifest>/<id>.<ext>` (atomic), and only then is it reported as fetched.
 
@@ -22,13 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._json import finite
+from .._json import dumps, finite
 from ..video import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from .errors import ItemError
 from .local import capture_ext, import_capture
 from .verify import sha256_file, verify_media
 
 INCOMING = ".incoming"
+STAMP = ".source"  # in an item's staging folder: the source what is staged there came from
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,28 @@ def _finals(item: Item) -> list[Path]:
     return [p for p in item.raw.glob(f"{item.id}.*") if p.stem == item.id and p.suffix[1:] in exts]
 
 
-def _clear_staging(item: Item, keep_parts: bool) -> None:
+def _source_stamp(item: Item) -> str:
+    return dumps({"url": item.url, "capture": item.capture, "sections": item.sections})
+
+
+def _resumable(p: Path) -> bool:
+    """A `.part` (yt-dlp resumes it) or a complete download (yt-dlp takes it as done)."""
+    ext = p.suffix.lower().lstrip(".")
+    return ext == "part" or ext in VIDEO_EXTENSIONS | AUDIO_EXTENSIONS | {"unknown_video"}
+
+
+def _clear_staging(item: Item, keep: bool) -> None:
+    """Empty the item's staging folder; with `keep`, leave what an interrupted run staged of
+    the same source (a `.part`, or a complete file killed while it was verified: verified
+    again, not downloaded again). What another source left (the manifest's URL or sections
+    changed since) goes: its bytes are not this source's.
+    """
+    stamp = item.staging / STAMP
+    same = keep and stamp.is_file() and stamp.read_text(encoding="utf-8") == _source_stamp(item)
     for p in item.staging.iterdir():
-        if p.is_file() and not (keep_parts and p.name.endswith(".part")):
+        if p.is_file() and not (same and _resumable(p)):
             p.unlink(missing_ok=True)
+    stamp.write_text(_source_stamp(item), encoding="utf-8")
 
 
 def _place(staged: Path, final: Path, linked: bool = False) -> None:
@@ -203,7 +223,7 @@ def attempt(item: Item, opts: Options, deadline: float, first: bool) -> dict[str
     item.staging.mkdir(parents=True, exist_ok=True)
     if first:
         # --force starts over; otherwise a complete staged file or a .part is picked up.
-        _clear_staging(item, keep_parts=not opts.force)
+        _clear_staging(item, keep=not opts.force)
     info: dict[str, Any] = {"sections": [list(s) for s in item.sections]}
     if item.capture is not None:
         capture = Path(item.capture)
@@ -249,7 +269,10 @@ def attempt(item: Item, opts: Options, deadline: float, first: bool) -> dict[str
     for p in _finals(item):
         if p != final:
             p.unlink(missing_ok=True)
+    for p in item.staging.iterdir():  # nothing staged is needed any more (the stamp included)
+        if p.is_file():
+            p.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
-        item.staging.rmdir()  # only when empty
+        item.staging.rmdir()
     row.update(path=str(final.relative_to(item.root)), info=info)
     return {"status": "fetched", "row": row}
