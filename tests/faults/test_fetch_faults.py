@@ -187,31 +187,32 @@ def test_kill9_mid_download_then_resume(
 
 
 def test_two_processes_one_root(root: Path, tmp_path: Path, footage: dict[str, bytes]) -> None:
-    routes = {f"/{k}{i}.mp4": Route(footage["a"]) for k in "xy" for i in range(2)}
-    with serve(routes) as srv:
-        ms = [
-            manifest(
-                tmp_path / f"{k}.yaml",
-                f"man-{k}",
-                {f"{k}{i}": srv.url(f"/{k}{i}.mp4") for i in range(2)},
+    """Two `filmdata fetch` of one manifest at once: each item is fetched by one of them and
+    skipped by the other, never downloaded twice. The first holds item x (its download waits
+    on the server) while the second starts: the second finds x busy and fetches y meanwhile."""
+    x = Route(footage["big"], behaviour="hold")
+    with serve({"/x.mp4": x, "/y.mp4": Route(footage["a"])}) as srv:
+        m = manifest(tmp_path / "m.yaml", "two", {k: srv.url(f"/{k}.mp4") for k in "xy"})
+        args = [*CLI, "fetch", str(m), "--root", str(root), "--quiet", "--json", "--jobs", "1"]
+        procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+        try:
+            part = root / "raw/two/.incoming/x/x.mp4.part"
+            _wait_for(lambda: part.exists() and part.stat().st_size > 0)  # the first has x
+            procs.append(
+                subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             )
-            for k in "xy"
-        ]
-        procs = [
-            subprocess.Popen(
-                [*CLI, "fetch", str(m), "--root", str(root), "--quiet"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for m in ms
-        ]
+            _wait_for(lambda: srv.gets("/y.mp4"))  # the second is past x (busy, or not)
+        finally:
+            x.release.set()
         outs = [p.communicate(timeout=120) for p in procs]
+        gets = {k: len(srv.gets(f"/{k}.mp4")) for k in "xy"}
     assert [p.returncode for p in procs] == [0, 0], outs
+    status = [{i["id"]: i["status"] for i in json.loads(out)} for out, _ in outs]
+    assert status == [{"x": "fetched", "y": "skipped"}, {"x": "skipped", "y": "fetched"}]
+    assert gets["x"] <= 2 and gets["y"] <= 2  # yt-dlp's look at the link, one download
     with Catalog.at_root(root) as cat:
-        rows = cat.sources()
-    assert len(rows) == 4
-    assert all(r["status"] == "fetched" and r["sha256"] == sha(footage["a"]) for r in rows)
+        rows = {r["id"]: r for r in cat.sources()}
+    assert rows["x"]["sha256"] == sha(footage["big"]) and rows["y"]["sha256"] == sha(footage["a"])
 
 
 def test_busy_item_leaves_the_holders_row_alone(
