@@ -93,6 +93,29 @@ def test_replay_checks_the_template_bank(bank, tmp_path) -> None:
         replay(torch.rand(2, 3, 16, 16), d.to_json(), other)
 
 
+def test_replay_refuses_a_pack_with_the_same_names_and_other_pixels(tmp_path) -> None:
+    """`templates make` with two seeds gives packs of the same file names and other damage:
+    a row made with one is not replayed with the other (the fingerprint hashes pixels)."""
+    from filmdata.degrade.template_make import make_templates
+
+    counts = {"dust": 2, "scratch": 1}
+    make_templates(tmp_path / "a", seed=0, counts=counts)
+    make_templates(tmp_path / "b", seed=1, counts=counts)
+    a, b = load_templates(tmp_path / "a", "cpu"), load_templates(tmp_path / "b", "cpu")
+    assert a.names == b.names and a.fingerprint() != b.fingerprint()
+    preset = load_preset("film")
+    degs = [sample_degradation(preset, s, "w", 2, 16, 16, a) for s in range(50)]
+    d = next(d for d in degs if any(n == "damage" for n, _ in d.ops))
+    gt = torch.rand(2, 3, 16, 16)
+    assert torch.equal(replay(gt, d.to_json(), a), apply_degradation(gt[None], [d], a)[0])
+    with pytest.raises(RefusedError, match=f"made with templates {a.fingerprint()}"):
+        replay(gt, d.to_json(), b)
+    # A record of the older names-only fingerprint is refused, saying why.
+    old = {**d.to_json(), "templates": a.names_fingerprint()}
+    with pytest.raises(RefusedError, match="older fingerprint of file names only"):
+        replay(gt, old, a)
+
+
 def test_empty_batch_and_count_mismatch(bank) -> None:
     out = apply_degradation(torch.rand(0, 2, 3, 8, 8), [], bank)
     assert out.shape == (0, 2, 3, 8, 8)

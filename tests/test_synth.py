@@ -22,6 +22,7 @@ from conftest import (
 )
 from filmdata import shards
 from filmdata.cli import app
+from filmdata.errors import RefusedError
 from filmdata.shards import decode_image
 from filmdata.synth import Clip, plan, replay_row, synth
 from filmdata.synthetic import render_shots
@@ -715,6 +716,14 @@ def test_the_same_templates_moved_elsewhere_resume_the_dataset(
     first = synth(_templates(), "film", [footage], out=out, **kw)
     again = synth(moved, "film", [footage], out=out, **kw)  # the same pack: nothing to redo
     assert again["windows_made"] == 0 and again["windows_skipped"] == first["windows_made"] > 0
+    # The same file names, other pixels (one template edited): another pack, not mixed in.
+    png = sorted((moved / "templates" / "dust").glob("*.png"))[0]
+    img = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(png), 255 - img)
+    before = _shard_bytes(out)
+    with pytest.raises(RefusedError, match="templates_fingerprint"):
+        synth(moved, "film", [footage], out=out, **kw)
+    assert _shard_bytes(out) == before
 
 
 def _cuda_build() -> bool:

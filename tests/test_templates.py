@@ -15,6 +15,7 @@ from filmdata.cli import app
 from filmdata.degrade import KINDS, bundled_dir, load_templates
 from filmdata.degrade.template_extract import classify, extract_templates
 from filmdata.degrade.template_make import make_templates
+from filmdata.degrade.templates import templates_root
 from filmdata.errors import RefusedError
 
 
@@ -67,6 +68,24 @@ def test_make_is_deterministic(tmp_path: Path) -> None:
     make_templates(tmp_path / "b", seed=4, counts=counts)
     for p in (tmp_path / "a").rglob("*.png"):
         assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
+
+
+def test_fingerprint_covers_pixels_not_only_names(tmp_path: Path) -> None:
+    """The same seed, the same fingerprint (also re-encoded to the same pixels); another seed's
+    pack, of the same file names, another fingerprint; one template's pixels changed, too."""
+    counts = {"dust": 2, "hair": 1}
+    for name, seed in (("a", 0), ("a2", 0), ("b", 1)):
+        make_templates(tmp_path / name, seed=seed, counts=counts)
+    a, a2, b = (load_templates(tmp_path / n, "cpu") for n in ("a", "a2", "b"))
+    assert a.names == b.names
+    assert a.fingerprint() == a2.fingerprint() != b.fingerprint()
+    png = templates_root(tmp_path / "a2") / "dust" / a.names["dust"][0]
+    img = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(png), img, [cv2.IMWRITE_PNG_COMPRESSION, 0])  # other bytes, same pixels
+    assert load_templates(tmp_path / "a2", "cpu").fingerprint() == a.fingerprint()
+    img.flat[0] = 255 - img.flat[0]
+    cv2.imwrite(str(png), img)
+    assert load_templates(tmp_path / "a2", "cpu").fingerprint() != a.fingerprint()
 
 
 def _overlay_video(path: Path, white: bool) -> Path:

@@ -301,6 +301,14 @@ def replay(gt: Tensor, record: dict[str, Any], bank: TemplateBank | None = None)
     d = Degradation.from_json(record)
     if d.templates and (bank is None or bank.fingerprint() != d.templates):
         have = bank.fingerprint() if bank is not None else "none"
+        if bank is not None and bank.names_fingerprint() == d.templates:
+            # An older record: its fingerprint named the files only, so which pixels made it
+            # cannot be told (another seed's pack has the same names); not replayed.
+            raise RefusedError(
+                f"degradation {d.key!r}: templates {d.templates} is an older fingerprint of "
+                "file names only, which cannot tell this pack's pixels from another's; "
+                "re-make the dataset (synth --overwrite) to replay it"
+            )
         raise RefusedError(
             f"degradation {d.key!r}: made with templates {d.templates}, given {have}; "
             "pass the same --templates folder"

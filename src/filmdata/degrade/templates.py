@@ -41,6 +41,7 @@ class TemplateBank:
     _cache: dict[tuple[str, int, int, int], Tensor] = field(default_factory=dict, repr=False)
     # The damage op's oriented numpy views of `_cache`'s tensors (CPU banks only).
     np_cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+    _fingerprint: str = field(default="", repr=False)
 
     def count(self, kind: str) -> int:
         return len(self.kinds.get(kind, ()))
@@ -76,7 +77,25 @@ class TemplateBank:
         return ", ".join(f"{k}: {len(v)}" for k, v in sorted(self.kinds.items())) or "none"
 
     def fingerprint(self) -> str:
-        """A short hash of the kinds and file names: recorded so a replay can check its bank."""
+        """A short hash of every template's kind, file name and pixels (its shape and decoded
+        values): recorded in each row, so that a replay, a resume or a repair refuses another
+        pack. The pixels count: two packs made with other seeds have the same file names
+        (`dust-000.png`, ...) and different damage; a pack re-encoded to the same pixels keeps
+        its fingerprint. Computed once per bank (a sampler asks for it every window)."""
+        if not self._fingerprint:
+            h = hashlib.sha256(b"filmdata templates 2")  # 2: pixels hashed (1: names only)
+            for kind in sorted(self.kinds):
+                h.update(b"\1" + kind.encode())
+                for name, t in zip(self.names.get(kind, ()), self.kinds[kind], strict=True):
+                    a = np.ascontiguousarray(t.detach().cpu().numpy(), np.float32)
+                    h.update(b"\0" + name.encode() + b"\0" + str(a.shape).encode())
+                    h.update(hashlib.sha256(a.tobytes()).digest())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def names_fingerprint(self) -> str:
+        """The fingerprint filmdata recorded before it hashed pixels (kinds and file names
+        only): told apart from another pack only to say why an older record is refused."""
         h = hashlib.sha256()
         for kind in sorted(self.names):
             h.update(kind.encode())
