@@ -79,3 +79,41 @@ def test_repair_needs_the_source(dataset: Path, tmp_path: Path, runner) -> None:
 def test_verify_refuses_what_is_not_a_dataset(tmp_path: Path, runner) -> None:
     result = runner.invoke(app, ["verify", str(tmp_path / "nothing"), "--root", str(tmp_path)])
     assert result.exit_code == 2 and "not a dataset" in result.output
+
+
+@pytest.mark.parametrize("edit", ["templates", "preset"])
+def test_repair_refuses_templates_or_a_preset_other_than_the_records(
+    tmp_path: Path, runner, edit: str
+) -> None:
+    """The pack or preset at the recorded place changed since the dataset was made (a template
+    edited, a preset value changed): repair would re-make a missing shard of other rows and
+    call it repaired. It is refused (exit 2, one line naming the dataset and the field), and
+    nothing is touched."""
+    import shutil
+
+    import cv2
+
+    pack = tmp_path / "pack"
+    shutil.copytree(_templates(), pack)
+    preset = tmp_path / "mine.yaml"
+    shutil.copy(pack / "presets" / "film.yaml", preset)
+    path, _ = make_clip(tmp_path / "v.mp4", (10,), (64, 48), seed=4)
+    out = tmp_path / "ds"
+    synth(pack, str(preset), [path], out=out, root=tmp_path / "root", clip_len=2, size=16,
+          seed=2, device="cpu", rows_per_shard=2, max_windows=4, quiet=True)  # fmt: skip
+    folder = out / "data" / "synthetic"
+    (folder / "train-00001-of-00002.parquet").unlink()
+    (folder / "stray.parquet").write_bytes(b"not ours")
+    if edit == "templates":
+        png = sorted((pack / "templates" / "dust").glob("*.png"))[0]
+        cv2.imwrite(str(png), 255 - cv2.imread(str(png), cv2.IMREAD_UNCHANGED))
+        field = "templates_fingerprint"
+    else:
+        preset.write_text(preset.read_text().replace("name: film", "name: film-edited"))
+        field = "preset_sha256"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = runner.invoke(app, ["verify", str(out), "--repair", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert str(out) in line and f"{field}:" in line
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

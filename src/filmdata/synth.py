@@ -112,6 +112,12 @@ class Degrader:
             raise RefusedError(f"--templates {templates}: no such folder")
         return cls(load_preset(preset, tdir), load_templates(tdir, dev), dev, seed, sharpen_gt)
 
+    def preset_sha256(self) -> str:
+        """The sha256 of the preset as recorded (`params["preset_sha256"]`): an edited preset
+        file makes other rows, so a resume or a repair compares it."""
+        text = json.dumps(self.preset.to_json(), sort_keys=True).encode()
+        return hashlib.sha256(text).hexdigest()
+
     def prepare(self, win: Window, gt: np.ndarray) -> tuple[Any, Any]:
         """(GT float (T, C, S, S), its Degradation) of a window's GT uint8 (T, S, S, 3)."""
         from .degrade import frames_to_clip, sample_degradation
@@ -873,8 +879,7 @@ def _synth(
     # Preset and templates are checked before the dataset is touched; a preset or template pack
     # edited since the first run changes the rows, so a resume must not mix the two.
     degrader = Degrader.load(tdir, preset_ref, device, seed, sharpen_gt)
-    preset_json = json.dumps(degrader.preset.to_json(), sort_keys=True).encode()
-    params["preset_sha256"] = hashlib.sha256(preset_json).hexdigest()
+    params["preset_sha256"] = degrader.preset_sha256()
     params["templates_fingerprint"] = degrader.bank.fingerprint()
     with shards.locked(dataset):
         record = shards.read_record(dataset, CONFIG)

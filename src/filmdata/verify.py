@@ -106,7 +106,9 @@ def verify(
          "temporaries": [...]}; `ok` is false when a bad shard is left.
 
     Raises:
-        RefusedError: not a dataset. FilmdataError: a source needed for repair is gone.
+        RefusedError: not a dataset; for repair, the templates or preset at the recorded
+            places are not the ones that made it (nothing is changed then).
+        FilmdataError: a source needed for repair is gone.
     """
     from . import shards
 
@@ -200,13 +202,12 @@ def _repair(
                 "wrote it (real pairs: `filmdata pair --export NAME`)"
             )
         return
-    jobs, fixable = [], []
+    jobs, fixable, strays = [], [], []
     for r in bad:
         entry = r["entry"]
         if entry is None or not entry.get("windows"):
             if (folder / r["file"]).exists() and entry is None:
-                (folder / r["file"]).unlink()  # an unrecorded shard: not part of the dataset
-                r["repaired"], r["note"] = True, "removed (it was not in the record)"
+                strays.append(r)  # an unrecorded shard: not part of the dataset
             else:
                 r["note"] = "no record of its rows: re-run synth with the same options"
             continue
@@ -221,25 +222,46 @@ def _repair(
         n = (record.get("plan") or {}).get(entry["split"], 1)
         jobs.append(ShardJob(entry["split"], int(entry["index"]), int(n), tuple(wins)))
         fixable.append(r)
-    if not jobs:
-        return
-    need = ("templates", "preset", "seed", "clip_len", "size", "image_format")
-    missing = [k for k in need if k not in params]
-    if missing:
-        raise FilmdataError(
-            f"{folder / shards.RECORD}: no {missing} in the record's params; "
-            "cannot repair, re-run synth with --overwrite"
+    degrader = None
+    if jobs:
+        need = ("templates", "preset", "seed", "clip_len", "size", "image_format")
+        need += ("preset_sha256", "templates_fingerprint")
+        missing = [k for k in need if k not in params]
+        if missing:
+            raise FilmdataError(
+                f"{folder / shards.RECORD}: no {missing} in the record's params; "
+                "cannot repair, re-run synth with --overwrite"
+            )
+        degrader = Degrader.load(
+            params["templates"],
+            params["preset"],
+            making_device(params.get("device"), device),
+            int(params["seed"]),
+            bool(params.get("sharpen_gt")),
         )
+        # The preset and the pack found at the recorded places now must be the ones that
+        # made the dataset: others would re-make a shard of other rows and call it repaired.
+        # Refused before anything is touched.
+        for field, have in (
+            ("templates_fingerprint", degrader.bank.fingerprint()),
+            ("preset_sha256", degrader.preset_sha256()),
+        ):
+            if have != params[field]:
+                what = "templates" if field.startswith("templates") else "preset"
+                raise RefusedError(
+                    f"{path}: {field}: the record says {params[field]}, the {what} "
+                    f"{params[what]} give {have} now; repair needs the templates and preset "
+                    "that made the dataset (restore them there), or re-make it with "
+                    "synth --overwrite"
+                )
+    for r in strays:
+        (folder / r["file"]).unlink()
+        r["repaired"], r["note"] = True, "removed (it was not in the record)"
+    if degrader is None:
+        return
     old = {r["file"]: (r["entry"] or {}).get("sha256") for r in fixable}
     for job in jobs:
         (folder / job.file).unlink(missing_ok=True)
-    degrader = Degrader.load(
-        params["templates"],
-        params["preset"],
-        making_device(params.get("device"), device),
-        int(params["seed"]),
-        bool(params.get("sharpen_gt")),
-    )
     make_shards(
         path,
         jobs,
