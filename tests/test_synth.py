@@ -342,6 +342,40 @@ def test_refuses_to_overwrite_and_resumes(footage: Path, tmp_path: Path, runner)
     assert table.exit_code == 0 and "mine" in table.output and "synthetic/train=6" in table.output
 
 
+def test_a_folder_of_the_users_with_a_data_folder_is_not_taken_over(
+    footage: Path, tmp_path: Path, runner
+) -> None:
+    """`--out` at a folder of the user's that happens to hold `data/` (no filmdata record in
+    it) is refused (exit 2) and left as it was: its README.md is not replaced, nor its
+    data/synthetic/ removed. A filmdata dataset (a record in one of its configs) is added to."""
+    mine = tmp_path / "project"
+    (mine / "data" / "synthetic").mkdir(parents=True)
+    (mine / "README.md").write_text("my project\n")
+    (mine / "data" / "synthetic" / "important.csv").write_text("a,b\n1,2\n")
+    before = {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()}
+    args = ["synth", "--templates", str(_templates()), "--input", str(footage), "--root",
+            str(tmp_path / "root"), "--clip-len", "2", "--size", "16", "--max-windows", "2",
+            "--device", "cpu", "--quiet"]  # fmt: skip
+    result = runner.invoke(app, args + ["--out", str(mine)])
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert str(mine) in line and "not a filmdata dataset" in line and "--overwrite" in line
+    assert {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()} == before
+    # A dataset with another config's record (a pair export's `real`): synth adds its own.
+    ours = tmp_path / "paired"
+    shards.write_record(ours, "real", {"version": 1, "config": "real", "shards": {}})
+    stray = ours / "data" / "synthetic" / "important.csv"
+    stray.parent.mkdir()
+    stray.write_text("a,b\n")  # but not into a data/synthetic/ that synth did not make
+    result = runner.invoke(app, args + ["--out", str(ours)])
+    assert result.exit_code == 2 and "no shards.json" in result.output, result.output
+    assert stray.read_text() == "a,b\n"
+    stray.unlink()
+    result = runner.invoke(app, args + ["--out", str(ours)])
+    assert result.exit_code == 0, result.output
+    assert len(_rows(ours)) == 2 and (ours / "data" / "real" / "shards.json").exists()
+
+
 def test_preview_png_and_mp4(made: tuple[Path, dict], tmp_path: Path, runner) -> None:
     png = tmp_path / "sheet.png"
     result = runner.invoke(app, ["preview", str(made[0]), "-o", str(png), "--n", "2"])

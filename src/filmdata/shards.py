@@ -479,6 +479,13 @@ def read_record(dataset: Path, config: str) -> dict[str, Any]:
     return rec
 
 
+def is_dataset(dataset: Path) -> bool:
+    """Whether a folder is a filmdata dataset: one of its configs has a record
+    (`data/<config>/shards.json`, written before any shard)."""
+    data = Path(dataset) / "data"
+    return data.is_dir() and any((p / RECORD).is_file() for p in data.iterdir() if p.is_dir())
+
+
 def write_record(dataset: Path, config: str, record: Mapping[str, Any]) -> None:
     data = json.dumps(record, indent=1, sort_keys=True).encode()
     atomic_write_bytes(config_dir(dataset, config) / RECORD, data)

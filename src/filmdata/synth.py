@@ -895,16 +895,21 @@ def _synth(
                 f"({diff}); pass --overwrite to replace it, or pick another "
                 "--name/--out"
             )
-        if (
-            old is None
-            and not overwrite
-            and not (dataset / "data").exists()
-            and any(dataset.iterdir())
-        ):
-            raise RefusedError(
-                f"{dataset}: exists and is not a filmdata dataset; pick another "
-                "--name/--out, or pass --overwrite"
-            )
+        if old is None and not overwrite:
+            # Only a folder holding a filmdata record (a `real` config a pair export made) is
+            # added to; any other folder that is not empty is the user's, even with a `data/`
+            # in it: its README.md would be replaced and its data/synthetic/ removed.
+            if any(dataset.iterdir()) and not shards.is_dataset(dataset):
+                raise RefusedError(
+                    f"{dataset}: exists and is not a filmdata dataset (no "
+                    f"data/<config>/{shards.RECORD}); pick another --name/--out, or pass "
+                    "--overwrite"
+                )
+            if folder.exists() and any(folder.iterdir()):
+                raise RefusedError(
+                    f"{folder}: holds files but no {shards.RECORD} (not made by synth); "
+                    "pick another --name/--out, or pass --overwrite"
+                )
         if overwrite or old is None:
             if folder.exists():
                 shutil.rmtree(folder)
