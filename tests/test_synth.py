@@ -613,27 +613,62 @@ def test_a_closed_reader_stops_even_if_nothing_was_taken() -> None:
 def test_a_reader_error_mid_shard_keeps_finished_shards_and_no_temporaries(
     footage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from filmdata.errors import MediaError
-
-    module = sys.modules["filmdata.synth"]
+    """An error that is not a window's media (a bug, a stuck reader) stops the run: the
+    shards finished are kept and recorded, the one being written leaves no temporary."""
+    module = sys.modules["filmdata.windows"]
     real = module.window_pictures
 
     def breaks_after_three(*a, **k):
         for i, item in enumerate(real(*a, **k)):
             if i == 3:
-                raise MediaError("input.mp4: decode failed at frame 12")
+                raise RuntimeError("the reader broke")
             yield item
 
     monkeypatch.setattr(module, "window_pictures", breaks_after_three)
     out = tmp_path / "ds"
     kw = dict(clip_len=T, size=S, device="cpu", rows_per_shard=2, quiet=True)
-    with pytest.raises(MediaError, match="frame 12"):
+    with pytest.raises(RuntimeError, match="the reader broke"):
         synth(_templates(), "film", [footage], out=out, root=tmp_path / "root", **kw)
     folder = out / "data" / "synthetic"
     done = [p.name for p in folder.glob("*.parquet")]
     assert len(done) == 1 and done[0].startswith("train-00000-of-")  # windows 0 and 1
     assert not list(folder.glob(".*"))  # the second shard's temporary is gone
     assert list(shards.read_record(out, "synthetic")["shards"]) == done
+
+
+def test_a_window_that_does_not_decode_fails_alone(
+    footage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decode error mid-run (`MediaError`) fails that window only: the windows after it are
+    decoded and made, the card is written, and the run ends with `ItemsFailed` (exit 1)
+    naming the file and the window, which its shard's record entry lists with the reason."""
+    from filmdata.errors import ItemsFailed, MediaError
+
+    module = sys.modules["filmdata.windows"]
+    real = module.window_pictures
+    victim: list[str] = []
+
+    def fails_the_fourth(windows, *a, **k):
+        victim.append(victim[0] if victim else windows[3].id)
+        for w, pictures in real(windows, *a, **k):
+            if w.id == victim[0]:
+                raise MediaError("input.mp4: decode failed at frame 7")
+            yield w, pictures
+
+    monkeypatch.setattr(module, "window_pictures", fails_the_fourth)
+    out = tmp_path / "ds"
+    kw = dict(clip_len=T, size=S, device="cpu", rows_per_shard=2, quiet=True)
+    with pytest.raises(ItemsFailed) as failed:
+        synth(_templates(), "film", [footage], out=out, root=tmp_path / "root", **kw)
+    assert "1 of 9 windows failed" in str(failed.value)  # 28 frames, windows of 3
+    assert f"input.mp4: decode failed at frame 7 (window {victim[0]})" in str(failed.value)
+    rows = _rows(out)
+    assert len(rows) == 8 and victim[0] not in {r["id"] for r in rows}
+    record = shards.read_record(out, "synthetic")
+    assert len(record["shards"]) == 5 and (out / "README.md").exists()
+    (entry,) = [e for e in record["shards"].values() if e.get("failed")]
+    assert list(entry["failed"]) == [victim[0]] and entry["rows"] == 1
+    assert not list((out / "data" / "synthetic").glob(".*"))
 
 
 def test_an_edit_list_trimmed_file_is_counted_by_its_decoded_frames(
@@ -1015,19 +1050,40 @@ def test_a_source_of_non_square_pixels_makes_windows_square_as_shown(
         assert abs(across - down) <= 1, (c, across, down)
 
 
-def test_a_picture_size_changing_mid_stream_is_a_one_line_error(tmp_path: Path, runner) -> None:
+def test_a_picture_size_changing_mid_stream_fails_its_windows_not_the_run(
+    tmp_path: Path, runner
+) -> None:
     """Two recordings of different sizes spliced into one file: the windows were planned on
-    the first size, so a window whose frames are smaller is refused with a one-line message
-    naming the file, the frame and the window (not a traceback from deep in OpenCV)."""
+    the first size, so a window whose frames are smaller fails, with a one-line message naming
+    the file, the frame and the window (not a traceback from deep in OpenCV). The other
+    windows are made and the card written (exit 1: some items failed, the rest done); the
+    failed ones are named in the record, and a re-run tries them again rather than stopping
+    at them."""
     path = write_spliced_ts(tmp_path / "spliced.ts", ((160, 96), (64, 48)), frames=24)
     out = tmp_path / "ds"
     args = ["synth", "--templates", str(_templates()), "--input", str(path), "--out", str(out),
-            "--clip-len", "4", "--size", "32", "--quiet", "--device", "cpu"]  # fmt: skip
+            "--clip-len", "4", "--size", "32", "--quiet", "--device", "cpu",
+            "--rows-per-shard", "1"]  # fmt: skip
     result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
     (line,) = [s for s in result.output.splitlines() if s.strip()]
     assert str(path) in line and "frame 24 is 64x48" in line and "mid-stream" in line
+    assert ":000024:" in line  # the window
+    assert (out / "README.md").exists()
+    rows = _rows(out)
+    starts = sorted(r["start_frame"] for r in rows)
+    assert starts[:6] == [0, 4, 8, 12, 16, 20]
+    record = shards.read_record(out, "synthetic")
+    failed = {k: v for e in record["shards"].values() for k, v in e.get("failed", {}).items()}
+    assert failed and all(str(path) in why for why in failed.values())
+    assert len(rows) + len(failed) == 12  # 48 frames, windows of 4: each made or named
+    assert not list((out / "data" / "synthetic").glob(".*"))
+    made = {p.name: p.read_bytes() for p in (out / "data" / "synthetic").glob("*.parquet")}
+    again = runner.invoke(app, args)  # tried again, failed again; the rest stay as they are
+    assert again.exit_code == 1 and again.output == result.output
+    assert {p.name: p.read_bytes() for p in (out / "data" / "synthetic").glob("*.parquet")} == made
+    assert runner.invoke(app, ["verify", str(out)]).exit_code == 1  # not the whole plan
 
 
 def test_clips_smaller_than_the_size_are_left_out_and_counted(tmp_path: Path) -> None:

@@ -37,12 +37,12 @@ def windows(path, clip_len=3, size=32):
                 val_fraction=0)["train"]
 
 def slow_decoding(delay):  # the child's decoder, `delay` s a window (patch before the fork)
-    real = fr.window_pictures
+    real = fr.window_pictures_or_failures
     def slow(*a, **k):
         for item in real(*a, **k):
             time.sleep(delay)
             yield item
-    fr.window_pictures = slow
+    fr.window_pictures_or_failures = slow
 
 def no_children():
     try:
@@ -186,13 +186,15 @@ def test_forked_windows_match_cut_windows_and_memory_stays_bounded(footage: Path
 def test_forked_reader_errors_reach_the_parent_and_leave_nothing_behind(
     footage: Path, tmp_path: Path
 ) -> None:
-    """A decoding error is raised as itself; a stuck decoder times out; a child that dies
-    is reported; a parent that dies takes the child with it. The child is reaped each time."""
+    """A window whose decoding fails comes with its error, and the others still come; a stuck
+    decoder times out; a child that dies is reported; a parent that dies takes the child with
+    it. The child is reaped each time."""
     code = """
         from filmdata.errors import ItemsFailed, MediaError
         wins = windows(sys.argv[1])
 
-        # The file broken after planning: the child's decoder fails, the parent raises it.
+        # The file broken after planning (cut short: it no longer opens): each window comes
+        # in its place with the child's MediaError naming the file, and the reader ends.
         broken = sys.argv[2]
         with open(sys.argv[1], "rb") as f:
             data = f.read()
@@ -200,21 +202,18 @@ def test_forked_reader_errors_reach_the_parent_and_leave_nothing_behind(
             f.write(data[: len(data) // 3])
         moved = [type(w)(**{**w.to_dict(), "path": broken, "crop": w.crop}) for w in wins]
         reader = fr.ForkReader(moved, 3, 32, slots=4, timeout=30)
-        try:
-            list(reader)
-        except MediaError as e:
-            assert broken in str(e), e
-        else:
-            raise AssertionError("no error")
-        assert no_children()
+        got = list(reader)
+        assert [w for w, _ in got] == moved
+        assert all(isinstance(e, MediaError) and broken in str(e) for _, e in got), got
+        assert reader.finished and no_children()
 
         # A stuck decoder: the run fails after the timeout and the child is killed.
-        real = fr.window_pictures
+        real = fr.window_pictures_or_failures
         def stuck(*a, **k):
             it = real(*a, **k)
             yield next(it)
             time.sleep(60)
-        fr.window_pictures = stuck
+        fr.window_pictures_or_failures = stuck
         reader = fr.ForkReader(wins, 3, 32, slots=4, timeout=0.5)
         next(reader)
         t = time.monotonic()
@@ -255,6 +254,30 @@ def test_forked_reader_errors_reach_the_parent_and_leave_nothing_behind(
     while _alive(orphan) and __import__("time").monotonic() < deadline:
         __import__("time").sleep(0.05)
     assert not _alive(orphan)
+
+
+def test_a_window_whose_crop_is_not_in_its_frames_fails_alone_in_the_child(
+    tmp_path: Path,
+) -> None:
+    """A picture size changing mid-stream: the child's cut of each window past the change
+    fails; that window comes with its MediaError (its slot free again), the child goes on,
+    and the windows before the change come with their frames, as from the thread reader."""
+    from conftest import write_spliced_ts
+
+    path = write_spliced_ts(tmp_path / "spliced.ts", ((160, 96), (64, 48)), frames=24)
+    code = """
+        from filmdata.errors import MediaError
+        wins = windows(sys.argv[1], clip_len=4, size=32)
+        reader = fr.ForkReader(wins, 4, 32, slots=2, timeout=30)
+        got = list(reader)
+        assert [w for w, _ in got] == wins
+        bad = {w.start_frame: e for w, e in got if isinstance(e, MediaError)}
+        assert min(bad) == 24 and all(not isinstance(e, MediaError) for w, e in got[:6]), bad
+        assert "frame 24 is 64x48" in str(bad[24]) and wins[6].id in str(bad[24])
+        assert reader.finished and no_children()
+        print("ok")
+    """
+    assert _run(code, str(path)).split() == ["ok"]
 
 
 def _alive(pid: int) -> bool:

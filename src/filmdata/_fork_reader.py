@@ -7,11 +7,11 @@ before the import (and before any thread starts: fork with live threads is unsaf
 core of its own (the import 0.83-0.9 s, every window decoded before it ends). It may plan the
 windows first (`ForkReader.plan`): probing the inputs then runs beside the import too (30 s
 of 720p: `synth` 3.18-3.44 -> 3.12-3.21 s, alternated 4x; the same rows).
-It runs the very code the thread runs (`window_pictures`, `cut_window`: the same GT pixels) and
-hands each window's GT frames to the parent through a ring of fixed-size slots in an anonymous
-shared mapping made before the fork (no file in /dev/shm: the kernel frees it when both
-processes are gone). Two pipes carry the hand-off: window index and slot to the parent, slots
-free again to the child.
+It runs the very code the thread runs (`window_pictures_or_failures`, `cut_window`: the same GT
+pixels, the same windows failed) and hands each window's GT frames to the parent through a ring
+of fixed-size slots in an anonymous shared mapping made before the fork (no file in /dev/shm:
+the kernel frees it when both processes are gone). Two pipes carry the hand-off: window index
+and slot to the parent, slots free again to the child.
 
 The child never outlives the parent (`PR_SET_PDEATHSIG`, and EOF on the pipes), ignores Ctrl-C
 (the parent's `close` kills and reaps it on every path), and sends its error, pickled, for the
@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 
 from .errors import ItemsFailed, MediaError
-from .windows import Window, cut_window, window_pictures
+from .windows import Window, cut_window, window_pictures_or_failures
 
-# (window index, or _DONE / _ERROR / _PLAN; slot; payload bytes that follow)
+# (window index, or _DONE / _ERROR / _PLAN / _FAILED; slot, or _FAILED's window index;
+# payload bytes that follow)
 _HEAD = struct.Struct("<iiI")
 _SLOT = struct.Struct("<i")
-_DONE, _ERROR, _PLAN = -1, -2, -3
+_DONE, _ERROR, _PLAN, _FAILED = -1, -2, -3, -4
 _PR_SET_PDEATHSIG = 1
 
 
@@ -68,10 +69,13 @@ class ForkReader:
     beside the parent's torch import rather than before it) and hands the result to the
     parent, whose `plan()` returns it; then it decodes the windows.
 
+    A window whose media fails (`MediaError`, in decoding or cutting) comes as (window, that
+    error), and the child goes on with the next, as the thread reader does.
+
     Raises (from `next`, or `plan`):
         ItemsFailed: nothing came for `timeout` seconds (a stuck decoder), or the child died.
-        Whatever the child's planning or decoding raised (`RefusedError`, `MediaError`, ...),
-        as the planner or the thread reader would here.
+        Whatever else the child's planning or decoding raised (`RefusedError`, ...), as the
+        planner or the thread reader would here.
     """
 
     def __init__(
@@ -144,7 +148,11 @@ class ForkReader:
                 plan = pickle.dumps((result, self.windows))
                 _write_all(out, _HEAD.pack(_PLAN, 0, len(plan)) + plan)
             # In the order given (the parent looks each window up by its index).
-            for i, (w, pictures) in enumerate(window_pictures(self.windows, clip_len, size, cores)):
+            items = window_pictures_or_failures(self.windows, clip_len, size, cores)
+            for i, (w, pictures) in enumerate(items):
+                if isinstance(pictures, MediaError):
+                    _failed(out, i, pictures)
+                    continue
                 # The slots the parent has freed, waiting for one only when none is free; the
                 # lowest is taken, so that slots are reused (their pages made once) rather than
                 # fresh ones touched while the parent keeps up.
@@ -159,8 +167,14 @@ class ForkReader:
                     pending = pending[k:]
                 slot = heapq.heappop(free)
                 view = np.ndarray(self.shape, np.uint8, buffer=self.mem, offset=slot * self.per)
-                cut_window(w, pictures, size, out=view)
-                del view, pictures
+                try:
+                    cut_window(w, pictures, size, out=view)
+                except MediaError as e:
+                    heapq.heappush(free, slot)
+                    _failed(out, i, e)
+                    continue
+                finally:
+                    del view, pictures
                 os.write(out, _HEAD.pack(i, slot, 0))
         except BrokenPipeError:
             return
@@ -199,7 +213,7 @@ class ForkReader:
     def __iter__(self) -> ForkReader:
         return self
 
-    def __next__(self) -> tuple[Window, np.ndarray]:
+    def __next__(self) -> tuple[Window, np.ndarray | MediaError]:
         if self.finished:
             raise StopIteration
         try:
@@ -215,6 +229,8 @@ class ForkReader:
             if i == _DONE:
                 self.close()
                 raise StopIteration
+            if i == _FAILED:  # this window's media failed; the child goes on
+                return self.windows[slot], pickle.loads(self._read(n))
             error = pickle.loads(self._read(n))
         except BaseException:
             self.close()
@@ -299,6 +315,12 @@ def _below_parent() -> None:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except (OSError, AttributeError):
         pass
+
+
+def _failed(fd: int, index: int, error: MediaError) -> None:
+    """Tell the parent that window `index`'s media failed, and why."""
+    payload = pickle.dumps(error)
+    _write_all(fd, _HEAD.pack(_FAILED, index, len(payload)) + payload)
 
 
 def _write_all(fd: int, data: bytes) -> None:

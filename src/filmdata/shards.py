@@ -381,7 +381,7 @@ class ShardWriter:
     def __exit__(self, kind: object, error: object, tb: object) -> None:
         try:
             if kind is None:
-                if self.rows or not self.ids:
+                if self.rows:  # (no rows: a file of the schema alone, no row group)
                     self._flush(len(self.rows))
                 assert self._writer is not None
                 self._writer.close()

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import FilmdataError, ItemsFailed, RefusedError
+from .errors import FilmdataError, ItemsFailed, MediaError, RefusedError
 from .windows import (
     GT_KINDS,
     Clip,
@@ -42,7 +42,7 @@ from .windows import (
     holds,
     input_clips,
     plan,
-    window_pictures,
+    window_pictures_or_failures,
 )
 
 if TYPE_CHECKING:
@@ -365,8 +365,8 @@ class Prefetch:
 
 
 def _reader(windows: Sequence[Window], clip_len: int, size: int, frame_pixels: int) -> Prefetch:
-    """(window, its decoded pictures or its cut GT frames) for `windows` in order, decoded in a
-    thread started now.
+    """(window, its decoded pictures or its cut GT frames, or the `MediaError` that kept it
+    from being made) for `windows` in order, decoded in a thread started now.
 
     The first windows waiting in line stay decoded pictures (the workers cut their crops,
     `cut_window`); past those, when the workers do not keep up (while torch loads, or when the
@@ -380,10 +380,15 @@ def _reader(windows: Sequence[Window], clip_len: int, size: int, frame_pixels: i
 
     def backlog(item: tuple[Window, Any], waiting: int) -> tuple[Window, Any]:
         w, pics = item
-        return (w, cut_window(w, pics, size)) if waiting >= pictures else item
+        if waiting < pictures or isinstance(pics, MediaError):
+            return item
+        try:
+            return (w, cut_window(w, pics, size))
+        except MediaError as e:  # the window's failure, handed on as its item
+            return (w, e)
 
     return Prefetch(
-        iter(window_pictures(windows, clip_len, size, _cpu_workers())),
+        iter(window_pictures_or_failures(windows, clip_len, size, _cpu_workers())),
         pictures + cut,
         DECODE_TIMEOUT,
         backlog,
@@ -528,6 +533,10 @@ def make_shards(
     record (saved to disk unless `save_record` is False: a Ray worker hands its entry to the
     driver, which alone writes the record). Returns the windows made.
 
+    A window whose media fails (`MediaError`: it does not decode, its crop is not in its
+    frames) does not stop the run: it is left out of its shard and named, with the reason,
+    in the entry's `failed` (see `failed_windows`); the other windows are made.
+
     Each window is degraded as soon as it is decoded, by a worker thread that also encodes its
     images (torch and OpenCV single-threaded inside each: small frames gain nothing from
     intra-op threads, and ops release the GIL). On the CPU there is one worker per core; on a
@@ -555,16 +564,25 @@ def make_shards(
 
     def write(job: ShardJob, parts: queue.Queue[Future]) -> int:
         # In the writer thread: a shard's rows are written as they come (in order), and the
-        # shards one at a time, each recorded when complete.
+        # shards one at a time, each recorded when complete. A window whose media failed is
+        # left out and named in the entry: its ids then differ from the plan's, so a re-run
+        # makes that shard again (a file mended since is read again) and reports it again.
+        failed: dict[str, str] = {}
         with ShardWriter(folder / job.file) as shard:
             for w in job.windows:
-                shard.add([_row(w, *parts.get().result())])
+                made = parts.get().result()
+                if isinstance(made, _Failed):
+                    failed[w.id] = made.reason
+                else:
+                    shard.add([_row(w, *made)])
         entry = shard.entry
         entry.update(split=job.split, index=job.index, windows=[w.to_dict() for w in job.windows])
+        if failed:
+            entry["failed"] = failed
         record["shards"][job.file] = entry
         if save_record:
             write_record(dataset, CONFIG, record)
-        return len(job.windows)
+        return len(job.windows) - len(failed)
 
     slots = threading.BoundedSemaphore(2 * workers)
 
@@ -616,12 +634,27 @@ def _cpu_workers() -> int:
     return max(1, min(8, n))
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A window whose media failed (it did not decode, or its crop is not in its frames):
+    left out of its shard and named, with `reason`, in the shard's record entry."""
+
+    reason: str
+
+
 def _window(
     degrader: Degrader, win: Window, pictures: Any, size: int, fmt: str, sharpen: bool
-) -> tuple[list[bytes], list[bytes], str]:
+) -> tuple[list[bytes], list[bytes], str] | _Failed:
     """In a worker thread: one window cut from its decoded pictures, its degradation
-    sampled and applied, and both image lists encoded."""
-    gt = _gt(win, pictures, size)
+    sampled and applied, and both image lists encoded; `_Failed` when its media failed (the
+    reader's error, or the cut's)."""
+    try:
+        if isinstance(pictures, MediaError):
+            raise pictures
+        gt = _gt(win, pictures, size)
+    except MediaError as e:
+        why = str(e)
+        return _Failed(why if win.id in why else f"{why} (window {win.id})")
     x, deg = degrader.prepare(win, gt)
     lq = degrader.degrade(x, deg)
     gt_images = _encode_frames(gt, fmt, sharpen)
@@ -724,6 +757,8 @@ def synth(
 
     Raises:
         RefusedError: (exit 2) bad options, no clips, or an existing dataset of other parameters.
+        ItemsFailed: (exit 1) some windows' media failed to decode or cut (each named in its
+            shard's record entry, `failed`); the others are made and the card written.
     """
     from ._memory import keep_freed_memory
     from .paths import resolve_root
@@ -961,15 +996,34 @@ def _synth(
             )
         shards.write_card(dataset)
         summary = shards.register_dataset(root_dir, dataset)
+    failed = failed_windows(record, todo)
+    total = sum(len(j.windows) for j in jobs)
     seconds = time.perf_counter() - t0
     summary.update(
         windows_made=made,
-        windows_skipped=sum(len(j.windows) for j in jobs) - made,
+        windows_skipped=total - made - len(failed),
+        windows_failed=len(failed),
         shards=len(jobs),
         seconds=round(seconds, 3),
         frames_per_s=round(made * clip_len / seconds, 2) if made else None,
     )
+    if failed:
+        # Exit 1: the other windows are made and carded; the failed ones are named in the
+        # record, and a re-run makes their shards again.
+        raise ItemsFailed(
+            f"{dataset}: {len(failed)} of {total} windows failed, the others are made; "
+            f"first: {next(iter(failed.values()))}; a re-run tries them again"
+        )
     return summary
+
+
+def failed_windows(record: dict[str, Any], jobs: Sequence[ShardJob]) -> dict[str, str]:
+    """{window id: why} of the windows of `jobs` whose media failed, from their shards'
+    record entries (`make_shards`)."""
+    out: dict[str, str] = {}
+    for j in jobs:
+        out.update((record["shards"].get(j.file) or {}).get("failed") or {})
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """`filmdata verify`: check every shard of a dataset against its record, and repair it.
 
 A shard is good when it is present, its sha256 and row count are the record's, Parquet reads
-it, its ids are the record's, every image decodes, and each row's `lq` and `gt` have the same
-length. `repair` re-makes a bad or missing synthetic shard from its rows' records (source,
-start frame, crop; the degradation is redone from (seed, window id)), which on the device that
-made it gives the same bytes.
+it, its ids are the record's, every image decodes, each row's `lq` and `gt` have the same
+length, and no window of it failed when it was made (the record's `failed`). `repair`
+re-makes a bad or missing synthetic shard from its rows' records (source, start frame, crop;
+the degradation is redone from (seed, window id)), which on the device that made it gives the
+same bytes.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def check_shard(path: Path, entry: dict[str, Any] | None) -> list[str]:
         )
     elif sha256_file(path) != entry.get("sha256"):
         problems.append("sha256 differs from the record")
+    failed = (entry or {}).get("failed") or {}
+    if failed:  # its media failed when it was made: the shard lacks those rows of the plan
+        problems.append(
+            f"{len(failed)} window(s) failed when it was made (first: "
+            f"{next(iter(failed.values()))}); `verify --repair` or a re-run tries them again"
+        )
     try:
         pf = pq.ParquetFile(path)
         rows = pf.metadata.num_rows

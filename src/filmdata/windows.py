@@ -469,6 +469,27 @@ def window_pictures(
         i = j
 
 
+def window_pictures_or_failures(
+    windows: Sequence[Window], clip_len: int, size: int = 256, cores: int = 1
+) -> Iterator[tuple[Window, list[_Picture] | MediaError]]:
+    """`window_pictures`, where a window that cannot be decoded (`MediaError`: a broken
+    stream, frames that end early) comes with its error instead of ending the iteration, and
+    decoding goes on at the next window: one bad stretch of a file fails its windows, not the
+    run (synth makes the rest and exits 1 naming them)."""
+    i = 0
+    while i < len(windows):
+        try:
+            for item in window_pictures(windows[i:], clip_len, size, cores):
+                i += 1
+                yield item
+            return
+        except MediaError as e:
+            # window_pictures yields in the order given: the error is the first one not yet
+            # yielded's (the frames it needed did not come); start again after it.
+            yield windows[i], e
+            i += 1
+
+
 class _Picture:
     """One decoded frame whose RGB is made only where crops need it.
 
