@@ -210,3 +210,54 @@ def test_crafted_records_are_refused_before_running(bank) -> None:
     ):
         with pytest.raises(RefusedError, match=match):
             replay(torch.rand(4, 3, 32, 32), json.loads(json.dumps(broken)), bank)
+
+
+def _extreme_presets() -> list[dict]:
+    """For every op, one preset of each end of every range's bounds (`[lo, lo]`, `[hi, hi]`),
+    and each single choice of its choice fields (`speed: [EP]`): what a valid preset can ask."""
+    from filmdata.degrade.params import OPS as ops
+
+    out = []
+    for name, op in ops.items():
+        fields = op.config.model_fields
+        for end in (0, 1):
+            d: dict = {"op": name, "p": 1.0}
+            for f, field in fields.items():
+                extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+                if extra.get("bounds") is not None:
+                    d[f] = [extra["bounds"][end]] * 2
+            choices = {
+                f: field.default
+                for f, field in fields.items()
+                if isinstance(field.default, tuple)
+                and field.default
+                and all(isinstance(v, str) for v in field.default)
+            }
+            out += [{**d, f: [v]} for f, vs in choices.items() for v in vs] or [d]
+    return out
+
+
+@pytest.mark.parametrize("h,w", [(16, 64), (16, 1024), (16, 4096), (16, 16384)])
+def test_what_a_valid_preset_makes_is_replayed_at_any_width(bank, h: int, w: int) -> None:
+    """Every op at the ends of its preset bounds, sampled for a window of any width, gives a
+    record that `from_json` accepts: the record's limits scale with the width as the samplers
+    do (tape's chroma delay of 20 at 1024 px is 80 px; its EP chroma blur at 4096 px, 92)."""
+    from filmdata.degrade.presets import preset_from_json
+
+    for op in _extreme_presets():
+        preset = preset_from_json({"name": "extreme", "ops": [op]})
+        for seed in range(2):
+            rec = sample_degradation(preset, seed, "w", 2, h, w, bank).to_json()
+            assert Degradation.from_json(json.loads(json.dumps(rec))).to_json() == rec, op
+
+
+def test_tape_records_beyond_the_width_scaled_limit_are_refused(bank) -> None:
+    from filmdata.degrade.presets import preset_from_json
+
+    preset = preset_from_json({"name": "t", "ops": [{"op": "tape", "chroma_delay": [18, 20]}]})
+    rec = sample_degradation(preset, 0, "w", 2, 16, 1024, bank).to_json()
+    assert 72 <= _with_op(rec, "tape")["params"]["chroma_delay"] <= 80
+    Degradation.from_json(rec)
+    _with_op(rec, "tape")["params"]["chroma_delay"] = 257.0  # past 64 per 256 px at 1024
+    with pytest.raises(RefusedError, match=r"chroma_delay: 257.0 outside \[-256.0, 256.0\]"):
+        Degradation.from_json(rec)

@@ -14,8 +14,17 @@ from torch import Tensor
 from ..errors import RefusedError
 from .blend import MODES
 
+
+class PerWidth(float):
+    """A bound in pixels of a 256-pixel-wide frame: the value recorded is a preset's value
+    times w / 256 (`composite.sample_tape`), so the bound is scaled by max(w, 256) / 256 too;
+    a fixed bound would refuse a valid preset's rows at large widths (a chroma delay of 20 at
+    1024 px is recorded as 80)."""
+
+
 # op -> field -> (lo, hi), for scalars and for every element of tensors. `S` stands for
-# 4 * max(h, w, 64) (positions and lengths in pixels of the window).
+# 4 * max(h, w, 64) (positions and lengths in pixels of the window); `PerWidth(v)` for v
+# pixels of a 256-wide frame, scaled with the window's width as weave's `S` is.
 S = 1e30
 _BOUNDS: dict[str, dict[str, tuple[Any, Any]]] = {
     "flicker": {"grid": (1, 64), "field_amp": (0, 10), "gains": (-10, 10), "offsets": (-10, 10)},
@@ -35,9 +44,9 @@ _BOUNDS: dict[str, dict[str, tuple[Any, Any]]] = {
         "head_shift": (-S, S),
     },
     "tape": {
-        "luma_sigma": (0, 64),
-        "chroma_sigma": (0, 64),
-        "chroma_delay": (-64, 64),
+        "luma_sigma": (0, PerWidth(64)),
+        "chroma_sigma": (0, PerWidth(64)),
+        "chroma_delay": (PerWidth(-64), PerWidth(64)),
         "smear": (0, 0.99),
         "ringing": (0, 10),
     },
@@ -57,6 +66,11 @@ def check_params(op: str, p: Any, t: int, h: int, w: int) -> None:
     size = 4 * max(h, w, 64)
     bounds = _BOUNDS.get(op, {})
 
+    def bound(b: Any) -> Any:
+        if b in (S, -S):
+            return size if b > 0 else -size
+        return float(b) * max(w, 256) / 256 if isinstance(b, PerWidth) else b
+
     def bad(field: str, why: str) -> RefusedError:
         return RefusedError(f"degradation: op {op!r}: {field}: {why}")
 
@@ -75,8 +89,7 @@ def check_params(op: str, p: Any, t: int, h: int, w: int) -> None:
                 raise bad(f.name, "not finite")
             vals = [float(v)]
         if f.name in bounds:
-            lo, hi = bounds[f.name]
-            lo, hi = (-size if lo == -S else lo), (size if hi == S else hi)
+            lo, hi = (bound(b) for b in bounds[f.name])
             for x in vals:
                 if not lo <= x <= hi:
                     raise bad(f.name, f"{x} outside [{lo}, {hi}]")
