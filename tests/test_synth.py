@@ -228,6 +228,11 @@ def test_plan_splits_by_source_and_by_clip() -> None:
         assert val == [64, 68, 72, 76] and max(train) + 2 * 4 <= 64
     capped = plan(clips, clip_len=4, size=32, stride=2, seed=1, val_fraction=0, max_windows=5)
     assert len(capped["train"]) == 5
+    kw = dict(clip_len=4, size=32, stride=2, seed=1)
+    with pytest.raises(RefusedError, match=r"--val-fraction must be in \[0, 1\), got -0.3"):
+        plan(clips, **kw, val_fraction=-0.3)  # (was taken for 0)
+    with pytest.raises(RefusedError, match="--max-windows must be >= 1, got 0"):
+        plan(clips, **kw, val_fraction=0, max_windows=0)
 
 
 def test_same_seed_same_rows_other_seed_other_pixels(
@@ -412,10 +417,24 @@ def test_bad_options_are_refused(footage: Path, tmp_path: Path, runner) -> None:
         (["--preset", "nope"], "nope"),
         # an 80x56 picture holds no 64 px crop: its GT would be upscaled
         (["--size", "64"], "(80x56) holds no --size 64 crop"),
+        (["--max-windows", "-1"], "--max-windows must be >= 1, got -1"),
+        (["--max-windows", "0"], "--max-windows must be >= 1, got 0"),
+        (["--val-fraction", "-0.3"], "--val-fraction must be in [0, 1), got -0.3"),
+        (["--val-fraction", "1"], "--val-fraction must be in [0, 1), got 1.0"),
     ]:
         result = runner.invoke(app, base + extra)
         assert result.exit_code == 2, (extra, result.output)
         assert needle in result.output
+        assert len([s for s in result.output.splitlines() if s.strip()]) == 1, result.output
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for out in (a_file, a_file / "ds"):
+        result = runner.invoke(app, base[:5] + ["--out", str(out)] + base[7:])
+        assert result.exit_code == 2, result.output
+        (line,) = [s for s in result.output.splitlines() if s.strip()]
+        assert f"--out {out}: {a_file} is a file, not a folder" in line
+    assert a_file.read_text() == "mine"
+    assert not (tmp_path / "x").exists()  # nothing was made by the refusals
     result = runner.invoke(
         app,
         [

@@ -777,8 +777,18 @@ def synth(
         raise RefusedError(f"--stride must be >= 1, got {stride}")
     if rows_per_shard is not None and rows_per_shard < 1:
         raise RefusedError(f"--rows-per-shard must be >= 1, got {rows_per_shard}")
+    if max_windows is not None and max_windows < 1:
+        raise RefusedError(f"--max-windows must be >= 1, got {max_windows}")
+    if not 0 <= val_fraction < 1:  # (NaN too)
+        raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     root_dir = resolve_root(root)
     dataset = _dataset_dir(root_dir, out, name)
+    there = next(p for p in (dataset, *dataset.parents) if p.exists())  # (/ at worst)
+    if not there.is_dir():
+        raise RefusedError(
+            f"--{'out' if out is not None else 'name'} {dataset}: {there} is a file, not a "
+            "folder; give a folder for the dataset"
+        )
     keep_freed_memory()  # frames and tensors reused, not faulted in afresh
     tdir = Path(templates).expanduser().resolve()
     if not tdir.is_dir():

@@ -273,6 +273,10 @@ def plan(
     with one source of several clips, its last clips; with one clip, its last stretch of time,
     with a gap of at least one window between the train and validation stretches.
     """
+    if not 0 <= val_fraction < 1:  # (NaN too)
+        raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    if max_windows is not None and max_windows < 1:
+        raise RefusedError(f"--max-windows must be >= 1, got {max_windows}")
     stride = stride or clip_len
     per_clip: list[list[Window]] = []
     fits = [holds(c, size) for c in clips]  # (the others' GT would be upscaled)
@@ -309,10 +313,8 @@ def plan(
             f"no window of --clip-len {clip_len} fits in the clips "
             f"(longest: {max((c.end - c.start for c in clips), default=0)} frames)"
         )
-    if val_fraction <= 0:
+    if val_fraction == 0:
         return {"train": flat}
-    if not 0 < val_fraction < 1:
-        raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     train, val = split_windows(flat, val_fraction, clip_len, seed)
     if not train or not val:
         raise RefusedError(
