@@ -50,6 +50,30 @@ def run(name: str, x: torch.Tensor, bank, seed: int = 3, key: str = "w") -> torc
     return apply_degradation(x, degs, bank)
 
 
+def own_outputs(name: str, x: torch.Tensor, bank, seed: int = 3, **cfg: object) -> list:
+    """The op's own output for each window of `x` (`OPS[name].apply`, no pipeline around it:
+    `apply_degradation` clamps after the last op, so its output cannot show an op leaving
+    [0, 1]; and after an op marked bounded it does not clamp at all)."""
+    b, t, _, h, w = x.shape
+    preset = one_op(name, **cfg)
+    out = []
+    for i in range(b):
+        d = sample_degradation(preset, seed, f"w{i}", t, h, w, bank)
+        out.append(OPS[name].apply(x[i : i + 1].clone(), stack_params([d.ops[0][1]]), bank))
+    return out
+
+
+# Float rounding that an op marked bounded may leave (a convex filter's sum: 1 + 2e-7); the
+# pipeline's last clamp takes it.
+ROUNDING = 1e-5
+
+
+def assert_in_range(y: torch.Tensor, what: object) -> None:
+    assert torch.isfinite(y).all(), what
+    lo, hi = float(y.min()), float(y.max())
+    assert lo >= -ROUNDING and hi <= 1 + ROUNDING, (what, lo, hi)
+
+
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("b", [0, 1, 2])
 @pytest.mark.parametrize("t", [1, 5])
@@ -60,6 +84,39 @@ def test_smoke_shapes_range(name: str, b: int, t: int, bank) -> None:
     if b:
         assert torch.isfinite(y).all()
         assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    if OPS[name].bounded:  # the pipeline skips its clamp: the op itself must stay in range
+        for y1 in own_outputs(name, x, bank):
+            assert y1.shape == x[:1].shape
+            assert_in_range(y1, name)
+
+
+def _bounds_ends(name: str) -> list[dict]:
+    """The op's config at the low and the high end of every range's bounds."""
+    ends = []
+    for end in (0, 1):
+        cfg = {}
+        for f, field in OPS[name].config.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if extra.get("bounds") is not None:
+                cfg[f] = [extra["bounds"][end]] * 2
+        ends.append(cfg)
+    return ends
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ALL if OPS[n].bounded))
+def test_bounded_ops_stay_in_range_on_their_own(name: str, bank) -> None:
+    """An op marked bounded is not clamped by the pipeline, so the next op would get pixels
+    outside [0, 1] if it left them: each one's own output, on a clip with saturated black
+    and white areas, at its default config and at both ends of its preset bounds."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 5, 3, H, W, generator=g)
+    x[:, :, :, :4] = 1.0
+    x[:, :, :, -4:] = 0.0
+    x[:, :, :, :, :3] = 1.0
+    for cfg in [{}, *_bounds_ends(name)]:
+        for seed in range(4):
+            for y in own_outputs(name, x, bank, seed=seed, **cfg):
+                assert_in_range(y, (name, cfg, seed))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -461,3 +518,36 @@ def test_codec_round_trip_equals_a_matroska_round_trip() -> None:
         got = codec_roundtrip(frames, codec, quality, gop, "rgb24")
         assert got.shape == frames.shape
         assert np.array_equal(got, want[:t, :h, :w])
+
+
+def test_tracking_bands_persist_and_move_smoothly_across_a_window(bank) -> None:
+    """A tracking band is one band rolling through the picture as the tape's tracking error
+    drifts: from frame to frame it moves a little, it does not jump to a new place. Seen in
+    the pixels: on a flat grey clip, with no wave, jitter or head switching, only the band's
+    lines change (its hiss); in every frame that shows the whole band their centre is the
+    recorded `band_y`, and from one frame to the next it moves by under 0.15 of the height."""
+    t, h, w = 8, 96, 64
+    x = torch.full((1, t, 3, h, w), 0.5)
+    cfg = {"wave": [0, 0], "jitter": [0, 0], "head_switch": [0, 0], "tracking": 1.0}
+    preset = one_op("lines", band=[0.1, 0.1], **cfg)
+    rows = (torch.arange(h, dtype=torch.float32) + 0.5) / h
+    seen = moves = 0
+    for seed in range(40):
+        (name, p), *_ = sample_degradation(preset, seed, "w", t, h, w, bank).ops
+        y = OPS[name].apply(x.clone(), stack_params([p]), bank)
+        weight = (y - x).abs().amax((2, 4))[0]  # (T, H): how much each line changed
+        centres: list[float | None] = []
+        for k in range(t):
+            whole = 0.06 < float(p.band_y[k]) < 0.94  # the band's half-height is 0.05
+            if not whole:
+                centres.append(None)
+                continue
+            centre = float((weight[k] * rows).sum() / weight[k].sum())
+            assert abs(centre - float(p.band_y[k])) < 0.02, (seed, k, centre, p.band_y)
+            centres.append(centre)
+            seen += 1
+        for a, b in zip(centres, centres[1:]):
+            if a is not None and b is not None:
+                assert abs(b - a) < 0.15, (seed, centres)
+                moves += 1
+    assert seen > 40 and moves > 30  # enough frames with a whole band to judge
