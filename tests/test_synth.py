@@ -291,6 +291,36 @@ def test_vhs_preset_and_jpeg(footage: Path, tmp_path: Path) -> None:
     assert row["gt"][0]["bytes"][:2] == b"\xff\xd8"
 
 
+def test_replay_row_of_a_jpeg_row_says_it_is_approximate_or_cuts_the_gt_again(
+    footage: Path, tmp_path: Path
+) -> None:
+    """A JPEG row's LQ was made from the GT before its JPEG encoding: replayed from the stored
+    GT it is approximate, and a warning says so; with the source file the clean GT is cut
+    again and the LQ, encoded as synth encodes it, is the stored bytes. PNG rows: no warning."""
+    import warnings
+
+    from filmdata.shards import encode_image
+
+    out = tmp_path / "jpeg"
+    synth(_templates(), "film", [footage], out=out, clip_len=2, size=24, seed=1, device="cpu",
+          image_format="jpeg", max_windows=2, quiet=True, root=tmp_path / "root")  # fmt: skip
+    for row in _rows(out):
+        with pytest.warns(UserWarning, match="stored as JPEG.*approximate, not bit-exact"):
+            near = replay_row(row, _templates(), device="cpu")
+        stored = np.stack([decode_image(c["bytes"]) for c in row["lq"]])
+        assert near.shape == stored.shape and _psnr(near, stored) > 25
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            exact = replay_row(row, _templates(), device="cpu", source_file=footage)
+        assert [encode_image(f, "jpeg") for f in exact] == [c["bytes"] for c in row["lq"]]
+    png = tmp_path / "png"
+    synth(_templates(), "film", [footage], out=png, clip_len=2, size=24, seed=1, device="cpu",
+          max_windows=1, quiet=True, root=tmp_path / "root")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        replay_row(_rows(png)[0], _templates(), device="cpu")
+
+
 def test_refuses_to_overwrite_and_resumes(footage: Path, tmp_path: Path, runner) -> None:
     root = tmp_path / "root"
     args = [

@@ -1161,15 +1161,26 @@ def replay_row(
     root: str | os.PathLike[str] | None = None,
     source_file: str | os.PathLike[str] | None = None,
 ) -> np.ndarray:
-    """Redo a row's LQ from its GT (bit-exact on the device that made it): (T, H, W, 3) uint8.
+    """Redo a row's LQ from its GT: (T, H, W, 3) uint8.
+
+    Bit-exact on the device kind that made it for PNG rows (`--image-format png`, the
+    default), whose stored GT is the very pixels the LQ was made from. A JPEG row stores the
+    JPEG of those pixels, and of its LQ: a replay from the stored GT is approximate (off by
+    about JPEG's error twice over), and warns so (`UserWarning`). Given `source_file` or
+    `root`, a JPEG row's clean GT is cut again from its source instead: the result is then
+    the LQ before its encoding, which `shards.encode_image(frame, "jpeg")` turns into the
+    stored bytes exactly.
 
     Args:
         row: a shard row (`gt` frames as image bytes or `{"bytes": ...}`, `degradation` JSON).
         templates: the degradations folder the row was made with.
         device: auto (the device kind recorded in the row, when here) | cpu | cuda[:N].
         root, source_file: with `--sharpen-gt` the stored GT is sharpened, so the clean GT is
-            cut again from the source: `source_file`, else the catalog's file under `root`.
+            cut again from the source: `source_file`, else the catalog's file under `root`;
+            likewise for a JPEG row when either is given.
     """
+    import warnings
+
     import torch
 
     from .degrade import frames_to_clip, load_templates, replay
@@ -1178,10 +1189,22 @@ def replay_row(
     deg = row["degradation"]
     deg = json.loads(deg) if isinstance(deg, str) else dict(deg)
     dev = making_device(deg.pop("device", None), device)
-    if deg.pop("gt_sharpen", None) is not None:
+    jpeg = _bytes(row["gt"][0])[:2] == b"\xff\xd8"  # (JPEG's start-of-image marker)
+    if deg.pop("gt_sharpen", None) is not None or (
+        jpeg and (source_file is not None or root is not None)
+    ):
         gt = rederive_gt(row, root=root, path=source_file)
     else:
         gt = np.stack([decode_image(_bytes(c)) for c in row["gt"]])
+        if jpeg:
+            warnings.warn(
+                f"row {row.get('id')!r}: its GT is stored as JPEG and its LQ was made from "
+                "the GT before that encoding, so this replay is approximate, not bit-exact; "
+                "pass source_file= or root= to cut the clean GT again (exact), or make the "
+                "dataset with --image-format png",
+                UserWarning,
+                stacklevel=2,
+            )
     bank = load_templates(Path(templates), dev)
     x = frames_to_clip(gt)[None].to(dev)
     with torch.no_grad():
