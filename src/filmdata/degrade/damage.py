@@ -10,8 +10,9 @@ blended onto the frames with one blend mode (`blend.py`). What lasts on film las
 - a hair caught in the gate stays for a run of frames, moving a little;
 - edge damage runs along one side of the frame and scrolls with the film.
 
-Sizes are relative to the frame (a template is drawn for a 384-pixel frame), so one pack serves
-every resolution. The placements are recorded, not the pixels: replay needs the same bank.
+Sizes are relative to the frame (a template is drawn for a frame of `templates.FRAME` = 384
+pixels on its short side), so one pack serves every resolution. The placements are recorded,
+not the pixels: replay needs the same bank.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from .params import (
     stack,
     uniform,
 )
-from .templates import TemplateBank
+from .templates import FRAME, TemplateBank
 
 
 class DamageConfig(OpConfig):
@@ -95,7 +96,7 @@ def sample_damage(
     g = Draws(gen)  # thousands of small draws: one torch call a block
     mode = choice(g, cfg.modes)
     sign = -1.0 if uniform(g, 0, 1) < cfg.dark else 1.0
-    rel = min(h, w) / 384  # templates are drawn for a 384-pixel frame
+    rel = min(h, w) / FRAME  # templates are drawn for a 384-pixel frame
     out: list[tuple[Any, ...]] = []
 
     def spot(kind: str, frame: int) -> None:
@@ -116,7 +117,7 @@ def sample_damage(
         for _ in range(randint(g, *cfg.scratch)):
             i = randint(g, 0, bank.count("scratch") - 1)
             th, tw = bank.get("scratch", i).shape
-            ww = _size(bank, "scratch", i, min(h, w) / 384 * uniform(g, 0.7, 1.3))[1]
+            ww = _size(bank, "scratch", i, rel * uniform(g, 0.7, 1.3))[1]
             x = uniform(g, 0, w - 1)
             v, op = uniform(g, -0.6, 0.6), uniform(g, *cfg.opacity)
             s = (

@@ -1,6 +1,9 @@
 """`filmdata templates make`: a procedural pack of film-damage templates.
 
-Real damage has a few recognisable shapes, which we draw with OpenCV at 512-frame scale:
+Real damage has a few recognisable shapes, which we draw with OpenCV at the scale of a frame
+384 pixels on its short side (`templates.FRAME`: the damage op pastes a template pixel on a
+frame pixel there). Scratches and edge wear are strips drawn 512 long, stretched to the frame's
+height when pasted:
 
 - dust: small opaque specks with ragged outlines and soft edges, some with fibre tails;
 - dirt: larger clumps, several overlapping specks with noisy density;

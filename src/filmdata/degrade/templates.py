@@ -24,6 +24,9 @@ from ..devices import pick_device as resolve_device
 from ..errors import RefusedError
 
 KINDS = ("dust", "dirt", "hair", "scratch", "blotch", "edge")
+# Templates are drawn for a frame of this many pixels on its short side: there the damage op
+# pastes one template pixel on one frame pixel, and it scales them with min(h, w) elsewhere.
+FRAME = 384
 
 
 @dataclass
