@@ -231,8 +231,8 @@ def _repair(
         fixable.append(r)
     degrader = None
     if jobs:
-        need = ("templates", "preset", "seed", "clip_len", "size", "image_format")
-        need += ("preset_sha256", "templates_fingerprint")
+        need: tuple[str, ...] = ("templates", "preset", "seed", "clip_len", "size", "image_format")
+        need += ("preset_sha256", "templates_fingerprint")  # (a resume compares them too)
         missing = [k for k in need if k not in params]
         if missing:
             raise FilmdataError(
