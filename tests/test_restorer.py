@@ -183,6 +183,53 @@ def test_dataset_resolution_and_splits(toy_dataset: Path, tmp_path: Path) -> Non
     assert lq.shape == gt.shape == (4, 24, 40, 3) and lq.dtype == np.uint8
 
 
+def _flat_dataset(path: Path, rows: int, per_shard: int, frames: int = 3) -> Path:
+    """A dataset whose row k has every lq/gt pixel at 20 * k (flips and crops keep it), in
+    shards of `per_shard` rows: a window tells which row it came from."""
+    from filmdata.shards import write_card, write_split
+
+    def row(k: int) -> dict:
+        img = np.full((16, 16, 3), 20 * k, np.uint8)
+        return {
+            "id": f"flat-{k}", "source": "flat", "clip": "flat-0", "start_frame": k * frames,
+            "fps": 24.0, "crop": {"x": 0, "y": 0, "w": 16, "h": 16},
+            "gt": [img] * frames, "lq": [img] * frames, "degradation": "{}",
+            "origin": "synthetic",
+        }  # fmt: skip
+
+    write_split(path, "synthetic", "train", [row(k) for k in range(rows)], rows_per_shard=per_shard)
+    write_card(path)
+    return path
+
+
+@pytest.mark.parametrize(("rows", "per_shard", "workers"), [(8, 2, 2), (6, 6, 4)])
+def test_loader_workers_see_each_row_once_per_pass(
+    tmp_path: Path, rows: int, per_shard: int, workers: int
+) -> None:
+    """The worker path CUDA training takes: each row once per pass, whether the files outnumber
+    the workers (4 files, 2 workers) or not (1 file, `small`'s 4 workers)."""
+    from collections import Counter
+
+    from filmdata.restorer.data import Windows, loader
+
+    ds = _flat_dataset(tmp_path / "flat", rows, per_shard)
+    windows = Windows(ds, "train", frames=3, crop=8, seed=0, buffer=4)
+    dl = loader(windows, batch_size=1, workers=workers)
+    assert dl.num_workers == min(workers, rows // per_shard)
+    it = iter(dl)
+    seen = [round(float(next(it)[0][0, 0, 0, 0, 0]) * 255 / 20) for _ in range(2 * rows)]
+    assert Counter(seen[:rows]) == Counter(range(rows)), seen
+    assert Counter(seen) == Counter({k: 2 for k in range(rows)}), seen
+
+
+def test_windows_refuse_a_split_without_a_window(tmp_path: Path) -> None:
+    from filmdata.restorer.data import Windows
+
+    ds = _flat_dataset(tmp_path / "flat", 2, 1, frames=2)
+    with pytest.raises(RefusedError, match="no window of 3 frames"):
+        Windows(ds, "train", frames=3, crop=8, seed=0)
+
+
 def test_paired_augmentation_is_one_transform_for_all_frames() -> None:
     frames, _ = render_shots([3], 40, 30, seed=2)
     lq = frames.copy()

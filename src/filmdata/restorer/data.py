@@ -185,23 +185,32 @@ class Windows(torch.utils.data.IterableDataset):
         super().__init__()
         self.path, self.split, self.frames, self.crop = path, split, frames, crop
         self.seed, self.buffer = seed, buffer
-        split_files(path, split)  # refuse early, in the caller's process
+        # refuse early, in the caller's process: a DataLoader worker's error comes back as a
+        # traceback, and one worker's files alone cannot tell whether the split has a window
+        self.files = split_files(path, split)
+        if not _has_window(self.files, frames):
+            raise RefusedError(
+                f"{path}: split {split!r} has no window of {frames} frames; "
+                "use a config with a smaller window"
+            )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        wid = info.id if info is not None else 0
         rng = np.random.default_rng([self.seed, wid])
         transform = paired_transform(self.crop, self.frames)
         transform.set_random_seed(int(rng.integers(2**31)))
-        files = split_files(self.path, self.split)
-        epoch, seen = 0, 0
+        # The shard order is drawn alike in every worker: in a DataLoader worker `datasets`
+        # itself gives each worker every num_workers-th file of the order it is handed (the
+        # one split of the rows), so the workers must be handed the same order.
+        order_rng = np.random.default_rng(self.seed)
+        seen = 0
         while True:
             # Shuffle the shard order, then rows in a buffer. (Not IterableDataset.shuffle: in
             # datasets 5 it sleeps 5 s on every pass for an Arrow thread-shutdown workaround.)
-            order = [files[i] for i in rng.permutation(len(files))]
+            order = [self.files[i] for i in order_rng.permutation(len(self.files))]
             stream = _load_files(order, self.split)
-            rows = (r for k, r in enumerate(stream) if k % nw == wid)
-            for row in _buffer_shuffle(rows, self.buffer, rng):
+            for row in _buffer_shuffle(stream, self.buffer, rng):
                 lq, gt = row_frames(row)
                 if len(lq) < self.frames:
                     continue  # too short for a window
@@ -210,11 +219,44 @@ class Windows(torch.utils.data.IterableDataset):
                 seen += 1
                 yield _to_tensor(lq), _to_tensor(gt)
             if seen == 0:
-                raise RefusedError(
-                    f"{self.path}: split {self.split!r} has no window of {self.frames} frames; "
-                    "use a config with a smaller window"
-                )
-            epoch += 1
+                return  # this worker's files hold no window (the split has some: __init__)
+
+
+def loader(
+    windows: Windows, batch_size: int, workers: int = 0, pin_memory: bool = False
+) -> torch.utils.data.DataLoader:
+    """A DataLoader of `windows` on at most one worker per shard file.
+
+    `datasets` hands each DataLoader worker whole files; a worker beyond the number of files
+    would get none (and `datasets` stops it with a warning), so more workers than files only
+    cost processes.
+    """
+    return torch.utils.data.DataLoader(
+        windows,
+        batch_size=batch_size,
+        num_workers=min(workers, len(windows.files)),
+        pin_memory=pin_memory,
+    )
+
+
+def _has_window(files: list[str], frames: int) -> bool:
+    """Whether some row of `files` has `frames` frames or more: list lengths read by pyarrow,
+    no image decoded, stopping at the first such row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=["lq"]):
+                longest = pc.max(pc.list_value_length(batch.column(0))).as_py()
+                if longest is not None and longest >= frames:
+                    return True
+        except (OSError, KeyError, pa.ArrowException) as e:
+            raise RefusedError(
+                f"{f}: cannot read its 'lq' column ({e}); re-make the dataset (filmdata verify)"
+            ) from None
+    return False
 
 
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ..errors import RefusedError
 from ..paths import resolve_root, runs_dir
 from . import checkpoint as ckpt
 from .config import RestorerConfig, load_config
-from .data import Windows, resolve_dataset
+from .data import Windows, loader, resolve_dataset
 from .diffusion import loss as batch_loss
 from .diffusion import train_scheduler
 from .model import UNet, count_parameters
@@ -113,13 +113,8 @@ def train(
 
     # ---- data: an endless stream of augmented windows (T, 3, crop, crop) pairs
     windows = Windows(dataset, split, cfg.window, cfg.crop, cfg.seed + start, cfg.shuffle_buffer)
-    loader = torch.utils.data.DataLoader(
-        windows,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.workers if dev.type == "cuda" else 0,
-        pin_memory=dev.type == "cuda",
-    )
-    batches = iter(loader)
+    cuda = dev.type == "cuda"
+    batches = iter(loader(windows, cfg.batch_size, cfg.workers if cuda else 0, pin_memory=cuda))
     gen = torch.Generator(device=dev).manual_seed(cfg.seed * 1_000_003 + start)
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
