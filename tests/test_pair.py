@@ -113,6 +113,26 @@ def test_pair_export_real_config(catalog_root: tuple[Path, Path, list[int | None
     assert (root / "datasets" / "real" / "README.md").exists()
 
 
+def test_re_export_without_validation_drops_the_old_split(
+    catalog_root: tuple[Path, Path, list[int | None]],
+) -> None:
+    """Exported again with --val-fraction 0, the windows held out before are in train now: the
+    old validation shards, their record and the card's mention of them must go."""
+    root, manifest, _ = catalog_root
+    ds = root / "datasets" / "real"
+    for fraction in (0.25, 0.0):
+        with pytest.raises(ItemsFailed):  # (the fixture's other pair cannot be aligned)
+            pair(root, [manifest], export="real", clip_len=4, size=64, val_fraction=fraction,
+                 quiet=True)  # fmt: skip
+        if fraction:
+            assert "validation" in scan(ds)["real"]
+    assert set(scan(ds)["real"]) == {"train"}
+    assert not list((ds / "data" / "real").glob("validation-*"))
+    record = json.loads((ds / "data" / "real" / "shards.json").read_text())
+    assert set(record["plan"]) == {"train"}
+    assert "validation" not in (ds / "README.md").read_text()
+
+
 def test_pair_refuses_bad_options(runner: CliRunner, root: Path) -> None:
     r = runner.invoke(app, ["pair", "--root", str(root), "--clip-len", "0"])
     assert r.exit_code == 2 and r.output.startswith("error:")

@@ -199,6 +199,7 @@ def export_real(
     if not counts:
         why = f" ({'; '.join(left_out)})" if left_out else ""
         raise FilmdataError(f"{dataset}: no window of {clip_len} aligned frames to export{why}")
+    _drop_splits(dataset, "real", keep=set(counts))  # an earlier export's, now empty
     write_card(dataset)
     cat.upsert_dataset(
         {
@@ -208,6 +209,33 @@ def export_real(
         }
     )
     return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out}
+
+
+def _drop_splits(dataset: Path, config: str, keep: set[str]) -> None:
+    """Remove the shards of `config`'s splits other than `keep`, which an earlier export wrote:
+    left there, the card would list them (a validation split of windows now in train).
+
+    As `write_split` replaces a split: under the dataset's lock, the record first (replaced
+    atomically: a shard it does not list is not complete), then the files.
+    """
+    from ..shards import SHARD_RE, config_dir, locked, read_record, write_record
+
+    folder = config_dir(dataset, config)
+    if not folder.is_dir():
+        return
+    with locked(dataset):
+        record = read_record(dataset, config)
+        stale = [k for k, v in record["shards"].items() if v.get("split") not in keep]
+        plan = record.get("plan") or {}
+        if stale or set(plan) - keep:
+            for k in stale:
+                del record["shards"][k]
+            record["plan"] = {k: n for k, n in plan.items() if k in keep}
+            write_record(dataset, config, record)
+        for f in folder.glob("*.parquet"):
+            m = SHARD_RE.match(f.name)
+            if m and m["split"] not in keep:
+                f.unlink(missing_ok=True)
 
 
 def _windows(mapping: list[int | None], clip_len: int) -> list[int]:
