@@ -280,6 +280,69 @@ def test_train_cli_writes_safe_run_and_resumes(
     assert r.exit_code == 2 and "already at step 6" in r.output
 
 
+class _Crash(Exception):
+    pass
+
+
+def _steps(run: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    from filmdata.restorer import checkpoint as ckpt
+
+    out = {ckpt.STATE: str(json.loads((run / ckpt.STATE).read_text())["step"])}
+    for name in (ckpt.MODEL, ckpt.EMA, ckpt.OPTIM):
+        with safe_open(str(run / name), "pt") as f:
+            out[name] = f.metadata()["step"]
+    return out
+
+
+def test_a_crash_while_checkpointing_never_resumes_mixed(
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed while step 6's checkpoint is written: before its files are renamed in, the run
+    resumes from step 3 whole; among the renames, resuming is refused (never weights of one
+    step with the EMA and optimizer of another)."""
+    import os
+
+    from safetensors import safe_open
+
+    from filmdata.restorer import checkpoint as ckpt
+    from filmdata.restorer import train
+
+    cfg = PRESETS["tiny"].replace(**QUICK)  # checkpoints at steps 3 and 6
+    save_file, replace = ckpt.save_file, os.replace
+
+    def crash_saving(tensors: dict, path: str, meta: dict) -> None:
+        if meta["step"] == "6" and ckpt.EMA in path:
+            raise _Crash(path)
+        return save_file(tensors, path, meta)
+
+    def crash_renaming(src: str, dst: str) -> None:
+        if str(dst).endswith(ckpt.EMA):
+            with safe_open(str(src), "pt") as f:
+                if f.metadata()["step"] == "6":
+                    raise _Crash(dst)
+        return replace(src, dst)
+
+    for name, where, patch in [("save", ckpt, crash_saving), ("rename", os, crash_renaming)]:
+        run = tmp_path / name
+        with monkeypatch.context() as m:
+            m.setattr(where, "save_file" if name == "save" else "replace", patch)
+            with pytest.raises(_Crash):
+                train(toy_dataset, cfg, out=run, device="cpu", quiet=True)
+        if name == "save":  # the previous checkpoint is whole and resumes
+            assert set(_steps(run).values()) == {"3"}
+            assert not list(run.glob(".*.tmp"))
+            resumed = train(toy_dataset, cfg, out=run, device="cpu", quiet=True, resume=True)
+            assert resumed.steps == 6
+        else:
+            assert _steps(run)[ckpt.MODEL] == "6" and _steps(run)[ckpt.EMA] == "3"
+            with pytest.raises(RefusedError, match="model.safetensors: of step 6, but state.json"):
+                train(toy_dataset, cfg, out=run, device="cpu", quiet=True, resume=True)
+
+
 def test_train_refuses_bad_input(runner: CliRunner, toy_dataset: Path, root: Path) -> None:  # noqa: F811
     r = runner.invoke(app, ["train", "--data", "missing", "--root", str(root)])
     assert r.exit_code == 2 and "no such dataset" in r.output

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import RefusedError
@@ -50,10 +50,11 @@ def _atomic_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+def _tensors_to_tmp(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Path:
+    """Write `tensors` beside `path` under a temporary name; returns that name."""
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), meta)
-    os.replace(tmp, path)
+    return tmp
 
 
 def read_json(path: Path) -> Any:
@@ -96,14 +97,54 @@ def save_checkpoint(
     opt: torch.optim.Optimizer,
     state: dict[str, Any],
 ) -> None:
-    """Write weights, EMA weights, optimizer state and the loop state; state.json goes last, so
-    a checkpoint is complete when its state.json names its step."""
+    """Write weights, EMA weights, optimizer state and the loop state as one checkpoint.
+
+    The three tensor files are written under temporary names first (the slow part: a crash
+    there leaves the previous checkpoint whole), then renamed into place, state.json last. Each
+    file carries its step, and `checkpoint_step` refuses files of another step than state.json's
+    (a crash among the renames), so a checkpoint is complete when its state.json names its step.
+    """
     meta = {"step": str(state["step"]), "format": "filmdata-restorer-1"}
-    _atomic_tensors(run / MODEL, model.state_dict(), meta)
-    _atomic_tensors(run / EMA, ema, meta)
     tensors, groups = _flatten_optimizer(opt)
-    _atomic_tensors(run / OPTIM, tensors, meta)
+    parts = [(run / MODEL, model.state_dict()), (run / EMA, ema), (run / OPTIM, tensors)]
+    tmps: list[Path] = []
+    try:
+        for path, values in parts:
+            tmps.append(_tensors_to_tmp(path, values, meta))
+        for tmp, (path, _) in zip(tmps, parts, strict=True):
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
     _atomic_json(run / STATE, state | {"param_groups": groups})
+
+
+def checkpoint_step(run: Path) -> int:
+    """The step of the run's last checkpoint, checked whole: every tensor file of that step.
+
+    Raises:
+        RefusedError: state.json or a tensor file unreadable or missing, or a file of another
+            step (a checkpoint interrupted while its files were renamed in).
+    """
+    state = read_json(run / STATE)
+    step = state.get("step") if isinstance(state, dict) else None
+    if not isinstance(step, int):
+        raise RefusedError(f"{run / STATE}: names no step; the run is incomplete (train it again)")
+    for name in (MODEL, EMA, OPTIM):
+        path = run / name
+        if not path.is_file():
+            raise RefusedError(f"{path}: missing; the run is incomplete (train it again)")
+        try:
+            with safe_open(str(path), "pt") as f:
+                got = (f.metadata() or {}).get("step")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise RefusedError(f"{path}: not a valid safetensors file ({e}); refused") from None
+        if got != str(step):
+            raise RefusedError(
+                f"{path}: of step {got}, but {STATE} names step {step}: the checkpoint was "
+                "interrupted while written; train again with another --out"
+            )
+    return step
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:

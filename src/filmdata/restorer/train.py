@@ -100,11 +100,11 @@ def train(
     sched = train_scheduler(cfg)
     start = 0
     if resume:
+        start = ckpt.checkpoint_step(run)  # weights, EMA and optimizer all of state.json's step
         state = ckpt.read_json(run / ckpt.STATE)
         ckpt.load_weights(model, run / ckpt.MODEL)
         ema = {k: v.to(dev) for k, v in ckpt.read_tensors(run / ckpt.EMA).items()}
         ckpt.load_optimizer(run, opt, state.get("param_groups"))
-        start = int(state.get("step", 0))
         if start >= cfg.steps:
             raise RefusedError(
                 f"--resume: {run} is already at step {start}; pass --steps above {start}"
