@@ -183,17 +183,20 @@ def test_dataset_resolution_and_splits(toy_dataset: Path, tmp_path: Path) -> Non
     assert lq.shape == gt.shape == (4, 24, 40, 3) and lq.dtype == np.uint8
 
 
-def _flat_dataset(path: Path, rows: int, per_shard: int, frames: int = 3) -> Path:
+def _flat_dataset(
+    path: Path, rows: int, per_shard: int, frames: int = 3, gt_side: int = 16
+) -> Path:
     """A dataset whose row k has every lq/gt pixel at 20 * k (flips and crops keep it), in
     shards of `per_shard` rows: a window tells which row it came from."""
     from filmdata.shards import write_card, write_split
 
     def row(k: int) -> dict:
         img = np.full((16, 16, 3), 20 * k, np.uint8)
+        gt = np.full((gt_side, gt_side, 3), 20 * k, np.uint8)
         return {
             "id": f"flat-{k}", "source": "flat", "clip": "flat-0", "start_frame": k * frames,
             "fps": 24.0, "crop": {"x": 0, "y": 0, "w": 16, "h": 16},
-            "gt": [img] * frames, "lq": [img] * frames, "degradation": "{}",
+            "gt": [gt] * frames, "lq": [img] * frames, "degradation": "{}",
             "origin": "synthetic",
         }  # fmt: skip
 
@@ -278,6 +281,19 @@ def test_train_cli_writes_safe_run_and_resumes(
     assert [x["step"] for x in _lines(run)] == [2, 4, 6]
     r = runner.invoke(app, [*args, "--quiet", "--resume", "--steps", "6"])
     assert r.exit_code == 2 and "already at step 6" in r.output
+
+
+def test_train_refuses_gt_off_the_lq_grid_before_the_run_folder(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Pairs exported with --gt-scale (the GT at its own, finer scale) cannot be trained on:
+    refused up front, naming the option, and no run folder is left behind."""
+    ds = _flat_dataset(tmp_path / "gts", 2, 2, frames=4, gt_side=24)
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--data", str(ds), "--out", str(run), "--device", "cpu"])
+    assert r.exit_code == 2, r.output
+    assert "gt frames are 24x24, lq 16x16" in r.output and "--gt-scale" in r.output
+    assert not run.exists()
 
 
 class _Crash(Exception):

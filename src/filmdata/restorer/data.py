@@ -188,6 +188,7 @@ class Windows(torch.utils.data.IterableDataset):
         # refuse early, in the caller's process: a DataLoader worker's error comes back as a
         # traceback, and one worker's files alone cannot tell whether the split has a window
         self.files = split_files(path, split)
+        _check_sizes(self.files)
         if not _has_window(self.files, frames):
             raise RefusedError(
                 f"{path}: split {split!r} has no window of {frames} frames; "
@@ -237,6 +238,44 @@ def loader(
         num_workers=min(workers, len(windows.files)),
         pin_memory=pin_memory,
     )
+
+
+def _check_sizes(files: list[str]) -> None:
+    """Refuse GT frames of another size than the LQ's, judged on the first row of each config
+    (one export makes a config whole, with one setting): the restorer predicts the GT as a
+    residual over the LQ, pixel for pixel, and `filmdata pair --gt-scale` keeps the GT at its
+    own scale. Found only when a window is decoded, it stopped a run already begun.
+
+    Raises:
+        RefusedError: the sizes differ, naming the file, the row and `--gt-scale`.
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    firsts: dict[str, str] = {}
+    for f in files:
+        firsts.setdefault(os.path.dirname(f), f)
+    for f in firsts.values():
+        try:
+            batch = next(pq.ParquetFile(f).iter_batches(batch_size=1, columns=["id", "lq", "gt"]))
+            row = batch.to_pylist()[0]
+            lq, gt = (Image.open(io.BytesIO(row[k][0]["bytes"])).size for k in ("lq", "gt"))
+        except (StopIteration, IndexError, TypeError):
+            continue  # an empty shard, or a row without frames: nothing to compare
+        except (OSError, KeyError, pa.ArrowException) as e:
+            raise RefusedError(
+                f"{f}: cannot read its first row's lq/gt frames ({e}); "
+                "re-make the dataset (filmdata verify)"
+            ) from None
+        if lq != gt:
+            raise RefusedError(
+                f"{f}: row {row['id']!r}: gt frames are {gt[0]}x{gt[1]}, lq {lq[0]}x{lq[1]}; "
+                "the restorer needs the GT on the LQ grid, and `filmdata pair --gt-scale` keeps "
+                "it at its own scale: export the pairs again without --gt-scale"
+            )
 
 
 def _has_window(files: list[str], frames: int) -> bool:

@@ -109,10 +109,11 @@ def train(
             raise RefusedError(
                 f"--resume: {run} is already at step {start}; pass --steps above {start}"
             )
-    ckpt.save_config(run, cfg, {"dataset": str(dataset), "parameters": count_parameters(model)})
 
-    # ---- data: an endless stream of augmented windows (T, 3, crop, crop) pairs
+    # ---- data: an endless stream of augmented windows (T, 3, crop, crop) pairs; the split is
+    # checked here, before the run folder is made
     windows = Windows(dataset, split, cfg.window, cfg.crop, cfg.seed + start, cfg.shuffle_buffer)
+    ckpt.save_config(run, cfg, {"dataset": str(dataset), "parameters": count_parameters(model)})
     cuda = dev.type == "cuda"
     batches = iter(loader(windows, cfg.batch_size, cfg.workers if cuda else 0, pin_memory=cuda))
     gen = torch.Generator(device=dev).manual_seed(cfg.seed * 1_000_003 + start)
