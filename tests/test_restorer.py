@@ -421,6 +421,23 @@ def test_restore_keeps_odd_sizes(runner: CliRunner, toy_run: Path, tmp_path: Pat
     assert r.exit_code == 2 and "config.json" in r.output
 
 
+@pytest.mark.parametrize("name", ["restored", "restored.webm"])
+def test_restore_refuses_an_output_it_cannot_write(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+    name: str,
+) -> None:
+    """An output name with no container for H.264 4:4:4 is refused before any work, naming -o."""
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([3], 32, 32, seed=1)[0], 24.0)
+    out = tmp_path / name
+    r = runner.invoke(app, ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run)])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: -o {out}:") and ".mp4" in r.output
+    assert not list(tmp_path.glob("*restored*"))
+
+
 @pytest.mark.slow
 def test_tiny_learns_in_60_cpu_steps(toy_dataset: Path, tmp_path: Path) -> None:  # noqa: F811
     from filmdata.restorer import train

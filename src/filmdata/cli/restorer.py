@@ -96,7 +96,9 @@ def eval_cmd(
 @command("restore")
 def restore_cmd(
     video: Path = typer.Argument(..., help="The video to restore."),
-    out: Path = typer.Option(..., "-o", "--out", help="The restored video to write."),
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="The restored video to write (.mp4, .mkv or .mov)."
+    ),
     checkpoint: str = typer.Option(..., "--checkpoint", help="Run folder (or name under runs)."),
     steps: int | None = typer.Option(
         None, "--steps", min=1, help="Sampling steps (default: config)."

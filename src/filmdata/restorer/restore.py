@@ -15,6 +15,10 @@ from ..video import file_aspect, iter_frames, probe, write_video
 from .checkpoint import load_model
 from .sampling import restore_stream
 
+#: Containers that hold H.264 4:4:4, the restored video's codec (chosen by the output's
+#: extension; WebM, for one, holds no H.264, and a name without one says no container).
+CONTAINERS = (".mp4", ".mkv", ".mov")
+
 
 @dataclass(frozen=True)
 class RestoreResult:
@@ -54,10 +58,18 @@ def restore(
     H.264 4:4:4, which has no even-size constraint).
 
     Raises:
-        RefusedError: a bad run, window/overlap or device; MediaError: the video does not decode.
+        RefusedError: a bad run, window/overlap, device or output name; MediaError: the video
+            does not decode.
     """
     import time
 
+    out_path = Path(out)
+    if out_path.suffix.lower() not in CONTAINERS:
+        got = f"{out_path.suffix!r}" if out_path.suffix else "no extension"
+        raise RefusedError(
+            f"-o {out}: the restored video is H.264 4:4:4, which needs a "
+            f"{', '.join(CONTAINERS)} file; got {got}"
+        )
     dev = pick_device(device)
     model, cfg, _ = load_model(checkpoint, root, device=dev)
     T = window or cfg.window
@@ -72,7 +84,6 @@ def restore(
     restored = restore_stream(
         model, frames, cfg, steps=steps, window=T, overlap=K, tile=tile, device=dev, seed=seed
     )
-    out_path = Path(out)
     total = info.declared_frames or None
     with tqdm(restored, total=total, desc="restore", unit="frame", disable=quiet) as bar:
         n = write_video(out_path, bar, info.fps, pix_fmt="yuv444p", crf=12, sar=file_aspect(video))
