@@ -122,11 +122,28 @@ def _check(c: RestorerConfig) -> None:
         raise bad("mults", c.mults, "use a non-empty list of positive ints")
     if c.channels < 4 or c.channels % 4:
         raise bad("channels", c.channels, "use a multiple of 4 (GroupNorm groups)")
-    if c.crop % c.multiple:
-        raise bad("crop", c.crop, f"use a multiple of {c.multiple} (2 ** (levels - 1))")
-    for name in ("steps", "batch_size", "sample_steps", "log_every", "ckpt_every", "heads"):
+    if c.crop < 1 or c.crop % c.multiple:
+        raise bad("crop", c.crop, f"use a positive multiple of {c.multiple} (2 ** (levels - 1))")
+    for name in (
+        "steps",
+        "batch_size",
+        "sample_steps",
+        "log_every",
+        "ckpt_every",
+        "heads",
+        "shuffle_buffer",
+    ):
         if getattr(c, name) < 1:
             raise bad(name, getattr(c, name), "use 1 or more")
+    for name in ("warmup", "workers"):
+        if getattr(c, name) < 0:
+            raise bad(name, getattr(c, name), "use 0 or more")
+    if c.train_timesteps < 2:  # one timestep makes a NaN loss; none, an empty schedule
+        raise bad("train_timesteps", c.train_timesteps, "use 2 or more")
+    if c.weight_decay < 0:
+        raise bad("weight_decay", c.weight_decay, "use 0 or more")
+    if c.grad_clip <= 0:  # a norm clipped to 0 never moves the weights
+        raise bad("grad_clip", c.grad_clip, "use a positive gradient norm")
     if not 0 <= c.ema < 1:
         raise bad("ema", c.ema, "use a decay in [0, 1)")
     if not 0 < c.start <= 1:
