@@ -133,6 +133,27 @@ def test_re_export_without_validation_drops_the_old_split(
     assert "validation" not in (ds / "README.md").read_text()
 
 
+def test_an_export_with_nothing_to_export_is_a_failed_item(
+    runner: CliRunner, catalog_root: tuple[Path, Path, list[int | None]]
+) -> None:
+    """The pairs were aligned and recorded, so nothing to export is not a refusal: exit 1 with
+    the table and why, the pair kept as aligned; with no pair at all, refused (exit 2)."""
+    root, manifest, _ = catalog_root
+    args = ["pair", "--root", str(root), "-m", str(manifest), "--export", "real", "-q"]
+    r = runner.invoke(app, [*args, "--clip-len", "1000"])
+    assert r.exit_code == 1, r.output
+    assert "song" in r.output and "aligned" in r.output  # the table
+    assert "song: no window of 1000 aligned frames" in r.output
+    assert "nothing exported" in r.output
+    assert not (root / "datasets" / "real" / "data").exists()
+    with Catalog.at_root(root) as cat:
+        assert cat.row("pairs", {"manifest": "tapes", "id": "song"})["status"] == "aligned"
+    empty = root / "none.yaml"
+    empty.write_text("name: none\nsources: []\n")
+    r = runner.invoke(app, ["pair", "--root", str(root), "-m", str(empty), "--export", "x"])
+    assert r.exit_code == 2 and "no pairs in the manifests" in r.output
+
+
 def test_pair_refuses_bad_options(runner: CliRunner, root: Path) -> None:
     r = runner.invoke(app, ["pair", "--root", str(root), "--clip-len", "0"])
     assert r.exit_code == 2 and r.output.startswith("error:")
@@ -144,7 +165,6 @@ def test_a_pair_whose_gt_is_hdr_is_left_out_of_the_export(root: Path) -> None:
     """An aligned pair whose GT is an HDR video (PQ code values, not SDR pixels) makes no real
     rows: it is left out of the export, saying why (and, none left, nothing is written)."""
     from conftest import write_hdr
-    from filmdata.errors import FilmdataError
     from filmdata.pairing.pair import export_real
 
     raw = root / "raw" / "m"
@@ -157,6 +177,7 @@ def test_a_pair_whose_gt_is_hdr_is_left_out_of_the_export(root: Path) -> None:
                                "path": f"raw/m/{sid}.mkv"})  # fmt: skip
         pairs = [{"manifest": "m", "id": "song", "lq": "tape", "gt": "master",
                   "mapping": list(range(24)), "transform": np.eye(3).tolist()}]  # fmt: skip
-        with pytest.raises(FilmdataError, match=r"song: GT master is an HDR video \(PQ"):
-            export_real(root, "real", pairs, cat, False, 4, 32, 0.0)
+        out = export_real(root, "real", pairs, cat, False, 4, 32, 0.0)
+    assert out["real"] == {} and len(out["left_out"]) == 1
+    assert out["left_out"][0].startswith("song: GT master is an HDR video (PQ")
     assert not (root / "datasets" / "real" / "data").exists()

@@ -155,6 +155,9 @@ def _show(out: dict | None, json_: bool) -> None:
     print_table(out["pairs"], ["manifest", "id", "status", "error"])
     if out["dataset"]:
         d = out["dataset"]
-        typer.echo(f"dataset {d['name']}: real {d['real']} at {d['path']}")
+        if d["real"]:
+            typer.echo(f"dataset {d['name']}: real {d['real']} at {d['path']}")
+        else:
+            typer.echo(f"dataset {d['name']}: nothing exported; {d['path']} left as it was")
         for why in d.get("left_out") or []:
             typer.echo(f"left out of it: {why}")

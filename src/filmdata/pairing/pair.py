@@ -74,6 +74,9 @@ def pair(
     with Catalog.at_root(root) as cat:
         if not manifests:
             todo = [(r["manifest"], r["id"], r["lq"], r["gt"]) for r in cat.pairs()]
+        if export is not None and not todo:
+            where = "the manifests" if manifests else "the catalog (pass --manifest)"
+            raise RefusedError(f"--export {export}: no pairs in {where} to align and export")
         rows: list[dict[str, Any]] = []
         work: list[tuple[str, str, bool, float | None]] = []
         # pairs aligned at once here share the memory a longer tape's sharp pass may take
@@ -165,7 +168,13 @@ def export_real(
     size: int,
     val_fraction: float,
 ) -> dict[str, Any]:
-    """Write aligned pairs as windows of the `real` config of ROOT/datasets/NAME."""
+    """Write aligned pairs as windows of the `real` config of ROOT/datasets/NAME.
+
+    Returns:
+        {"name", "path", "real": rows per split, "left_out": why each pair left out was}; with
+        no window to export, `real` is empty and the dataset is left as it was (the caller
+        reports the pairs left out as failed items: they were aligned and recorded).
+    """
     from ..shards import write_card, write_split
     from ..video import file_hdr
 
@@ -180,6 +189,9 @@ def export_real(
             left_out.append(f"{p['id']}: GT {p['gt']} is an HDR video ({hdr}); make an SDR copy")
             continue
         windows = _windows(p["mapping"], clip_len)
+        if not windows:
+            left_out.append(f"{p['id']}: no window of {clip_len} aligned frames")
+            continue
         n_val = int(round(val_fraction * len(windows))) if len(windows) > 2 else 0
         # the last stretch is validation, one window apart from train
         train = windows[: max(0, len(windows) - n_val - 1)] if n_val else windows
@@ -196,9 +208,8 @@ def export_real(
         )
         write_split(dataset, "real", split, rows, rows_per_shard=64, total=total)
         counts[split] = total
-    if not counts:
-        why = f" ({'; '.join(left_out)})" if left_out else ""
-        raise FilmdataError(f"{dataset}: no window of {clip_len} aligned frames to export{why}")
+    if not counts:  # every pair left out (or none aligned): the pairs say why
+        return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out}
     _drop_splits(dataset, "real", keep=set(counts))  # an earlier export's, now empty
     write_card(dataset)
     cat.upsert_dataset(
