@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +283,8 @@ def test_train_cli_writes_safe_run_and_resumes(
     assert all(np.isfinite(x["loss"]) and x["lr"] > 0 for x in lines)
     r = runner.invoke(app, [*args, "--quiet"])
     assert r.exit_code == 2 and "--resume" in r.output
+    at_4 = tmp_path / "at-4"
+    shutil.copytree(run, at_4)
     r = runner.invoke(
         app, [*args, "--quiet", "--resume", "--steps", "6", "--objective", "diffusion"]
     )
@@ -289,6 +292,40 @@ def test_train_cli_writes_safe_run_and_resumes(
     assert [x["step"] for x in _lines(run)] == [2, 4, 6]
     r = runner.invoke(app, [*args, "--quiet", "--resume", "--steps", "6"])
     assert r.exit_code == 2 and "already at step 6" in r.output
+    _assert_resume_loads_everything(toy_dataset, cfg_file, run, at_4)
+
+
+def _assert_resume_loads_everything(dataset: Path, cfg: Path, run: Path, at_4: Path) -> None:
+    """`run` was resumed from `at_4` (4 steps) to 6: the optimizer went on counting, and the
+    weights and EMA it continued from are the stored ones. Copies of `at_4` resumed the same
+    way: unchanged, they end identical to `run` (CPU training replays exactly); with the
+    weights or the EMA swapped for another init, they end elsewhere, which they could not if
+    resuming ignored that file."""
+    from safetensors.torch import load_file, save_file
+
+    from filmdata.restorer import checkpoint as ckpt
+    from filmdata.restorer import train
+
+    adam_steps = {v.item() for k, v in load_file(run / ckpt.OPTIM).items() if k.endswith(".step")}
+    assert adam_steps == {6.0}  # 2 had the optimizer started afresh
+    torch.manual_seed(123)
+    other = UNet(load_config(cfg)).state_dict()
+    ends = {}
+    for swapped in (None, ckpt.MODEL, ckpt.EMA):
+        copy = at_4.with_name(f"at-4-{swapped}")
+        shutil.copytree(at_4, copy)
+        if swapped:
+            save_file(other, str(copy / swapped), {"step": "4", "format": "filmdata-restorer-1"})
+        train(dataset, cfg, steps=6, out=copy, device="cpu", quiet=True, resume=True)
+        ends[swapped] = {f: load_file(copy / f) for f in (ckpt.MODEL, ckpt.EMA)}
+    ref = {f: load_file(run / f) for f in (ckpt.MODEL, ckpt.EMA)}
+
+    def same(swapped: str | None, f: str) -> bool:
+        return all(torch.equal(ends[swapped][f][k], ref[f][k]) for k in ref[f])
+
+    assert same(None, ckpt.MODEL) and same(None, ckpt.EMA), "CPU training no longer replays"
+    assert not same(ckpt.MODEL, ckpt.MODEL), "resuming ignored model.safetensors"
+    assert not same(ckpt.EMA, ckpt.EMA), "resuming ignored ema.safetensors"
 
 
 def test_train_refuses_gt_off_the_lq_grid_before_the_run_folder(
