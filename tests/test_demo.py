@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from filmdata.catalog import Catalog
 from filmdata.cli import app
 
 
@@ -34,8 +36,16 @@ def test_demo_end_to_end(runner: CliRunner, tmp_path: Path) -> None:
     ((count,),) = duckdb.sql(f"SELECT count(*) FROM read_parquet('{files}')").fetchall()
     assert count == len(ds["train"]) + len(ds["validation"])
 
-    # The tape transfer was aligned to its HD reel: 25/24 speed, the snow head unmapped.
-    pairs = runner.invoke(app, ["sources", "--root", str(root), "--json"])
-    assert pairs.exit_code == 0
+    # The tape transfer was aligned to its HD reel: 25/24 speed (the reel at 24 fps played at
+    # 25), its 12 frames of snow unmapped (scripts/make_samples.py), the picture after mapped.
+    assert summary["pair"]["pairs"] == [
+        {"manifest": "demo", "id": "reel-photos", "status": "aligned", "error": None}
+    ]
+    with Catalog.at_root(root) as cat:
+        pair = cat.row("pairs", {"manifest": "demo", "id": "reel-photos"})
+    assert pair is not None and pair["speed"] == pytest.approx(25 / 24, rel=2e-3)
+    head, picture = pair["mapping"][:12], pair["mapping"][12:]
+    assert head == [None] * 12
+    assert picture[0] is not None and sum(m is not None for m in picture) > 0.95 * len(picture)
     again = runner.invoke(app, ["demo", "--root", str(root), "--quiet", "--json"])
     assert again.exit_code == 0, again.output  # a re-run resumes: nothing lost, nothing refused
