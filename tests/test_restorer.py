@@ -492,6 +492,22 @@ def test_tiny_learns_in_60_cpu_steps(toy_dataset: Path, tmp_path: Path) -> None:
     assert len(losses) == 6 and losses[-1] < 0.75 * losses[0]
 
 
+def test_readme_points_eval_and_restore_at_the_run_train_makes() -> None:
+    """README step 6 trains, then evaluates and restores with the run: by the folder that
+    `train` names it (`<dataset>-<config>-<objective>` under ROOT/runs)."""
+    import re
+
+    from filmdata.restorer.train import _run_name
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    trained = re.search(r"filmdata train --data (\S+) --config (\S+)", text)
+    assert trained
+    data, config = trained.groups()
+    run = f"filmdata-data/runs/{_run_name(Path(data), load_config(config))}"
+    assert re.search(rf"filmdata eval {run} ", text)
+    assert re.search(rf"--checkpoint {run}\n", text)
+
+
 def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         PRESETS["tiny"].steps = 3  # type: ignore[misc]
