@@ -10,7 +10,11 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU build of torch first: a bare `torch` may pull a multi-GB CUDA build.
+	# torch first, pinned to the version of the CPU wheel (2.13.0+cpu) that pip finds in this
+	# machine's local wheel folder (its find-links): ==2.13.0 matches it, and its "+cpu" sorts
+	# above PyPI's 2.13.0. Unpinned, pip would take a newer torch from an index, a multi-GB
+	# CUDA build; installed first, it already meets ".[dev]"'s torch>=2.6 and is kept. This
+	# names no index: on a machine without that wheel it installs PyPI's 2.13.0, a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
 	# An editable install leaves our modules uncompiled, and where PYTHONDONTWRITEBYTECODE is
