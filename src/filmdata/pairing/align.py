@@ -90,6 +90,7 @@ GT_THREADS = 0  # the GT decoder's threads (0: FFmpeg's choice)
 NEIGHBOURS = (-1, 1)  # GT frames either side of a spatial sample tried as its match
 REACH = 6  # ... and up to this far, at the sample's motion per frame times the distance
 # (see `_reach`; 1: the neighbours only)
+OVERLAY_PAIRS = 24  # matched frames the test for a watermark on one video looks at
 SCATTER_MORE = 1.5  # tape px: samples whose registrations scatter more get as many again
 FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken as lag-free
 FRESH_DECAY = 0.5
@@ -271,6 +272,9 @@ def align(
         return score + np.float32(SHARP_WEIGHT) * s2
 
     moves: dict[int, dict[int, tuple[float, float]]] = {}  # GT motion at samples (both rounds)
+    # a watermark on one video, left out of ECC: found on the coarse path through the boxes'
+    # fit, then again through the first round's geometry
+    mask = _overlay(lv, gv, path, spatial.initial_guess(box, (gw, gh), gt_box=gt_box), box)
     for round_, band in enumerate(BANDS):
         t, est, spread = _spatial(
             lv,
@@ -284,10 +288,13 @@ def align(
             cache=cache,
             base=costs.base,
             moves=moves,
+            mask=mask,
         )
         s1, score, centre = rescore(t, band)
         weighed = _weigh(score, lv.key, costs.null)
         path = choose(weighed)
+        if round_ == 0:
+            mask = _overlay(lv, gv, path, t, box)
     # the sharp pass, where every frame is at hand and the small descriptors leave the path
     # unsure (`_unsure`); on the last band, around the path it was made from
     margins = _margins(s1, path, _repeats(gv))
@@ -594,6 +601,7 @@ def _spatial(
     cache: dict[int, np.ndarray] | None = None,
     base: int = 1,
     moves: dict[int, dict[int, tuple[float, float]]] | None = None,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[spatial.Estimate], float]:
     """ECC on well-matched pairs whose GT frame was kept at working size, from the guess that
     fits the GT's active picture into the tape's (`boxes`: the tape's, the GT's; full pixels).
@@ -602,7 +610,8 @@ def _spatial(
     `clean`: only pairs on a steady stretch of the path, steps of 1 either side (of `base`
     or one off it where the GT has twice the tape's frame rate or more, `PathCosts.base`).
     `moves`: the GT's motion at frames measured before (`_neighbour_shifts`), kept there for
-    the next round (whose samples often fall on the same GT frames)."""
+    the next round (whose samples often fall on the same GT frames). `mask`: the GT's
+    pixels ECC weighs (`_overlay`; None: all)."""
     cache = lv.kept if cache is None else cache
     moves = {} if moves is None else moves
     gt_size = (gv.width, gv.height)
@@ -650,7 +659,9 @@ def _spatial(
             cache.update(dsc.decode_gray(lv.path, keep_width=keep, only=missing).kept)
         with ThreadPoolExecutor(WORKERS) as pool:  # OpenCV releases the GIL
             found = pool.map(
-                lambda c: spatial.ecc_register(cache[c[0]], gv.kept[c[1]], w0, crop, homography),
+                lambda c: spatial.ecc_register(
+                    cache[c[0]], gv.kept[c[1]], w0, crop, homography, mask=mask
+                ),
                 picks,
             )
             new = list(dict.fromkeys(j for _, j, _ in picks if j not in moves))
@@ -684,6 +695,27 @@ def _spatial(
         return init, [], float("nan")
     t, spread = spatial.combine(est, gt_size)
     return t, est, spread
+
+
+def _overlay(
+    lv: dsc.GrayVideo,
+    gv: dsc.GrayVideo,
+    path: list[int | None],
+    t: np.ndarray,
+    box: tuple[float, float, float, float],
+) -> np.ndarray | None:
+    """`spatial.overlay` on up to OVERLAY_PAIRS matched frames at working size, spread along
+    the path through `t` (GT full pixel -> tape pixel), in the tape's picture `box` (full
+    pixels)."""
+    pairs = [(i, j) for i, j in enumerate(path) if j is not None and j in gv.kept and i in lv.kept]
+    if len(pairs) < OVERLAY_PAIRS // 2:
+        return None
+    picks = np.linspace(0, len(pairs) - 1, OVERLAY_PAIRS).round().astype(int)
+    chosen = [pairs[q] for q in dict.fromkeys(picks.tolist())]
+    m = dsc.scale_matrix(lv.kept_scale) @ t @ np.linalg.inv(dsc.scale_matrix(gv.kept_scale))
+    k = lv.kept_scale
+    picture = (box[0] * k, box[1] * k, box[2] * k, box[3] * k)
+    return spatial.overlay([(lv.kept[i], gv.kept[j]) for i, j in chosen], m, picture)
 
 
 def _pick(among: Sequence[int], cands: list[tuple[int, int, float]], samples: int) -> list[int]:

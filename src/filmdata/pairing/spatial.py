@@ -11,6 +11,7 @@ transform is fitted to those medians; the spread of the estimates around it is r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,12 +58,15 @@ def ecc_register(
     homography: bool = False,
     levels: int = 3,
     blur: tuple[float, float] = (2.0, 1.0),
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Register one pair: LQ (H, W) grey and GT (h, w) grey at working scale.
 
     Args:
         init: (3, 3) GT working pixel -> LQ pixel.
         crop: the LQ box (x, y, w, h) compared (the active picture, bars left out).
+        mask: (h, w) uint8 over the GT, nonzero where its pixels count (`overlay`: a
+            watermark on one video only left out).
         blur: the GT's smoothing (sigma along, across the lines; GT working px). A tape's
             luma loses more along its lines (the tape's bandwidth) than across them, and
             compared with a GT as sharp along them, a heavily compressed tape of a soft
@@ -89,19 +93,21 @@ def ecc_register(
         g: np.ndarray = (
             cv2.resize(gtf, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if lev else gtf
         )
+        ml: Any = None  # (the stubs want a mask; None is none)
+        if mask is not None:
+            ml = cv2.resize(mask, g.shape[::-1], interpolation=cv2.INTER_NEAREST) if lev else mask
         # coordinates at this level: x_l = Sf x; warp_l = Sf W Sf^-1
         wl = sf @ w @ np.linalg.inv(sf)
         wl = wl / wl[2, 2]
         warp = (wl if homography else wl[:2]).astype(np.float32)
         try:
-            # (the stubs want a mask; None is none)
             score, warp = cv2.findTransformECC(  # type: ignore[call-overload]
                 t,
                 g,
                 warp,
                 mode,
                 (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5),
-                None,
+                ml,
                 5,
             )
         except cv2.error:
@@ -109,6 +115,75 @@ def ecc_register(
         wl = warp.astype(np.float64) if homography else np.vstack([warp, (0, 0, 1)])
         w = np.linalg.inv(sf) @ wl @ sf
     return np.linalg.inv(w @ c), float(score)
+
+
+def overlay(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    m: np.ndarray,
+    box: tuple[float, float, float, float] | None = None,
+    level: float = 1.0,
+    most: float = 0.2,
+) -> np.ndarray | None:
+    """Where one video shows something the other does not, in the same place all along: a
+    watermark on an HD remaster (a channel's logo in a corner), a station's logo on the tape.
+    ECC weighs every pixel alike, and an opaque logo 2% of the GT's picture pulled single
+    registrations 3-10 px off (the logo's edges against the tape's picture under it).
+
+    `pairs`: matched (tape, GT) frames at working size from across the tape; `m`: GT working
+    pixel -> tape working pixel; `box`: the tape's picture (x, y, w, h; tape working px;
+    None: its frame). Each pair, at half the GT's working size and smoothed, the
+    tape brought onto the GT's grid, both normalised over the tape's picture; the mean of
+    their differences over the pairs is ~0 where the pictures agree (the differences of
+    noise and blur average out, misregistration leaves little on frames of different shots)
+    and large where one shows the same thing in every frame: more than `level` (in the
+    pictures' standard deviations) is an overlay. Returns an (h, w) uint8 mask over the GT's
+    working grid, 0 on the overlay and a margin around it (ECC smooths the GT), 1 elsewhere;
+    None where no overlay shows, or more than `most` of the picture would go (the geometry
+    is too far off for the test to mean anything)."""
+    gh, gw = pairs[0][1].shape
+    h2, w2 = max(8, gh // 2), max(8, gw // 2)
+    s2 = scale_matrix(w2 / gw)
+    m2 = m @ np.linalg.inv(s2)  # GT half pixel -> tape working pixel
+
+    def onto_gt(img: np.ndarray, interpolation: int) -> np.ndarray:
+        flags = cv2.WARP_INVERSE_MAP | interpolation
+        if np.allclose(m2[2], (0, 0, 1)):
+            return cv2.warpAffine(img, m2[:2], (w2, h2), flags=flags)
+        return cv2.warpPerspective(img, m2, (w2, h2), flags=flags)
+
+    th, tw = pairs[0][0].shape
+    picture = np.zeros((th, tw), np.uint8)
+    x, y, w, h = (int(round(v)) for v in (box or (0, 0, tw, th)))
+    picture[max(0, y) : y + h, max(0, x) : x + w] = 1
+    inside = onto_gt(picture, cv2.INTER_NEAREST)
+    inside[[0, -1], :] = inside[:, [0, -1]] = 0  # (the GT's own edges are edges too)
+    valid: np.ndarray = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0  # off the edges
+    if valid.sum() < 64:
+        return None
+    acc = np.zeros((h2, w2), np.float32)
+    for tape, gt in pairs:
+        g = cv2.resize(gt, (w2, h2), interpolation=cv2.INTER_AREA).astype(np.float32)
+        t = onto_gt(tape, cv2.INTER_LINEAR).astype(np.float32)
+        for a, sign in ((g, 1.0), (t, -1.0)):
+            smooth: np.ndarray = cv2.GaussianBlur(a, (0, 0), 1.5)
+            v = smooth[valid]
+            acc += (smooth - v.mean()) * np.float32(sign / max(float(v.std()), 1.0))
+    d = np.abs(acc) / len(pairs)
+    found = ((d > level) & valid).astype(np.uint8)
+    found = cv2.morphologyEx(found, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    # a strip along the edge of the tape's picture is that edge, a little off under a guessed
+    # geometry (the bars' black against the picture), not an overlay (which may straddle it)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(found)
+    edge = set(np.unique(labels[cv2.dilate((~valid).astype(np.uint8), np.ones((3, 3))) > 0]))
+    for c in range(1, n):
+        w, h = stats[c, cv2.CC_STAT_WIDTH], stats[c, cv2.CC_STAT_HEIGHT]
+        if c in edge and max(w, h) > 4 * min(w, h):
+            found[labels == c] = 0
+    share = found.sum() / valid.sum()
+    if share == 0 or share > most:
+        return None
+    found = cv2.dilate(found, np.ones((7, 7), np.uint8))
+    return (cv2.resize(found, (gw, gh), interpolation=cv2.INTER_NEAREST) == 0).astype(np.uint8)
 
 
 def content_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
