@@ -1135,6 +1135,42 @@ def test_a_picture_size_changing_mid_stream_fails_its_windows_not_the_run(
     assert runner.invoke(app, ["verify", str(out)]).exit_code == 1  # not the whole plan
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    [((96, 64), (80, 64)), ((64, 48), (160, 96))],
+    ids=["crops-fit-the-smaller", "every-crop-fits-the-larger"],
+)
+def test_frames_of_another_size_fail_their_windows_even_where_the_crop_fits(
+    tmp_path: Path, runner, sizes: tuple[tuple[int, int], tuple[int, int]]
+) -> None:
+    """A spliced file whose second recording's frames hold the planned crop (5 of the 6
+    windows past the change at 80x64; all of them at 160x96): that crop was placed on the
+    first picture, so cut from the other recording's frames it is not the recorded crop of
+    the planned picture. Every window past the change fails, naming the file, the frame and
+    both sizes; the windows before it are made (exit 1)."""
+    (pw, ph), (fw, fh) = sizes
+    path = write_spliced_ts(tmp_path / "spliced.ts", sizes, frames=24)
+    out = tmp_path / "ds"
+    args = ["synth", "--templates", str(_templates()), "--input", str(path), "--out", str(out),
+            "--clip-len", "4", "--size", "32", "--quiet", "--device", "cpu",
+            "--rows-per-shard", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert "6 of 12 windows failed" in line, line
+    assert f"{path}: frame 24 is {fw}x{fh}, not the {pw}x{ph}" in line and "mid-stream" in line
+    assert (out / "README.md").exists()
+    assert sorted(r["start_frame"] for r in _rows(out)) == [0, 4, 8, 12, 16, 20]
+    record = shards.read_record(out, "synthetic")
+    failed = {k: v for e in record["shards"].values() for k, v in e.get("failed", {}).items()}
+    assert sorted(int(k.split(":")[1]) for k in failed) == [24, 28, 32, 36, 40, 44]
+    for k, why in failed.items():
+        start = int(k.split(":")[1])
+        assert why.startswith(f"{path}: frame {start} is {fw}x{fh}, not the {pw}x{ph}"), why
+    windows = [w for e in record["shards"].values() for w in e["windows"]]
+    assert all(w["picture"] == [pw, ph] for w in windows)  # kept for `verify --repair`
+
+
 def test_clips_smaller_than_the_size_are_left_out_and_counted(tmp_path: Path) -> None:
     """A clip whose picture holds no `size` crop would give upscaled GT (not the source's
     pixels): its windows are not made, the others are, and the summary counts it."""

@@ -260,24 +260,29 @@ def test_a_window_whose_crop_is_not_in_its_frames_fails_alone_in_the_child(
     tmp_path: Path,
 ) -> None:
     """A picture size changing mid-stream: the child's cut of each window past the change
-    fails; that window comes with its MediaError (its slot free again), the child goes on,
-    and the windows before the change come with their frames, as from the thread reader."""
+    fails, whether its crop is outside the smaller frames or inside the larger ones (it was
+    planned on the first picture); that window comes with its MediaError (its slot free
+    again), the child goes on, and the windows before the change come with their frames, as
+    from the thread reader."""
     from conftest import write_spliced_ts
 
-    path = write_spliced_ts(tmp_path / "spliced.ts", ((160, 96), (64, 48)), frames=24)
+    smaller = write_spliced_ts(tmp_path / "smaller.ts", ((160, 96), (64, 48)), frames=24)
+    larger = write_spliced_ts(tmp_path / "larger.ts", ((64, 48), (160, 96)), frames=24)
     code = """
         from filmdata.errors import MediaError
-        wins = windows(sys.argv[1], clip_len=4, size=32)
-        reader = fr.ForkReader(wins, 4, 32, slots=2, timeout=30)
-        got = list(reader)
-        assert [w for w, _ in got] == wins
-        bad = {w.start_frame: e for w, e in got if isinstance(e, MediaError)}
-        assert min(bad) == 24 and all(not isinstance(e, MediaError) for w, e in got[:6]), bad
-        assert "frame 24 is 64x48" in str(bad[24]) and wins[6].id in str(bad[24])
-        assert reader.finished and no_children()
+        for path, size in zip(sys.argv[1:], ("64x48", "160x96")):
+            wins = windows(path, clip_len=4, size=32)
+            reader = fr.ForkReader(wins, 4, 32, slots=2, timeout=30)
+            got = list(reader)
+            assert [w for w, _ in got] == wins
+            bad = {w.start_frame: e for w, e in got if isinstance(e, MediaError)}
+            assert sorted(bad) == list(range(24, 48, 4)), bad
+            assert all(not isinstance(e, MediaError) for w, e in got[:6]), bad
+            assert f"frame 24 is {size}" in str(bad[24]) and wins[6].id in str(bad[24])
+            assert reader.finished and no_children()
         print("ok")
     """
-    assert _run(code, str(path)).split() == ["ok"]
+    assert _run(code, str(smaller), str(larger)).split() == ["ok"]
 
 
 def _alive(pid: int) -> bool:

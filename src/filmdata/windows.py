@@ -30,7 +30,8 @@ Box = tuple[int, int, int, int]  # x, y, w, h in source pixels
 class Clip:
     """A span `[start, end)` of one source file to cut windows from; `box` is its active picture
     (x, y, w, h) in source pixels; `sar` the width of a source pixel over its height as shown
-    (`video.pixel_aspect`: 64/45 for a 16:9 PAL DVD; 1 for square pixels)."""
+    (`video.pixel_aspect`: 64/45 for a 16:9 PAL DVD; 1 for square pixels); `picture` the
+    file's frame size (width, height) upright that `box` was found in (None: not known)."""
 
     source: str
     clip: str
@@ -40,11 +41,18 @@ class Clip:
     fps: float
     box: Box
     sar: float = 1.0
+    picture: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
 class Window:
-    """One training window: `clip_len` frames from `start_frame`, cut at `crop` (x, y, w, h)."""
+    """One training window: `clip_len` frames from `start_frame`, cut at `crop` (x, y, w, h).
+
+    `picture` is the frame size (width, height) upright the crop was planned on: frames of
+    another size (a file spliced from two recordings) are another picture, whose crop would
+    not be the planned one even where it fits (`cut_window` fails the window). None where it
+    is not known (a record made before it was kept, a row's GT cut again): then only a crop
+    that does not fit fails."""
 
     id: str
     source: str
@@ -53,13 +61,17 @@ class Window:
     start_frame: int
     fps: float
     crop: Box
+    picture: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Window:
-        return cls(**{**d, "crop": tuple(d["crop"])})
+        picture = d.get("picture")
+        return cls(
+            **{**d, "crop": tuple(d["crop"]), "picture": tuple(picture) if picture else None}
+        )
 
 
 def window_seed(seed: int, key: str, purpose: str) -> int:
@@ -141,7 +153,7 @@ def input_clips(
 
             bounds = [0, *(c for c in detect_cuts(path, quiet=quiet)[0] if 0 < c < n), n]
         for a, b in zip(bounds, bounds[1:]):
-            clips.append(Clip(source, f"{source}.{a}-{b}", str(path), a, b, fps, box, sar))
+            clips.append(Clip(source, f"{source}.{a}-{b}", str(path), a, b, fps, box, sar, (w, h)))
     return clips
 
 
@@ -189,6 +201,7 @@ def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
                 float(r["fps"]),
                 box,
                 sars[path],
+                (w, h) if w and h else None,
             )
         )
     if not clips:
@@ -293,6 +306,7 @@ def plan(
                     s,
                     c.fps,
                     sample_crop(c.box, size, seed, window_id(c.clip, s, seed), c.sar),
+                    c.picture,
                 )
                 for s in starts
             ]
@@ -410,12 +424,26 @@ def cut_window(
     w: Window, pictures: Sequence[_Picture], size: int, out: np.ndarray | None = None
 ) -> np.ndarray:
     """A window's GT frames from its decoded pictures: (T, size, size, 3) uint8, written into
-    `out` (C-contiguous, of that shape) when given."""
+    `out` (C-contiguous, of that shape) when given.
+
+    Raises:
+        MediaError: a frame is not of the size the window was planned on (`Window.picture`),
+            or its crop is not inside it: the picture size changes mid-stream.
+    """
     x, y, cw, ch = w.crop
     if out is None:
         out = np.empty((len(pictures), size, size, 3), np.uint8)
     for k, pic in enumerate(pictures):
         fw, fh = pic.size
+        if w.picture is not None and (fw, fh) != tuple(w.picture):
+            # Another recording spliced in: a crop that happens to fit would cut its frames at
+            # a place planned on the other picture, and the GT would not be the recorded crop.
+            pw, ph = w.picture
+            raise MediaError(
+                f"{w.path}: frame {w.start_frame + k} is {fw}x{fh}, not the {pw}x{ph} the crop "
+                f"{list(w.crop)} of window {w.id} was planned on: the picture size changes "
+                "mid-stream (cut the file where it does)"
+            )
         if x + cw > fw or y + ch > fh:
             raise MediaError(
                 f"{w.path}: frame {w.start_frame + k} is {fw}x{fh}, too small for the crop "
