@@ -122,6 +122,54 @@ def test_synth_on_ray_gives_the_local_rows(cluster: str, runner: CliRunner, tmp_
     assert not list((tmp_path / "ray").rglob("*.tmp*"))
 
 
+def test_synth_on_ray_records_a_failed_shard_and_writes_the_card(
+    cluster: str, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard whose Ray task fails as a whole: its windows are recorded as failed with the
+    task's error, the other shards are made (the local rows), the card is written, and
+    synth exits 1 naming the file and a window, as locally; a re-run makes that shard."""
+    import importlib
+
+    from filmdata import shards
+
+    module = importlib.import_module("filmdata.synth")  # (`filmdata.synth` is the function)
+
+    class Failing(module._RayShards):  # (defined here: Ray ships it to the workers by value)
+        def __call__(self, job):
+            if job.index == 1:
+                raise RuntimeError("the decoder crashed")
+            return super().__call__(job)
+
+    video, _ = make_clip(tmp_path / "in.mp4", (20, 20), size=(96, 64), seed=5)
+    templates = Path(__file__).parents[1] / "degradations"
+    common = ["synth", "--templates", str(templates), "--input", str(video), "--size", "32",
+              "--clip-len", "4", "--rows-per-shard", "2", "--quiet", "--device", "cpu",
+              "--root", str(tmp_path / "root")]  # fmt: skip
+    local = runner.invoke(app, [*common, "--out", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    out = tmp_path / "ray"
+    args = [*common, "--out", str(out), "--backend", "ray", "--ray-address", cluster]
+    monkeypatch.setattr(module, "_RayShards", Failing)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert "2 of 10 windows failed" in line, line  # 40 frames, windows of 4
+    shard = "train-00001-of-00005.parquet"
+    assert f"{video.resolve()}: its shard {shard} failed on Ray: the decoder crashed" in line
+    assert (out / "README.md").exists()
+    entry = shards.read_record(out, "synthetic")["shards"][shard]
+    assert entry["rows"] == 0 and list(entry["failed"]) == [w["id"] for w in entry["windows"]]
+    made, want = _rows(out), _rows(tmp_path / "local")
+    assert made.pop(f"synthetic/{shard}", []) == [] and made == {
+        k: v for k, v in want.items() if not k.endswith(shard)
+    }
+    monkeypatch.undo()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert _rows(out) == want
+    assert not list(out.rglob("*.tmp*"))
+
+
 def test_synth_survives_a_killed_worker(cluster: str, tmp_path: Path) -> None:
     import signal
     import threading

@@ -720,6 +720,47 @@ def test_a_window_that_does_not_decode_fails_alone(
     assert not list((out / "data" / "synthetic").glob(".*"))
 
 
+def test_a_ray_shard_that_fails_is_recorded_and_the_card_written(
+    footage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Ray driver's side, without Ray (`map_items` runs each shard's task here): a task
+    that fails as a whole (its function raised, or its worker died past the retries: an
+    `ItemError`) is recorded as a shard whose windows all failed, each named with the error;
+    the other shards are made, the card is written, and synth ends with `ItemsFailed` (exit
+    1) naming the file and a window, as on the local backend. A re-run makes that shard."""
+    from filmdata import backend
+    from filmdata.backend import ItemError
+    from filmdata.errors import ItemsFailed
+
+    def one_task_fails(fn, items, **kw):
+        for i, job in enumerate(items):
+            yield i, ItemError("ray task failed: the worker died") if job.index == 1 else fn(job)
+
+    kw = dict(clip_len=T, size=S, device="cpu", rows_per_shard=2, quiet=True)
+    kw.update(root=tmp_path / "root")
+    synth(_templates(), "film", [footage], out=tmp_path / "local", **kw)
+    monkeypatch.setattr(backend, "map_items", one_task_fails)
+    out = tmp_path / "ds"
+    with pytest.raises(ItemsFailed) as failed:
+        synth(_templates(), "film", [footage], out=out, backend="ray", **kw)
+    record = shards.read_record(out, "synthetic")
+    entry = record["shards"]["train-00001-of-00005.parquet"]
+    first = entry["windows"][0]["id"]
+    assert "2 of 9 windows failed" in str(failed.value)  # 28 frames, windows of 3
+    why = "its shard train-00001-of-00005.parquet failed on Ray: ray task failed: the worker died"
+    assert f"{footage.resolve()}: {why} (window {first})" in str(failed.value)
+    assert (out / "README.md").exists() and len(record["shards"]) == 5
+    assert entry["rows"] == 0 and list(entry["failed"]) == [w["id"] for w in entry["windows"]]
+    local = {r["id"]: r for r in _rows(tmp_path / "local")}
+    rows = _rows(out)
+    assert len(rows) == 7 and all(r == local[r["id"]] for r in rows)
+    assert not list((out / "data" / "synthetic").glob(".*"))
+    monkeypatch.setattr(backend, "map_items", lambda fn, items, **kw: enumerate(map(fn, items)))
+    summary = synth(_templates(), "film", [footage], out=out, backend="ray", **kw)
+    assert summary["windows_made"] == 2 and summary["windows_failed"] == 0
+    assert _rows(out) == _rows(tmp_path / "local")
+
+
 def test_an_edit_list_trimmed_file_is_counted_by_its_decoded_frames(
     footage: Path, tmp_path: Path
 ) -> None:

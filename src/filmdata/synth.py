@@ -575,10 +575,7 @@ def make_shards(
                     failed[w.id] = made.reason
                 else:
                     shard.add([_row(w, *made)])
-        entry = shard.entry
-        entry.update(split=job.split, index=job.index, windows=[w.to_dict() for w in job.windows])
-        if failed:
-            entry["failed"] = failed
+        entry = _entry(shard.entry, job, failed)
         record["shards"][job.file] = entry
         if save_record:
             write_record(dataset, CONFIG, record)
@@ -623,6 +620,17 @@ def make_shards(
     finally:
         ahead.close()
         bar.close()
+
+
+def _entry(written: dict[str, Any], job: ShardJob, failed: dict[str, str]) -> dict[str, Any]:
+    """A shard's record entry: what its writer wrote (`ShardWriter.entry`), the job's split,
+    index and windows (`verify --repair` re-makes it from them), and its windows that failed
+    with why (`failed_windows`)."""
+    entry = dict(written)
+    entry.update(split=job.split, index=job.index, windows=[w.to_dict() for w in job.windows])
+    if failed:
+        entry["failed"] = failed
+    return entry
 
 
 def _cpu_workers() -> int:
@@ -1087,14 +1095,20 @@ def _make_shards_ray(
     quiet: bool,
 ) -> int:
     """Each shard a Ray task (retried when its worker dies: shards are written atomically and
-    their bytes depend only on (seed, window id)); this driver alone writes the record."""
+    their bytes depend only on (seed, window id)); this driver alone writes the record.
+    Returns the windows made.
+
+    As locally, failed windows do not stop the run: a task's entry names its windows whose
+    media failed, and a task that failed as a whole (its function raised, or its worker died
+    past the retries) is recorded as a shard all of whose windows failed (`_merge_ray_shard`).
+    `synth` then writes the card and exits 1 naming them (`failed_windows`)."""
     from tqdm import tqdm
 
-    from .backend import ItemError, map_items
+    from .backend import map_items
     from .shards import clean_temporaries, config_dir, write_record
 
     gpu = 0.5 if task.device.startswith("cuda") or task.device == "auto" and _has_cuda() else 0.0
-    made, failed = 0, []
+    made = 0
     bar = tqdm(
         total=sum(len(j.windows) for j in jobs), desc="synth (ray)", unit="win", disable=quiet
     )
@@ -1109,20 +1123,39 @@ def _make_shards_ray(
             root=root,
         ):
             job = jobs[i]
-            if isinstance(entry, ItemError):
-                failed.append(f"{job.file}: {entry.error}")
-                continue
-            record["shards"][job.file] = entry
+            entry = _merge_ray_shard(dataset, record, job, entry)
             write_record(dataset, CONFIG, record)
-            made += len(job.windows)
+            made += entry["rows"]
             bar.update(len(job.windows))
     finally:
         bar.close()
     # Every task has ended (retried or not): a worker killed mid-write left its temporary.
     clean_temporaries(config_dir(dataset, CONFIG))
-    if failed:
-        raise ItemsFailed(f"{len(failed)} shard(s) failed; first: {failed[0]}; re-run to resume")
     return made
+
+
+def _merge_ray_shard(
+    dataset: Path, record: dict[str, Any], job: ShardJob, result: Any
+) -> dict[str, Any]:
+    """Put what the Ray task of `job` gave (its shard's entry, or the `ItemError` of a task
+    that failed as a whole) into `record`; returns the entry.
+
+    A failed task's shard is written empty (the schema alone, as when every window of a shard
+    fails locally) and each of its windows named with the task's error: the card is then
+    written for the shards made, `verify` lists it, and a re-run makes it again (its ids are
+    not the plan's), as for a window whose media failed."""
+    from .backend import ItemError
+    from .shards import ShardWriter, config_dir
+
+    if isinstance(result, ItemError):
+        with ShardWriter(config_dir(dataset, CONFIG) / job.file) as shard:
+            pass  # (replaces whatever a task that raised after writing it left)
+        why = f"its shard {job.file} failed on Ray: {result.error}"
+        result = _entry(
+            shard.entry, job, {w.id: f"{w.path}: {why} (window {w.id})" for w in job.windows}
+        )
+    record["shards"][job.file] = result
+    return result
 
 
 def _has_cuda() -> bool:
