@@ -467,25 +467,33 @@ def test_unramp_makes_a_ramp_of_drops_one_jump_where_the_scores_say_so() -> None
     assert unramp(ramp, s, dataclasses.replace(costs, base=2)) == ramp
 
 
+def _logo_footage(
+    seed: int, logo: tuple[tuple[int, int], tuple[int, int], str] | None = None, pillars: int = 0
+) -> Iterator[np.ndarray]:
+    """The four-shot GT's pictures, black `pillars` px wide either side, with a logo burnt in
+    (a light box from corner to corner, its text in colour) where given."""
+    import cv2
+
+    for f in render_footage(*GT_SIZE, (40, 40, 40, 40), seed=seed, slow=False):
+        f = f.copy()
+        if pillars:
+            f[:, :pillars] = f[:, -pillars:] = 0
+        if logo is not None:
+            (x0, y0), (x1, y1), text = logo
+            cv2.rectangle(f, (x0, y0), (x1, y1), (250, 250, 250), -1)
+            cv2.putText(f, text, (x0 + 3, y1 - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 20, 20), 1)
+        yield f
+
+
 def test_a_station_logo_on_the_tape_is_not_taken_for_picture(tmp_path: Path) -> None:
     """A recording from the air keeps the station's logo, here in the GT's pillarbox: its own
     edges made the columns it covers look active, so the tape's picture box took them in,
     and the geometry started from a box too wide (0.95 px off here, 0.85 and 1.3 px on real
     PAL and harsh tapes). What is the same in every frame now counts as flat."""
-    import cv2
-
-    def pictures(logo: bool) -> Iterator[np.ndarray]:
-        for f in render_footage(*GT_SIZE, (40, 40, 40, 40), seed=5, slow=False):
-            f = f.copy()
-            f[:, :24] = f[:, -24:] = 0  # a 4:3 picture pillarboxed in the 16:9 GT
-            if logo:  # the station's, bottom right of its frame
-                cv2.rectangle(f, (170, 6), (188, 20), (250, 250, 250), -1)
-                cv2.putText(f, "5", (173, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 20, 20), 1)
-            yield f
-
     gt, aired = tmp_path / "gt.mp4", tmp_path / "aired.mp4"
-    write_video(gt, pictures(False), 24.0)
-    write_video(aired, pictures(True), 24.0)
+    write_video(gt, _logo_footage(5, pillars=24), 24.0)  # a 4:3 picture in the 16:9 GT
+    # the station's logo, top right of its frame (in the GT's pillar)
+    write_video(aired, _logo_footage(5, ((170, 6), (188, 20), "5"), pillars=24), 24.0)
     tape = make_tape(aired, tmp_path / "tape.mp4", _small_spec(5))
     a = align(tape.path, gt)
     assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
@@ -501,19 +509,9 @@ def test_a_watermark_on_the_gt_is_left_out_of_the_registration(tmp_path: Path) -
     the fine passes then ran through the boxes' fit and lost the path (0.055 of frames,
     2.1 px). The logo is found where the two videos differ the same way all along, and left
     out."""
-    import cv2
-
-    def pictures(mark: bool) -> Iterator[np.ndarray]:
-        for f in render_footage(*GT_SIZE, (40, 40, 40, 40), seed=6, slow=False):
-            if mark:  # bottom right, inside the picture
-                f = f.copy()
-                cv2.rectangle(f, (146, 84), (186, 102), (245, 245, 245), -1)
-                cv2.putText(f, "HD", (150, 100), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 200), 1)
-            yield f
-
     clean, marked = tmp_path / "clean.mp4", tmp_path / "marked.mp4"
-    write_video(clean, pictures(False), 24.0)
-    write_video(marked, pictures(True), 24.0)
+    write_video(clean, _logo_footage(6), 24.0)
+    write_video(marked, _logo_footage(6, ((146, 84), (186, 102), "HD")), 24.0)  # in the picture
     tape = make_tape(clean, tmp_path / "tape.mp4", _small_spec(6))
     a = align(tape.path, marked)
     assert frame_accuracy(tape.mapping, a.mapping, identical_runs(clean)) >= 0.95

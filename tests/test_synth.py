@@ -1151,9 +1151,7 @@ def test_a_picture_size_changing_mid_stream_fails_its_windows_not_the_run(
     at them."""
     path = write_spliced_ts(tmp_path / "spliced.ts", ((160, 96), (64, 48)), frames=24)
     out = tmp_path / "ds"
-    args = ["synth", "--templates", str(_templates()), "--input", str(path), "--out", str(out),
-            "--clip-len", "4", "--size", "32", "--quiet", "--device", "cpu",
-            "--rows-per-shard", "1"]  # fmt: skip
+    args = _spliced_args(path, out)
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
@@ -1176,6 +1174,13 @@ def test_a_picture_size_changing_mid_stream_fails_its_windows_not_the_run(
     assert runner.invoke(app, ["verify", str(out)]).exit_code == 1  # not the whole plan
 
 
+def _spliced_args(path: Path, out: Path) -> list[str]:
+    """`filmdata synth` of a spliced file: windows of 4 at 32 px, a shard a row."""
+    return ["synth", "--templates", str(_templates()), "--input", str(path), "--out", str(out),
+            "--clip-len", "4", "--size", "32", "--quiet", "--device", "cpu",
+            "--rows-per-shard", "1"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "sizes",
     [((96, 64), (80, 64)), ((64, 48), (160, 96))],
@@ -1192,9 +1197,7 @@ def test_frames_of_another_size_fail_their_windows_even_where_the_crop_fits(
     (pw, ph), (fw, fh) = sizes
     path = write_spliced_ts(tmp_path / "spliced.ts", sizes, frames=24)
     out = tmp_path / "ds"
-    args = ["synth", "--templates", str(_templates()), "--input", str(path), "--out", str(out),
-            "--clip-len", "4", "--size", "32", "--quiet", "--device", "cpu",
-            "--rows-per-shard", "1"]  # fmt: skip
+    args = _spliced_args(path, out)
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     (line,) = [s for s in result.output.splitlines() if s.strip()]
