@@ -184,6 +184,29 @@ def write_spliced_ts(path: Path, sizes: tuple[tuple[int, int], ...], frames: int
     return path
 
 
+def write_cut_ts(path: Path, frames: int = 120, cut: int = 12) -> Path:
+    """An MPEG-2 transport stream with B-frames and open GOPs of 12, cut at the keyframe of
+    frame `cut` as `ffmpeg -ss T -c copy` cuts a capture: the two B-frames after it in decode
+    order (frames cut - 2 and cut - 1) lost their reference and never decode, though their
+    packets are there. Frame i of the source is a flat picture of brightness 10 + 2 i."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mpeg2video", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        cc = s.codec_context
+        cc.gop_size, cc.max_b_frames, cc.bit_rate = 12, 2, 2_000_000
+        kept = False
+        for i in range(frames):
+            img = np.full((48, 64, 3), 10 + 2 * i, np.uint8)
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                kept = kept or pkt.pts == cut  # packets come in decode order: I, then its B's
+                if kept:
+                    out.mux(pkt)
+        out.mux(s.encode())
+    return path
+
+
 def write_hdr(path: Path, transfer: int = 16, frames: int = 24) -> Path:
     """A short 10-bit clip tagged HDR (color_trc 16: PQ; 18: HLG, BT.2020 primaries), as an
     HDR10 master or a phone's HLG recording declares itself."""

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import (
     film_frames,
+    write_cut_ts,
     telecine,
     weave,
     write_interlaced,
@@ -300,6 +301,26 @@ def test_progressive_pictures_at_interlaced_sizes_and_rates_are_left_alone(tmp_p
 def luma_of(rgb: np.ndarray) -> np.ndarray:
     """(H, W) luma of an RGB frame, as `comb_blocks` takes it."""
     return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.uint8)
+
+
+def test_ranges_of_a_capture_cut_mid_gop_are_the_decodes(tmp_path: Path) -> None:
+    """An MPEG-2 capture cut mid-GOP (`-ss T -c copy`) starts with two B-frames whose packets
+    are there but whose reference was cut away: the decoder drops them, so frame 0 is the
+    keyframe after them. A range deep in the file (a seek, numbered by pts rank) is numbered
+    as a decode from the start and as `align` counts (`decode_gray`), not two frames on (the
+    pairs `pair --export` wrote were two frames off their GT)."""
+    from filmdata.pairing.descriptors import decode_gray
+
+    path = write_cut_ts(tmp_path / "cut.ts")
+    every = read_frames(path, gray=True)
+    assert len(every) == probe(path).frames == decode_gray(path, 160).frames == 108
+    assert abs(float(every[0].mean()) - 34) < 3  # frame 12 of the source: its keyframe
+    for start, end in ((51, 55), (60, 64), (100, 108)):
+        got = list(iter_frames(path, start, end, gray=True))
+        assert [i for i, _ in got] == list(range(start, end))
+        assert all(np.array_equal(f, every[i]) for i, f in got), (start, end)
+    deint = list(iter_frames(path, 70, 72, gray=True, deinterlace=True))
+    assert all(np.array_equal(f, every[i]) for i, f in deint)
 
 
 def test_ranges_of_a_stream_whose_clock_jumps_back_are_the_decodes(tmp_path: Path) -> None:

@@ -773,9 +773,12 @@ def _presentation(
     path: str | os.PathLike[str], container: Any, stream: Any
 ) -> tuple[np.ndarray | None, bool]:
     """The pts of every frame of an open stream, sorted: one a packet, less those an edit list
-    cuts away (`is_discard`: the decoder drops them), read by demuxing (no decoding: ~10 ms for
-    30 s of 1080p), remembered for the file; None where a packet has no pts or two share
-    one (no rank then). And whether the pts run forward in decode order (but for B-frames'
+    cuts away (`is_discard`: the decoder drops them) and those before the first frame a decode
+    from the start gives (`_first_pts`: a capture cut mid-GOP begins with B-frames whose
+    reference was cut off, which the decoder drops; counted, every frame after them would be
+    numbered two or so past its place in a decode from the start), read by demuxing (no
+    decoding but the first frame: ~10 ms for 30 s of 1080p), remembered for the file; None
+    where a packet has no pts or two share one (no rank then). And whether the pts run forward in decode order (but for B-frames'
     reordering, `_REORDER` frames): False where the clock jumps back (two recordings spliced,
     a transport stream's timestamps reset), where no pts says which frame a packet is. The
     container is left at its end: the caller seeks."""
@@ -800,10 +803,28 @@ def _presentation(
             steady = bool(back.max() <= _REORDER * frame)
         a = np.sort(coded)
         ok = len(a) > 0 and bool(np.all(np.diff(a) > 0))
+        if ok and (first := _first_pts(path, stream.index)) is not None and first in a:
+            a = a[a >= first]
         if len(_ORDERS) > 64:
             _ORDERS.clear()
         _ORDERS[key] = (a if ok else None, steady)
     return _ORDERS[key]
+
+
+def _first_pts(path: str | os.PathLike[str], index: int) -> int | None:
+    """The pts of the first frame a decode of stream `index` from the start gives (None where
+    none comes or it has none). Packets before it in presentation order never become frames:
+    open-GOP B-frames at the head of a cut (MPEG-2 in TS and PS: their reference is in the
+    part cut away), which FFmpeg's decoder skips rather than show half-decoded."""
+    try:
+        with _open(path) as c:
+            v = c.streams[index]
+            v.thread_count = 1  # a frame or two: no threads to start
+            for frame in c.decode(v):
+                return None if frame.pts is None else int(frame.pts)
+    except (MediaError, av.error.FFmpegError):
+        pass  # (the reader says why)
+    return None
 
 
 def _rank(order: np.ndarray | None, pts: int) -> int:
