@@ -190,6 +190,25 @@ def test_align_a_tape_recorded_turned(tmp_path: Path, pans: tuple[Path, Tape]) -
     assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
 
 
+def test_a_gt_stored_turned_under_the_small_width_is_kept_at_its_working_size(
+    tmp_path: Path, pans: tuple[Path, Tape]
+) -> None:
+    """A 192x108 GT stored turned a quarter (108 px wide as stored: `align` sizes its working
+    frames by that, under the small descriptors' 160 px) keeps its frames at that working
+    size, as `kept_scale` says; they stayed full size, and the registration, reading them at
+    that scale, matched 5% of the frames."""
+    from filmdata.pairing.descriptors import decode_gray
+
+    gt, tape = pans
+    turned = write_turned(tmp_path / "turned-gt.mp4", read_frames(gt), 90, fps=24)
+    v = decode_gray(turned, 160, 1, 108)
+    assert v.kept_scale == pytest.approx(108 / 192)
+    assert v.kept[0].shape == (61, 108) and v.small.shape[1:] == (90, 160)
+    a = align(tape.path, turned)
+    assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
+    assert geometric_error(tape.transform, a.transform, *GT_SIZE) < 1.0
+
+
 def test_an_sd_capture_is_worked_at_the_working_width(
     slow: tuple[Path, Tape], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

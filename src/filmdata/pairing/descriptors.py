@@ -151,10 +151,14 @@ class _Sink:
             return (kept, None, False, False)
         # Every frame's small one from its working-size one (kept or not, so that all are made
         # alike): halvings are OpenCV's fast path, a 1080p frame to 160 px in 0.11 ms against
-        # 0.43 by one area resize (the same box averages, rounded twice).
-        work = shrink(y, (self.kw, self.kh)) if self.sw <= self.kw < self.w else y
+        # 0.43 by one area resize (the same box averages, rounded twice). A working size under
+        # the small one (a GT under 160 px wide as stored, shown turned a quarter: `align`
+        # sizes by the stored width) is kept at that size all the same (`kept_scale` says
+        # it is), and the small one made from the frame itself.
+        below = self.kw < self.sw  # the small one cannot come from the working-size one
+        work = shrink(y, (self.kw, self.kh)) if self.kw < self.w and (want or not below) else y
         kept = np.ascontiguousarray(work) if want else None
-        small = cv2.resize(work, (self.sw, self.sh), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(y if below else work, (self.sw, self.sh), interpolation=cv2.INTER_AREA)
         intra = bool(frame.key_frame) or frame.pict_type == _INTRA
         return (kept, small, intra, frame.pict_type == _FORWARD)
 
