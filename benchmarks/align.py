@@ -267,10 +267,15 @@ def main() -> None:
             )
             q = a["quality"]
             sound = f"sound clearance {q['audio']['clearance']:.2f}, " if q.get("audio") else ""
+            # (null where no frame matched)
+            speed, off, ecc = (
+                "-" if v is None else f"{v:.{d}f}"
+                for v, d in ((a["speed"], 4), (a["offset"], 3), (q["ecc"], 3))
+            )
             print(
-                f"      speed {a['speed']:.4f} (true {spec.speed:.4f}), "
-                f"offset {a['offset']:.3f} s, {q['matched']:.3f} matched, "
-                f"ecc {q['ecc']:.3f}, cadence {q.get('cadence_agreement')}, "
+                f"      speed {speed} (true {spec.speed:.4f}), "
+                f"offset {off} s, {q['matched']:.3f} matched, "
+                f"ecc {ecc}, cadence {q.get('cadence_agreement')}, "
                 f"unsure {q.get('unsure')}, sharp pass {q.get('sharp_pass')}, "
                 f"{sound}in-process {q['seconds']}"
             )

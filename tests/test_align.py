@@ -709,6 +709,25 @@ def test_align_cli_summary(runner: CliRunner, pans: tuple[Path, Tape]) -> None:
     assert "offset" in r.output and "speed" in r.output
 
 
+def test_offset_and_speed_are_null_where_no_frame_matched(
+    runner: CliRunner, pans: tuple[Path, Tape]
+) -> None:
+    """With no frame matched (here: none scores the confidence asked for) there is no line to
+    read an offset and speed from: null, the keys still there (they were 0 s and the frame
+    rates' ratio, numbers unrelated to the mapping)."""
+    gt, tape = pans
+    args = ["align", str(tape.path), str(gt), "--min-confidence", "1.01"]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert set(out) == {"mapping", "transform", "offset", "speed", "confidence", "quality"}
+    assert all(m is None for m in out["mapping"]) and out["quality"]["matched"] == 0
+    assert out["offset"] is None and out["speed"] is None
+    r = runner.invoke(app, [*args, "-q"])
+    assert r.exit_code == 0, r.output
+    assert "offset and speed: none (no frame matched)" in r.output
+
+
 def test_align_refuses_bad_input(runner: CliRunner, tmp_path: Path, clip: Path) -> None:
     r = runner.invoke(app, ["align", str(tmp_path / "nope.mp4"), str(clip)])
     assert r.exit_code == 2

@@ -69,9 +69,14 @@ def demo(
     with Catalog.at_root(r) as cat:
         for p in cat.pairs(manifest="demo"):
             mapped = sum(m is not None for m in p.get("mapping") or [])
+            line = (
+                "no offset or speed (no frame matched)"
+                if p["offset_s"] is None or p["speed"] is None
+                else f"offset {p['offset_s']:.2f} s, speed {p['speed']:.4f}"
+            )
             echo(
-                f"    {p['id']}: {p['status']}, offset {p['offset_s'] or 0:.2f} s, speed "
-                f"{p['speed'] or 1:.4f}, {mapped} of {len(p.get('mapping') or [])} frames mapped"
+                f"    {p['id']}: {p['status']}, {line}, {mapped} of "
+                f"{len(p.get('mapping') or [])} frames mapped"
             )
 
     echo("4/5 synth: film preset into datasets/demo (train + validation)")

@@ -85,7 +85,11 @@ def align_cmd(
         f"{n} LQ frames: {n - q['null']} mapped ({q['matched']:.1%}), {q['null']} without GT; "
         f"{q['repeats']} repeats, {q['drops']} drops, {q['jumps']} jumps"
     )
-    typer.echo(f"offset {a.offset:+.3f} s, speed {a.speed:.4f} (GT seconds per LQ second)")
+    typer.echo(
+        "offset and speed: none (no frame matched)"
+        if a.offset is None or a.speed is None
+        else f"offset {a.offset:+.3f} s, speed {a.speed:.4f} (GT seconds per LQ second)"
+    )
     spread = q["spatial_spread_px"]
     typer.echo(
         f"GT->LQ: scale {t[0, 0]:.4f} x {t[1, 1]:.4f}, shift ({t[0, 2]:+.2f}, {t[1, 2]:+.2f}) px; "

@@ -120,8 +120,10 @@ class Alignment:
 
     mapping: list[int | None]  # GT frame shown by each LQ frame, or None
     transform: np.ndarray  # (3, 3) GT pixel (x, y, 1) -> LQ pixel, pixel centres at integers
-    offset: float  # LQ time (s) at which GT time 0 is shown: t_lq = offset + t_gt / speed
-    speed: float  # GT seconds per LQ second (1.0427 for a PAL transfer of 24 fps film)
+    # LQ time (s) at which GT time 0 is shown: t_lq = offset + t_gt / speed; None where no
+    # frame matched (no line through the mapping to read it from)
+    offset: float | None
+    speed: float | None  # GT seconds per LQ second (1.0427 for a PAL transfer of 24 fps film)
     confidence: list[float]  # per LQ frame, in [0, 1] (ZNCC of the match; 0 for None)
     # how it went: `matched` (share of LQ frames with GT), `similarity` (their mean
     # confidence), `coarse_agreement` (share of the coarse path within a frame of the final
@@ -136,8 +138,8 @@ class Alignment:
         return {
             "mapping": list(self.mapping),
             "transform": [[float(v) for v in row] for row in self.transform],
-            "offset": float(self.offset),
-            "speed": float(self.speed),
+            "offset": None if self.offset is None else float(self.offset),
+            "speed": None if self.speed is None else float(self.speed),
             "confidence": [round(float(c), 4) for c in self.confidence],
             "quality": self.quality,
         }
@@ -337,10 +339,15 @@ def align(
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]
 
-    # 6. offset and speed: j = a + r i (frames) -> t_lq = offset + t_gt / speed
-    a, r = temporal.fit_rate(mapping)
-    speed = r * lv.fps / gv.fps
-    offset = (-a / r) / lv.fps if r else 0.0
+    # 6. offset and speed: j = a + r i (frames) -> t_lq = offset + t_gt / speed; none where
+    # no frame matched (`fit_rate` of nothing is a guess: 0 s at the frame rates' ratio) or
+    # every match is one GT frame (no rate: no GT time 0 to find)
+    offset: float | None = None
+    speed: float | None = None
+    if any(j is not None for j in mapping):
+        a, r = temporal.fit_rate(mapping)
+        speed = r * lv.fps / gv.fps
+        offset = (-a / r) / lv.fps if r else None
     matched = [c for c in conf if c > 0]
     agree = [abs(p - q) <= sub for p, q in zip(path0, mapping) if p is not None and q is not None]
     quality: dict[str, Any] = {
