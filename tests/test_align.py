@@ -93,6 +93,12 @@ def test_align_recovers_the_truth(which: str, request: pytest.FixtureRequest) ->
     assert all(m is None for m in a.mapping[:head])
     assert all(c == 0.0 for c in a.confidence[:head])
     assert abs(a.speed - tape.spec.speed) < 0.02
+    # the tape shows GT position p (frames) at content frame (p - start) / rate: GT time 0 at
+    # tape time (head + ident - start / rate) / fps, within half a tape frame
+    spec = tape.spec
+    rate = spec.speed * 24.0 / spec.fps  # GT frames a tape frame
+    truth = (head - spec.start / rate) / spec.fps
+    assert a.offset is not None and abs(a.offset - truth) < 0.5 / spec.fps, (a.offset, truth)
     assert a.quality["drops"] >= 1 and a.quality["repeats"] >= 1
 
 
