@@ -181,3 +181,54 @@ def test_a_pair_whose_gt_is_hdr_is_left_out_of_the_export(root: Path) -> None:
     assert out["real"] == {} and len(out["left_out"]) == 1
     assert out["left_out"][0].startswith("song: GT master is an HDR video (PQ")
     assert not (root / "datasets" / "real" / "data").exists()
+
+
+TWO_TAPES = """\
+name: m
+sources:
+  - {id: tape-a, path: a.mp4, kind: vhs}
+  - {id: tape-b, path: b.mp4, kind: vhs}
+  - {id: master, path: c.mp4, kind: hd}
+pairs:
+  - {id: a, lq: tape-a, gt: master}
+  - {id: b, lq: tape-b, gt: master}
+"""
+
+
+def _two_tapes_of_one_master(root: Path) -> Path:
+    """A root with one master and two tapes of it (the second stops halfway), fetched; the
+    manifest pairing each with it."""
+    raw = root / "raw" / "m"
+    master = raw / "master.mp4"
+    write_video(master, render_footage(192, 108, (30, 30, 30), seed=3), 24.0)
+    kw = dict(size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0)
+    make_tape(master, raw / "tape-a.mp4", TapeSpec(seed=3, **kw))  # type: ignore[arg-type]
+    make_tape(master, raw / "tape-b.mp4", TapeSpec(seed=4, frames=50, **kw))  # type: ignore[arg-type]
+    with Catalog.at_root(root) as cat:
+        for sid in ("tape-a", "tape-b", "master"):
+            cat.upsert_source({"manifest": "m", "id": sid, "status": "fetched",
+                               "kind": "hd" if sid == "master" else "vhs",
+                               "path": f"raw/m/{sid}.mp4"})  # fmt: skip
+    manifest = root / "m.yaml"
+    manifest.write_text(TWO_TAPES)
+    return manifest
+
+
+def test_two_tapes_of_one_master_put_no_gt_frame_in_both_splits(root: Path) -> None:
+    """Held out per pair, the second tape's last stretch (the master's middle: it stops
+    halfway) was validation while the first tape's windows of the same GT frames were train.
+    The split is made on the master's timeline, over both tapes' windows."""
+    manifest = _two_tapes_of_one_master(root)
+    out = pair(root, [manifest], export="ds", clip_len=4, size=64, val_fraction=0.25, quiet=True)
+    assert out["dataset"]["real"]["validation"] >= 3
+    seen: dict[str, set[int]] = {"train": set(), "validation": set()}
+    tapes: dict[str, set[str]] = {"train": set(), "validation": set()}
+    for shard in (root / "datasets" / "ds" / "data" / "real").glob("*.parquet"):
+        split = shard.name.split("-")[0]
+        for row in read_shard(shard).to_pylist():
+            seen[split] |= set(json.loads(row["degradation"])["gt_frames"])
+            tapes[split].add(row["source"])
+    assert seen["train"] and seen["validation"]
+    assert not seen["train"] & seen["validation"]
+    assert max(seen["train"]) < min(seen["validation"])  # the master's last stretch
+    assert tapes["train"] == {"tape-a", "tape-b"}

@@ -117,7 +117,9 @@ def pair_cmd(
     clip_len: int = typer.Option(8, "--clip-len", help="Frames per exported window."),
     size: int = typer.Option(256, "--size", help="Side of the exported square LQ crop."),
     val_fraction: float = typer.Option(
-        0.1, "--val-fraction", help="Last stretch of each pair held out as validation."
+        0.1,
+        "--val-fraction",
+        help="Last stretch of each GT (the windows of all its pairs) held out as validation.",
     ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Pairs aligned at once (local)."),
     backend: str = BackendOpt,

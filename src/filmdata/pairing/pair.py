@@ -48,7 +48,8 @@ def pair(
         gt_scale: export the GT at its own scale instead of warped onto the LQ grid.
         clip_len: frames per exported window.
         size: side of the exported square LQ crop (pixels), at most the picture's.
-        val_fraction: the last stretch of each pair held out as validation.
+        val_fraction: the last stretch of each GT held out as validation: the windows of
+            all its pairs that show it (`_hold_out`).
         quiet: no progress bars.
         jobs: pairs aligned at once (local process pool).
         backend: "local" or "ray" (each pair a Ray task; the catalog is written here alone).
@@ -179,7 +180,7 @@ def export_real(
     from ..video import file_hdr
 
     dataset = datasets_dir(root) / name
-    plans: list[tuple[dict[str, Any], Path, Path, list[int], list[int]]] = []
+    ready: list[tuple[dict[str, Any], Path, Path, list[int]]] = []
     left_out: list[str] = []
     for p in pairs:
         lq = _source_path(cat, root, p["manifest"], p["lq"])
@@ -192,11 +193,20 @@ def export_real(
         if not windows:
             left_out.append(f"{p['id']}: no window of {clip_len} aligned frames")
             continue
-        n_val = int(round(val_fraction * len(windows))) if len(windows) > 2 else 0
-        # the last stretch is validation, one window apart from train
-        train = windows[: max(0, len(windows) - n_val - 1)] if n_val else windows
-        val = windows[len(windows) - n_val :] if n_val else []
-        plans.append((p, lq, gt, train, val))
+        ready.append((p, lq, gt, windows))
+    # Tapes of one master show the same GT frames: the split is made on each GT's timeline,
+    # over the windows of all its pairs (held out per pair, two tapes put the same GT frames
+    # in both splits). A GT is known by its content where the catalog has it (one file
+    # fetched under two manifests), else by its file.
+    groups: dict[str, list[int]] = {}
+    for k, (p, _, gt, _) in enumerate(ready):
+        sha = (cat.source(p["manifest"], p["gt"]) or {}).get("sha256")
+        groups.setdefault(sha or str(gt.resolve()), []).append(k)
+    held: dict[int, tuple[list[int], list[int]]] = {}  # pair -> (train, validation) starts
+    for members in groups.values():
+        each = [(ready[k][3], ready[k][0]["mapping"]) for k in members]
+        held.update(zip(members, _hold_out(each, clip_len, val_fraction), strict=True))
+    plans = [(p, lq, gt, *held[k]) for k, (p, lq, gt, _) in enumerate(ready)]
     counts = {}
     for split in ("train", "validation"):
         parts = [(p, lq, gt, tr if split == "train" else va) for p, lq, gt, tr, va in plans]
@@ -247,6 +257,35 @@ def _drop_splits(dataset: Path, config: str, keep: set[str]) -> None:
             m = SHARD_RE.match(f.name)
             if m and m["split"] not in keep:
                 f.unlink(missing_ok=True)
+
+
+def _hold_out(
+    pairs: list[tuple[list[int], list[int | None]]], clip_len: int, val_fraction: float
+) -> list[tuple[list[int], list[int]]]:
+    """(train, validation) window starts of each of one GT's pairs (window starts, mapping):
+    the last stretch of the GT's timeline is validation, about `val_fraction` of the windows
+    (none of 2 or fewer), one window's length of GT apart from train; a window reaching into
+    that gap or across the cut is in neither. No GT frame is in both splits."""
+    spans = [[_gt_span(m, st, clip_len) for st in ws] for ws, m in pairs]
+    firsts = sorted(lo for sp in spans for lo, _ in sp)
+    n_val = int(round(val_fraction * len(firsts))) if len(firsts) > 2 else 0
+    if not n_val:
+        return [(ws, []) for ws, _ in pairs]
+    cut = firsts[len(firsts) - n_val]  # validation: the windows whose GT frames all come from here
+    gap = int(np.median([hi - lo + 1 for sp in spans for lo, hi in sp]))  # a window's GT frames
+    return [
+        (
+            [st for st, (_, hi) in zip(ws, sp, strict=True) if hi < cut - gap],
+            [st for st, (lo, _) in zip(ws, sp, strict=True) if lo >= cut],
+        )
+        for (ws, _), sp in zip(pairs, spans, strict=True)
+    ]
+
+
+def _gt_span(mapping: list[int | None], start: int, clip_len: int) -> tuple[int, int]:
+    """The first and last GT frame a window shows (a path may run back: min and max)."""
+    gts = [j for j in mapping[start : start + clip_len] if j is not None]
+    return min(gts), max(gts)
 
 
 def _windows(mapping: list[int | None], clip_len: int) -> list[int]:
