@@ -232,3 +232,30 @@ def test_two_tapes_of_one_master_put_no_gt_frame_in_both_splits(root: Path) -> N
     assert not seen["train"] & seen["validation"]
     assert max(seen["train"]) < min(seen["validation"])  # the master's last stretch
     assert tapes["train"] == {"tape-a", "tape-b"}
+
+
+def test_an_export_beside_a_synthetic_config_keeps_it_in_the_catalog(
+    runner: CliRunner, catalog_root: tuple[Path, Path, list[int | None]]
+) -> None:
+    """`pair --export NAME` into a dataset synth made: the catalog's record of the dataset
+    lists both configs and keeps synth's params beside the export's (the export replaced it
+    with its own params alone, and no configs or splits)."""
+    from filmdata.degrade.presets import bundled_dir
+    from filmdata.synth import synth
+
+    root, manifest, _ = catalog_root
+    gt = root / "raw" / "tapes" / "song-hd.mp4"
+    synth(bundled_dir(), "film", [gt], name="both", root=root, clip_len=4, size=32,
+          device="cpu", max_windows=3, quiet=True)  # fmt: skip
+    with pytest.raises(ItemsFailed):  # (the fixture's other pair cannot be aligned)
+        pair(root, [manifest], export="both", clip_len=4, size=64, quiet=True)
+    with Catalog.at_root(root) as cat:
+        (ds,) = cat.datasets()
+    assert set(ds["configs"]) == {"synthetic", "real"}
+    assert ds["splits"]["synthetic"] == {"train": 3} and ds["splits"]["real"]["train"] >= 3
+    assert ds["params"]["synthetic"]["preset"] == "film"
+    assert ds["params"]["real"] == {"gt_scale": False, "clip_len": 4, "size": 64}
+    listed = runner.invoke(app, ["datasets", "--root", str(root), "--json"])
+    assert json.loads(listed.output)[0]["configs"] == ["real", "synthetic"]
+    card = (root / "datasets" / "both" / "README.md").read_text()
+    assert "config_name: synthetic" in card and "config_name: real" in card

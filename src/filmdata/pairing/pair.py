@@ -176,7 +176,7 @@ def export_real(
         no window to export, `real` is empty and the dataset is left as it was (the caller
         reports the pairs left out as failed items: they were aligned and recorded).
     """
-    from ..shards import write_card, write_split
+    from ..shards import register_dataset, write_card, write_split
     from ..video import file_hdr
 
     dataset = datasets_dir(root) / name
@@ -221,14 +221,11 @@ def export_real(
     if not counts:  # every pair left out (or none aligned): the pairs say why
         return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out}
     _drop_splits(dataset, "real", keep=set(counts))  # an earlier export's, now empty
+    _note_params(dataset, "real", {"gt_scale": gt_scale, "clip_len": clip_len, "size": size})
     write_card(dataset)
-    cat.upsert_dataset(
-        {
-            "name": name,
-            "path": str(dataset.relative_to(root)),
-            "params": {"real": {"gt_scale": gt_scale, "clip_len": clip_len, "size": size}},
-        }
-    )
+    # the recorder synth uses: every config's rows and params (a `synthetic` config beside
+    # this one is kept; an upsert of this config's params alone replaced synth's)
+    register_dataset(root, dataset)
     return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out}
 
 
@@ -286,6 +283,17 @@ def _gt_span(mapping: list[int | None], start: int, clip_len: int) -> tuple[int,
     """The first and last GT frame a window shows (a path may run back: min and max)."""
     gts = [j for j in mapping[start : start + clip_len] if j is not None]
     return min(gts), max(gts)
+
+
+def _note_params(dataset: Path, config: str, params: dict[str, Any]) -> None:
+    """Record what made `config` in its record (under the dataset's lock), where the card and
+    `register_dataset` read each config's params."""
+    from ..shards import locked, read_record, write_record
+
+    with locked(dataset):
+        record = read_record(dataset, config)
+        record.update(params=params, maker="pair")
+        write_record(dataset, config, record)
 
 
 def _windows(mapping: list[int | None], clip_len: int) -> list[int]:
