@@ -15,7 +15,7 @@ from filmdata.errors import ItemsFailed
 from filmdata.pairing.pair import pair
 from filmdata.pairing.tapesim import TapeSpec, frame_accuracy, make_tape, render_footage
 from filmdata.shards import read_shard, scan
-from filmdata.video import write_video
+from filmdata.video import read_frames, write_video
 
 MANIFEST = """\
 name: tapes
@@ -102,6 +102,18 @@ def test_pair_export_real_config(catalog_root: tuple[Path, Path, list[int | None
         lq = decode_image(row["lq"][0]["bytes"])
         gt = decode_image(row["gt"][0]["bytes"])
         assert lq.shape == (64, 64, 3)
+        # `crop` is the box the export cut: of the tape (the GT warped onto its grid), or of
+        # the GT at its own scale; the frames are those pixels exactly
+        c, (x, y, s, _) = row["crop"], deg["lq_crop"]
+        if gt_scale:
+            source, frame, got = "song-hd", deg["gt_frames"][0], gt
+            assert c["x"] + c["w"] <= 192 and c["y"] + c["h"] <= 108  # GT pixels
+        else:
+            source, frame, got = "song-vhs", row["start_frame"], lq
+            assert c == {"x": x, "y": y, "w": s, "h": s}
+        (whole,) = read_frames(root / "raw" / "tapes" / f"{source}.mp4", frame, frame + 1)
+        assert got.shape == (c["h"], c["w"], 3)
+        assert np.array_equal(got, whole[c["y"] : c["y"] + c["h"], c["x"] : c["x"] + c["w"]])
         if gt_scale:
             assert gt.shape[0] > 64 and gt.shape[1] > 64  # the GT keeps its finer scale
         else:
