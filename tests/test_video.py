@@ -7,9 +7,9 @@ import pytest
 
 from conftest import (
     film_frames,
-    write_cut_ts,
     telecine,
     weave,
+    write_cut_ts,
     write_interlaced,
     write_spliced_ts,
     write_turned,

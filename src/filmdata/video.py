@@ -778,10 +778,10 @@ def _presentation(
     reference was cut off, which the decoder drops; counted, every frame after them would be
     numbered two or so past its place in a decode from the start), read by demuxing (no
     decoding but the first frame: ~10 ms for 30 s of 1080p), remembered for the file; None
-    where a packet has no pts or two share one (no rank then). And whether the pts run forward in decode order (but for B-frames'
-    reordering, `_REORDER` frames): False where the clock jumps back (two recordings spliced,
-    a transport stream's timestamps reset), where no pts says which frame a packet is. The
-    container is left at its end: the caller seeks."""
+    where a packet has no pts or two share one (no rank then). And whether the pts run
+    forward in decode order (but for B-frames' reordering, `_REORDER` frames): False where the
+    clock jumps back (two recordings spliced, a transport stream's timestamps reset), where no
+    pts says which frame a packet is. The container is left at its end: the caller seeks."""
     key = file_key(path)
     if key not in _ORDERS:
         pts: list[int] = []
