@@ -103,12 +103,33 @@ def _map_local(
                     yield futures[f], ItemError(f"worker died: {e}")
 
 
-def connect_ray(ray_address: str | None = None) -> Any:
-    """Connect this process to Ray as a driver (a job on the cluster); return the module."""
+def check_backend(backend: str) -> None:
+    """Refuse an unknown backend, or "ray" where Ray is not installed, with the option's
+    message: what a stage calls with its other options, before it writes anything (`map_items`
+    runs only once a stage has made its folders, records and catalog rows; refused there, the
+    run would leave them behind, a dataset's record among them, which then refuses the next
+    run's other parameters).
+
+    Raises:
+        RefusedError: an unknown backend, or Ray not installed.
+    """
+    if backend not in ("local", "ray"):
+        raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
+    if backend == "ray":
+        _import_ray()
+
+
+def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
         raise RefusedError("--backend ray needs Ray: pip install 'filmdata[ray]'") from None
+    return ray
+
+
+def connect_ray(ray_address: str | None = None) -> Any:
+    """Connect this process to Ray as a driver (a job on the cluster); return the module."""
+    ray = _import_ray()
     address = ray_address or os.environ.get("RAY_ADDRESS") or "local"
     if not ray.is_initialized():
         kw: dict[str, Any] = {"log_to_driver": False, "ignore_reinit_error": True}

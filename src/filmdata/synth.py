@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backend import check_backend
 from .errors import FilmdataError, ItemsFailed, MediaError, RefusedError
 from .windows import (
     GT_KINDS,
@@ -777,8 +778,7 @@ def synth(
             f"need --clip-len >= 1, --size >= 8, --batch-size >= 1; got "
             f"{clip_len}, {size}, {batch_size}"
         )
-    if backend not in ("local", "ray"):
-        raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
+    check_backend(backend)  # Ray missing: refused here, before the dataset's record is written
     if image_format not in ("png", "jpeg"):
         raise RefusedError(f"--image-format must be png or jpeg, got {image_format!r}")
     if stride is not None and stride < 1:

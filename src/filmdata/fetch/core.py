@@ -137,9 +137,10 @@ def fetch(
         RefusedError: a bad option, or an `only` id that no manifest has.
         ItemsFailed: after the run, when any item failed (its `report` holds the results).
     """
+    from ..backend import check_backend
+
     cookie_file = _check_options(jobs, retries, timeout, sleep, max_height, cookies, proxy)
-    if backend not in ("local", "ray"):
-        raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
+    check_backend(backend)  # Ray missing: refused before the root and catalog are made
     if not manifests:
         raise RefusedError("give at least one manifest")
     # Each file once, by where it is (not by the object naming it: fetch([p, p]) would fetch

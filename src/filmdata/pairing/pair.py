@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..backend import ItemError, map_items
+from ..backend import ItemError, check_backend, map_items
 from ..catalog import Catalog
 from ..errors import FilmdataError, ItemsFailed, RefusedError
 from ..manifest import load_manifest
@@ -63,6 +63,7 @@ def pair(
         ItemsFailed: some pairs failed (the rest done); its `result` is what would be returned.
     """
     root = resolve_root(root)
+    check_backend(backend)
     if clip_len < 1 or size < 8 or not 0 <= val_fraction < 1:
         raise RefusedError(
             f"clip_len must be >= 1, size >= 8, val_fraction in [0, 1); got {clip_len}, "

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import ItemError, map_items
+from ..backend import ItemError, check_backend, map_items
 from ..catalog import Catalog
 from ..errors import FilmdataError, MediaError, RefusedError
 from ..paths import clips_dir
@@ -126,6 +126,7 @@ def cut(
             touched.
     """
     root = Path(root)
+    check_backend(backend)
     if detector not in DETECTORS:
         raise RefusedError(f"--detector: unknown {detector!r}; use one of {', '.join(DETECTORS)}")
     if detector == "transnetv2":

@@ -1,0 +1,48 @@
+"""`filmdata.backend`: the local pool and the checks made before a stage runs on Ray."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_clip
+from filmdata.cli import app
+
+TEMPLATES = Path(__file__).parents[1] / "degradations"
+
+
+@pytest.fixture
+def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray not installed: `import ray` raises ImportError (a None in sys.modules does)."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+
+
+def test_ray_not_installed_is_refused_before_anything_is_written(
+    no_ray: None, runner, tmp_path: Path
+) -> None:
+    """`--backend ray` without Ray: exit 2 naming the extra to install, and nothing written:
+    synth used to write its dataset's record first, so the next run (with Ray, or any other
+    parameter) was refused as "a dataset made with other parameters"; fetch made the root."""
+    video, _ = make_clip(tmp_path / "in.mp4", (6,), size=(64, 48), seed=1)
+    root = tmp_path / "root"
+    args = ["synth", "--templates", str(TEMPLATES), "--input", str(video), "--root", str(root),
+            "--clip-len", "2", "--size", "16", "--device", "cpu", "--quiet"]  # fmt: skip
+    refused = runner.invoke(app, [*args, "--backend", "ray"])
+    assert refused.exit_code == 2, refused.output
+    (line,) = [s for s in refused.output.splitlines() if s.strip()]
+    assert "--backend ray" in line and "pip install 'filmdata[ray]'" in line
+    assert not root.exists()
+    other = runner.invoke(app, [*args, "--size", "24"])  # another run is not refused
+    assert other.exit_code == 0, other.output
+
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("name: m\nsources:\n  - id: a\n    path: in.mp4\n")
+    fresh = tmp_path / "fresh"
+    refused = runner.invoke(app, ["fetch", str(manifest), "--root", str(fresh), "--backend", "ray"])
+    assert refused.exit_code == 2 and "filmdata[ray]" in refused.output, refused.output
+    assert not fresh.exists()
+    for cmd in (["cut"], ["pair", "--manifest", str(manifest)]):
+        refused = runner.invoke(app, [*cmd, "--root", str(root), "--backend", "ray"])
+        assert refused.exit_code == 2 and "filmdata[ray]" in refused.output, refused.output
