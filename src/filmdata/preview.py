@@ -143,7 +143,11 @@ def preview(
 
 
 def list_datasets(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """What the catalog knows of each dataset: name, path, configs, rows per split, bytes."""
+    """What the catalog knows of each dataset: name, path, configs, rows per split, bytes.
+
+    `path` is absolute: the catalog keeps a dataset under the root relative to it (the root can
+    move), but a path listed relative to the root names nothing from any other folder (not for
+    `filmdata preview`, nor `datasets.load_dataset`)."""
     from .catalog import Catalog
     from .paths import resolve_root
 
@@ -155,10 +159,11 @@ def list_datasets(root: str | os.PathLike[str] | None = None) -> list[dict[str, 
     out = []
     for row in rows:
         splits = row.get("splits") or {}
+        path = Path(row["path"])
         out.append(
             {
                 "name": row["name"],
-                "path": row["path"],
+                "path": str(path if path.is_absolute() else r / path),
                 "configs": row.get("configs") or list(splits),
                 "splits": splits,
                 "rows": {f"{c}/{s}": k for c, sp in splits.items() for s, k in sp.items()},
