@@ -74,6 +74,10 @@ def render_shot(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
     vx, vy = rng.uniform(-2.5, 2.5), rng.uniform(-1.2, 1.2)
     z0, dz = rng.uniform(1.0, 1.15), rng.uniform(-0.002, 0.002)
     movers = []
+    # radii from a twentieth to a sixth of the height, at least 3 pixels (a shorter frame than
+    # 24 rows has no sixth over 3: the range is the one radius 3)
+    r_lo = max(3, height // 20)
+    r_hi = max(height // 6, r_lo + 1)
     for _ in range(int(rng.integers(1, 4))):
         movers.append(
             (
@@ -81,12 +85,18 @@ def render_shot(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
                 rng.uniform(0, height),
                 rng.uniform(-4, 4),
                 rng.uniform(-2, 2),
-                int(rng.integers(max(3, height // 20), height // 6)),
+                int(rng.integers(r_lo, r_hi)),
                 tuple(int(c) for c in rng.integers(0, 256, 3)),
             )
         )
+    # The zoom bounces between a 4x close-up and the whole world's width: left to run, a long
+    # shot's (500+ frames) zoom passes 0, where the picture flips and then leaves the world
+    # (black), or grows past the world (black beyond its edges).
+    z_lo, z_hi = 0.25, min((ww - 1) / width, (wh - 1) / height)
     for t in range(shot.length):
         z = z0 + dz * t
+        if not z_lo <= z <= z_hi:
+            z = _bounce(z, z_lo, z_hi)
         cw, ch = width * z, height * z
         cx = np.clip(x0 + vx * t, 0, ww - cw - 1)
         cy = np.clip(y0 + vy * t, 0, wh - ch - 1)
@@ -100,6 +110,13 @@ def render_shot(shot: Shot, width: int, height: int) -> Iterator[np.ndarray]:
             cv2.circle(out, (px, py), r, col, -1, cv2.LINE_AA)
             cv2.circle(out, (px - r // 3, py - r // 3), max(1, r // 4), (255, 255, 255), -1)
         yield out
+
+
+def _bounce(z: float, lo: float, hi: float) -> float:
+    """`z` reflected back and forth into [lo, hi] (a value that runs on turns at each end)."""
+    period = 2 * (hi - lo)
+    u = (z - lo) % period
+    return lo + (u if u <= hi - lo else period - u)
 
 
 def render_shots(
