@@ -132,6 +132,13 @@ def test_cli_make_and_extract(runner, tmp_path: Path) -> None:
     assert "dust" in res.output
     res = runner.invoke(app, ["templates", "extract", str(tmp_path / "missing.mp4")])
     assert res.exit_code == 2 and "no such file" in res.output
+    for step in ("0", "-2"):  # (0 was a ZeroDivisionError's traceback, exit 1)
+        out = tmp_path / f"step{step}"
+        res = runner.invoke(app, ["templates", "extract", str(video), "--out", str(out), "-q",
+                                  "--step", step])  # fmt: skip
+        assert res.exit_code == 2, res.output
+        (line,) = [s for s in res.output.splitlines() if s.strip()]
+        assert f"--step must be >= 1, got {step}" in line and not out.exists()
 
 
 def test_extract_from_anamorphic_and_interlaced_overlays(tmp_path: Path) -> None:

@@ -46,6 +46,14 @@ def test_frame_exact_ranges(tmp_path: Path) -> None:
     assert idx == list(range(50, 60))
 
 
+def test_a_step_under_one_is_refused(clip: Path) -> None:
+    """`step` 0 divided by zero at the first frame; a negative one gave every frame."""
+    for step in (0, -1):
+        with pytest.raises(ValueError, match=f"step must be >= 1, got {step}"):
+            next(iter_frames(clip, step=step))
+    assert [i for i, _ in iter_frames(clip, 2, 9, step=3)] == [2, 5, 8]
+
+
 def test_not_media(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"MZ\x90\x00" + b"\x00" * 1000)

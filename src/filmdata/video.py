@@ -470,8 +470,14 @@ def iter_frames(
 
     Yields:
         (index, frame) pairs, frame uint8 (H, W, 3) RGB or (H, W), upright (`turns`).
+
+    Raises:
+        ValueError: `step` under 1 (0 divided by zero; a negative one took every frame).
     """
     from av.video.reformatter import VideoReformatter
+
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
 
     kw: dict[str, Any] = {"format": "gray" if gray else "rgb24"}
     if size is not None:

@@ -65,13 +65,15 @@ def extract_templates(
         Templates written per kind.
 
     Raises:
-        RefusedError: the video is missing; MediaError: it cannot be decoded.
+        RefusedError: the video is missing, or `step` is under 1; MediaError: it cannot be decoded.
     """
     from tqdm import tqdm
 
     from ..video import SQUARE_SAR, file_aspect, iter_frames, probe
 
     video = Path(video)
+    if step < 1:
+        raise RefusedError(f"--step must be >= 1, got {step}")
     if not video.is_file():
         raise RefusedError(f"{video}: no such file")
     info = probe(video, count=False, as_shown=False)  # (its frame count only)
