@@ -46,3 +46,27 @@ def test_ray_not_installed_is_refused_before_anything_is_written(
     for cmd in (["cut"], ["pair", "--manifest", str(manifest)]):
         refused = runner.invoke(app, [*cmd, "--root", str(root), "--backend", "ray"])
         assert refused.exit_code == 2 and "filmdata[ray]" in refused.output, refused.output
+
+
+def test_an_items_failure_is_one_line_that_says_what_failed() -> None:
+    """Our errors keep their own message (it names the file, the item and the field); another
+    exception's type goes before its message (a KeyError's message is only the key), or stands
+    alone where it has none; a message of several lines keeps its first."""
+    from filmdata.backend import ItemError, _call
+    from filmdata.errors import MediaError
+
+    def raises(e: Exception):  # type: ignore[no-untyped-def]
+        def fn(item: object) -> None:
+            raise e
+
+        return fn
+
+    cases = [
+        (MediaError("a.mp4: frame 3 does not decode"), "a.mp4: frame 3 does not decode"),
+        (KeyError("fps"), "KeyError: 'fps'"),
+        (ValueError(), "ValueError"),
+        (RuntimeError("first line\nsecond line"), "RuntimeError: first line"),
+    ]
+    for error, line in cases:
+        assert _call(raises(error), None) == ItemError(line)
+    assert _call(lambda item: item + 1, 1) == 2

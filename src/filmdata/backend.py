@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import RefusedError
+from .errors import FilmdataError, RefusedError
 
 Backend = Literal["local", "ray"]
 
@@ -33,7 +33,17 @@ def _call(fn: Callable[[Any], Any], item: Any) -> Any:
     try:
         return fn(item)
     except Exception as e:  # an item failure, recorded by the driver; the run goes on
-        return ItemError(f"{type(e).__name__}: {e}" if not str(e) else str(e))
+        return ItemError(_message(e))
+
+
+def _message(e: Exception) -> str:
+    """One line for an item's failure: our errors' own message (it names the file, the item
+    and the field), another exception's type before its message (a KeyError's is only the
+    key: `'fps'`), the type alone where it has none."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    if isinstance(e, FilmdataError) and text:
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def map_items(
