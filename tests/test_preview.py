@@ -46,3 +46,31 @@ def test_a_listed_path_names_the_dataset_from_any_folder(
     assert out.stat().st_size > 0
     table = runner.invoke(app, ["datasets", "--root", str(root)])
     assert str(root / "datasets" / "mine") in table.output
+
+
+def test_a_video_of_rows_of_two_sizes_shows_each_whole(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of another size than the first (real pairs kept at the GT's scale, pairs of other
+    tapes): every frame is padded to the largest, not cut to the first row's size (which lost
+    a larger GT's right and bottom)."""
+    import importlib
+
+    import numpy as np
+
+    from filmdata.shards import encode_png
+    from filmdata.video import read_frames
+
+    def row(h: int, w: int, level: int) -> dict:
+        cells = [{"bytes": encode_png(np.full((h, w, 3), level, np.uint8))} for _ in range(2)]
+        return {"lq": cells, "gt": cells, "fps": 24.0}
+
+    module = importlib.import_module("filmdata.preview")  # (the package exports the function)
+    rows = [row(16, 16, 200), row(32, 48, 120)]
+    monkeypatch.setattr(module, "read_rows", lambda *a, **k: rows)
+    out = module.preview(root / "datasets" / "mine", tmp_path / "side.mp4")
+    frames = read_frames(out)
+    assert len(frames) == 4 and frames[0].shape[:2] == (32, 48 + module.GAP + 48)
+    last = frames[-1].astype(int)
+    assert abs(last[28, -4].mean() - 120) < 12  # the larger GT's bottom right, shown
+    assert last[28, 4].mean() > 100 and frames[0][28, 4].mean() < 30  # the small row padded

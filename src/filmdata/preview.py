@@ -131,14 +131,17 @@ def preview(
         atomic_write_bytes(target, buf.tobytes())
         return target
 
-    def video() -> Any:
-        for row in rows:
-            for lq, gt in zip(_frames(row["lq"]), _frames(row["gt"])):
-                if lq.shape != gt.shape:
-                    lq = cv2.resize(lq, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_AREA)
-                yield np.concatenate([lq, np.full((gt.shape[0], GAP, 3), 255, np.uint8), gt], 1)
-
-    write_video(target, video(), float(rows[0]["fps"] or 24.0))
+    pairs = []
+    for row in rows:
+        for lq, gt in zip(_frames(row["lq"]), _frames(row["gt"])):
+            if lq.shape != gt.shape:
+                lq = cv2.resize(lq, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_AREA)
+            pairs.append(np.concatenate([lq, np.full((gt.shape[0], GAP, 3), 255, np.uint8), gt], 1))
+    # one frame size for all: rows of other sizes (real pairs at the GT's own scale, pairs of
+    # other tapes) padded to the largest, not cut to the first's
+    h, w = (max(p.shape[k] for p in pairs) for k in (0, 1))
+    frames = [np.pad(p, ((0, h - p.shape[0]), (0, w - p.shape[1]), (0, 0))) for p in pairs]
+    write_video(target, frames, float(rows[0]["fps"] or 24.0))
     return target
 
 
