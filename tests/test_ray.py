@@ -175,7 +175,8 @@ def test_synth_on_ray_records_a_failed_shard_and_writes_the_card(
     (line,) = [s for s in result.output.splitlines() if s.strip()]
     assert "2 of 10 windows failed" in line, line  # 40 frames, windows of 4
     shard = "train-00001-of-00005.parquet"
-    assert f"{video.resolve()}: its shard {shard} failed on Ray: the decoder crashed" in line
+    why = "RuntimeError: the decoder crashed"  # (the exception's type: `backend._message`)
+    assert f"{video.resolve()}: its shard {shard} failed on Ray: {why}" in line
     assert (out / "README.md").exists()
     entry = shards.read_record(out, "synthetic")["shards"][shard]
     assert entry["rows"] == 0 and list(entry["failed"]) == [w["id"] for w in entry["windows"]]
