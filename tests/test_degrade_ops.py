@@ -551,3 +551,109 @@ def test_tracking_bands_persist_and_move_smoothly_across_a_window(bank) -> None:
                 assert abs(b - a) < 0.15, (seed, centres)
                 moves += 1
     assert seen > 40 and moves > 30  # enough frames with a whole band to judge
+
+
+def _apply(name: str, x: torch.Tensor, params: object) -> torch.Tensor:
+    return OPS[name].apply(x.clone(), stack_params([params]), None)
+
+
+def test_flicker_is_gain_times_x_plus_offset() -> None:
+    from filmdata.degrade.flicker import FlickerParams
+
+    x = torch.full((1, 2, 3, H, W), 0.5)
+    p = FlickerParams(torch.tensor([1.2, 0.8]), torch.tensor([0.05, -0.05]), 0.0, 2, 1)
+    y = _apply("flicker", x, p)
+    torch.testing.assert_close(y[0, :, 0, 0, 0], torch.tensor([0.65, 0.35]))
+
+
+def test_flicker_field_scales_the_gain_by_at_most_its_amplitude() -> None:
+    # out = x (1 + amp field), the field in [-1.25, 1.25] (clamped to 2.5, halved)
+    from filmdata.degrade.flicker import FlickerParams
+
+    x = torch.full((1, 4, 1, 48, 48), 0.5)
+    deviations = []
+    for seed in range(6):
+        p = FlickerParams(torch.ones(4), torch.zeros(4), 0.1, 3, seed)
+        deviations.append((_apply("flicker", x, p) / x - 1).abs().amax())
+    dev = torch.stack(deviations)
+    assert float(dev.max()) <= 0.1 * 1.25 + 1e-6
+    assert float(dev.min()) > 0.03  # the field is there, at the amplitude's scale
+
+
+def _impulse(n: int = 31) -> torch.Tensor:
+    x = torch.zeros((1, 1, 1, n, n))
+    x[..., n // 2, n // 2] = 1.0
+    return x
+
+
+def test_gaussian_blur_of_an_impulse_has_the_sigma_asked_for() -> None:
+    # the kernel reaches 3 sigma: its variance is sigma^2 within the tails' 2%
+    from filmdata.degrade.blur import BlurParams
+
+    y = _apply("blur", _impulse(), BlurParams("gaussian", torch.tensor([2.0]), 0.0))[0, 0, 0]
+    ax = torch.arange(31.0) - 15
+    var_x = float((y.sum(0) * ax**2).sum())
+    assert float(y.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert var_x == pytest.approx(4.0, rel=0.02)
+
+
+def test_blur_kernels_of_defocus_and_motion_have_their_size() -> None:
+    from filmdata.degrade.blur import blur_kernels
+
+    # a disk of radius 3 with a one-pixel soft edge: every pixel within 3.5 of the centre
+    disk = blur_kernels("defocus", torch.tensor([3.0]), torch.zeros(1), 5)[0]
+    yy, xx = torch.meshgrid(torch.arange(-5.0, 6), torch.arange(-5.0, 6), indexing="ij")
+    assert torch.equal(disk > 0, (yy**2 + xx**2).sqrt() < 3.5)
+    # a horizontal line 6 px long: 5 whole pixels and a half at each end
+    line = blur_kernels("motion", torch.tensor([6.0]), torch.zeros(1), 5)[0]
+    want = torch.tensor([0, 0, 0.5, 1, 1, 1, 1, 1, 0.5, 0, 0]) / 6
+    torch.testing.assert_close(line[5], want)
+    assert float(line.sum()) == pytest.approx(float(line[5].sum()))  # nothing off the row
+
+
+def test_fade_and_tint_known_values() -> None:
+    from filmdata.degrade import color
+
+    rgb = torch.tensor([0.6, 0.4, 0.2])
+    x = rgb.view(1, 1, 3, 1, 1).expand(1, 1, 3, 4, 4).contiguous()
+    lum = 0.299 * 0.6 + 0.587 * 0.4 + 0.114 * 0.2
+
+    def px(y: torch.Tensor) -> torch.Tensor:
+        return y[0, 0, :, 0, 0]
+
+    cast = torch.tensor([0.1, -0.05, 0.0])
+    torch.testing.assert_close(px(_apply("fade", x, color.FadeParams(1.0, cast))), rgb + cast)
+    grey = px(_apply("fade", x, color.FadeParams(0.0, torch.zeros(3))))
+    torch.testing.assert_close(grey, torch.full((3,), lum))
+    sepia = torch.tensor(color.TINTS["sepia"])
+    toned = px(_apply("tint", x, color.TintParams(sepia, 1.0)))
+    torch.testing.assert_close(toned, lum * sepia)
+    half = px(_apply("tint", x, color.TintParams(sepia, 0.5)))
+    torch.testing.assert_close(half, (rgb + lum * sepia) / 2)
+
+
+def test_contrast_curve_known_values() -> None:
+    from filmdata.degrade.color import ContrastParams
+
+    x = torch.tensor([0.0, 0.25, 0.5, 0.6, 1.0]).view(1, 1, 1, 1, 5)
+    one = torch.ones(1)
+    # the mid-tone curve y + m y (1 - y)
+    y = _apply("contrast", x, ContrastParams(one, 0.0, 1.0, 0.5))
+    torch.testing.assert_close(y.flatten(), torch.tensor([0.0, 0.34375, 0.625, 0.72, 1.0]))
+    # black and white levels: black + (white - black) y
+    y = _apply("contrast", x, ContrastParams(one, 0.1, 0.9, 0.0))
+    torch.testing.assert_close(y.flatten(), torch.tensor([0.1, 0.3, 0.5, 0.58, 0.9]))
+    # contrast around mid-grey, clamped
+    y = _apply("contrast", x, ContrastParams(2 * one, 0.0, 1.0, 0.0))
+    torch.testing.assert_close(y.flatten(), torch.tensor([0.0, 0.0, 0.5, 0.7, 1.0]))
+
+
+def test_vignette_falls_off_quadratically_to_the_corners() -> None:
+    from filmdata.degrade.color import VignetteParams
+
+    x = torch.ones((1, 1, 1, 5, 5))  # pixel centres at -1, -0.5, 0, 0.5, 1
+    y = _apply("vignette", x, VignetteParams(0.5, 0.0, torch.zeros(2)))[0, 0, 0]
+    # r = |(x, y)| / sqrt 2: 0 at the centre, 0.5 at (0.5, 0.5), 1 at a corner
+    assert float(y[2, 2]) == pytest.approx(1.0)
+    assert float(y[3, 3]) == pytest.approx(1 - 0.5 * 0.5**2)
+    assert float(y[4, 4]) == pytest.approx(0.5)
