@@ -1469,3 +1469,76 @@ def test_a_tape_of_other_footage_maps_nothing_and_says_so(tmp_path: Path) -> Non
     assert out.exit_code == 0, out.output
     got = json.loads(out.output, parse_constant=lambda c: pytest.fail(f"{c} in --json"))
     assert got["mapping"] == [None] * 24 and got["quality"]["spatial_spread_px"] is None
+
+
+def test_band_similarity_is_each_dot_product_within_the_radius_inclusive() -> None:
+    from filmdata.pairing.temporal import band_similarity
+
+    rng = np.random.default_rng(4)
+    lq = rng.normal(size=(20, 6)).astype(np.float32)
+    gt = rng.normal(size=(30, 6)).astype(np.float32)
+    centre = np.linspace(2.2, 27.4, 20)
+    got = band_similarity(lq, gt, centre, radius=3)
+    dist = np.abs(np.arange(30)[None, :] - np.round(centre)[:, None])
+    want = np.where(dist <= 3, lq @ gt.T, -1.0)
+    assert np.allclose(got, want, atol=1e-5)
+    assert ((got != -1).sum(1) >= 4).all()  # the band's edges (|j - c| = 3) are in it
+
+
+def test_viterbi_jumps_over_four_gt_frames_where_the_jump_is_cheap() -> None:
+    # the shortest jump is one step past the step table (4 GT frames at base 1)
+    for skip in (4, 5, 7):
+        truth = [0, 1, 2, 3] + [3 + skip + k for k in range(4)]
+        s = np.full((len(truth), truth[-1] + 2), 0.1, np.float32)
+        s[np.arange(len(truth)), truth] = 0.95
+        assert viterbi(s, PathCosts(jump=0.2)) == truth, skip
+
+
+def test_viterbi_tolerance_flattens_a_rows_best_scores() -> None:
+    from filmdata.pairing.temporal import best_path
+
+    # GT frame 2 beats 1 by 0.09, more than the drop it costs (0.08): without a tolerance the
+    # path drops; with a tolerance of 0.1 both score 0.89 and the steady step wins
+    s = np.array([[0.9, 0.1, 0.1], [0.1, 0.9, 0.99]], np.float32)
+    assert viterbi(s, PathCosts()) == [0, 2]
+    assert viterbi(s, PathCosts(tolerance=0.1)) == [0, 1]
+    one_row = np.array([[0.5, 0.9, 0.89]], np.float32)
+    assert best_path(one_row, PathCosts(tolerance=0.02))[1] == pytest.approx(0.88)
+
+
+def test_fit_rate_keeps_points_within_three_frames_of_a_tight_line() -> None:
+    # every fifth frame two GT frames late (P-frames trailing): all within 3 frames of the
+    # line, so all are fitted, though 3 x the median residual would leave them out
+    from filmdata.pairing.temporal import fit_rate
+
+    path: list[int | None] = [int(4 + 1.25 * i) + (2 if i % 5 == 0 else 0) for i in range(200)]
+    pts = np.array([(i, j) for i, j in enumerate(path) if j is not None], float)
+    want = np.polyfit(pts[:, 0], pts[:, 1], 1)
+    assert np.allclose(fit_rate(path)[::-1], want)
+
+
+def test_unramp_takes_skips_two_steps_of_one_apart_for_one_ramp() -> None:
+    from filmdata.pairing.temporal import unramp
+
+    n = 32
+    truth = [i if i < 16 else i + 6 for i in range(n)]  # 6 GT frames lost after row 15
+    steps = [2, 1, 1] * 5 + [2]  # rows 10 .. 25: six skips, each two steps of one apart
+    ramp = list(range(10))
+    for d in steps:
+        ramp.append(ramp[-1] + d)
+    ramp += [i + 6 for i in range(len(ramp), n)]
+    assert ramp[25] == truth[25]
+    s = np.full((n, 40), 0.4, np.float32)
+    s[np.arange(n), ramp] = 0.85
+    s[np.arange(n), truth] = 0.9
+    assert unramp(ramp, s, PathCosts()) == truth
+
+
+def test_cadence_searches_the_rate_finer_than_a_frame_over_the_tape() -> None:
+    # a clean 24/25 path given a rate 1.5 GT frames off over the tape: the search around it
+    # (steps of a tenth of a frame over the tape) finds the one that agrees everywhere
+    n, rate = 400, 24 / 25
+    path: list[int | None] = [int(np.floor(0.37 + rate * i)) for i in range(n)]
+    e, agree = cadence(path, rate + 1.5 / (n - 1))
+    assert agree == 1.0
+    assert (e[1:] == np.diff(path)).all()
