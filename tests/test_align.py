@@ -566,6 +566,7 @@ def test_overlay_finds_what_one_video_shows_all_along() -> None:
     assert not mask[30:50, 120:160].any()  # the box, out
     assert mask[60:100, 30:110].all()  # the picture, in
     assert (mask == 0).mean() < 0.1
+    assert spatial.overlay(pairs, m, most=0.01) is None  # more than `most` would go
 
 
 def test_a_shorter_edit_is_matched_on_all_its_runs(tmp_path: Path) -> None:
@@ -1542,3 +1543,38 @@ def test_cadence_searches_the_rate_finer_than_a_frame_over_the_tape() -> None:
     e, agree = cadence(path, rate + 1.5 / (n - 1))
     assert agree == 1.0
     assert (e[1:] == np.diff(path)).all()
+
+
+def test_initial_guess_fits_the_gt_pictures_edges_to_the_boxs() -> None:
+    from filmdata.pairing.spatial import initial_guess
+
+    def corners(t: np.ndarray, gw: int, gh: int) -> np.ndarray:
+        c = np.array([[-0.5, -0.5, 1.0], [gw - 0.5, gh - 0.5, 1.0]]).T  # pixel edges
+        return (t @ c)[:2].T
+
+    # a 320x180 GT in the box x 10, y 5, 160 x 90: its outer edges on the box's
+    t = initial_guess((10, 5, 160, 90), (320, 180))
+    assert np.allclose(corners(t, 320, 180), [[9.5, 4.5], [169.5, 94.5]])
+    # a box 6% wider than the GT's aspect (part of a bar in it): the wider side's scale, centred
+    t = initial_guess((10, 5, 170, 90), (320, 180))
+    assert t[0, 0] == t[1, 1] == pytest.approx(170 / 320)
+    assert np.allclose(corners(t, 320, 180).mean(0), [10 + 85 - 0.5, 5 + 45 - 0.5])
+
+
+def test_grid_error_is_the_mean_euclidean_distance() -> None:
+    from filmdata.pairing.spatial import grid_error
+
+    moved = np.array([[1.0, 0, 3], [0, 1, 4], [0, 0, 1]])
+    assert grid_error(np.eye(3), moved, (64, 48)) == pytest.approx(5.0)
+
+
+def test_combine_leaves_out_estimates_far_from_the_median() -> None:
+    from filmdata.pairing.spatial import Estimate, combine, grid_error
+
+    truth = np.array([[0.5, 0.01, 10.0], [0.0, 0.5, 5.0], [0, 0, 1]])
+    off = truth + np.array([[0, 0, 20.0], [0, 0, 0], [0, 0, 0]])
+    ests = [Estimate(i, i, truth, 0.9) for i in range(5)]
+    ests += [Estimate(5 + i, 5 + i, off, 0.9) for i in range(2)]
+    t, spread = combine(ests, (320, 180))
+    assert grid_error(t, truth, (320, 180)) < 1e-9
+    assert spread == 0.0
