@@ -220,3 +220,19 @@ def test_statistics_only_for_the_columns_queries_filter_on(tmp_path: Path) -> No
     }
     assert stats["id"] and stats["source"] and stats["start_frame"]
     assert not stats["gt.list.element.bytes"] and not stats["degradation"]
+
+
+def test_rows_per_shard_count_the_gt_and_the_lq_clip() -> None:
+    # a row holds two clips (GT and LQ) of `frames` frames: about 1.6 bytes an RGB pixel in PNG
+    frames, size = 8, 200
+    for fmt, per_pixel in (("png", 1.6), ("jpeg", 0.4)):
+        row = 2 * frames * size * size * per_pixel
+        n = shards.default_rows_per_shard(frames, size, fmt)
+        assert n * row <= shards.TARGET_SHARD_BYTES < (n + 1) * row, fmt
+
+
+def test_a_record_without_shards_reads_as_one_with_none(tmp_path: Path) -> None:
+    folder = shards.config_dir(tmp_path, "default")
+    folder.mkdir(parents=True)
+    (folder / shards.RECORD).write_text(json.dumps({"version": 1, "config": "default"}))
+    assert shards.read_record(tmp_path, "default")["shards"] == {}
