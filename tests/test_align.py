@@ -569,6 +569,25 @@ def test_overlay_finds_what_one_video_shows_all_along() -> None:
     assert spatial.overlay(pairs, m, most=0.01) is None  # more than `most` would go
 
 
+def test_a_picture_that_moves_part_way_is_found_again_through_its_own_geometry(
+    tmp_path: Path,
+) -> None:
+    """A capture re-locked half-way: its picture moves 8 x 5 GT px. The geometry follows one
+    part and the other found no match through it (0.558 of frames: half the tape null). Its
+    unmatched stretch is registered on its coarse path, the fine passes run again through
+    its own geometry, and the segments say where the picture moved and how."""
+    gt = _four_shots(tmp_path)
+    tape = make_tape(gt, tmp_path / "tape.mp4", _small_spec(5, jump=(0.5, 8.0, 5.0)))
+    a = align(tape.path, gt)
+    assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95
+    segments = a.quality["segments"]
+    (first, _), (moved, _) = tape.segments
+    assert segments[0]["from_frame"] == first and len(segments) == 2
+    assert abs(segments[1]["from_frame"] - moved) <= 2  # (the first frames past the move)
+    for got, (_, want) in zip(segments, tape.segments):
+        assert geometric_error(want, np.array(got["transform"]), *GT_SIZE) < 0.6
+
+
 def test_a_shorter_edit_is_matched_on_all_its_runs(tmp_path: Path) -> None:
     """A tape cut twice (1.2 s each: a shorter edit of its GT): three runs, none half the
     tape. Its rate was fitted through all three (1.9 GT frames a tape frame: drops came

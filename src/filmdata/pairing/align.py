@@ -33,7 +33,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +91,11 @@ NEIGHBOURS = (-1, 1)  # GT frames either side of a spatial sample tried as its m
 REACH = 6  # ... and up to this far, at the sample's motion per frame times the distance
 # (see `_reach`; 1: the neighbours only)
 OVERLAY_PAIRS = 24  # matched frames the test for a watermark on one video looks at
+RELOCK_RUN = 2.0  # s: an unmatched stretch this long (or RELOCK_SHARE of the tape) is tested
+RELOCK_SHARE = 0.08  # ... for a picture that moved (`_relocked`)
+RELOCK_SAMPLES = 4  # registrations on its coarse path that must agree
+RELOCK_SCORE = 0.8  # ... each with an ECC correlation above this
+RELOCK_MOVE = 1.0  # px: ... on a geometry this far from the tape's, and twice their scatter
 SCATTER_MORE = 1.5  # tape px: samples whose registrations scatter more get as many again
 FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken as lag-free
 FRESH_DECAY = 0.5
@@ -339,6 +344,20 @@ def align(
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]
 
+    # a picture that moved part-way (a re-locked capture) left its frames unmatched: found
+    # again through their own geometry
+    def settle(own: list[int | None], scores: np.ndarray) -> np.ndarray:
+        """The spatial stage on a path of some of the tape's frames."""
+        return _spatial(
+            lv, gv, own, scores, (box, gt_box), samples, homography, clean=True,
+            cache=cache, base=costs.base, moves=moves, mask=mask,
+        )[0]  # fmt: skip
+
+    moved = _relocked(
+        lv, gv, mapping, conf, path0, t, box, mask, choose, settle, forward, costs.null,
+        min_confidence,
+    )  # fmt: skip
+
     # 6. offset and speed: j = a + r i (frames) -> t_lq = offset + t_gt / speed; none where
     # no frame matched (`fit_rate` of nothing is a guess: 0 s at the frame rates' ratio) or
     # every match is one GT frame (no rate: no GT time 0 to find)
@@ -369,7 +388,7 @@ def align(
     }
     if heard is not None:
         quality["audio"] = dataclasses.asdict(heard)
-    segs = _segments(est, (gw, gh))
+    segs = moved or _segments(est, (gw, gh))
     if segs:
         quality["segments"] = segs
     return Alignment(mapping, t, offset, speed, conf, quality)
@@ -1017,6 +1036,110 @@ def _near(seeds: np.ndarray, reach: int) -> np.ndarray:
 def _sharp_ready(lv: dsc.GrayVideo, gv: dsc.GrayVideo) -> bool:
     """Every frame of both videos kept at working size (within their memory budgets)."""
     return SHARP and len(gv.kept) == gv.frames and len(lv.kept) == lv.frames
+
+
+def _relocked(
+    lv: dsc.GrayVideo,
+    gv: dsc.GrayVideo,
+    mapping: list[int | None],
+    conf: list[float],
+    coarse: list[int | None],
+    t: np.ndarray,
+    box: tuple[float, float, float, float],
+    mask: np.ndarray | None,
+    choose: Callable[[np.ndarray], list[int | None]],
+    settle: Callable[[list[int | None], np.ndarray], np.ndarray],
+    forward: np.ndarray | None,
+    null: float,
+    min_confidence: float,
+) -> list[dict[str, Any]]:
+    """Stretches of the tape whose picture moved (a capture re-locked part-way: a shift of a
+    few pixels) find no match through the tape's geometry, their fine descriptors sampling
+    the GT off by the move; the geometry follows the longer part, the other goes null. Each
+    unmatched stretch of RELOCK_RUN seconds or more (or RELOCK_SHARE of the tape; the head
+    too, which a moved first part joins) is registered on its coarse path (small descriptors
+    hold through such a move): where RELOCK_SAMPLES registrations or more (ECC above
+    RELOCK_SCORE) put the picture more than RELOCK_MOVE px and twice their scatter from the
+    tape's geometry, the fine passes run again through theirs, `settle` (the spatial stage on
+    the stretch's own path) makes it exact, a last pass follows it, and the stretch's frames
+    take their matches (in `mapping` and `conf`, in place; from the match before the stretch
+    on, to the one after it). Returns the segments (`from_frame`, `transform`: GT full pixel
+    -> tape pixel) where a stretch moved, else []. A stretch of another programme, or of
+    noise, registers nowhere alike and stays null."""
+    n = len(mapping)
+    least = max(int(RELOCK_RUN * lv.fps), int(RELOCK_SHARE * n), 2)
+    runs, start = [], None
+    for i, j in enumerate([*mapping, 0]):
+        if j is None and start is None:
+            start = i
+        elif j is not None and start is not None:
+            if i - start >= least:
+                runs.append((start, i))
+            start = None
+    if not runs:
+        return []
+    gt_size = (gv.width, gv.height)
+    sw, sl = dsc.scale_matrix(gv.kept_scale), dsc.scale_matrix(lv.kept_scale)
+    x, y, w, h = (int(round(v * lv.kept_scale)) for v in box)
+    m = max(4, int(0.03 * min(w, h)))
+    crop = (x + m, y + m, w - 2 * m, h - 2 * m)
+    w0 = sl @ t @ np.linalg.inv(sw)
+
+    def fine_path(t2: np.ndarray, path: list[int | None], bands: Sequence[int]) -> tuple:
+        bufs: dict[str, np.ndarray] = {}
+        for band in bands:
+            lq_f, gt_f = _fine(lv, gv, t2, box, bufs)
+            s = temporal.band_similarity(lq_f, gt_f, temporal.fill_centre(path, gv.frames), band)
+            path = choose(_weigh(_lagged(s, lv.key, gt_f, forward=forward), lv.key, null))
+        return path, s
+
+    moved: list[tuple[int, int, np.ndarray]] = []
+    for a, b in runs:
+        pairs = [(i, coarse[i]) for i in range(a, b) if coarse[i] in gv.kept and i in lv.kept]
+        if len(pairs) < RELOCK_SAMPLES:
+            continue
+        picks = np.linspace(0, len(pairs) - 1, min(len(pairs), 2 * RELOCK_SAMPLES)).astype(int)
+        chosen = [pairs[q] for q in dict.fromkeys(picks.tolist())]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            found = pool.map(
+                lambda p: spatial.ecc_register(lv.kept[p[0]], gv.kept[p[1]], w0, crop, mask=mask),
+                chosen,
+            )
+            est = [
+                spatial.Estimate(i, j, np.linalg.inv(sl) @ tw @ sw, score)
+                for (i, j), (tw, score) in zip(chosen, found)
+                if score > RELOCK_SCORE
+            ]
+        if len(est) < RELOCK_SAMPLES:
+            continue
+        t2, spread = spatial.combine(est, gt_size)
+        if spatial.grid_error(t2, t, gt_size) <= max(RELOCK_MOVE, 2 * spread):
+            continue
+        # (registrations on a coarse path a frame or two off in a pan scatter by its motion:
+        # the fine passes through their median, then the spatial stage on that path)
+        path, s = fine_path(t2, coarse, BANDS)
+        own = [j if a <= i < b else None for i, j in enumerate(path)]
+        if sum(j is not None for j in own) >= RELOCK_SAMPLES:
+            t2 = settle(own, s)
+            path, s = fine_path(t2, path, BANDS[-1:])
+        before = max((j for j in mapping[:a] if j is not None), default=-1)
+        after = next((j for j in mapping[b:] if j is not None), gv.frames)
+        last, took = before, 0
+        for i in range(a, b):
+            j = path[i]
+            if j is None or not last <= j < after or s[i, j] < min_confidence:
+                continue
+            mapping[i], conf[i], last, took = j, float(s[i, j]), j, took + 1
+        if took:
+            moved.append((a, b, t2))
+    if not moved:
+        return []
+    starts = {0: t}  # (from_frame -> transform; a later entry of one frame replaces an earlier)
+    for a, b, t2 in moved:
+        starts[a] = t2
+        if b < n:
+            starts[b] = t
+    return [{"from_frame": k, "transform": v.tolist()} for k, v in sorted(starts.items())]
 
 
 def _segments(est: list[spatial.Estimate], gt_size: tuple[int, int]) -> list[dict[str, Any]]:
