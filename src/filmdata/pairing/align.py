@@ -346,12 +346,13 @@ def align(
 
     # a picture that moved part-way (a re-locked capture) left its frames unmatched: found
     # again through their own geometry
-    def settle(own: list[int | None], scores: np.ndarray) -> np.ndarray:
-        """The spatial stage on a path of some of the tape's frames."""
-        return _spatial(
+    def settle(own: list[int | None], scores: np.ndarray) -> np.ndarray | None:
+        """The spatial stage on a path of some of the tape's frames (None: no pair registered)."""
+        moved, est, _ = _spatial(
             lv, gv, own, scores, (box, gt_box), samples, homography, clean=True,
             cache=cache, base=costs.base, moves=moves, mask=mask,
-        )[0]  # fmt: skip
+        )  # fmt: skip
+        return moved if est else None
 
     moved = _relocked(
         lv, gv, mapping, conf, path0, t, box, mask, choose, settle, forward, costs.null,
@@ -1048,7 +1049,7 @@ def _relocked(
     box: tuple[float, float, float, float],
     mask: np.ndarray | None,
     choose: Callable[[np.ndarray], list[int | None]],
-    settle: Callable[[list[int | None], np.ndarray], np.ndarray],
+    settle: Callable[[list[int | None], np.ndarray], np.ndarray | None],
     forward: np.ndarray | None,
     null: float,
     min_confidence: float,
@@ -1119,8 +1120,9 @@ def _relocked(
         # the fine passes through their median, then the spatial stage on that path)
         path, s = fine_path(t2, coarse, BANDS)
         own = [j if a <= i < b else None for i, j in enumerate(path)]
-        if sum(j is not None for j in own) >= RELOCK_SAMPLES:
-            t2 = settle(own, s)
+        settled = settle(own, s) if sum(j is not None for j in own) >= RELOCK_SAMPLES else None
+        if settled is not None:  # (else the registrations' median stands)
+            t2 = settled
             path, s = fine_path(t2, path, BANDS[-1:])
         before = max((j for j in mapping[:a] if j is not None), default=-1)
         after = next((j for j in mapping[b:] if j is not None), gv.frames)
