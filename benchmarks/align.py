@@ -16,7 +16,10 @@ Tape cases (`--cases`, comma-separated):
   crf45     pal with crf 45 (very heavy compression, ~25 kb/s; hardest on the slow clip)
   harsh     crf45 with twice the noise (10 grey levels), blur 2 and chroma smear 5
   jump      pal whose picture moves by (2.5, -1.5) tape px halfway (a re-locked capture); the
-            geometric error is that of the JSON transform against the first half's
+            geometric error is each half's against the segment found for it (`segments`), or
+            the JSON transform's against the first half's where none is found
+  relock    pal whose picture moves by (12, -8) tape px halfway (a capture re-locked with a
+            visible jump: the moved half is aligned through its own geometry, `segments`)
   lost      pal missing 3 s (75 tape frames) of the GT halfway (a length spliced out)
   edit      pal missing 2.4 s twice, at 30% and 70% (a shorter edit of the GT)
   other     pal with 3 s of another programme halfway (a commercial recorded over it)
@@ -56,6 +59,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -91,6 +95,7 @@ CASES = {
     "crf45": lambda **kw: TapeSpec(crf=45, **kw),
     "harsh": lambda **kw: TapeSpec(crf=45, noise=10.0, blur=2.0, smear=5.0, **kw),
     "jump": lambda **kw: TapeSpec(jump=(0.5, 2.5, -1.5), **kw),
+    "relock": lambda **kw: TapeSpec(jump=(0.5, 12.0, -8.0), **kw),
     "lost": lambda **kw: TapeSpec(lost=((0.5, 75),), **kw),
     "edit": lambda **kw: TapeSpec(lost=((0.3, 60), (0.7, 60)), **kw),
     "other": lambda **kw: TapeSpec(other=((0.5, 75),), **kw),
@@ -159,6 +164,23 @@ def run_cli(lq: Path, gt: Path, repeat: int) -> tuple[dict, float, float]:
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
     return json.loads(out), statistics.median(walls), statistics.median(cpus)
+
+
+def _geometry_error(tape: Any, a: dict[str, Any], width: int, height: int) -> float:
+    """The JSON transform's error against the tape's; where the tape's picture moves part-way
+    and the alignment gives segments, each tape part's against the segment in force at its
+    first frame, weighed by the part's length."""
+    found = a["quality"].get("segments") or []
+    if not tape.segments or not found:
+        return float(geometric_error(tape.transform, np.array(a["transform"]), width, height))
+    n = len(tape.mapping)
+    ends = [f for f, _ in tape.segments[1:]] + [n]
+    total = 0.0
+    for (first, truth), end in zip(tape.segments, ends):
+        at = [g for g in found if g["from_frame"] <= first + 2] or found[:1]
+        got = np.array(at[-1]["transform"])
+        total += (end - first) * geometric_error(truth, got, width, height)
+    return total / n
 
 
 def main() -> None:
@@ -254,7 +276,7 @@ def main() -> None:
             duration = len(tape.mapping) / spec.fps
             a, wall, cpu = run_cli(tape.path, gt, args.repeat)
             acc = frame_accuracy(tape.mapping, a["mapping"], same, tape.also)
-            err = geometric_error(tape.transform, np.array(a["transform"]), args.width, args.height)
+            err = _geometry_error(tape, a, args.width, args.height)
             print(
                 f"{name:5} {case:9} {'ours':9} {len(tape.mapping):6d} {acc:8.3f} {err:8.3f} "
                 f"{wall:7.2f} {cpu:6.2f} {duration / wall:10.1f}"

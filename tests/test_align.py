@@ -572,7 +572,7 @@ def test_overlay_finds_what_one_video_shows_all_along() -> None:
 def test_a_picture_that_moves_part_way_is_found_again_through_its_own_geometry(
     tmp_path: Path,
 ) -> None:
-    """A capture re-locked half-way: its picture moves 8 x 5 GT px. The geometry follows one
+    """A capture re-locked half-way: its picture moves 8 x 5 tape px. The geometry follows one
     part and the other found no match through it (0.558 of frames: half the tape null). Its
     unmatched stretch is registered on its coarse path, the fine passes run again through
     its own geometry, and the segments say where the picture moved and how."""
