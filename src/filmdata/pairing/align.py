@@ -672,10 +672,8 @@ def _spatial(
         cands = kept
     sw = dsc.scale_matrix(gv.kept_scale)  # GT full -> GT working
     sl = dsc.scale_matrix(lv.kept_scale)  # tape full -> tape working (`LQ_WORK_WIDTH`)
-    x, y, w, h = (int(round(v * lv.kept_scale)) for v in box)  # (in the tape's working px)
-    m = max(4, int(0.03 * min(w, h)))  # stay off the picture's edges
-    crop = (x + m, y + m, w - 2 * m, h - 2 * m)
-    w0 = sl @ init @ np.linalg.inv(sw)
+    crop = _ecc_crop(lv, box)
+    w0 = _working(lv, gv, init)
     back = np.linalg.inv(sl)
 
     def register(picks: list[tuple[int, int, float]]) -> list[tuple]:
@@ -739,10 +737,24 @@ def _overlay(
         return None
     picks = np.linspace(0, len(pairs) - 1, OVERLAY_PAIRS).round().astype(int)
     chosen = [pairs[q] for q in dict.fromkeys(picks.tolist())]
-    m = dsc.scale_matrix(lv.kept_scale) @ t @ np.linalg.inv(dsc.scale_matrix(gv.kept_scale))
     k = lv.kept_scale
     picture = (box[0] * k, box[1] * k, box[2] * k, box[3] * k)
-    return spatial.overlay([(lv.kept[i], gv.kept[j]) for i, j in chosen], m, picture)
+    frames = [(lv.kept[i], gv.kept[j]) for i, j in chosen]
+    return spatial.overlay(frames, _working(lv, gv, t), picture)
+
+
+def _working(lv: dsc.GrayVideo, gv: dsc.GrayVideo, t: np.ndarray) -> np.ndarray:
+    """`t` (GT full pixel -> tape pixel) between the frames kept at working size: GT working
+    pixel -> tape working pixel."""
+    return dsc.scale_matrix(lv.kept_scale) @ t @ np.linalg.inv(dsc.scale_matrix(gv.kept_scale))
+
+
+def _ecc_crop(lv: dsc.GrayVideo, box: Box) -> tuple[int, int, int, int]:
+    """The tape's picture `box` (full pixels) in its working pixels, less 3% (at least 4 px)
+    each side: what ECC compares, off the picture's edges."""
+    x, y, w, h = (int(round(v * lv.kept_scale)) for v in box)
+    m = max(4, int(0.03 * min(w, h)))
+    return (x + m, y + m, w - 2 * m, h - 2 * m)
 
 
 def _pick(among: Sequence[int], cands: list[tuple[int, int, float]], samples: int) -> list[int]:
@@ -1081,10 +1093,7 @@ def _relocked(
         return []
     gt_size = (gv.width, gv.height)
     sw, sl = dsc.scale_matrix(gv.kept_scale), dsc.scale_matrix(lv.kept_scale)
-    x, y, w, h = (int(round(v * lv.kept_scale)) for v in box)
-    m = max(4, int(0.03 * min(w, h)))
-    crop = (x + m, y + m, w - 2 * m, h - 2 * m)
-    w0 = sl @ t @ np.linalg.inv(sw)
+    crop, w0 = _ecc_crop(lv, box), _working(lv, gv, t)
 
     def fine_path(t2: np.ndarray, path: list[int | None], bands: Sequence[int]) -> tuple:
         bufs: dict[str, np.ndarray] = {}
