@@ -14,7 +14,7 @@ from filmdata.cli import app
 from filmdata.errors import ItemsFailed
 from filmdata.pairing.pair import pair
 from filmdata.pairing.tapesim import TapeSpec, frame_accuracy, make_tape, render_footage
-from filmdata.shards import read_shard, scan
+from filmdata.shards import RECORD, read_shard, scan
 from filmdata.video import read_frames, write_video
 
 MANIFEST = """\
@@ -140,7 +140,7 @@ def test_re_export_without_validation_drops_the_old_split(
             assert "validation" in scan(ds)["real"]
     assert set(scan(ds)["real"]) == {"train"}
     assert not list((ds / "data" / "real").glob("validation-*"))
-    record = json.loads((ds / "data" / "real" / "shards.json").read_text())
+    record = json.loads((ds / "data" / "real" / RECORD).read_text())
     assert set(record["plan"]) == {"train"}
     assert "validation" not in (ds / "README.md").read_text()
 

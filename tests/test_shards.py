@@ -236,3 +236,32 @@ def test_a_record_without_shards_reads_as_one_with_none(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / shards.RECORD).write_text(json.dumps({"version": 1, "config": "default"}))
     assert shards.read_record(tmp_path, "default")["shards"] == {}
+
+
+def test_a_config_folder_reads_as_parquet_with_pyarrow_and_pandas(tmp_path: Path) -> None:
+    # `pd.read_parquet(folder)` and `pyarrow.dataset` read every file of a folder but those
+    # named "_..." or "...": the record must not be taken for a shard.
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    rows = [_row(i, 1, 4, 4, rng) for i in range(3)]
+    shards.write_split(tmp_path, "synthetic", "train", rows, rows_per_shard=2)
+    folder = shards.config_dir(tmp_path, "synthetic")
+    assert pq.read_table(folder).num_rows == 3
+    assert sorted(pd.read_parquet(folder, columns=["id"])["id"]) == [r["id"] for r in rows]
+
+
+def test_a_record_of_the_old_name_is_read_and_replaced(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    shards.write_split(tmp_path, "real", "train", [_row(0, 1, 4, 4, rng)])
+    folder = shards.config_dir(tmp_path, "real")
+    (folder / shards.RECORD).rename(folder / shards.LEGACY_RECORD)  # a dataset made before
+    assert shards.is_dataset(tmp_path)
+    assert shards.scan(tmp_path)["real"]["train"]["rows"] == 1
+    shards.write_split(tmp_path, "real", "validation", [_row(1, 1, 4, 4, rng)])
+    assert not (folder / shards.LEGACY_RECORD).exists()
+    assert set(shards.read_record(tmp_path, "real")["shards"]) == {
+        "train-00000-of-00001.parquet",
+        "validation-00000-of-00001.parquet",
+    }

@@ -354,9 +354,9 @@ def test_refuses_to_overwrite_and_resumes(footage: Path, tmp_path: Path, runner)
     assert len(before) == 3
     # A crash: shard 1 gone from disk and record, a stale temporary left behind.
     folder = dataset / "data" / "synthetic"
-    record = json.loads((folder / "shards.json").read_text())
+    record = json.loads((folder / shards.RECORD).read_text())
     del record["shards"]["train-00001-of-00003.parquet"]
-    (folder / "shards.json").write_text(json.dumps(record))
+    (folder / shards.RECORD).write_text(json.dumps(record))
     (folder / "train-00001-of-00003.parquet").unlink()
     (folder / ".train-00001-of-00003.parquet.tmp-999").write_bytes(b"half a shard")
     resumed = runner.invoke(app, args + ["--json"])
@@ -403,12 +403,12 @@ def test_a_folder_of_the_users_with_a_data_folder_is_not_taken_over(
     stray.parent.mkdir()
     stray.write_text("a,b\n")  # but not into a data/synthetic/ that synth did not make
     result = runner.invoke(app, args + ["--out", str(ours)])
-    assert result.exit_code == 2 and "no shards.json" in result.output, result.output
+    assert result.exit_code == 2 and f"no {shards.RECORD}" in result.output, result.output
     assert stray.read_text() == "a,b\n"
     stray.unlink()
     result = runner.invoke(app, args + ["--out", str(ours)])
     assert result.exit_code == 0, result.output
-    assert len(_rows(ours)) == 2 and (ours / "data" / "real" / "shards.json").exists()
+    assert len(_rows(ours)) == 2 and (ours / "data" / "real" / shards.RECORD).exists()
 
 
 def test_preview_png_and_mp4(made: tuple[Path, dict], tmp_path: Path, runner) -> None:

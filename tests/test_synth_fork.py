@@ -318,10 +318,12 @@ def test_no_fork_where_torch_is_loaded_or_threads_run() -> None:
 def test_the_fresh_run_check_reads_the_record_shards_writes(tmp_path: Path) -> None:
     from filmdata.synth import CONFIG
 
-    # `synth` decides on a fork before importing `shards` (pyarrow starts threads).
+    # `synth` decides on a fork before importing `shards` (pyarrow starts threads): it looks
+    # for these two names itself.
     assert shards.config_dir(tmp_path, CONFIG) / shards.RECORD == (
-        tmp_path / "data" / CONFIG / "shards.json"
+        tmp_path / "data" / CONFIG / "_shards.json"
     )
+    assert shards.LEGACY_RECORD == "shards.json"
 
 
 def test_ctrl_c_in_the_parent_kills_and_reaps_the_child(footage: Path) -> None:

@@ -6,10 +6,12 @@ decodes the image columns) and the card's YAML lists the configs and their data 
 `datasets.load_dataset(path)` needs no script); DuckDB reads the same files.
 
 The atomic protocol: a shard is written to `.<name>.tmp-<pid>` in its own folder, fsynced and
-renamed; then `data/<config>/shards.json` (the record, itself replaced atomically) gains the
-shard's file, sha256, rows and window ids. A shard that is not in the record is not complete;
-`clean_temporaries` removes what a killed writer left. The pairing stage writes config `real`
-with `write_split` and then calls `write_card`, which rescans every config and split.
+renamed; then `data/<config>/_shards.json` (the record, itself replaced atomically) gains the
+shard's file, sha256, rows and window ids; its leading `_` keeps it out of what pyarrow and
+pandas read as the config's Parquet files (`pd.read_parquet("data/synthetic")`). A shard that
+is not in the record is not complete; `clean_temporaries` removes what a killed writer left.
+The pairing stage writes config `real` with `write_split` and then calls `write_card`, which
+rescans every config and split.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ import pyarrow.parquet as pq
 
 from .errors import FilmdataError, RefusedError
 
-RECORD = "shards.json"
+# The record is named with a leading "_" so that a directory read of the config's folder
+# (`pyarrow.dataset`, `pd.read_parquet(folder)`, Spark) skips it as metadata, as it skips
+# `_SUCCESS` and `_metadata`; named `shards.json` (datasets made before) those readers took it
+# for a Parquet file and failed. That name is still read, and replaced on the next write.
+RECORD = "_shards.json"
+LEGACY_RECORD = "shards.json"
 SHARD_RE = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<n>\d{5})\.parquet$")
 TARGET_SHARD_BYTES = 256 * 2**20  # "shards of a few hundred MB"
 
@@ -467,8 +474,9 @@ def config_dir(dataset: Path, config: str) -> Path:
 
 
 def read_record(dataset: Path, config: str) -> dict[str, Any]:
-    """`data/<config>/shards.json`, or an empty record when there is none yet."""
-    path = config_dir(dataset, config) / RECORD
+    """`data/<config>/_shards.json` (or the `shards.json` of a dataset made before), or an
+    empty record when there is none yet."""
+    path = record_path(dataset, config)
     if not path.exists():
         return {"version": 1, "config": config, "shards": {}}
     try:
@@ -479,16 +487,32 @@ def read_record(dataset: Path, config: str) -> dict[str, Any]:
     return rec
 
 
+def record_path(dataset: Path, config: str) -> Path:
+    """Where `config`'s record is: `_shards.json`, or `shards.json` where only that is there
+    (a dataset made before the rename)."""
+    folder = config_dir(dataset, config)
+    legacy = folder / LEGACY_RECORD
+    return legacy if legacy.is_file() and not (folder / RECORD).exists() else folder / RECORD
+
+
+def has_record(folder: Path) -> bool:
+    """Whether a config folder holds a record (under either name)."""
+    return (folder / RECORD).is_file() or (folder / LEGACY_RECORD).is_file()
+
+
 def is_dataset(dataset: Path) -> bool:
     """Whether a folder is a filmdata dataset: one of its configs has a record
-    (`data/<config>/shards.json`, written before any shard)."""
+    (`data/<config>/_shards.json`, written before any shard)."""
     data = Path(dataset) / "data"
-    return data.is_dir() and any((p / RECORD).is_file() for p in data.iterdir() if p.is_dir())
+    return data.is_dir() and any(has_record(p) for p in data.iterdir() if p.is_dir())
 
 
 def write_record(dataset: Path, config: str, record: Mapping[str, Any]) -> None:
     data = json.dumps(record, indent=1, sort_keys=True).encode()
-    atomic_write_bytes(config_dir(dataset, config) / RECORD, data)
+    folder = config_dir(dataset, config)
+    atomic_write_bytes(folder / RECORD, data)
+    # a record of the old name, now superseded (left, it would break directory reads)
+    (folder / LEGACY_RECORD).unlink(missing_ok=True)
 
 
 def clean_temporaries(folder: Path) -> list[Path]:

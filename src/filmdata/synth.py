@@ -823,7 +823,11 @@ def synth(
         scenes,
         quiet,
     )
-    fresh = overwrite or not (dataset / "data" / CONFIG / "shards.json").exists()
+    # (`shards.RECORD`, or the `LEGACY_RECORD` of a dataset made before: `shards` is not
+    # imported yet, as pyarrow's import starts threads)
+    fresh = overwrite or not any(
+        (dataset / "data" / CONFIG / name).exists() for name in ("_shards.json", "shards.json")
+    )
     forked = _planning_reader(planner, clip_len, size) if backend == "local" and fresh else None
     early: Prefetch | ForkReader | None = forked
     if forked is not None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import make_clip, shard_rows
+from filmdata.shards import RECORD
 from filmdata.synth import synth
 
 CLI = [sys.executable, "-c", "from filmdata.cli import main; main()"]
@@ -72,7 +73,7 @@ def test_kill_mid_synth_then_rerun(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         _synth(killed, footage), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    record = killed / "data" / "synthetic" / "shards.json"
+    record = killed / "data" / "synthetic" / RECORD
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline and proc.poll() is None:
