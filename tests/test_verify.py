@@ -117,3 +117,56 @@ def test_repair_refuses_templates_or_a_preset_other_than_the_records(
     (line,) = [s for s in result.output.splitlines() if s.strip()]
     assert str(out) in line and f"{field}:" in line
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def _real_rows(n: int, first: int = 0) -> list[dict]:
+    import numpy as np
+
+    frame = np.zeros((4, 4, 3), np.uint8)
+    return [
+        {
+            "id": f"m.p.{i}",
+            "source": "tape",
+            "clip": "p",
+            "start_frame": i,
+            "fps": 25.0,
+            "crop": {"x": 0, "y": 0, "w": 4, "h": 4},
+            "gt": [frame],
+            "lq": [frame],
+            "degradation": "{}",
+            "origin": "real",
+        }
+        for i in range(first, first + n)
+    ]
+
+
+def test_verify_finds_and_rewrites_a_card_that_lacks_what_the_records_list(
+    tmp_path: Path, runner
+) -> None:
+    """An export killed after a split's shards but before its card: `load_dataset` would not
+    offer that split (nor, card gone, any config), though every shard is good."""
+    from filmdata import shards
+
+    ds = tmp_path / "ds"
+    shards.write_split(ds, "real", "train", _real_rows(3))
+    shards.write_card(ds)
+    assert verify(ds)["ok"]
+    shards.write_split(ds, "real", "validation", _real_rows(1, 10))  # ... and killed here
+    report = verify(ds)
+    assert not report["ok"] and all(s["ok"] for s in report["shards"])
+    assert report["card"]["problems"] == [
+        "config 'real' split 'validation' has complete shards but is not in README.md"
+    ]
+    shards.write_split(ds, "real", "train", _real_rows(2))  # another row count
+    assert "README.md says 3 rows, the record 2" in verify(ds)["card"]["problems"][0]
+    result = runner.invoke(app, ["verify", str(ds)])
+    assert result.exit_code == 1 and "README.md" in result.output, result.output
+    (ds / "README.md").unlink()
+    assert "README.md missing" in verify(ds)["card"]["problems"][0]
+    fixed = verify(ds, repair=True)
+    assert fixed["ok"] and fixed["card"]["repaired"]
+    assert verify(ds)["ok"] and not verify(ds)["card"]["problems"]
+    import yaml
+
+    header = yaml.safe_load((ds / "README.md").read_text().split("---\n")[1])
+    assert [d["split"] for d in header["configs"][0]["data_files"]] == ["train", "validation"]

@@ -731,6 +731,58 @@ def write_card(
     return dataset / "README.md"
 
 
+def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
+    """How the card (`README.md`) disagrees with what the records list (empty when it agrees):
+    a config or split with complete shards that `load_dataset` would not offer, one it would
+    offer that has none, another row count. The card is rewritten after every run; a run killed
+    before that (a `pair --export` between its splits and its card) leaves it stale."""
+    import yaml
+
+    dataset = Path(dataset)
+    found = scan(dataset)
+    card = dataset / "README.md"
+    if not card.is_file():
+        # (with nothing complete to describe, the shards' own problems say why)
+        return ["README.md missing: `load_dataset` finds no configs"] if found else []
+    text = card.read_text(errors="replace")
+    try:
+        header = yaml.safe_load(text.split("---\n", 2)[1]) if text.startswith("---\n") else None
+    except (IndexError, yaml.YAMLError):
+        header = None
+    if not isinstance(header, dict):
+        return ["README.md has no readable YAML header"]
+    files: dict[str, dict[str, str]] = {}
+    for c in header.get("configs") or []:
+        files[c.get("config_name")] = {
+            d.get("split"): d.get("path") for d in c.get("data_files") or []
+        }
+    rows: dict[str, dict[str, int]] = {}
+    for i in header.get("dataset_info") or []:
+        rows[i.get("config_name")] = {
+            s.get("name"): s.get("num_examples") for s in i.get("splits") or []
+        }
+    problems = []
+    for config in sorted(set(found) | set(files), key=str):
+        have, listed = found.get(config, {}), files.get(config, {})
+        if config not in files:
+            problems.append(f"config {config!r} has complete shards but is not in README.md")
+            continue
+        for split in sorted(set(have) | set(listed), key=str):
+            where = f"config {config!r} split {split!r}"
+            if split not in listed:
+                problems.append(f"{where} has complete shards but is not in README.md")
+            elif split not in have:
+                problems.append(f"{where} is in README.md but has no complete shard")
+            elif listed[split] != f"data/{config}/{split}-*.parquet":
+                problems.append(f"{where}: README.md lists files {listed[split]!r}")
+            elif rows.get(config, {}).get(split) != have[split]["rows"]:
+                n = rows.get(config, {}).get(split)
+                problems.append(
+                    f"{where}: README.md says {n} rows, the record {have[split]['rows']}"
+                )
+    return problems
+
+
 def _yaml_features() -> list[dict[str, Any]]:
     return [
         {"name": "id", "dtype": "string"},

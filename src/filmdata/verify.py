@@ -2,7 +2,8 @@
 
 A shard is good when it is present, its sha256 and row count are the record's, Parquet reads
 it, its ids are the record's, every image decodes, each row's `lq` and `gt` have the same
-length, and no window of it failed when it was made (the record's `failed`). `repair`
+length, and no window of it failed when it was made (the record's `failed`). The card is good
+when its configs, splits and row counts are the records' (what `load_dataset` offers). `repair`
 re-makes a bad or missing synthetic shard from its rows' records (source, start frame, crop;
 the degradation is redone from (seed, window id)), which on the device that made it gives the
 same bytes.
@@ -110,7 +111,9 @@ def verify(
 
     Returns:
         {"dataset", "ok", "shards": [{"config", "file", "ok", "problems", "repaired"}],
-         "temporaries": [...]}; `ok` is false when a bad shard is left.
+         "temporaries": [...], "card": {"file", "ok", "problems", "repaired"}}; `ok` is false
+        when a bad shard is left, or a card that does not list what the records do
+        (`shards.card_problems`; `repair` rewrites it).
 
     Raises:
         RefusedError: not a dataset; for repair, the templates or preset at the recorded
@@ -181,9 +184,17 @@ def _verify(
         for t in report["temporaries"]:
             Path(t).unlink(missing_ok=True)
         report["temporaries"] = []
-    report["ok"] = all(s["ok"] for s in report["shards"]) and not report["temporaries"]
-    if repair and any(s["repaired"] for s in report["shards"]):
+    # The card: what `load_dataset` offers must be what the records list.
+    card = {"file": "README.md", "problems": shards.card_problems(path), "repaired": False}
+    remade = any(s["repaired"] for s in report["shards"])
+    if repair and (card["problems"] or remade) and shards.scan(path):
         shards.write_card(path)
+        card["repaired"] = bool(card["problems"])
+    card["ok"] = not card["problems"] or card["repaired"]
+    report["card"] = card
+    report["ok"] = (
+        all(s["ok"] for s in report["shards"]) and not report["temporaries"] and card["ok"]
+    )
     return report
 
 

@@ -161,7 +161,8 @@ def verify_cmd(
     quiet: bool = QuietOpt,
     json_: bool = JsonOpt,
 ) -> None:
-    """Check every shard against its record (sha256, rows, images); exit 1 naming bad ones."""
+    """Check every shard against its record (sha256, rows, images), and the card against the
+    records; exit 1 naming bad ones."""
     from ..verify import verify
 
     report = verify(dataset, repair, root=root, device=device, quiet=quiet)
@@ -179,11 +180,15 @@ def verify_cmd(
         print_table(rows, ["config", "file", "status", "problems"])
         for t in report["temporaries"]:
             typer.echo(f"stale temporary: {t}")
+        card = report["card"]
+        for p in card["problems"]:
+            typer.echo(f"card {'(rewritten)' if card['repaired'] else 'BAD'}: {p}")
     if not report["ok"]:
         bad = [s["file"] for s in report["shards"] if not s["ok"]]
         e = ItemsFailed(
             f"{report['dataset']}: bad shards: {', '.join(bad) or 'none'}"
             + (f"; {len(report['temporaries'])} stale temporaries" if report["temporaries"] else "")
+            + ("" if report["card"]["ok"] else "; README.md does not list what the records do")
             + ("" if repair else "; run `filmdata verify --repair`")
         )
         typer.echo(f"error: {e}", err=True)
