@@ -665,7 +665,7 @@ def write_card(
     for config, splits in found.items():
         entry: dict[str, Any] = {
             "config_name": config,
-            "data_files": [{"split": s, "path": f"data/{config}/{s}-*.parquet"} for s in splits],
+            "data_files": [{"split": s, "path": card_files(config, s)} for s in splits],
         }
         if config == default:
             entry["default"] = True
@@ -731,6 +731,11 @@ def write_card(
     return dataset / "README.md"
 
 
+def card_files(config: str, split: str) -> str:
+    """The pattern the card lists for a split's shards (relative to the dataset)."""
+    return f"data/{config}/{split}-*.parquet"
+
+
 def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
     """How the card (`README.md`) disagrees with what the records list (empty when it agrees):
     a config or split with complete shards that `load_dataset` would not offer, one it would
@@ -773,7 +778,7 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
                 problems.append(f"{where} has complete shards but is not in README.md")
             elif split not in have:
                 problems.append(f"{where} is in README.md but has no complete shard")
-            elif listed[split] != f"data/{config}/{split}-*.parquet":
+            elif listed[split] != card_files(config, split):
                 problems.append(f"{where}: README.md lists files {listed[split]!r}")
             elif rows.get(config, {}).get(split) != have[split]["rows"]:
                 n = rows.get(config, {}).get(split)
