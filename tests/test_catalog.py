@@ -41,3 +41,23 @@ def test_concurrent_writers(tmp_path: Path) -> None:
         assert p.exitcode == 0
     with Catalog(path) as cat:
         assert len(cat.sources()) == 200
+
+
+def test_a_root_that_cannot_hold_a_catalog_is_refused(tmp_path: Path) -> None:
+    """A file where the root should be, or a catalog.sqlite that is not a database, is refused
+    in one line naming it (exit 2), not a traceback from mkdir or sqlite3."""
+    import pytest
+
+    from filmdata.errors import RefusedError
+
+    a_file = tmp_path / "clip.mp4"
+    a_file.write_bytes(b"not a folder")
+    with pytest.raises(RefusedError, match=r"clip\.mp4: cannot make the data root"):
+        Catalog.at_root(a_file)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "catalog.sqlite").write_text("garbage " * 100)
+    with pytest.raises(RefusedError, match=r"bad/catalog\.sqlite: cannot open the catalog"):
+        Catalog.at_root(tmp_path / "bad")
+    (tmp_path / "dir" / "catalog.sqlite").mkdir(parents=True)
+    with pytest.raises(RefusedError, match=r"dir/catalog\.sqlite: cannot open the catalog"):
+        Catalog.at_root(tmp_path / "dir")

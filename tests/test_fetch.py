@@ -170,6 +170,16 @@ def test_bad_options_refused(runner: CliRunner, tmp_path: Path) -> None:
     assert not r.exists()
 
 
+def test_a_root_that_is_a_file_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    m = write_manifest(tmp_path / "m.yaml", "m", [{"id": "a", "url": "https://example.com/a"}])
+    a_file = tmp_path / "clip.mp4"
+    a_file.write_bytes(b"x")
+    result = runner.invoke(app, ["fetch", str(m), "--root", str(a_file), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"--root {a_file}: cannot make the data root" in result.output
+
+
 def test_local_captures_copy_link_missing(
     runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
 ) -> None:

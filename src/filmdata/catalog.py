@@ -139,17 +139,43 @@ class Catalog:
     """
 
     def __init__(self, path: str | Path, *, timeout: float = 60.0):
+        """Open (making it and its folder where missing) and migrate the catalog at `path`.
+
+        Raises:
+            RefusedError: the folder cannot be made (a file is in its place, no permission)
+                or `path` is not an SQLite database (another file, a folder).
+        """
+        from .errors import RefusedError
+
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        self.db.row_factory = sqlite3.Row
-        self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self._retrying(lambda: self.db.execute("PRAGMA journal_mode = WAL"))
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            why = "a file is in the way" if isinstance(e, FileExistsError) else e.strerror or e
+            raise RefusedError(
+                f"--root {self.path.parent}: cannot make the data root: {why}"
+            ) from None
+        try:
+            self.db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise RefusedError(f"{self.path}: cannot open the catalog: {e}") from None
+        try:
+            self.db.row_factory = sqlite3.Row
+            self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._retrying(lambda: self.db.execute("PRAGMA journal_mode = WAL"))
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+                raise  # contention, not a bad file
+            raise RefusedError(f"{self.path}: cannot open the catalog: {e}") from None
+        except BaseException:
+            self.db.close()
+            raise
 
     @classmethod
     def at_root(cls, root: str | Path) -> Catalog:

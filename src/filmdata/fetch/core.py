@@ -158,8 +158,7 @@ def fetch(
             raise RefusedError(f"{m.file}: manifest name {m.name!r} is also {names[m.name]}")
     chosen = _select(loaded, only)
 
-    root_dir = resolve_root(root)
-    root_dir.mkdir(parents=True, exist_ok=True)
+    root_dir = resolve_root(root)  # made by the catalog (refused where it cannot be)
     opts = Options(
         max_height=max_height,
         cookies=cookie_file,
