@@ -171,6 +171,10 @@ def test_pair_refuses_bad_options(runner: CliRunner, root: Path) -> None:
     assert r.exit_code == 2 and r.output.startswith("error:")
     r = runner.invoke(app, ["pair", "--root", str(root), "--manifest", str(root / "no.yaml")])
     assert r.exit_code == 2 and "no such file" in r.output
+    missing = root / "mistyped"
+    r = runner.invoke(app, ["pair", "--root", str(missing), "--json"])
+    assert r.exit_code == 2 and f"--root {missing}: no catalog" in r.output, r.output
+    assert not missing.exists()
 
 
 def test_a_pair_whose_gt_is_hdr_is_left_out_of_the_export(root: Path) -> None:

@@ -73,7 +73,9 @@ def pair(
     for m in (load_manifest(p) for p in manifests):
         todo += [(m.name, p.id, p.lq, p.gt) for p in m.pairs]
     results = []
-    with Catalog.at_root(root) as cat:
+    # Every pair's sources are read from the catalog: a root without one (a mistyped --root)
+    # is refused, not made into an empty root that has "no pairs".
+    with Catalog.existing(root) as cat:
         if not manifests:
             todo = [(r["manifest"], r["id"], r["lq"], r["gt"]) for r in cat.pairs()]
         if export is not None and not todo:
