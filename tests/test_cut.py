@@ -120,6 +120,9 @@ def test_refused_options(film_root: Path) -> None:
         cut(film_root, sources=("nope",))
     with pytest.raises(RefusedError, match="--min-len"):
         cut(film_root, min_len=5, max_len=1)
+    for lo, hi in ((float("nan"), 10.0), (1.0, float("inf")), (1.0, float("nan"))):
+        with pytest.raises(RefusedError, match="--min-len"):  # not one failure per source
+            cut(film_root, min_len=lo, max_len=hi)
     with pytest.raises(RefusedError, match="--detector"):
         cut(film_root, detector="nope")
 

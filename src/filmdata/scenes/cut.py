@@ -135,9 +135,10 @@ def cut(
         # A threshold the detector refuses is the user's input, not one source's failure:
         # refuse it here, before any source's clips are replaced.
         make_detector(detector, threshold)
-    if min_len < 0 or max_len < 0 or (max_len and max_len < min_len):
+    finite = np.isfinite(min_len) and np.isfinite(max_len)  # nan passes every comparison
+    if not finite or min_len < 0 or max_len < 0 or (max_len and max_len < min_len):
         raise RefusedError(
-            f"--min-len {min_len:g} / --max-len {max_len:g}: need 0 <= min-len <= max-len "
+            f"--min-len {min_len:g} / --max-len {max_len:g}: need finite 0 <= min-len <= max-len "
             "(max-len 0: no limit)"
         )
     report = CutReport()
