@@ -451,6 +451,7 @@ def test_bad_options_are_refused(footage: Path, tmp_path: Path, runner) -> None:
         (["--max-windows", "0"], "--max-windows must be >= 1, got 0"),
         (["--val-fraction", "-0.3"], "--val-fraction must be in [0, 1), got -0.3"),
         (["--val-fraction", "1"], "--val-fraction must be in [0, 1), got 1.0"),
+        (["--size", "4000000"], "(80x56) holds no --size 4000000 crop"),
     ]:
         result = runner.invoke(app, base + extra)
         assert result.exit_code == 2, (extra, result.output)
@@ -478,6 +479,23 @@ def test_bad_options_are_refused(footage: Path, tmp_path: Path, runner) -> None:
         ],
     )
     assert result.exit_code == 2 and "no such folder" in result.output
+
+
+def test_a_size_beyond_any_memory_is_planned_here_and_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A --size whose reader slots no memory holds (4 windows of 4 x 4e6 x 4e6 x 3 bytes) gets
+    no forked reader (its mmap fails: ENOMEM): the windows are planned in this process, where
+    the size is refused with its reason, not an OSError traceback."""
+    from filmdata import _fork_reader
+    from filmdata.synth import _planning_reader
+
+    monkeypatch.setattr(_fork_reader, "can_fork", lambda: True)
+
+    def planner() -> tuple[None, list]:
+        raise AssertionError("no child was to be forked")
+
+    assert _planning_reader(planner, 4, 4_000_000) is None
 
 
 def test_from_catalog_clips_by_source(tmp_path: Path) -> None:

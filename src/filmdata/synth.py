@@ -426,14 +426,19 @@ def _planning_reader(
 
     if not can_fork():
         return None
-    return ForkReader(
-        planner,
-        clip_len,
-        size,
-        slots=_cut_backlog(clip_len, size),
-        timeout=DECODE_TIMEOUT,
-        cores=_cpu_workers(),
-    )
+    try:
+        return ForkReader(
+            planner,
+            clip_len,
+            size,
+            slots=_cut_backlog(clip_len, size),
+            timeout=DECODE_TIMEOUT,
+            cores=_cpu_workers(),
+        )
+    except OSError:
+        # no room for its shared slots (ENOMEM: a --size far beyond any picture asks for
+        # hundreds of GB): plan here, where such a --size is refused with its reason
+        return None
 
 
 def _frame_pixels(windows: Sequence[Window]) -> int:
