@@ -141,6 +141,21 @@ def test_cli_make_and_extract(runner, tmp_path: Path) -> None:
         assert f"--step must be >= 1, got {step}" in line and not out.exists()
 
 
+def test_cli_refuses_an_out_that_is_a_file(runner, tmp_path: Path) -> None:
+    """--out naming a file (or a folder under one) is refused in one line (exit 2), not a
+    NotADirectoryError traceback from the first mkdir; the file is left as it was."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    video = _overlay_video(tmp_path / "o.mp4", True)
+    for out in (a_file, a_file / "pack"):
+        for args in (["make"], ["extract", str(video), "-q"]):
+            res = runner.invoke(app, ["templates", *args, "--out", str(out), "--json"])
+            assert res.exit_code == 2, (args, res.output)
+            (line,) = [s for s in res.output.splitlines() if s.strip()]
+            assert f"--out {out}: {a_file} is a file, not a folder" in line
+    assert a_file.read_text() == "mine"
+
+
 def test_extract_from_anamorphic_and_interlaced_overlays(tmp_path: Path) -> None:
     """Overlay reels come from DVDs: pixels 64/45 as wide as high, and fields of two instants
     woven into each frame. A speck round as shown gives a round template (not one squeezed

@@ -28,3 +28,19 @@ def datasets_dir(root: Path) -> Path:
 
 def runs_dir(root: Path) -> Path:
     return root / "runs"
+
+
+def refuse_unless_folder(path: Path, option: str) -> None:
+    """Refuse an output folder that a file stands in the way of (the path itself or a parent),
+    before anything is written under it.
+
+    Raises:
+        RefusedError: naming the option, the path and the file in the way.
+    """
+    from .errors import RefusedError
+
+    there = next(p for p in (path, *path.parents) if p.exists())  # (the root at worst)
+    if not there.is_dir():
+        raise RefusedError(
+            f"{option} {path}: {there} is a file, not a folder; give a folder to write into"
+        )

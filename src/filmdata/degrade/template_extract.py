@@ -65,10 +65,12 @@ def extract_templates(
         Templates written per kind.
 
     Raises:
-        RefusedError: the video is missing, or `step` is under 1; MediaError: it cannot be decoded.
+        RefusedError: the video is missing, `step` is under 1, or a file stands where `out`
+            should be; MediaError: it cannot be decoded.
     """
     from tqdm import tqdm
 
+    from ..paths import refuse_unless_folder
     from ..video import SQUARE_SAR, file_aspect, iter_frames, probe
 
     video = Path(video)
@@ -76,6 +78,7 @@ def extract_templates(
         raise RefusedError(f"--step must be >= 1, got {step}")
     if not video.is_file():
         raise RefusedError(f"{video}: no such file")
+    refuse_unless_folder(Path(out).absolute(), "--out")
     info = probe(video, count=False, as_shown=False)  # (its frame count only)
     total = info.frames if getattr(info, "frames", None) else None
     out = Path(out)

@@ -156,8 +156,14 @@ def make_templates(
         out: the templates folder (made if missing; existing files of the same names replaced).
         seed: the pack's seed (the same seed draws the same pack).
         counts: templates per kind (default `COUNTS`).
+
+    Raises:
+        RefusedError: a file stands where `out` (or a folder above it) should be.
     """
+    from ..paths import refuse_unless_folder
+
     out = Path(out)
+    refuse_unless_folder(out.absolute(), "--out")
     done: dict[str, int] = {}
     for kind, n in (counts or COUNTS).items():
         folder = out / kind
