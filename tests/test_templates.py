@@ -139,6 +139,18 @@ def test_cli_make_and_extract(runner, tmp_path: Path) -> None:
         assert res.exit_code == 2, res.output
         (line,) = [s for s in res.output.splitlines() if s.strip()]
         assert f"--step must be >= 1, got {step}" in line and not out.exists()
+    for opt, value, why in [  # (each wrote no template and exited 0)
+        ("--threshold", "-1", "--threshold must be in (0, 1), got -1.0"),
+        ("--threshold", "2", "--threshold must be in (0, 1), got 2.0"),
+        ("--threshold", "nan", "--threshold must be in (0, 1), got nan"),
+        ("--limit", "0", "--limit must be >= 1, got 0"),
+    ]:
+        out = tmp_path / "bad"
+        res = runner.invoke(app, ["templates", "extract", str(video), "--out", str(out), "-q",
+                                  opt, value])  # fmt: skip
+        assert res.exit_code == 2, res.output
+        (line,) = [s for s in res.output.splitlines() if s.strip()]
+        assert why in line and not out.exists()
 
 
 def test_cli_refuses_an_out_that_is_a_file(runner, tmp_path: Path) -> None:

@@ -65,8 +65,8 @@ def extract_templates(
         Templates written per kind.
 
     Raises:
-        RefusedError: the video is missing, `step` is under 1, or a file stands where `out`
-            should be; MediaError: it cannot be decoded.
+        RefusedError: the video is missing, `step` or `limit` is under 1, `threshold` is not in
+            (0, 1), or a file stands where `out` should be; MediaError: it cannot be decoded.
     """
     from tqdm import tqdm
 
@@ -76,6 +76,10 @@ def extract_templates(
     video = Path(video)
     if step < 1:
         raise RefusedError(f"--step must be >= 1, got {step}")
+    if not 0 < threshold < 1:  # (NaN too): outside, no pixel or every pixel is damage
+        raise RefusedError(f"--threshold must be in (0, 1), got {threshold}")
+    if limit < 1:
+        raise RefusedError(f"--limit must be >= 1, got {limit}")
     if not video.is_file():
         raise RefusedError(f"{video}: no such file")
     refuse_unless_folder(Path(out).absolute(), "--out")
