@@ -60,6 +60,12 @@ def test_config_from_yaml_and_json(tmp_path: Path) -> None:
         ("warmup: -1\n", "warmup=-1"),
         ("weight_decay: -1\n", "weight_decay=-1.0"),
         ("grad_clip: 0\n", "grad_clip=0.0"),
+        # (nan and inf: a torch ValueError's traceback, or a run of NaN losses that exited 0)
+        ("lr: .nan\n", "lr=nan"),
+        ("lr: .inf\n", "lr=inf"),
+        ("grad_clip: .nan\n", "grad_clip=nan"),
+        ("weight_decay: .nan\n", "weight_decay=nan"),
+        ("residual_scale: .inf\n", "residual_scale=inf"),
         ("base: huge\n", "base"),
         ("!!python/object/apply:os.system ['touch x']\n", "refused"),
     ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,10 @@ def _check(c: RestorerConfig) -> None:
     def bad(field_: str, value: Any, allowed: str) -> RefusedError:
         return RefusedError(f"config {c.name!r}: {field_}={value!r} is invalid; {allowed}")
 
+    for f in dataclasses.fields(c):  # nan passes every comparison below; inf, most
+        v = getattr(c, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise bad(f.name, v, "use a finite number")
     if c.objective not in OBJECTIVES:
         raise bad("objective", c.objective, f"use one of {', '.join(OBJECTIVES)}")
     if c.sampler not in SAMPLERS:
