@@ -66,6 +66,9 @@ def test_config_from_yaml_and_json(tmp_path: Path) -> None:
         ("grad_clip: .nan\n", "grad_clip=nan"),
         ("weight_decay: .nan\n", "weight_decay=nan"),
         ("residual_scale: .inf\n", "residual_scale=inf"),
+        # (a run folder made outside ROOT/runs/, where `eval NAME` does not look)
+        ("name: ../../elsewhere\n", "name='../../elsewhere'"),
+        ("name: a\\b\n", "name='a\\\\\\\\b'"),
         ("base: huge\n", "base"),
         ("!!python/object/apply:os.system ['touch x']\n", "refused"),
     ],

@@ -117,6 +117,8 @@ def _check(c: RestorerConfig) -> None:
         v = getattr(c, f.name)
         if isinstance(v, float) and not math.isfinite(v):
             raise bad(f.name, v, "use a finite number")
+    if any(ch in c.name for ch in "/\\\0"):  # it names the run folder under ROOT/runs/
+        raise bad("name", c.name, "use a name without / or \\ (it names the run's folder)")
     if c.objective not in OBJECTIVES:
         raise bad("objective", c.objective, f"use one of {', '.join(OBJECTIVES)}")
     if c.sampler not in SAMPLERS:
