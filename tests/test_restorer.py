@@ -492,6 +492,29 @@ def test_restore_refuses_an_output_it_cannot_write(
     assert not list(tmp_path.glob("*restored*"))
 
 
+def test_restore_refuses_an_output_that_is_a_folder_or_under_a_file(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """-o naming a folder, or a path under a file, is refused before any work (it was an
+    IsADirectoryError or FileExistsError traceback, the first after the whole restoration)."""
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([3], 32, 32, seed=1)[0], 24.0)
+    (tmp_path / "a.mp4").mkdir()
+    for out, why in [
+        (tmp_path / "a.mp4", "is a folder"),
+        (src / "out.mp4", f"{src} is a file, not a folder"),
+    ]:
+        r = runner.invoke(
+            app, ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "-q"]
+        )
+        assert r.exit_code == 2, r.output
+        (line,) = [s for s in r.output.splitlines() if s.strip()]
+        assert line.startswith(f"error: -o {out}: {why}"), line
+    assert not list((tmp_path / "a.mp4").iterdir())
+
+
 @pytest.mark.slow
 def test_tiny_learns_in_60_cpu_steps(toy_dataset: Path, tmp_path: Path) -> None:  # noqa: F811
     from filmdata.restorer import train

@@ -58,7 +58,8 @@ def restore(
     H.264 4:4:4, which has no even-size constraint).
 
     Raises:
-        RefusedError: a bad run, window/overlap, device or output name; MediaError: the video
+        RefusedError: a bad run, window/overlap, device or output name (or a folder, or a path
+            under a file); MediaError: the video
             does not decode.
     """
     import time
@@ -70,6 +71,12 @@ def restore(
             f"-o {out}: the restored video is H.264 4:4:4, which needs a "
             f"{', '.join(CONTAINERS)} file; got {got}"
         )
+    # (else the whole video is restored before the rename into place fails)
+    if out_path.is_dir():
+        raise RefusedError(f"-o {out}: is a folder; give the name of the video to write")
+    there = next(p for p in out_path.absolute().parents if p.exists())  # (/ at worst)
+    if not there.is_dir():
+        raise RefusedError(f"-o {out}: {there} is a file, not a folder")
     dev = pick_device(device)
     model, cfg, _ = load_model(checkpoint, root, device=dev)
     T = window or cfg.window
