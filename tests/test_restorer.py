@@ -515,6 +515,24 @@ def test_restore_refuses_an_output_that_is_a_folder_or_under_a_file(
     assert not list((tmp_path / "a.mp4").iterdir())
 
 
+def test_restore_refuses_to_write_over_its_input(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """-o naming the input video (by any path) is refused: the restoration replaced the source."""
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([3], 32, 32, seed=1)[0], 24.0)
+    before = src.read_bytes()
+    for out in (src, tmp_path / "." / "in.mp4"):
+        r = runner.invoke(
+            app, ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "-q"]
+        )
+        assert r.exit_code == 2, r.output
+        assert r.output.startswith(f"error: -o {out}: is the input video"), r.output
+    assert src.read_bytes() == before
+
+
 @pytest.mark.slow
 def test_tiny_learns_in_60_cpu_steps(toy_dataset: Path, tmp_path: Path) -> None:  # noqa: F811
     from filmdata.restorer import train

@@ -77,6 +77,8 @@ def restore(
     there = next(p for p in out_path.absolute().parents if p.exists())  # (/ at worst)
     if not there.is_dir():
         raise RefusedError(f"-o {out}: {there} is a file, not a folder")
+    if out_path.exists() and Path(video).exists() and os.path.samefile(out_path, video):
+        raise RefusedError(f"-o {out}: is the input video; write the restoration to another file")
     dev = pick_device(device)
     model, cfg, _ = load_model(checkpoint, root, device=dev)
     T = window or cfg.window
