@@ -74,3 +74,22 @@ def test_a_video_of_rows_of_two_sizes_shows_each_whole(
     last = frames[-1].astype(int)
     assert abs(last[28, -4].mean() - 120) < 12  # the larger GT's bottom right, shown
     assert last[28, 4].mean() > 100 and frames[0][28, 4].mean() < 30  # the small row padded
+
+
+def test_an_output_that_is_a_folder_or_under_a_file_is_refused(
+    root: Path, runner, tmp_path: Path
+) -> None:
+    """-o naming a folder, or a path under a file, is refused in one line (exit 2): it was an
+    IsADirectoryError traceback at the rename (.mp4) or a FileExistsError from mkdir (.png)."""
+    (tmp_path / "a.mp4").mkdir()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for out, why in [
+        (tmp_path / "a.mp4", "is a folder"),
+        (a_file / "sheet.png", f"{a_file} is a file, not a folder"),
+    ]:
+        r = runner.invoke(app, ["preview", "mine", "--root", str(root), "-o", str(out)])
+        assert r.exit_code == 2, r.output
+        (line,) = [s for s in r.output.splitlines() if s.strip()]
+        assert line.startswith(f"error: -o {out}: {why}"), line
+    assert a_file.read_text() == "mine" and not list((tmp_path / "a.mp4").iterdir())

@@ -44,3 +44,19 @@ def refuse_unless_folder(path: Path, option: str) -> None:
         raise RefusedError(
             f"{option} {path}: {there} is a file, not a folder; give a folder to write into"
         )
+
+
+def refuse_unwritable_file(path: Path, option: str) -> None:
+    """Refuse an output file that is a folder, or whose folder a file stands in the way of,
+    before the work that makes it (the rename into place, or the mkdir, would fail after it).
+
+    Raises:
+        RefusedError: naming the option and the path.
+    """
+    from .errors import RefusedError
+
+    if path.is_dir():
+        raise RefusedError(f"{option} {path}: is a folder; give the name of the file to write")
+    there = next(p for p in path.absolute().parents if p.exists())  # (/ at worst)
+    if not there.is_dir():
+        raise RefusedError(f"{option} {path}: {there} is a file, not a folder")

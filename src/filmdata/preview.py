@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import RefusedError
+from .paths import refuse_unwritable_file
 
 THUMB = 128  # contact-sheet cell side, pixels
 GAP = 4
@@ -122,6 +123,7 @@ def preview(
     suffix = target.suffix.lower()
     if suffix not in (".png", ".mp4"):
         raise RefusedError(f"-o {target}: must end in .png (contact sheet) or .mp4 (video)")
+    refuse_unwritable_file(target, "-o")
     rows = read_rows(path, split, n, config)
     if not rows:
         raise RefusedError(f"{path}: split {split!r} is empty")

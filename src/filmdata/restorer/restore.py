@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..devices import pick_device
 from ..errors import RefusedError
+from ..paths import refuse_unwritable_file
 from ..video import file_aspect, iter_frames, probe, write_video
 from .checkpoint import load_model
 from .sampling import restore_stream
@@ -71,12 +72,7 @@ def restore(
             f"-o {out}: the restored video is H.264 4:4:4, which needs a "
             f"{', '.join(CONTAINERS)} file; got {got}"
         )
-    # (else the whole video is restored before the rename into place fails)
-    if out_path.is_dir():
-        raise RefusedError(f"-o {out}: is a folder; give the name of the video to write")
-    there = next(p for p in out_path.absolute().parents if p.exists())  # (/ at worst)
-    if not there.is_dir():
-        raise RefusedError(f"-o {out}: {there} is a file, not a folder")
+    refuse_unwritable_file(out_path, "-o")  # (not after the whole video is restored)
     if out_path.exists() and Path(video).exists() and os.path.samefile(out_path, video):
         raise RefusedError(f"-o {out}: is the input video; write the restoration to another file")
     dev = pick_device(device)
