@@ -422,6 +422,15 @@ def test_train_refuses_bad_input(runner: CliRunner, toy_dataset: Path, root: Pat
         app, ["train", "--data", str(toy_dataset), "--objective", "gan", "--root", str(root)]
     )
     assert r.exit_code == 2 and "objective" in r.output
+    a_file = root / "notes.txt"
+    a_file.write_text("mine")
+    for opt in ("--out", "--root"):  # (a NotADirectoryError traceback after loading the data)
+        target = a_file / "run" if opt == "--out" else a_file
+        r = runner.invoke(app, ["train", "--data", str(toy_dataset), opt, str(target), "-q"])
+        assert r.exit_code == 2, r.output
+        (line,) = [s for s in r.output.splitlines() if s.strip()]
+        assert line.startswith(f"error: {opt} ") and f"{a_file} is a file, not a folder" in line
+    assert a_file.read_text() == "mine"
 
 
 def test_eval_cli_json(runner: CliRunner, toy_run: Path, toy_dataset: Path) -> None:  # noqa: F811

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .._json import dumps
 from ..devices import pick_device
 from ..errors import RefusedError
-from ..paths import resolve_root, runs_dir
+from ..paths import refuse_unless_folder, resolve_root, runs_dir
 from . import checkpoint as ckpt
 from .config import RestorerConfig, load_config
 from .data import Windows, loader, resolve_dataset
@@ -82,6 +82,7 @@ def train(
     dataset = resolve_dataset(data, root_path)
     cfg = load_config(config).replace(steps=steps, batch_size=batch_size, objective=objective)
     run = Path(out) if out is not None else runs_dir(root_path) / _run_name(dataset, cfg)
+    refuse_unless_folder(run, "--out" if out is not None else "--root")
     if resume:
         if not (run / ckpt.STATE).is_file():
             raise RefusedError(f"--resume: {run} has no checkpoint ({ckpt.STATE}); drop --resume")
