@@ -140,6 +140,34 @@ def test_sample_window_pads_odd_sizes(objective: str) -> None:
         sample_window(UNet(cfg), torch.rand(2, 3, 8, 8), cfg)
 
 
+class _Oracle(torch.nn.Module):
+    """A v-predictor that knows the true residual x0: any sampler must end on it."""
+
+    def __init__(self, x0: torch.Tensor, cfg: RestorerConfig) -> None:
+        super().__init__()
+        self.x0, self.abar = x0.double(), train_scheduler(cfg).alphas_cumprod.double()
+        self.p = torch.nn.Parameter(torch.zeros(1))  # sample_window reads the dtype
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = self.abar[int(t[0])]
+        xt = x[:, :, :3].double()
+        eps = (xt - a.sqrt() * self.x0) / (1 - a).sqrt()  # x_t = sqrt(a) x0 + sqrt(1 - a) eps
+        return (a.sqrt() * eps - (1 - a).sqrt() * self.x0).float()  # v
+
+
+@pytest.mark.parametrize("start", [1.0, 0.5, 0.3])
+def test_dpm_from_the_input_ends_on_the_oracles_residual(start: float) -> None:
+    """DPM-Solver started part-way (`start` < 1) steps from that noise level: it once took the
+    sigma of t = T-1 for its first step (it indexes sigmas by step), 0.02 off with an oracle."""
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(1, 3, 3, 16, 16, generator=g)
+    lq = (gt + 0.1 * torch.randn(gt.shape, generator=g)).clamp(0, 1)
+    cfg = PRESETS["tiny"].replace(sampler="dpm", start=start)
+    oracle = _Oracle(to_target(gt, lq, cfg), cfg)
+    out = sample_window(oracle, lq, cfg, steps=4, generator=torch.Generator().manual_seed(1))
+    assert (out - gt).abs().max() < 1e-4
+
+
 def test_restore_array_windows_and_tiles() -> None:
     cfg = PRESETS["tiny"].replace(objective="regression")
     model = UNet(cfg).eval()

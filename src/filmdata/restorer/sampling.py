@@ -49,9 +49,13 @@ def sample_window(
         # start = 1: from pure noise; start < 1: from the degraded window (a zero residual)
         # noised to that level (SDEdit, Meng et al. 2022; ResShift, Yue et al. 2023)
         sched.set_timesteps(max(n, math.ceil(n / cfg.start)), device=lq.device)
-        timesteps = sched.timesteps[sched.timesteps < cfg.start * cfg.train_timesteps][:n]
-        if len(timesteps) < len(sched.timesteps):
-            sched.timesteps = timesteps
+        begin = int((sched.timesteps >= cfg.start * cfg.train_timesteps).sum())
+        timesteps = sched.timesteps[begin:][:n]
+        # DPM-Solver indexes its sigmas by step, not by timestep: it must start at `begin`
+        # (as diffusers' img2img pipelines do), or its first step takes sigma of t = T-1.
+        # DDIM steps by the timestep's value and needs no index.
+        if hasattr(sched, "set_begin_index"):
+            sched.set_begin_index(begin)
         # one draw of noise for the window, shared across its frames (limits flicker)
         noise = _window_noise(lq.shape, lq.device, generator).to(dtype)
         if cfg.start < 1:
