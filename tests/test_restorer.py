@@ -332,6 +332,36 @@ def test_train_cli_writes_safe_run_and_resumes(
     _assert_resume_loads_everything(toy_dataset, cfg_file, run, at_4)
 
 
+def test_resume_after_a_kill_logs_each_step_once(
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed after logging step 6 but before its checkpoint (the last whole one: step 3), with
+    a row cut short, the resumed run logs 4 and 6 again: metrics.jsonl keeps one row a step."""
+    from filmdata.restorer import checkpoint as ckpt
+    from filmdata.restorer import train
+
+    cfg = PRESETS["tiny"].replace(**QUICK)
+    run = tmp_path / "run"
+    real = ckpt.save_checkpoint
+
+    def killed_at_6(run: Path, *args: object) -> None:
+        if args[-1]["step"] == 6:  # type: ignore[index]
+            with (run / "metrics.jsonl").open("a") as f:
+                f.write('{"step": 8, "lo')
+            raise KeyboardInterrupt
+        real(run, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", killed_at_6)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy_dataset, cfg, out=run, device="cpu", quiet=True)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real)
+    assert ckpt.checkpoint_step(run) == 3
+    train(toy_dataset, cfg, out=run, device="cpu", quiet=True, resume=True)
+    assert [x["step"] for x in _lines(run)] == [2, 4, 6]
+
+
 def _assert_resume_loads_everything(dataset: Path, cfg: Path, run: Path, at_4: Path) -> None:
     """`run` was resumed from `at_4` (4 steps) to 6: the optimizer went on counting, and the
     weights and EMA it continued from are the stored ones. Copies of `at_4` resumed the same

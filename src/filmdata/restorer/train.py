@@ -6,6 +6,7 @@ cosine decay, gradient clipping, EMA weights, bf16 autocast on CUDA -> metrics.j
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -110,6 +111,7 @@ def train(
             raise RefusedError(
                 f"--resume: {run} is already at step {start}; pass --steps above {start}"
             )
+        _truncate_log(run / "metrics.jsonl", start)
 
     # ---- data: an endless stream of augmented windows (T, 3, crop, crop) pairs; the split is
     # checked here, before the run folder is made
@@ -177,6 +179,25 @@ def train(
         seconds=seconds,
         steps_per_s=(step - start) / max(seconds, 1e-9),
     )
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the rows of metrics.jsonl up to the checkpoint's `step`: a run stopped after logging
+    past its last checkpoint logs those steps again when resumed (and a row cut short by the
+    kill would run into the next one)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a row cut short by the kill
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            keep.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(keep), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _run_name(dataset: Path, cfg: RestorerConfig) -> str:
