@@ -75,6 +75,11 @@ def train(
         steps, batch_size, objective: override the config's.
         out: the run folder (default ROOT/runs/<dataset>-<config>-<objective>).
         resume: continue from the run's last checkpoint (its config.json wins over `config`).
+            Weights, EMA, optimizer and the learning-rate schedule go on from that step; the
+            window stream and the diffusion noise are drawn afresh from `seed + step` (not
+            replayed from the stream's start), so a resumed run is a different, equally seeded
+            continuation, not bit-identical to one never stopped. Two runs alike (resumed at
+            the same step or not at all) are bit-identical on the CPU.
 
     Raises:
         RefusedError: bad dataset, config or device; a run already there without `resume`.
