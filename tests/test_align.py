@@ -1244,9 +1244,9 @@ def test_band_similarities_on_two_threads_are_the_same_bits(monkeypatch) -> None
         return real(n)
 
     for pick in (None, rows):
-        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+        monkeypatch.setattr(temporal, "_blas_single_threaded", lambda: False)
         one = temporal.band_similarities(lqs, gt, centre, radius=8, rows=pick)
-        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+        monkeypatch.setattr(temporal, "_blas_single_threaded", lambda: True)
         monkeypatch.setattr(temporal, "THREADED_PRODUCTS", 0)
         monkeypatch.setattr(temporal, "ThreadPoolExecutor", pool)
         two = temporal.band_similarities(lqs, gt, centre, radius=8, rows=pick)

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .._blas import one_blas_thread
 from ..errors import MediaError
 from ..video import Probe, probe
 from . import audio, spatial, temporal
@@ -192,6 +193,32 @@ def align(
         return run_limited(  # type: ignore[no-any-return]
             _align_kw, (lq, gt, kw), timeout, what=f"{lq}: align"
         )
+    # (a `filmdata` command pins OpenBLAS to one thread before numpy loads; a user's process
+    # has it loaded with a thread per core, which the many small products here only wake to
+    # spin: a 10 s tape beside other work took 33 CPU-s instead of 3.2)
+    with one_blas_thread():
+        return _align(
+            lq,
+            gt,
+            min_confidence=min_confidence,
+            homography=homography,
+            samples=samples,
+            quiet=quiet,
+            memory_share=memory_share,
+        )
+
+
+def _align(
+    lq: str | os.PathLike[str],
+    gt: str | os.PathLike[str],
+    *,
+    min_confidence: float,
+    homography: bool,
+    samples: int,
+    quiet: bool,
+    memory_share: float | None,
+) -> Alignment:
+    """`align` in this process."""
     t0 = time.perf_counter()
     # (sizes as stored, for the decoders' budgets: the frames come upright and give their own)
     pl, pg = probe(lq, count=False, as_shown=False), probe(gt, count=False, as_shown=False)

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._blas import blas_threads
+
 NEG = np.float32(-1e9)
 RAMP_MIN = 3  # skipping steps in a row that `unramp` takes for a stretch lost, not drops
 RAMP_BREAK = 2  # ... counted in a row across this many steps of one between them
@@ -363,8 +365,12 @@ THREADED_PRODUCTS = 2_000_000_000
 
 
 def _blas_single_threaded() -> bool:
-    """Whether the environment pins OpenBLAS (numpy's) to one thread: the first of its
-    variables that is set, in the order OpenBLAS reads them."""
+    """Whether OpenBLAS (numpy's) runs on one thread: its count where the library is found
+    (`align` sets it), else the first of its variables that is set, in the order OpenBLAS
+    reads them."""
+    n = blas_threads()
+    if n is not None:
+        return n == 1
     for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(name, "").strip()
         if value:
