@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import write_turned
 from filmdata.cli import app
-from filmdata.errors import MediaError
+from filmdata.errors import MediaError, RefusedError
 from filmdata.pairing import align
 from filmdata.pairing.tapesim import (
     Tape,
@@ -742,7 +742,7 @@ def test_offset_and_speed_are_null_where_no_frame_matched(
     read an offset and speed from: null, the keys still there (they were 0 s and the frame
     rates' ratio, numbers unrelated to the mapping)."""
     gt, tape = pans
-    args = ["align", str(tape.path), str(gt), "--min-confidence", "1.01"]
+    args = ["align", str(tape.path), str(gt), "--min-confidence", "1"]
     r = runner.invoke(app, [*args, "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -765,6 +765,21 @@ def test_align_refuses_bad_input(runner: CliRunner, tmp_path: Path, clip: Path) 
     assert r.output.strip().count("\n") == 0
     with pytest.raises(MediaError):
         align(junk, clip)
+
+
+def test_align_refuses_a_min_confidence_outside_0_1(
+    runner: CliRunner, tmp_path: Path, clip: Path
+) -> None:
+    """A match scores in [0, 1] (its ZNCC, clamped at 0): a threshold of nan, inf or above 1
+    mapped every frame to null, one below 0 kept every match, and both exited 0. Refused
+    (exit 2, one line) before anything is decoded; the library says the same."""
+    for bad in ("nan", "inf", "-inf", "1.01", "-0.5"):
+        r = runner.invoke(app, ["align", str(clip), str(clip), "--min-confidence", bad, "-q"])
+        assert r.exit_code == 2, (bad, r.output)
+        assert r.output.strip().count("\n") == 0 and "--min-confidence" in r.output, r.output
+        assert "[0, 1]" in r.output
+    with pytest.raises(RefusedError, match="--min-confidence"):
+        align(clip, clip, min_confidence=float("nan"))
 
 
 def test_audio_match_finds_offset_and_pal_speed() -> None:

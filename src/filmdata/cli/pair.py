@@ -44,8 +44,8 @@ def align_cmd(
         None,  # the aligner's own (pairing.align.MIN_CONFIDENCE: not imported until run)
         "--min-confidence",
         show_default=False,
-        help="LQ frames whose match scores below this get null (default 0.25; a frame with "
-        "no GT scores near 0).",
+        help="LQ frames whose match scores below this get null: 0 to 1 (default 0.25; a "
+        "frame with no GT scores near 0).",
     ),
     homography: bool = typer.Option(
         False, "--homography", help="Estimate a homography instead of an affine transform."

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._blas import one_blas_thread
-from ..errors import MediaError
+from ..errors import MediaError, RefusedError
 from ..video import Probe, probe
 from . import audio, spatial, temporal
 from . import descriptors as dsc
@@ -169,7 +169,7 @@ def align(
 
     Args:
         lq, gt: the degraded and the clean video.
-        min_confidence: LQ frames whose match scores below this get None.
+        min_confidence: LQ frames whose match scores below this get None; in [0, 1].
         homography: estimate a full homography instead of an affine transform.
         samples: frame pairs registered for the spatial transform.
         quiet: no progress bars.
@@ -178,8 +178,16 @@ def align(
             alignments at once gives each its part).
 
     Raises:
+        RefusedError: `min_confidence` is not a number in [0, 1].
         MediaError: a file is missing, not a video, or too short to align.
     """
+    # a match scores in [0, 1] (ZNCC clamped at 0): nan or a threshold above 1 would map
+    # every frame to null, one below 0 is the same as 0; neither is what was meant
+    if not 0 <= min_confidence <= 1:
+        raise RefusedError(
+            f"--min-confidence must be a score in [0, 1] (0 keeps every match), "
+            f"got {min_confidence}"
+        )
     if timeout is not None:
         from ..video import run_limited
 
