@@ -48,6 +48,23 @@ def test_a_listed_path_names_the_dataset_from_any_folder(
     assert str(root / "datasets" / "mine") in table.output
 
 
+@pytest.mark.parametrize("json_", [[], ["--json"]])
+def test_datasets_refuses_a_root_without_a_catalog(
+    root: Path, runner, tmp_path: Path, json_: list[str]
+) -> None:
+    """A mistyped --root is refused in one line naming it (exit 2), as `sources`, `clips` and
+    `cut` refuse it: `datasets` printed an empty list and exited 0, as if the root held none."""
+    typo = tmp_path / "roto"
+    res = runner.invoke(app, ["datasets", "--root", str(typo), *json_])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip().splitlines() == [
+        f"error: --root {typo}: no catalog (catalog.sqlite) there; check the path, or run "
+        "`filmdata fetch` into it first"
+    ]
+    assert res.stdout == "" and not typo.exists()
+    assert runner.invoke(app, ["datasets", "--root", str(root), *json_]).exit_code == 0
+
+
 def test_a_video_of_rows_of_two_sizes_shows_each_whole(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

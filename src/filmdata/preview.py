@@ -152,14 +152,16 @@ def list_datasets(root: str | os.PathLike[str] | None = None) -> list[dict[str, 
 
     `path` is absolute: the catalog keeps a dataset under the root relative to it (the root can
     move), but a path listed relative to the root names nothing from any other folder (not for
-    `filmdata preview`, nor `datasets.load_dataset`)."""
+    `filmdata preview`, nor `datasets.load_dataset`).
+
+    Raises:
+        RefusedError: the root has no catalog (a mistyped path is not a root without datasets).
+    """
     from .catalog import Catalog
     from .paths import resolve_root
 
     r = resolve_root(root)
-    if not (r / "catalog.sqlite").exists():
-        return []
-    with Catalog.at_root(r) as cat:
+    with Catalog.existing(r) as cat:
         rows = cat.datasets()
     out = []
     for row in rows:
