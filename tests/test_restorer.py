@@ -491,6 +491,37 @@ def test_train_refuses_bad_input(runner: CliRunner, toy_dataset: Path, root: Pat
     assert a_file.read_text() == "mine"
 
 
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("lr: -1\n", "lr=-1.0"),
+        ("residual_scale: 0\n", "residual_scale=0.0"),
+        ("ema: 1.5\n", "ema=1.5"),
+        ("crop: 33\n", "crop=33"),
+        ("lr: .nan\n", "lr=nan"),
+    ],
+)
+def test_train_names_the_config_file_and_field_of_a_bad_value(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    text: str,
+    field: str,
+) -> None:
+    """A bad value in a config file is refused in one line naming the file and the field: it
+    named the config by its name (the file's stem, "config 'bad'"), not where to fix it, and
+    lumped lr and residual_scale together."""
+    cfg = tmp_path / "configs" / "bad.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text(text)
+    args = ["train", "--data", str(toy_dataset), "--config", str(cfg), "--out", str(tmp_path / "r")]
+    r = runner.invoke(app, [*args, "-q"])
+    assert r.exit_code == 2, r.output
+    (line,) = [s for s in r.output.splitlines() if s.strip()]
+    assert line.startswith(f"error: {cfg}: field {field} is invalid; "), line
+    assert not (tmp_path / "r").exists()
+
+
 def test_eval_cli_json(runner: CliRunner, toy_run: Path, toy_dataset: Path) -> None:  # noqa: F811
     args = ["eval", str(toy_run), "--data", str(toy_dataset), "--split", "validation"]
     r = runner.invoke(app, [*args, "--steps", "2", "--json", "--quiet"])

@@ -106,12 +106,25 @@ class RestorerConfig:
                 )
             values[k] = v
         values["mults"] = tuple(values["mults"])
-        return cls(**values)
+        try:
+            return cls(**values)
+        except _InvalidField as e:  # name the file the value came from, not just the config
+            raise RefusedError(
+                f"{where}: field {e.field}={e.value!r} is invalid; {e.allowed}"
+            ) from None
+
+
+class _InvalidField(RefusedError):
+    """A field whose value `_check` refuses; `from_dict` re-raises it naming its source."""
+
+    def __init__(self, name: str, field_: str, value: Any, allowed: str) -> None:
+        self.field, self.value, self.allowed = field_, value, allowed
+        super().__init__(f"config {name!r}: {field_}={value!r} is invalid; {allowed}")
 
 
 def _check(c: RestorerConfig) -> None:
     def bad(field_: str, value: Any, allowed: str) -> RefusedError:
-        return RefusedError(f"config {c.name!r}: {field_}={value!r} is invalid; {allowed}")
+        return _InvalidField(c.name, field_, value, allowed)
 
     for f in dataclasses.fields(c):  # nan passes every comparison below; inf, most
         v = getattr(c, f.name)
@@ -155,8 +168,10 @@ def _check(c: RestorerConfig) -> None:
         raise bad("ema", c.ema, "use a decay in [0, 1)")
     if not 0 < c.start <= 1:
         raise bad("start", c.start, "use a fraction in (0, 1]")
-    if c.lr <= 0 or c.residual_scale <= 0:
-        raise bad("lr/residual_scale", (c.lr, c.residual_scale), "use positive values")
+    if c.lr <= 0:
+        raise bad("lr", c.lr, "use a positive learning rate")
+    if c.residual_scale <= 0:
+        raise bad("residual_scale", c.residual_scale, "use a positive scale")
 
 
 PRESETS: dict[str, RestorerConfig] = {
