@@ -1283,6 +1283,21 @@ def test_an_hdr_input_is_refused_with_how_to_make_it_sdr(tmp_path: Path, runner,
     assert "tonemap" in result.output and not (tmp_path / "ds" / "data").exists()
 
 
+def test_a_folder_given_as_input_is_refused_as_a_folder(tmp_path: Path, runner) -> None:
+    """--input takes video files: a folder was refused as "no such file", though it exists.
+    It is refused (exit 2, one line) saying it is a folder and what to give instead."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_clip(folder / "a.mp4", (12,))
+    args = ["synth", "--templates", str(_templates()), "--input", str(folder), "--out",
+            str(tmp_path / "ds"), "--size", "32", "--quiet"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert line.startswith(f"error: --input {folder}: a folder, not a video file")
+    assert "no such file" not in line and not (tmp_path / "ds" / "data").exists()
+
+
 def test_one_file_given_twice_is_refused(tmp_path: Path, runner) -> None:
     """The same file twice (or under a link) would be two sources whose frames could land in
     both splits: refused, naming both."""

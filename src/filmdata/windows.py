@@ -112,6 +112,11 @@ def input_clips(
     files: dict[tuple[int, int], str] = {}  # (device, inode) -> the --input that named it
     for p in inputs:
         path = Path(p).expanduser().resolve()
+        if path.is_dir():
+            raise RefusedError(
+                f"--input {p}: a folder, not a video file; name each video in it with its own "
+                "--input (or leave --input out to use the catalog's clips)"
+            )
         if not path.is_file():
             raise RefusedError(f"--input {p}: no such file")
         st = path.stat()
