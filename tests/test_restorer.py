@@ -522,6 +522,27 @@ def test_train_names_the_config_file_and_field_of_a_bad_value(
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("crop", [100000, 42])
+def test_train_refuses_a_crop_bigger_than_the_frames(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    crop: int,
+) -> None:
+    """A crop larger than the dataset's frames (40x24) on both sides is refused before the run
+    folder is made (exit 2, one line naming the field and the frames): 100000 was a cv2
+    allocation traceback (a 30 GB padded frame), and 42 trained on frames mostly mirrored."""
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(f"crop: {crop}\nsteps: 1\nbatch_size: 1\n")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(toy_dataset), "--config", str(cfg), "--out", str(run)]
+    r = runner.invoke(app, [*args, "-q", "--device", "cpu"])
+    assert r.exit_code == 2, r.output
+    (line,) = [s for s in r.output.splitlines() if s.strip()]
+    assert line.startswith("error: ") and f"crop={crop}" in line and "40x24" in line, line
+    assert "at most 40" in line and not run.exists()
+
+
 def test_eval_cli_json(runner: CliRunner, toy_run: Path, toy_dataset: Path) -> None:  # noqa: F811
     args = ["eval", str(toy_run), "--data", str(toy_dataset), "--split", "validation"]
     r = runner.invoke(app, [*args, "--steps", "2", "--json", "--quiet"])

@@ -188,7 +188,7 @@ class Windows(torch.utils.data.IterableDataset):
         # refuse early, in the caller's process: a DataLoader worker's error comes back as a
         # traceback, and one worker's files alone cannot tell whether the split has a window
         self.files = split_files(path, split)
-        _check_sizes(self.files)
+        _check_sizes(self.files, crop)
         if not _has_window(self.files, frames):
             raise RefusedError(
                 f"{path}: split {split!r} has no window of {frames} frames; "
@@ -240,14 +240,18 @@ def loader(
     )
 
 
-def _check_sizes(files: list[str]) -> None:
-    """Refuse GT frames of another size than the LQ's, judged on the first row of each config
-    (one export makes a config whole, with one setting): the restorer predicts the GT as a
-    residual over the LQ, pixel for pixel, and `filmdata pair --gt-scale` keeps the GT at its
-    own scale. Found only when a window is decoded, it stopped a run already begun.
+def _check_sizes(files: list[str], crop: int | None = None) -> None:
+    """Refuse GT frames of another size than the LQ's, or smaller than `crop` on both sides,
+    judged on the first row of each config (one export makes a config whole, with one
+    setting). The restorer predicts the GT as a residual over the LQ, pixel for pixel, and
+    `filmdata pair --gt-scale` keeps the GT at its own scale. A crop is padded by mirroring
+    where the frames are smaller (a 40x24 frame gives 32x32 crops); a crop beyond both sides
+    would train on mirrored copies of the frame, and a huge one failed in cv2 allocating the
+    padded frame. Found only when a window is decoded, either stopped a run already begun.
 
     Raises:
-        RefusedError: the sizes differ, naming the file, the row and `--gt-scale`.
+        RefusedError: the sizes differ, naming the file, the row and `--gt-scale`; or the
+            crop is larger than the frames, naming the file and the largest crop they allow.
     """
     import io
 
@@ -275,6 +279,11 @@ def _check_sizes(files: list[str]) -> None:
                 f"{f}: row {row['id']!r}: gt frames are {gt[0]}x{gt[1]}, lq {lq[0]}x{lq[1]}; "
                 "the restorer needs the GT on the LQ grid, and `filmdata pair --gt-scale` keeps "
                 "it at its own scale: export the pairs again without --gt-scale"
+            )
+        if crop is not None and crop > max(lq):
+            raise RefusedError(
+                f"{f}: row {row['id']!r}: frames are {lq[0]}x{lq[1]}, smaller than the config's "
+                f"crop={crop}; use a config whose crop is at most {max(lq)}"
             )
 
 
