@@ -137,7 +137,8 @@ def test_the_child_plans_the_windows_and_its_refusals_reach_the_parent(
         def planner(path):
             return functools.partial(_plan_windows, [path], Path(sys.argv[2]), ("hd",), kw)
         reader = fr.ForkReader(planner(sys.argv[1]), 3, 32, slots=4, timeout=30)
-        clips, splits = reader.plan()
+        planned = reader.plan()
+        clips, splits = planned.clips, planned.splits
         want = windows(sys.argv[1])
         assert [w.id for w in splits["train"]] == [w.id for w in want]
         assert [w.crop for w in reader.windows] == [w.crop for w in want]

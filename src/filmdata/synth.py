@@ -33,6 +33,7 @@ import numpy as np
 
 from .backend import check_backend
 from .errors import FilmdataError, ItemsFailed, MediaError, RefusedError
+from .gt_frames import Held, conflict, content_keys, frames_record, held_by_others
 from .windows import (
     GT_KINDS,
     Clip,
@@ -43,6 +44,7 @@ from .windows import (
     holds,
     input_clips,
     plan,
+    plan_honouring,
     window_pictures_or_failures,
 )
 
@@ -401,6 +403,17 @@ def _cut_backlog(clip_len: int, size: int) -> int:
     return max(4, min(1024, (256 << 20) // (clip_len * size * size * 3)))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the planner made: the clips, their windows by split, the windows left out as
+    other configs hold their GT frames in both splits, and the record's `gt_frames`."""
+
+    clips: list[Clip]
+    splits: dict[str, list[Window]]
+    left_out: int
+    gt_frames: dict[str, Any]
+
+
 def _plan_windows(
     inputs: Sequence[str | os.PathLike[str]],
     root: Path,
@@ -408,12 +421,65 @@ def _plan_windows(
     plan_kw: dict[str, Any],
     scenes: bool = False,
     quiet: bool = True,
-) -> tuple[tuple[list[Clip], dict[str, list[Window]]], list[Window]]:
-    """((the clips, their windows by split), every window in shard order): from the `--input`
-    files (cut at their scenes with `scenes`), or from the catalog's kept clips under `root`."""
+    held: Held | None = None,
+) -> tuple[_Plan, list[Window]]:
+    """(the plan, every window in shard order): from the `--input` files (cut at their scenes
+    with `scenes`), or from the catalog's kept clips under `root`; honouring the GT frames
+    other configs of the dataset hold (`held`: see `windows.plan_honouring`)."""
     clips = input_clips(inputs, scenes, quiet) if inputs else catalog_clips(root, kinds)
-    splits = plan(clips, **plan_kw)
-    return (clips, splits), [w for ws in splits.values() for w in ws]
+    keys = content_keys(dict.fromkeys(c.path for c in clips), root)
+    left: list[Window] = []
+    if held is not None and set(keys.values()) & set(held.keys):
+        splits, left = plan_honouring(clips, held, keys, **plan_kw)
+    else:
+        splits = plan(clips, **plan_kw)
+    n = plan_kw["clip_len"]
+    frames = frames_record(
+        (
+            (keys[w.path], w.source, split, w.start_frame, w.start_frame + n)
+            for split, ws in splits.items()
+            for w in ws
+        ),
+        n,
+    )
+    planned = _Plan(clips, splits, len(left), frames)
+    return planned, [w for ws in splits.values() for w in ws]
+
+
+def _held(dataset: Path, root: Path, overwrite: bool) -> Held:
+    """The other configs' GT frames to plan against: on a resume, those the record says the
+    plan was made against (the plan must not change under a resumed run: `_check_held` then
+    refuses where the others changed since in a way that now leaks); else the others' now."""
+    record = _read_json_record(dataset)
+    if not overwrite and record is not None and "held" in record:
+        return Held.from_dict(record["held"])
+    return held_by_others(dataset, CONFIG, root)
+
+
+def _read_json_record(dataset: Path) -> dict[str, Any] | None:
+    """This config's record read as JSON (`shards` is not imported before the fork)."""
+    for name in ("_shards.json", "shards.json"):
+        path = dataset / "data" / CONFIG / name
+        if path.is_file():
+            try:
+                return dict(json.loads(path.read_text()))
+            except ValueError:
+                return None
+    return None
+
+
+def _check_held(dataset: Path, root: Path, frames: dict[str, Any]) -> None:
+    """Refuse a plan whose GT frames another config of the dataset now holds in the other
+    split: one written since this config was planned (by a filmdata that did not honour it,
+    or edited), or written while this run planned."""
+    now = held_by_others(dataset, CONFIG, root)
+    found = conflict(frames, now)
+    if found:
+        raise RefusedError(
+            f"{dataset}: config {CONFIG!r} was planned against GT frames of config(s) "
+            f"{', '.join(map(repr, now.configs))} that have changed since: {found}; pass "
+            f"--overwrite to re-plan {CONFIG!r} against them"
+        )
 
 
 def _planning_reader(
@@ -812,6 +878,7 @@ def synth(
     # started yet: pyarrow's import starts one), a child plans the windows (probing the
     # inputs, ~0.1 s) and decodes them while torch loads here; else they are planned here
     # and a reader thread decodes them.
+    held = _held(dataset, root_dir, overwrite)
     planner = functools.partial(
         _plan_windows,
         inputs,
@@ -827,6 +894,7 @@ def synth(
         ),
         scenes,
         quiet,
+        held,
     )
     # (`shards.RECORD`, or the `LEGACY_RECORD` of a dataset made before: `shards` is not
     # imported yet, as pyarrow's import starts threads)
@@ -835,16 +903,18 @@ def synth(
     )
     forked = _planning_reader(planner, clip_len, size) if backend == "local" and fresh else None
     early: Prefetch | ForkReader | None = forked
+    planned: _Plan
     if forked is not None:
         preload_torch()
         try:
-            clips, splits = forked.plan()
+            planned = forked.plan()
         except BaseException:
             forked.close()
             await_preload()  # an exit while torch's libraries load aborts the interpreter
             raise
     else:
-        (clips, splits), windows = planner()
+        planned, windows = planner()
+        clips = planned.clips
         if backend == "local" and fresh:
             frame = max(c.box[2] * c.box[3] for c in clips)  # active pictures: ~ frame size
             early = _reader(windows, clip_len, size, frame)
@@ -852,6 +922,7 @@ def synth(
             # Only now: the loader's lock is held while torch's libraries load, and every
             # module loaded meanwhile (planning and reading load several) would wait for it.
             preload_torch()
+    clips, splits = planned.clips, planned.splits
     try:
         from . import shards
 
@@ -901,9 +972,13 @@ def synth(
             quiet=quiet,
             backend=backend,
             ray_address=ray_address,
+            gt_frames=planned.gt_frames,
+            held=held,
         )
         # clips whose picture holds no `size` crop (`holds`): none of their windows is made
         summary["clips_too_small"] = sum(not holds(c, size) for c in clips)
+        # windows whose GT frames other configs of the dataset hold in train and validation
+        summary["windows_left_out_across_configs"] = planned.left_out
         return summary
     finally:
         if early is not None:
@@ -933,6 +1008,8 @@ def _synth(
     quiet: bool,
     backend: str,
     ray_address: str | None,
+    gt_frames: dict[str, Any],
+    held: Held,
 ) -> dict[str, Any]:
     """`synth` once the windows are planned (and, on a fresh run, being decoded)."""
     from . import shards
@@ -972,6 +1049,8 @@ def _synth(
                     f"{folder}: holds files but no {shards.RECORD} (not made by synth); "
                     "pick another --name/--out, or pass --overwrite"
                 )
+        # no GT frame in train here and validation in another config (or the other way)
+        _check_held(dataset, root_dir, gt_frames)
         if overwrite or old is None:
             if folder.exists():
                 shutil.rmtree(folder)
@@ -980,6 +1059,10 @@ def _synth(
             params={**params, "device": degrader.device, "batch_size": batch_size},
             plan={s: max(1, -(-len(w) // rows_per_shard)) for s, w in splits.items()},
             maker="synth",
+            # the GT frames of each split, which the other configs honour, and the others'
+            # this plan was made against (a resume plans against them again: `_held`)
+            gt_frames=gt_frames,
+            held=held.to_dict(),
         )
         shards.clean_temporaries(folder)
         planned = {j.file for j in jobs}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FilmdataError, MediaError, RefusedError
+from .gt_frames import Held, assign, keep_gap
 
 Box = tuple[int, int, int, int]  # x, y, w, h in source pixels
 
@@ -293,6 +294,90 @@ def plan(
     """
     if not 0 <= val_fraction < 1:  # (NaN too)
         raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    flat = _candidates(
+        clips, clip_len=clip_len, size=size, stride=stride, seed=seed, max_windows=max_windows
+    )
+    if val_fraction == 0:
+        return {"train": flat}
+    train, val = split_windows(flat, val_fraction, clip_len, seed)
+    if not train or not val:
+        raise RefusedError(
+            f"--val-fraction {val_fraction}: too few windows ({len(flat)}) to "
+            "hold out a validation stretch and keep a train split; lower it"
+        )
+    return {"train": train, "validation": val}
+
+
+def plan_honouring(
+    clips: Sequence[Clip],
+    held: Held,
+    keys: Mapping[str, str],
+    *,
+    clip_len: int,
+    size: int,
+    stride: int | None,
+    seed: int,
+    val_fraction: float,
+    max_windows: int | None = None,
+) -> tuple[dict[str, list[Window]], list[Window]]:
+    """`plan`, honouring the GT frames other configs of the dataset hold (`held`; `keys`: each
+    clip file's GT content key): ({split: windows}, the windows left out).
+
+    A window touching another config's validation frames (or within a window of them) goes to
+    validation, one touching its train frames to train, one touching both is left out; the
+    others are split by `plan`'s rules among themselves. Of the GT files another config holds,
+    a train window within a window of a validation one is then left out too (the two ways of
+    splitting meet there). With `val_fraction` 0 no validation split is made: the windows
+    another config would send there are left out.
+    """
+    if not 0 <= val_fraction < 1:  # (NaN too)
+        raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    flat = _candidates(
+        clips, clip_len=clip_len, size=size, stride=stride, seed=seed, max_windows=max_windows
+    )
+    sides = assign([(keys[w.path], w.start_frame, w.start_frame + clip_len) for w in flat],
+                   held, clip_len)  # fmt: skip
+    free = [w for w, s in zip(flat, sides, strict=True) if s is None]
+    to: dict[str, str] = {w.id: s for w, s in zip(flat, sides, strict=True) if s is not None}
+    if val_fraction and len(free) >= 2:
+        train, val = split_windows(free, val_fraction, clip_len, seed)
+        to.update({w.id: "train" for w in train})
+        to.update({w.id: "validation" for w in val})
+    elif free:
+        to.update({w.id: "train" for w in free})
+    if not val_fraction:
+        to = {i: s for i, s in to.items() if s == "train"}
+    # (free windows the usual rules leave out, in their gap, are not counted: `plan`'s aren't)
+    counted = {w.id for w, s in zip(flat, sides, strict=True) if s is not None}
+    kept = [w for w in flat if to.get(w.id) in ("train", "validation")]
+    near = {keys[w.path] for w in flat if w.id in counted}
+    items = [(keys[w.path], w.start_frame, w.start_frame + clip_len, to[w.id]) for w in kept]
+    ok = keep_gap(items, max(clip_len, held.gap), near)
+    counted |= {w.id for w, keep in zip(kept, ok, strict=True) if not keep}
+    kept = [w for w, keep in zip(kept, ok, strict=True) if keep]
+    splits = {s: [w for w in kept if to[w.id] == s] for s in ("train", "validation")}
+    if not kept:
+        raise RefusedError(
+            f"none of the {len(flat)} windows is left: their GT frames are near both splits "
+            f"of other configs of the dataset ({', '.join(held.configs)}), or near their "
+            "validation with --val-fraction 0; give a --val-fraction, other footage, or "
+            "another --name"
+        )
+    splits = {s: ws for s, ws in splits.items() if ws or s == "train"}
+    made = {w.id for w in kept}
+    return splits, [w for w in flat if w.id not in made and w.id in counted]
+
+
+def _candidates(
+    clips: Sequence[Clip],
+    *,
+    clip_len: int,
+    size: int,
+    stride: int | None,
+    seed: int,
+    max_windows: int | None,
+) -> list[Window]:
+    """Every window of the clips, in plan order (clip by clip, by start frame)."""
     if max_windows is not None and max_windows < 1:
         raise RefusedError(f"--max-windows must be >= 1, got {max_windows}")
     stride = stride or clip_len
@@ -332,15 +417,7 @@ def plan(
             f"no window of --clip-len {clip_len} fits in the clips "
             f"(longest: {max((c.end - c.start for c in clips), default=0)} frames)"
         )
-    if val_fraction == 0:
-        return {"train": flat}
-    train, val = split_windows(flat, val_fraction, clip_len, seed)
-    if not train or not val:
-        raise RefusedError(
-            f"--val-fraction {val_fraction}: too few windows ({len(flat)}) to "
-            "hold out a validation stretch and keep a train split; lower it"
-        )
-    return {"train": train, "validation": val}
+    return flat
 
 
 def split_windows(

@@ -147,6 +147,12 @@ def synth_cmd(
             f"{summary['clips_too_small']} clip(s) smaller than --size {size} left out (their "
             "GT would be upscaled)"
         )
+    if summary.get("windows_left_out_across_configs"):
+        typer.echo(
+            f"{summary['windows_left_out_across_configs']} window(s) left out: other configs "
+            "of the dataset hold their GT frames in both splits (or in validation, with "
+            "--val-fraction 0)"
+        )
     typer.echo(f'load it: datasets.load_dataset("{summary["path"]}")')
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,14 @@ import numpy as np
 from ..backend import ItemError, check_backend, map_items
 from ..catalog import Catalog
 from ..errors import FilmdataError, ItemsFailed, RefusedError
+from ..gt_frames import Held, content_keys, frames_record, held_by_others, keep_gap
 from ..manifest import load_manifest
 from ..paths import datasets_dir, resolve_root
 from ..video import iter_frames
 from .align import SHARP_SHARE, align
 from .descriptors import scale_matrix
+
+CONFIG = "real"
 
 
 def pair(
@@ -201,15 +204,28 @@ def export_real(
     # over the windows of all its pairs (held out per pair, two tapes put the same GT frames
     # in both splits). A GT is known by its content where the catalog has it (one file
     # fetched under two manifests), else by its file.
+    # Another config of the dataset (synth's `synthetic`) may cut the same GT frames: its
+    # record's are honoured (`_hold_out_honouring`), so that no GT frame is in train there
+    # and validation here, or the other way.
+    keys = content_keys([str(gt) for _, _, gt, _ in ready], root, cat)
     groups: dict[str, list[int]] = {}
-    for k, (p, _, gt, _) in enumerate(ready):
-        sha = (cat.source(p["manifest"], p["gt"]) or {}).get("sha256")
-        groups.setdefault(sha or str(gt.resolve()), []).append(k)
+    for k, (_, _, gt, _) in enumerate(ready):
+        groups.setdefault(keys[str(gt)], []).append(k)
+    others = held_by_others(dataset, CONFIG, root)
     held: dict[int, tuple[list[int], list[int]]] = {}  # pair -> (train, validation) starts
-    for members in groups.values():
+    across = 0  # windows left out as other configs hold their GT frames
+    for key, members in groups.items():
         each = [(ready[k][3], ready[k][0]["mapping"]) for k in members]
-        held.update(zip(members, _hold_out(each, clip_len, val_fraction), strict=True))
+        if key in others.keys:
+            starts, n = _hold_out_honouring(each, clip_len, val_fraction, others.side_of(key))
+            across += n
+        else:
+            starts = _hold_out(each, clip_len, val_fraction)
+        held.update(zip(members, starts, strict=True))
     plans = [(p, lq, gt, *held[k]) for k, (p, lq, gt, _) in enumerate(ready)]
+    frames = _frames(plans, keys, clip_len)
+    if any(tr or va for *_, tr, va in plans):
+        _note_frames(dataset, frames, others)
     counts = {}
     for split in ("train", "validation"):
         parts = [(p, lq, gt, tr if split == "train" else va) for p, lq, gt, tr, va in plans]
@@ -219,17 +235,19 @@ def export_real(
         rows = (
             row for p, lq, gt, ws in parts for row in _rows(p, lq, gt, ws, clip_len, size, gt_scale)
         )
-        write_split(dataset, "real", split, rows, rows_per_shard=64, total=total)
+        write_split(dataset, CONFIG, split, rows, rows_per_shard=64, total=total)
         counts[split] = total
     if not counts:  # every pair left out (or none aligned): the pairs say why
-        return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out}
-    _drop_splits(dataset, "real", keep=set(counts))  # an earlier export's, now empty
-    _note_params(dataset, "real", {"gt_scale": gt_scale, "clip_len": clip_len, "size": size})
+        return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out,
+                "windows_left_out_across_configs": across}  # fmt: skip
+    _drop_splits(dataset, CONFIG, keep=set(counts))  # an earlier export's, now empty
+    _note_params(dataset, CONFIG, {"gt_scale": gt_scale, "clip_len": clip_len, "size": size})
     write_card(dataset)
     # the recorder synth uses: every config's rows and params (a `synthetic` config beside
     # this one is kept; an upsert of this config's params alone replaced synth's)
     register_dataset(root, dataset)
-    return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out}
+    return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out,
+            "windows_left_out_across_configs": across}  # fmt: skip
 
 
 def _drop_splits(dataset: Path, config: str, keep: set[str]) -> None:
@@ -280,6 +298,82 @@ def _hold_out(
         )
         for (ws, _), sp in zip(pairs, spans, strict=True)
     ]
+
+
+def _hold_out_honouring(
+    pairs: list[tuple[list[int], list[int | None]]],
+    clip_len: int,
+    val_fraction: float,
+    side: Callable[[int, int, int], str | None],
+) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """`_hold_out` of one GT's pairs where other configs of the dataset hold some of its frames
+    (`side`: `Held.side` of this GT): a window near their validation frames is validation,
+    one near their train frames train, one near both left out; the others are held out by
+    `_hold_out` among themselves; then a train window within a window of a validation one is
+    left out. With `val_fraction` 0, the windows bound for validation are left out. Returns
+    (train, validation) starts of each pair and how many windows were left out so."""
+    spans = [[_gt_span(m, st, clip_len) for st in ws] for ws, m in pairs]
+    gap = int(np.median([hi - lo + 1 for sp in spans for lo, hi in sp] or [clip_len]))
+    sides = [[side(lo, hi + 1, gap) for lo, hi in sp] for sp in spans]
+    free = [
+        ([st for st, s in zip(ws, ss, strict=True) if s is None], m)
+        for (ws, m), ss in zip(pairs, sides, strict=True)
+    ]
+    to: dict[tuple[int, int], str] = {}  # (pair, start) -> split
+    for k, (tr, va) in enumerate(_hold_out(free, clip_len, val_fraction)):
+        to.update({(k, st): "train" for st in tr})
+        to.update({(k, st): "validation" for st in va})
+    for k, ((ws, _), ss) in enumerate(zip(pairs, sides, strict=True)):
+        for st, s in zip(ws, ss, strict=True):
+            if s in ("train", "validation") and (s == "train" or val_fraction):
+                to[k, st] = s
+    items = [
+        (k, st, lo, hi + 1)
+        for k, ((ws, _), sp) in enumerate(zip(pairs, spans, strict=True))
+        for st, (lo, hi) in zip(ws, sp, strict=True)
+        if (k, st) in to
+    ]
+    ok = keep_gap([("", a, b, to[k, st]) for k, st, a, b in items], gap, {""})
+    kept = {(k, st) for (k, st, _, _), keep in zip(items, ok, strict=True) if keep}
+    near = {(k, st) for k, ((ws, _), ss) in enumerate(zip(pairs, sides, strict=True))
+            for st, s in zip(ws, ss, strict=True) if s is not None}  # fmt: skip
+    dropped = {(k, st) for k, st, _, _ in items} - kept
+    left = len((near | dropped) - kept)
+    out = [
+        (
+            [st for st in ws if (k, st) in kept and to[k, st] == "train"],
+            [st for st in ws if (k, st) in kept and to[k, st] == "validation"],
+        )
+        for k, (ws, _) in enumerate(pairs)
+    ]
+    return out, left
+
+
+def _frames(
+    plans: Sequence[tuple[dict[str, Any], Path, Path, list[int], list[int]]],
+    keys: dict[str, str],
+    clip_len: int,
+) -> dict[str, Any]:
+    """The `gt_frames` of the planned windows: each GT's frames in each split (`gt_frames`)."""
+    items, widths = [], []
+    for p, _, gt, tr, va in plans:
+        for split, starts in (("train", tr), ("validation", va)):
+            for st in starts:
+                lo, hi = _gt_span(p["mapping"], st, clip_len)
+                items.append((keys[str(gt)], p["gt"], split, lo, hi + 1))
+                widths.append(hi - lo + 1)
+    return frames_record(items, int(np.median(widths)) if widths else clip_len)
+
+
+def _note_frames(dataset: Path, frames: dict[str, Any], others: Held) -> None:
+    """Record the planned GT frames (`gt_frames`) in the config's record before its shards are
+    written, as synth does: the other configs honour them."""
+    from ..shards import locked, read_record, write_record
+
+    with locked(dataset):
+        record = read_record(dataset, CONFIG)
+        record.update(gt_frames=frames, held=others.to_dict())
+        write_record(dataset, CONFIG, record)
 
 
 def _gt_span(mapping: list[int | None], start: int, clip_len: int) -> tuple[int, int]:

@@ -1,0 +1,193 @@
+"""Configs of one dataset never leak into each other: `synthetic` (synth) and `real` (pair
+--export) cut their GT from the same HD files, and no GT frame of a file is in train of one
+and validation of the other, whichever is written first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from filmdata.catalog import Catalog
+from filmdata.errors import RefusedError
+from filmdata.gt_frames import Held
+from filmdata.pairing.pair import export_real, pair
+from filmdata.pairing.tapesim import TapeSpec, make_tape, render_footage
+from filmdata.shards import read_record, read_shard, write_record
+from filmdata.synth import synth
+from filmdata.video import write_video
+from filmdata.windows import Clip, plan_honouring
+
+MANIFEST = """\
+name: tapes
+sources:
+  - {id: song-vhs, path: song-vhs.mp4, kind: vhs}
+  - {id: song-hd, path: song-hd.mp4, kind: hd}
+  - {id: other-hd, path: other-hd.mp4, kind: hd}
+pairs:
+  - {id: song, lq: song-vhs, gt: song-hd}
+"""
+CLIP_LEN = 4
+
+
+def _templates() -> Path:
+    from filmdata.degrade.presets import bundled_dir
+
+    return bundled_dir()
+
+
+@pytest.fixture(scope="module")
+def aligned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root whose catalog has two HD sources (song-hd, 90 frames, whose kept clip starts
+    mid-source at frame 6; other-hd, 60 frames) and a tape of song-hd, aligned."""
+    root = tmp_path_factory.mktemp("leak") / "root"
+    raw = root / "raw" / "tapes"
+    raw.mkdir(parents=True)
+    write_video(raw / "song-hd.mp4", render_footage(192, 108, (30, 30, 30), seed=3), 24.0)
+    write_video(raw / "other-hd.mp4", render_footage(192, 108, (30, 30), seed=5), 24.0)
+    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=3)
+    make_tape(raw / "song-hd.mp4", raw / "song-vhs.mp4", spec)
+    with Catalog.at_root(root) as cat:
+        for sid, frames in (("song-vhs", 0), ("song-hd", 90), ("other-hd", 60)):
+            cat.upsert_source({"manifest": "tapes", "id": sid, "status": "fetched",
+                               "kind": sid.split("-")[1], "path": f"raw/tapes/{sid}.mp4",
+                               "sha256": f"{sid}-sha" if sid == "song-hd" else None,
+                               "width": 192, "height": 108, "fps": 24.0})  # fmt: skip
+            if not frames:
+                continue
+            a = 6 if sid == "song-hd" else 0  # a clip that starts mid-source
+            cat.replace_many("clips", {"source": sid}, [
+                {"id": f"{sid}.{a}-{frames}", "manifest": "tapes", "source": sid, "scene": 0,
+                 "start_frame": a, "end_frame": frames, "fps": 24.0, "start_time": a / 24,
+                 "end_time": frames / 24, "status": "kept"}])  # fmt: skip
+    manifest = root / "tapes.yaml"
+    manifest.write_text(MANIFEST)
+    pair(root, [manifest], quiet=True)  # aligned once; each test exports
+    return root
+
+
+def _export(root: Path, name: str, fraction: float = 0.25) -> dict:
+    with Catalog.at_root(root) as cat:
+        return export_real(root, name, cat.pairs(status="aligned"), cat, False, CLIP_LEN, 64,
+                           fraction)  # fmt: skip
+
+
+def _synth(root: Path, name: str, **kw) -> dict:
+    return synth(_templates(), "film", root=root, name=name, clip_len=CLIP_LEN, size=32,
+                 device="cpu", quiet=True, **{"val_fraction": 0.3, **kw})  # fmt: skip
+
+
+def _frames(dataset: Path) -> dict[tuple[str, str], dict[str, set[int]]]:
+    """{(config, split): {GT source: its GT frames}} of every row."""
+    out: dict[tuple[str, str], dict[str, set[int]]] = {}
+    for shard in sorted((dataset / "data").glob("*/*.parquet")):
+        config, split = shard.parent.name, shard.name.split("-")[0]
+        for row in read_shard(shard).to_pylist():
+            if config == "real":
+                deg = json.loads(row["degradation"])
+                source, frames = deg["gt"], set(deg["gt_frames"])
+            else:
+                source = row["source"]
+                frames = set(range(row["start_frame"], row["start_frame"] + len(row["gt"])))
+            out.setdefault((config, split), {}).setdefault(source, set()).update(frames)
+    return out
+
+
+def _assert_no_leak(dataset: Path) -> None:
+    """No GT frame of a source in train of one config and within a window of validation of
+    the other."""
+    f = _frames(dataset)
+    for a, b in (("synthetic", "real"), ("real", "synthetic")):
+        train, val = f.get((a, "train"), {}), f.get((b, "validation"), {})
+        for source in set(train) & set(val):
+            near = min(abs(x - y) for x in train[source] for y in val[source])
+            assert near > CLIP_LEN, (a, b, source, near)
+
+
+@pytest.mark.parametrize("first", ["synthetic", "real"])
+def test_both_configs_in_either_order_put_no_gt_frame_in_both_splits(
+    aligned: Path, first: str
+) -> None:
+    """Before, synth held out one of the two HD sources whole (or put all of it in train)
+    while the export held out song-hd's last stretch: song-hd's GT frames were in train of
+    one config and validation of the other."""
+    name = f"both-{first}"
+    if first == "synthetic":
+        s = _synth(aligned, name)
+        out = _export(aligned, name)
+    else:
+        out = _export(aligned, name)
+        s = _synth(aligned, name)
+    dataset = aligned / "datasets" / name
+    _assert_no_leak(dataset)
+    f = _frames(dataset)
+    assert f[("real", "train")] or f[("real", "validation")]
+    assert sum(out["real"].values()) > 0 and sum(s["splits"]["synthetic"].values()) > 0
+    # the windows near both splits of the other config are counted
+    assert s["windows_left_out_across_configs"] >= 0
+    assert out["windows_left_out_across_configs"] >= 0
+    for config in ("synthetic", "real"):
+        frames = read_record(dataset, config)["gt_frames"]
+        assert set(frames["keys"]) >= {"song-hd-sha"}  # the catalog's sha256 names song-hd
+
+
+def test_synth_after_pair_honours_the_real_split_and_other_sources_split_alone(
+    aligned: Path,
+) -> None:
+    """song-hd's windows follow the real config's split (its last stretch validation); the
+    other HD source, which no other config uses, is split by synth's own rules."""
+    _export(aligned, "after")
+    _synth(aligned, "after")
+    f = _frames(aligned / "datasets" / "after")
+    real_val = min(f[("real", "validation")]["song-hd"])
+    assert min(f[("synthetic", "validation")]["song-hd"]) >= real_val - CLIP_LEN
+    assert max(f[("synthetic", "train")]["song-hd"]) < real_val - CLIP_LEN
+    other = {s: f.get(("synthetic", s), {}).get("other-hd", set()) for s in ("train", "validation")}
+    assert other["train"] and other["validation"]  # its last stretch, as from one source alone
+    assert max(other["train"]) < min(other["validation"])
+
+
+def test_a_resume_keeps_its_plan_and_refuses_when_the_other_config_now_leaks(
+    aligned: Path,
+) -> None:
+    """A re-run of synth plans against the other configs' frames its record says it was
+    planned against: unchanged, nothing is re-made; where another config changed since so
+    that a frame synth holds in train is validation there, the resume is refused."""
+    _export(aligned, "resume")
+    first = _synth(aligned, "resume")
+    dataset = aligned / "datasets" / "resume"
+    again = _synth(aligned, "resume")
+    assert again["windows_made"] == 0 and again["splits"] == first["splits"]
+    # the real config rewritten by hand (as an older filmdata would): song-hd all validation
+    record = read_record(dataset, "real")
+    keys = record["gt_frames"]["keys"]
+    keys["song-hd-sha"]["validation"] = [[0, 90]]
+    keys["song-hd-sha"]["train"] = []
+    write_record(dataset, "real", record)
+    with pytest.raises(RefusedError, match=r"resume.*'synthetic'.*'real'.*--overwrite"):
+        _synth(aligned, "resume")
+    redone = _synth(aligned, "resume", overwrite=True)  # re-planned against the change
+    assert redone["windows_made"] > 0
+    assert "song-hd" not in _frames(dataset).get(("synthetic", "train"), {})
+
+
+def test_plan_honouring_is_deterministic_and_counts_source_frames() -> None:
+    """Windows of a clip that starts mid-source are matched by their source frames; the same
+    inputs make the same plan."""
+    clips = [
+        Clip("a", "a.20-60", "/x/a.mp4", 20, 60, 24.0, (0, 0, 64, 64)),
+        Clip("b", "b.0-40", "/x/b.mp4", 0, 40, 24.0, (0, 0, 64, 64)),
+    ]
+    keys = {"/x/a.mp4": "A", "/x/b.mp4": "B"}
+    # another config: A's frames [0, 36) train, [42, 60) validation
+    held = Held({"A": {"train": [[0, 36]], "validation": [[42, 60]]}}, 4, ("real",))
+    kw = dict(clip_len=4, size=16, stride=None, seed=0, val_fraction=0.25)
+    splits, left = plan_honouring(clips, held, keys, **kw)  # type: ignore[arg-type]
+    assert (splits, left) == plan_honouring(clips, held, keys, **kw)  # type: ignore[arg-type]
+    a = {s: [w.start_frame for w in ws if w.source == "a"] for s, ws in splits.items()}
+    assert a["train"] == [20, 24, 28, 32]  # touch [0, 36) (frames 20-35: the source's)
+    assert a["validation"] == [40, 44, 48, 52, 56]  # come within a window of [42, 60)
+    assert [w.start_frame for w in left] == [36]  # [36, 40) touches both
+    b = {s: [w.start_frame for w in ws if w.source == "b"] for s, ws in splits.items()}
+    assert b["train"] and b["validation"] and max(b["train"]) + 8 <= min(b["validation"])
