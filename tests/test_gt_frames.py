@@ -1,21 +1,25 @@
 """Configs of one dataset never leak into each other: `synthetic` (synth) and `real` (pair
 --export) cut their GT from the same HD files, and no GT frame of a file is in train of one
-and validation of the other, whichever is written first."""
+and validation of the other, whichever is written first; `verify` names a leak."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from filmdata.catalog import Catalog
+from filmdata.cli import app
 from filmdata.errors import RefusedError
 from filmdata.gt_frames import Held
 from filmdata.pairing.pair import export_real, pair
 from filmdata.pairing.tapesim import TapeSpec, make_tape, render_footage
-from filmdata.shards import read_record, read_shard, write_record
+from filmdata.shards import read_record, read_shard, write_record, write_split
 from filmdata.synth import synth
+from filmdata.verify import verify
 from filmdata.video import write_video
 from filmdata.windows import Clip, plan_honouring
 
@@ -130,6 +134,8 @@ def test_both_configs_in_either_order_put_no_gt_frame_in_both_splits(
     for config in ("synthetic", "real"):
         frames = read_record(dataset, config)["gt_frames"]
         assert set(frames["keys"]) >= {"song-hd-sha"}  # the catalog's sha256 names song-hd
+    report = verify(dataset)
+    assert report["ok"] and report["leaks"] == [], report["leaks"]
 
 
 def test_synth_after_pair_honours_the_real_split_and_other_sources_split_alone(
@@ -170,6 +176,38 @@ def test_a_resume_keeps_its_plan_and_refuses_when_the_other_config_now_leaks(
     redone = _synth(aligned, "resume", overwrite=True)  # re-planned against the change
     assert redone["windows_made"] > 0
     assert "song-hd" not in _frames(dataset).get(("synthetic", "train"), {})
+
+
+def test_verify_names_a_leak_across_configs(aligned: Path, runner: CliRunner) -> None:
+    """A dataset made by hand the way it was made before: synth's validation is the last
+    stretch of song-hd (an --input), and real rows of a record without GT frames put those
+    frames in train; verify finds them from the rows and names the dataset, both configs,
+    the source and a frame."""
+    dataset = aligned / "datasets" / "hand"
+    gt = aligned / "raw" / "tapes" / "song-hd.mp4"
+    synth(_templates(), "film", [gt], out=dataset, root=aligned, clip_len=CLIP_LEN, size=32,
+          device="cpu", val_fraction=0.3, quiet=True)  # fmt: skip
+    val = _frames(dataset)[("synthetic", "validation")]["song-hd"]
+    frame = min(val)
+    img = np.zeros((8, 8, 3), np.uint8)
+    row = {
+        "id": f"tapes.song.{frame}", "source": "song-vhs", "clip": "song",
+        "start_frame": frame, "fps": 24.0, "crop": {"x": 0, "y": 0, "w": 8, "h": 8},
+        "gt": [img] * CLIP_LEN, "lq": [img] * CLIP_LEN,
+        "degradation": json.dumps({"origin": "real", "gt": "song-hd",
+                                   "gt_frames": list(range(frame, frame + CLIP_LEN))}),
+        "origin": "real",
+    }  # fmt: skip
+    write_split(dataset, "real", "train", [row])
+    assert "gt_frames" not in read_record(dataset, "real")  # as made before
+    report = verify(dataset, root=aligned)
+    assert not report["ok"]
+    (line,) = report["leaks"]
+    assert str(dataset) in line and "'real' train" in line and "'synthetic' validation" in line
+    assert "song-hd" in line and f"GT frame {frame} " in line
+    r = runner.invoke(app, ["verify", str(dataset), "--root", str(aligned)])
+    assert r.exit_code == 1
+    assert "leak:" in r.output and "leak(s) across configs" in r.output
 
 
 def test_plan_honouring_is_deterministic_and_counts_source_frames() -> None:

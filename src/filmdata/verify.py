@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FilmdataError, RefusedError
+from .gt_frames import leaks
 
 
 def resolve_dataset(
@@ -111,9 +112,11 @@ def verify(
 
     Returns:
         {"dataset", "ok", "shards": [{"config", "file", "ok", "problems", "repaired"}],
-         "temporaries": [...], "card": {"file", "ok", "problems", "repaired"}}; `ok` is false
-        when a bad shard is left, or a card that does not list what the records do
-        (`shards.card_problems`; `repair` rewrites it).
+         "temporaries": [...], "card": {"file", "ok", "problems", "repaired"}, "leaks":
+         [...]}; `ok` is false when a bad shard is left, a card that does not list what the
+        records do (`shards.card_problems`; `repair` rewrites it), or a GT frame is in train
+        of one config and validation of another (`leaks`: one line each; repair leaves them:
+        re-make one of the configs, which then honours the other).
 
     Raises:
         RefusedError: not a dataset; for repair, the templates or preset at the recorded
@@ -192,10 +195,25 @@ def _verify(
         card["repaired"] = bool(card["problems"])
     card["ok"] = not card["problems"] or card["repaired"]
     report["card"] = card
+    # Across configs: no GT frame in train of one and validation of another (`gt_frames`).
+    report["leaks"] = leaks(path, _catalog_root(path, root))
     report["ok"] = (
-        all(s["ok"] for s in report["shards"]) and not report["temporaries"] and card["ok"]
+        all(s["ok"] for s in report["shards"])
+        and not report["temporaries"]
+        and card["ok"]
+        and not report["leaks"]
     )
     return report
+
+
+def _catalog_root(dataset: Path, root: str | os.PathLike[str] | None) -> Path:
+    """The root whose catalog knows the dataset's sources: `root` when given, else the one
+    the dataset lives in (ROOT/datasets/NAME), else the default."""
+    from .paths import resolve_root
+
+    if root is None and (dataset.parent.parent / "catalog.sqlite").exists():
+        return dataset.parent.parent
+    return resolve_root(root)
 
 
 def _repair(

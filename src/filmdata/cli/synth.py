@@ -189,12 +189,15 @@ def verify_cmd(
         card = report["card"]
         for p in card["problems"]:
             typer.echo(f"card {'(rewritten)' if card['repaired'] else 'BAD'}: {p}")
+        for line in report["leaks"]:
+            typer.echo(f"leak: {line}")
     if not report["ok"]:
         bad = [s["file"] for s in report["shards"] if not s["ok"]]
         e = ItemsFailed(
             f"{report['dataset']}: bad shards: {', '.join(bad) or 'none'}"
             + (f"; {len(report['temporaries'])} stale temporaries" if report["temporaries"] else "")
             + ("" if report["card"]["ok"] else "; README.md does not list what the records do")
+            + (f"; {len(report['leaks'])} leak(s) across configs" if report["leaks"] else "")
             + ("" if repair else "; run `filmdata verify --repair`")
         )
         typer.echo(f"error: {e}", err=True)
