@@ -767,6 +767,20 @@ def test_align_refuses_bad_input(runner: CliRunner, tmp_path: Path, clip: Path) 
         align(junk, clip)
 
 
+def test_align_refuses_a_folder_as_a_folder(runner: CliRunner, tmp_path: Path, clip: Path) -> None:
+    """align takes two video files: a folder (as LQ or GT) was refused as "no such file", though
+    it exists. It is refused (exit 2, one line) saying it is a folder; the library says so too."""
+    folder = tmp_path / "tapes"
+    folder.mkdir()
+    for args in ([folder, clip], [clip, folder]):
+        r = runner.invoke(app, ["align", *map(str, args)])
+        assert r.exit_code == 2, r.output
+        (line,) = r.output.strip().splitlines()
+        assert line.startswith(f"error: {folder}: a folder, not a video file"), line
+    with pytest.raises(MediaError, match="a folder, not a video file"):
+        align(folder, clip)
+
+
 def test_align_refuses_a_min_confidence_outside_0_1(
     runner: CliRunner, tmp_path: Path, clip: Path
 ) -> None:

@@ -170,6 +170,32 @@ def test_bad_options_refused(runner: CliRunner, tmp_path: Path) -> None:
     assert not r.exists()
 
 
+def test_folders_given_as_files_are_refused_as_folders(
+    runner: CliRunner, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    """A manifest or --cookies that is a folder is refused saying so (it was "cannot read:
+    [Errno 21] Is a directory" and "no such file"); a local capture that is a folder fails
+    saying so."""
+    m = write_manifest(tmp_path / "m.yaml", "m", [{"id": "a", "url": "https://example.com/a"}])
+    folder = tmp_path / "stuff"
+    folder.mkdir()
+    r = tmp_path / "r"
+    for args, want in (
+        ([str(folder)], f"error: {folder}: a folder, not a YAML file"),
+        ([str(m), "--cookies", str(folder)], f"error: --cookies {folder}: a folder, not a "),
+    ):
+        result = runner.invoke(app, ["fetch", *args, "--root", str(r), "--quiet"])
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith(want), line
+    assert not r.exists()
+    (tmp_path / "tape.mkv").mkdir()
+    m = write_manifest(tmp_path / "v.yaml", "v", [{"id": "t", "path": "tape.mkv", "kind": "vhs"}])
+    code, items = fetch_json(runner, str(m), "--root", str(r))
+    assert code == 1 and items[0]["status"] == "failed"
+    assert items[0]["reason"] == f"capture {tmp_path / 'tape.mkv'}: a folder, not a video file"
+
+
 def test_a_root_that_is_a_file_is_refused(runner: CliRunner, tmp_path: Path) -> None:
     m = write_manifest(tmp_path / "m.yaml", "m", [{"id": "a", "url": "https://example.com/a"}])
     a_file = tmp_path / "clip.mp4"

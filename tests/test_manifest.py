@@ -80,6 +80,12 @@ def test_missing_file(tmp_path: Path) -> None:
         load_manifest(tmp_path / "nope.yaml")
 
 
+def test_a_folder_is_refused_as_a_folder(tmp_path: Path) -> None:
+    """It was "cannot read: [Errno 21] Is a directory"."""
+    with pytest.raises(ManifestError, match=r"a folder, not a YAML file$"):
+        load_manifest(tmp_path)
+
+
 def test_parse_section() -> None:
     assert parse_section("1:00:00-1:00:30.5") == (3600.0, 3630.5)
     with pytest.raises(ValueError):

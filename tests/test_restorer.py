@@ -84,6 +84,36 @@ def test_unknown_preset_refused() -> None:
         load_config("medium")
 
 
+def test_a_config_folder_is_refused_as_a_folder(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """--config takes a preset or a file: a folder was refused as "no such file", though it
+    exists. It is refused (exit 2, one line) saying it is a folder."""
+    with pytest.raises(RefusedError, match="a folder, not a config file"):
+        load_config(tmp_path)
+    r = runner.invoke(app, ["train", "--data", str(toy_dataset), "--config", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    (line,) = r.output.strip().splitlines()
+    assert line.startswith(f"error: config {str(tmp_path)!r}: a folder, not a config file")
+    assert "no such file" not in line
+
+
+def test_restore_refuses_a_folder_as_a_folder(runner: CliRunner, tmp_path: Path) -> None:
+    """A folder given as the video is refused as a folder (exit 2, one line), before the run is
+    loaded (it was refused only after the model was, and then as "no such file")."""
+    folder = tmp_path / "reels"
+    folder.mkdir()
+    out = tmp_path / "out.mp4"
+    r = runner.invoke(app, ["restore", str(folder), "-o", str(out), "--checkpoint", "nowhere"])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == f"error: {folder}: a folder, not a video file"
+    r = runner.invoke(app, ["restore", str(folder / "a.mp4"), "-o", str(out), "--checkpoint", "x"])
+    assert r.exit_code == 2 and r.output.strip() == f"error: {folder / 'a.mp4'}: no such file"
+    assert not out.exists()
+
+
 # ---- model and diffusion
 
 

@@ -139,10 +139,12 @@ def _audio_only(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["text", "audio", "missing"])
+@pytest.mark.parametrize("kind", ["text", "audio", "missing", "folder"])
 def test_bad_input_is_one_line_exit_2(runner: CliRunner, tmp_path: Path, kind: str) -> None:
     path = tmp_path / "bad.mp4"
-    if kind == "text":
+    if kind == "folder":  # (it was "cannot open as media: [Errno 21] Is a directory")
+        path.mkdir()
+    elif kind == "text":
         path.write_text("not a video\n")
     elif kind == "audio":
         path = _audio_only(tmp_path / "audio.m4a")
@@ -152,6 +154,8 @@ def test_bad_input_is_one_line_exit_2(runner: CliRunner, tmp_path: Path, kind: s
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
     if kind == "audio":
         assert "no video stream" in lines[0]
+    if kind == "folder":
+        assert lines[0] == f"error: {path}: a folder, not a video file"
     with pytest.raises(MediaError):
         detect_scenes(path)
 

@@ -132,6 +132,9 @@ def test_cli_make_and_extract(runner, tmp_path: Path) -> None:
     assert "dust" in res.output
     res = runner.invoke(app, ["templates", "extract", str(tmp_path / "missing.mp4")])
     assert res.exit_code == 2 and "no such file" in res.output
+    res = runner.invoke(app, ["templates", "extract", str(tmp_path), "--out", str(tmp_path / "f")])
+    assert res.exit_code == 2 and not (tmp_path / "f").exists()
+    assert res.output.strip() == f"error: {tmp_path}: a folder, not a video file", res.output
     for step in ("0", "-2"):  # (0 was a ZeroDivisionError's traceback, exit 1)
         out = tmp_path / f"step{step}"
         res = runner.invoke(app, ["templates", "extract", str(video), "--out", str(out), "-q",

@@ -61,6 +61,8 @@ def test_not_media(tmp_path: Path) -> None:
         probe(bad)
     with pytest.raises(MediaError, match="no such file"):
         probe(tmp_path / "missing.mp4")
+    with pytest.raises(MediaError, match=r"a folder, not a video file$"):
+        probe(tmp_path)
 
 
 def test_probe_time_limit(clip: Path) -> None:

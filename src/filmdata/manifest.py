@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ManifestError
+from .paths import refuse_unless_file
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _URL = re.compile(r"^https?://[A-Za-z0-9\[]")
@@ -173,10 +174,9 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> tuple[str, str]:
 
 def load_yaml(path: Path) -> Any:
     """Safe-load one YAML file; a python tag or a syntax error is refused with file and line."""
+    refuse_unless_file(path, "YAML file", error=ManifestError)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: cannot read: {e}") from None
     try:

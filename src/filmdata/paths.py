@@ -60,3 +60,40 @@ def refuse_unwritable_file(path: Path, option: str) -> None:
     there = next(p for p in path.absolute().parents if p.exists())  # (/ at worst)
     if not there.is_dir():
         raise RefusedError(f"{option} {path}: {there} is a file, not a folder")
+
+
+def refuse_unless_file(
+    path: str | os.PathLike[str],
+    what: str = "video file",
+    *,
+    name: str | None = None,
+    hint: str = "",
+    error: type[Exception] | None = None,
+) -> None:
+    """Refuse an input file that is not there, or is a folder, before it is opened: "no such
+    file" only where nothing is there. Anything else there (a file, a pipe) is left to what
+    reads it, whose error names it.
+
+    Args:
+        path: the file given.
+        what: what the command reads there ("video file", "config file", "YAML file").
+        name: how the message names it (default: the path; "--input X" to name the option too).
+        hint: what to give instead, after a "; " (both messages).
+        error: the exception to raise (default RefusedError; MediaError where a missing video
+            is a MediaError, for the CLI the same exit 2).
+
+    Raises:
+        RefusedError (or `error`): "NAME: no such file" or "NAME: a folder, not a WHAT".
+    """
+    from .errors import RefusedError
+
+    p = Path(path)
+    if p.is_dir():
+        problem = f"a folder, not a {what}"
+    elif not p.exists():  # (a dangling link too)
+        problem = "no such file"
+    else:
+        return
+    raise (error or RefusedError)(
+        f"{path if name is None else name}: {problem}" + (f"; {hint}" if hint else "")
+    )

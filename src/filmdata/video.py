@@ -29,6 +29,7 @@ import av
 import numpy as np
 
 from .errors import MediaError
+from .paths import refuse_unless_file
 
 VIDEO_EXTENSIONS = frozenset(
     {
@@ -249,8 +250,7 @@ def file_key(path: str | os.PathLike[str]) -> tuple[str, int, int]:
 
 def _open(path: str | os.PathLike[str]) -> Any:
     path = str(path)
-    if not os.path.exists(path):
-        raise MediaError(f"{path}: no such file")
+    refuse_unless_file(path, error=MediaError)
     try:
         return av.open(path, metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import FilmdataError, MediaError, RefusedError
 from .gt_frames import Held, assign, keep_gap
+from .paths import refuse_unless_file
 
 Box = tuple[int, int, int, int]  # x, y, w, h in source pixels
 
@@ -113,13 +114,9 @@ def input_clips(
     files: dict[tuple[int, int], str] = {}  # (device, inode) -> the --input that named it
     for p in inputs:
         path = Path(p).expanduser().resolve()
-        if path.is_dir():
-            raise RefusedError(
-                f"--input {p}: a folder, not a video file; name each video in it with its own "
-                "--input (or leave --input out to use the catalog's clips)"
-            )
-        if not path.is_file():
-            raise RefusedError(f"--input {p}: no such file")
+        hint = "name each video in it with its own --input (or leave --input out to use the "
+        hint += "catalog's clips)"
+        refuse_unless_file(path, name=f"--input {p}", hint=hint if path.is_dir() else "")
         st = path.stat()
         key = (st.st_dev, st.st_ino)
         if key in files:  # as two sources its frames could land in both splits (a leak)

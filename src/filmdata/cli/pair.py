@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from ..errors import RefusedError
+from ..paths import refuse_unless_file
 from ._common import (
     BackendOpt,
     JsonOpt,
@@ -62,8 +63,7 @@ def align_cmd(
     from ..pairing.align import align
 
     for p in (lq, gt):
-        if not p.is_file():
-            raise RefusedError(f"{p}: no such file")
+        refuse_unless_file(p)
     if samples < 1:
         raise RefusedError(f"--samples must be >= 1, got {samples}")
     a = align(

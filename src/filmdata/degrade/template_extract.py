@@ -70,7 +70,7 @@ def extract_templates(
     """
     from tqdm import tqdm
 
-    from ..paths import refuse_unless_folder
+    from ..paths import refuse_unless_file, refuse_unless_folder
     from ..video import SQUARE_SAR, file_aspect, iter_frames, probe
 
     video = Path(video)
@@ -80,8 +80,7 @@ def extract_templates(
         raise RefusedError(f"--threshold must be in (0, 1), got {threshold}")
     if limit < 1:
         raise RefusedError(f"--limit must be >= 1, got {limit}")
-    if not video.is_file():
-        raise RefusedError(f"{video}: no such file")
+    refuse_unless_file(video)
     refuse_unless_folder(Path(out).absolute(), "--out")
     info = probe(video, count=False, as_shown=False)  # (its frame count only)
     total = info.frames if getattr(info, "frames", None) else None

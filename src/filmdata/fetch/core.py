@@ -19,7 +19,7 @@ from .._progress import progress
 from ..catalog import Catalog
 from ..errors import RefusedError
 from ..manifest import Manifest, load_manifest
-from ..paths import resolve_root
+from ..paths import refuse_unless_file, resolve_root
 from . import pool
 from .item import Item, Options, attempt, try_lock, unlock
 from .report import FetchFailed, FetchReport, ItemResult
@@ -63,8 +63,9 @@ def _check_options(
     if cookies is None:
         return None
     path = Path(cookies).expanduser().resolve()
-    if not path.is_file():
-        raise RefusedError(f"--cookies: no such file {str(cookies)!r} (a Netscape cookies.txt)")
+    refuse_unless_file(
+        path, "cookies file", name=f"--cookies {cookies}", hint="give a Netscape cookies.txt"
+    )
     return str(path)
 
 

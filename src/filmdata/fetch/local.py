@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..paths import refuse_unless_file
 from ..video import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from .errors import ItemError
 
@@ -32,8 +33,9 @@ def import_capture(capture: Path, dest: Path, *, link: bool = False) -> bool:
     """
     if not capture.exists():
         raise ItemError(f"missing capture: put the file at {capture}")
+    refuse_unless_file(capture, name=f"capture {capture}", error=ItemError)  # (a folder)
     if not capture.is_file():
-        raise ItemError(f"capture {capture} is not a regular file")
+        raise ItemError(f"capture {capture}: not a regular file")
     dest.unlink(missing_ok=True)
     if link:
         try:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._progress import progress
 from ..errors import MediaError
+from ..paths import refuse_unless_file
 from ..video import _video_stream, luma, stream_fps
 
 _INTRA = av.video.frame.PictureType.I
@@ -77,8 +78,7 @@ def decode_gray(
         MediaError: not a video, or nothing decodes.
     """
     path = str(path)
-    if not os.path.exists(path):
-        raise MediaError(f"{path}: no such file")
+    refuse_unless_file(path, error=MediaError)
     try:
         c = av.open(path, metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RefusedError
+from ..paths import refuse_unless_file
 
 OBJECTIVES = ("diffusion", "regression")
 SAMPLERS = ("ddim", "dpm")
@@ -232,8 +233,9 @@ def load_config(spec: str | os.PathLike[str] | RestorerConfig) -> RestorerConfig
     if text in PRESETS:
         return PRESETS[text]
     path = Path(text)
-    if not path.is_file():
-        raise RefusedError(f"config {text!r}: not a preset ({', '.join(PRESETS)}) and no such file")
+    refuse_unless_file(
+        path, "config file", name=f"config {text!r}", hint=f"not a preset ({', '.join(PRESETS)})"
+    )
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

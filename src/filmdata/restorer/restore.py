@@ -10,8 +10,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..devices import pick_device
-from ..errors import RefusedError
-from ..paths import refuse_unwritable_file
+from ..errors import MediaError, RefusedError
+from ..paths import refuse_unless_file, refuse_unwritable_file
 from ..video import file_aspect, iter_frames, probe, write_video
 from .checkpoint import load_model
 from .sampling import restore_stream
@@ -60,11 +60,12 @@ def restore(
 
     Raises:
         RefusedError: a bad run, window/overlap, device or output name (or a folder, or a path
-            under a file); MediaError: the video
-            does not decode.
+            under a file); MediaError: the video is not there, is a folder, or does not
+            decode.
     """
     import time
 
+    refuse_unless_file(video, error=MediaError)  # (before the run is loaded)
     out_path = Path(out)
     if out_path.suffix.lower() not in CONTAINERS:
         got = f"{out_path.suffix!r}" if out_path.suffix else "no extension"
