@@ -41,7 +41,9 @@ def sample_scheduler(cfg: RestorerConfig, sampler: str | None = None) -> Any:
     config = train_scheduler(cfg).config
     kind = sampler or cfg.sampler
     if kind == "ddim":
-        return DDIMScheduler.from_config(config, set_alpha_to_one=False)
+        # the last step lands on the clean estimate (alpha_prev = 1, DDIM eq. 12 with
+        # sigma = 0), not on t = 0's noise level: that left sqrt(1 - abar_0) = 0.0064 of noise
+        return DDIMScheduler.from_config(config, set_alpha_to_one=True)
     if kind == "dpm":
         return DPMSolverMultistepScheduler.from_config(
             config, algorithm_type="dpmsolver++", final_sigmas_type="zero"

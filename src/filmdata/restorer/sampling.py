@@ -64,8 +64,13 @@ def sample_window(
             x = noise * sched.init_noise_sigma
         for t in timesteps:
             v = model(model_input(sched.scale_model_input(x, t), lq), t.expand(B).to(lq.device))
-            x = sched.step(v, t, x).prev_sample
-        x0 = x
+            out = sched.step(v, t, x)
+            x = out.prev_sample
+        # DDIM steps from t to t - T // n: where n does not divide T (trailing timesteps) its
+        # last step lands on t = 0, whose abar_0 < 1 leaves sqrt(1 - abar_0) of noise, not on
+        # the clean estimate. That estimate is its x0 (eq. 12 of Song et al. 2021), which
+        # prev_sample equals (set_alpha_to_one) where the last step goes past t = 0.
+        x0 = out.pred_original_sample if (sampler or cfg.sampler) == "ddim" else x
     return from_target(x0, lq, cfg)[..., :H, :W].float()
 
 
