@@ -23,7 +23,7 @@ from filmdata.restorer.data import (
     split_files,
 )
 from filmdata.restorer.diffusion import from_target, loss, to_target, train_scheduler
-from filmdata.restorer.model import UNet
+from filmdata.restorer.model import SpaceTimeAttention, UNet
 from filmdata.restorer.sampling import restore_array, restore_stream, sample_window
 from filmdata.synthetic import render_shots
 from filmdata.video import probe, write_video
@@ -137,6 +137,42 @@ def test_model_shapes_and_temporal_mixing() -> None:
     assert (model(x2, t)[:, 2] - model(x, t)[:, 2]).abs().max() < 1e-7
     with pytest.raises(ValueError, match="multiples of 2"):
         model(torch.randn(1, 3, 6, 15, 16), torch.tensor([1]))
+
+
+def test_spatial_attention_runs_in_windows_of_the_training_crop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A map no larger than a training crop's is one window: plain global attention, as trained;
+    a larger one is cut into windows of at most that size, so a position sees only its own and
+    the cost grows with the area (restore's default 256-px tile once attended over 16k
+    positions of a 32-px-crop run: 5x slower than 32-px tiles)."""
+    torch.manual_seed(0)
+    attn = SpaceTimeAttention(8, 2, window=4)
+    for p in attn.parameters():  # leave the zero init, so the attention shows
+        torch.nn.init.normal_(p, std=0.3)
+    torch.nn.init.zeros_(attn.out_t.weight)  # space alone (time: the identity)
+    torch.nn.init.zeros_(attn.out_t.bias)
+    x = torch.randn(3, 8, 4, 3)  # (B*T, C, H, W): one window
+    s = attn.norm_s(x).flatten(2).transpose(1, 2)  # (BT, HW, C): every position one sequence
+    whole = x + attn._attend(s, attn.qkv_s, attn.out_s).transpose(1, 2).reshape(x.shape)
+    assert torch.equal(attn(x, 3), whole)
+    attn.norm_s = torch.nn.Identity()  # (GroupNorm's statistics span the map: set them aside)
+    big = torch.randn(3, 8, 8, 11)  # windows: rows [0, 4), [4, 8); columns [0, 3), [3, 7), [7, 11)
+    moved = big.clone()
+    moved[:, :, :4, :3] += 1  # the first window only
+    diff = (attn(moved, 3) - attn(big, 3)).abs().amax(dim=(0, 1))  # (H, W)
+    assert diff[:4, :3].min() > 1e-3 and diff[4:].max() == 0 and diff[:, 3:].max() == 0
+    # restore at its default tile attends over no more positions than a training crop has
+    lengths: list[int] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(
+        "filmdata.restorer.model.F.scaled_dot_product_attention",
+        lambda q, k, v: lengths.append(q.shape[-2]) or sdpa(q, k, v),
+    )
+    cfg = PRESETS["tiny"]
+    frames = np.random.default_rng(0).integers(0, 256, (1, 96, 80, 3), dtype=np.uint8)
+    restore_array(UNet(cfg).eval(), frames, cfg, steps=1)
+    assert max(lengths) <= (cfg.crop // cfg.multiple) ** 2  # 16 x 16, not 48 x 40
 
 
 def test_target_round_trip_and_losses() -> None:

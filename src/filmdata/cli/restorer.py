@@ -107,7 +107,13 @@ def restore_cmd(
         None, "--window", min=1, help="Frames per window (default: run)."
     ),
     overlap: int | None = typer.Option(None, "--overlap", min=0, help="Frames shared by windows."),
-    tile: int = typer.Option(256, "--tile", min=16, help="Spatial tile size in pixels."),
+    tile: int = typer.Option(
+        256,
+        "--tile",
+        min=16,
+        help="Spatial tile size in pixels (bounds memory; attention runs in windows of the "
+        "run's training crop at any tile).",
+    ),
     device: str = DeviceOpt,
     root: Path | None = RootOpt,
     quiet: bool = QuietOpt,

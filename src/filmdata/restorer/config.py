@@ -32,7 +32,7 @@ class RestorerConfig:
     channels: int = 16  # width of the first level
     mults: tuple[int, ...] = (1, 2)  # width multiplier per level (len = number of levels)
     blocks: int = 1  # residual blocks per level
-    attention: bool = True  # spatial + temporal attention at the lowest resolution
+    attention: bool = True  # at the lowest resolution: spatial (in crop-sized windows), temporal
     heads: int = 2
     # diffusion
     objective: str = "diffusion"  # diffusion (v-prediction) | regression (L1, same backbone)

@@ -2,8 +2,12 @@
 
 Space is mixed by 2D convolutions (and attention at the lowest resolution), time by a temporal
 convolution after every spatial block and temporal attention at the lowest resolution, as in
-factorised video UNets (Ho et al. 2022, "Video Diffusion Models"). The degraded window is
-concatenated on the channels with the noisy target: input (B, T, 6, H, W), output (B, T, 3, H, W).
+factorised video UNets (Ho et al. 2022, "Video Diffusion Models"). Spatial attention runs in
+windows the size of the training crop at that resolution (as Swin's, Liu et al. 2021): a training
+crop is one window, and a larger frame or tile is cut into windows of at most that size, so its
+cost grows with the area, not with its square, and each query sees as many keys as in training.
+The degraded window is concatenated on the channels with the noisy target: input
+(B, T, 6, H, W), output (B, T, 3, H, W).
 """
 
 from __future__ import annotations
@@ -69,13 +73,22 @@ class ResBlock(nn.Module):
         return self.temporal(self.skip(x) + h, t)
 
 
-class SpaceTimeAttention(nn.Module):
-    """Self-attention over the H*W positions of each frame, then over the T frames of each
-    position; output projections zero-initialised (identity at start)."""
+def _spans(n: int, size: int) -> list[slice]:
+    """ceil(n / size) consecutive slices covering [0, n), of sizes as equal as possible."""
+    k = -(-n // size)
+    edges = [i * n // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
-    def __init__(self, ch: int, heads: int) -> None:
+
+class SpaceTimeAttention(nn.Module):
+    """Self-attention over the positions of each frame in windows of at most `window` x `window`
+    (one window when the map is no larger), then over the T frames of each position; output
+    projections zero-initialised (identity at start)."""
+
+    def __init__(self, ch: int, heads: int, window: int) -> None:
         super().__init__()
         self.heads = heads if ch % heads == 0 else 1
+        self.window = window
         self.norm_s = nn.GroupNorm(min(8, ch // 4), ch)
         self.qkv_s = nn.Linear(ch, 3 * ch)
         self.out_s = nn.Linear(ch, ch)
@@ -95,8 +108,17 @@ class SpaceTimeAttention(nn.Module):
     def forward(self, x: Tensor, t: int) -> Tensor:
         BT, C, H, W = x.shape
         B = BT // t
-        s = self.norm_s(x).flatten(2).transpose(1, 2)  # (BT, HW, C)
-        x = x + self._attend(s, self.qkv_s, self.out_s).transpose(1, 2).view(BT, C, H, W)
+        n = self.norm_s(x)
+        y = torch.empty_like(x)
+        for ys in _spans(H, self.window):
+            for xs in _spans(W, self.window):
+                s = n[:, :, ys, xs]  # (BT, C, h, w): one window
+                h, w = s.shape[2:]
+                tokens = s.flatten(2).transpose(1, 2)  # (BT, hw, C)
+                y[:, :, ys, xs] = (
+                    self._attend(tokens, self.qkv_s, self.out_s).transpose(1, 2).view(BT, C, h, w)
+                )
+        x = x + y
         # time: tokens are the T frames of one pixel
         s = self.norm_t(x).view(B, t, C, H * W).permute(0, 3, 1, 2).reshape(B * H * W, t, C)
         y = self._attend(s, self.qkv_t, self.out_t)
@@ -130,7 +152,9 @@ class UNet(nn.Module):
             if not last:
                 skips.append(cin)
         self.mid1 = ResBlock(cin, cin, emb)
-        self.attn = SpaceTimeAttention(cin, cfg.heads) if cfg.attention else None
+        # windows of the lowest-resolution side of a training crop
+        window = cfg.crop // cfg.multiple
+        self.attn = SpaceTimeAttention(cin, cfg.heads, window) if cfg.attention else None
         self.mid2 = ResBlock(cin, cin, emb)
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
