@@ -254,6 +254,31 @@ def test_restore_array_windows_and_tiles() -> None:
         restore_array(model, frames, cfg, window=3, overlap=3)
 
 
+@pytest.mark.parametrize("n", [16, 64, 255, 256, 257, 300, 320, 480, 576, 720, 1080, 1920])
+@pytest.mark.parametrize(("tile", "overlap", "multiple"), [(256, 32, 8), (64, 8, 4), (32, 8, 8)])
+def test_tiles_cover_a_side_with_little_more_than_it_holds(
+    n: int, tile: int, overlap: int, multiple: int
+) -> None:
+    """As few tiles as cover the side sharing `overlap`, each as small as that allows: no
+    more pixels sampled than the side and the overlaps need (a 320 px side: two of 176, not
+    two of 256 sharing 192)."""
+    from filmdata.restorer.sampling import _tiling
+
+    side, starts = _tiling(n, tile, overlap, multiple)
+    assert starts[0] == 0 and starts[-1] + side == n  # covered, from edge to edge
+    k = len(starts)
+    if n <= tile:
+        assert (side, starts) == (n, [0])
+        return
+    assert k == -(-(n - overlap) // (tile - overlap))  # no more tiles than needed
+    assert side <= tile + multiple - 1 and side % multiple == 0 or side == n
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert all(side - g >= overlap - 1 for g in gaps)  # each pair shares the overlap (rounding)
+    assert k * side <= n + (k - 1) * overlap + k * multiple  # little more than needed
+    if (n, tile, overlap, multiple) == (320, 256, 32, 8):
+        assert (side, starts) == (176, [0, 144])
+
+
 @pytest.mark.parametrize(
     ("n", "window", "overlap", "batch"),
     [(1, 3, 1, 4), (2, 4, 2, 1), (5, 1, 0, 2), (7, 4, 1, 1), (12, 3, 2, 4), (12, 5, 0, 3)],
