@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from filmdata.cli import app
 from filmdata.errors import RefusedError
 from filmdata.restorer import PRESETS, RestorerConfig, load_config
+from filmdata.restorer.checkpoint import resolve_run
 from filmdata.restorer.data import (
     augment,
     load_split,
@@ -112,6 +113,42 @@ def test_restore_refuses_a_folder_as_a_folder(runner: CliRunner, tmp_path: Path)
     r = runner.invoke(app, ["restore", str(folder / "a.mp4"), "-o", str(out), "--checkpoint", "x"])
     assert r.exit_code == 2 and r.output.strip() == f"error: {folder / 'a.mp4'}: no such file"
     assert not out.exists()
+
+
+def test_a_file_given_as_a_folder_is_refused_as_a_file(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    toy_run: Path,  # noqa: F811
+    root: Path,
+    tmp_path: Path,
+) -> None:
+    """A file given where a dataset or run folder is read was called missing ("no such dataset
+    folder", "no config.json there"). It is refused (exit 2, one line) saying it is a file."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([2], 32, 32, seed=7)[0], 24.0)
+    with pytest.raises(RefusedError, match="a file, not a dataset folder"):
+        resolve_dataset(a_file, root)
+    with pytest.raises(RefusedError, match="a file, not a run folder"):
+        resolve_run(a_file, root)
+    data, run = str(toy_dataset), str(toy_run)
+    cases = [
+        (["train", "--data", str(a_file)], f"--data {str(a_file)!r}: a file, not a dataset folder"),
+        (["eval", run, "--data", str(a_file)], f"--data {str(a_file)!r}: a file, not a dataset"),
+        (["eval", str(a_file), "--data", data], f"run {str(a_file)!r}: a file, not a run folder"),
+        (
+            ["restore", str(src), "-o", str(tmp_path / "o.mp4"), "--checkpoint", str(a_file)],
+            f"run {str(a_file)!r}: a file, not a run folder (config.json, weights)",
+        ),
+    ]
+    for args, needle in cases:
+        r = runner.invoke(app, [*args, "--root", str(root)])
+        assert r.exit_code == 2, (args, r.output)
+        (line,) = r.output.strip().splitlines()
+        assert line.startswith(f"error: {needle}"), (args, line)
+        assert "no such" not in line and "no config.json" not in line
+    assert a_file.read_text() == "mine" and not (tmp_path / "o.mp4").exists()
 
 
 # ---- model and diffusion

@@ -479,6 +479,15 @@ def test_bad_options_are_refused(footage: Path, tmp_path: Path, runner) -> None:
         ],
     )
     assert result.exit_code == 2 and "no such folder" in result.output
+    # a file given as the degradations folder is a file, not missing
+    args = [*base[:2], str(a_file), *base[3:5], "--out", str(tmp_path / "y"), *base[7:]]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert line == (
+        f"error: --templates {a_file}: a file, not a degradations folder (presets/, templates/)"
+    )
+    assert a_file.read_text() == "mine" and not (tmp_path / "y").exists()
 
 
 def test_a_size_beyond_any_memory_is_planned_here_and_refused(

@@ -43,6 +43,9 @@ def test_empty_or_missing_folder_refused(tmp_path: Path) -> None:
         load_templates(tmp_path, "cpu")
     with pytest.raises(RefusedError, match="no such folder"):
         load_templates(tmp_path / "missing", "cpu")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RefusedError, match="notes.txt: a file, not a templates folder; give"):
+        load_templates(tmp_path / "notes.txt", "cpu")
 
 
 def test_unreadable_template_refused(tmp_path: Path) -> None:

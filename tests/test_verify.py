@@ -81,6 +81,19 @@ def test_verify_refuses_what_is_not_a_dataset(tmp_path: Path, runner) -> None:
     assert result.exit_code == 2 and "not a dataset" in result.output
 
 
+def test_verify_and_preview_refuse_a_file_as_a_file(tmp_path: Path, runner) -> None:
+    """A file given as the dataset was "not a dataset folder (with data/) nor a dataset name";
+    it is refused (exit 2, one line) saying it is a file."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for cmd in ("verify", "preview"):
+        result = runner.invoke(app, [cmd, str(a_file), "--root", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith(f"error: dataset {str(a_file)!r}: a file, not a dataset folder")
+    assert a_file.read_text() == "mine"
+
+
 @pytest.mark.parametrize("edit", ["templates", "preset"])
 def test_repair_refuses_templates_or_a_preset_other_than_the_records(
     tmp_path: Path, runner, edit: str

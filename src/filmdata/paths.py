@@ -97,3 +97,43 @@ def refuse_unless_file(
     raise (error or RefusedError)(
         f"{path if name is None else name}: {problem}" + (f"; {hint}" if hint else "")
     )
+
+
+def refuse_unless_input_folder(
+    path: str | os.PathLike[str],
+    what: str = "folder",
+    *,
+    name: str | None = None,
+    hint: str = "",
+    missing_ok: bool = False,
+) -> None:
+    """Refuse an input folder that is a file, or is not there, before it is read: "no such
+    folder" only where nothing is there, "a file, not a WHAT" where a file (anything but a
+    folder) is. The twin of `refuse_unless_file`; `refuse_unless_folder` is for output folders.
+
+    Args:
+        path: the folder given.
+        what: what the command reads there, with what it holds ("dataset folder", "run folder
+            (config.json, weights)", "degradations folder (presets/, templates/)").
+        name: how the message names it (default: the path; "--templates X" to name the option).
+        hint: what to give instead, after a "; " (both messages).
+        missing_ok: nothing there passes (the caller, which also looks the name up under the
+            root, has its own words for that).
+
+    Raises:
+        RefusedError: "NAME: no such folder" or "NAME: a file, not a WHAT".
+    """
+    from .errors import RefusedError
+
+    p = Path(path)
+    if p.is_dir():
+        return
+    if p.exists():
+        problem = f"a file, not a {what}"
+    elif missing_ok:  # (a dangling link too)
+        return
+    else:
+        problem = "no such folder"
+    raise RefusedError(
+        f"{path if name is None else name}: {problem}" + (f"; {hint}" if hint else "")
+    )

@@ -111,8 +111,7 @@ class Degrader:
 
         dev = pick_device(device)
         tdir = Path(templates)
-        if not tdir.is_dir():
-            raise RefusedError(f"--templates {templates}: no such folder")
+        _refuse_unless_templates(templates, tdir)
         return cls(load_preset(preset, tdir), load_templates(tdir, dev), dev, seed, sharpen_gt)
 
     def preset_sha256(self) -> str:
@@ -765,6 +764,15 @@ class _single_threaded:
             cv2.setNumThreads(self.saved[1])
 
 
+def _refuse_unless_templates(templates: str | os.PathLike[str], tdir: Path) -> None:
+    """Refuse a degradations folder (`templates`, at `tdir`) that is not there or is a file."""
+    from .paths import refuse_unless_input_folder
+
+    refuse_unless_input_folder(
+        tdir, "degradations folder (presets/, templates/)", name=f"--templates {templates}"
+    )
+
+
 def _dataset_dir(root: Path, out: str | os.PathLike[str] | None, name: str | None) -> Path:
     from .paths import datasets_dir
 
@@ -870,8 +878,7 @@ def synth(
         )
     keep_freed_memory()  # frames and tensors reused, not faulted in afresh
     tdir = Path(templates).expanduser().resolve()
-    if not tdir.is_dir():
-        raise RefusedError(f"--templates {templates}: no such folder")
+    _refuse_unless_templates(templates, tdir)
     # A fresh local run starts decoding at once, while the degrader loads (torch's import alone
     # takes about a second): every window will be made, in plan order (the shards' order:
     # each split's windows, split after split). Where this process may fork (no thread has

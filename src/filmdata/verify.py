@@ -24,7 +24,7 @@ def resolve_dataset(
 ) -> Path:
     """A dataset folder from a path, or a name under `ROOT/datasets/` or in the catalog."""
     from .catalog import Catalog
-    from .paths import datasets_dir, resolve_root
+    from .paths import datasets_dir, refuse_unless_input_folder, resolve_root
 
     path = Path(dataset).expanduser()
     if (path / "data").is_dir():
@@ -39,6 +39,13 @@ def resolve_dataset(
                 p = p if p.is_absolute() else r / p
                 if (p / "data").is_dir():
                     return p
+    refuse_unless_input_folder(
+        path,
+        "dataset folder (with data/)",
+        name=f"dataset {str(dataset)!r}",
+        hint="see `filmdata datasets`",
+        missing_ok=True,
+    )
     raise RefusedError(
         f"dataset {str(dataset)!r}: not a dataset folder (with data/) nor a "
         f"dataset name under {r}; see `filmdata datasets`"

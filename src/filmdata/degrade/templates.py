@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..devices import pick_device as resolve_device
 from ..errors import RefusedError
+from ..paths import refuse_unless_input_folder
 
 KINDS = ("dust", "dirt", "hair", "scratch", "blotch", "edge")
 # Templates are drawn for a frame of this many pixels on its short side: there the damage op
@@ -141,12 +142,16 @@ def load_templates(
         The `TemplateBank`.
 
     Raises:
-        RefusedError: (exit 2) the folder is missing or unreadable, holds no template, or one
-            template cannot be read.
+        RefusedError: (exit 2) the folder is missing, a file or unreadable, holds no template,
+            or one template cannot be read.
     """
     root = templates_root(folder)
-    if not root.is_dir():
-        raise RefusedError(f"--templates {folder}: no such folder; give a folder with <kind>/*.png")
+    refuse_unless_input_folder(
+        root,
+        "templates folder",
+        name=f"--templates {folder}",
+        hint="give a folder with <kind>/*.png",
+    )
     dev = resolve_device(device)
     kinds: dict[str, list[Tensor]] = {}
     names: dict[str, list[str]] = {}

@@ -14,7 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import RefusedError
-from ..paths import resolve_root, runs_dir
+from ..paths import refuse_unless_input_folder, resolve_root, runs_dir
 from .config import RestorerConfig
 
 CONFIG, MODEL, EMA, OPTIM, STATE = (
@@ -30,7 +30,7 @@ def resolve_run(run: str | os.PathLike[str], root: str | os.PathLike[str] | None
     """A run folder from a path, or a run name under ROOT/runs.
 
     Raises:
-        RefusedError: neither holds a `config.json`.
+        RefusedError: neither holds a `config.json`, or the path is a file (and no such name).
     """
     path = Path(run).expanduser()
     if (path / CONFIG).is_file():
@@ -38,10 +38,15 @@ def resolve_run(run: str | os.PathLike[str], root: str | os.PathLike[str] | None
     named = runs_dir(resolve_root(root)) / str(run)
     if (named / CONFIG).is_file():
         return named
-    raise RefusedError(
-        f"run {str(run)!r}: no {CONFIG} there nor in {named}; pass a run folder made by "
-        "`filmdata train`"
+    hint = "pass a run folder made by `filmdata train`"
+    refuse_unless_input_folder(
+        path,
+        f"run folder ({CONFIG}, weights)",
+        name=f"run {str(run)!r}",
+        hint=f"{hint}, or a run name under ROOT/runs",
+        missing_ok=True,
     )
+    raise RefusedError(f"run {str(run)!r}: no {CONFIG} there nor in {named}; {hint}")
 
 
 def _atomic_json(path: Path, obj: Any) -> None:

@@ -20,14 +20,14 @@ import torch
 import yaml
 
 from ..errors import RefusedError
-from ..paths import datasets_dir, resolve_root
+from ..paths import datasets_dir, refuse_unless_input_folder, resolve_root
 
 
 def resolve_dataset(data: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> Path:
     """A dataset folder from a path, or a name under ROOT/datasets.
 
     Raises:
-        RefusedError: neither exists.
+        RefusedError: neither exists, or the path is a file (and no such name).
     """
     path = Path(data).expanduser()
     if path.is_dir():
@@ -35,10 +35,11 @@ def resolve_dataset(data: str | os.PathLike[str], root: str | os.PathLike[str] |
     named = datasets_dir(resolve_root(root)) / str(data)
     if named.is_dir():
         return named
-    raise RefusedError(
-        f"--data {str(data)!r}: no such dataset folder, and no {named}; "
-        "pass a dataset folder or a name under ROOT/datasets"
+    hint = "pass a dataset folder or a name under ROOT/datasets"
+    refuse_unless_input_folder(
+        path, "dataset folder", name=f"--data {str(data)!r}", hint=hint, missing_ok=True
     )
+    raise RefusedError(f"--data {str(data)!r}: no such dataset folder, and no {named}; {hint}")
 
 
 def _card(path: Path) -> dict[str, Any]:
