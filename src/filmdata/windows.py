@@ -289,11 +289,10 @@ def plan(
     with one source of several clips, its last clips; with one clip, its last stretch of time,
     with a gap of at least one window between the train and validation stretches.
     """
-    if not 0 <= val_fraction < 1:  # (NaN too)
-        raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     flat = _candidates(
-        clips, clip_len=clip_len, size=size, stride=stride, seed=seed, max_windows=max_windows
-    )
+        clips, clip_len=clip_len, size=size, stride=stride, seed=seed,
+        val_fraction=val_fraction, max_windows=max_windows,
+    )  # fmt: skip
     if val_fraction == 0:
         return {"train": flat}
     train, val = split_windows(flat, val_fraction, clip_len, seed)
@@ -327,11 +326,10 @@ def plan_honouring(
     splitting meet there). With `val_fraction` 0 no validation split is made: the windows
     another config would send there are left out.
     """
-    if not 0 <= val_fraction < 1:  # (NaN too)
-        raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     flat = _candidates(
-        clips, clip_len=clip_len, size=size, stride=stride, seed=seed, max_windows=max_windows
-    )
+        clips, clip_len=clip_len, size=size, stride=stride, seed=seed,
+        val_fraction=val_fraction, max_windows=max_windows,
+    )  # fmt: skip
     sides = assign([(keys[w.path], w.start_frame, w.start_frame + clip_len) for w in flat],
                    held, clip_len)  # fmt: skip
     free = [w for w, s in zip(flat, sides, strict=True) if s is None]
@@ -372,9 +370,13 @@ def _candidates(
     size: int,
     stride: int | None,
     seed: int,
+    val_fraction: float,
     max_windows: int | None,
 ) -> list[Window]:
-    """Every window of the clips, in plan order (clip by clip, by start frame)."""
+    """Every window of the clips, in plan order (clip by clip, by start frame); refused for a
+    `val_fraction` outside [0, 1) before any is listed."""
+    if not 0 <= val_fraction < 1:  # (NaN too)
+        raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     if max_windows is not None and max_windows < 1:
         raise RefusedError(f"--max-windows must be >= 1, got {max_windows}")
     stride = stride or clip_len
