@@ -177,6 +177,25 @@ def test_pair_refuses_bad_options(runner: CliRunner, root: Path) -> None:
     assert not missing.exists()
 
 
+def test_an_export_name_that_is_no_dataset_name_is_refused_before_aligning(
+    runner: CliRunner, catalog_root: tuple[Path, Path, list[int | None]]
+) -> None:
+    """`--export NAME` names a folder under ROOT/datasets, as synth's --name does: a path
+    ('../x' wrote a dataset outside the root) or a name a file holds (a FileExistsError
+    traceback after the alignment) is refused before any pair is aligned (exit 2)."""
+    root, manifest, _ = catalog_root
+    (root / "datasets").mkdir()
+    (root / "datasets" / "taken").write_text("a file")
+    for name, says in [("../escape", "--export must be a slug"), ("taken", "is a file")]:
+        args = ["pair", "--root", str(root), "-m", str(manifest), "--export", name, "-q"]
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and says in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    assert not (root.parent / "escape").exists()
+    with Catalog.at_root(root) as cat:  # refused before anything was aligned
+        assert cat.row("pairs", {"manifest": "tapes", "id": "song"}) is None
+
+
 def test_a_pair_whose_gt_is_hdr_is_left_out_of_the_export(root: Path) -> None:
     """An aligned pair whose GT is an HDR video (PQ code values, not SDR pixels) makes no real
     rows: it is left out of the export, saying why (and, none left, nothing is written)."""

@@ -30,6 +30,22 @@ def runs_dir(root: Path) -> Path:
     return root / "runs"
 
 
+def slug_or_refuse(name: str, option: str) -> str:
+    """`name`, refused unless it is a slug: it names a folder under the root (a dataset), and
+    a path such as '../x' would write outside it.
+
+    Raises:
+        RefusedError: naming the option and the name.
+    """
+    import re
+
+    from .errors import RefusedError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise RefusedError(f"{option} must be a slug [A-Za-z0-9][A-Za-z0-9._-]*, got {name!r}")
+    return name
+
+
 def refuse_unless_folder(path: Path, option: str) -> None:
     """Refuse an output folder that a file stands in the way of (the path itself or a parent),
     before anything is written under it.

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import queue
-import re
 import shutil
 import threading
 import time
@@ -774,16 +773,13 @@ def _refuse_unless_templates(templates: str | os.PathLike[str], tdir: Path) -> N
 
 
 def _dataset_dir(root: Path, out: str | os.PathLike[str] | None, name: str | None) -> Path:
-    from .paths import datasets_dir
+    from .paths import datasets_dir, slug_or_refuse
 
     if out is not None and name is not None:
         raise RefusedError("give --out DIR or --name NAME, not both")
     if out is not None:
         return Path(out).expanduser().resolve()
-    name = name or "synth"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise RefusedError(f"--name must be a slug [A-Za-z0-9][A-Za-z0-9._-]*, got {name!r}")
-    return datasets_dir(root) / name
+    return datasets_dir(root) / slug_or_refuse(name or "synth", "--name")
 
 
 @_gc_frozen()

@@ -21,7 +21,7 @@ from ..catalog import Catalog
 from ..errors import FilmdataError, ItemsFailed, RefusedError
 from ..gt_frames import Held, content_keys, frames_record, held_by_others, keep_gap
 from ..manifest import load_manifest
-from ..paths import datasets_dir, resolve_root
+from ..paths import datasets_dir, refuse_unless_folder, resolve_root, slug_or_refuse
 from ..video import iter_frames
 from .align import SHARP_SHARE, align
 from .descriptors import scale_matrix
@@ -72,6 +72,8 @@ def pair(
             f"clip_len must be >= 1, size >= 8, val_fraction in [0, 1); got {clip_len}, "
             f"{size}, {val_fraction}"
         )
+    if export is not None:  # refused before any pair is aligned, not after
+        refuse_unless_folder(datasets_dir(root) / slug_or_refuse(export, "--export"), "--export")
     todo: list[tuple[str, str, str, str]] = []  # manifest, pair id, lq id, gt id
     for m in (load_manifest(p) for p in manifests):
         todo += [(m.name, p.id, p.lq, p.gt) for p in m.pairs]
