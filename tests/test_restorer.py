@@ -350,6 +350,27 @@ def test_restore_stream_is_lazy() -> None:
 # ---- data
 
 
+def test_a_name_is_the_roots_dataset_where_a_folder_of_that_name_here_is_none(
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--data demo` run where ./demo is some other folder (the root itself, say) named that
+    folder, and failed with "no Parquet shards for split 'train'"; a folder that holds no
+    dataset gives way to ROOT/datasets/NAME (a dataset folder given as a path still wins)."""
+    root = tmp_path / "r"
+    (root / "datasets").mkdir(parents=True)
+    named = root / "datasets" / "toy"
+    named.symlink_to(toy_dataset, target_is_directory=True)
+    here = tmp_path / "cwd"
+    (here / "toy" / "raw").mkdir(parents=True)  # a folder named like it, no dataset in it
+    monkeypatch.chdir(here)
+    assert resolve_dataset("toy", root) == named
+    assert resolve_dataset(toy_dataset, root) == toy_dataset
+    (root / "datasets" / "toy").unlink()
+    assert resolve_dataset("toy", root) == (here / "toy").resolve()  # nothing else: as before
+
+
 def test_dataset_resolution_and_splits(toy_dataset: Path, tmp_path: Path) -> None:  # noqa: F811
     root = toy_dataset.parent.parent
     assert resolve_dataset(toy_dataset, None) == toy_dataset

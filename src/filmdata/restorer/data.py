@@ -24,17 +24,21 @@ from ..paths import datasets_dir, refuse_unless_input_folder, resolve_root
 
 
 def resolve_dataset(data: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> Path:
-    """A dataset folder from a path, or a name under ROOT/datasets.
+    """A dataset folder from a path, or a name under ROOT/datasets: a folder that holds a
+    dataset (a card or data/) first, then the name, then any folder of that path (`--data
+    demo` where ./demo is the root itself is the root's dataset `demo`).
 
     Raises:
         RefusedError: neither exists, or the path is a file (and no such name).
     """
     path = Path(data).expanduser()
-    if path.is_dir():
+    if (path / "data").is_dir() or (path / "README.md").is_file():
         return path.resolve()
     named = datasets_dir(resolve_root(root)) / str(data)
     if named.is_dir():
         return named
+    if path.is_dir():
+        return path.resolve()
     hint = "pass a dataset folder or a name under ROOT/datasets"
     refuse_unless_input_folder(
         path, "dataset folder", name=f"--data {str(data)!r}", hint=hint, missing_ok=True
