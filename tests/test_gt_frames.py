@@ -229,3 +229,33 @@ def test_plan_honouring_is_deterministic_and_counts_source_frames() -> None:
     assert [w.start_frame for w in left] == [36]  # [36, 40) touches both
     b = {s: [w.start_frame for w in ws if w.source == "b"] for s, ws in splits.items()}
     assert b["train"] and b["validation"] and max(b["train"]) + 8 <= min(b["validation"])
+
+
+def test_an_export_refuses_when_synth_wrote_between_its_planning_and_its_writing(
+    aligned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pair --export reads the other configs' GT frames before it plans, outside the dataset's
+    lock: a synth run that finishes meanwhile (planned without the export's frames) is checked
+    under the lock before the export records its plan, as synth checks. Before, the export
+    wrote its plan against no `synthetic` config: song-hd's last stretch validation here and
+    train there (verify: a leak)."""
+    import filmdata.pairing.pair as pairing
+
+    planned, calls = pairing.held_by_others, []
+
+    def synth_meanwhile(dataset: Path, config: str, root: Path | None) -> Held:
+        held = planned(dataset, config, root)
+        if not calls:  # the plan's read: synth finishes after it
+            calls.append(_synth(aligned, "race"))
+        return held
+
+    monkeypatch.setattr(pairing, "held_by_others", synth_meanwhile)
+    dataset = aligned / "datasets" / "race"
+    with pytest.raises(RefusedError, match=r"race.*'synthetic'.*GT frame .*export again"):
+        _export(aligned, "race")
+    assert "real" not in {p.name for p in (dataset / "data").iterdir()}  # nothing written
+    monkeypatch.undo()
+    out = _export(aligned, "race")  # again: planned against synth's frames
+    assert sum(out["real"].values()) > 0
+    _assert_no_leak(dataset)
+    assert verify(dataset)["leaks"] == []

@@ -19,7 +19,14 @@ import numpy as np
 from ..backend import ItemError, check_backend, map_items
 from ..catalog import Catalog
 from ..errors import FilmdataError, ItemsFailed, RefusedError
-from ..gt_frames import Held, content_keys, frames_record, held_by_others, keep_gap
+from ..gt_frames import (
+    Held,
+    conflict,
+    content_keys,
+    frames_record,
+    held_by_others,
+    keep_gap,
+)
 from ..manifest import load_manifest
 from ..paths import datasets_dir, refuse_unless_folder, resolve_root, slug_or_refuse
 from ..video import iter_frames
@@ -227,7 +234,7 @@ def export_real(
     plans = [(p, lq, gt, *held[k]) for k, (p, lq, gt, _) in enumerate(ready)]
     frames = _frames(plans, keys, clip_len)
     if any(tr or va for *_, tr, va in plans):
-        _note_frames(dataset, frames, others)
+        _note_frames(dataset, root, frames, others)
     counts = {}
     for split in ("train", "validation"):
         parts = [(p, lq, gt, tr if split == "train" else va) for p, lq, gt, tr, va in plans]
@@ -367,12 +374,26 @@ def _frames(
     return frames_record(items, int(np.median(widths)) if widths else clip_len)
 
 
-def _note_frames(dataset: Path, frames: dict[str, Any], others: Held) -> None:
+def _note_frames(dataset: Path, root: Path, frames: dict[str, Any], others: Held) -> None:
     """Record the planned GT frames (`gt_frames`) in the config's record before its shards are
-    written, as synth does: the other configs honour them."""
+    written, as synth does: the other configs honour them.
+
+    Raises:
+        RefusedError: another config, written since the plan read the others' frames (they are
+            read outside the lock), holds one of its GT frames in the other split (synth checks
+            alike: `synth._check_held`); nothing is written.
+    """
     from ..shards import locked, read_record, write_record
 
     with locked(dataset):
+        now = held_by_others(dataset, CONFIG, root)
+        found = conflict(frames, now)
+        if found:
+            raise RefusedError(
+                f"{dataset}: config(s) {', '.join(map(repr, now.configs))} were written while "
+                f"this export planned: {found}; nothing exported, run the export again (it "
+                "plans against them)"
+            )
         record = read_record(dataset, CONFIG)
         record.update(gt_frames=frames, held=others.to_dict())
         write_record(dataset, CONFIG, record)
