@@ -259,3 +259,22 @@ def test_an_export_refuses_when_synth_wrote_between_its_planning_and_its_writing
     assert sum(out["real"].values()) > 0
     _assert_no_leak(dataset)
     assert verify(dataset)["leaks"] == []
+
+
+def test_an_export_says_why_a_gt_has_no_validation_when_synth_holds_it_all_in_train(
+    aligned: Path, runner: CliRunner
+) -> None:
+    """synth's default --val-fraction 0 puts every song-hd frame in train; an export after it
+    (default --val-fraction 0.1) honours that and has no validation split: correct, and said.
+    Before, the summary and the CLI showed `real {'train': 21}` and nothing else."""
+    _synth(aligned, "noval", val_fraction=0.0)
+    args = ["pair", "--root", str(aligned), "--export", "noval", "--clip-len", str(CLIP_LEN)]
+    r = runner.invoke(app, [*args, "--size", "64", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "real {'train':" in r.output and "validation" in r.output  # no validation split...
+    (line,) = [x for x in r.output.splitlines() if x.startswith("no validation")]
+    assert "'song-hd'" in line and "'synthetic'" in line and "train" in line  # ...and why
+    out = _export(aligned, "noval")
+    assert "validation" not in out["real"]
+    assert len(out["no_validation_across_configs"]) == 1
+    assert _export(aligned, "noval", fraction=0.0)["no_validation_across_configs"] == []

@@ -167,6 +167,8 @@ def _show(out: dict | None, json_: bool) -> None:
             typer.echo(f"dataset {d['name']}: nothing exported; {d['path']} left as it was")
         for why in d.get("left_out") or []:
             typer.echo(f"left out of it: {why}")
+        for why in d.get("no_validation_across_configs") or []:
+            typer.echo(f"no validation windows of {why}")
         if d.get("windows_left_out_across_configs"):
             typer.echo(
                 f"{d['windows_left_out_across_configs']} window(s) left out: other configs of "

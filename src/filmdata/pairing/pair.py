@@ -187,7 +187,9 @@ def export_real(
     """Write aligned pairs as windows of the `real` config of ROOT/datasets/NAME.
 
     Returns:
-        {"name", "path", "real": rows per split, "left_out": why each pair left out was}; with
+        {"name", "path", "real": rows per split, "left_out": why each pair left out was,
+        "windows_left_out_across_configs", "no_validation_across_configs": why a GT that
+        would have validation windows has none (other configs hold it in train)}; with
         no window to export, `real` is empty and the dataset is left as it was (the caller
         reports the pairs left out as failed items: they were aligned and recorded).
     """
@@ -223,11 +225,23 @@ def export_real(
     others = held_by_others(dataset, CONFIG, root)
     held: dict[int, tuple[list[int], list[int]]] = {}  # pair -> (train, validation) starts
     across = 0  # windows left out as other configs hold their GT frames
+    no_val = []  # why a GT has no validation windows (one line each)
     for key, members in groups.items():
         each = [(ready[k][3], ready[k][0]["mapping"]) for k in members]
         if key in others.keys:
             starts, n = _hold_out_honouring(each, clip_len, val_fraction, others.side_of(key))
             across += n
+            # alone it would have a validation stretch, but the others hold its frames in
+            # train (synth's default --val-fraction 0 holds them all so): said, as one was asked
+            if not any(va for _, va in starts) and any(
+                va for _, va in _hold_out(each, clip_len, val_fraction)
+            ):
+                no_val.append(
+                    f"GT {ready[members[0]][0]['gt']!r}: config(s) "
+                    f"{', '.join(map(repr, others.configs))} hold its frames in train only, and "
+                    "no GT frame is in train of one config and validation of another; re-make "
+                    "them with --val-fraction > 0 (--overwrite) for a validation split of it here"
+                )
         else:
             starts = _hold_out(each, clip_len, val_fraction)
         held.update(zip(members, starts, strict=True))
@@ -248,7 +262,8 @@ def export_real(
         counts[split] = total
     if not counts:  # every pair left out (or none aligned): the pairs say why
         return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out,
-                "windows_left_out_across_configs": across}  # fmt: skip
+                "windows_left_out_across_configs": across,
+            "no_validation_across_configs": no_val}  # fmt: skip
     _drop_splits(dataset, CONFIG, keep=set(counts))  # an earlier export's, now empty
     _note_params(dataset, CONFIG, {"gt_scale": gt_scale, "clip_len": clip_len, "size": size})
     write_card(dataset)
@@ -256,7 +271,8 @@ def export_real(
     # this one is kept; an upsert of this config's params alone replaced synth's)
     register_dataset(root, dataset)
     return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out,
-            "windows_left_out_across_configs": across}  # fmt: skip
+            "windows_left_out_across_configs": across,
+            "no_validation_across_configs": no_val}  # fmt: skip
 
 
 def _drop_splits(dataset: Path, config: str, keep: set[str]) -> None:
