@@ -278,3 +278,22 @@ def test_an_export_says_why_a_gt_has_no_validation_when_synth_holds_it_all_in_tr
     assert "validation" not in out["real"]
     assert len(out["no_validation_across_configs"]) == 1
     assert _export(aligned, "noval", fraction=0.0)["no_validation_across_configs"] == []
+
+
+def test_synth_says_why_a_source_has_no_validation_when_the_export_holds_it_in_train(
+    aligned: Path, runner: CliRunner
+) -> None:
+    """The other order: an export at --val-fraction 0 holds every song-hd frame in train; synth
+    of song-hd at --val-fraction 0.3 honours that and has no validation split: said. Before,
+    the CLI showed `synthetic train 22` and nothing else."""
+    _export(aligned, "noval2", fraction=0.0)
+    gt = aligned / "raw" / "tapes" / "song-hd.mp4"
+    args = ["synth", "--root", str(aligned), "--name", "noval2", "--input", str(gt)]
+    args += ["--templates", str(_templates()), "--preset", "film", "--clip-len", str(CLIP_LEN)]
+    r = runner.invoke(app, [*args, "--size", "32", "--device", "cpu", "--val-fraction", "0.3"])
+    assert r.exit_code == 0, r.output
+    (line,) = [x for x in r.output.splitlines() if x.startswith("no validation")]
+    assert "'song-hd'" in line and "'real'" in line and "train" in line
+    summary = _synth(aligned, "noval2", inputs=[gt])  # (a resume: the same plan)
+    assert "validation" not in summary["splits"]["synthetic"]
+    assert len(summary["no_validation_across_configs"]) == 1

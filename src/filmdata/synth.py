@@ -410,6 +410,7 @@ class _Plan:
     splits: dict[str, list[Window]]
     left_out: int
     gt_frames: dict[str, Any]
+    no_validation: list[str]  # why a source has no validation windows (other configs)
 
 
 def _plan_windows(
@@ -427,8 +428,20 @@ def _plan_windows(
     clips = input_clips(inputs, scenes, quiet) if inputs else catalog_clips(root, kinds)
     keys = content_keys(dict.fromkeys(c.path for c in clips), root)
     left: list[Window] = []
+    no_val: list[str] = []
     if held is not None and set(keys.values()) & set(held.keys):
         splits, left = plan_honouring(clips, held, keys, **plan_kw)
+        # a source that alone would have validation windows but has none, as other configs
+        # hold its frames in train (an export at --val-fraction 0 holds them all so): said
+        have = {w.source for w in splits.get("validation", [])}
+        alone = {w.source for w in plan(clips, **plan_kw).get("validation", [])}
+        no_val = [
+            f"source {c.source!r}: config(s) {', '.join(map(repr, held.configs))} hold its GT "
+            "frames in train only, and no GT frame is in train of one config and validation "
+            "of another; re-make them with --val-fraction > 0 for a validation split of it here"
+            for c in {c.source: c for c in clips}.values()
+            if keys[c.path] in held.keys and c.source in alone - have
+        ]
     else:
         splits = plan(clips, **plan_kw)
     n = plan_kw["clip_len"]
@@ -440,7 +453,7 @@ def _plan_windows(
         ),
         n,
     )
-    planned = _Plan(clips, splits, len(left), frames)
+    planned = _Plan(clips, splits, len(left), frames, no_val)
     return planned, [w for ws in splits.values() for w in ws]
 
 
@@ -837,7 +850,10 @@ def synth(
         ray_address: the Ray cluster (default `$RAY_ADDRESS`; "local" starts one in-process).
 
     Returns:
-        A summary: dataset path, rows per split, shards, windows made and skipped, frames/s.
+        A summary: dataset path, rows per split, shards, windows made and skipped, frames/s;
+        windows left out as other configs hold their GT frames
+        (`windows_left_out_across_configs`), and why a source that would have validation
+        windows has none (`no_validation_across_configs`: others hold it in train).
 
     Raises:
         RefusedError: (exit 2) bad options, no clips, or an existing dataset of other parameters.
@@ -982,6 +998,7 @@ def synth(
         summary["clips_too_small"] = sum(not holds(c, size) for c in clips)
         # windows whose GT frames other configs of the dataset hold in train and validation
         summary["windows_left_out_across_configs"] = planned.left_out
+        summary["no_validation_across_configs"] = planned.no_validation
         return summary
     finally:
         if early is not None:

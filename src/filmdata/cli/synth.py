@@ -153,6 +153,8 @@ def synth_cmd(
             "of the dataset hold their GT frames in both splits (or in validation, with "
             "--val-fraction 0)"
         )
+    for why in summary.get("no_validation_across_configs") or []:
+        typer.echo(f"no validation windows of {why}")
     typer.echo(f'load it: datasets.load_dataset("{summary["path"]}")')
 
 
