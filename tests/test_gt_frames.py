@@ -171,7 +171,9 @@ def test_a_resume_keeps_its_plan_and_refuses_when_the_other_config_now_leaks(
     keys["song-hd-sha"]["validation"] = [[0, 90]]
     keys["song-hd-sha"]["train"] = []
     write_record(dataset, "real", record)
-    with pytest.raises(RefusedError, match=r"resume.*'synthetic'.*'real'.*--overwrite"):
+    with pytest.raises(
+        RefusedError, match=r"resume.*'real' changed since config 'synthetic'.*--overwrite"
+    ):
         _synth(aligned, "resume")
     redone = _synth(aligned, "resume", overwrite=True)  # re-planned against the change
     assert redone["windows_made"] > 0

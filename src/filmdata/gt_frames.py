@@ -289,3 +289,23 @@ def conflict(frames: Mapping[str, Any], held: Held) -> str | None:
                 name = mine.get("name") or key
                 return f"GT frame {min(both)} of source {name!r} is {split} here, {other} there"
     return None
+
+
+def refuse_conflict(
+    dataset: Path, config: str, frames: Mapping[str, Any], root: Path | None, why: str, then: str
+) -> None:
+    """Refuse `config`'s planned `frames` (its `gt_frames`) where another config of `dataset`
+    now holds one of them in the other split (`conflict`), under the caller's lock: "DATASET:
+    config(s) OTHERS WHY: the frame; THEN".
+
+    Raises:
+        RefusedError: naming the dataset, the other configs and the first such frame.
+    """
+    from .errors import RefusedError
+
+    now = held_by_others(dataset, config, root)
+    found = conflict(frames, now)
+    if found:
+        raise RefusedError(
+            f"{dataset}: config(s) {', '.join(map(repr, now.configs))} {why}: {found}; {then}"
+        )

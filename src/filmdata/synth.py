@@ -32,7 +32,7 @@ import numpy as np
 
 from .backend import check_backend
 from .errors import FilmdataError, ItemsFailed, MediaError, RefusedError
-from .gt_frames import Held, conflict, content_keys, frames_record, held_by_others
+from .gt_frames import Held, content_keys, frames_record, held_by_others, refuse_conflict
 from .windows import (
     GT_KINDS,
     Clip,
@@ -483,14 +483,10 @@ def _check_held(dataset: Path, root: Path, frames: dict[str, Any]) -> None:
     """Refuse a plan whose GT frames another config of the dataset now holds in the other
     split: one written since this config was planned (by a filmdata that did not honour it,
     or edited), or written while this run planned."""
-    now = held_by_others(dataset, CONFIG, root)
-    found = conflict(frames, now)
-    if found:
-        raise RefusedError(
-            f"{dataset}: config {CONFIG!r} was planned against GT frames of config(s) "
-            f"{', '.join(map(repr, now.configs))} that have changed since: {found}; pass "
-            f"--overwrite to re-plan {CONFIG!r} against them"
-        )
+    refuse_conflict(
+        dataset, CONFIG, frames, root, f"changed since config {CONFIG!r} was planned against them",
+        f"pass --overwrite to re-plan {CONFIG!r} against them",
+    )  # fmt: skip
 
 
 def _planning_reader(

@@ -21,11 +21,11 @@ from ..catalog import Catalog
 from ..errors import FilmdataError, ItemsFailed, RefusedError
 from ..gt_frames import (
     Held,
-    conflict,
     content_keys,
     frames_record,
     held_by_others,
     keep_gap,
+    refuse_conflict,
 )
 from ..manifest import load_manifest
 from ..paths import datasets_dir, refuse_unless_folder, resolve_root, slug_or_refuse
@@ -402,14 +402,10 @@ def _note_frames(dataset: Path, root: Path, frames: dict[str, Any], others: Held
     from ..shards import locked, read_record, write_record
 
     with locked(dataset):
-        now = held_by_others(dataset, CONFIG, root)
-        found = conflict(frames, now)
-        if found:
-            raise RefusedError(
-                f"{dataset}: config(s) {', '.join(map(repr, now.configs))} were written while "
-                f"this export planned: {found}; nothing exported, run the export again (it "
-                "plans against them)"
-            )
+        refuse_conflict(
+            dataset, CONFIG, frames, root, "were written while this export planned",
+            "nothing exported, run the export again (it plans against them)",
+        )  # fmt: skip
         record = read_record(dataset, CONFIG)
         record.update(gt_frames=frames, held=others.to_dict())
         write_record(dataset, CONFIG, record)
