@@ -1626,3 +1626,26 @@ def test_combine_leaves_out_estimates_far_from_the_median() -> None:
     t, spread = combine(ests, (320, 180))
     assert grid_error(t, truth, (320, 180)) < 1e-9
     assert spread == 0.0
+
+
+def test_a_noisy_letterbox_bar_is_left_out_of_the_active_box() -> None:
+    """A heavy tape's bottom bar carries noise (4-5 grey levels at 160 px, a third of the
+    picture's activity): it was taken for picture, and the coarse match over a box holding it
+    found no GT at all (a procedural pans tape, 0 of 259 frames). The picture's edge is where
+    the activity rises half way; the edges of a clean bar, or of no bar, stay where they were."""
+    from filmdata.pairing import descriptors as dsc
+
+    rng = np.random.default_rng(5)
+    n, h, w = 40, 120, 160
+    frames = np.empty((n, h, w), np.float32)
+    frames[:, :11] = 40.0  # a clean top bar
+    frames[:, 11:109] = rng.normal(110, 12, (n, 98, w))  # the picture
+    frames[:, 109:] = rng.normal(40, 4.5, (n, 11, w))  # a noisy bottom bar
+    small = np.clip(frames, 0, 255).astype(np.uint8)
+    x, y, bw, bh = dsc.active_box(small)
+    assert (x, bw) == (0, w) and y == 11 and 108 <= y + bh <= 110, (y, y + bh)
+    clean = small.copy()
+    clean[:, 109:] = 40
+    assert dsc.active_box(clean)[1:4:2] == (11, 98)
+    full = np.clip(rng.normal(110, 12, (n, h, w)), 0, 255).astype(np.uint8)  # no bar
+    assert dsc.active_box(full) == (0, 0, w, h)
