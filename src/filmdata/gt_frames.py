@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 SPLITS = ("train", "validation")
-_RECORDS = ("_shards.json", "shards.json")  # `shards.RECORD`, `shards.LEGACY_RECORD`
+RECORDS = ("_shards.json", "shards.json")  # `shards.RECORD`, `shards.LEGACY_RECORD`
 
 Span = tuple[int, int]  # GT frames [a, b)
 
@@ -87,6 +87,13 @@ def frames_record(items: Iterable[tuple[str, str, str, int, int]], gap: int) -> 
     }
 
 
+def _first_shared(ours: Iterable[Sequence[int]], theirs: Iterable[Sequence[int]]) -> int | None:
+    """The first frame two lists of [a, b) ranges share, or None."""
+    theirs = list(theirs)
+    both = [max(a, c) for a, b in ours for c, d in theirs if max(a, c) < min(b, d)]
+    return min(both) if both else None
+
+
 def _touch(a: int, b: int, ranges: Sequence[Sequence[int]], gap: int) -> bool:
     """Whether [a, b) overlaps a range or comes within `gap` frames of one."""
     return any(a < r1 + gap and r0 < b + gap for r0, r1 in ranges)
@@ -134,10 +141,11 @@ def keep_gap(items: Sequence[tuple[str, int, int, str]], gap: int, keys: set[str
     a train window within `gap` frames of a validation window of its key is dropped (windows
     sent to a split by another config's frames and those split by the usual rules may meet
     there; the usual rules keep their own gap)."""
-    val: dict[str, list[list[int]]] = {}
+    spans: dict[str, list[Span]] = {}
     for k, a, b, split in items:
         if split == "validation" and k in keys:
-            val.setdefault(k, []).append([a, b])
+            spans.setdefault(k, []).append((a, b))
+    val = {k: merge(v) for k, v in spans.items()}  # (near their union is near one of them)
     return [
         not (split == "train" and k in keys and _touch(a, b, val.get(k, ()), gap))
         for k, a, b, split in items
@@ -147,9 +155,12 @@ def keep_gap(items: Sequence[tuple[str, int, int, str]], gap: int, keys: set[str
 # Reading the records -------------------------------------------------------------------------
 
 
-def _record(dataset: Path, config: str) -> dict[str, Any] | None:
+def json_record(dataset: Path, config: str) -> dict[str, Any] | None:
+    """`config`'s record read as JSON without importing `shards` (synth reads it before its
+    fork, where pyarrow's threads must not have started); None where there is none or it
+    does not parse."""
     folder = Path(dataset) / "data" / config
-    for name in _RECORDS:
+    for name in RECORDS:
         if (folder / name).is_file():
             try:
                 return dict(json.loads((folder / name).read_text()))
@@ -159,17 +170,20 @@ def _record(dataset: Path, config: str) -> dict[str, Any] | None:
 
 
 def configs(dataset: Path) -> list[str]:
-    """The dataset's configs that have a record."""
+    """The dataset's configs that have a record file (read once, by `config_frames`: a
+    synthetic record lists every window)."""
     data = Path(dataset) / "data"
     if not data.is_dir():
         return []
-    return sorted(p.name for p in data.iterdir() if p.is_dir() and _record(dataset, p.name))
+    return sorted(
+        p.name for p in data.iterdir() if p.is_dir() and any((p / r).is_file() for r in RECORDS)
+    )
 
 
 def config_frames(dataset: Path, config: str, root: Path | None) -> dict[str, Any]:
     """A config's `gt_frames`: its record's, or, for a record made before they were kept,
     found from its shards (`_found_frames`)."""
-    record = _record(dataset, config) or {}
+    record = json_record(dataset, config) or {}
     if "gt_frames" in record:
         return dict(record["gt_frames"])
     return _found_frames(dataset, config, record, root)
@@ -257,16 +271,11 @@ def leaks(dataset: Path, root: Path | None = None) -> list[str]:
             if tc == vc:
                 continue
             for key in sorted(set(tkeys) & set(vkeys)):
-                both = [
-                    max(a, c)
-                    for a, b in tkeys[key].get("train", [])
-                    for c, d in vkeys[key].get("validation", [])
-                    if max(a, c) < min(b, d)
-                ]
-                if both:
+                frame = _first_shared(tkeys[key].get("train", []), vkeys[key].get("validation", []))
+                if frame is not None:
                     name = tkeys[key].get("name") or key
                     out.append(
-                        f"{dataset}: GT frame {min(both)} of source {name!r} ({key}) is in "
+                        f"{dataset}: GT frame {frame} of source {name!r} ({key}) is in "
                         f"config {tc!r} train and config {vc!r} validation: a leak across "
                         f"configs; re-make one of them (it honours the other)"
                     )
@@ -279,15 +288,10 @@ def conflict(frames: Mapping[str, Any], held: Held) -> str | None:
     for key, mine in sorted((frames.get("keys") or {}).items()):
         theirs = held.keys.get(key) or {}
         for split, other in (("train", "validation"), ("validation", "train")):
-            both = [
-                max(a, c)
-                for a, b in mine.get(split, [])
-                for c, d in theirs.get(other, [])
-                if max(a, c) < min(b, d)
-            ]
-            if both:
+            frame = _first_shared(mine.get(split, []), theirs.get(other, []))
+            if frame is not None:
                 name = mine.get("name") or key
-                return f"GT frame {min(both)} of source {name!r} is {split} here, {other} there"
+                return f"GT frame {frame} of source {name!r} is {split} here, {other} there"
     return None
 
 

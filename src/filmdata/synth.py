@@ -32,7 +32,15 @@ import numpy as np
 
 from .backend import check_backend
 from .errors import FilmdataError, ItemsFailed, MediaError, RefusedError
-from .gt_frames import Held, content_keys, frames_record, held_by_others, refuse_conflict
+from .gt_frames import (
+    RECORDS,
+    Held,
+    content_keys,
+    frames_record,
+    held_by_others,
+    json_record,
+    refuse_conflict,
+)
 from .windows import (
     GT_KINDS,
     Clip,
@@ -461,22 +469,10 @@ def _held(dataset: Path, root: Path, overwrite: bool) -> Held:
     """The other configs' GT frames to plan against: on a resume, those the record says the
     plan was made against (the plan must not change under a resumed run: `_check_held` then
     refuses where the others changed since in a way that now leaks); else the others' now."""
-    record = _read_json_record(dataset)
+    record = json_record(dataset, CONFIG)
     if not overwrite and record is not None and "held" in record:
         return Held.from_dict(record["held"])
     return held_by_others(dataset, CONFIG, root)
-
-
-def _read_json_record(dataset: Path) -> dict[str, Any] | None:
-    """This config's record read as JSON (`shards` is not imported before the fork)."""
-    for name in ("_shards.json", "shards.json"):
-        path = dataset / "data" / CONFIG / name
-        if path.is_file():
-            try:
-                return dict(json.loads(path.read_text()))
-            except ValueError:
-                return None
-    return None
 
 
 def _check_held(dataset: Path, root: Path, frames: dict[str, Any]) -> None:
@@ -913,9 +909,7 @@ def synth(
     )
     # (`shards.RECORD`, or the `LEGACY_RECORD` of a dataset made before: `shards` is not
     # imported yet, as pyarrow's import starts threads)
-    fresh = overwrite or not any(
-        (dataset / "data" / CONFIG / name).exists() for name in ("_shards.json", "shards.json")
-    )
+    fresh = overwrite or not any((dataset / "data" / CONFIG / name).exists() for name in RECORDS)
     forked = _planning_reader(planner, clip_len, size) if backend == "local" and fresh else None
     early: Prefetch | ForkReader | None = forked
     planned: _Plan

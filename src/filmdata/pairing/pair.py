@@ -260,19 +260,23 @@ def export_real(
         )
         write_split(dataset, CONFIG, split, rows, rows_per_shard=64, total=total)
         counts[split] = total
+    summary = {
+        "name": name,
+        "path": str(dataset),
+        "real": counts,
+        "left_out": left_out,
+        "windows_left_out_across_configs": across,
+        "no_validation_across_configs": no_val,
+    }
     if not counts:  # every pair left out (or none aligned): the pairs say why
-        return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out,
-                "windows_left_out_across_configs": across,
-            "no_validation_across_configs": no_val}  # fmt: skip
+        return summary
     _drop_splits(dataset, CONFIG, keep=set(counts))  # an earlier export's, now empty
     _note_params(dataset, CONFIG, {"gt_scale": gt_scale, "clip_len": clip_len, "size": size})
     write_card(dataset)
     # the recorder synth uses: every config's rows and params (a `synthetic` config beside
     # this one is kept; an upsert of this config's params alone replaced synth's)
     register_dataset(root, dataset)
-    return {"name": name, "path": str(dataset), "real": counts, "left_out": left_out,
-            "windows_left_out_across_configs": across,
-            "no_validation_across_configs": no_val}  # fmt: skip
+    return summary
 
 
 def _drop_splits(dataset: Path, config: str, keep: set[str]) -> None:
