@@ -299,3 +299,22 @@ def test_synth_says_why_a_source_has_no_validation_when_the_export_holds_it_in_t
     summary = _synth(aligned, "noval2", inputs=[gt])  # (a resume: the same plan)
     assert "validation" not in summary["splits"]["synthetic"]
     assert len(summary["no_validation_across_configs"]) == 1
+
+
+def test_the_note_on_validation_does_not_refuse_a_plan_that_honours_the_others(
+    tmp_path: Path,
+) -> None:
+    """Whether a source would have validation windows alone is a note only: planned alone, a
+    clip of two windows at --val-fraction 0.5 cannot keep a train split ("too few windows"),
+    but the plan that honours another config (its frames all train there) is whole, and was
+    refused with that other plan's message."""
+    from filmdata.synth import _plan_windows
+
+    clip = tmp_path / "two.mp4"
+    write_video(clip, render_footage(64, 48, (8,), seed=4), 24.0)
+    key = str(clip.resolve())
+    held = Held({key: {"train": [[0, 8]], "validation": []}}, 4, ("real",))
+    kw = dict(clip_len=4, size=16, stride=None, seed=0, val_fraction=0.5, max_windows=None)
+    planned, windows = _plan_windows([clip], tmp_path, (), kw, held=held)
+    assert [len(planned.splits[s]) for s in planned.splits] == [2] and len(windows) == 2
+    assert planned.no_validation == []  # (alone it has no plan at all: nothing to say)

@@ -442,7 +442,7 @@ def _plan_windows(
         # a source that alone would have validation windows but has none, as other configs
         # hold its frames in train (an export at --val-fraction 0 holds them all so): said
         have = {w.source for w in splits.get("validation", [])}
-        alone = {w.source for w in plan(clips, **plan_kw).get("validation", [])}
+        alone = _validation_sources(clips, plan_kw)
         no_val = [
             f"source {c.source!r}: config(s) {', '.join(map(repr, held.configs))} hold its GT "
             "frames in train only, and no GT frame is in train of one config and validation "
@@ -463,6 +463,15 @@ def _plan_windows(
     )
     planned = _Plan(clips, splits, len(left), frames, no_val)
     return planned, [w for ws in splits.values() for w in ws]
+
+
+def _validation_sources(clips: Sequence[Clip], plan_kw: dict[str, Any]) -> set[str]:
+    """The sources that hold validation windows where the clips are planned alone (for a note
+    only: where they cannot be, too few windows to split, none)."""
+    try:
+        return {w.source for w in plan(clips, **plan_kw).get("validation", [])}
+    except RefusedError:
+        return set()
 
 
 def _held(dataset: Path, root: Path, overwrite: bool) -> Held:
