@@ -188,16 +188,16 @@ def align(
             f"--min-confidence must be a score in [0, 1] (0 keeps every match), "
             f"got {min_confidence}"
         )
+    kw: dict[str, Any] = {
+        "min_confidence": min_confidence,
+        "homography": homography,
+        "samples": samples,
+        "quiet": quiet,
+        "memory_share": memory_share,
+    }
     if timeout is not None:
         from ..video import run_limited
 
-        kw = {
-            "min_confidence": min_confidence,
-            "homography": homography,
-            "samples": samples,
-            "quiet": quiet,
-            "memory_share": memory_share,
-        }
         return run_limited(  # type: ignore[no-any-return]
             _align_kw, (lq, gt, kw), timeout, what=f"{lq}: align"
         )
@@ -205,15 +205,7 @@ def align(
     # has it loaded with a thread per core, which the many small products here only wake to
     # spin: a 10 s tape beside other work took 33 CPU-s instead of 3.2)
     with one_blas_thread():
-        return _align(
-            lq,
-            gt,
-            min_confidence=min_confidence,
-            homography=homography,
-            samples=samples,
-            quiet=quiet,
-            memory_share=memory_share,
-        )
+        return _align(lq, gt, **kw)
 
 
 def _align(
