@@ -90,6 +90,26 @@ def test_export_is_frame_exact(film_root: Path) -> None:
     assert all(c["path"] is None for c in list_clips(film_root, status="dropped"))
 
 
+def test_a_recut_leaves_no_clip_file_the_catalog_does_not_name(film_root: Path) -> None:
+    """A re-cut replaces a source's clip rows, and its exported files with them: a window of
+    the last cut that is no longer a clip (other --max-len, dropped, not exported this time)
+    does not stay in clips/ beside the new ones."""
+
+    def on_disk() -> set[str]:
+        return {str(p.relative_to(film_root)) for p in (film_root / "clips").rglob("*.mp4")}
+
+    def named() -> set[str]:
+        return {c["path"] for c in list_clips(film_root) if c["path"]}
+
+    cut(film_root, min_len=0.5, max_len=10, export=True, quiet=True)
+    assert on_disk() == named() == {"clips/reel/reel.0-30.mp4", "clips/reel/reel.60-90.mp4"}
+    cut(film_root, min_len=0.5, max_len=1, export=True, quiet=True)  # 30 frames: two windows
+    assert "clips/reel/reel.0-15.mp4" in named()
+    assert on_disk() == named()
+    cut(film_root, min_len=0.5, max_len=1, quiet=True)  # no export: no clip has a file
+    assert named() == set() and on_disk() == set()
+
+
 def test_bad_source_fails_alone(runner: CliRunner, film_root: Path) -> None:
     (film_root / "raw" / "m" / "junk.mp4").write_bytes(b"\x00junk" * 100)
     _add_source(film_root, "junk", "raw/m/junk.mp4")

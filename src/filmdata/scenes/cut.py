@@ -10,6 +10,7 @@ one failed clip record with the reason; the other sources go on.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,23 @@ def cut(
                 dropped=sum(c["status"] == "dropped" for c in clips),
             )
             cat.replace_many("clips", {"manifest": row["manifest"], "source": row["id"]}, clips)
+            _prune_exports(root, row, clips)
             report.sources.append(rep)
     return report
+
+
+def _prune_exports(root: Path, row: dict[str, Any], clips: list[dict[str, Any]]) -> None:
+    """Remove the source's exported clip files that its new clip rows do not name: the rows
+    are replaced on a re-cut, and so are the files (a window of an earlier cut, a clip dropped
+    or not exported this time, does not stay in `clips/` beside the new ones)."""
+    folder = clips_dir(root, row["clip_source"])
+    if not folder.is_dir():
+        return
+    keep = {(root / c["path"]).resolve() for c in clips if c.get("path")}
+    mine = re.compile(rf"^{re.escape(row['id'])}\.\d+-\d+\.mp4$")
+    for p in folder.iterdir():
+        if p.is_file() and mine.match(p.name) and p.resolve() not in keep:
+            p.unlink(missing_ok=True)
 
 
 def _cut_item(
