@@ -63,6 +63,8 @@ def test_good_manifest(tmp_path: Path) -> None:
         ("sources:\n  - id: a\n    url: https://x.org/a\n    sections: ['9-3']\n", "ends before"),
         ("sources: !!python/object/apply:os.system ['touch PWNED']\n", "m.yaml:1: refused"),
         ("- just\n- a list\n", "expected a mapping"),
+        # A boolean is not a year (it was taken as the year 1).
+        ("sources:\n  - id: a\n    url: https://x.org/a\n    year: true\n", "source 'a': year:"),
     ],
 )
 def test_hostile_manifests_refused(tmp_path: Path, body: str, needle: str) -> None:

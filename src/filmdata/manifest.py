@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ManifestError
 from .paths import refuse_unless_file
@@ -61,7 +69,7 @@ class Source(_Model):
     path: str | None = None
     kind: Kind = "film"
     title: str | None = None
-    year: int | None = None
+    year: StrictInt | None = None  # strict: `year: true` is not the year 1
     sections: tuple[str, ...] = ()
     license: str | None = None
     attribution: str | None = None
