@@ -63,6 +63,11 @@ def test_good_manifest(tmp_path: Path) -> None:
         ("sources:\n  - id: a\n    url: https://x.org/a\n    sections: ['9-3']\n", "ends before"),
         ("sources: !!python/object/apply:os.system ['touch PWNED']\n", "m.yaml:1: refused"),
         ("- just\n- a list\n", "expected a mapping"),
+        # A key given twice in one mapping: YAML kept the last one, silently.
+        (
+            "sources:\n  - id: a\n    url: https://x.org/a\n    url: https://x.org/b\n",
+            "m.yaml:4: refused: duplicate key 'url'",
+        ),
         # A boolean is not a year (it was taken as the year 1).
         ("sources:\n  - id: a\n    url: https://x.org/a\n    year: true\n", "source 'a': year:"),
     ],
