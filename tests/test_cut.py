@@ -110,6 +110,29 @@ def test_a_recut_leaves_no_clip_file_the_catalog_does_not_name(film_root: Path) 
     assert named() == set() and on_disk() == set()
 
 
+def test_clips_of_a_source_no_longer_fetched_go_on_the_next_cut(film_root: Path) -> None:
+    """A source whose re-fetch failed (its file removed, as `fetch` does) keeps no kept clips:
+    `synth` would take them and refuse the whole run for a file that is not there."""
+    cut(film_root, min_len=0.5, export=True, quiet=True)
+    assert list_clips(film_root, status="kept")
+    with Catalog.at_root(film_root) as cat:
+        cat.upsert_source(
+            {
+                "manifest": "m",
+                "id": "reel",
+                "kind": "film",
+                "status": "failed",
+                "error": "HTTP Error 404",
+                "path": None,
+            }
+        )
+    (film_root / "raw" / "m" / "reel.mp4").unlink()
+    report = cut(film_root, min_len=0.5, export=True, quiet=True)
+    assert report.failed == []
+    assert list_clips(film_root) == []
+    assert not list((film_root / "clips").rglob("*.mp4"))
+
+
 def test_bad_source_fails_alone(runner: CliRunner, film_root: Path) -> None:
     (film_root / "raw" / "m" / "junk.mp4").write_bytes(b"\x00junk" * 100)
     _add_source(film_root, "junk", "raw/m/junk.mp4")

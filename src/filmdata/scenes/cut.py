@@ -174,6 +174,14 @@ def cut(
             )
             for row in rows
         ]
+        if not sources:
+            # A source no longer fetched (its re-fetch failed and its file went) keeps no
+            # clips: they would name frames of a file that is not there (synth takes kept
+            # clips), and stand as near-duplicate references for the clips cut below.
+            for r in every:
+                if r["status"] != "fetched" and cat.clips(manifest=r["manifest"], source=r["id"]):
+                    cat.replace_many("clips", {"manifest": r["manifest"], "source": r["id"]}, [])
+                    _prune_exports(root, {**r, "clip_source": clip_source(r, shared)}, [])
         results: dict[int, tuple[list[dict[str, Any]], SourceReport]] = {}
         for i, res in map_items(
             _cut_item, work, backend=backend, jobs=jobs, ray_address=ray_address, root=root
