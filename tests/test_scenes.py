@@ -88,6 +88,18 @@ def test_single_shot_is_one_scene(clip: Path, tmp_path: Path) -> None:
     assert [(s.start_frame, s.end_frame) for s in detect_scenes(tmp_path / "one.mp4")] == [(0, 40)]
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_a_few_frames_are_one_scene(tmp_path: Path, n: int) -> None:
+    """A video of two or three frames (a short section, a still) crashed the film detector
+    (a ValueError out of its scores, a traceback from `filmdata scenes`)."""
+    rng = np.random.default_rng(n)
+    frames = rng.integers(0, 255, (n, 64, 96, 3), dtype=np.uint8)
+    path = tmp_path / "few.mp4"
+    write_video(path, frames, 24)
+    scenes = detect_scenes(path, detector="film", quiet=True)
+    assert [(s.start_frame, s.end_frame) for s in scenes] == [(0, n)]
+
+
 def test_film_detector_works_in_pyscenedetect(footage_dir: str) -> None:
     import scenedetect
 

@@ -240,7 +240,8 @@ def _across(d: dict[int, np.ndarray], n: int, first: int) -> np.ndarray:
         for k in range(first, _POST + 1):
             col = d[j + k]  # col[u] = d(u - j - k, u); here u = t + k
             v = np.full(n, np.nan)
-            v[: n - k] = col[k:]
+            if k < n:  # (a video shorter than the look-ahead: nothing known that far)
+                v[: n - k] = col[k:]
             s = np.fmin(s, v)
     s[~np.isfinite(s)] = 0.0
     return s
