@@ -97,3 +97,18 @@ def test_parse_section() -> None:
     assert parse_section("1:00:00-1:00:30.5") == (3600.0, 3630.5)
     with pytest.raises(ValueError):
         parse_section("abc")
+
+
+def test_a_capture_linked_into_the_folder_is_taken(tmp_path: Path) -> None:
+    """A capture kept elsewhere (a NAS) and symlinked into the manifest's folder is inside it
+    as written; it was refused as a path that "leaves the manifest's folder"."""
+    (tmp_path / "nas").mkdir()
+    (tmp_path / "nas" / "tape.mkv").write_bytes(b"x")
+    project = tmp_path / "project"
+    (project / "captures").mkdir(parents=True)
+    (project / "captures" / "tape.mkv").symlink_to(tmp_path / "nas" / "tape.mkv")
+    m = load_manifest(write(project, "sources:\n  - id: t\n    path: captures/tape.mkv\n"))
+    assert m.local_path(m.source("t")) == project.resolve() / "captures/tape.mkv"
+    for escape in ("../nas/tape.mkv", "captures/../../nas/tape.mkv"):
+        with pytest.raises(ManifestError, match="leaves the manifest's folder"):
+            load_manifest(write(project, f"sources:\n  - id: t\n    path: {escape}\n"))

@@ -257,7 +257,9 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
             raise ManifestError(f"{path}: source {s.id!r}: id: duplicate id")
         seen.add(s.id)
         if s.path is not None and not Path(os.path.expanduser(s.path)).is_absolute():
-            target = (folder / s.path).resolve()
+            # As written: `..` may not climb out, but a link placed in the folder (a capture
+            # kept on another disk) is the user's own and is followed when it is read.
+            target = Path(os.path.normpath(folder / s.path))
             if not target.is_relative_to(folder):
                 raise ManifestError(
                     f"{path}: source {s.id!r}: path: leaves the manifest's folder ({s.path!r})"
