@@ -68,6 +68,17 @@ def test_good_manifest(tmp_path: Path) -> None:
             "sources:\n  - id: a\n    url: https://x.org/a\n    url: https://x.org/b\n",
             "m.yaml:4: refused: duplicate key 'url'",
         ),
+        # Overlapping sections: the frames in both would be downloaded twice, one file.
+        (
+            "sources:\n  - id: a\n    url: https://x.org/a\n"
+            "    sections: ['0:02-0:06', '0:04-0:08']\n",
+            "source 'a': sections: '0:04-0:08' overlaps '0:02-0:06'",
+        ),
+        (
+            "sources:\n  - id: a\n    url: https://x.org/a\n"
+            "    sections: ['1:00-inf', '2:00-2:10']\n",
+            "source 'a': sections: '2:00-2:10' overlaps '1:00-inf'",
+        ),
         # A boolean is not a year (it was taken as the year 1).
         ("sources:\n  - id: a\n    url: https://x.org/a\n    year: true\n", "source 'a': year:"),
     ],

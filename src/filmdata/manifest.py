@@ -104,8 +104,12 @@ class Source(_Model):
     @field_validator("sections")
     @classmethod
     def _sections(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for s in v:
-            parse_section(s)
+        ranges = [parse_section(s) for s in v]
+        # Overlapping ranges would put the frames they share twice into the one file.
+        for j, (a, b) in enumerate(ranges):
+            for i in range(j):
+                if a < ranges[i][1] and ranges[i][0] < b:
+                    raise ValueError(f"{v[j]!r} overlaps {v[i]!r}")
         return v
 
     @model_validator(mode="after")
