@@ -17,6 +17,7 @@ from filmdata.scenes import detect_scenes
 from filmdata.scenes.detector import FilmDetector
 from filmdata.scenes.footage import cut_f1 as f1
 from filmdata.scenes.footage import make_footage
+from filmdata.synthetic import render_shots
 from filmdata.video import probe, write_video
 
 LENGTHS = (30, 24, 40, 28, 36)
@@ -98,6 +99,21 @@ def test_a_few_frames_are_one_scene(tmp_path: Path, n: int) -> None:
     write_video(path, frames, 24)
     scenes = detect_scenes(path, detector="film", quiet=True)
     assert [(s.start_frame, s.end_frame) for s in scenes] == [(0, n)]
+
+
+def test_bars_are_found_after_a_blank_lead_in(tmp_path: Path) -> None:
+    """A capture that opens on a uniform gray or blue screen (a VCR before the tape plays),
+    then shows letterboxed, pillarboxed shots: the blank frames have no bars, and counting
+    them hid the bars of every later frame, whose shared edges made different shots look
+    alike (the bundled demo tape's three cuts were all missed)."""
+    shots, cuts = render_shots((40, 40, 40, 40), 160, 120, seed=11)
+    framed = np.zeros_like(shots)
+    framed[:, 18:102, 10:150] = shots[:, 18:102, 10:150]
+    lead = np.full((12, 120, 160, 3), 128, np.uint8)
+    path = tmp_path / "tape.mp4"
+    write_video(path, np.concatenate([lead, framed]), 24)
+    found = [s.start_frame for s in detect_scenes(path, detector="film", quiet=True)][1:]
+    assert found == [12 + c for c in cuts]
 
 
 def test_film_detector_works_in_pyscenedetect(footage_dir: str) -> None:

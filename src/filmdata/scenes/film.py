@@ -95,6 +95,15 @@ def frame_feature(gray: np.ndarray) -> np.ndarray | None:
     return np.concatenate([p * (w / (np.linalg.norm(p) + 1e-6)) for p in parts])
 
 
+def _blank(gray: np.ndarray) -> bool:
+    """Whether a whole frame is blank by `frame_feature`'s measure (its coarse thumbnail)."""
+    x = cv2.medianBlur(
+        gray if gray.dtype == np.uint8 else np.clip(gray, 0, 255).astype(np.uint8), 3
+    )
+    c = cv2.resize(x.astype(np.float32), (16, 12), interpolation=cv2.INTER_AREA)
+    return float(c.std()) < BLANK_STD
+
+
 def _trim(flat: np.ndarray) -> tuple[int, int]:
     # Leading and trailing run of True, each at most a third of the length.
     n, lim = len(flat), len(flat) // 3
@@ -178,11 +187,18 @@ class FilmCuts:
         # Letterbox/pillarbox bars add structure shared by every frame: crop what has been
         # dark in *every* frame so far. When that box changes (rarely, early), the features
         # before it are forgotten, so the change itself is never scored as a cut.
-        rows, cols = gray.mean(1) < BAR_LUMA, gray.mean(0) < BAR_LUMA
-        if self._dark is None:
-            self._dark = (rows, cols)
+        # A blank frame (a uniform gray or blue screen before a tape plays) says nothing of
+        # the bars: counted, a bright one hid them for good.
+        if _blank(gray):
+            if self._dark is None:
+                return gray
         else:
-            self._dark = (self._dark[0] & rows, self._dark[1] & cols)
+            rows, cols = gray.mean(1) < BAR_LUMA, gray.mean(0) < BAR_LUMA
+            if self._dark is None:
+                self._dark = (rows, cols)
+            else:
+                self._dark = (self._dark[0] & rows, self._dark[1] & cols)
+        assert self._dark is not None
         box = (*_trim(self._dark[0]), *_trim(self._dark[1]))
         if box != self._box:
             self._feats.clear()
