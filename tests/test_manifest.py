@@ -79,6 +79,14 @@ def test_good_manifest(tmp_path: Path) -> None:
             "    sections: ['1:00-inf', '2:00-2:10']\n",
             "source 'a': sections: '2:00-2:10' overlaps '1:00-inf'",
         ),
+        # Wrong shapes are named in YAML's words (pydantic said "a valid tuple", "a valid
+        # dictionary or instance of Source": neither is something a manifest holds).
+        (
+            "sources:\n  - id: a\n    url: https://x.org/a\n    sections: '0:10-0:20'\n",
+            "source 'a': sections: Input should be a list",
+        ),
+        ("sources: https://x.org/a\n", "manifest: sources: Input should be a list"),
+        ("sources:\n  - https://x.org/a\n", "source #1: entry: Input should be a mapping"),
         # A boolean is not a year (it was taken as the year 1).
         ("sources:\n  - id: a\n    url: https://x.org/a\n    year: true\n", "source 'a': year:"),
     ],

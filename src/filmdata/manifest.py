@@ -249,6 +249,9 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         err = e.errors()[0]
         item, field = _where(tuple(err["loc"]), data)
         msg = err["msg"].removeprefix("Value error, ")
+        # In YAML's words: a manifest holds lists and mappings, not tuples or model instances.
+        msg = msg.replace("a valid tuple", "a list")
+        msg = re.sub(r"a valid dictionary or instance of \w+", "a mapping", msg)
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         raise ManifestError(f"{path}: {item}: {field}: {msg}") from None
