@@ -105,7 +105,7 @@ def _text(v: Any) -> str:
 
 @command("sources")
 def sources_cmd(root: Path | None = RootOpt, json_: bool = JsonOpt) -> None:
-    """List the catalog's sources (status, error, path, sha256 and probe fields)."""
+    """List the catalog's sources (status, probe fields, path, error; --json: every field)."""
     from ..fetch import sources
 
     rows = sources(root)
