@@ -233,6 +233,24 @@ def test_one_source_id_in_two_manifests(film_root: Path) -> None:
     assert [c["id"] for c in list_clips(film_root, status="failed")] == ["m2/reel.failed"]
 
 
+def test_source_named_by_manifest_where_two_share_its_id(film_root: Path) -> None:
+    """`--source` takes `manifest/id` too, as `fetch --only` does: where two manifests share
+    an id, one of them can be cut alone (a bare id takes both)."""
+    (film_root / "raw" / "m2").mkdir()
+    _film(film_root / "raw" / "m2" / "reel.mp4", seed=6)
+    with Catalog.at_root(film_root) as cat:
+        row = {"manifest": "m2", "id": "reel", "kind": "film", "status": "fetched"}
+        cat.upsert_source({**row, "path": "raw/m2/reel.mp4"})
+    report = cut(film_root, sources=("m2/reel",), min_len=0.5, quiet=True)
+    assert [(r.manifest, r.source) for r in report.sources] == [("m2", "reel")]
+    assert {c["manifest"] for c in list_clips(film_root)} == {"m2"}
+    assert list_clips(film_root, sources=("m/reel",)) == []  # (m's not cut yet)
+    report = cut(film_root, sources=("reel",), min_len=0.5, quiet=True)
+    assert sorted(r.manifest for r in report.sources) == ["m", "m2"]
+    with pytest.raises(RefusedError, match="m3/reel"):
+        cut(film_root, sources=("m3/reel",), quiet=True)
+
+
 def test_export_failure_fails_its_source(
     runner: CliRunner, film_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

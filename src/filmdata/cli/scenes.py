@@ -56,7 +56,9 @@ def scenes_cmd(
 @command("cut")
 def cut_cmd(
     root: Path | None = RootOpt,
-    source: list[str] = typer.Option([], "--source", "-s", help="Only these source ids."),
+    source: list[str] = typer.Option(
+        [], "--source", "-s", help="Only these source ids (or manifest/id)."
+    ),
     detector: str = DetectorOpt,
     threshold: float | None = ThresholdOpt,
     min_len: float = typer.Option(1.0, "--min-len", help="Seconds; shorter scenes are dropped."),
@@ -101,7 +103,9 @@ def cut_cmd(
 @command("clips")
 def clips_cmd(
     root: Path | None = RootOpt,
-    source: list[str] = typer.Option([], "--source", "-s", help="Only these source ids."),
+    source: list[str] = typer.Option(
+        [], "--source", "-s", help="Only these source ids (or manifest/id)."
+    ),
     status: str | None = typer.Option(None, "--status", help="kept | dropped | failed."),
     json_: bool = JsonOpt,
 ) -> None:

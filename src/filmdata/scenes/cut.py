@@ -104,7 +104,7 @@ def cut(
 
     Args:
         root: the data root.
-        sources: only these source ids (default all fetched ones).
+        sources: only these source ids, or `manifest/id` (default all fetched ones).
         detector: a name from `DETECTORS`.
         threshold: the detector's threshold (None: its default).
         min_len: seconds; shorter scenes are dropped ("short").
@@ -153,14 +153,15 @@ def cut(
         rows = [{**r, "clip_source": clip_source(r, shared)} for r in every]
         rows = [r for r in rows if r["status"] == "fetched"]
         if sources:
-            known = {r["id"] for r in rows}
-            missing = [s for s in sources if s not in known]
+            # an id, or `manifest/id` (as `fetch --only`): one of two manifests sharing the id
+            names = {r["id"] for r in rows} | {f"{r['manifest']}/{r['id']}" for r in rows}
+            missing = [s for s in sources if s not in names]
             if missing:
                 raise RefusedError(
                     f"--source: no fetched source {', '.join(map(repr, missing))}; "
                     "see `filmdata sources`"
                 )
-            rows = [r for r in rows if r["id"] in sources]
+            rows = [r for r in rows if {r["id"], f"{r['manifest']}/{r['id']}"} & set(sources)]
         work = [
             (
                 str(root),
@@ -391,7 +392,8 @@ def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], sar: float) -
 def list_clips(
     root: str | os.PathLike[str], sources: tuple[str, ...] = (), status: str | None = None
 ) -> list[dict[str, Any]]:
-    """The catalog's clips, optionally only of `sources` and of one `status`.
+    """The catalog's clips, optionally only of `sources` (ids, or `manifest/id`) and of one
+    `status`.
 
     Raises:
         RefusedError: an unknown status, or a root with no catalog.
@@ -399,9 +401,11 @@ def list_clips(
     if status is not None and status not in ("kept", "dropped", "failed"):
         raise RefusedError(f"--status: unknown {status!r}; use kept, dropped or failed")
     where: dict[str, Any] = {}
-    if sources:
-        where["source"] = list(sources)
     if status:
         where["status"] = status
     with Catalog.existing(Path(root)) as cat:
-        return cat.clips(**where)
+        rows = cat.clips(**where)
+    if sources:  # an id, or `manifest/id` (as `cut --source`)
+        wanted = set(sources)
+        rows = [r for r in rows if {r["source"], f"{r['manifest']}/{r['source']}"} & wanted]
+    return rows
