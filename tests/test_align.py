@@ -767,6 +767,46 @@ def test_align_refuses_bad_input(runner: CliRunner, tmp_path: Path, clip: Path) 
         align(junk, clip)
 
 
+def _damage(src: Path, dst: Path, first: int) -> Path:
+    """A copy of `src` whose video packets from the `first` on are overwritten with garbage
+    (a damaged capture or download: the decoder refuses them)."""
+    import av
+
+    with av.open(str(src)) as c:
+        packets = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    data = bytearray(src.read_bytes())
+    for pos, size in packets[first:]:
+        data[pos + 4 : pos + size : 7] = b"\xff" * len(range(pos + 4, pos + size, 7))
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_a_file_whose_decode_breaks_early_is_refused_naming_it(
+    runner: CliRunner, tmp_path: Path, pans: tuple[Path, Tape]
+) -> None:
+    """A decoder error ended a video's frames where it came, silently: a tape damaged after
+    its 5th frame aligned as a 5-frame tape (exit 0, every frame null), a GT damaged early
+    left the rest of the tape without GT, where `fetch` refuses such a file ("truncated: 29
+    of 127 frames decode"). Refused (exit 2, one line naming the file) where the frames
+    decoded fall short of the declared ones; a damaged last frame or two still aligns."""
+    gt, tape = pans
+    for lq, g, bad in (
+        (_damage(tape.path, tmp_path / "lq.mp4", 5), gt, "lq.mp4"),
+        (tape.path, _damage(gt, tmp_path / "gt.mp4", 5), "gt.mp4"),
+    ):
+        r = runner.invoke(app, ["align", str(lq), str(g), "--json"])
+        assert r.exit_code == 2, r.output
+        (line,) = r.output.strip().splitlines()
+        assert line.startswith(f"error: {tmp_path / bad}: decode failed"), line
+        with pytest.raises(MediaError, match="decode failed"):
+            align(lq, g)
+    n = len(tape.mapping)
+    a = align(_damage(tape.path, tmp_path / "tail.mp4", n - 1), gt)
+    m = len(a.mapping)  # (the frames the last packet in decode order held back are lost too)
+    assert n - 4 <= m < n
+    assert frame_accuracy(tape.mapping[:m], a.mapping, identical_runs(gt)) >= 0.95
+
+
 def test_align_refuses_a_folder_as_a_folder(runner: CliRunner, tmp_path: Path, clip: Path) -> None:
     """align takes two video files: a folder (as LQ or GT) was refused as "no such file", though
     it exists. It is refused (exit 2, one line) saying it is a folder; the library says so too."""

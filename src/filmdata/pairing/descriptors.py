@@ -98,14 +98,36 @@ def decode_gray(
             bar.close()
     if only is None and not sink.small:
         raise MediaError(f"{path}: no frame decodes")
+    if only is None and sink.error is not None:
+        _refuse_short(path, v, c, fps, len(sink.small), sink.error)
     arr = np.stack(sink.small) if sink.small else np.zeros((0, 2, 2), np.uint8)
     key_a, forward_a = np.array(sink.key, bool), np.array(sink.forward, bool)
     w, h, kw = sink.w, sink.h, sink.kw
     return GrayVideo(path, fps, w, h, arr, sink.kept, kw / w if w else 1.0, key_a, forward_a)
 
 
+#: a decoder error may end a video's frames (a damaged tail: a capture stopped mid-write)
+#: where at least this share of its declared frames came before it; earlier, the file is
+#: refused (as `fetch` refuses a download with fewer: its MIN_COMPLETE)
+MIN_DECODED = 0.95
+
+
+def _refuse_short(path: str, v: Any, c: Any, fps: float, got: int, error: Exception) -> None:
+    """Raise MediaError where a decoder error ended `v` after `got` frames, short of
+    MIN_DECODED of those it declares (its frame count, else its duration at `fps`; nothing
+    declared: the frames decoded stand)."""
+    declared = int(v.frames or 0)
+    if not declared:
+        tb = v.time_base
+        seconds = float(v.duration * tb) if v.duration and tb else (c.duration or 0) / 1e6
+        declared = round(seconds * fps)
+    if got < MIN_DECODED * declared:
+        raise MediaError(f"{path}: decode failed after {got} of {declared} frames: {error}")
+
+
 class _Sink:
-    """What `decode_gray` keeps of each frame, frame by frame in order (`add`)."""
+    """What `decode_gray` keeps of each frame, frame by frame in order (`add`); `error`: the
+    decoder error that ended them, if one did."""
 
     def __init__(
         self,
@@ -123,6 +145,7 @@ class _Sink:
         self.forward: list[bool] = []
         self.kept: dict[int, np.ndarray] = {}
         self.w = self.h = self.sw = self.sh = self.kw = self.kh = 0
+        self.error: Exception | None = None
         self._sizing = threading.Lock()
 
     def add(self, i: int, frame: av.VideoFrame) -> bool:
@@ -203,6 +226,7 @@ def _rest(
     except (av.error.FFmpegError, ValueError) as e:
         if not sink.small and not sink.kept:
             raise MediaError(f"{path}: decode failed: {e}") from None
+        sink.error = e
     return None
 
 
@@ -259,8 +283,8 @@ def _halves(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> N
                     # (the index does not matter: with keep_every <= 1 all or none are kept)
                     second.append(sink.describe(0, frame))
                     bar.update()
-        except (av.error.FFmpegError, ValueError):  # where a plain decode would stop too
-            pass
+        except (av.error.FFmpegError, ValueError) as e:  # where a plain decode would stop too
+            sink.error = e
         finally:
             if not found.done():
                 found.set_result(None)
