@@ -781,6 +781,30 @@ def _damage(src: Path, dst: Path, first: int) -> Path:
     return dst
 
 
+@pytest.mark.parametrize("kept", [(0, 45), (20, 70)])
+def test_a_gt_shorter_than_the_tapes_footage_is_not_held_past_its_ends(
+    kept: tuple[int, int], tmp_path: Path, slow: tuple[Path, Tape]
+) -> None:
+    """A GT that is an excerpt of the tape's footage (a shorter edit, a remaster cut tighter,
+    a clip): the path, unable to go past its last frame, repeated it on the tape's frames
+    after it (15 and 20 frames here; a GT of the first 2 s of a 5 s real tape: its last frame
+    on 72 tape frames, the speed fitted to them 0.004), and its first frame on those before
+    it. A GT frame is held no longer than the frame rates allow (two tape frames here)."""
+    gt, tape = slow
+    lo, hi = kept
+    excerpt = tmp_path / "excerpt.mp4"
+    write_video(excerpt, iter(read_frames(gt, lo, hi)), 24.0)
+    a = align(tape.path, excerpt)
+    outside = [
+        i for i, (t, m) in enumerate(zip(tape.mapping, a.mapping))
+        if m is not None and (t is None or not lo <= t < hi)
+    ]  # fmt: skip
+    assert len(outside) <= 2 * (2 if lo else 1), (outside, a.mapping)
+    truth = [t - lo if t is not None and lo <= t < hi else None for t in tape.mapping]
+    assert frame_accuracy(truth, a.mapping, identical_runs(excerpt)) >= 0.8
+    assert a.speed is not None and 1.0 < a.speed < 1.08, a.speed
+
+
 def test_a_file_whose_decode_breaks_early_is_refused_naming_it(
     runner: CliRunner, tmp_path: Path, pans: tuple[Path, Tape]
 ) -> None:

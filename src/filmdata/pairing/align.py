@@ -245,7 +245,9 @@ def _align(
     # tape: the small pictures of neighbours all alike, the path kept to whole steps, 0.06
     # of frames right); the fine passes take every frame around it.
     sub = temporal.base_step(gv.fps / lv.fps)
+    hold = _hold(gv.fps / lv.fps)
     path0 = [None if j is None else j * sub for j in temporal.viterbi(s0[:, ::sub], COARSE)]
+    path0 = _held_ends(path0, gv.frames, hold)
 
     # 4. spatial, then 5. fine temporal on the tape's grid; once more from the fine path.
     # The fine passes let repeats (or drops) fall where the data puts them; where the tape has
@@ -265,7 +267,8 @@ def _align(
     def choose(weighed: np.ndarray) -> list[int | None]:
         """The path through the weighed scores, a ramp of drops made one jump."""
         path = temporal.viterbi(weighed, costs)
-        return temporal.unramp(path, weighed, costs) if ramps else path
+        path = temporal.unramp(path, weighed, costs) if ramps else path
+        return _held_ends(path, gv.frames, hold)
 
     # P-frames show no GT frame later than their own (see `_lagged`), except woven ones
     forward = lv.forward if rate0 > WOVEN_RATE else None
@@ -367,6 +370,7 @@ def _align(
                     path = other
             if ramps:  # (a path the cadence's pass made)
                 path = temporal.unramp(path, weighed, costs)
+            path = _held_ends(path, gv.frames, hold)
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]
@@ -540,6 +544,30 @@ def _audio_band(
     far &= on[hop][:, None]
     s[far] = -1.0
     return m
+
+
+def _hold(ratio: float) -> int:
+    """The most tape frames one GT frame is shown on at `ratio` GT frames per tape frame (the
+    frame rates'), the tape's speed up to 5% under it (NTSC's 0.1%, PAL's 4% either way): 2
+    at 1 (a repeat), 3 at 0.5 (a 50 fps capture of 25 fps), 1 at 2."""
+    return max(1, math.ceil(1 / (0.95 * ratio)))
+
+
+def _held_ends(path: list[int | None], n_gt: int, hold: int) -> list[int | None]:
+    """`path` without the tape frames that hold the GT's first or last frame longer than a GT
+    frame is shown (`hold` tape frames): before the GT starts and after it ends, a tape whose
+    footage goes on (the GT an excerpt, a shorter edit, a remaster cut tighter) shows
+    pictures near those two, and the path, unable to go past them, repeated them (a GT of
+    the tape's first 2 s of 5: its last frame on the last 72 tape frames, at 0.4-0.95, the
+    speed fitted to them 0.004). The first `hold` of a run on the last frame are kept, and
+    the last `hold` of one on the first."""
+    out = list(path)
+    for g, keep_first in ((n_gt - 1, True), (0, False)):
+        run = [i for i, j in enumerate(out) if j == g]
+        if len(run) > hold:
+            for i in run[hold:] if keep_first else run[:-hold]:
+                out[i] = None
+    return out
 
 
 def _rate_costs(r: float) -> temporal.PathCosts:
