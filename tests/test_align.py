@@ -805,6 +805,18 @@ def test_a_gt_shorter_than_the_tapes_footage_is_not_held_past_its_ends(
     assert a.speed is not None and 1.0 < a.speed < 1.08, a.speed
 
 
+def test_held_ends_takes_the_runs_on_the_gts_first_and_last_frames_and_their_neighbours() -> None:
+    """Past the GT's end the path also held the frame before its last (an encoder's lag lets
+    it be two frames late: a real 2 s excerpt's tape, 7 frames on it, then 2 on the last)."""
+    held = align_module._held_ends
+    tail = [None, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 9, 9]
+    assert held(tail, 10, 2) == [None, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8] + [None] * 4 + [9, 9]
+    head = [0, 0, 0, 1, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert held(head, 10, 2) == [None, 0, 0, None, None, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    steady = [None, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9]  # a repeat here and there stays
+    assert held(steady, 10, 2) == steady
+
+
 def test_a_file_whose_decode_breaks_early_is_refused_naming_it(
     runner: CliRunner, tmp_path: Path, pans: tuple[Path, Tape]
 ) -> None:

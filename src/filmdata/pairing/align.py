@@ -559,10 +559,13 @@ def _held_ends(path: list[int | None], n_gt: int, hold: int) -> list[int | None]
     footage goes on (the GT an excerpt, a shorter edit, a remaster cut tighter) shows
     pictures near those two, and the path, unable to go past them, repeated them (a GT of
     the tape's first 2 s of 5: its last frame on the last 72 tape frames, at 0.4-0.95, the
-    speed fitted to them 0.004). The first `hold` of a run on the last frame are kept, and
-    the last `hold` of one on the first."""
+    speed fitted to them 0.004), or one of the frames just before them that an encoder's lag
+    lets the path take (LAG_NEAR). The first `hold` of a run on one of the last frames are
+    kept, and the last `hold` of one on the first ones."""
     out = list(path)
-    for g, keep_first in ((n_gt - 1, True), (0, False)):
+    near = min(LAG_NEAR, max(0, (n_gt - 2) // 2))  # (a GT of 2-5 frames: its own ends only)
+    ends = [(g, True) for g in range(n_gt - 1 - near, n_gt)] + [(g, False) for g in range(near + 1)]
+    for g, keep_first in ends:
         run = [i for i, j in enumerate(out) if j == g]
         if len(run) > hold:
             for i in run[hold:] if keep_first else run[:-hold]:
