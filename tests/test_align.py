@@ -528,6 +528,25 @@ def test_a_station_logo_on_the_tape_is_not_taken_for_picture(tmp_path: Path) -> 
     assert x + w <= right[0] + 4  # (small pixels: within one; the logo would take it to 160)
 
 
+def test_a_locked_off_shot_keeps_its_still_sides(tmp_path: Path) -> None:
+    """A static camera, only the middle half of the picture moving: the still sides are no
+    bars, though nothing in them changes. They were cut off both videos' active boxes, but
+    not alike (the tape's noise and blur move its edges), and the coarse match of the two
+    boxes found nothing: 0.07 of frames right, the tape's head only."""
+    moving = np.stack(list(render_footage(*GT_SIZE, (60, 60), seed=8, slow=False)))
+    still = next(iter(render_footage(*GT_SIZE, (1,), seed=9, slow=True)))
+    a, b = GT_SIZE[0] // 4, 3 * GT_SIZE[0] // 4
+    frames = np.repeat(still[None], len(moving), axis=0)
+    frames[:, :, a:b] = moving[:, :, a:b]
+    gt = tmp_path / "gt.mp4"
+    write_video(gt, frames, 24.0)
+    tape = make_tape(gt, tmp_path / "tape.mp4", _small_spec(8))
+    got = align(tape.path, gt)
+    x, _, w, _ = got.quality["active_box"]
+    assert w >= 150  # the tape's whole width (160), less its blurred edges
+    assert frame_accuracy(tape.mapping, got.mapping, identical_runs(gt)) >= 0.9
+
+
 def test_a_watermark_on_the_gt_is_left_out_of_the_registration(tmp_path: Path) -> None:
     """An HD remaster carries a channel's logo the tape never had. ECC weighed its edges
     like the picture's: single registrations went pixels off, and here every one failed,

@@ -364,11 +364,36 @@ def active_box(small: np.ndarray, rel: float = 0.2) -> tuple[int, int, int, int]
     # a column's std runs over rows that include the bars: judge columns inside the rows
     r0, r1 = _span(rows, rel)
     band = pick[:, r0:r1]
-    if len(pick) >= 8:
-        band = band - np.median(band, axis=0)
-    cols = np.median(band.std(axis=1), axis=0)
-    c0, c1 = _span(cols, rel)
+    if len(pick) < 8:
+        c0, c1 = _span(np.median(band.std(axis=1), axis=0), rel)
+    else:
+        c0, c1 = _span(np.median((band - np.median(band, axis=0)).std(axis=1), axis=0), rel)
+        c0, c1 = _still_sides(band, c0, c1, rel)
     return c0, r0, c1 - c0, r1 - r0
+
+
+def _still_sides(band: np.ndarray, c0: int, c1: int, rel: float) -> tuple[int, int]:
+    """The columns c0..c1 of `band` (N, h, w) that change, widened over a side that is still
+    picture: where the camera is locked off and only the middle moves, the still sides were
+    cut off as bars (a tape's noise kept them in its own box), and the coarse match of the
+    two boxes found nothing (a static background, the middle third moving: 0.2 of frames
+    right). A side is picture where its columns vary down their rows (the median of each
+    row's deviation from the column's median, over frames) at least half as much as those
+    kept: a bar is flat there, and a logo in one covers too few of its rows."""
+    if c0 <= 0 and c1 >= band.shape[2]:  # nothing cut off
+        return c0, c1
+    band = band[np.linspace(0, len(band) - 1, min(len(band), 64)).astype(int)]
+    dev = np.abs(band - np.median(band, axis=1, keepdims=True))
+    tex = np.median(np.median(dev, axis=1), axis=0)
+    level = float(np.median(tex[c0:c1])) if c1 > c0 else 0.0
+    if level <= 0:
+        return c0, c1
+    t0, t1 = _span(tex, rel)
+    if c0 > 0 and np.median(tex[:c0]) >= 0.5 * level:
+        c0 = min(c0, t0)
+    if c1 < len(tex) and np.median(tex[c1:]) >= 0.5 * level:
+        c1 = max(c1, t1)
+    return c0, c1
 
 
 def _span(act: np.ndarray, rel: float) -> tuple[int, int]:
