@@ -103,18 +103,27 @@ CASES = {
 
 
 def real_footage(
-    path: Path, start: float, frames: int, size: tuple[int, int]
+    path: Path, start: float, frames: int, size: tuple[int, int], moving: float = 1.0
 ) -> Iterator[np.ndarray]:
     """`frames` frames of a real video from `start` s, each scaled (bicubic) to fit `size`
-    (w, h) and centred on black where its shape differs."""
+    (w, h) and centred on black where its shape differs. `moving` < 1: only that middle part
+    of the width moves, the rest held at the first frame (a locked-off camera's still
+    background)."""
     w, h = size
     first = round(start * probe(path, count=False).fps)
+    a, b = round(w * (1 - moving) / 2), round(w * (1 + moving) / 2)
+    held = None
     for _, f in iter_frames(path, first, first + frames):
         k = min(w / f.shape[1], h / f.shape[0])
         fw, fh = max(2, round(f.shape[1] * k)), max(2, round(f.shape[0] * k))
         out = np.zeros((h, w, 3), np.uint8)
         x, y = (w - fw) // 2, (h - fh) // 2
         out[y : y + fh, x : x + fw] = cv2.resize(f, (fw, fh), interpolation=cv2.INTER_CUBIC)
+        if moving < 1:
+            held = out.copy() if held is None else held
+            still = held.copy()
+            still[:, a:b] = out[:, a:b]
+            out = still
         yield out
 
 
@@ -196,6 +205,13 @@ def main() -> None:
     ap.add_argument("--footage", type=Path, default=None, help="a real video to take the GT from")
     ap.add_argument("--start", type=float, default=0.0, help="where in --footage (s)")
     ap.add_argument(
+        "--moving",
+        type=float,
+        default=1.0,
+        help="with --footage: only this middle part of the width moves, the sides held still "
+        "(a locked-off camera)",
+    )
+    ap.add_argument(
         "--sound",
         action="store_true",
         help="with --footage: the GT keeps the footage's sound, the tapes get it as transfers do",
@@ -221,6 +237,8 @@ def main() -> None:
     cases = args.cases.split(",")
     if args.sound and not args.footage:
         ap.error("--sound takes the footage's sound: give --footage too")
+    if not 0 < args.moving <= 1 or (args.moving < 1 and not args.footage):
+        ap.error("--moving: a part of the width in (0, 1], with --footage")
     for c in cases:
         if c not in CASES:
             ap.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}")
@@ -249,11 +267,12 @@ def main() -> None:
         )
         if args.footage:
             tag = f"-{args.footage.stem}-{args.start:g}{tag}" + ("-sound" if args.sound else "")
+            tag += f"-moving{args.moving:g}" if args.moving < 1 else ""
         gt = work / f"{name}{tag}-gt.mp4"
         if not gt.exists():
             if args.footage:
                 size = (args.width, args.height)
-                frames = real_footage(args.footage, args.start, n, size)
+                frames = real_footage(args.footage, args.start, n, size, args.moving)
             else:
                 frames = render_footage(args.width, args.height, lengths[name], **footage)  # type: ignore[arg-type]
             write_video(gt, frames, args.gt_fps, crf=18)
