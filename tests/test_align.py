@@ -547,6 +547,31 @@ def test_a_locked_off_shot_keeps_its_still_sides(tmp_path: Path) -> None:
     assert frame_accuracy(tape.mapping, got.mapping, identical_runs(gt)) >= 0.9
 
 
+def test_a_tape_box_cut_to_a_part_of_the_picture_is_widened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the tape's active box holds only part of the picture the GT's holds (a
+    locked-off shot on a heavy tape: its still sides frozen by the encoder and flattened by
+    the blur, cut off as bars, the GT's kept; real 10 s bikes tape: box 46-146 of 160), the
+    coarse match still ran through the two boxes, but the geometry fitted to them was 84 px
+    off and nothing matched after (0.11 of frames right). The whole widths are tried too.
+    Here the tape's box is cut so, whatever cuts it."""
+    from filmdata.pairing import descriptors
+
+    gt = _four_shots(tmp_path)
+    tape = make_tape(gt, tmp_path / "tape.mp4", _small_spec(5))
+    real = descriptors.active_box
+
+    def cut_on_tape(small: np.ndarray, rel: float = 0.2) -> tuple[int, int, int, int]:
+        x, y, w, h = real(small, rel)
+        return (x + w // 3, y, w // 3, h) if small.shape[1:] == (120, 160) else (x, y, w, h)
+
+    monkeypatch.setattr(descriptors, "active_box", cut_on_tape)
+    got = align(tape.path, gt)
+    assert frame_accuracy(tape.mapping, got.mapping, identical_runs(gt)) >= 0.95
+    assert geometric_error(tape.transform, got.transform, *GT_SIZE) < 0.6
+
+
 def test_a_watermark_on_the_gt_is_left_out_of_the_registration(tmp_path: Path) -> None:
     """An HD remaster carries a channel's logo the tape never had. ECC weighed its edges
     like the picture's: single registrations went pixels off, and here every one failed,

@@ -233,6 +233,18 @@ def _align(
     # both (an HD remaster of a 4:3 video is often pillarboxed: its bars compared with the
     # tape's picture would blur every match); the boxes in small, then in full pixels
     s0, bs, gs = dsc.coarse_similarity(lv.small, gv.small)
+    sub = temporal.base_step(gv.fps / lv.fps)  # (see below)
+    full = (0, bs[1], lv.small.shape[2], bs[3]), (0, gs[1], gv.small.shape[2], gs[3])
+    if full != (bs, gs):
+        # Columns cut off as bars where one video has picture and the other none, or a
+        # different part (a locked-off shot's still sides: a heavy encoder froze the tape's,
+        # its box the moving middle, the GT's the whole width) leave two boxes of different
+        # pictures: the coarse match still ran through them (similarity 0.55-0.6), but the
+        # geometry fitted to them was 84 px off and nothing matched after. So the whole
+        # widths are tried too, and kept where the coarse path through them scores higher.
+        wide = dsc.coarse_similarity(lv.small, gv.small, boxes=full)
+        if _coarse_score(wide[0], sub) > _coarse_score(s0, sub):
+            s0, bs, gs = wide
     k = 1 / lv.small_scale
     box = (bs[0] * k, bs[1] * k, bs[2] * k, bs[3] * k)
     gw, gh = gv.width, gv.height
@@ -244,7 +256,6 @@ def _align(
     # the coarse costs expect (on all frames, a 60 fps GT of pans and its heavily compressed
     # tape: the small pictures of neighbours all alike, the path kept to whole steps, 0.06
     # of frames right); the fine passes take every frame around it.
-    sub = temporal.base_step(gv.fps / lv.fps)
     hold = _hold(gv.fps / lv.fps)
     path0 = [None if j is None else j * sub for j in temporal.viterbi(s0[:, ::sub], COARSE)]
     path0 = _held_ends(path0, gv.frames, hold)
@@ -544,6 +555,11 @@ def _audio_band(
     far &= on[hop][:, None]
     s[far] = -1.0
     return m
+
+
+def _coarse_score(s: np.ndarray, sub: int) -> float:
+    """The score of the coarse path through `s` (every `sub`-th GT frame)."""
+    return temporal.best_path(s[:, ::sub], COARSE)[1]
 
 
 def _hold(ratio: float) -> int:

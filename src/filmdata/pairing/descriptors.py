@@ -447,12 +447,16 @@ def coarse(small: np.ndarray, box: tuple[int, int, int, int], grid: tuple[int, i
 
 
 def coarse_similarity(
-    lq_small: np.ndarray, gt_small: np.ndarray, width: int = 32
+    lq_small: np.ndarray,
+    gt_small: np.ndarray,
+    width: int = 32,
+    boxes: tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None = None,
 ) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int, int, int]]:
     """The coarse similarity (n_lq, n_gt) of two videos' small frames, each on its active
-    picture (`active_box`: a tape's letterbox, and an HD remaster's own bars, left out), on a
-    grid `width` across in the GT picture's shape; and the two boxes (small pixels)."""
-    bl, bg = active_box(lq_small), active_box(gt_small)
+    picture (`active_box`: a tape's letterbox, and an HD remaster's own bars, left out; or
+    `boxes`, the tape's and the GT's), on a grid `width` across in the GT picture's shape;
+    and the two boxes (small pixels)."""
+    bl, bg = boxes or (active_box(lq_small), active_box(gt_small))
     grid = (width, max(8, round(width * bg[3] / bg[2])))
     return coarse(lq_small, bl, grid) @ coarse(gt_small, bg, grid).T, bl, bg
 
