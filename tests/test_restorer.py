@@ -837,3 +837,28 @@ def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         PRESETS["tiny"].steps = 3  # type: ignore[misc]
     assert isinstance(RestorerConfig.from_dict({"steps": 2}), RestorerConfig)
+
+
+def _cut_shard(dataset: Path, tmp_path: Path, split: str) -> tuple[Path, Path]:
+    """A copy of `dataset` whose first `split` shard is cut in half (a copy interrupted)."""
+    copy = tmp_path / "cut"
+    shutil.copytree(dataset, copy)
+    shard = sorted(copy.glob(f"data/*/{split}-*.parquet"))[0]
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])
+    return copy, shard
+
+
+def test_eval_refuses_a_cut_shard_in_one_line_naming_it(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A shard cut short (its footer gone) is refused before any window, in one line naming
+    the file (exit 2): eval ended in pyarrow's traceback (exit 1)."""
+    copy, shard = _cut_shard(toy_dataset, tmp_path, "validation")
+    r = runner.invoke(app, ["eval", str(toy_run), "--data", str(copy), "--quiet", "--steps", "1"])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(shard) in lines[0] and "filmdata verify" in lines[0], lines

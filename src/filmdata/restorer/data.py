@@ -93,7 +93,29 @@ def split_files(path: Path, split: str, config: str | None = None) -> list[str]:
             + (f" of config {config!r}" if config else "")
             + "; check the split name (train, validation) and the card's data_files"
         )
-    return sorted(set(files))
+    files = sorted(set(files))
+    _refuse_unreadable(files)
+    return files
+
+
+def _refuse_unreadable(files: list[str]) -> None:
+    """Refuse a shard whose footer does not read (a copy cut short, another file under a
+    shard's name), naming it: `datasets` raised pyarrow's error as a traceback, in eval before
+    any window and in training whenever the stream reached that shard.
+
+    Raises:
+        RefusedError: the first such file, with pyarrow's reason.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            pq.ParquetFile(f).close()
+        except (OSError, pa.ArrowException) as e:
+            raise RefusedError(
+                f"{f}: not a readable Parquet shard ({e}); check the dataset with `filmdata verify`"
+            ) from None
 
 
 def _inside(path: Path, pattern: str) -> list[str]:
