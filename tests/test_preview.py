@@ -110,3 +110,20 @@ def test_an_output_that_is_a_folder_or_under_a_file_is_refused(
         (line,) = [s for s in r.output.splitlines() if s.strip()]
         assert line.startswith(f"error: -o {out}: {why}"), line
     assert a_file.read_text() == "mine" and not list((tmp_path / "a.mp4").iterdir())
+
+
+def test_a_cut_shard_is_refused_in_one_line_naming_it(root: Path, runner, tmp_path: Path) -> None:
+    """A shard cut short (a copy interrupted: its footer gone) is refused in one line naming
+    the file and `filmdata verify` (exit 2): preview ended in pyarrow's traceback (exit 1)."""
+    import shutil
+
+    copy = tmp_path / "cut"
+    shutil.copytree(root / "datasets" / "mine", copy)
+    shard = sorted(copy.glob("data/*/train-*.parquet"))[0]
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])
+    r = runner.invoke(app, ["preview", str(copy), "-o", str(tmp_path / "sheet.png")])
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert str(shard) in line and "filmdata verify" in line, line
+    assert not (tmp_path / "sheet.png").exists()

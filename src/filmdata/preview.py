@@ -21,6 +21,7 @@ GAP = 4
 
 def read_rows(dataset: Path, split: str, n: int, config: str | None = None) -> list[dict]:
     """`n` rows spread over a split (id, fps, gt, lq), reading only the shards that hold them."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from .shards import scan
@@ -38,7 +39,7 @@ def read_rows(dataset: Path, split: str, n: int, config: str | None = None) -> l
     # n windows spread evenly over the split (not just its first scene), reading only the
     # shards that hold them.
     files = sorted((dataset / "data" / config).glob(f"{split}-*.parquet"))
-    counts = [pq.ParquetFile(p).metadata.num_rows for p in files]
+    counts = [_num_rows(p) for p in files]
     total = sum(counts)
     want = sorted({int(i * total / n) for i in range(min(n, total))})
     rows: list[dict] = []
@@ -48,9 +49,31 @@ def read_rows(dataset: Path, split: str, n: int, config: str | None = None) -> l
         start += count
         if not local:
             continue
-        table = pq.read_table(path, columns=["id", "fps", "gt", "lq"])
+        try:
+            table = pq.read_table(path, columns=["id", "fps", "gt", "lq"])
+        except (OSError, pa.ArrowException) as e:
+            raise _unreadable(path, e) from None
         rows += table.take(local).to_pylist()
     return rows
+
+
+def _num_rows(path: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(path) as f:
+            return int(f.metadata.num_rows)
+    except (OSError, pa.ArrowException) as e:
+        raise _unreadable(path, e) from None
+
+
+def _unreadable(path: Path, e: Exception) -> RefusedError:
+    """A shard that does not read (cut short, another file under its name), named in one line:
+    it was pyarrow's traceback."""
+    return RefusedError(
+        f"{path}: not a readable Parquet shard ({e}); check the dataset with `filmdata verify`"
+    )
 
 
 def _frames(cells: list[dict]) -> list[np.ndarray]:
