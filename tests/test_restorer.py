@@ -862,3 +862,64 @@ def test_eval_refuses_a_cut_shard_in_one_line_naming_it(
     assert r.exit_code == 2, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(shard) in lines[0] and "filmdata verify" in lines[0], lines
+
+
+def _with_sound(path: Path, frames: list[np.ndarray], fps: int, codec: str) -> Path:
+    """A video of `frames` with a 440 Hz tone as long as they last, in `codec`."""
+    import av
+
+    rate = 48000
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.height, v.width = frames[0].shape[:2]
+        v.pix_fmt = "yuv444p"
+        a = c.add_stream(codec, rate=rate)
+        a.layout = "mono"
+        for f in frames:
+            c.mux(v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(v.encode())
+        n = rate * len(frames) // fps
+        tone = (np.sin(np.arange(n) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
+        fmt = a.codec_context.format.name
+        for i in range(0, n, 1024):
+            chunk = tone[None, i : i + 1024]
+            if fmt.startswith("flt"):
+                chunk = chunk.astype(np.float32) / 32768
+            af = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
+            af.sample_rate, af.pts = rate, i
+            c.mux(a.encode(af))
+        c.mux(a.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("codec", "ext", "out_ext"), [("aac", ".mp4", ".mkv"), ("pcm_s16le", ".mkv", ".mp4")]
+)
+def test_restore_keeps_the_sound(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+    codec: str,
+    ext: str,
+    out_ext: str,
+) -> None:
+    """A restored video keeps the input's sound, as long as the pictures (copied, or encoded to
+    AAC where the output's container does not take it): the sound track was dropped (a sound
+    film came back silent)."""
+    import av
+
+    frames, _ = render_shots([10], 32, 24, seed=7)
+    src = _with_sound(tmp_path / f"in{ext}", list(frames), 25, codec)
+    out = tmp_path / f"out{out_ext}"
+    r = runner.invoke(
+        app,
+        ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1",
+         "--quiet"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    p = probe(out)
+    assert p.audio and (p.frames, p.width, p.height, p.fps) == (10, 32, 24, 25.0)
+    with av.open(str(out)) as c:
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert abs(samples - 48000 * 10 // 25) <= 2048, samples  # (AAC's priming frame)
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted([src.name, out.name])

@@ -119,7 +119,7 @@ def restore_cmd(
     quiet: bool = QuietOpt,
     json_: bool = JsonOpt,
 ) -> None:
-    """Restore a whole video with a trained run: same frame count, fps and size."""
+    """Restore a whole video with a trained run: same frame count, fps, size and sound."""
     from ..restorer import restore
 
     result = restore(

@@ -21,6 +21,16 @@ from .sampling import restore_stream
 CONTAINERS = (".mp4", ".mkv", ".mov")
 
 
+#: Sound codecs each container takes as they are (copied, not re-encoded); others are encoded
+#: to AAC. Matroska takes any.
+COPY_SOUND = {
+    ".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
+    ".mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le"},
+}
+
+LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}
+
+
 @dataclass(frozen=True)
 class RestoreResult:
     """The restored video and how it was made."""
@@ -56,7 +66,7 @@ def restore(
     Overlapping temporal windows of `window` frames (default: the run's) sharing `overlap` frames
     (default window // 2) are blended with linear ramps; frames larger than `tile` pixels are cut
     into overlapping tiles. The output keeps the frame count, fps and size (odd sizes too:
-    H.264 4:4:4, which has no even-size constraint).
+    H.264 4:4:4, which has no even-size constraint), and the sound tracks (`_add_sound`).
 
     Raises:
         RefusedError: a bad run, window/overlap, device or output name (or a folder, or a path
@@ -91,8 +101,92 @@ def restore(
         model, frames, cfg, steps=steps, window=T, overlap=K, tile=tile, device=dev, seed=seed
     )
     total = info.declared_frames or None
-    with tqdm(restored, total=total, desc="restore", unit="frame", disable=quiet) as bar:
-        n = write_video(out_path, bar, info.fps, pix_fmt="yuv444p", crf=12, sar=file_aspect(video))
+    # with sound, the pictures go to a file of their own first, then into `out` with the
+    # input's sound tracks (each written under a temporary name: `out` appears when whole)
+    pictures = out_path.with_name(f".{out_path.stem}.pictures{out_path.suffix}")
+    target = pictures if info.audio else out_path
+    try:
+        with tqdm(restored, total=total, desc="restore", unit="frame", disable=quiet) as bar:
+            n = write_video(
+                target, bar, info.fps, pix_fmt="yuv444p", crf=12, sar=file_aspect(video)
+            )
+        if info.audio:
+            _add_sound(pictures, Path(video), out_path)
+    finally:
+        pictures.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
     w, h = info.width, info.height
     return RestoreResult(out_path, n, w, h, info.fps, seconds, n / max(seconds, 1e-9))
+
+
+def _add_sound(pictures: Path, source: Path, out: Path) -> None:
+    """Write `out`: the restored `pictures` (copied) and every sound track of `source` (copied
+    where `out`'s container takes its codec, else encoded to AAC), its timing kept against the
+    source's pictures. Written under a temporary name and renamed when complete."""
+    import heapq
+
+    import av
+
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    copyable = COPY_SOUND.get(out.suffix.lower())
+    try:
+        with (
+            av.open(str(pictures)) as vin,
+            av.open(str(source)) as ain,
+            av.open(str(tmp), "w") as o,
+        ):
+            vs = vin.streams.video[0]
+            outs: dict[int, Any] = {vs.index: o.add_stream_from_template(vs)}
+            src_v = ain.streams.video[0]
+            tb = src_v.time_base
+            start = float(src_v.start_time * tb) if src_v.start_time and tb else 0.0
+            encode: dict[int, Any] = {}
+            for a in ain.streams.audio:
+                if copyable is None or a.codec_context.name in copyable:
+                    outs[a.index] = o.add_stream_from_template(a)
+                else:
+                    enc = o.add_stream("aac", rate=a.codec_context.sample_rate)
+                    # (a layout the file leaves unnamed, "1 channels", is refused by the AAC
+                    # encoder: the usual one of that many channels)
+                    enc.layout = LAYOUTS.get(a.codec_context.channels, a.codec_context.layout)
+                    outs[a.index] = encode[a.index] = enc
+
+            def sound() -> Any:
+                for pkt in ain.demux(*ain.streams.audio):
+                    shift = round(start / pkt.time_base) if pkt.time_base else 0
+                    if pkt.stream.index in encode:
+                        enc = encode[pkt.stream.index]
+                        frame: Any
+                        for frame in pkt.decode():
+                            if frame.pts is not None and frame.time_base:
+                                frame.pts -= round(start / frame.time_base)
+                            yield from enc.encode(frame)
+                        continue
+                    if pkt.size == 0:
+                        continue  # (the demuxer's end)
+                    if pkt.dts is not None:
+                        pkt.dts -= shift
+                    if pkt.pts is not None:
+                        pkt.pts -= shift
+                    pkt.stream = outs[pkt.stream.index]
+                    yield pkt
+                for enc in encode.values():
+                    yield from enc.encode(None)
+
+            def picture() -> Any:
+                for pkt in vin.demux(vs):
+                    if pkt.size:  # (not the demuxer's end; Matroska gives no dts, pts only)
+                        pkt.stream = outs[vs.index]
+                        yield pkt
+
+            def when(pkt: Any) -> float:
+                t = pkt.dts if pkt.dts is not None else pkt.pts
+                return float(t * pkt.time_base) if t is not None else 0.0
+
+            for pkt in heapq.merge(picture(), sound(), key=when):
+                o.mux(pkt)
+        os.replace(tmp, out)
+    except av.FFmpegError as e:
+        raise MediaError(f"{source}: its sound does not go into {out} ({e})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
