@@ -923,3 +923,32 @@ def test_restore_keeps_the_sound(
         samples = sum(f.samples for f in c.decode(audio=0))
     assert abs(samples - 48000 * 10 // 25) <= 2048, samples  # (AAC's priming frame)
     assert sorted(f.name for f in tmp_path.iterdir()) == sorted([src.name, out.name])
+
+
+def test_a_fresh_start_after_a_kill_before_any_checkpoint_logs_each_step_once(
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed before its first checkpoint (step 3), a run has nothing to resume and starts
+    again without --resume: its metrics.jsonl starts again too. The new rows were appended to
+    the killed run's (step 2 twice, and the first of each taken for the run's start)."""
+    from filmdata.restorer import checkpoint as ckpt
+    from filmdata.restorer import train
+
+    cfg = PRESETS["tiny"].replace(**QUICK)
+    run = tmp_path / "run"
+    real = ckpt.save_checkpoint
+
+    def killed_at_3(run: Path, *args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", killed_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy_dataset, cfg, out=run, device="cpu", quiet=True)
+    monkeypatch.setattr(ckpt, "save_checkpoint", real)
+    assert [x["step"] for x in _lines(run)] == [2]
+    with pytest.raises(RefusedError, match="no checkpoint"):
+        train(toy_dataset, cfg, out=run, device="cpu", quiet=True, resume=True)
+    train(toy_dataset, cfg, out=run, device="cpu", quiet=True)
+    assert [x["step"] for x in _lines(run)] == [2, 4, 6]

@@ -128,7 +128,9 @@ def train(
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
     # ---- the loop
-    log = (run / "metrics.jsonl").open("a", encoding="utf-8")
+    # a fresh start begins the log afresh: a run killed before its first checkpoint left rows
+    # that this one logs again (a resumed one's were cut back to its checkpoint above)
+    log = (run / "metrics.jsonl").open("a" if resume else "w", encoding="utf-8")
     bar = tqdm(total=cfg.steps, initial=start, disable=quiet, desc="train", unit="step")
     losses: list[float] = []
     first = last = float("nan")
