@@ -952,3 +952,37 @@ def test_a_fresh_start_after_a_kill_before_any_checkpoint_logs_each_step_once(
         train(toy_dataset, cfg, out=run, device="cpu", quiet=True, resume=True)
     train(toy_dataset, cfg, out=run, device="cpu", quiet=True)
     assert [x["step"] for x in _lines(run)] == [2, 4, 6]
+
+
+def test_eval_and_restore_refuse_a_checkpoint_interrupted_while_written(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A run killed among its checkpoint's renames (an EMA of another step than state.json's)
+    or before its first state.json is refused by eval and restore in one line naming the file
+    (exit 2), as --resume refuses it: they loaded whatever weights were there, as if whole."""
+    from safetensors.torch import load_file, save_file
+
+    from filmdata.restorer import checkpoint as ckpt
+
+    frames, _ = render_shots([2], 32, 24, seed=8)
+    src = tmp_path / "in.mp4"
+    write_video(src, frames, 25.0)
+    mixed, first = tmp_path / "mixed", tmp_path / "first"
+    shutil.copytree(toy_run, mixed)
+    ema = mixed / ckpt.EMA
+    save_file(load_file(str(ema)), str(ema), {"step": "999", "format": "filmdata-restorer-1"})
+    shutil.copytree(toy_run, first)
+    (first / ckpt.STATE).unlink()
+    for run, name in [(mixed, ckpt.EMA), (first, ckpt.STATE)]:
+        for args in (
+            ["eval", str(run), "--data", str(toy_dataset), "--steps", "1"],
+            ["restore", str(src), "-o", str(tmp_path / "out.mp4"), "--checkpoint", str(run)],
+        ):
+            r = runner.invoke(app, [*args, "--quiet"])
+            assert r.exit_code == 2, r.output
+            (line,) = r.stderr.strip().splitlines()
+            assert str(run / name) in line, line
+    assert not (tmp_path / "out.mp4").exists()

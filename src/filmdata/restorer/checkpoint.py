@@ -131,6 +131,10 @@ def checkpoint_step(run: Path) -> int:
         RefusedError: state.json or a tensor file unreadable or missing, or a file of another
             step (a checkpoint interrupted while its files were renamed in).
     """
+    if not (run / STATE).is_file():
+        raise RefusedError(
+            f"{run / STATE}: missing; the run has no whole checkpoint (train it again)"
+        )
     state = read_json(run / STATE)
     step = state.get("step") if isinstance(state, dict) else None
     if not isinstance(step, int):
@@ -189,6 +193,10 @@ def load_model(
 ) -> tuple[Any, RestorerConfig, Path]:
     """The restorer of a run (EMA weights when present), in eval mode on `device`.
 
+    Raises:
+        RefusedError: a bad run folder, config or weights, or a checkpoint not whole
+            (`checkpoint_step`).
+
     Returns:
         (model, config, run folder).
     """
@@ -196,6 +204,7 @@ def load_model(
 
     path = resolve_run(run, root)
     cfg = load_config_json(path)
+    checkpoint_step(path)  # (a checkpoint interrupted while written is not taken for whole)
     model = UNet(cfg)
     weights = path / EMA if ema and (path / EMA).is_file() else path / MODEL
     load_weights(model, weights)
