@@ -986,3 +986,36 @@ def test_eval_and_restore_refuse_a_checkpoint_interrupted_while_written(
             (line,) = r.stderr.strip().splitlines()
             assert str(run / name) in line, line
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_run_killed_in_its_first_checkpoint_can_start_again(
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed among its first checkpoint's renames (weights in, no state.json yet), a run has
+    nothing to resume and starts again without --resume. Both were refused, each pointing at
+    the other ("a run is already there; pass --resume" / "no checkpoint; drop --resume")."""
+    import os
+
+    from filmdata.restorer import checkpoint as ckpt
+    from filmdata.restorer import train
+
+    cfg = PRESETS["tiny"].replace(**QUICK)
+    run = tmp_path / "run"
+    replace = os.replace
+
+    def killed_renaming(src: str, dst: str) -> None:
+        replace(src, dst)
+        if str(dst).endswith(ckpt.EMA):
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", killed_renaming)
+        with pytest.raises(KeyboardInterrupt):
+            train(toy_dataset, cfg, out=run, device="cpu", quiet=True)
+    assert (run / ckpt.MODEL).is_file() and not (run / ckpt.STATE).exists()
+    with pytest.raises(RefusedError, match="no checkpoint"):
+        train(toy_dataset, cfg, out=run, device="cpu", quiet=True, resume=True)
+    done = train(toy_dataset, cfg, out=run, device="cpu", quiet=True)
+    assert done.steps == 6 and ckpt.checkpoint_step(run) == 6

@@ -95,7 +95,9 @@ def train(
         cfg = ckpt.load_config_json(run).replace(
             steps=steps, batch_size=batch_size, objective=objective
         )
-    elif (run / ckpt.MODEL).exists():
+    elif (run / ckpt.STATE).exists():
+        # (weights without a state.json are a first checkpoint killed while written: nothing
+        # to resume, and --resume refuses it, so it starts again)
         raise RefusedError(f"{run}: a run is already there; pass --resume, or another --out")
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
