@@ -1019,3 +1019,35 @@ def test_a_run_killed_in_its_first_checkpoint_can_start_again(
         train(toy_dataset, cfg, out=run, device="cpu", quiet=True, resume=True)
     done = train(toy_dataset, cfg, out=run, device="cpu", quiet=True)
     assert done.steps == 6 and ckpt.checkpoint_step(run) == 6
+
+
+def test_eval_names_a_window_that_does_not_decode_and_evaluates_the_rest(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A window whose frame does not decode (bytes damaged in a readable shard) is named with
+    its reason and the others are evaluated, exit 1: eval ended in PIL's traceback, inside
+    `datasets`' iterator, losing every window."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(toy_dataset, copy)
+    shard = sorted(copy.glob("data/*/validation-*.parquet"))[0]
+    table = pq.read_table(shard)
+    rows = table.to_pylist()
+    assert len(rows) == 2
+    rows[0]["lq"][1]["bytes"] = b"not a picture"
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    args = ["eval", str(toy_run), "--data", str(copy), "--steps", "1", "--quiet"]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 1, r.output
+    report = json.loads(r.stdout)
+    assert report["model"]["windows"] == 1 and report["model"]["frames"] == 4
+    assert [f["id"] for f in report["failed"]] == [rows[0]["id"]]
+    (line,) = r.stderr.strip().splitlines()
+    assert rows[0]["id"] in line and "lq frame 1" in line, line
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1 and "median" in r.stdout, r.output

@@ -84,13 +84,18 @@ def eval_cmd(
     report = evaluate(
         run, data, split=split, steps=steps, device=device, limit=limit, root=root, quiet=quiet
     )
+    failed = report.pop("failed", None)
     if json_:
-        print_json(report)
+        print_json(report | ({"failed": failed} if failed else {}))
     else:
         print_table(
             [{"method": k} | v for k, v in report.items()],
             ["method", "psnr", "ssim", "ewarp", "tof", "sec_per_frame", "frames"],
         )
+    if failed:
+        errors = "; ".join(f["error"] for f in failed)  # type: ignore[index]
+        typer.echo(f"error: {len(failed)} window(s) left out: {errors}", err=True)
+        raise typer.Exit(1)
 
 
 @command("restore")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..errors import RefusedError
+from ..errors import MediaError, RefusedError
 from ..paths import datasets_dir, refuse_unless_input_folder, resolve_root
 
 
@@ -153,19 +153,40 @@ def _buffer_shuffle(rows: Any, size: int, rng: np.random.Generator) -> Iterator[
 
 
 def row_frames(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(lq, gt) of a row as (T, H, W, 3) uint8 arrays.
+    """(lq, gt) of a row as (T, H, W, 3) uint8 arrays; its frames PIL images, or the cells of
+    a split loaded without decoding ({"bytes": ...}).
 
     Raises:
+        MediaError: a frame that does not decode, naming the row, column and frame.
         RefusedError: lq and gt differ in length or size.
     """
-    lq = np.stack([np.asarray(im.convert("RGB")) for im in row["lq"]])
-    gt = np.stack([np.asarray(im.convert("RGB")) for im in row["gt"]])
+    lq = np.stack([_rgb(row, "lq", i, im) for i, im in enumerate(row["lq"])])
+    gt = np.stack([_rgb(row, "gt", i, im) for i, im in enumerate(row["gt"])])
     if lq.shape != gt.shape:
         raise RefusedError(
             f"row {row.get('id')!r}: lq {lq.shape} and gt {gt.shape} differ; "
             "re-make the dataset (filmdata verify)"
         )
     return lq, gt
+
+
+def _rgb(row: dict[str, Any], column: str, i: int, cell: Any) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    try:
+        if not isinstance(cell, Image.Image):
+            data = cell.get("bytes") if isinstance(cell, dict) else None
+            if data is None:
+                raise ValueError(f"no image bytes ({type(cell).__name__})")
+            cell = Image.open(io.BytesIO(data))
+        return np.asarray(cell.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as e:  # (PIL raises SyntaxError on some)
+        raise MediaError(
+            f"row {row.get('id')!r}: {column} frame {i} does not decode ({e}); "
+            "check the dataset with `filmdata verify`"
+        ) from None
 
 
 def paired_transform(crop: int, frames: int) -> Any:

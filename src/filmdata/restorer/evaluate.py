@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from ..devices import pick_device
-from ..errors import RefusedError
+from ..errors import ItemsFailed, MediaError, RefusedError
 from .checkpoint import load_model
 from .data import load_split, resolve_dataset, row_frames
 from .sampling import restore_array
@@ -48,15 +48,21 @@ def evaluate(
 
     Returns:
         {"model": {...}, "input": {...}, "median": {...}, "gt": {...}}, each with `psnr`, `ssim`,
-        `ewarp`, `tof`, `sec_per_frame` (psnr None for `gt`), plus `windows` and `frames`.
+        `ewarp`, `tof`, `sec_per_frame` (psnr None for `gt`), plus `windows` and `frames`;
+        and where some window's frames do not decode, `failed`: [{"id", "error"}, ...] (the
+        metrics are those of the other windows).
 
     Raises:
         RefusedError: a bad run, dataset, split or device.
+        ItemsFailed: no window of the split decodes.
     """
     dev = pick_device(device)
     model, cfg, _ = load_model(run, root, device=dev)
     dataset = resolve_dataset(data, root)
-    rows = load_split(dataset, split)
+    # frames decoded here, row by row: `datasets` decodes a batch of rows at once, and one
+    # frame that does not decode ended the whole evaluation in its iterator
+    rows = load_split(dataset, split).decode(False)
+    failed: list[dict[str, Any]] = []
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "model": lambda lq: restore_array(model, lq, cfg, steps=steps, device=dev, seed=seed),
         "input": lambda lq: lq,
@@ -66,9 +72,14 @@ def evaluate(
     windows = frames = 0
     bar = tqdm(desc="eval", unit="window", disable=quiet)
     for row in rows:
-        if limit is not None and windows >= limit:
+        if limit is not None and windows + len(failed) >= limit:
             break
-        lq, gt = row_frames(row)  # (T, H, W, 3) uint8 each
+        try:
+            lq, gt = row_frames(row)  # (T, H, W, 3) uint8 each
+        except MediaError as e:
+            failed.append({"id": row.get("id"), "error": str(e)})
+            bar.update(1)
+            continue
         flows = M.gt_flows(gt)
         outs = {"gt": (gt, 0.0)}
         for name, fn in methods.items():
@@ -87,6 +98,8 @@ def evaluate(
         frames += n
         bar.update(1)
     bar.close()
+    if frames == 0 and failed:
+        raise ItemsFailed(f"{dataset}: no window of split {split!r} decodes: {failed[0]['error']}")
     if frames == 0:
         raise RefusedError(f"{dataset}: split {split!r} has no windows to evaluate")
     report: dict[str, dict[str, Any]] = {}
@@ -94,4 +107,6 @@ def evaluate(
         s = sums[name]
         report[name] = {k: s[k] / frames for k in KEYS} | {"windows": windows, "frames": frames}
     report["gt"]["psnr"] = None  # identical to itself: infinite
+    if failed:
+        report["failed"] = failed  # type: ignore[assignment]
     return report
