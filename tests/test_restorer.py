@@ -1051,3 +1051,31 @@ def test_eval_names_a_window_that_does_not_decode_and_evaluates_the_rest(
     assert rows[0]["id"] in line and "lq frame 1" in line, line
     r = runner.invoke(app, args)
     assert r.exit_code == 1 and "median" in r.stdout, r.output
+
+
+def test_train_names_a_window_that_does_not_decode(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A training window whose frame does not decode (bytes damaged in a readable shard) stops
+    the run in one line naming the row, column and frame (exit 2): it was PIL's traceback from
+    inside `datasets`' batch decoding."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(toy_dataset, copy)
+    for shard in sorted(copy.glob("data/*/train-*.parquet")):
+        table = pq.read_table(shard)
+        rows = table.to_pylist()
+        for row in rows:
+            row["gt"][2]["bytes"] = b"not a picture"
+        pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    cfg = tmp_path / "quick.json"
+    cfg.write_text(json.dumps(QUICK))
+    args = ["train", "--data", str(copy), "--config", str(cfg), "--out", str(tmp_path / "run")]
+    r = runner.invoke(app, [*args, "--quiet", "--device", "cpu"])
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert "gt frame 2 does not decode" in line and "filmdata verify" in line, line

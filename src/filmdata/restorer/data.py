@@ -258,7 +258,9 @@ class Windows(torch.utils.data.IterableDataset):
             # Shuffle the shard order, then rows in a buffer. (Not IterableDataset.shuffle: in
             # datasets 5 it sleeps 5 s on every pass for an Arrow thread-shutdown workaround.)
             order = [self.files[i] for i in order_rng.permutation(len(self.files))]
-            stream = _load_files(order, self.split)
+            # frames decoded in row_frames, row by row: one that does not decode is named
+            # there (in `datasets`' batch decoding it was PIL's traceback)
+            stream = _load_files(order, self.split).decode(False)
             for row in _buffer_shuffle(stream, self.buffer, rng):
                 lq, gt = row_frames(row)
                 if len(lq) < self.frames:
