@@ -1079,3 +1079,28 @@ def test_train_names_a_window_that_does_not_decode(
     assert r.exit_code == 2, r.output
     (line,) = r.stderr.strip().splitlines()
     assert "gt frame 2 does not decode" in line and "filmdata verify" in line, line
+
+
+def test_restore_names_a_picture_size_that_changes_mid_file(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A video whose picture size changes part-way (two MPEG-TS recordings joined) is refused
+    in one line naming the file and the frame (exit 2), nothing written: it was a ValueError
+    traceback."""
+    parts = []
+    for i, w in enumerate((32, 48)):
+        frames, _ = render_shots([3], w, 24, seed=9 + i)
+        parts.append(write_video(tmp_path / f"p{i}.ts", frames, 25.0) and tmp_path / f"p{i}.ts")
+    src = tmp_path / "joined.ts"
+    src.write_bytes(b"".join(p.read_bytes() for p in parts))
+    out = tmp_path / "out.mp4"
+    r = runner.invoke(
+        app, ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1",
+              "--quiet"],
+    )  # fmt: skip
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert str(src) in line and "frame 3" in line, line
+    assert not out.exists() and not list(tmp_path.glob(".out*"))

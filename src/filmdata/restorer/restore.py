@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from ..devices import pick_device
@@ -96,7 +98,7 @@ def restore(
         raise RefusedError(f"tile={tile}: use 16 pixels or more")
     info = probe(video, count=False)
     t0 = time.perf_counter()
-    frames = (f for _, f in iter_frames(video))  # (H, W, 3) uint8, streamed
+    frames = _one_size(video)  # (H, W, 3) uint8, streamed
     restored = restore_stream(
         model, frames, cfg, steps=steps, window=T, overlap=K, tile=tile, device=dev, seed=seed
     )
@@ -117,6 +119,26 @@ def restore(
     seconds = time.perf_counter() - t0
     w, h = info.width, info.height
     return RestoreResult(out_path, n, w, h, info.fps, seconds, n / max(seconds, 1e-9))
+
+
+def _one_size(video: str | os.PathLike[str]) -> Iterator[np.ndarray]:
+    """The frames of `video`, refusing a picture size that changes part-way (the windows and
+    the output are of one size): it was restore_stream's ValueError, as a traceback.
+
+    Raises:
+        MediaError: naming the file, the frame and both sizes.
+    """
+    first: tuple[int, ...] | None = None
+    for i, frame in iter_frames(video):
+        if first is None:
+            first = frame.shape
+        elif frame.shape != first:
+            raise MediaError(
+                f"{video}: frame {i} is {frame.shape[1]}x{frame.shape[0]}, the first "
+                f"{first[1]}x{first[0]}: a picture size that changes part-way is not restored; "
+                "cut the file where it changes and restore each part"
+            )
+        yield frame
 
 
 def _add_sound(pictures: Path, source: Path, out: Path) -> None:
