@@ -1104,3 +1104,22 @@ def test_restore_names_a_picture_size_that_changes_mid_file(
     (line,) = r.stderr.strip().splitlines()
     assert str(src) in line and "frame 3" in line, line
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_weights_of_another_config_are_refused_naming_what_differs(
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Weights that do not fit config.json are refused naming the first thing that differs
+    (a tensor's shapes): the message ended at torch's heading, "Error(s) in loading state_dict
+    for UNet:", which names nothing."""
+    from filmdata.restorer.checkpoint import load_model
+
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run)
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(cfg | {"channels": cfg["channels"] * 2}))
+    with pytest.raises(RefusedError) as e:
+        load_model(run)
+    assert "does not match config.json" in str(e.value)
+    assert "size mismatch for" in str(e.value) and "\n" not in str(e.value), str(e.value)

@@ -180,7 +180,10 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     try:
         model.load_state_dict(read_tensors(path))
     except RuntimeError as e:
-        first = str(e).splitlines()[0]
+        # torch's first line is a heading ("Error(s) in loading state_dict for UNet:"); the
+        # next names what differs (missing keys, a tensor's shapes)
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+        first = lines[1] if len(lines) > 1 else (lines[0] if lines else type(e).__name__)
         raise RefusedError(f"{path}: does not match config.json ({first})") from None
 
 
