@@ -1123,3 +1123,21 @@ def test_weights_of_another_config_are_refused_naming_what_differs(
         load_model(run)
     assert "does not match config.json" in str(e.value)
     assert "size mismatch for" in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_weights_take_the_folders_usual_permissions(toy_run: Path) -> None:  # noqa: F811
+    """The safetensors writer creates its files readable by their owner only (0600): a run
+    folder shared with colleagues held weights they could not read, beside config.json and
+    state.json that they could. Weights now take the mode every other file gets (0666 less
+    the umask)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    want = 0o666 & ~umask
+    modes = {p.name: p.stat().st_mode & 0o777 for p in toy_run.iterdir() if p.is_file()}
+    assert modes["config.json"] == want
+    assert {n: m for n, m in modes.items() if n.endswith(".safetensors")} == {
+        n: want for n in modes if n.endswith(".safetensors")
+    }
+    assert any(n.endswith(".safetensors") for n in modes)

@@ -59,7 +59,24 @@ def _tensors_to_tmp(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     """Write `tensors` beside `path` under a temporary name; returns that name."""
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), meta)
+    # (the writer makes it 0600: readable by its owner only, unlike the run's other files)
+    os.chmod(tmp, 0o666 & ~_umask())
     return tmp
+
+
+def _umask() -> int:
+    """The process's umask: read where Linux shows it (setting it to read it back would
+    change it for a moment for every thread, the data loader's included)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def read_json(path: Path) -> Any:
