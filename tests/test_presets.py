@@ -78,3 +78,23 @@ def test_preset_round_trips_through_json() -> None:
 
     p = load_preset("vhs")
     assert preset_from_json(p.to_json()).to_json() == p.to_json()
+
+
+@pytest.mark.parametrize(
+    "op,field",
+    [
+        ("blur", "kind"),
+        ("tint", "tint"),
+        ("tape", "speed"),
+        ("codec", "codec"),
+        ("resample", "down"),
+        ("resample", "up"),
+    ],
+)
+def test_an_empty_choice_list_is_refused(tmp_path: Path, op: str, field: str) -> None:
+    # `kind: []` was accepted and raised a RuntimeError from torch.randint when a window drew it
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"ops:\n  - op: {op}\n    {field}: []\n")
+    with pytest.raises(ManifestError, match=rf"op #1 '{op}': {field}: .*at least one") as e:
+        load_preset(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)

@@ -167,6 +167,8 @@ class OpConfig(BaseModel):
             value = getattr(self, name)
             extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
             bounds: Any = extra.get("bounds")
+            if isinstance(value, tuple) and not value:  # a list of choices (kind: [...])
+                raise ValueError(f"{name}: must list at least one choice, got []")
             if (
                 isinstance(value, tuple)
                 and len(value) == 2
