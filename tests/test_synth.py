@@ -265,6 +265,18 @@ def test_replay_row_is_bit_exact(made: tuple[Path, dict]) -> None:
         assert np.array_equal(lq, np.stack([decode_image(c["bytes"]) for c in row["lq"]]))
 
 
+def test_replay_row_takes_a_row_as_load_dataset_gives_it(
+    made: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """The README loads rows with `datasets.load_dataset`, whose image columns are PIL images:
+    replay_row redoes their LQ bit-exactly too (it raised TypeError on a PIL image)."""
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.load_dataset(str(made[0]), cache_dir=str(tmp_path / "cache"))
+    for row in [ds["train"][0], ds["validation"][0]]:
+        lq = replay_row(row, _templates(), device="cpu")
+        assert np.array_equal(lq, np.stack([np.asarray(im.convert("RGB")) for im in row["lq"]]))
+
+
 def test_vhs_preset_and_jpeg(footage: Path, tmp_path: Path) -> None:
     from filmdata.degrade import preset_names
 

@@ -1316,7 +1316,8 @@ def replay_row(
     stored bytes exactly.
 
     Args:
-        row: a shard row (`gt` frames as image bytes or `{"bytes": ...}`, `degradation` JSON).
+        row: a shard row (`gt` frames as image bytes, `{"bytes": ...}` or the PIL images of
+            `datasets.load_dataset`; `degradation` JSON).
         templates: the degradations folder the row was made with.
         device: auto (the device kind recorded in the row, when here) | cpu | cuda[:N].
         root, source_file: with `--sharpen-gt` the stored GT is sharpened, so the clean GT is
@@ -1328,18 +1329,17 @@ def replay_row(
     import torch
 
     from .degrade import frames_to_clip, load_templates, replay
-    from .shards import decode_image
 
     deg = row["degradation"]
     deg = json.loads(deg) if isinstance(deg, str) else dict(deg)
     dev = making_device(deg.pop("device", None), device)
-    jpeg = _bytes(row["gt"][0])[:2] == b"\xff\xd8"  # (JPEG's start-of-image marker)
+    jpeg = _is_jpeg(row["gt"][0])
     if deg.pop("gt_sharpen", None) is not None or (
         jpeg and (source_file is not None or root is not None)
     ):
         gt = rederive_gt(row, root=root, path=source_file)
     else:
-        gt = np.stack([decode_image(_bytes(c)) for c in row["gt"]])
+        gt = np.stack([_pixels(c) for c in row["gt"]])
         if jpeg:
             warnings.warn(
                 f"row {row.get('id')!r}: its GT is stored as JPEG and its LQ was made from "
@@ -1358,6 +1358,26 @@ def replay_row(
 
 def _bytes(cell: Any) -> bytes:
     return cell["bytes"] if isinstance(cell, dict) else cell
+
+
+def _is_pil(cell: Any) -> bool:
+    # a row as `datasets.load_dataset` gives it holds PIL images, decoded from the stored bytes
+    return hasattr(cell, "convert") and hasattr(cell, "format")
+
+
+def _is_jpeg(cell: Any) -> bool:
+    if _is_pil(cell):
+        return cell.format == "JPEG"
+    return _bytes(cell)[:2] == b"\xff\xd8"  # (JPEG's start-of-image marker)
+
+
+def _pixels(cell: Any) -> np.ndarray:
+    """A stored frame (bytes, `{"bytes": ...}` or a PIL image) as (H, W, 3) uint8 RGB."""
+    from .shards import decode_image
+
+    if _is_pil(cell):
+        return np.asarray(cell.convert("RGB"))
+    return decode_image(_bytes(cell))
 
 
 def rederive_gt(
@@ -1384,9 +1404,7 @@ def rederive_gt(
 
 
 def decode_image_size(cell: Any) -> int:
-    from .shards import decode_image
-
-    return int(decode_image(_bytes(cell)).shape[0])
+    return int(_pixels(cell).shape[0])
 
 
 def source_path(source: str, *, root: str | os.PathLike[str] | None = None) -> Path:
