@@ -159,6 +159,24 @@ def test_cli_make_and_extract(runner, tmp_path: Path) -> None:
         assert why in line and not out.exists()
 
 
+def test_extract_that_finds_no_damage_says_so(runner, tmp_path: Path) -> None:
+    """Footage with nothing above --threshold (a blank reel, or too high a threshold) wrote no
+    template yet printed an empty table, 'written under OUT' and exited 0; a synth with that
+    --templates then found no templates. It is refused in one line naming the video."""
+    from filmdata.video import write_video
+
+    blank = tmp_path / "blank.mp4"
+    write_video(blank, [np.full((96, 128, 3), 10, np.uint8)] * 6, 24.0)
+    overlay = _overlay_video(tmp_path / "o.mp4", False)
+    for video, extra in [(blank, []), (overlay, ["--threshold", "0.99"])]:
+        out = tmp_path / f"x-{video.stem}"
+        res = runner.invoke(app, ["templates", "extract", str(video), "--out", str(out), "-q",
+                                  *extra])  # fmt: skip
+        assert res.exit_code == 2, res.output
+        (line,) = [s for s in res.output.splitlines() if s.strip()]
+        assert str(video) in line and "no damage found" in line and "written" not in line
+
+
 def test_cli_refuses_an_out_that_is_a_file(runner, tmp_path: Path) -> None:
     """--out naming a file (or a folder under one) is refused in one line (exit 2), not a
     NotADirectoryError traceback from the first mkdir; the file is left as it was."""

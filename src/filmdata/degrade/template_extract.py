@@ -66,7 +66,8 @@ def extract_templates(
 
     Raises:
         RefusedError: the video is missing, `step` or `limit` is under 1, `threshold` is not in
-            (0, 1), or a file stands where `out` should be; MediaError: it cannot be decoded.
+            (0, 1), a file stands where `out` should be, or no damage is found in it;
+            MediaError: it cannot be decoded.
     """
     from tqdm import tqdm
 
@@ -113,6 +114,12 @@ def extract_templates(
         bar.close()
     if seen == 0:
         raise MediaError(f"{video}: no frames decoded")
+    if not counts:
+        raise RefusedError(
+            f"{video}: no damage found: nothing stands --threshold {threshold} above the "
+            f"background in the {seen} frame(s) looked at; give overlay footage (dust and "
+            "scratches on black or white), or a lower --threshold"
+        )
     return counts
 
 
