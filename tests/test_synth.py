@@ -1265,6 +1265,23 @@ def test_clips_smaller_than_the_size_are_left_out_and_counted(tmp_path: Path) ->
     assert {r["source"] for r in _rows(tmp_path / "ds")} == {"big"}
 
 
+def test_clips_shorter_than_the_clip_len_are_counted(tmp_path: Path, runner) -> None:
+    """A clip shorter than --clip-len holds no window: with others that do, it was left out
+    without a word (summary and output silent). The summary counts it and the command says so."""
+    long, _ = make_clip(tmp_path / "long.mp4", (12,), (96, 64))
+    short, _ = make_clip(tmp_path / "short.mp4", (T - 1,), (96, 64), seed=1)
+    kw = dict(clip_len=T, size=S, seed=1, device="cpu", quiet=True, root=tmp_path / "root")
+    summary = synth(_templates(), "film", [long, short], out=tmp_path / "ds", **kw)
+    assert summary["clips_too_short"] == 1 and summary["clips_too_small"] == 0
+    assert {r["source"] for r in _rows(tmp_path / "ds")} == {"long"}
+    res = runner.invoke(app, ["synth", "--templates", str(_templates()), "--input", str(long),
+                              "--input", str(short), "--out", str(tmp_path / "ds2"), "-q",
+                              "--clip-len", str(T), "--size", str(S), "--device", "cpu",
+                              "--root", str(tmp_path / "root")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"1 clip(s) shorter than --clip-len {T} left out" in res.output
+
+
 def test_scenes_cut_each_input_so_that_no_window_spans_a_change_of_shot(tmp_path: Path) -> None:
     """A whole video of three shots given as --input: on its own each window of 5 frames runs
     on from where the last ended, across the cuts; with `scenes` the file is cut at them first

@@ -995,6 +995,10 @@ def synth(
         )
         # clips whose picture holds no `size` crop (`holds`): none of their windows is made
         summary["clips_too_small"] = sum(not holds(c, size) for c in clips)
+        # clips (of a picture that holds one) too short for a window of `clip_len` frames
+        summary["clips_too_short"] = sum(
+            holds(c, size) and c.end - c.start < clip_len for c in clips
+        )
         # windows whose GT frames other configs of the dataset hold in train and validation
         summary["windows_left_out_across_configs"] = planned.left_out
         summary["no_validation_across_configs"] = planned.no_validation

@@ -147,6 +147,11 @@ def synth_cmd(
             f"{summary['clips_too_small']} clip(s) smaller than --size {size} left out (their "
             "GT would be upscaled)"
         )
+    if summary.get("clips_too_short"):
+        typer.echo(
+            f"{summary['clips_too_short']} clip(s) shorter than --clip-len {clip_len} left out "
+            "(no window fits)"
+        )
     if summary.get("windows_left_out_across_configs"):
         typer.echo(
             f"{summary['windows_left_out_across_configs']} window(s) left out: other configs "
