@@ -177,6 +177,16 @@ def test_extract_that_finds_no_damage_says_so(runner, tmp_path: Path) -> None:
         assert str(video) in line and "no damage found" in line and "written" not in line
 
 
+def test_make_refuses_a_negative_seed(runner, tmp_path: Path) -> None:
+    """--seed -1 was a ValueError traceback from numpy's SeedSequence (exit 1), after the
+    first kind's folder was made. It is refused in one line (exit 2), nothing written."""
+    out = tmp_path / "pack"
+    res = runner.invoke(app, ["templates", "make", "--out", str(out), "--seed", "-1"])
+    assert res.exit_code == 2, res.output
+    (line,) = [s for s in res.output.splitlines() if s.strip()]
+    assert "--seed must be >= 0, got -1" in line and not out.exists()
+
+
 def test_cli_refuses_an_out_that_is_a_file(runner, tmp_path: Path) -> None:
     """--out naming a file (or a folder under one) is refused in one line (exit 2), not a
     NotADirectoryError traceback from the first mkdir; the file is left as it was."""

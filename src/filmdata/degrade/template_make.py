@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import RefusedError
+
 COUNTS = {"dust": 48, "dirt": 16, "hair": 12, "scratch": 12, "blotch": 8, "edge": 6}
 
 
@@ -158,10 +160,13 @@ def make_templates(
         counts: templates per kind (default `COUNTS`).
 
     Raises:
-        RefusedError: a file stands where `out` (or a folder above it) should be.
+        RefusedError: `seed` is negative, or a file stands where `out` (or a folder above it)
+            should be.
     """
     from ..paths import refuse_unless_folder
 
+    if seed < 0:  # (numpy's SeedSequence takes non-negative integers only)
+        raise RefusedError(f"--seed must be >= 0, got {seed}")
     out = Path(out)
     refuse_unless_folder(out.absolute(), "--out")
     done: dict[str, int] = {}
