@@ -98,3 +98,13 @@ def test_an_empty_choice_list_is_refused(tmp_path: Path, op: str, field: str) ->
     with pytest.raises(ManifestError, match=rf"op #1 '{op}': {field}: .*at least one") as e:
         load_preset(path)
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_an_unknown_name_lists_every_preset_it_would_have_found(tmp_path: Path) -> None:
+    # with a --templates folder of the user's own presets, the message listed only those
+    # ("known: mine"), though the bundled film and vhs are found by name there too
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "mine.yaml").write_text("ops:\n  - op: grain\n")
+    assert load_preset("vhs", tmp_path).name == "vhs"
+    with pytest.raises(ManifestError, match=r"no such preset \(known: film, mine, vhs;"):
+        load_preset("nosuch", tmp_path)

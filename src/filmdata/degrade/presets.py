@@ -143,7 +143,10 @@ def load_preset(
         candidates.append(bundled_dir() / "presets" / f"{text}.yaml")
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            known = ", ".join(preset_names(templates_dir)) or "none"
+            # every name the search above finds (the folder's own presets and the bundled)
+            folders = {c.parent for c in candidates}
+            names = {p.stem for folder in folders for p in folder.glob("*.yaml")}
+            known = ", ".join(sorted(names)) or "none"
             raise ManifestError(
                 f"preset {text!r}: no such preset (known: {known}; or give a YAML path)"
             )
