@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -123,6 +124,33 @@ def test_pair_export_real_config(catalog_root: tuple[Path, Path, list[int | None
             b = gt.mean(2) - gt.mean()
             assert float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())) > 0.8
     assert (root / "datasets" / "real" / "README.md").exists()
+
+
+def test_an_export_stopped_part_way_does_not_load_as_complete(
+    catalog_root: tuple[Path, Path, list[int | None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export stopped after its train split (Ctrl-C before validation) wrote no card, and
+    `datasets.load_dataset` took the train shards it found as the whole dataset. The card now
+    names every planned shard until the export ends."""
+    import datasets
+
+    from filmdata import shards
+
+    real = shards.write_split
+
+    def stop_before_validation(dataset: Path, config: str, split: str, *a: Any, **k: Any) -> Any:
+        if split == "validation":
+            raise KeyboardInterrupt
+        return real(dataset, config, split, *a, **k)
+
+    root, manifest, _ = catalog_root
+    monkeypatch.setattr(shards, "write_split", stop_before_validation)
+    with pytest.raises(KeyboardInterrupt):
+        pair(root, [manifest], export="real", clip_len=4, size=64, quiet=True)
+    dataset = root / "datasets" / "real"
+    assert list((dataset / "data" / "real").glob("train-*.parquet"))
+    with pytest.raises(FileNotFoundError, match="validation-00000"):
+        datasets.load_dataset(str(dataset))
 
 
 def test_re_export_without_validation_drops_the_old_split(

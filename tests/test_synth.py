@@ -1347,3 +1347,36 @@ def test_one_file_given_twice_is_refused(tmp_path: Path, runner) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert f"--input {again}: the same file as --input {path}" in result.output
+
+
+def test_an_interrupted_first_run_does_not_load_as_complete(
+    footage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first run stopped after some of its shards (Ctrl-C, a crash) had written no card:
+    `datasets.load_dataset` found the finished shards by itself and loaded them as the whole
+    dataset. While shards are still to come, the card names every planned shard, so loading
+    fails on the first missing one; the resumed run writes the usual card."""
+    import datasets
+
+    from filmdata.synth import Degrader
+
+    calls = {"n": 0}
+    real = Degrader.degrade
+
+    def stop_at_the_third_window(self: Degrader, *a: object, **k: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the first shard (two windows) made: stop there
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    kw = dict(clip_len=2, size=16, seed=1, rows_per_shard=2, max_windows=6, quiet=True)
+    out = tmp_path / "ds"
+    monkeypatch.setattr(Degrader, "degrade", stop_at_the_third_window)
+    with pytest.raises(KeyboardInterrupt):
+        synth(_templates(), "film", [footage], out=out, root=tmp_path / "root", **kw)
+    assert 1 <= len(list((out / "data" / "synthetic").glob("*.parquet"))) < 3
+    with pytest.raises(FileNotFoundError, match="train-00001-of-00003"):
+        datasets.load_dataset(str(out))
+    monkeypatch.undo()
+    synth(_templates(), "film", [footage], out=out, root=tmp_path / "root", **kw)
+    assert len(datasets.load_dataset(str(out))["train"]) == 6

@@ -648,28 +648,46 @@ def write_card(
     title: str | None = None,
     description: str = "",
     params: Mapping[str, Any] | None = None,
+    pending: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> Path:
     """(Re)write `README.md` from what the records list: configs, data files, splits, features.
 
     The YAML header is what `datasets.load_dataset(path)` reads (`configs:` with `data_files`
     per split); `dataset_info` carries the features and row counts.
+
+    `pending`: {config: {split: shard file names}} of a config whose shards are being made:
+    its `data_files` name every planned shard, so that until the last is there, loading it
+    fails on the first one missing (a run stopped part-way never loads as the whole dataset;
+    with no card, `datasets` took whatever shards it found). The run that completes them
+    writes the card again without it.
     """
     import yaml
 
     dataset = Path(dataset)
     found = scan(dataset)
-    if not found:
+    pending = dict(pending or {})
+    if not found and not pending:
         raise FilmdataError(f"{dataset}: no complete shards to describe")
     configs, infos = [], []
-    default = "synthetic" if "synthetic" in found else next(iter(found))
-    for config, splits in found.items():
-        entry: dict[str, Any] = {
-            "config_name": config,
-            "data_files": [{"split": s, "path": card_files(config, s)} for s in splits],
-        }
+    names = list(found) + [c for c in pending if c not in found]
+    default = "synthetic" if "synthetic" in names else names[0]
+    for config in names:
+        entry: dict[str, Any] = {"config_name": config}
+        if config in pending:
+            entry["data_files"] = [
+                {"split": s, "path": [f"data/{config}/{f}" for f in files]}
+                for s, files in sorted(pending[config].items(), key=lambda kv: _split_order(kv[0]))
+            ]
+        else:
+            entry["data_files"] = [
+                {"split": s, "path": card_files(config, s)} for s in found[config]
+            ]
         if config == default:
             entry["default"] = True
         configs.append(entry)
+        if config not in found:
+            continue
+        splits = found[config]
         infos.append(
             {
                 "config_name": config,
@@ -699,6 +717,13 @@ def write_card(
     for config, splits in found.items():
         for s, v in splits.items():
             lines.append(f"| {config} | {s} | {v['rows']} | {v['shards']} | {v['bytes']} |")
+    for config in pending:
+        lines += [
+            "",
+            f"Config `{config}` is being made: it loads once all of its "
+            f"{sum(len(f) for f in pending[config].values())} shards are written (a stopped "
+            "run resumes them).",
+        ]
     lines += [
         "",
         "Each row is one window: `gt` and `lq` are lists of frames (images) of equal length; "

@@ -1099,6 +1099,12 @@ def _synth(
             early.close()
             early = None
         shards.write_record(dataset, CONFIG, record)
+        if todo:  # until its last shard is made, the card names them all (a stopped run
+            # does not load as the whole dataset: `shards.write_card`'s `pending`)
+            planned_files: dict[str, list[str]] = {}
+            for j in jobs:
+                planned_files.setdefault(j.split, []).append(j.file)
+            shards.write_card(dataset, pending={CONFIG: planned_files})
         made = 0
         if todo and backend == "ray":
             task = _RayShards(

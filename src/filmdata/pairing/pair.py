@@ -34,6 +34,7 @@ from .align import SHARP_SHARE, align
 from .descriptors import scale_matrix
 
 CONFIG = "real"
+EXPORT_ROWS_PER_SHARD = 64  # rows in each shard of the export
 
 
 def pair(
@@ -193,7 +194,7 @@ def export_real(
         no window to export, `real` is empty and the dataset is left as it was (the caller
         reports the pairs left out as failed items: they were aligned and recorded).
     """
-    from ..shards import register_dataset, write_card, write_split
+    from ..shards import register_dataset, shard_name, write_card, write_split
     from ..video import file_hdr
 
     dataset = datasets_dir(root) / name
@@ -250,15 +251,21 @@ def export_real(
     if any(tr or va for *_, tr, va in plans):
         _note_frames(dataset, root, frames, others)
     counts = {}
+    todo = []
     for split in ("train", "validation"):
         parts = [(p, lq, gt, tr if split == "train" else va) for p, lq, gt, tr, va in plans]
         total = sum(len(w) for *_, w in parts)
-        if total == 0:
-            continue
+        if total:
+            todo.append((split, parts, total))
+    if todo:  # until the last shard is written, the card names them all (`write_card`)
+        of = {split: max(1, -(-total // EXPORT_ROWS_PER_SHARD)) for split, _, total in todo}
+        planned = {s: [shard_name(s, i, k) for i in range(k)] for s, k in of.items()}
+        write_card(dataset, pending={CONFIG: planned})
+    for split, parts, total in todo:
         rows = (
             row for p, lq, gt, ws in parts for row in _rows(p, lq, gt, ws, clip_len, size, gt_scale)
         )
-        write_split(dataset, CONFIG, split, rows, rows_per_shard=64, total=total)
+        write_split(dataset, CONFIG, split, rows, rows_per_shard=EXPORT_ROWS_PER_SHARD, total=total)
         counts[split] = total
     summary = {
         "name": name,
