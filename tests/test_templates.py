@@ -249,3 +249,29 @@ def test_extract_from_anamorphic_and_interlaced_overlays(tmp_path: Path) -> None
         out.mux(s.encode())
     counts = extract_templates(woven, tmp_path / "woven", step=1, quiet=True)
     assert counts.get("scratch", 0) >= 8, counts
+
+
+def test_extract_from_pictures_warns(runner, tmp_path: Path) -> None:
+    """Ordinary footage (no overlay reel: a fifth of its pixels stand out from the local
+    background) gave hundreds of templates of its pictures' details without a word; it still
+    writes them (the threshold is a guess), but says so in one line on stderr naming the
+    video and the files. Overlay footage says nothing."""
+    from filmdata.synthetic import render_shots
+    from filmdata.video import write_video
+
+    frames, _ = render_shots([8], 128, 96, seed=3)
+    pictures = tmp_path / "pictures.mp4"
+    write_video(pictures, frames, 24.0)
+    overlay = _overlay_video(tmp_path / "o.mp4", False)
+    for video, warned in ((pictures, True), (overlay, False)):
+        out = tmp_path / f"x-{video.stem}"
+        res = runner.invoke(app, ["templates", "extract", str(video), "--out", str(out), "-q",
+                                  "--json"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["templates"]
+        lines = [s for s in res.stderr.splitlines() if s.strip()]
+        if warned:
+            (line,) = lines
+            assert line.startswith("warning: ") and str(video) in line and "overlay" in line
+        else:
+            assert lines == []

@@ -60,7 +60,15 @@ def extract_cmd(
     json_: bool = JsonOpt,
 ) -> None:
     """Turn real film-noise overlay footage into templates, sorted by kind."""
+    import warnings
+
     from ..degrade.template_extract import extract_templates
 
-    counts = extract_templates(video, out, step=step, threshold=threshold, limit=limit, quiet=quiet)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", UserWarning)
+        counts = extract_templates(
+            video, out, step=step, threshold=threshold, limit=limit, quiet=quiet
+        )
     _report(counts, out, json_)
+    for w in said:  # (one line each, on stderr: stdout may be JSON)
+        typer.echo(f"warning: {w.message}", err=True)

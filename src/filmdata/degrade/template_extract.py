@@ -18,6 +18,7 @@ Templates are written as `<out>/<kind>/x-<video stem>-NNNNN.png` (8-bit gray), u
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -38,6 +39,12 @@ def classify(w: int, h: int, area: int, frame_h: int) -> str:
     if max(w, h) <= 24:
         return "dust"
     return "dirt"
+
+
+#: the median share of a frame's pixels standing out from the background above which the
+#: footage is taken for pictures, not overlay footage (dust and scratches on a plain ground:
+#: well under 1%; a cartoon, a street scene, a phone call: 15-20%)
+PICTURE_SHARE = 0.05
 
 
 def extract_templates(
@@ -91,6 +98,7 @@ def extract_templates(
     sar = file_aspect(video)
     bar = tqdm(total=total, disable=quiet, unit="frame", desc="extract")
     seen = 0
+    shares: list[float] = []  # each frame's share of pixels standing out
     try:
         for index, frame in iter_frames(video, gray=True, step=step, deinterlace=True):
             bar.update(step)
@@ -99,7 +107,7 @@ def extract_templates(
                 h, w = frame.shape
                 wide = cv2.INTER_LINEAR if sar > 1 else cv2.INTER_AREA
                 frame = cv2.resize(frame, (max(1, round(w * sar)), h), interpolation=wide)
-            for kind, crop in components(frame, threshold, min_area):
+            for kind, crop in components(frame, threshold, min_area, shares):
                 n = counts.get(kind, 0)
                 if n >= limit:
                     continue
@@ -120,11 +128,24 @@ def extract_templates(
             f"background in the {seen} frame(s) looked at; give overlay footage (dust and "
             "scratches on black or white), or a lower --threshold"
         )
+    share = float(np.median(shares)) if shares else 0.0
+    if share > PICTURE_SHARE:
+        warnings.warn(
+            f"{video}: does not look like overlay footage: {share:.0%} of a frame's pixels "
+            "stand out from its background (dust and scratches on black or white: under 1%); "
+            f"the {sum(counts.values())} templates written under {out} (x-{stem}-*.png) may "
+            "be details of its pictures",
+            UserWarning,
+            stacklevel=2,
+        )
     return counts
 
 
-def components(frame: np.ndarray, threshold: float, min_area: int) -> list[tuple[str, np.ndarray]]:
-    """(kind, soft crop in [0, 1]) for every damage component of one (H, W) uint8 frame."""
+def components(
+    frame: np.ndarray, threshold: float, min_area: int, shares: list[float] | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """(kind, soft crop in [0, 1]) for every damage component of one (H, W) uint8 frame;
+    `shares`: the share of its pixels standing `threshold` out is appended to it."""
     f = frame.astype(np.float32) / 255
     if np.median(f) > 0.5:
         f = 1 - f
@@ -136,6 +157,8 @@ def components(frame: np.ndarray, threshold: float, min_area: int) -> list[tuple
     bg = cv2.resize(cv2.medianBlur((small * 255).astype(np.uint8), k), (f.shape[1], f.shape[0]))
     damage = np.clip(f - bg.astype(np.float32) / 255, 0, 1)
     mask = (damage > threshold).astype(np.uint8)
+    if shares is not None:
+        shares.append(float(mask.mean()))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     out = []
     h, w = f.shape
