@@ -592,6 +592,9 @@ def write_split(
             (folder / name).unlink(missing_ok=True)
         for p in folder.glob(f"{split}-*-of-*.parquet"):
             p.unlink()
+        # planned before the first shard: until the last is written, the card names them all
+        record.setdefault("plan", {})[split] = n
+        write_record(dataset, config, record)
         entries: list[dict[str, Any]] = []
         batch: list[Mapping[str, Any]] = []
 
@@ -638,6 +641,32 @@ def scan(dataset: str | os.PathLike[str]) -> dict[str, dict[str, dict[str, int]]
     return out
 
 
+def pending_files(dataset: str | os.PathLike[str]) -> dict[str, dict[str, list[str]]]:
+    """{config: {split: planned shard names}} of each config whose record plans shards (its
+    `plan`: shards per split) that it does not list as complete: a run under way, or one
+    stopped part-way."""
+    dataset = Path(dataset)
+    out: dict[str, dict[str, list[str]]] = {}
+    data = dataset / "data"
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()) if data.is_dir() else []:
+        record = read_record(dataset, folder.name)
+        plan = record.get("plan") or {}
+        planned = {s: [shard_name(s, k, int(n)) for k in range(int(n))] for s, n in plan.items()}
+        if any(f not in record["shards"] for files in planned.values() for f in files):
+            out[folder.name] = dict(sorted(planned.items(), key=lambda kv: _split_order(kv[0])))
+    return out
+
+
+def record_plan(dataset: str | os.PathLike[str], config: str, plan: Mapping[str, int]) -> None:
+    """Record that `config`'s splits will hold `plan` shards each (before they are written:
+    until they all are, the card names them, `write_card`)."""
+    dataset = Path(dataset)
+    with locked(dataset):
+        record = read_record(dataset, config)
+        record["plan"] = {**(record.get("plan") or {}), **{s: int(n) for s, n in plan.items()}}
+        write_record(dataset, config, record)
+
+
 def _split_order(split: str) -> tuple[int, str]:
     return ({"train": 0, "validation": 1, "test": 2}.get(split, 3), split)
 
@@ -648,24 +677,23 @@ def write_card(
     title: str | None = None,
     description: str = "",
     params: Mapping[str, Any] | None = None,
-    pending: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> Path:
     """(Re)write `README.md` from what the records list: configs, data files, splits, features.
 
     The YAML header is what `datasets.load_dataset(path)` reads (`configs:` with `data_files`
     per split); `dataset_info` carries the features and row counts.
 
-    `pending`: {config: {split: shard file names}} of a config whose shards are being made:
-    its `data_files` name every planned shard, so that until the last is there, loading it
-    fails on the first one missing (a run stopped part-way never loads as the whole dataset;
-    with no card, `datasets` took whatever shards it found). The run that completes them
-    writes the card again without it.
+    A config whose record plans shards it does not list as complete (`pending_files`: a run
+    under way, or stopped part-way) has its `data_files` name every planned shard, so that
+    until the last is there, loading it fails on the first one missing: a stopped run never
+    loads as the whole dataset (with no card, `datasets` took whatever shards it found; a card
+    rewritten by `verify --repair` offered them whole).
     """
     import yaml
 
     dataset = Path(dataset)
     found = scan(dataset)
-    pending = dict(pending or {})
+    pending = pending_files(dataset)
     if not found and not pending:
         raise FilmdataError(f"{dataset}: no complete shards to describe")
     configs, infos = [], []
@@ -676,7 +704,7 @@ def write_card(
         if config in pending:
             entry["data_files"] = [
                 {"split": s, "path": [f"data/{config}/{f}" for f in files]}
-                for s, files in sorted(pending[config].items(), key=lambda kv: _split_order(kv[0]))
+                for s, files in pending[config].items()
             ]
         else:
             entry["data_files"] = [
@@ -792,8 +820,19 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
             s.get("name"): s.get("num_examples") for s in i.get("splits") or []
         }
     problems = []
-    for config in sorted(set(found) | set(files), key=str):
+    pending = pending_files(dataset)
+    for config in sorted(set(found) | set(files) | set(pending), key=str):
         have, listed = found.get(config, {}), files.get(config, {})
+        if config in pending:  # (its missing shards are the shards' own problems)
+            want = {s: [f"data/{config}/{f}" for f in fs] for s, fs in pending[config].items()}
+            if listed != want:
+                made = read_record(dataset, config)["shards"]
+                missing = sum(f not in made for fs in pending[config].values() for f in fs)
+                problems.append(
+                    f"config {config!r}: README.md offers it, though {missing} of its planned "
+                    "shards are not complete"
+                )
+            continue
         if config not in files:
             problems.append(f"config {config!r} has complete shards but is not in README.md")
             continue

@@ -1100,11 +1100,8 @@ def _synth(
             early = None
         shards.write_record(dataset, CONFIG, record)
         if todo:  # until its last shard is made, the card names them all (a stopped run
-            # does not load as the whole dataset: `shards.write_card`'s `pending`)
-            planned_files: dict[str, list[str]] = {}
-            for j in jobs:
-                planned_files.setdefault(j.split, []).append(j.file)
-            shards.write_card(dataset, pending={CONFIG: planned_files})
+            # does not load as the whole dataset: `shards.pending_files`)
+            shards.write_card(dataset)
         made = 0
         if todo and backend == "ray":
             task = _RayShards(

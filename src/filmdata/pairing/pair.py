@@ -194,7 +194,7 @@ def export_real(
         no window to export, `real` is empty and the dataset is left as it was (the caller
         reports the pairs left out as failed items: they were aligned and recorded).
     """
-    from ..shards import register_dataset, shard_name, write_card, write_split
+    from ..shards import record_plan, register_dataset, write_card, write_split
     from ..video import file_hdr
 
     dataset = datasets_dir(root) / name
@@ -257,10 +257,10 @@ def export_real(
         total = sum(len(w) for *_, w in parts)
         if total:
             todo.append((split, parts, total))
-    if todo:  # until the last shard is written, the card names them all (`write_card`)
+    if todo:  # until the last shard is written, the card names them all (`pending_files`)
         of = {split: max(1, -(-total // EXPORT_ROWS_PER_SHARD)) for split, _, total in todo}
-        planned = {s: [shard_name(s, i, k) for i in range(k)] for s, k in of.items()}
-        write_card(dataset, pending={CONFIG: planned})
+        record_plan(dataset, CONFIG, of)
+        write_card(dataset)
     for split, parts, total in todo:
         rows = (
             row for p, lq, gt, ws in parts for row in _rows(p, lq, gt, ws, clip_len, size, gt_scale)
