@@ -371,6 +371,26 @@ def test_a_name_is_the_roots_dataset_where_a_folder_of_that_name_here_is_none(
     assert resolve_dataset("toy", root) == (here / "toy").resolve()  # nothing else: as before
 
 
+def test_a_name_is_a_dataset_the_catalog_knows_outside_the_roots_datasets(
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`synth --out /tmp/vhs-set` records the dataset in the root's catalog (`filmdata datasets`
+    lists it, `verify vhs-set` and `preview vhs-set` find it), but `--data vhs-set` of train and
+    eval looked only under ROOT/datasets and refused it ("no such dataset folder")."""
+    from filmdata.catalog import Catalog
+    from filmdata.shards import register_dataset
+
+    root = tmp_path / "r"
+    root.mkdir()
+    with Catalog.at_root(root):
+        pass
+    register_dataset(root, toy_dataset)  # a dataset folder outside ROOT/datasets
+    monkeypatch.chdir(tmp_path)
+    assert resolve_dataset(toy_dataset.name, root) == toy_dataset
+
+
 def test_dataset_resolution_and_splits(toy_dataset: Path, tmp_path: Path) -> None:  # noqa: F811
     root = toy_dataset.parent.parent
     assert resolve_dataset(toy_dataset, None) == toy_dataset

@@ -14,7 +14,11 @@ from ._common import DeviceOpt, JsonOpt, QuietOpt, RootOpt, command, print_json,
 
 @command("train")
 def train_cmd(
-    data: str = typer.Option(..., "--data", help="Dataset folder, or a name under ROOT/datasets."),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        help="Dataset folder, or a name: ROOT/datasets/NAME, or one `filmdata datasets` lists.",
+    ),
     config: str = typer.Option("tiny", "--config", help="tiny | small | base | a YAML/JSON file."),
     steps: int | None = typer.Option(
         None, "--steps", min=1, help="Training steps (default: config)."
@@ -62,7 +66,11 @@ def train_cmd(
 @command("eval")
 def eval_cmd(
     run: str = typer.Argument(..., help="Run folder (or a name under ROOT/runs)."),
-    data: str = typer.Option(..., "--data", help="Dataset folder, or a name under ROOT/datasets."),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        help="Dataset folder, or a name: ROOT/datasets/NAME, or one `filmdata datasets` lists.",
+    ),
     split: str = typer.Option("validation", "--split", help="Dataset split to evaluate on."),
     steps: int | None = typer.Option(
         None, "--steps", min=1, help="Sampling steps (default: config)."

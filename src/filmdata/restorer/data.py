@@ -25,18 +25,29 @@ from ..paths import datasets_dir, refuse_unless_input_folder, resolve_root
 
 def resolve_dataset(data: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> Path:
     """A dataset folder from a path, or a name under ROOT/datasets: a folder that holds a
-    dataset (a card or data/) first, then the name, then any folder of that path (`--data
+    dataset (a card or data/) first, then the name, then a dataset of that name in the root's
+    catalog (one written elsewhere with `synth --out`), then any folder of that path (`--data
     demo` where ./demo is the root itself is the root's dataset `demo`).
 
     Raises:
         RefusedError: neither exists, or the path is a file (and no such name).
     """
+    from ..catalog import Catalog
+
     path = Path(data).expanduser()
     if (path / "data").is_dir() or (path / "README.md").is_file():
         return path.resolve()
-    named = datasets_dir(resolve_root(root)) / str(data)
+    r = resolve_root(root)
+    named = datasets_dir(r) / str(data)
     if named.is_dir():
         return named
+    if (r / "catalog.sqlite").exists():
+        with Catalog.at_root(r) as cat:
+            for row in cat.datasets(name=str(data)):
+                p = Path(row["path"])
+                p = p if p.is_absolute() else r / p
+                if (p / "data").is_dir():
+                    return p
     if path.is_dir():
         return path.resolve()
     hint = "pass a dataset folder or a name under ROOT/datasets"
