@@ -183,3 +183,26 @@ def test_verify_finds_and_rewrites_a_card_that_lacks_what_the_records_list(
 
     header = yaml.safe_load((ds / "README.md").read_text().split("---\n")[1])
     assert [d["split"] for d in header["configs"][0]["data_files"]] == ["train", "validation"]
+
+
+def test_verify_finds_a_card_whose_features_are_not_the_shards(tmp_path: Path, runner) -> None:
+    """The card's `dataset_info` features are what `load_dataset` casts the shards to: edited
+    (a `gt` of strings), loading fails, so verify must not pass it; repair rewrites it."""
+    from filmdata import shards
+
+    ds = tmp_path / "ds"
+    shards.write_split(ds, "real", "train", _real_rows(2))
+    shards.write_card(ds)
+    assert verify(ds)["ok"]
+    card = ds / "README.md"
+    card.write_text(card.read_text().replace("list: image", "list: string", 1))
+    report = verify(ds)
+    assert not report["ok"]
+    assert report["card"]["problems"] == [
+        "config 'real': README.md's features are not the shards' (`load_dataset` would fail "
+        "casting them)"
+    ]
+    result = runner.invoke(app, ["verify", str(ds)])
+    assert result.exit_code == 1 and "features" in result.output, result.output
+    assert verify(ds, repair=True)["card"]["repaired"]
+    assert verify(ds)["ok"] and "list: string" not in card.read_text()

@@ -815,10 +815,12 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
             d.get("split"): d.get("path") for d in c.get("data_files") or []
         }
     rows: dict[str, dict[str, int]] = {}
+    features: dict[str, Any] = {}
     for i in header.get("dataset_info") or []:
         rows[i.get("config_name")] = {
             s.get("name"): s.get("num_examples") for s in i.get("splits") or []
         }
+        features[i.get("config_name")] = i.get("features")
     problems = []
     pending = pending_files(dataset)
     for config in sorted(set(found) | set(files) | set(pending), key=str):
@@ -836,6 +838,12 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
         if config not in files:
             problems.append(f"config {config!r} has complete shards but is not in README.md")
             continue
+        if config in features and config in found and features[config] != _yaml_features():
+            # `load_dataset` casts the shards to the card's features: others fail it
+            problems.append(
+                f"config {config!r}: README.md's features are not the shards' "
+                "(`load_dataset` would fail casting them)"
+            )
         for split in sorted(set(have) | set(listed), key=str):
             where = f"config {config!r} split {split!r}"
             if split not in listed:
