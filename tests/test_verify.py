@@ -206,3 +206,36 @@ def test_verify_finds_a_card_whose_features_are_not_the_shards(tmp_path: Path, r
     assert result.exit_code == 1 and "features" in result.output, result.output
     assert verify(ds, repair=True)["card"]["repaired"]
     assert verify(ds)["ok"] and "list: string" not in card.read_text()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "{",  # cut short
+        "[]",
+        '{"shards": null}',
+        '{"shards": {"train-00000-of-00003.parquet": 3}}',
+        '{"shards": {"train-00000-of-00003.parquet": {"split": "train"}}}',
+        None,  # a folder where the file was
+    ],
+)
+def test_verify_reports_a_damaged_record(dataset: Path, runner, damage: str | None) -> None:
+    """A record (`_shards.json`) that is not one `verify` can read is a problem of the dataset
+    it names (exit 1, a line naming the file), not a traceback nor a refusal."""
+    record = dataset / "data" / "synthetic" / "_shards.json"
+    record.unlink()
+    if damage is None:
+        record.mkdir()
+    else:
+        record.write_text(damage)
+    result = runner.invoke(app, ["verify", str(dataset)])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert any("_shards.json" in s and "BAD" in s for s in result.output.splitlines())
+    report = verify(dataset)
+    assert not report["ok"]
+    (bad,) = [s for s in report["shards"] if not s["ok"]]
+    assert bad["file"] == "_shards.json"
+    assert "unreadable shard record" in bad["problems"][0], bad
+    preview = runner.invoke(app, ["preview", str(dataset), "-o", str(dataset / "p.png")])
+    assert preview.exit_code == 2 and "_shards.json" in preview.output, preview.output

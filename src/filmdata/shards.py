@@ -479,12 +479,33 @@ def read_record(dataset: Path, config: str) -> dict[str, Any]:
     path = record_path(dataset, config)
     if not path.exists():
         return {"version": 1, "config": config, "shards": {}}
+    why: str | None
     try:
         rec = json.loads(path.read_text())
-    except ValueError as e:
-        raise FilmdataError(f"{path}: unreadable shard record ({e}); delete the dataset") from None
+    except (OSError, ValueError) as e:
+        rec, why = None, e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    else:
+        why = _record_problem(rec)
+    if why:
+        raise FilmdataError(f"{path}: unreadable shard record ({why}); delete the dataset")
     rec.setdefault("shards", {})
     return rec
+
+
+def _record_problem(rec: Any) -> str | None:
+    """What makes a parsed record one the readers cannot use (None when it is usable)."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+    entries = rec.get("shards", {})
+    if not isinstance(entries, dict):
+        return f"its shards are a JSON {type(entries).__name__}, not an object"
+    for name, entry in entries.items():
+        if not isinstance(entry, dict):
+            return f"shard {name}: a JSON {type(entry).__name__}, not an object"
+        for key, kind in (("split", str), ("rows", int), ("bytes", int)):
+            if not isinstance(entry.get(key), kind):
+                return f"shard {name}: no {kind.__name__} {key!r}"
+    return None
 
 
 def record_path(dataset: Path, config: str) -> Path:

@@ -145,9 +145,23 @@ def _verify(
     from . import shards
 
     report: dict[str, Any] = {"dataset": str(path), "shards": [], "temporaries": []}
+    unreadable = False
     for folder in sorted(p for p in (path / "data").iterdir() if p.is_dir()):
         config = folder.name
-        record = shards.read_record(path, config)
+        try:
+            record = shards.read_record(path, config)
+        except FilmdataError as e:  # its shards cannot be checked against it
+            unreadable = True
+            report["shards"].append(
+                {
+                    "config": config,
+                    "file": shards.record_path(path, config).name,
+                    "ok": False,
+                    "problems": [str(e)],
+                    "repaired": False,
+                }
+            )
+            continue
         report["temporaries"] += [str(p) for p in folder.glob(".*.tmp-*")]
         names = set(record["shards"]) | {p.name for p in folder.glob("*.parquet")}
         results = []
@@ -195,15 +209,19 @@ def _verify(
             Path(t).unlink(missing_ok=True)
         report["temporaries"] = []
     # The card: what `load_dataset` offers must be what the records list.
-    card = {"file": "README.md", "problems": shards.card_problems(path), "repaired": False}
+    if unreadable:  # the card and the leaks are checked against the records
+        problems = ["not checked: a shard record is unreadable"]
+        card = {"file": "README.md", "problems": problems, "repaired": False}
+    else:
+        card = {"file": "README.md", "problems": shards.card_problems(path), "repaired": False}
     remade = any(s["repaired"] for s in report["shards"])
-    if repair and (card["problems"] or remade) and shards.scan(path):
+    if repair and not unreadable and (card["problems"] or remade) and shards.scan(path):
         shards.write_card(path)
         card["repaired"] = bool(card["problems"])
     card["ok"] = not card["problems"] or card["repaired"]
     report["card"] = card
     # Across configs: no GT frame in train of one and validation of another (`gt_frames`).
-    report["leaks"] = leaks(path, _catalog_root(path, root))
+    report["leaks"] = [] if unreadable else leaks(path, _catalog_root(path, root))
     report["ok"] = (
         all(s["ok"] for s in report["shards"])
         and not report["temporaries"]
