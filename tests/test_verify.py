@@ -239,3 +239,21 @@ def test_verify_reports_a_damaged_record(dataset: Path, runner, damage: str | No
     assert "unreadable shard record" in bad["problems"][0], bad
     preview = runner.invoke(app, ["preview", str(dataset), "-o", str(dataset / "p.png")])
     assert preview.exit_code == 2 and "_shards.json" in preview.output, preview.output
+
+
+def test_verify_prints_each_problem_whole_on_a_line_naming_its_file(dataset: Path, runner) -> None:
+    """What is wrong must be readable: a problem cut at a table's column width ("unreadable
+    Parquet: Arrow...") does not say it."""
+    folder = dataset / "data" / "synthetic"
+    victim = folder / "train-00000-of-00003.parquet"
+    victim.write_bytes(victim.read_bytes()[:5000])
+    (folder / "stray.parquet").write_bytes((folder / "train-00001-of-00003.parquet").read_bytes())
+    report = verify(dataset)
+    problems = [(s["file"], p) for s in report["shards"] for p in s["problems"]]
+    assert {f for f, _ in problems} == {victim.name, "stray.parquet"}
+    assert any(len(p) > 60 for _, p in problems)
+    result = runner.invoke(app, ["verify", str(dataset)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    for file, p in problems:
+        assert any(file in line and p in line for line in lines), (p, result.output)

@@ -183,14 +183,16 @@ def verify_cmd(
         print_json(report)
     else:
         rows = [
-            {
-                **s,
-                "status": "repaired" if s["repaired"] else ("ok" if s["ok"] else "BAD"),
-                "problems": "; ".join(s["problems"]) if not s["repaired"] else s.get("note"),
-            }
+            {**s, "status": "repaired" if s["repaired"] else ("ok" if s["ok"] else "BAD")}
             for s in report["shards"]
         ]
-        print_table(rows, ["config", "file", "status", "problems"])
+        print_table(rows, ["config", "file", "status"])
+        for s in report["shards"]:  # each problem whole (a table cell cuts it short)
+            where = f"data/{s['config']}/{s['file']}"
+            for p in [] if s["repaired"] else s["problems"]:
+                typer.echo(f"{where}: {p}")
+            if s.get("note"):
+                typer.echo(f"{where}: {'' if s['repaired'] else 'not repaired: '}{s['note']}")
         for t in report["temporaries"]:
             typer.echo(f"stale temporary: {t}")
         card = report["card"]
