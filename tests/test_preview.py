@@ -127,3 +127,15 @@ def test_a_cut_shard_is_refused_in_one_line_naming_it(root: Path, runner, tmp_pa
     (line,) = r.stderr.strip().splitlines()
     assert str(shard) in line and "filmdata verify" in line, line
     assert not (tmp_path / "sheet.png").exists()
+
+
+def test_datasets_prints_a_long_path_whole(root: Path, runner, tmp_path: Path) -> None:
+    """The listed path is for copying into `preview` or `load_dataset`: cut at a table's
+    column width ("/home/.../filmdata-roo...") it named nothing."""
+    import shutil
+
+    moved = tmp_path / ("a-folder-name-long-enough-to-pass-sixty-characters" * 2) / "root"
+    shutil.copytree(root, moved)
+    table = runner.invoke(app, ["datasets", "--root", str(moved)])
+    assert table.exit_code == 0, table.output
+    assert str(moved / "datasets" / "mine") in table.output.split(), table.output

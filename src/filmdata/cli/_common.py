@@ -89,27 +89,32 @@ def _json_default(o: Any) -> Any:
 
 
 def print_table(
-    rows: Sequence[dict[str, Any]], columns: Sequence[str], *, file: Any = None
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    file: Any = None,
+    whole: Sequence[str] = (),
 ) -> None:
-    """A plain aligned table for people."""
+    """A plain aligned table for people; cells of more than 60 characters are cut short,
+    but for the `whole` columns (a path to copy)."""
     out = file or sys.stdout
     if not rows:
         print("(none)", file=out)
         return
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    cells = [[_cell(r.get(c), c not in whole) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), file=out)
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip(), file=out)
 
 
-def _cell(v: Any) -> str:
+def _cell(v: Any, cut: bool = True) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.3g}"
     text = str(v)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 60 or not cut else text[:57] + "..."
 
 
 @app.callback()

@@ -252,4 +252,5 @@ def datasets_cmd(root: Path | None = RootOpt, json_: bool = JsonOpt) -> None:
         }
         for r in rows
     ]
-    print_table(table, ["name", "configs", "rows", "MB", "path"])
+    columns = ["name", "configs", "rows", "MB", "path"]
+    print_table(table, columns, whole=columns)  # each a name or path to copy, rows to read
