@@ -139,3 +139,22 @@ def test_datasets_prints_a_long_path_whole(root: Path, runner, tmp_path: Path) -
     table = runner.invoke(app, ["datasets", "--root", str(moved)])
     assert table.exit_code == 0, table.output
     assert str(moved / "datasets" / "mine") in table.output.split(), table.output
+
+
+def test_datasets_says_which_dataset_folder_is_gone(root: Path, runner, tmp_path: Path) -> None:
+    """A dataset deleted (or moved) since it was made stays in the catalog: listed with its
+    rows as if there, `preview` and `load_dataset` of its path then found nothing."""
+    import shutil
+
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy)
+    shutil.rmtree(copy / "datasets" / "mine")
+    listed = runner.invoke(app, ["datasets", "--root", str(copy), "--json"])
+    assert listed.exit_code == 0, listed.output
+    (ds,) = json.loads(listed.output)
+    assert ds["name"] == "mine" and ds["present"] is False
+    table = runner.invoke(app, ["datasets", "--root", str(copy)])
+    (line,) = [s for s in table.output.splitlines() if s.startswith("mine")]
+    assert "missing" in line, table.output
+    here = runner.invoke(app, ["datasets", "--root", str(root), "--json"])
+    assert json.loads(here.output)[0]["present"] is True

@@ -171,7 +171,8 @@ def preview(
 
 
 def list_datasets(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """What the catalog knows of each dataset: name, path, configs, rows per split, bytes.
+    """What the catalog knows of each dataset: name, path, whether its folder is there
+    (`present`), configs, rows per split, bytes.
 
     `path` is absolute: the catalog keeps a dataset under the root relative to it (the root can
     move), but a path listed relative to the root names nothing from any other folder (not for
@@ -190,10 +191,13 @@ def list_datasets(root: str | os.PathLike[str] | None = None) -> list[dict[str, 
     for row in rows:
         splits = row.get("splits") or {}
         path = Path(row["path"])
+        path = path if path.is_absolute() else r / path
         out.append(
             {
                 "name": row["name"],
-                "path": str(path if path.is_absolute() else r / path),
+                "path": str(path),
+                # (the catalog keeps what was made: a folder deleted or moved since is gone)
+                "present": (path / "data").is_dir(),
                 "configs": row.get("configs") or list(splits),
                 "splits": splits,
                 "rows": {f"{c}/{s}": k for c, sp in splits.items() for s, k in sp.items()},

@@ -248,9 +248,10 @@ def datasets_cmd(root: Path | None = RootOpt, json_: bool = JsonOpt) -> None:
             "configs": ",".join(r["configs"]),
             "rows": " ".join(f"{k}={v}" for k, v in r["rows"].items()),
             "MB": round((r["bytes"] or 0) / 2**20, 2),
+            "folder": "present" if r["present"] else "missing",
             "path": r["path"],
         }
         for r in rows
     ]
-    columns = ["name", "configs", "rows", "MB", "path"]
+    columns = ["name", "configs", "rows", "MB", "folder", "path"]
     print_table(table, columns, whole=columns)  # each a name or path to copy, rows to read
