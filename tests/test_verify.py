@@ -257,3 +257,26 @@ def test_verify_prints_each_problem_whole_on_a_line_naming_its_file(dataset: Pat
     lines = result.output.splitlines()
     for file, p in problems:
         assert any(file in line and p in line for line in lines), (p, result.output)
+
+
+def test_verify_names_a_deleted_record(dataset: Path, runner) -> None:
+    """With `_shards.json` gone, every shard read "not in the record (an unfinished write...)"
+    and repair's note called the config not synthetic: the record's loss was named nowhere."""
+    from filmdata import shards
+
+    shards.write_split(dataset, "real", "train", _real_rows(2))  # (the card is rewritable)
+    shards.write_card(dataset)
+    folder = dataset / "data" / "synthetic"
+    (folder / "_shards.json").unlink()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    card = (dataset / "README.md").read_text()
+    report = verify(dataset)
+    assert not report["ok"]
+    (rec,) = [s for s in report["shards"] if s["file"] == "_shards.json"]
+    assert not rec["ok"] and "missing" in rec["problems"][0]
+    result = runner.invoke(app, ["verify", str(dataset), "--repair", "--device", "cpu"])
+    assert result.exit_code == 1
+    assert "data/synthetic/_shards.json: missing" in result.output, result.output
+    assert "not synthetic" not in result.output, result.output
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert (dataset / "README.md").read_text() == card  # repair did not drop the config

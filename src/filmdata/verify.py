@@ -145,7 +145,7 @@ def _verify(
     from . import shards
 
     report: dict[str, Any] = {"dataset": str(path), "shards": [], "temporaries": []}
-    unreadable = False
+    unreadable = kept = False
     for folder in sorted(p for p in (path / "data").iterdir() if p.is_dir()):
         config = folder.name
         try:
@@ -165,6 +165,21 @@ def _verify(
         report["temporaries"] += [str(p) for p in folder.glob(".*.tmp-*")]
         names = set(record["shards"]) | {p.name for p in folder.glob("*.parquet")}
         results = []
+        lost = names and not shards.has_record(folder)  # (it is written before any shard)
+        if lost:
+            results.append(
+                {
+                    "config": config,
+                    "file": shards.RECORD,
+                    "entry": None,
+                    "problems": [
+                        "missing: the record of this config's shards is gone, so they "
+                        "cannot be checked nor repaired; re-make the config with the "
+                        "command that made it (--overwrite)"
+                    ],
+                }
+            )
+            kept = True  # the card too: rewritten from the records, it would drop the config
         for name in sorted(names):
             entry = record["shards"].get(name)
             results.append(
@@ -191,7 +206,7 @@ def _verify(
                         }
                     )
         bad = [r for r in results if r["problems"]]
-        if repair and bad:
+        if repair and bad and not lost:
             _repair(path, config, record, bad, root=root, device=device, quiet=quiet)
         for r in results:
             report["shards"].append(
@@ -215,7 +230,8 @@ def _verify(
     else:
         card = {"file": "README.md", "problems": shards.card_problems(path), "repaired": False}
     remade = any(s["repaired"] for s in report["shards"])
-    if repair and not unreadable and (card["problems"] or remade) and shards.scan(path):
+    rewrite = repair and not (unreadable or kept)
+    if rewrite and (card["problems"] or remade) and shards.scan(path):
         shards.write_card(path)
         card["repaired"] = bool(card["problems"])
     card["ok"] = not card["problems"] or card["repaired"]
