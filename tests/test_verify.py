@@ -280,3 +280,16 @@ def test_verify_names_a_deleted_record(dataset: Path, runner) -> None:
     assert "not synthetic" not in result.output, result.output
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert (dataset / "README.md").read_text() == card  # repair did not drop the config
+
+
+def test_verify_fails_a_dataset_with_nothing_left(dataset: Path, runner) -> None:
+    """Its config folders and card deleted, nothing was left to disagree: verify passed (exit
+    0) a dataset that `load_dataset` cannot load."""
+    import shutil
+
+    shutil.rmtree(dataset / "data" / "synthetic")
+    (dataset / "README.md").unlink()
+    report = verify(dataset)
+    assert not report["ok"]
+    result = runner.invoke(app, ["verify", str(dataset)])
+    assert result.exit_code == 1 and "no complete shards" in result.output, result.output

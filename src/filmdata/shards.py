@@ -821,8 +821,9 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
     found = scan(dataset)
     card = dataset / "README.md"
     if not card.is_file():
-        # (with nothing complete to describe, the shards' own problems say why)
-        return ["README.md missing: `load_dataset` finds no configs"] if found else []
+        if not found:  # (the shards' own problems say why, when there are any)
+            return ["no complete shards and no README.md: `load_dataset` finds nothing"]
+        return ["README.md missing: `load_dataset` finds no configs"]
     text = card.read_text(errors="replace")
     try:
         header = yaml.safe_load(text.split("---\n", 2)[1]) if text.startswith("---\n") else None
