@@ -76,6 +76,22 @@ def refuse_unwritable_file(path: Path, option: str) -> None:
     there = next(p for p in path.absolute().parents if p.exists())  # (/ at worst)
     if not there.is_dir():
         raise RefusedError(f"{option} {path}: {there} is a file, not a folder")
+    why = unwritable(there)
+    if why:
+        raise RefusedError(f"{option} {path}: {there} is {why}; write elsewhere")
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why nothing can be written in `folder` ("on a read-only file system", "not writable (no
+    permission)"), or None."""
+    if os.access(folder, os.W_OK):
+        return None
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "on a read-only file system"
+    except OSError:
+        pass
+    return "not writable (no permission)"
 
 
 def refuse_unless_file(

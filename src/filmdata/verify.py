@@ -134,6 +134,15 @@ def verify(
 
     path = resolve_dataset(dataset, root)
     if repair:  # no writer may run beside a repair
+        from .paths import unwritable
+
+        for folder in [path, *(p for p in (path / "data").iterdir() if p.is_dir())]:
+            why = unwritable(folder)
+            if why:  # refused before anything is read or changed
+                raise RefusedError(
+                    f"{folder} is {why}; `verify --repair` rewrites shards and the card "
+                    "there (check without --repair, or repair a writable copy)"
+                )
         with shards.locked(path):
             return _verify(path, True, root=root, device=device, quiet=quiet)
     return _verify(path, False, root=root, device=device, quiet=quiet)
