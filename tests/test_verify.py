@@ -334,3 +334,25 @@ def test_repair_and_preview_of_a_read_only_dataset_say_so(dataset: Path, runner,
         assert str(ro) in line and "read-only" in line.lower(), line
     assert sorted(p.name for p in (ro / "data" / "synthetic").iterdir()) == before
     assert runner.invoke(app, ["verify", str(ro)]).exit_code == 1  # checking needs no writes
+
+
+def test_repair_removes_a_stray_shard_of_a_real_config(tmp_path: Path, runner) -> None:
+    """A shard not in the record (another dataset's, dropped in under a split's name) is read
+    by `load_dataset` (the card's `train-*.parquet`); verify says `--repair` removes it, which
+    it did only in a synthetic config: in `real` it was left, with a note to re-export."""
+    from filmdata import shards
+
+    ds = tmp_path / "ds"
+    shards.write_split(ds, "real", "train", _real_rows(2))
+    shards.write_card(ds)
+    folder = ds / "data" / "real"
+    good = folder / "train-00000-of-00001.parquet"
+    (folder / "train-00001-of-00002.parquet").write_bytes(good.read_bytes())
+    assert not verify(ds)["ok"]
+    fixed = runner.invoke(app, ["verify", str(ds), "--repair"])
+    assert fixed.exit_code == 0, fixed.output
+    assert sorted(p.name for p in folder.glob("*.parquet")) == [good.name]
+    assert verify(ds)["ok"]
+    (folder / "_shards.json").write_text('{"config": "real", "shards": {}}')  # emptied
+    assert runner.invoke(app, ["verify", str(ds), "--repair"]).exit_code == 1
+    assert sorted(p.name for p in folder.glob("*.parquet")) == [good.name]  # not removed

@@ -282,7 +282,17 @@ def _repair(
     folder = shards.config_dir(path, config)
     params = record.get("params") or {}
     if config != CONFIG or record.get("maker") != "synth":
-        for r in bad:
+        # an unrecorded shard is not part of the dataset, whatever made the config (where
+        # the record lists none, it is the record that is damaged: nothing is removed)
+        strays = [
+            r
+            for r in bad
+            if record["shards"] and r["entry"] is None and (folder / r["file"]).exists()
+        ]
+        for r in strays:
+            (folder / r["file"]).unlink()
+            r["repaired"], r["note"] = True, "removed (it was not in the record)"
+        for r in (r for r in bad if r not in strays):
             r["note"] = (
                 f"config {config!r} is not synthetic: re-make it with the command that "
                 "wrote it (real pairs: `filmdata pair --export NAME`)"
