@@ -158,3 +158,19 @@ def test_datasets_says_which_dataset_folder_is_gone(root: Path, runner, tmp_path
     assert "missing" in line, table.output
     here = runner.invoke(app, ["datasets", "--root", str(root), "--json"])
     assert json.loads(here.output)[0]["present"] is True
+
+
+def test_preview_of_a_split_whose_shards_are_gone_says_so(
+    root: Path, runner, tmp_path: Path
+) -> None:
+    """Its shards deleted, a split the record lists with rows was called empty."""
+    import shutil
+
+    ds = tmp_path / "mine"
+    shutil.copytree(root / "datasets" / "mine", ds)
+    for p in (ds / "data" / "synthetic").glob("train-*.parquet"):
+        p.unlink()
+    result = runner.invoke(app, ["preview", str(ds), "-o", str(tmp_path / "p.png")])
+    assert result.exit_code == 2, result.output
+    assert "empty" not in result.output and "missing" in result.output, result.output
+    assert "filmdata verify" in result.output

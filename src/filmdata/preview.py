@@ -39,6 +39,11 @@ def read_rows(dataset: Path, split: str, n: int, config: str | None = None) -> l
     # n windows spread evenly over the split (not just its first scene), reading only the
     # shards that hold them.
     files = sorted((dataset / "data" / config).glob(f"{split}-*.parquet"))
+    if not files:
+        raise RefusedError(
+            f"{dataset}: config {config!r} split {split!r}: its {found[config][split]['shards']} "
+            "shard(s) in the record are missing; check the dataset with `filmdata verify`"
+        )
     counts = [_num_rows(p) for p in files]
     total = sum(counts)
     want = sorted({int(i * total / n) for i in range(min(n, total))})
