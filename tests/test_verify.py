@@ -356,3 +356,18 @@ def test_repair_removes_a_stray_shard_of_a_real_config(tmp_path: Path, runner) -
     (folder / "_shards.json").write_text('{"config": "real", "shards": {}}')  # emptied
     assert runner.invoke(app, ["verify", str(ds), "--repair"]).exit_code == 1
     assert sorted(p.name for p in folder.glob("*.parquet")) == [good.name]  # not removed
+
+
+def test_verify_while_a_writer_runs_says_so(dataset: Path, runner) -> None:
+    """A synth still writing holds the dataset's lock: its shard being written was called a
+    "stale temporary" and its shards to come "never completed" (exit 1, run --repair)."""
+    from filmdata import shards
+
+    with shards.locked(dataset):
+        tmp = dataset / "data" / "synthetic" / ".train-00002-of-00003.parquet.tmp-1"
+        tmp.write_bytes(b"being written")
+        result = runner.invoke(app, ["verify", str(dataset)])
+        assert result.exit_code == 2, result.output
+        assert "another process is writing" in result.output and "stale" not in result.output
+    tmp.unlink()
+    assert verify(dataset)["ok"]

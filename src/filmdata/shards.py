@@ -566,6 +566,24 @@ def locked(dataset: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def read_locked(dataset: Path) -> Iterator[None]:
+    """Hold a shared lock on the dataset folder while reading it: a writer (`locked`) running
+    now is refused as such (what it is making is not stale, nor missing)."""
+    fd = os.open(dataset, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RefusedError(
+                f"{dataset}: another process is writing this dataset; verify it when that "
+                "has finished"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def default_rows_per_shard(frames: int, size: int, fmt: str = "png") -> int:
     """Rows per shard that make shards of about `TARGET_SHARD_BYTES` (estimated, deterministic)."""
     per_pixel = 1.6 if fmt == "png" else 0.4  # bytes per RGB pixel of textured footage

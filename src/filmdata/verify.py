@@ -145,7 +145,8 @@ def verify(
                 )
         with shards.locked(path):
             return _verify(path, True, root=root, device=device, quiet=quiet)
-    return _verify(path, False, root=root, device=device, quiet=quiet)
+    with shards.read_locked(path):
+        return _verify(path, False, root=root, device=device, quiet=quiet)
 
 
 def _verify(
