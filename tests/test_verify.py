@@ -371,3 +371,27 @@ def test_verify_while_a_writer_runs_says_so(dataset: Path, runner) -> None:
         assert "another process is writing" in result.output and "stale" not in result.output
     tmp.unlink()
     assert verify(dataset)["ok"]
+
+
+def test_synth_over_a_record_that_is_not_an_object_says_so(dataset: Path, tmp_path: Path) -> None:
+    """A record reduced to a bare JSON number: synth's first read of it (before its fork) was
+    a TypeError traceback; now the record's one-line error."""
+    from filmdata.errors import FilmdataError
+
+    (dataset / "data" / "synthetic" / "_shards.json").write_text("3")
+    path = tmp_path / "v.mp4"
+    with pytest.raises(FilmdataError, match="_shards.json: unreadable shard record"):
+        synth(
+            _templates(),
+            "film",
+            [path],
+            out=dataset,
+            root=tmp_path / "root",
+            clip_len=2,
+            size=16,
+            seed=2,
+            device="cpu",
+            rows_per_shard=2,
+            max_windows=6,
+            quiet=True,
+        )

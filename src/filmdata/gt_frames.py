@@ -163,9 +163,10 @@ def json_record(dataset: Path, config: str) -> dict[str, Any] | None:
     for name in RECORDS:
         if (folder / name).is_file():
             try:
-                return dict(json.loads((folder / name).read_text()))
+                rec = json.loads((folder / name).read_text())
             except ValueError:
                 return None
+            return rec if isinstance(rec, dict) else None  # (`shards.read_record` says why)
     return None
 
 

@@ -492,16 +492,21 @@ def read_record(dataset: Path, config: str) -> dict[str, Any]:
     return rec
 
 
+def _json_kind(v: Any) -> str:
+    kinds = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if v is None else kinds.get(type(v), type(v).__name__)
+
+
 def _record_problem(rec: Any) -> str | None:
     """What makes a parsed record one the readers cannot use (None when it is usable)."""
     if not isinstance(rec, dict):
-        return f"a JSON {type(rec).__name__}, not an object"
+        return f"a JSON {_json_kind(rec)}, not an object"
     entries = rec.get("shards", {})
     if not isinstance(entries, dict):
-        return f"its shards are a JSON {type(entries).__name__}, not an object"
+        return f"its shards are a JSON {_json_kind(entries)}, not an object"
     for name, entry in entries.items():
         if not isinstance(entry, dict):
-            return f"shard {name}: a JSON {type(entry).__name__}, not an object"
+            return f"shard {name}: a JSON {_json_kind(entry)}, not an object"
         for key, kind in (("split", str), ("rows", int), ("bytes", int)):
             if not isinstance(entry.get(key), kind):
                 return f"shard {name}: no {kind.__name__} {key!r}"
