@@ -332,3 +332,17 @@ class Catalog:
 
     def datasets(self, **where: Any) -> list[dict[str, Any]]:
         return self.rows("datasets", where, order="name")
+
+
+def dataset_folder(root: Path, name: str) -> Path | None:
+    """The folder (one with data/) of the dataset `name` that the catalog at `root` records,
+    wherever it was written (`synth --out`); None where there is no catalog or no such one."""
+    if not (root / "catalog.sqlite").exists():
+        return None
+    with Catalog.at_root(root) as cat:
+        for row in cat.datasets(name=name):
+            p = Path(row["path"])
+            p = p if p.is_absolute() else root / p
+            if (p / "data").is_dir():
+                return p
+    return None

@@ -23,7 +23,7 @@ def resolve_dataset(
     dataset: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
 ) -> Path:
     """A dataset folder from a path, or a name under `ROOT/datasets/` or in the catalog."""
-    from .catalog import Catalog
+    from .catalog import dataset_folder
     from .paths import datasets_dir, refuse_unless_input_folder, resolve_root
 
     path = Path(dataset).expanduser()
@@ -32,13 +32,9 @@ def resolve_dataset(
     r = resolve_root(root)
     if (datasets_dir(r) / str(dataset) / "data").is_dir():
         return datasets_dir(r) / str(dataset)
-    if (r / "catalog.sqlite").exists():
-        with Catalog.at_root(r) as cat:
-            for row in cat.datasets(name=str(dataset)):
-                p = Path(row["path"])
-                p = p if p.is_absolute() else r / p
-                if (p / "data").is_dir():
-                    return p
+    cataloged = dataset_folder(r, str(dataset))
+    if cataloged is not None:
+        return cataloged
     refuse_unless_input_folder(
         path,
         "dataset folder (with data/)",

@@ -32,7 +32,7 @@ def resolve_dataset(data: str | os.PathLike[str], root: str | os.PathLike[str] |
     Raises:
         RefusedError: neither exists, or the path is a file (and no such name).
     """
-    from ..catalog import Catalog
+    from ..catalog import dataset_folder
 
     path = Path(data).expanduser()
     if (path / "data").is_dir() or (path / "README.md").is_file():
@@ -41,13 +41,9 @@ def resolve_dataset(data: str | os.PathLike[str], root: str | os.PathLike[str] |
     named = datasets_dir(r) / str(data)
     if named.is_dir():
         return named
-    if (r / "catalog.sqlite").exists():
-        with Catalog.at_root(r) as cat:
-            for row in cat.datasets(name=str(data)):
-                p = Path(row["path"])
-                p = p if p.is_absolute() else r / p
-                if (p / "data").is_dir():
-                    return p
+    cataloged = dataset_folder(r, str(data))
+    if cataloged is not None:
+        return cataloged
     if path.is_dir():
         return path.resolve()
     hint = "pass a dataset folder or a name under ROOT/datasets"
