@@ -557,32 +557,29 @@ def locked(dataset: Path) -> Iterator[None]:
     """Hold an exclusive lock on the dataset folder itself (no lock file is left behind; the
     OS releases it when the process dies, even by kill -9)."""
     dataset.mkdir(parents=True, exist_ok=True)
-    fd = os.open(dataset, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RefusedError(
-                f"{dataset}: another process is writing this dataset; wait for it to finish"
-            ) from None
+    with _flock(dataset, fcntl.LOCK_EX, "wait for it to finish"):
         clean_temporaries(dataset)  # a card or record a killed writer left half-written
         yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
 def read_locked(dataset: Path) -> Iterator[None]:
     """Hold a shared lock on the dataset folder while reading it: a writer (`locked`) running
     now is refused as such (what it is making is not stale, nor missing)."""
+    with _flock(dataset, fcntl.LOCK_SH, "verify it when that has finished"):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(dataset: Path, mode: int, then: str) -> Iterator[None]:
+    """`mode` (exclusive or shared) on the folder, or refused while a writer holds it."""
     fd = os.open(dataset, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RefusedError(
-                f"{dataset}: another process is writing this dataset; verify it when that "
-                "has finished"
+                f"{dataset}: another process is writing this dataset; {then}"
             ) from None
         yield
     finally:
