@@ -21,12 +21,18 @@ def _templates() -> Path:
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path, _ = make_clip(tmp_path / "v.mp4", (10, 10), (64, 48), seed=4)
+    make_clip(tmp_path / "v.mp4", (10, 10), (64, 48), seed=4)
     out = tmp_path / "ds"
+    _synth(out, tmp_path)
+    return out
+
+
+def _synth(out: Path, tmp_path: Path) -> None:
+    """The fixture's synth run (of tmp_path/v.mp4 into `out`)."""
     synth(
         _templates(),
         "film",
-        [path],
+        [tmp_path / "v.mp4"],
         out=out,
         root=tmp_path / "root",
         clip_len=2,
@@ -37,7 +43,6 @@ def dataset(tmp_path: Path) -> Path:
         max_windows=6,
         quiet=True,
     )
-    return out
 
 
 def test_verify_finds_and_repairs_a_corrupted_shard(dataset: Path, runner) -> None:
@@ -379,19 +384,5 @@ def test_synth_over_a_record_that_is_not_an_object_says_so(dataset: Path, tmp_pa
     from filmdata.errors import FilmdataError
 
     (dataset / "data" / "synthetic" / "_shards.json").write_text("3")
-    path = tmp_path / "v.mp4"
     with pytest.raises(FilmdataError, match="_shards.json: unreadable shard record"):
-        synth(
-            _templates(),
-            "film",
-            [path],
-            out=dataset,
-            root=tmp_path / "root",
-            clip_len=2,
-            size=16,
-            seed=2,
-            device="cpu",
-            rows_per_shard=2,
-            max_windows=6,
-            quiet=True,
-        )
+        _synth(dataset, tmp_path)
