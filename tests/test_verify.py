@@ -9,6 +9,7 @@ import pytest
 
 from conftest import make_clip
 from filmdata.cli import app
+from filmdata.shards import write_card
 from filmdata.synth import synth
 from filmdata.verify import verify
 
@@ -386,3 +387,27 @@ def test_synth_over_a_record_that_is_not_an_object_says_so(dataset: Path, tmp_pa
     (dataset / "data" / "synthetic" / "_shards.json").write_text("3")
     with pytest.raises(FilmdataError, match="_shards.json: unreadable shard record"):
         _synth(dataset, tmp_path)
+
+
+def test_verify_advises_repair_only_where_it_can_mend(dataset: Path, runner) -> None:
+    """A stopped run's never-made shard (no record of its rows) is the run's to resume:
+    verify advised `--repair` all the same, which then could not mend it. It says so now;
+    a damaged shard whose rows are recorded still gets the advice (and `repairable`)."""
+    folder = dataset / "data" / "synthetic"
+    record = json.loads((folder / "_shards.json").read_text())
+    del record["shards"]["train-00002-of-00003.parquet"]  # never completed
+    (folder / "_shards.json").write_text(json.dumps(record))
+    (folder / "train-00002-of-00003.parquet").unlink()
+    write_card(dataset)  # as the run wrote it before its first shard: naming all three
+    out = runner.invoke(app, ["verify", str(dataset)])
+    assert out.exit_code == 1
+    assert "--repair cannot mend" in out.stderr and "run `filmdata verify --repair`" not in (
+        out.stderr
+    )
+    assert [s["repairable"] for s in verify(dataset)["shards"] if not s["ok"]] == [False]
+    victim = folder / "train-00001-of-00003.parquet"
+    victim.write_bytes(victim.read_bytes()[:100])  # cut short: its rows are recorded
+    out = runner.invoke(app, ["verify", str(dataset)])
+    assert out.exit_code == 1 and "run `filmdata verify --repair`" in out.stderr
+    report = {s["file"]: s["repairable"] for s in verify(dataset)["shards"] if not s["ok"]}
+    assert report == {"train-00001-of-00003.parquet": True, "train-00002-of-00003.parquet": False}

@@ -222,6 +222,9 @@ def _verify(
                     "ok": not r["problems"] or r.get("repaired", False),
                     "problems": r["problems"],
                     "repaired": r.get("repaired", False),
+                    "repairable": bool(r["problems"])
+                    and not lost
+                    and _repairable(config, record, r, folder),
                     **({"note": r["note"]} if r.get("note") else {}),
                 }
             )
@@ -261,6 +264,20 @@ def _catalog_root(dataset: Path, root: str | os.PathLike[str] | None) -> Path:
     if root is None and (dataset.parent.parent / "catalog.sqlite").exists():
         return dataset.parent.parent
     return resolve_root(root)
+
+
+def _repairable(config: str, record: dict[str, Any], r: dict[str, Any], folder: Path) -> bool:
+    """Whether `_repair` can mend this bad shard: a file the record does not list (removed),
+    or, in a config synth made, a shard whose entry records its windows (made again). Not a
+    shard never completed (no record of its rows: the run that planned it resumes it), nor one
+    of a config another command wrote."""
+    from .synth import CONFIG
+
+    entry = r["entry"]
+    exists = (folder / r["file"]).exists()
+    if config != CONFIG or record.get("maker") != "synth":
+        return entry is None and bool(record["shards"]) and exists
+    return (entry is None and exists) or bool(entry and entry.get("windows"))
 
 
 def _repair(

@@ -207,10 +207,22 @@ def verify_cmd(
             + (f"; {len(report['temporaries'])} stale temporaries" if report["temporaries"] else "")
             + ("" if report["card"]["ok"] else "; README.md does not list what the records do")
             + (f"; {len(report['leaks'])} leak(s) across configs" if report["leaks"] else "")
-            + ("" if repair else "; run `filmdata verify --repair`")
+            + ("" if repair else _advice(report))
         )
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code)
+
+
+def _advice(report: dict) -> str:
+    """What to run next: `--repair` where it can mend something (a shard it can make again or
+    remove, a stale temporary, the card), else the command that made the dataset."""
+    card = not report["card"]["ok"] and report["card"]["problems"] != [
+        "not checked: a shard record is unreadable"
+    ]
+    mendable = any(s.get("repairable") for s in report["shards"])
+    if mendable or report["temporaries"] or card:
+        return "; run `filmdata verify --repair`"
+    return "; --repair cannot mend these: re-run the command that made it (each line says how)"
 
 
 @command("preview")
