@@ -1387,3 +1387,25 @@ def test_an_interrupted_first_run_does_not_load_as_complete(
         datasets.load_dataset(str(out))
     synth(_templates(), "film", [footage], out=out, root=tmp_path / "root", **kw)
     assert len(datasets.load_dataset(str(out))["train"]) == 6
+
+
+def test_a_preset_named_by_its_path_resumes_a_run_named_by_name(
+    footage: Path, tmp_path: Path
+) -> None:
+    """`--preset film` and `--preset .../presets/film.yaml` make the same rows (the preset's
+    sha256 is recorded and compared), but the names differed, so the second run was refused
+    ("other parameters ... pass --overwrite") instead of resuming. An edited copy still is."""
+    from filmdata.degrade import bundled_dir
+
+    kw = dict(clip_len=2, size=16, seed=1, rows_per_shard=2, max_windows=4, quiet=True)
+    out, root = tmp_path / "ds", tmp_path / "root"
+    synth(_templates(), "film", [footage], out=out, root=root, **kw)
+    film = bundled_dir() / "presets" / "film.yaml"
+    again = synth(_templates(), str(film), [footage], out=out, root=root, **kw)
+    assert again["windows_made"] == 0 and again["windows_skipped"] == 4
+    edited = tmp_path / "film.yaml"
+    edited.write_text(film.read_text().replace("p: 0.95", "p: 0.9", 1))
+    with pytest.raises(RefusedError, match=r"preset '.*film.yaml' -> '.*film.yaml'"):
+        synth(_templates(), str(edited), [footage], out=out, root=root, **kw)
+    with pytest.raises(RefusedError, match=r"preset '.*film.yaml' -> 'vhs'"):
+        synth(_templates(), "vhs", [footage], out=out, root=root, **kw)

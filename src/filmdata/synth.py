@@ -62,12 +62,12 @@ __all__ = ["CONFIG", "Clip", "Window", "plan", "replay_row", "rederive_gt", "syn
 
 CONFIG = "synthetic"
 # Parameters that decide the rows: a resume must match them all. Not the templates' folder
-# (their fingerprint decides; the same pack in a moved checkout makes the same rows), the batch
-# size, nor the device (each row records its own, and replays there).
+# (their fingerprint decides; the same pack in a moved checkout makes the same rows), nor how
+# the preset was named (`--preset film` or the path of that file: its sha256 decides), the
+# batch size, nor the device (each row records its own, and replays there).
 ROW_PARAMS = (
     "inputs",
     "scenes",
-    "preset",
     "clip_len",
     "size",
     "stride",
@@ -1048,7 +1048,11 @@ def _synth(
         old = record.get("params")
         if old is not None and not overwrite and any(old.get(k) != params[k] for k in ROW_PARAMS):
             diff = ", ".join(
-                f"{k} {old.get(k)!r} -> {params[k]!r}"
+                # (a preset by its names, and "edited" where they are the same)
+                f"preset {old.get('preset')!r} -> {params['preset']!r}"
+                + (" (edited)" if old.get("preset") == params["preset"] else "")
+                if k == "preset_sha256"
+                else f"{k} {old.get(k)!r} -> {params[k]!r}"
                 for k in ROW_PARAMS
                 if old.get(k) != params[k]
             )
