@@ -234,6 +234,7 @@ def _align(
     # tape's picture would blur every match); the boxes in small, then in full pixels
     s0, bs, gs = dsc.coarse_similarity(lv.small, gv.small)
     sub = temporal.base_step(gv.fps / lv.fps)  # (see below)
+    coarse: tuple[list[int | None], float] | None = None  # (path, score), where made already
     full = (0, bs[1], lv.small.shape[2], bs[3]), (0, gs[1], gv.small.shape[2], gs[3])
     if full != (bs, gs):
         # Columns cut off as bars where one video has picture and the other none, or a
@@ -242,9 +243,11 @@ def _align(
         # pictures: the coarse match still ran through them (similarity 0.55-0.6), but the
         # geometry fitted to them was 84 px off and nothing matched after. So the whole
         # widths are tried too, and kept where the coarse path through them scores higher.
+        coarse = temporal.best_path(s0[:, ::sub], COARSE)
         wide = dsc.coarse_similarity(lv.small, gv.small, boxes=full)
-        if _coarse_score(wide[0], sub) > _coarse_score(s0, sub):
-            s0, bs, gs = wide
+        wide_coarse = temporal.best_path(wide[0][:, ::sub], COARSE)
+        if wide_coarse[1] > coarse[1]:
+            (s0, bs, gs), coarse = wide, wide_coarse
     k = 1 / lv.small_scale
     box = (bs[0] * k, bs[1] * k, bs[2] * k, bs[3] * k)
     gw, gh = gv.width, gv.height
@@ -257,7 +260,9 @@ def _align(
     # tape: the small pictures of neighbours all alike, the path kept to whole steps, 0.06
     # of frames right); the fine passes take every frame around it.
     hold = _hold(gv.fps / lv.fps)
-    path0 = [None if j is None else j * sub for j in temporal.viterbi(s0[:, ::sub], COARSE)]
+    if coarse is None or (heard is not None and heard.clearance >= AUDIO_CLEARANCE):
+        coarse = temporal.best_path(s0[:, ::sub], COARSE)  # (the sound narrowed s0 since)
+    path0 = [None if j is None else j * sub for j in coarse[0]]
     path0 = _held_ends(path0, gv.frames, hold)
 
     # 4. spatial, then 5. fine temporal on the tape's grid; once more from the fine path.
@@ -555,11 +560,6 @@ def _audio_band(
     far &= on[hop][:, None]
     s[far] = -1.0
     return m
-
-
-def _coarse_score(s: np.ndarray, sub: int) -> float:
-    """The score of the coarse path through `s` (every `sub`-th GT frame)."""
-    return temporal.best_path(s[:, ::sub], COARSE)[1]
 
 
 def _hold(ratio: float) -> int:
