@@ -267,17 +267,25 @@ def _catalog_root(dataset: Path, root: str | os.PathLike[str] | None) -> Path:
 
 
 def _repairable(config: str, record: dict[str, Any], r: dict[str, Any], folder: Path) -> bool:
-    """Whether `_repair` can mend this bad shard: a file the record does not list (removed),
-    or, in a config synth made, a shard whose entry records its windows (made again). Not a
-    shard never completed (no record of its rows: the run that planned it resumes it), nor one
-    of a config another command wrote."""
+    """Whether `_repair` can mend this bad shard (`_mend`)."""
+    return _mend(config, record, r, folder) is not None
+
+
+def _mend(config: str, record: dict[str, Any], r: dict[str, Any], folder: Path) -> str | None:
+    """How `_repair` mends a bad shard: "remove" a file the record does not list (where the
+    record lists none, it is the record that is damaged: nothing), "remake" a shard of a config
+    synth made whose entry records its windows; None: neither (a shard never completed has no
+    record of its rows, the run that planned it resumes it; a config another command wrote is
+    that command's to re-make)."""
     from .synth import CONFIG
 
     entry = r["entry"]
     exists = (folder / r["file"]).exists()
     if config != CONFIG or record.get("maker") != "synth":
-        return entry is None and bool(record["shards"]) and exists
-    return (entry is None and exists) or bool(entry and entry.get("windows"))
+        return "remove" if entry is None and record["shards"] and exists else None
+    if entry is None:
+        return "remove" if exists else None
+    return "remake" if entry.get("windows") else None
 
 
 def _repair(
@@ -296,13 +304,8 @@ def _repair(
     folder = shards.config_dir(path, config)
     params = record.get("params") or {}
     if config != CONFIG or record.get("maker") != "synth":
-        # an unrecorded shard is not part of the dataset, whatever made the config (where
-        # the record lists none, it is the record that is damaged: nothing is removed)
-        strays = [
-            r
-            for r in bad
-            if record["shards"] and r["entry"] is None and (folder / r["file"]).exists()
-        ]
+        # an unrecorded shard is not part of the dataset, whatever made the config
+        strays = [r for r in bad if _mend(config, record, r, folder) == "remove"]
         for r in strays:
             (folder / r["file"]).unlink()
             r["repaired"], r["note"] = True, "removed (it was not in the record)"
@@ -315,8 +318,9 @@ def _repair(
     jobs, fixable, strays = [], [], []
     for r in bad:
         entry = r["entry"]
-        if entry is None or not entry.get("windows"):
-            if (folder / r["file"]).exists() and entry is None:
+        how = _mend(config, record, r, folder)
+        if how != "remake":
+            if how == "remove":
                 strays.append(r)  # an unrecorded shard: not part of the dataset
             else:
                 r["note"] = "no record of its rows: re-run synth with the same options"
