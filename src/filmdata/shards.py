@@ -75,6 +75,11 @@ SCHEMA = pa.schema(
 COLUMNS = tuple(SCHEMA.names)
 
 
+def shard_count(rows: int, rows_per_shard: int) -> int:
+    """How many shards `rows` rows make at `rows_per_shard` a shard (one at least)."""
+    return max(1, -(-rows // rows_per_shard))
+
+
 def shard_name(split: str, index: int, n: int) -> str:
     """`<split>-0000K-of-0000N.parquet` (index counts from 0)."""
     return f"{split}-{index:05d}-of-{n:05d}.parquet"
@@ -623,7 +628,7 @@ def write_split(
     if total is None:
         rows = rows if isinstance(rows, Sequence) else list(rows)
         total = len(rows)
-    n = max(1, -(-total // rows_per_shard))
+    n = shard_count(total, rows_per_shard)
     folder = config_dir(dataset, config)
     with locked(dataset):
         clean_temporaries(folder)
@@ -664,13 +669,22 @@ def write_split(
 # The card ------------------------------------------------------------------------------------
 
 
-def scan(dataset: str | os.PathLike[str]) -> dict[str, dict[str, dict[str, int]]]:
-    """What the record of each config lists: {config: {split: {"rows", "bytes", "shards"}}}."""
+def records(dataset: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Each config's record, read once: {config: record} (a synthetic one lists every window,
+    so the readers of several of their parts take them from here)."""
     dataset = Path(dataset)
-    out: dict[str, dict[str, dict[str, int]]] = {}
     data = dataset / "data"
-    for folder in sorted(p for p in data.iterdir() if p.is_dir()) if data.is_dir() else []:
-        record = read_record(dataset, folder.name)
+    folders = sorted(p for p in data.iterdir() if p.is_dir()) if data.is_dir() else []
+    return {f.name: read_record(dataset, f.name) for f in folders}
+
+
+def scan(
+    dataset: str | os.PathLike[str], recs: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, dict[str, int]]]:
+    """What the record of each config lists: {config: {split: {"rows", "bytes", "shards"}}}.
+    `recs`: the records, where read already (`records`)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for config, record in (records(dataset) if recs is None else recs).items():
         splits: dict[str, dict[str, int]] = {}
         for entry in record["shards"].values():
             s = splits.setdefault(entry["split"], {"rows": 0, "bytes": 0, "shards": 0})
@@ -678,23 +692,22 @@ def scan(dataset: str | os.PathLike[str]) -> dict[str, dict[str, dict[str, int]]
             s["bytes"] += entry["bytes"]
             s["shards"] += 1
         if splits:
-            out[folder.name] = dict(sorted(splits.items(), key=lambda kv: _split_order(kv[0])))
+            out[config] = dict(sorted(splits.items(), key=lambda kv: _split_order(kv[0])))
     return out
 
 
-def pending_files(dataset: str | os.PathLike[str]) -> dict[str, dict[str, list[str]]]:
+def pending_files(
+    dataset: str | os.PathLike[str], recs: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, list[str]]]:
     """{config: {split: planned shard names}} of each config whose record plans shards (its
     `plan`: shards per split) that it does not list as complete: a run under way, or one
-    stopped part-way."""
-    dataset = Path(dataset)
+    stopped part-way. `recs`: the records, where read already (`records`)."""
     out: dict[str, dict[str, list[str]]] = {}
-    data = dataset / "data"
-    for folder in sorted(p for p in data.iterdir() if p.is_dir()) if data.is_dir() else []:
-        record = read_record(dataset, folder.name)
+    for config, record in (records(dataset) if recs is None else recs).items():
         plan = record.get("plan") or {}
         planned = {s: [shard_name(s, k, int(n)) for k in range(int(n))] for s, n in plan.items()}
         if any(f not in record["shards"] for files in planned.values() for f in files):
-            out[folder.name] = dict(sorted(planned.items(), key=lambda kv: _split_order(kv[0])))
+            out[config] = dict(sorted(planned.items(), key=lambda kv: _split_order(kv[0])))
     return out
 
 
@@ -733,8 +746,8 @@ def write_card(
     import yaml
 
     dataset = Path(dataset)
-    found = scan(dataset)
-    pending = pending_files(dataset)
+    recs = records(dataset)
+    found, pending = scan(dataset, recs), pending_files(dataset, recs)
     if not found and not pending:
         raise FilmdataError(f"{dataset}: no complete shards to describe")
     configs, infos = [], []
@@ -810,7 +823,7 @@ def write_card(
         "```",
     ]
     for config in found:
-        made_with = {**read_record(dataset, config).get("params", {}), **(params or {})}
+        made_with = {**recs[config].get("params", {}), **(params or {})}
         if made_with:
             lines += [
                 "",
@@ -838,7 +851,8 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
     import yaml
 
     dataset = Path(dataset)
-    found = scan(dataset)
+    recs = records(dataset)
+    found = scan(dataset, recs)
     card = dataset / "README.md"
     if not card.is_file():
         if not found:  # (the shards' own problems say why, when there are any)
@@ -864,13 +878,13 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
         }
         features[i.get("config_name")] = i.get("features")
     problems = []
-    pending = pending_files(dataset)
+    pending = pending_files(dataset, recs)
     for config in sorted(set(found) | set(files) | set(pending), key=str):
         have, listed = found.get(config, {}), files.get(config, {})
         if config in pending:  # (its missing shards are the shards' own problems)
             want = {s: [f"data/{config}/{f}" for f in fs] for s, fs in pending[config].items()}
             if listed != want:
-                made = read_record(dataset, config)["shards"]
+                made = recs[config]["shards"]
                 missing = sum(f not in made for fs in pending[config].values() for f in fs)
                 problems.append(
                     f"config {config!r}: README.md offers it, though {missing} of its planned "
@@ -933,7 +947,8 @@ def register_dataset(
     from .catalog import Catalog
 
     root, dataset = Path(root), Path(dataset)
-    found = scan(dataset)
+    recs = records(dataset)
+    found = scan(dataset, recs)
     summary: dict[str, Any] = {
         "name": dataset.name,
         "path": str(dataset),
@@ -948,7 +963,7 @@ def register_dataset(
             kept = old.get("params")
             params: dict[str, Any] = dict(kept) if isinstance(kept, dict) else {}
             for c in found:  # each config's record says what made it; keep what others noted
-                made = read_record(dataset, c).get("params")
+                made = recs[c].get("params")
                 if made is not None or c not in params:
                     params[c] = made
             cat.upsert_dataset({**summary, "path": str(rel), "params": params})

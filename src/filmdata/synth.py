@@ -1084,7 +1084,7 @@ def _synth(
             record = {"version": 1, "config": CONFIG, "maker": "synth", "shards": {}}
         record.update(
             params={**params, "device": degrader.device, "batch_size": batch_size},
-            plan={s: max(1, -(-len(w) // rows_per_shard)) for s, w in splits.items()},
+            plan={s: shards.shard_count(len(w), rows_per_shard) for s, w in splits.items()},
             maker="synth",
             # the GT frames of each split, which the other configs honour, and the others'
             # this plan was made against (a resume plans against them again: `_held`)

@@ -194,7 +194,7 @@ def export_real(
         no window to export, `real` is empty and the dataset is left as it was (the caller
         reports the pairs left out as failed items: they were aligned and recorded).
     """
-    from ..shards import record_plan, register_dataset, write_card, write_split
+    from ..shards import record_plan, register_dataset, shard_count, write_card, write_split
     from ..video import file_hdr
 
     dataset = datasets_dir(root) / name
@@ -258,7 +258,7 @@ def export_real(
         if total:
             todo.append((split, parts, total))
     if todo:  # until the last shard is written, the card names them all (`pending_files`)
-        of = {split: max(1, -(-total // EXPORT_ROWS_PER_SHARD)) for split, _, total in todo}
+        of = {split: shard_count(total, EXPORT_ROWS_PER_SHARD) for split, _, total in todo}
         record_plan(dataset, CONFIG, of)
         write_card(dataset)
     for split, parts, total in todo:
