@@ -65,6 +65,18 @@ def test_rgba_uses_alpha(tmp_path: Path) -> None:
     assert float(t[1, 1]) == 1.0 and float(t.sum()) == 1.0
 
 
+def test_upper_case_png_is_a_template(tmp_path: Path) -> None:
+    """`DUST.PNG`, as Windows tools and scanners name files, is a template like `dust.png`."""
+    (tmp_path / "dust").mkdir()
+    img = np.zeros((4, 4), np.uint8)
+    img[1, 1] = 255
+    cv2.imwrite(str(tmp_path / "dust" / "a.png"), img)
+    cv2.imwrite(str(tmp_path / "dust" / "b.png"), img)
+    (tmp_path / "dust" / "b.png").rename(tmp_path / "dust" / "B.PNG")
+    bank = load_templates(tmp_path, "cpu")
+    assert bank.count("dust") == 2 and bank.names["dust"] == ["B.PNG", "a.png"]
+
+
 def test_make_is_deterministic(tmp_path: Path) -> None:
     counts = {"dust": 3, "scratch": 2, "hair": 1}
     assert make_templates(tmp_path / "a", seed=4, counts=counts) == counts

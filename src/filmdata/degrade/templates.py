@@ -160,7 +160,7 @@ def load_templates(
     except OSError as e:
         raise RefusedError(f"--templates {folder}: cannot read: {e}") from None
     for sub in subdirs:
-        files = sorted(p for p in sub.glob("*.png") if p.is_file())
+        files = sorted(p for p in sub.iterdir() if p.suffix.lower() == ".png" and p.is_file())
         if not files:
             continue
         kinds[sub.name] = [torch.from_numpy(read_template(p)).to(dev) for p in files]
