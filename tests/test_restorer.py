@@ -1161,3 +1161,34 @@ def test_weights_take_the_folders_usual_permissions(toy_run: Path) -> None:  # n
         n: want for n in modes if n.endswith(".safetensors")
     }
     assert any(n.endswith(".safetensors") for n in modes)
+
+
+def test_restore_of_a_truncated_file_says_what_it_lacks(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A capture cut off mid-write (a Matroska file whose frames end at half of those it
+    declares) is restored as far as it decodes, with one line naming the file and both counts,
+    and exit 1: it gave a shorter video, exit 0, without a word."""
+    frames, _ = render_shots([40], 64, 48, seed=11)
+    whole = tmp_path / "whole.mkv"
+    write_video(whole, frames, 25.0)
+    src = tmp_path / "cut off.mkv"
+    data = whole.read_bytes()
+    src.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.mkv"
+    r = runner.invoke(
+        app, ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1",
+              "--quiet", "--json"],
+    )  # fmt: skip
+    assert r.exit_code == 1, r.output
+    got = json.loads(r.stdout)
+    assert got["frames"] == probe(out).frames < got["declared_frames"] == 40
+    (line,) = r.stderr.strip().splitlines()
+    assert str(src) in line and f"{got['frames']} of the 40" in line, line
+    r = runner.invoke(
+        app, ["restore", str(whole), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1",
+              "--quiet"],
+    )  # fmt: skip
+    assert r.exit_code == 0 and not r.stderr, r.output

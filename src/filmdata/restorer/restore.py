@@ -44,9 +44,18 @@ class RestoreResult:
     fps: float
     seconds: float
     frames_per_s: float
+    declared_frames: int = 0  # what the input's container claims (0: it does not say)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+
+    @property
+    def cut_short(self) -> bool:
+        """The input's frames ended well before those it declares (a capture stopped
+        mid-write, a truncated copy): more than one, and more than 1%, missing (a declared
+        count from a duration can be a frame out)."""
+        missing = self.declared_frames - self.frames
+        return missing > max(1, self.declared_frames // 100)
 
 
 def restore(
@@ -68,7 +77,8 @@ def restore(
     Overlapping temporal windows of `window` frames (default: the run's) sharing `overlap` frames
     (default window // 2) are blended with linear ramps; frames larger than `tile` pixels are cut
     into overlapping tiles. The output keeps the frame count, fps and size (odd sizes too:
-    H.264 4:4:4, which has no even-size constraint), and the sound tracks (`_add_sound`).
+    H.264 4:4:4, which has no even-size constraint), and the sound tracks (`_add_sound`). A file
+    whose frames end early is restored as far as it decodes (`RestoreResult.cut_short`).
 
     Raises:
         RefusedError: a bad run, window/overlap, device or output name (or a folder, or a path
@@ -118,7 +128,9 @@ def restore(
         pictures.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
     w, h = info.width, info.height
-    return RestoreResult(out_path, n, w, h, info.fps, seconds, n / max(seconds, 1e-9))
+    return RestoreResult(
+        out_path, n, w, h, info.fps, seconds, n / max(seconds, 1e-9), info.declared_frames
+    )
 
 
 def _one_size(video: str | os.PathLike[str]) -> Iterator[np.ndarray]:
