@@ -70,3 +70,30 @@ def test_an_items_failure_is_one_line_that_says_what_failed() -> None:
     for error, line in cases:
         assert _call(raises(error), None) == ItemError(line)
     assert _call(lambda item: item + 1, 1) == 2
+
+
+def _mark_and_wait(item: tuple[str, int]) -> int:
+    """A slow item: marks that it started, then works a while."""
+    import time
+
+    folder, i = item
+    (Path(folder) / f"started-{i}").touch()
+    time.sleep(0.2)
+    return i
+
+
+def test_ctrl_c_stops_the_local_pool_instead_of_running_every_queued_item(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (or a caller that stops taking results) stops the pool: `cut -j 2` and `pair
+    -j 2` printed "interrupted" only once every queued source had been cut anyway (14 s after
+    Ctrl-C on 7 small sources), their results then thrown away, as the pool's exit waited for
+    all its items."""
+    from filmdata.backend import map_items
+
+    items = [(str(tmp_path), i) for i in range(20)]
+    with pytest.raises(KeyboardInterrupt):
+        for _ in map_items(_mark_and_wait, items, jobs=2):
+            raise KeyboardInterrupt
+    started = len(list(tmp_path.glob("started-*")))
+    assert started < len(items) // 2, f"{started} of {len(items)} items ran after Ctrl-C"

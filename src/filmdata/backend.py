@@ -99,7 +99,9 @@ def _map_local(
         for i, item in enumerate(items):
             yield i, _call(fn, item)
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
+    finished = False
+    try:
         futures: dict[Future[Any], int] = {
             pool.submit(_call, fn, it): i for i, it in enumerate(items)
         }
@@ -111,6 +113,15 @@ def _map_local(
                     yield futures[f], f.result()
                 except Exception as e:  # the worker process died
                     yield futures[f], ItemError(f"worker died: {e}")
+        finished = True
+    finally:
+        if not finished:
+            # Ctrl-C, or the caller stopped taking results: the pool's exit would run every
+            # queued item first. Their results would be thrown away: stop the workers now (the
+            # items write atomically, as they must for a kill -9).
+            for proc in list((pool._processes or {}).values()):
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=not finished)
 
 
 def check_backend(backend: str) -> None:
