@@ -97,3 +97,44 @@ def test_ctrl_c_stops_the_local_pool_instead_of_running_every_queued_item(
             raise KeyboardInterrupt
     started = len(list(tmp_path.glob("started-*")))
     assert started < len(items) // 2, f"{started} of {len(items)} items ran after Ctrl-C"
+
+
+def test_ctrl_c_prints_no_traceback_from_an_idle_worker(tmp_path: Path) -> None:
+    """Ctrl-C goes to the whole process group: a pool worker waiting for its next item printed
+    a KeyboardInterrupt traceback of multiprocessing's queue under the command's one-line
+    "interrupted". The workers leave Ctrl-C to the parent, which stops them."""
+    import os
+    import signal
+    import subprocess
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, time\n"
+        "from filmdata.backend import map_items\n"
+        "def work(seconds):\n"
+        "    time.sleep(seconds)\n"
+        "    return seconds\n"
+        "if __name__ == '__main__':\n"
+        "    results = map_items(work, [0.0, 60.0], jobs=2)\n"
+        "    next(results)  # one worker is idle now, the other at work\n"
+        "    try:\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(60)\n"
+        "    except KeyboardInterrupt:\n"
+        "        time.sleep(1)  # the workers had the signal too\n"
+        "        results.close()\n"
+        "        print('interrupted', file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+    _, err = proc.communicate(timeout=60)
+    assert err.strip() == "interrupted", err

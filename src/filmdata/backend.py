@@ -10,6 +10,7 @@ results as they complete and the caller records them.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -99,7 +100,7 @@ def _map_local(
         for i, item in enumerate(items):
             yield i, _call(fn, item)
         return
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)), initializer=_leave_ctrl_c)
     finished = False
     try:
         futures: dict[Future[Any], int] = {
@@ -122,6 +123,12 @@ def _map_local(
             for proc in list((pool._processes or {}).values()):
                 proc.terminate()
         pool.shutdown(wait=True, cancel_futures=not finished)
+
+
+def _leave_ctrl_c() -> None:
+    """A pool worker ignores Ctrl-C (the terminal sends it to the whole group): the parent
+    stops the pool. A worker waiting for its next item printed a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def check_backend(backend: str) -> None:
