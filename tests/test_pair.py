@@ -151,6 +151,14 @@ def test_an_export_stopped_part_way_does_not_load_as_complete(
     assert list((dataset / "data" / "real").glob("train-*.parquet"))
     with pytest.raises(FileNotFoundError, match="validation-00000"):
         datasets.load_dataset(str(dataset))
+    # `verify` names the command that resumes it: this export, not synth (which makes
+    # another config, and said so here)
+    from filmdata.verify import verify
+
+    report = verify(dataset)
+    (missing,) = [s for s in report["shards"] if s["file"].startswith("validation-")]
+    (problem,) = missing["problems"]
+    assert "filmdata pair --export real" in problem and "synth" not in problem, problem
 
 
 def test_re_export_without_validation_drops_the_old_split(

@@ -149,6 +149,7 @@ def _verify(
     path: Path, repair: bool, *, root: str | os.PathLike[str] | None, device: str, quiet: bool
 ) -> dict[str, Any]:
     from . import shards
+    from .synth import CONFIG
 
     report: dict[str, Any] = {"dataset": str(path), "shards": [], "temporaries": []}
     unreadable = kept = False
@@ -196,6 +197,8 @@ def _verify(
                     "problems": check_shard(folder / name, entry),
                 }
             )
+        # the command that resumes a planned shard: synth's config, else an export's
+        again = "synth" if config == CONFIG else f"`filmdata pair --export {path.name}`"
         for split, n in (record.get("plan") or {}).items():
             for k in range(n):
                 name = shards.shard_name(split, k, n)
@@ -206,7 +209,7 @@ def _verify(
                             "file": name,
                             "entry": None,
                             "problems": [
-                                "missing: never completed (re-run synth with "
+                                f"missing: never completed (re-run {again} with "
                                 "the same options to resume)"
                             ],
                         }
