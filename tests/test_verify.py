@@ -411,3 +411,34 @@ def test_verify_advises_repair_only_where_it_can_mend(dataset: Path, runner) -> 
     assert out.exit_code == 1 and "run `filmdata verify --repair`" in out.stderr
     report = {s["file"]: s["repairable"] for s in verify(dataset)["shards"] if not s["ok"]}
     assert report == {"train-00001-of-00003.parquet": True, "train-00002-of-00003.parquet": False}
+
+
+def test_repair_writes_the_card_of_a_run_stopped_before_its_first_card(
+    tmp_path: Path, runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A synth (or `pair --export`) killed between its first record and its first card leaves
+    the record alone: `load_dataset` took `_shards.json` for the data (a one-row train split).
+    verify advised `--repair`, which wrote no card (no shard complete) and advised it again;
+    it now writes the card naming the planned shards, so loading fails on the first missing."""
+    import datasets
+
+    from filmdata import shards
+
+    def killed(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    make_clip(tmp_path / "v.mp4", (10, 10), (64, 48), seed=4)
+    out = tmp_path / "ds"
+    with monkeypatch.context() as m:
+        m.setattr(shards, "write_card", killed)
+        with pytest.raises(KeyboardInterrupt):
+            _synth(out, tmp_path)
+    assert not (out / "README.md").exists() and not list(out.rglob("*.parquet"))
+    checked = runner.invoke(app, ["verify", str(out)])
+    assert checked.exit_code == 1 and "run `filmdata verify --repair`" in checked.stderr
+    repaired = verify(out, repair=True)
+    assert repaired["card"]["repaired"], repaired["card"]
+    with pytest.raises(FileNotFoundError, match="train-00000"):
+        datasets.load_dataset(str(out))
+    _synth(out, tmp_path)  # the run resumes and the dataset loads whole
+    assert verify(out)["ok"]

@@ -855,6 +855,8 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
     found = scan(dataset, recs)
     card = dataset / "README.md"
     if not card.is_file():
+        if not found and pending_files(dataset, recs):  # a run stopped before its first card
+            return ["README.md missing: `load_dataset` takes the shard record for the data"]
         if not found:  # (the shards' own problems say why, when there are any)
             return ["no complete shards and no README.md: `load_dataset` finds nothing"]
         return ["README.md missing: `load_dataset` finds no configs"]

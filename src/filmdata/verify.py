@@ -243,7 +243,12 @@ def _verify(
         card = {"file": "README.md", "problems": shards.card_problems(path), "repaired": False}
     remade = any(s["repaired"] for s in report["shards"])
     rewrite = repair and not (unreadable or kept)
-    if rewrite and (card["problems"] or remade) and shards.scan(path):
+    # (a run stopped before its first card: the card names its planned shards, `write_card`)
+    if (
+        rewrite
+        and (card["problems"] or remade)
+        and (shards.scan(path) or shards.pending_files(path))
+    ):
         shards.write_card(path)
         card["repaired"] = bool(card["problems"])
     card["ok"] = not card["problems"] or card["repaired"]
