@@ -161,6 +161,36 @@ def test_an_export_stopped_part_way_does_not_load_as_complete(
     assert "filmdata pair --export real" in problem and "synth" not in problem, problem
 
 
+def test_an_export_killed_after_its_first_record_write_is_mended_by_verify(
+    catalog_root: tuple[Path, Path, list[int | None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed just after the export's first record write (its GT frames), before the plan and
+    the card: `_shards.json` alone, which `load_dataset` took for the data (a one-row train
+    split), and `verify --repair` had no plan to write the card from. The plan goes in that
+    first write now, so the repaired card names the planned shards."""
+    import datasets
+
+    from filmdata import shards
+    from filmdata.verify import verify
+
+    real = shards.write_record
+
+    def killed_after(*a: Any, **k: Any) -> None:
+        real(*a, **k)
+        raise KeyboardInterrupt
+
+    root, manifest, _ = catalog_root
+    monkeypatch.setattr(shards, "write_record", killed_after)
+    with pytest.raises(KeyboardInterrupt):
+        pair(root, [manifest], export="real", clip_len=4, size=64, quiet=True)
+    monkeypatch.undo()
+    dataset = root / "datasets" / "real"
+    assert not (dataset / "README.md").exists()
+    assert verify(dataset, repair=True)["card"]["repaired"]
+    with pytest.raises(FileNotFoundError, match="train-00000"):
+        datasets.load_dataset(str(dataset))
+
+
 def test_re_export_without_validation_drops_the_old_split(
     catalog_root: tuple[Path, Path, list[int | None]],
 ) -> None:

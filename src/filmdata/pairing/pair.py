@@ -194,7 +194,7 @@ def export_real(
         no window to export, `real` is empty and the dataset is left as it was (the caller
         reports the pairs left out as failed items: they were aligned and recorded).
     """
-    from ..shards import record_plan, register_dataset, shard_count, write_card, write_split
+    from ..shards import register_dataset, shard_count, write_card, write_split
     from ..video import file_hdr
 
     dataset = datasets_dir(root) / name
@@ -248,8 +248,6 @@ def export_real(
         held.update(zip(members, starts, strict=True))
     plans = [(p, lq, gt, *held[k]) for k, (p, lq, gt, _) in enumerate(ready)]
     frames = _frames(plans, keys, clip_len)
-    if any(tr or va for *_, tr, va in plans):
-        _note_frames(dataset, root, frames, others)
     counts = {}
     todo = []
     for split in ("train", "validation"):
@@ -259,7 +257,7 @@ def export_real(
             todo.append((split, parts, total))
     if todo:  # until the last shard is written, the card names them all (`pending_files`)
         of = {split: shard_count(total, EXPORT_ROWS_PER_SHARD) for split, _, total in todo}
-        record_plan(dataset, CONFIG, of)
+        _note_frames(dataset, root, frames, others, of)
         write_card(dataset)
     for split, parts, total in todo:
         rows = (
@@ -401,9 +399,14 @@ def _frames(
     return frames_record(items, int(np.median(widths)) if widths else clip_len)
 
 
-def _note_frames(dataset: Path, root: Path, frames: dict[str, Any], others: Held) -> None:
+def _note_frames(
+    dataset: Path, root: Path, frames: dict[str, Any], others: Held, plan: dict[str, int]
+) -> None:
     """Record the planned GT frames (`gt_frames`) in the config's record before its shards are
-    written, as synth does: the other configs honour them.
+    written, as synth does: the other configs honour them. The shards planned per split
+    (`plan`, as `shards.record_plan`) go in the same write: a record without them, stopped
+    before the card, gives `write_card` nothing to name and `load_dataset` took the record
+    for the data.
 
     Raises:
         RefusedError: another config, written since the plan read the others' frames (they are
@@ -419,6 +422,7 @@ def _note_frames(dataset: Path, root: Path, frames: dict[str, Any], others: Held
         )  # fmt: skip
         record = read_record(dataset, CONFIG)
         record.update(gt_frames=frames, held=others.to_dict())
+        record["plan"] = {**(record.get("plan") or {}), **plan}
         write_record(dataset, CONFIG, record)
 
 
