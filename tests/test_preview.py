@@ -160,6 +160,36 @@ def test_datasets_says_which_dataset_folder_is_gone(root: Path, runner, tmp_path
     assert json.loads(here.output)[0]["present"] is True
 
 
+def test_datasets_says_which_dataset_a_run_left_part_made(
+    root: Path, runner, tmp_path: Path
+) -> None:
+    """A re-run stopped part-way (`synth --overwrite` killed after removing the old shards, a
+    re-export) leaves the catalog's rows of the run before: listed as present with them, though
+    `load_dataset` fails on its first missing shard. The folder is "incomplete" now."""
+    import shutil
+
+    from filmdata import shards
+
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy)
+    dataset = copy / "datasets" / "mine"
+    record = shards.read_record(dataset, "synthetic")
+    name = sorted(record["shards"])[0]
+    del record["shards"][name]  # planned, not made yet
+    shards.write_record(dataset, "synthetic", record)
+    (shards.config_dir(dataset, "synthetic") / name).unlink()
+    shards.write_card(dataset)
+    listed = runner.invoke(app, ["datasets", "--root", str(copy), "--json"])
+    assert listed.exit_code == 0, listed.output
+    (ds,) = json.loads(listed.output)
+    assert ds["present"] is True and ds["incomplete"] == ["synthetic"], ds
+    table = runner.invoke(app, ["datasets", "--root", str(copy)])
+    (line,) = [s for s in table.output.splitlines() if s.startswith("mine")]
+    assert "incomplete" in line and "present" not in line, table.output
+    here = runner.invoke(app, ["datasets", "--root", str(root), "--json"])
+    assert json.loads(here.output)[0]["incomplete"] == []
+
+
 def test_preview_of_a_split_whose_shards_are_gone_says_so(
     root: Path, runner, tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import RefusedError
+from .errors import FilmdataError, RefusedError
 from .paths import refuse_unwritable_file
 
 THUMB = 128  # contact-sheet cell side, pixels
@@ -177,7 +177,8 @@ def preview(
 
 def list_datasets(root: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """What the catalog knows of each dataset: name, path, whether its folder is there
-    (`present`), configs, rows per split, bytes.
+    (`present`), the configs a run left part-made (`incomplete`: a re-run stopped part-way,
+    whose rows are not the catalog's), configs, rows per split, bytes.
 
     `path` is absolute: the catalog keeps a dataset under the root relative to it (the root can
     move), but a path listed relative to the root names nothing from any other folder (not for
@@ -186,8 +187,11 @@ def list_datasets(root: str | os.PathLike[str] | None = None) -> list[dict[str, 
     Raises:
         RefusedError: the root has no catalog (a mistyped path is not a root without datasets).
     """
+    import contextlib
+
     from .catalog import Catalog
     from .paths import resolve_root
+    from .shards import pending_files
 
     r = resolve_root(root)
     with Catalog.existing(r) as cat:
@@ -197,12 +201,18 @@ def list_datasets(root: str | os.PathLike[str] | None = None) -> list[dict[str, 
         splits = row.get("splits") or {}
         path = Path(row["path"])
         path = path if path.is_absolute() else r / path
+        present = (path / "data").is_dir()
+        incomplete: list[str] = []
+        if present:
+            with contextlib.suppress(FilmdataError):  # (an unreadable record: `verify` says)
+                incomplete = sorted(pending_files(path))
         out.append(
             {
                 "name": row["name"],
                 "path": str(path),
                 # (the catalog keeps what was made: a folder deleted or moved since is gone)
-                "present": (path / "data").is_dir(),
+                "present": present,
+                "incomplete": incomplete,
                 "configs": row.get("configs") or list(splits),
                 "splits": splits,
                 "rows": {f"{c}/{s}": k for c, sp in splits.items() for s, k in sp.items()},

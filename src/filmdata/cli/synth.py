@@ -260,7 +260,7 @@ def datasets_cmd(root: Path | None = RootOpt, json_: bool = JsonOpt) -> None:
             "configs": ",".join(r["configs"]),
             "rows": " ".join(f"{k}={v}" for k, v in r["rows"].items()),
             "MB": round((r["bytes"] or 0) / 2**20, 2),
-            "folder": "present" if r["present"] else "missing",
+            "folder": "incomplete" if r["incomplete"] else "present" if r["present"] else "missing",
             "path": r["path"],
         }
         for r in rows
