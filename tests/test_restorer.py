@@ -1192,3 +1192,27 @@ def test_restore_of_a_truncated_file_says_what_it_lacks(
               "--quiet"],
     )  # fmt: skip
     assert r.exit_code == 0 and not r.stderr, r.output
+
+
+def test_train_refuses_a_dataset_a_run_left_part_made(tmp_path: Path) -> None:
+    """A synth or export stopped part-way leaves a card that names every planned shard, so
+    that `load_dataset` fails on the first one missing; train and eval read the card's names
+    as patterns, dropped the missing ones and trained on the part made as if it were whole."""
+    from conftest import make_clip
+    from filmdata import shards
+    from filmdata.degrade.presets import bundled_dir
+    from filmdata.synth import synth
+
+    video, _ = make_clip(tmp_path / "v.mp4", (10, 10), (64, 48), seed=4)
+    dataset = tmp_path / "ds"
+    synth(bundled_dir(), "film", [video], out=dataset, root=tmp_path / "root", clip_len=2,
+          size=16, seed=2, device="cpu", rows_per_shard=2, max_windows=6, quiet=True)  # fmt: skip
+    assert len(split_files(dataset, "train")) == 3
+    record = shards.read_record(dataset, "synthetic")
+    name = "train-00001-of-00003.parquet"
+    del record["shards"][name]  # planned, not made yet: as a stopped run leaves it
+    shards.write_record(dataset, "synthetic", record)
+    (shards.config_dir(dataset, "synthetic") / name).unlink()
+    shards.write_card(dataset)
+    with pytest.raises(RefusedError, match=f"{name}: missing"):
+        split_files(dataset, "train")

@@ -91,7 +91,16 @@ def split_files(path: Path, split: str, config: str | None = None) -> list[str]:
             if isinstance(entry, dict) and entry.get("split") == split:
                 patterns = entry.get("path")
                 for pat in [patterns] if isinstance(patterns, str) else patterns or []:
-                    files += _inside(path, pat)
+                    found = _inside(path, pat)
+                    if not found and not glob.has_magic(pat):
+                        # a file the card names (a run under way or stopped part-way names
+                        # every planned shard): the dataset is not whole without it
+                        raise RefusedError(
+                            f"{path}: {pat}: missing: the dataset is not complete (a run "
+                            "stopped part-way: re-run it; `filmdata verify` lists what is "
+                            "missing)"
+                        )
+                    files += found
     if not configs:
         files = _inside(path, f"data/{config or '*'}/{split}-*.parquet")
     if not files:
