@@ -64,6 +64,31 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def read_only(tmp_path: Path):
+    """`read_only(folder)`: the folder seen through a read-only bind mount (EROFS, which root
+    gets too, unlike a chmod); skips where mounting is not allowed."""
+    import subprocess
+
+    mounts: list[Path] = []
+
+    def mount(folder: Path) -> Path:
+        at = tmp_path / f"ro{len(mounts)}"
+        at.mkdir()
+        for args in (["--bind", str(folder), str(at)], ["-o", "remount,ro,bind", str(at)]):
+            r = subprocess.run(["mount", *args], capture_output=True, timeout=30)
+            if r.returncode:
+                if args[0] == "-o":
+                    subprocess.run(["umount", str(at)], capture_output=True, timeout=30)
+                pytest.skip(f"cannot mount read-only here: {r.stderr.decode().strip()}")
+        mounts.append(at)
+        return at
+
+    yield mount
+    for at in mounts:
+        subprocess.run(["umount", str(at)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 

@@ -1216,3 +1216,21 @@ def test_train_refuses_a_dataset_a_run_left_part_made(tmp_path: Path) -> None:
     shards.write_card(dataset)
     with pytest.raises(RefusedError, match=f"{name}: missing"):
         split_files(dataset, "train")
+
+
+def test_train_refuses_an_out_on_a_read_only_file_system(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    read_only,
+) -> None:
+    """--out on a read-only file system was an OSError traceback from the run folder's mkdir
+    (exit 1), after the dataset was loaded; it is refused in one line (exit 2)."""
+    (tmp_path / "mine").mkdir()
+    ro = read_only(tmp_path / "mine")
+    args = ["train", "--data", str(toy_dataset), "--out", str(ro / "run"), "--device", "cpu"]
+    r = runner.invoke(app, [*args, "-q", "--steps", "1"])
+    assert r.exit_code == 2, r.output
+    assert not isinstance(r.exception, OSError), r.exception
+    (line,) = [s for s in r.output.splitlines() if s.strip()]
+    assert f"--out {ro / 'run'}: {ro} is on a read-only file system" in line, line

@@ -1409,3 +1409,20 @@ def test_a_preset_named_by_its_path_resumes_a_run_named_by_name(
         synth(_templates(), str(edited), [footage], out=out, root=root, **kw)
     with pytest.raises(RefusedError, match=r"preset '.*film.yaml' -> 'vhs'"):
         synth(_templates(), "vhs", [footage], out=out, root=root, **kw)
+
+
+def test_an_out_on_a_read_only_file_system_is_refused(
+    footage: Path, tmp_path: Path, runner, read_only
+) -> None:
+    """--out on a read-only file system (or in a folder without write permission) was an
+    OSError traceback from the dataset folder's mkdir (exit 1), after the inputs were probed;
+    it is refused in one line (exit 2)."""
+    (tmp_path / "mine").mkdir()
+    ro = read_only(tmp_path / "mine")
+    args = ["synth", "--templates", str(_templates()), "--input", str(footage), "--size", "32"]
+    args += ["--out", str(ro / "ds"), "--root", str(tmp_path / "root"), "--device", "cpu"]
+    result = runner.invoke(app, [*args, "-q", "--json"])
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, OSError), result.exception
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert f"--out {ro / 'ds'}: {ro} is on a read-only file system" in line, line

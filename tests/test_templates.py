@@ -287,3 +287,17 @@ def test_extract_from_pictures_warns(runner, tmp_path: Path) -> None:
             assert line.startswith("warning: ") and str(video) in line and "overlay" in line
         else:
             assert lines == []
+
+
+def test_cli_refuses_an_out_on_a_read_only_file_system(runner, tmp_path: Path, read_only) -> None:
+    """--out on a read-only file system (or a folder without write permission) was an
+    OSError traceback from the first mkdir (exit 1); it is refused in one line (exit 2)."""
+    (tmp_path / "mine").mkdir()
+    ro = read_only(tmp_path / "mine")
+    video = _overlay_video(tmp_path / "o.mp4", True)
+    for args in (["make"], ["extract", str(video), "-q"]):
+        res = runner.invoke(app, ["templates", *args, "--out", str(ro / "pack"), "--json"])
+        assert res.exit_code == 2, (args, res.output)
+        assert not isinstance(res.exception, OSError), res.exception
+        (line,) = [s for s in res.output.splitlines() if s.strip()]
+        assert f"--out {ro / 'pack'}: {ro} is on a read-only file system" in line, line

@@ -301,31 +301,6 @@ def test_verify_fails_a_dataset_with_nothing_left(dataset: Path, runner) -> None
     assert result.exit_code == 1 and "no complete shards" in result.output, result.output
 
 
-@pytest.fixture
-def read_only(tmp_path: Path):
-    """`read_only(folder)`: the folder seen through a read-only bind mount (EROFS, which root
-    gets too, unlike a chmod); skips where mounting is not allowed."""
-    import subprocess
-
-    mounts: list[Path] = []
-
-    def mount(folder: Path) -> Path:
-        at = tmp_path / f"ro{len(mounts)}"
-        at.mkdir()
-        for args in (["--bind", str(folder), str(at)], ["-o", "remount,ro,bind", str(at)]):
-            r = subprocess.run(["mount", *args], capture_output=True, timeout=30)
-            if r.returncode:
-                if args[0] == "-o":
-                    subprocess.run(["umount", str(at)], capture_output=True, timeout=30)
-                pytest.skip(f"cannot mount read-only here: {r.stderr.decode().strip()}")
-        mounts.append(at)
-        return at
-
-    yield mount
-    for at in mounts:
-        subprocess.run(["umount", str(at)], capture_output=True, timeout=30)
-
-
 def test_repair_and_preview_of_a_read_only_dataset_say_so(dataset: Path, runner, read_only) -> None:
     """On a read-only file system `verify --repair` and `preview` (its default -o is inside
     the dataset) ended in an OSError traceback; now one line, exit 2, nothing changed."""

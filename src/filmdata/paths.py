@@ -46,20 +46,23 @@ def slug_or_refuse(name: str, option: str) -> str:
     return name
 
 
-def refuse_unless_folder(path: Path, option: str) -> None:
+def refuse_unless_folder(path: Path, option: str, give: str = "a folder to write into") -> None:
     """Refuse an output folder that a file stands in the way of (the path itself or a parent),
-    before anything is written under it.
+    or where nothing can be written (a read-only file system, no permission), before anything
+    is written under it.
 
     Raises:
-        RefusedError: naming the option, the path and the file in the way.
+        RefusedError: naming the option, the path and the file in the way (or the folder that
+            cannot be written, and why).
     """
     from .errors import RefusedError
 
     there = next(p for p in (path, *path.parents) if p.exists())  # (the root at worst)
     if not there.is_dir():
-        raise RefusedError(
-            f"{option} {path}: {there} is a file, not a folder; give a folder to write into"
-        )
+        raise RefusedError(f"{option} {path}: {there} is a file, not a folder; give {give}")
+    why = unwritable(there)
+    if why:
+        raise RefusedError(f"{option} {path}: {there} is {why}; write elsewhere")
 
 
 def refuse_unwritable_file(path: Path, option: str) -> None:

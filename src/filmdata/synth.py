@@ -862,7 +862,7 @@ def synth(
             shard's record entry, `failed`); the others are made and the card written.
     """
     from ._memory import keep_freed_memory
-    from .paths import resolve_root
+    from .paths import refuse_unless_folder, resolve_root
 
     t0 = time.perf_counter()
     if clip_len < 1 or size < 8 or batch_size < 1:
@@ -883,12 +883,9 @@ def synth(
         raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     root_dir = resolve_root(root)
     dataset = _dataset_dir(root_dir, out, name)
-    there = next(p for p in (dataset, *dataset.parents) if p.exists())  # (/ at worst)
-    if not there.is_dir():
-        raise RefusedError(
-            f"--{'out' if out is not None else 'name'} {dataset}: {there} is a file, not a "
-            "folder; give a folder for the dataset"
-        )
+    refuse_unless_folder(
+        dataset, "--out" if out is not None else "--name", "a folder for the dataset"
+    )
     keep_freed_memory()  # frames and tensors reused, not faulted in afresh
     tdir = Path(templates).expanduser().resolve()
     _refuse_unless_templates(templates, tdir)
