@@ -172,7 +172,7 @@ def test_synth_on_ray_records_a_failed_shard_and_writes_the_card(
     monkeypatch.setattr(module, "_RayShards", Failing)
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
-    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    (line,) = [s for s in result.stderr.splitlines() if s.strip()]
     assert "2 of 10 windows failed" in line, line  # 40 frames, windows of 4
     shard = "train-00001-of-00005.parquet"
     why = "RuntimeError: the decoder crashed"  # (the exception's type: `backend._message`)

@@ -1194,7 +1194,7 @@ def test_a_picture_size_changing_mid_stream_fails_its_windows_not_the_run(
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
-    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    (line,) = [s for s in result.stderr.splitlines() if s.strip()]
     assert str(path) in line and "frame 24 is 64x48" in line and "mid-stream" in line
     assert ":000024:" in line  # the window
     assert (out / "README.md").exists()
@@ -1208,7 +1208,7 @@ def test_a_picture_size_changing_mid_stream_fails_its_windows_not_the_run(
     assert not list((out / "data" / "synthetic").glob(".*"))
     made = {p.name: p.read_bytes() for p in (out / "data" / "synthetic").glob("*.parquet")}
     again = runner.invoke(app, args)  # tried again, failed again; the rest stay as they are
-    assert again.exit_code == 1 and again.output == result.output
+    assert again.exit_code == 1 and again.stderr == result.stderr
     assert {p.name: p.read_bytes() for p in (out / "data" / "synthetic").glob("*.parquet")} == made
     assert runner.invoke(app, ["verify", str(out)]).exit_code == 1  # not the whole plan
 
@@ -1239,7 +1239,7 @@ def test_frames_of_another_size_fail_their_windows_even_where_the_crop_fits(
     args = _spliced_args(path, out)
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
-    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    (line,) = [s for s in result.stderr.splitlines() if s.strip()]
     assert "6 of 12 windows failed" in line, line
     assert f"{path}: frame 24 is {fw}x{fh}, not the {pw}x{ph}" in line and "mid-stream" in line
     assert (out / "README.md").exists()
@@ -1426,3 +1426,39 @@ def test_an_out_on_a_read_only_file_system_is_refused(
     assert not isinstance(result.exception, OSError), result.exception
     (line,) = [s for s in result.output.splitlines() if s.strip()]
     assert f"--out {ro / 'ds'}: {ro} is on a read-only file system" in line, line
+
+
+def test_json_and_the_table_are_printed_where_some_windows_failed(
+    footage: Path, tmp_path: Path, runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose windows partly fail (exit 1: the others made, the card written) printed
+    nothing on stdout: under --json no JSON at all (fetch, cut, pair, verify and eval print
+    theirs before exit 1), without it no table. Now the summary, then the one-line error."""
+    import json
+
+    from filmdata.errors import MediaError
+
+    module = sys.modules["filmdata.windows"]
+    real = module.window_pictures
+
+    victim: list[str] = []
+
+    def fails_the_fourth(windows, *a, **k):
+        victim.append(victim[0] if victim else windows[3].id)
+        for w, pictures in real(windows, *a, **k):
+            if w.id == victim[0]:
+                raise MediaError("input.mp4: decode failed at frame 7")
+            yield w, pictures
+
+    monkeypatch.setattr(module, "window_pictures", fails_the_fourth)
+    args = ["synth", "--templates", str(_templates()), "--input", str(footage), "--size", "32"]
+    args += ["--clip-len", "3", "--root", str(tmp_path / "root"), "--device", "cpu", "-q"]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "--json"])
+    assert r.exit_code == 1, r.output
+    summary = json.loads(r.stdout)
+    assert summary["windows_made"] == 8 and summary["windows_failed"] == 1
+    (line,) = [s for s in r.stderr.splitlines() if s.strip()]
+    assert line.startswith("error: ") and "1 of 9 windows failed" in line
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "b")])
+    assert r.exit_code == 1, r.output
+    assert "8 windows made" in r.stdout and "load it:" in r.stdout

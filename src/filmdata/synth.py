@@ -859,7 +859,8 @@ def synth(
     Raises:
         RefusedError: (exit 2) bad options, no clips, or an existing dataset of other parameters.
         ItemsFailed: (exit 1) some windows' media failed to decode or cut (each named in its
-            shard's record entry, `failed`); the others are made and the card written.
+            shard's record entry, `failed`); the others are made and the card written. Its
+            `summary` is what would be returned.
     """
     from ._memory import keep_freed_memory
     from .paths import refuse_unless_folder, resolve_root
@@ -965,31 +966,37 @@ def synth(
         }
         jobs = shard_jobs(splits, rows_per_shard)
         folder = shards.config_dir(dataset, CONFIG)
-        summary = _synth(
-            t0,
-            root_dir,
-            dataset,
-            tdir,
-            splits,
-            params,
-            jobs,
-            folder,
-            early,
-            preset_ref=preset_ref,
-            device=device,
-            seed=seed,
-            sharpen_gt=sharpen_gt,
-            overwrite=overwrite,
-            clip_len=clip_len,
-            size=size,
-            batch_size=batch_size,
-            image_format=image_format,
-            quiet=quiet,
-            backend=backend,
-            ray_address=ray_address,
-            gt_frames=planned.gt_frames,
-            held=held,
-        )
+        failed: ItemsFailed | None = None
+        try:
+            summary = _synth(
+                t0,
+                root_dir,
+                dataset,
+                tdir,
+                splits,
+                params,
+                jobs,
+                folder,
+                early,
+                preset_ref=preset_ref,
+                device=device,
+                seed=seed,
+                sharpen_gt=sharpen_gt,
+                overwrite=overwrite,
+                clip_len=clip_len,
+                size=size,
+                batch_size=batch_size,
+                image_format=image_format,
+                quiet=quiet,
+                backend=backend,
+                ray_address=ray_address,
+                gt_frames=planned.gt_frames,
+                held=held,
+            )
+        except ItemsFailed as e:  # windows failed, the others made: their summary too
+            if not hasattr(e, "summary"):
+                raise
+            failed, summary = e, e.summary  # type: ignore[attr-defined]
         # clips whose picture holds no `size` crop (`holds`): none of their windows is made
         summary["clips_too_small"] = sum(not holds(c, size) for c in clips)
         # clips (of a picture that holds one) too short for a window of `clip_len` frames
@@ -999,6 +1006,8 @@ def synth(
         # windows whose GT frames other configs of the dataset hold in train and validation
         summary["windows_left_out_across_configs"] = planned.left_out
         summary["no_validation_across_configs"] = planned.no_validation
+        if failed is not None:
+            raise failed
         return summary
     finally:
         if early is not None:
@@ -1147,10 +1156,12 @@ def _synth(
     if failed:
         # Exit 1: the other windows are made and carded; the failed ones are named in the
         # record, and a re-run makes their shards again.
-        raise ItemsFailed(
+        err = ItemsFailed(
             f"{dataset}: {len(failed)} of {total} windows failed, the others are made; "
             f"first: {next(iter(failed.values()))}; a re-run tries them again"
         )
+        err.summary = summary  # type: ignore[attr-defined]
+        raise err
     return summary
 
 

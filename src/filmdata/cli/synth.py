@@ -125,9 +125,17 @@ def synth_cmd(
             ray_address=ray_address,
             scenes=scenes,
         )
+    except ItemsFailed as e:  # some windows failed, the others made: show them, then exit 1
+        if getattr(e, "summary", None) is not None:
+            _show_summary(e.summary, size, clip_len, json_)  # type: ignore[attr-defined]
+        raise
     finally:
         if blas:
             del os.environ["OPENBLAS_NUM_THREADS"]
+    _show_summary(summary, size, clip_len, json_)
+
+
+def _show_summary(summary: dict, size: int, clip_len: int, json_: bool) -> None:
     if json_:
         print_json(summary)
         return
