@@ -130,6 +130,31 @@ def test_threshold_is_checked() -> None:
         FilmDetector(threshold=3.0)
 
 
+@pytest.mark.parametrize(
+    ("detector", "threshold", "expected"),
+    [
+        ("content", "nan", "(0, 255]"),
+        ("content", "-1", "(0, 255]"),
+        ("adaptive", "-1", "(0, inf)"),
+        ("adaptive", "inf", "(0, inf)"),
+        ("hash", "-5", "(0, 1]"),
+        ("histogram", "nan", "(0, 1]"),
+        ("histogram", "2", "(0, 1]"),
+    ],
+)
+def test_pyscenedetect_thresholds_out_of_range_are_refused(
+    runner: CliRunner, clip: Path, detector: str, threshold: str, expected: str
+) -> None:
+    """PySceneDetect's detectors took any threshold: NaN or a negative one gave a list of
+    scenes as if detected (content: no cut at all; hash and histogram: a cut every 15
+    frames). Refused in one line (exit 2), as the film detector's is."""
+    res = runner.invoke(app, ["scenes", str(clip), "-d", detector, "-t", threshold, "--json"])
+    assert res.exit_code == 2, res.output
+    (line,) = [s for s in res.output.splitlines() if s.strip()]
+    assert line.startswith(f"error: --threshold {float(threshold)}: refused by detector")
+    assert f"threshold: expected a value in {expected}" in line, line
+
+
 def test_scenes_json_shape(runner: CliRunner, footage_dir: str) -> None:
     path, truth, _ = _footage(footage_dir, "flicker-light")
     res = runner.invoke(app, ["scenes", str(path), "--json"])

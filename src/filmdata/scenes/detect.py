@@ -10,6 +10,7 @@ SceneManager would downscale to), TransNetV2 at 48x27 RGB.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import threading
@@ -79,6 +80,16 @@ def make_detector(name: str, threshold: float | None = None) -> Any:
             return FilmCuts(threshold=threshold)
         from scenedetect import detectors as sd
 
+        # PySceneDetect takes any number: NaN or one below 0 gives scenes as if detected
+        # (no cut at all, or one every min_scene_len frames). Its scales: content's mean
+        # pixel change of 0-255, adaptive's ratio to its neighbours, hash's and histogram's
+        # share of 0-1.
+        scale = {"content": "(0, 255]", "adaptive": "(0, inf)", "hash": "(0, 1]"}
+        scale["histogram"] = scale["hash"]
+        top = {"content": 255.0, "hash": 1.0, "histogram": 1.0}.get(name, math.inf)
+        wrong = threshold is not None and not (0 < threshold <= top and math.isfinite(threshold))
+        if wrong and name in scale:
+            raise ValueError(f"threshold: expected a value in {scale[name]}, got {threshold}")
         kw = {} if threshold is None else {"threshold": threshold}
         if name == "content":
             return sd.ContentDetector(**kw)
