@@ -156,7 +156,7 @@ def _check(c: RestorerConfig) -> None:
     ):
         if getattr(c, name) < 1:
             raise bad(name, getattr(c, name), "use 1 or more")
-    for name in ("warmup", "workers"):
+    for name in ("warmup", "workers", "seed"):
         if getattr(c, name) < 0:
             raise bad(name, getattr(c, name), "use 0 or more")
     if c.train_timesteps < 2:  # one timestep makes a NaN loss; none, an empty schedule
