@@ -677,6 +677,9 @@ def test_train_refuses_bad_input(runner: CliRunner, toy_dataset: Path, root: Pat
         ("lr: .nan\n", "lr=nan"),
         # numpy's SeedSequence refuses it: a ValueError traceback once the data was loaded
         ("seed: -1\n", "seed=-1"),
+        # a multiple of 4, but the way up concatenates 24 + 12 = 36 channels, which GroupNorm's
+        # 8 groups do not divide: a ValueError traceback from building the model
+        ("channels: 12\n", "channels=12"),
     ],
 )
 def test_train_names_the_config_file_and_field_of_a_bad_value(

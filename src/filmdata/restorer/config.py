@@ -143,6 +143,14 @@ def _check(c: RestorerConfig) -> None:
         raise bad("mults", c.mults, "use a non-empty list of positive ints")
     if c.channels < 4 or c.channels % 4:
         raise bad("channels", c.channels, "use a multiple of 4 (GroupNorm groups)")
+    odd = sorted(n for n in _normed_widths(c) if n % min(8, n // 4))
+    if odd:
+        raise bad(
+            "channels",
+            c.channels,
+            f"with mults {list(c.mults)} the model normalises {odd[0]} channels, which "
+            f"GroupNorm's {min(8, odd[0] // 4)} groups do not divide; use a multiple of 8",
+        )
     if c.crop < 1 or c.crop % c.multiple:
         raise bad("crop", c.crop, f"use a positive multiple of {c.multiple} (2 ** (levels - 1))")
     for name in (
@@ -173,6 +181,25 @@ def _check(c: RestorerConfig) -> None:
         raise bad("lr", c.lr, "use a positive learning rate")
     if c.residual_scale <= 0:
         raise bad("residual_scale", c.residual_scale, "use a positive scale")
+
+
+def _normed_widths(c: RestorerConfig) -> set[int]:
+    """The channel counts `model.UNet` puts through GroupNorm(min(8, n // 4), n): each block's
+    input and output on the way down, and on the way up the concatenations with the skips."""
+    widths = [c.channels * m for m in c.mults]
+    cin, skips, out = c.channels, [c.channels], {c.channels}
+    for i, w in enumerate(widths):
+        for _ in range(c.blocks):
+            out |= {cin, w}
+            cin = w
+            skips.append(cin)
+        if i < len(widths) - 1:
+            skips.append(cin)
+    for w in reversed(widths):
+        for _ in range(c.blocks + 1):
+            out |= {cin + skips.pop(), w}
+            cin = w
+    return out
 
 
 PRESETS: dict[str, RestorerConfig] = {
