@@ -680,6 +680,8 @@ def test_train_refuses_bad_input(runner: CliRunner, toy_dataset: Path, root: Pat
         # a multiple of 4, but the way up concatenates 24 + 12 = 36 channels, which GroupNorm's
         # 8 groups do not divide: a ValueError traceback from building the model
         ("channels: 12\n", "channels=12"),
+        # trained a model without the way up's blocks, silently
+        ("blocks: -1\n", "blocks=-1"),
     ],
 )
 def test_train_names_the_config_file_and_field_of_a_bad_value(

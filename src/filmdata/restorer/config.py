@@ -164,7 +164,7 @@ def _check(c: RestorerConfig) -> None:
     ):
         if getattr(c, name) < 1:
             raise bad(name, getattr(c, name), "use 1 or more")
-    for name in ("warmup", "workers", "seed"):
+    for name in ("warmup", "workers", "seed", "blocks"):
         if getattr(c, name) < 0:
             raise bad(name, getattr(c, name), "use 0 or more")
     if c.train_timesteps < 2:  # one timestep makes a NaN loss; none, an empty schedule
