@@ -72,6 +72,9 @@ def test_config_from_yaml_and_json(tmp_path: Path) -> None:
         ("name: a\\b\n", "name='a\\\\\\\\b'"),
         ("base: huge\n", "base"),
         ("!!python/object/apply:os.system ['touch x']\n", "refused"),
+        # (more steps than the schedule has: diffusers' ValueError traceback in eval/restore)
+        ("sample_steps: 1001\n", "sample_steps=1001"),
+        ("start: 0.5\nsample_steps: 501\n", "sample_steps=501"),
     ],
 )
 def test_bad_config_refused(tmp_path: Path, text: str, match: str) -> None:
@@ -833,6 +836,29 @@ def test_restore_refuses_to_write_over_its_input(
         assert r.exit_code == 2, r.output
         assert r.output.startswith(f"error: -o {out}: is the input video"), r.output
     assert src.read_bytes() == before
+
+
+def test_eval_and_restore_refuse_more_steps_than_the_schedule_has(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """--steps beyond the run's train_timesteps (1000) was diffusers' ValueError traceback
+    (exit 1) from the scheduler, after the video was opened or the split loaded; refused in
+    one line (exit 2), nothing written."""
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([3], 32, 32, seed=1)[0], 24.0)
+    out = tmp_path / "out.mp4"
+    for args in (
+        ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run)],
+        ["eval", str(toy_run), "--data", str(toy_dataset)],
+    ):
+        r = runner.invoke(app, [*args, "--steps", "1001", "-q", "--device", "cpu", "--json"])
+        assert r.exit_code == 2, r.output
+        (line,) = [s for s in r.output.splitlines() if s.strip()]
+        assert line.startswith("error: --steps 1001: ") and "1000" in line, line
+    assert not out.exists()
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,36 @@ def _check(c: RestorerConfig) -> None:
         raise bad("lr", c.lr, "use a positive learning rate")
     if c.residual_scale <= 0:
         raise bad("residual_scale", c.residual_scale, "use a positive scale")
+    if c.sample_steps > most_sample_steps(c):
+        raise bad("sample_steps", c.sample_steps, _steps_allowed(c))
+
+
+def most_sample_steps(c: RestorerConfig) -> int:
+    """The most sampling steps the run's schedule has: the sampler sets ceil(steps / start)
+    of its train_timesteps (`sampling.sample_window`), and has no more than those. (No limit
+    for the regression objective, which does not sample.)"""
+    if c.objective != "diffusion":
+        return sys.maxsize
+    n = int(c.train_timesteps * c.start)
+    return n if math.ceil(n / c.start) <= c.train_timesteps else n - 1
+
+
+def _steps_allowed(c: RestorerConfig) -> str:
+    return f"use at most {most_sample_steps(c)} (train_timesteps {c.train_timesteps}" + (
+        f" x start {c.start})" if c.start < 1 else ")"
+    )
+
+
+def check_steps(c: RestorerConfig, steps: int | None) -> None:
+    """Refuse `--steps` beyond what the run's schedule has (`most_sample_steps`).
+
+    Raises:
+        RefusedError: naming the option, the value and the most allowed.
+    """
+    if steps is not None and steps > most_sample_steps(c):
+        raise RefusedError(
+            f"--steps {steps}: more than the run's schedule has; {_steps_allowed(c)}"
+        )
 
 
 def _normed_widths(c: RestorerConfig) -> set[int]:

@@ -19,6 +19,7 @@ from .. import metrics as M
 from ..devices import pick_device
 from ..errors import ItemsFailed, MediaError, RefusedError
 from .checkpoint import load_model
+from .config import check_steps
 from .data import load_split, resolve_dataset, row_frames
 from .sampling import restore_array
 
@@ -58,6 +59,7 @@ def evaluate(
     """
     dev = pick_device(device)
     model, cfg, _ = load_model(run, root, device=dev)
+    check_steps(cfg, steps)
     dataset = resolve_dataset(data, root)
     # frames decoded here, row by row: `datasets` decodes a batch of rows at once, and one
     # frame that does not decode ended the whole evaluation in its iterator

@@ -16,6 +16,7 @@ from ..errors import MediaError, RefusedError
 from ..paths import refuse_unless_file, refuse_unwritable_file
 from ..video import file_aspect, iter_frames, probe, write_video
 from .checkpoint import load_model
+from .config import check_steps
 from .sampling import restore_stream
 
 #: Containers that hold H.264 4:4:4, the restored video's codec (chosen by the output's
@@ -100,6 +101,7 @@ def restore(
         raise RefusedError(f"-o {out}: is the input video; write the restoration to another file")
     dev = pick_device(device)
     model, cfg, _ = load_model(checkpoint, root, device=dev)
+    check_steps(cfg, steps)
     T = window or cfg.window
     K = T // 2 if overlap is None else overlap
     if T < 1 or not 0 <= K < T:
