@@ -292,3 +292,19 @@ def test_cuts_inside_a_mixed_frame_are_found(tmp_path: Path, kind: str) -> None:
     write_video(path, frames, 30000 / 1001 if kind == "telecined" else 30)
     cuts = [s.start_frame for s in detect_scenes(path, detector="film")[1:]]
     assert f1(cuts, truth) >= 0.95, f"{kind}: cuts {cuts}, truth {truth}"
+
+
+def test_a_timeout_that_is_no_number_of_seconds(
+    runner: CliRunner, clip: Path, tmp_path: Path
+) -> None:
+    """--timeout nan was a ValueError traceback from the child's poll (exit 1), --timeout inf an
+    OverflowError one, in scenes and align alike (Typer's min=0.001 lets NaN through). NaN is
+    refused in one line (exit 2); infinity is no limit."""
+    for args in (["scenes", str(clip)], ["align", str(clip), str(clip)]):
+        r = runner.invoke(app, [*args, "--json", "-q", "--timeout", "nan"])
+        assert r.exit_code == 2, r.output
+        (line,) = [s for s in r.output.splitlines() if s.strip()]
+        assert line == "error: --timeout: must be more than 0 seconds, got nan", line
+    r = runner.invoke(app, ["scenes", str(clip), "--json", "-q", "--timeout", "inf"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["start_frame"] == 0

@@ -15,6 +15,7 @@ pictures of a stream coded progressive field-matched (`_deinterlaced`).
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import re
@@ -28,7 +29,7 @@ from typing import Any
 import av
 import numpy as np
 
-from .errors import MediaError
+from .errors import MediaError, RefusedError
 from .paths import refuse_unless_file
 
 VIDEO_EXTENSIONS = frozenset(
@@ -420,18 +421,22 @@ def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
 
 
 def run_limited(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float, *, what: str) -> Any:
-    """Run `fn(*args)` in a child process killed after `timeout` seconds (untrusted decodes).
+    """Run `fn(*args)` in a child process killed after `timeout` seconds (untrusted decodes;
+    infinity: no limit).
 
     Raises:
+        RefusedError: `timeout` is not more than 0 (NaN neither): the commands' --timeout.
         MediaError: `what` took longer than `timeout`, or the child died.
     """
+    if not timeout > 0:  # (NaN too; Typer's min= lets it through)
+        raise RefusedError(f"--timeout: must be more than 0 seconds, got {timeout}")
     ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
     proc.start()
     child.close()
     try:
-        if not parent.poll(timeout):
+        if not parent.poll(None if math.isinf(timeout) else timeout):
             proc.kill()
             raise MediaError(f"{what}: took longer than {timeout:g} s (killed)")
         try:
