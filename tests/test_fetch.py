@@ -170,6 +170,22 @@ def test_bad_options_refused(runner: CliRunner, tmp_path: Path) -> None:
     assert not r.exists()
 
 
+@pytest.mark.parametrize("sleep", ["nan", "inf"])
+def test_a_sleep_that_is_no_number_of_seconds_is_refused(
+    runner: CliRunner, tmp_path: Path, sleep: str
+) -> None:
+    """--sleep nan passed the check (NaN < 0 is false) and the pool never started a source
+    (no wait is >= NaN): fetch hung for ever; --sleep inf started one source and never the
+    next. Refused in one line (exit 2), nothing made."""
+    m = write_manifest(tmp_path / "m.yaml", "m", [{"id": "a", "url": "https://example.com/a"}])
+    r = tmp_path / "r"
+    result = runner.invoke(app, ["fetch", str(m), "--root", str(r), "--sleep", sleep, "-q"])
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert line == f"error: --sleep: must be a finite 0 or more seconds, got {float(sleep)}"
+    assert not r.exists()
+
+
 def test_folders_given_as_files_are_refused_as_folders(
     runner: CliRunner, tmp_path: Path, footage: dict[str, bytes]
 ) -> None:

@@ -7,6 +7,7 @@ A failed item becomes a row with its reason and the others go on.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -54,8 +55,8 @@ def _check_options(
         raise RefusedError(f"--retries: must be 0 or more, got {retries}")
     if not timeout > 0:
         raise RefusedError(f"--timeout: must be more than 0 seconds, got {timeout}")
-    if sleep < 0:
-        raise RefusedError(f"--sleep: must be 0 or more seconds, got {sleep}")
+    if not 0 <= sleep < math.inf:  # (NaN too: no wait is >= NaN, nothing would start)
+        raise RefusedError(f"--sleep: must be a finite 0 or more seconds, got {sleep}")
     if max_height is not None and max_height < 1:
         raise RefusedError(f"--max-height: must be at least 1, got {max_height}")
     if proxy is not None and not _PROXY.match(proxy):
