@@ -170,6 +170,18 @@ def test_refused_options(film_root: Path) -> None:
         cut(film_root, detector="nope")
 
 
+def test_clips_of_an_unknown_source_are_refused(runner: CliRunner, film_root: Path) -> None:
+    """`clips --source` with an id the catalog does not know (a typo) listed nothing, exit 0,
+    as if the source had no clips, where `cut --source` refuses it; now one line naming the
+    id (exit 2). A known source with no clips (not cut yet) still lists none."""
+    res = runner.invoke(app, ["clips", "--root", str(film_root), "--source", "reeel", "--json"])
+    assert res.exit_code == 2, res.output
+    (line,) = [s for s in res.output.splitlines() if s.strip()]
+    assert line == "error: --source: no source 'reeel' in the catalog; see `filmdata sources`"
+    assert list_clips(film_root, sources=("reel",)) == []
+    assert list_clips(film_root, sources=("m/reel",)) == []
+
+
 def test_an_hdr_source_gives_no_clean_clips(root: Path) -> None:
     """An HDR source is not cut (its code values are not SDR pixels: no clean GT until it is
     tone-mapped): it fails, the reason saying so and how to make an SDR copy, before any

@@ -396,7 +396,7 @@ def list_clips(
     `status`.
 
     Raises:
-        RefusedError: an unknown status, or a root with no catalog.
+        RefusedError: an unknown status or source, or a root with no catalog.
     """
     if status is not None and status not in ("kept", "dropped", "failed"):
         raise RefusedError(f"--status: unknown {status!r}; use kept, dropped or failed")
@@ -405,6 +405,13 @@ def list_clips(
         where["status"] = status
     with Catalog.existing(Path(root)) as cat:
         rows = cat.clips(**where)
+        known = {n for r in cat.sources() for n in (r["id"], f"{r['manifest']}/{r['id']}")}
+    missing = [s for s in sources if s not in known]
+    if missing:  # (a typo listed nothing, as if the source had no clips)
+        raise RefusedError(
+            f"--source: no source {', '.join(map(repr, missing))} in the catalog; "
+            "see `filmdata sources`"
+        )
     if sources:  # an id, or `manifest/id` (as `cut --source`)
         wanted = set(sources)
         rows = [r for r in rows if {r["source"], f"{r['manifest']}/{r['source']}"} & wanted]
