@@ -6,6 +6,8 @@ The library raises; the CLI prints the message (one line, no traceback) and exit
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FilmdataError(Exception):
     """Root of filmdata's exceptions. The message says what, which, and how to fix."""
@@ -30,6 +32,11 @@ class MediaError(FilmdataError):
 
 
 class ItemsFailed(FilmdataError):
-    """Some items of a stage failed (each recorded with its reason); the rest are done: exit 1."""
+    """Some items of a stage failed (each recorded with its reason); the rest are done: exit 1.
+    `summary`: what the stage would have returned, where it reports on the rest (synth)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.summary = summary

@@ -994,9 +994,9 @@ def synth(
                 held=held,
             )
         except ItemsFailed as e:  # windows failed, the others made: their summary too
-            if not hasattr(e, "summary"):
+            if e.summary is None:
                 raise
-            failed, summary = e, e.summary  # type: ignore[attr-defined]
+            failed, summary = e, e.summary
         # clips whose picture holds no `size` crop (`holds`): none of their windows is made
         summary["clips_too_small"] = sum(not holds(c, size) for c in clips)
         # clips (of a picture that holds one) too short for a window of `clip_len` frames
@@ -1156,12 +1156,11 @@ def _synth(
     if failed:
         # Exit 1: the other windows are made and carded; the failed ones are named in the
         # record, and a re-run makes their shards again.
-        err = ItemsFailed(
+        raise ItemsFailed(
             f"{dataset}: {len(failed)} of {total} windows failed, the others are made; "
-            f"first: {next(iter(failed.values()))}; a re-run tries them again"
+            f"first: {next(iter(failed.values()))}; a re-run tries them again",
+            summary,
         )
-        err.summary = summary  # type: ignore[attr-defined]
-        raise err
     return summary
 
 

@@ -126,8 +126,8 @@ def synth_cmd(
             scenes=scenes,
         )
     except ItemsFailed as e:  # some windows failed, the others made: show them, then exit 1
-        if getattr(e, "summary", None) is not None:
-            _show_summary(e.summary, size, clip_len, json_)  # type: ignore[attr-defined]
+        if e.summary is not None:
+            _show_summary(e.summary, size, clip_len, json_)
         raise
     finally:
         if blas:
