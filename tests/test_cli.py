@@ -90,3 +90,26 @@ def test_json_output_is_strict_json(capsys) -> None:
     got = json.loads(out, parse_constant=refuse)
     assert got == {"spread": None, "rows": [1.5, None, {"x": None}], "t": [2], "array": [0.5, None]}
     assert json.loads(dumps(obj), parse_constant=refuse)["spread"] is None
+
+
+def test_every_command_takes_quiet(runner: CliRunner, tmp_path) -> None:
+    """A script passes --quiet to every command it runs: the commands that show no progress
+    bar take it too (they refused it as an unknown option, exit 2)."""
+    import filmdata.cli.templates  # noqa: F401  (registers `templates`)
+
+    def leaves(cmd, path=()):
+        subs = getattr(cmd, "commands", None)
+        if not subs:
+            yield path
+            return
+        for name, sub in subs.items():
+            yield from leaves(sub, (*path, name))
+
+    missing = []
+    for path in leaves(typer.main.get_command(app)):
+        r = runner.invoke(app, [*path, "--help"])
+        if "--quiet" not in r.output:
+            missing.append(" ".join(path))
+    assert not missing, missing
+    r = runner.invoke(app, ["datasets", "--root", str(tmp_path), "--quiet"])
+    assert "No such option" not in r.output, r.output

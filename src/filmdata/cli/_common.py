@@ -29,6 +29,11 @@ RootOpt = typer.Option(
 )
 JsonOpt = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+# on the commands that show no progress bar: taken and ignored, so that a script can pass
+# --quiet to every command it runs
+NoBarsOpt = typer.Option(
+    False, "--quiet", "-q", help="Accepted for scripts; this command shows no progress bar."
+)
 DeviceOpt = typer.Option("auto", "--device", help="auto | cpu | cuda[:N].")
 BackendOpt = typer.Option(
     "local", "--backend", help="local (a process pool here) or ray (tasks on a Ray cluster)."

@@ -11,6 +11,7 @@ from ..errors import ItemsFailed
 from ._common import (
     BackendOpt,
     JsonOpt,
+    NoBarsOpt,
     QuietOpt,
     RayAddressOpt,
     RootOpt,
@@ -104,7 +105,9 @@ def _text(v: Any) -> str:
 
 
 @command("sources")
-def sources_cmd(root: Path | None = RootOpt, json_: bool = JsonOpt) -> None:
+def sources_cmd(
+    root: Path | None = RootOpt, json_: bool = JsonOpt, quiet: bool = NoBarsOpt
+) -> None:
     """List the catalog's sources (status, probe fields, path, error; --json: every field)."""
     from ..fetch import sources
 

@@ -10,6 +10,7 @@ from ..paths import resolve_root
 from ._common import (
     BackendOpt,
     JsonOpt,
+    NoBarsOpt,
     QuietOpt,
     RayAddressOpt,
     RootOpt,
@@ -108,6 +109,7 @@ def clips_cmd(
     ),
     status: str | None = typer.Option(None, "--status", help="kept | dropped | failed."),
     json_: bool = JsonOpt,
+    quiet: bool = NoBarsOpt,
 ) -> None:
     """List the catalog's clips (status, reason, frames, active picture box, exported path)."""
     from ..scenes.cut import list_clips

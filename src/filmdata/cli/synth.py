@@ -15,6 +15,7 @@ from ._common import (
     BackendOpt,
     DeviceOpt,
     JsonOpt,
+    NoBarsOpt,
     QuietOpt,
     RayAddressOpt,
     RootOpt,
@@ -246,6 +247,7 @@ def preview_cmd(
     n: int = typer.Option(4, "--n", help="How many windows."),
     config: str | None = typer.Option(None, "--config", help="Which config (default synthetic)."),
     root: Path | None = RootOpt,
+    quiet: bool = NoBarsOpt,
 ) -> None:
     """Write a contact sheet or a side-by-side video of LQ | GT windows."""
     from ..preview import preview
@@ -254,7 +256,9 @@ def preview_cmd(
 
 
 @command("datasets")
-def datasets_cmd(root: Path | None = RootOpt, json_: bool = JsonOpt) -> None:
+def datasets_cmd(
+    root: Path | None = RootOpt, json_: bool = JsonOpt, quiet: bool = NoBarsOpt
+) -> None:
     """List the catalog's datasets: name, rows per split, configs, size."""
     from ..preview import list_datasets
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import JsonOpt, QuietOpt, app, print_json, print_table, translate_errors
+from ._common import JsonOpt, NoBarsOpt, QuietOpt, app, print_json, print_table, translate_errors
 
 templates_app = typer.Typer(
     help="Make or extract noise-template packs (degradations/templates/<kind>/*.png).",
@@ -37,6 +37,7 @@ def make_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="The pack's seed (same seed, same pack)."),
     json_: bool = JsonOpt,
+    quiet: bool = NoBarsOpt,
 ) -> None:
     """Draw a procedural pack of dust, dirt, hair, scratch, blotch and edge templates."""
     from ..degrade.template_make import make_templates
