@@ -76,6 +76,13 @@ CADENCE_COSTS = FINE  # a step off the fitted cadence costs a repeat or a drop
 CADENCE_AGREEMENT = 0.7  # steps of the fine path that must fit a steady cadence (woven
 # frames of a pulldown allow two steps, so a right path agrees at about 0.8-0.9)
 CADENCE_SWITCH = 0.01  # a change of the cadence's offset, in `cadence_by_scores`
+# The two readings of the cadence's phase tie where their paths' totals are closer than one
+# repeat off the cadence costs: a phase a frame early is then as good under the lag model
+# (`_lagged`: an inter-coded frame's score for GT j is about its best over j - LAG..j where the
+# GT barely changes), and the fine similarity itself, unlagged, chooses. Ties seen: 0.006-0.008
+# (real footage: bikes at PAL speed, its skips a frame early on four of ten; bunny pulldown);
+# a clear choice 0.087 (30 fps GT, harsh: there the unlagged scores favoured the wrong phase).
+CADENCE_TIE = CADENCE_COSTS.dup
 CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every < 100 frames
 # (25 fps of 24 fps film at true speed: 1 in 25; 3:2 pulldown: 1 in 5); rarer ones (NTSC's
 # 0.1%) are left to the free repeats and drops
@@ -382,7 +389,10 @@ def _align(
             path, total = temporal.best_path(weighed, on_cadence, expected)
             if by_scores is not None:
                 other, other_total = temporal.best_path(weighed, on_cadence, by_scores)
-                if other_total > total:
+                if abs(other_total - total) < CADENCE_TIE:  # the unlagged scores decide
+                    if _along(s1, other) > _along(s1, path):
+                        path = other
+                elif other_total > total:
                     path = other
             if ramps:  # (a path the cadence's pass made)
                 path = temporal.unramp(path, weighed, costs)
@@ -606,6 +616,12 @@ def _rate_costs(r: float) -> temporal.PathCosts:
     if r > b + 0.02:
         return dataclasses.replace(costs, drop=0.002)
     return costs
+
+
+def _along(s: np.ndarray, path: list[int | None]) -> float:
+    """The sum of `s` (n_lq, n_gt) along `path`'s matches."""
+    i = [k for k, j in enumerate(path) if j is not None]
+    return float(s[i, [path[k] for k in i]].sum()) if i else 0.0
 
 
 def _lagged(
