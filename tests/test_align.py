@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -887,6 +888,84 @@ def test_a_file_whose_decode_breaks_early_is_refused_naming_it(
     assert frame_accuracy(tape.mapping[:m], a.mapping, identical_runs(gt)) >= 0.95
 
 
+def _remux(src: Path, dst: Path, shift: float = 0.0, gap: tuple[int, float] = (0, 0.0)) -> Path:
+    """`src`'s video packets, not decoded, in `dst`'s container (by its name): their times
+    moved by `shift` seconds (before 0: an mp4's pre-roll, which its edit list skips, as
+    `ffmpeg -ss T -c copy` writes it; after: a stream that starts after its container), and
+    by `gap` = (k, seconds) more from the k-th packet on (a variable frame rate)."""
+    import av
+
+    with av.open(str(src)) as c, av.open(str(dst), "w") as out:
+        s = c.streams.video[0]
+        t = out.add_stream_from_template(s)
+        for k, p in enumerate(q for q in c.demux(s) if q.dts is not None):
+            move = round((shift + (gap[1] if gap[0] and k >= gap[0] else 0.0)) / p.time_base)
+            p.pts, p.dts, p.stream = p.pts + move, p.dts + move, t
+            out.mux(p)
+    return dst
+
+
+def _cut(src: Path, dst: Path, share: float) -> Path:
+    """The first `share` of `src`'s bytes (`head -c`: a copy or download stopped part-way)."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * share)])
+    return dst
+
+
+def test_a_file_cut_short_is_refused_naming_it(
+    runner: CliRunner, tmp_path: Path, pans: tuple[Path, Tape]
+) -> None:
+    """A Matroska file cut in half (`head -c`) still declares all its frames, but its decode
+    ends quietly at the cut, with no decoder error: the GT's (FFmpeg's threads) aligned the
+    tape's frames past the cut to null, exit 0; the tape's (one thread) aligned half a tape.
+    Refused (exit 2, one line naming the file and both counts) where the frames decoded
+    fall short of MIN_DECODED of those declared, as a decoder error that ends them early."""
+    gt, tape = pans
+    gt_mkv = _remux(gt, tmp_path / "gt.mkv")
+    lq_mkv = _remux(tape.path, tmp_path / "lq.mkv")
+    for lq, g, bad in (
+        (tape.path, _cut(gt_mkv, tmp_path / "half-gt.mkv", 0.5), "half-gt.mkv"),
+        (_cut(lq_mkv, tmp_path / "half-lq.mkv", 0.5), gt, "half-lq.mkv"),
+    ):
+        r = runner.invoke(app, ["align", str(lq), str(g), "--json"])
+        assert r.exit_code == 2, r.output
+        (line,) = r.output.strip().splitlines()
+        declared = 90 if bad == "half-gt.mkv" else len(tape.mapping)
+        assert re.match(
+            rf"error: {re.escape(str(tmp_path / bad))}: decode failed after \d+ of {declared} "
+            "frames",
+            line,
+        ), line
+        with pytest.raises(MediaError, match="decode failed after"):
+            align(lq, g)
+
+
+def test_files_that_declare_more_frames_than_decode_are_not_taken_for_cut_short(
+    tmp_path: Path, pans: tuple[Path, Tape]
+) -> None:
+    """A decode that ends short of the frames a file declares is refused (a file cut short),
+    but not where the count or the duration overstates them: an mp4 cut by `ffmpeg -ss T -c
+    copy` counts the pre-roll its edit list skips (40 frames, 25 shown), a variable frame
+    rate's duration at its frame rate counts the frames it skips, and a stream that starts
+    after the container's start (a stream copy that dropped the frames before its first
+    keyframe) does not last the container's duration."""
+    from filmdata.pairing.descriptors import decode_gray
+
+    gt, _ = pans  # 90 frames at 24 fps
+    for name, kw in (
+        ("preroll.mp4", {"shift": -1.0}),
+        ("preroll.mkv", {"shift": -1.0}),
+        ("gap.mkv", {"gap": (30, 3.0)}),
+        ("gap.ts", {"gap": (30, 3.0)}),
+        ("late.mkv", {"shift": 2.0}),
+    ):
+        path = _remux(gt, tmp_path / name, **kw)
+        assert decode_gray(path, 32).frames >= 60, name  # (the pre-roll does not show in mp4)
+    cut = _cut(_remux(gt, tmp_path / "gap-cut.mkv", gap=(30, 3.0)), tmp_path / "c.mkv", 0.5)
+    with pytest.raises(MediaError, match="decode failed after"):
+        decode_gray(cut, 32)
+
+
 def test_align_refuses_a_folder_as_a_folder(runner: CliRunner, tmp_path: Path, clip: Path) -> None:
     """align takes two video files: a folder (as LQ or GT) was refused as "no such file", though
     it exists. It is refused (exit 2, one line) saying it is a folder; the library says so too."""
@@ -1561,10 +1640,10 @@ def test_decoding_in_halves_gives_the_very_frames_of_one_pass(
     describe = D._Sink.describe
 
     def off(self: object, i: int, frame: object) -> tuple:
-        kept, small, intra, forward = describe(self, i, frame)
+        kept, small, *rest = describe(self, i, frame)
         if threading.current_thread().name == "decode second half":
             small = small + 1
-        return kept, small, intra, forward
+        return kept, small, *rest
 
     monkeypatch.setattr(D._Sink, "describe", off)
     joins.clear()

@@ -328,6 +328,65 @@ def stream_fps(stream: Any) -> float:
     return float(rate) if rate else 25.0
 
 
+#: a video's frames may end (a decoder error: a damaged tail, a capture stopped mid-write; or
+#: quietly: a file cut short, which FFmpeg's frame threads end without an error) where at
+#: least this share of its declared frames came before; earlier, the file is refused (as
+#: `fetch` refuses a download with fewer: its MIN_COMPLETE)
+MIN_DECODED = 0.95
+
+
+def refuse_short(
+    path: str, v: Any, c: Any, fps: float, got: int, error: Exception | None, last: float | None
+) -> None:
+    """Raise MediaError where the frames of `v` (in container `c`) decoded from its start
+    ended after `got` (`error`: the decoder error that ended them, if one did), short of
+    MIN_DECODED of those it declares (`_declared`; nothing declared: the frames decoded
+    stand), unless the last one (`last`: its time, s; None: no times) reached MIN_DECODED of
+    the way through the duration declared: then the count overstates them (a variable frame
+    rate's duration at its average rate, a stream copy whose video starts late) and none
+    are missing."""
+    declared, seconds, end = _declared(v, c, fps)
+    if got >= MIN_DECODED * declared:
+        return
+    if last is not None and end - (last + 1 / fps) <= (1 - MIN_DECODED) * seconds:
+        return
+    why = str(error) if error is not None else "the file ends there (cut short?)"
+    if error is None and last is not None:
+        why = f"its frames end at {last + 1 / fps:.2f} s of {end:.2f} (the file cut short?)"
+    raise MediaError(f"{path}: decode failed after {got} of {declared} frames: {why}")
+
+
+def _declared(v: Any, c: Any, fps: float) -> tuple[int, float, float]:
+    """The frames `v` declares, its duration and its end (s): its frame count or its duration
+    at `fps`, the lower (an mp4 cut by `ffmpeg -ss T -c copy` counts the pre-roll its edit
+    list skips); the duration its own (mp4, MPEG-TS), its Matroska DURATION tag (its end,
+    written by FFmpeg and mkvmerge: the container's may be its sound's, longer), else the
+    container's."""
+    tb = v.time_base
+    start = float(v.start_time * tb) if v.start_time is not None and tb else 0.0
+    tag = _tag_seconds(v.metadata.get("DURATION"))
+    if v.duration and tb:
+        seconds = float(v.duration * tb)
+        end = start + seconds
+    elif tag is not None:
+        end = tag
+        seconds = max(0.0, end - start)
+    else:
+        seconds = (c.duration or 0) / 1e6
+        end = (c.start_time or 0) / 1e6 + seconds
+    counts = [n for n in (int(v.frames or 0), round(seconds * fps)) if n > 0]
+    return min(counts, default=0), seconds, end
+
+
+def _tag_seconds(tag: str | None) -> float | None:
+    """Seconds of a Matroska duration tag ("HH:MM:SS.nnnnnnnnn"); None where it is not one."""
+    try:
+        h, m, s = (tag or "").split(":")
+        return 3600 * int(h) + 60 * int(m) + float(s)
+    except ValueError:
+        return None
+
+
 def probe(
     path: str | os.PathLike[str],
     *,

@@ -24,7 +24,7 @@ import numpy as np
 from .._progress import progress
 from ..errors import MediaError
 from ..paths import refuse_unless_file
-from ..video import _video_stream, luma, stream_fps
+from ..video import _video_stream, luma, refuse_short, stream_fps
 
 _INTRA = av.video.frame.PictureType.I
 _FORWARD = av.video.frame.PictureType.P
@@ -98,36 +98,17 @@ def decode_gray(
             bar.close()
     if only is None and not sink.small:
         raise MediaError(f"{path}: no frame decodes")
-    if only is None and sink.error is not None:
-        _refuse_short(path, v, c, fps, len(sink.small), sink.error)
+    if only is None:
+        refuse_short(path, v, c, fps, len(sink.small), sink.error, sink.end)
     arr = np.stack(sink.small) if sink.small else np.zeros((0, 2, 2), np.uint8)
     key_a, forward_a = np.array(sink.key, bool), np.array(sink.forward, bool)
     w, h, kw = sink.w, sink.h, sink.kw
     return GrayVideo(path, fps, w, h, arr, sink.kept, kw / w if w else 1.0, key_a, forward_a)
 
 
-#: a decoder error may end a video's frames (a damaged tail: a capture stopped mid-write)
-#: where at least this share of its declared frames came before it; earlier, the file is
-#: refused (as `fetch` refuses a download with fewer: its MIN_COMPLETE)
-MIN_DECODED = 0.95
-
-
-def _refuse_short(path: str, v: Any, c: Any, fps: float, got: int, error: Exception) -> None:
-    """Raise MediaError where a decoder error ended `v` after `got` frames, short of
-    MIN_DECODED of those it declares (its frame count, else its duration at `fps`; nothing
-    declared: the frames decoded stand)."""
-    declared = int(v.frames or 0)
-    if not declared:
-        tb = v.time_base
-        seconds = float(v.duration * tb) if v.duration and tb else (c.duration or 0) / 1e6
-        declared = round(seconds * fps)
-    if got < MIN_DECODED * declared:
-        raise MediaError(f"{path}: decode failed after {got} of {declared} frames: {error}")
-
-
 class _Sink:
     """What `decode_gray` keeps of each frame, frame by frame in order (`add`); `error`: the
-    decoder error that ended them, if one did."""
+    decoder error that ended them, if one did; `end`: the latest frame time (s) of them."""
 
     def __init__(
         self,
@@ -146,6 +127,7 @@ class _Sink:
         self.kept: dict[int, np.ndarray] = {}
         self.w = self.h = self.sw = self.sh = self.kw = self.kh = 0
         self.error: Exception | None = None
+        self.end: float | None = None
         self._sizing = threading.Lock()
 
     def add(self, i: int, frame: av.VideoFrame) -> bool:
@@ -171,7 +153,7 @@ class _Sink:
         )
         if only is not None:
             kept = np.ascontiguousarray(shrink(y, (self.kw, self.kh))) if want else None
-            return (kept, None, False, False)
+            return (kept, None, False, False, None)
         # Every frame's small one from its working-size one (kept or not, so that all are made
         # alike): halvings are OpenCV's fast path, a 1080p frame to 160 px in 0.11 ms against
         # 0.43 by one area resize (the same box averages, rounded twice). A working size under
@@ -183,17 +165,19 @@ class _Sink:
         kept = np.ascontiguousarray(work) if want else None
         small = cv2.resize(y if below else work, (self.sw, self.sh), interpolation=cv2.INTER_AREA)
         intra = bool(frame.key_frame) or frame.pict_type == _INTRA
-        return (kept, small, intra, frame.pict_type == _FORWARD)
+        return (kept, small, intra, frame.pict_type == _FORWARD, frame.time)
 
     def extend(self, first: int, described: list[tuple]) -> None:
         """Frames `first`, `first + 1`, ... as `describe` made them."""
-        for i, (kept, small, intra, forward) in enumerate(described, first):
+        for i, (kept, small, intra, forward, time) in enumerate(described, first):
             if kept is not None:
                 self.kept[i] = kept
             if small is not None:
                 self.small.append(small)
                 self.key.append(intra)
                 self.forward.append(forward)
+            if time is not None and (self.end is None or time > self.end):
+                self.end = time
 
 
 def _decode_into(c: Any, v: Any, path: str, threads: int, sink: _Sink, bar: Any) -> None:
