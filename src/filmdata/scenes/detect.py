@@ -201,19 +201,24 @@ def _luma(
 
     Cheaper than `iter_frames(gray=True, size=...)`: no colour conversion and one OpenCV area
     resize instead of a fresh swscale context per frame (about a fifth of the decode's CPU).
+    Read to its end (`end` None), a stream whose frames end short of those it declares (a
+    file cut short: its decode ends quietly) is refused (`refuse_short`), as `align` does.
     """
     import av
     import cv2
 
-    from ..video import _open, _video_stream, luma
+    from ..video import _open, _video_stream, luma, refuse_short, stream_fps
 
     with _open(path) as c:
         v = _video_stream(c, path)
         v.thread_type = "AUTO"
-        index = -1
+        index, last = -1, None
         try:
             for frame in c.decode(v):
                 index += 1
+                t = frame.time
+                if t is not None and (last is None or t > last):
+                    last = t  # (the latest: a clock that jumps back)
                 if index < start:
                     continue
                 if end is not None and index >= end:
@@ -223,6 +228,8 @@ def _luma(
                 yield index, cv2.resize(y, size, interpolation=cv2.INTER_AREA)
         except av.error.FFmpegError as e:
             raise MediaError(f"{path}: decode failed at frame {index}: {e}") from None
+        if end is None:
+            refuse_short(str(path), v, c, stream_fps(v), index + 1, None, last)
 
 
 def _threaded(frames: Iterator[tuple[int, np.ndarray]], depth: int = 64) -> Iterator[np.ndarray]:
