@@ -730,20 +730,9 @@ def test_a_window_that_does_not_decode_fails_alone(
     """A decode error mid-run (`MediaError`) fails that window only: the windows after it are
     decoded and made, the card is written, and the run ends with `ItemsFailed` (exit 1)
     naming the file and the window, which its shard's record entry lists with the reason."""
-    from filmdata.errors import ItemsFailed, MediaError
+    from filmdata.errors import ItemsFailed
 
-    module = sys.modules["filmdata.windows"]
-    real = module.window_pictures
-    victim: list[str] = []
-
-    def fails_the_fourth(windows, *a, **k):
-        victim.append(victim[0] if victim else windows[3].id)
-        for w, pictures in real(windows, *a, **k):
-            if w.id == victim[0]:
-                raise MediaError("input.mp4: decode failed at frame 7")
-            yield w, pictures
-
-    monkeypatch.setattr(module, "window_pictures", fails_the_fourth)
+    victim = _fail_the_fourth_window(monkeypatch)
     out = tmp_path / "ds"
     kw = dict(clip_len=T, size=S, device="cpu", rows_per_shard=2, quiet=True)
     with pytest.raises(ItemsFailed) as failed:
@@ -1428,19 +1417,13 @@ def test_an_out_on_a_read_only_file_system_is_refused(
     assert f"--out {ro / 'ds'}: {ro} is on a read-only file system" in line, line
 
 
-def test_json_and_the_table_are_printed_where_some_windows_failed(
-    footage: Path, tmp_path: Path, runner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run whose windows partly fail (exit 1: the others made, the card written) printed
-    nothing on stdout: under --json no JSON at all (fetch, cut, pair, verify and eval print
-    theirs before exit 1), without it no table. Now the summary, then the one-line error."""
-    import json
-
+def _fail_the_fourth_window(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the fourth window of the run's first batch fail to decode (`MediaError`); returns
+    the list that holds its id once the run has started."""
     from filmdata.errors import MediaError
 
     module = sys.modules["filmdata.windows"]
     real = module.window_pictures
-
     victim: list[str] = []
 
     def fails_the_fourth(windows, *a, **k):
@@ -1451,6 +1434,18 @@ def test_json_and_the_table_are_printed_where_some_windows_failed(
             yield w, pictures
 
     monkeypatch.setattr(module, "window_pictures", fails_the_fourth)
+    return victim
+
+
+def test_json_and_the_table_are_printed_where_some_windows_failed(
+    footage: Path, tmp_path: Path, runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose windows partly fail (exit 1: the others made, the card written) printed
+    nothing on stdout: under --json no JSON at all (fetch, cut, pair, verify and eval print
+    theirs before exit 1), without it no table. Now the summary, then the one-line error."""
+    import json
+
+    _fail_the_fourth_window(monkeypatch)
     args = ["synth", "--templates", str(_templates()), "--input", str(footage), "--size", "32"]
     args += ["--clip-len", "3", "--root", str(tmp_path / "root"), "--device", "cpu", "-q"]
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "--json"])
