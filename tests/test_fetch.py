@@ -532,3 +532,29 @@ def test_captures_in_older_containers_are_fetched(
     assert {k: v["frames"] for k, v in sources(runner, root).items()} == dict.fromkeys(
         ("dvd", "cap", "raw", "old"), 10
     )
+
+
+def test_a_capture_whose_sound_runs_longer_is_not_truncated(
+    runner: CliRunner, root: Path, tmp_path: Path
+) -> None:
+    """A Matroska capture whose sound runs a second past its pictures (capture programs
+    record on after the picture stops) was failed as "truncated: 100 of 126 frames decode":
+    its frames were counted against the container's duration, the sound's. The video's own
+    (its DURATION tag) is what its frames fill."""
+    import numpy as np
+
+    from filmdata.pairing.tapesim import with_sound
+    from filmdata.video import write_video
+
+    caps = tmp_path / "captures"
+    caps.mkdir()
+    silent = tmp_path / "silent.mp4"
+    write_video(silent, (np.full((48, 64, 3), 2 * k, np.uint8) for k in range(100)), 25.0)
+    with_sound(silent, np.zeros(16000 * 5, np.float32), caps / "tape.mkv", rate=16000)
+    m = write_manifest(
+        tmp_path / "caps.yaml", "caps", [{"id": "tape", "path": "captures/tape.mkv"}]
+    )
+    code, items = fetch_json(runner, str(m), "--root", str(root))
+    assert code == 0 and items[0]["status"] == "fetched", items
+    row = sources(runner, root)["tape"]
+    assert (row["frames"], row["declared_frames"]) == (100, 100), row

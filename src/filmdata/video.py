@@ -416,14 +416,8 @@ def _probe(path: str, count: bool, as_shown: bool = True) -> Probe:
     with _open(path) as c:
         v = _video_stream(c, path)
         fps = stream_fps(v)
-        duration = 0.0
-        if v.duration is not None and v.time_base is not None:
-            duration = float(v.duration * v.time_base)
-        elif c.duration is not None:
-            duration = c.duration / av.time_base
-        declared = int(v.frames or 0)
-        if declared == 0 and duration > 0:
-            declared = int(round(duration * fps))
+        # the video's own duration (a capture's sound may run on past its pictures)
+        declared, duration, _ = _declared(v, c, fps)
         audio = c.streams.audio[0] if c.streams.audio else None
         n = k = 0
         width, height = v.codec_context.width, v.codec_context.height
