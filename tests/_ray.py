@@ -9,6 +9,7 @@ its own process ids at the end (a head's daemons and workers share its session).
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -38,8 +39,12 @@ def _ray_bin() -> str:
 
 
 @contextmanager
-def ray_head(tmp: Path, cpus: int = 2) -> Iterator[str]:
-    """Start a head on 127.0.0.1:<free port>; yield its address; stop it by its pids."""
+def ray_head(tmp: Path, cpus: int = 2, hide: Path | None = None) -> Iterator[str]:
+    """Start a head on 127.0.0.1:<free port>; yield its address; stop it by its pids.
+
+    With `hide`, the head and its workers run in a mount namespace of their own in which that
+    folder is an empty tmpfs: a folder this process sees and the workers do not (as on a node
+    that does not mount it); needs `unshare` and mount rights."""
     env = {**os.environ, **ENV}
     token = Path.home() / ".ray" / "auth_token"
     if not token.exists():
@@ -53,32 +58,31 @@ def ray_head(tmp: Path, cpus: int = 2) -> Iterator[str]:
     port, dash = _free_port(), _free_port()
     temp = tmp / "ray"  # its own session folder: we find and end exactly our processes
     temp.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            _ray_bin(),
-            "start",
-            "--head",
-            "--node-ip-address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--num-cpus",
-            str(cpus),
-            "--num-gpus",
-            "0",
-            "--include-dashboard",
-            "false",
-            "--disable-usage-stats",
-            "--temp-dir",
-            str(temp),
-            "--dashboard-port",
-            str(dash),
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    start = [
+        _ray_bin(),
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num-cpus",
+        str(cpus),
+        "--num-gpus",
+        "0",
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+        "--temp-dir",
+        str(temp),
+        "--dashboard-port",
+        str(dash),
+    ]
+    if hide is not None:
+        hide.mkdir(parents=True, exist_ok=True)
+        mount = f"mount --make-rprivate / && mount -t tmpfs none {shlex.quote(str(hide))}"
+        start = ["unshare", "-m", "sh", "-c", f"{mount} && exec {shlex.join(start)}"]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
     try:
         yield f"127.0.0.1:{port}"
     finally:

@@ -259,3 +259,35 @@ def test_cut_on_ray_gives_the_local_clips(
         rows = json.loads(listing.stdout)
         clips[backend] = [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]
     assert clips["local"] and clips["local"] == clips["ray"]
+
+
+def test_synth_refuses_a_dataset_folder_the_workers_cannot_see(
+    runner: CliRunner, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`--out` off the shared filesystem (the root on it): the workers wrote the shards into a
+    folder of their own, the driver recorded them as made, and synth exited 0 with a card of
+    4 rows and no shard here. Refused up front instead, as a root the workers cannot see."""
+    import subprocess
+
+    import ray
+
+    video, _ = make_clip(tmp_path / "in.mp4", (8,), size=(96, 64), seed=6)
+    hidden = tmp_path / "hidden"  # seen here, an empty tmpfs for the head and its workers
+    ray.shutdown()  # (connected to the module's cluster by the tests before)
+    try:
+        # (a short folder: a socket's path in it must fit in 107 bytes)
+        with ray_head(tmp_path_factory.mktemp("rayhide"), hide=hidden) as address:
+            result = runner.invoke(
+                app,
+                ["synth", "--templates", str(Path(__file__).parents[1] / "degradations"),
+                 "--input", str(video), "--size", "32", "--clip-len", "4", "--rows-per-shard",
+                 "1", "--quiet", "--device", "cpu", "--root", str(tmp_path / "root"),
+                 "--out", str(hidden / "ds"), "--backend", "ray", "--ray-address", address],
+            )  # fmt: skip
+    except subprocess.CalledProcessError as e:
+        pytest.skip(f"cannot start a head in a mount namespace here: {e.stderr!r}")
+    finally:
+        ray.shutdown()
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.stderr.splitlines() if s.strip() and "INFO" not in s]
+    assert f"{hidden / 'ds'}" in line and "not visible from the Ray workers" in line, line

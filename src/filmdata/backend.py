@@ -60,6 +60,7 @@ def map_items(
     num_cpus: float = 1.0,
     start_interval: float = 0.0,
     group: Callable[[Any], str] | None = None,
+    out: Path | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Run `fn(item)` for every item; yield `(index, result)` as each completes.
 
@@ -79,15 +80,27 @@ def map_items(
         start_interval: on Ray, at least this many seconds between two task starts of one
             `group` (a per-host rate limit that holds across the cluster: one driver dispatches).
         group: the rate-limit key of an item (e.g. its URL's host).
+        out: a folder the items write into (synth's dataset, which `--out` may put outside
+            the root); on Ray, checked to be visible from the workers too.
 
     Raises:
-        RefusedError: an unknown backend, Ray not installed, or a root the workers cannot see.
+        RefusedError: an unknown backend, Ray not installed, or a root (or `out`) the workers
+            cannot see.
     """
     if backend == "local":
         yield from _map_local(fn, items, jobs)
     elif backend == "ray":
         yield from _map_ray(
-            fn, items, ray_address, num_gpus, max_retries, root, num_cpus, start_interval, group
+            fn,
+            items,
+            ray_address,
+            num_gpus,
+            max_retries,
+            root,
+            num_cpus,
+            start_interval,
+            group,
+            out,
         )
     else:
         raise RefusedError(f"--backend: expected local or ray, got {backend!r}")
@@ -187,11 +200,15 @@ def _map_ray(
     num_cpus: float = 1.0,
     start_interval: float = 0.0,
     group: Callable[[Any], str] | None = None,
+    out: Path | None = None,
 ) -> Iterator[tuple[int, Any]]:
     ray = connect_ray(ray_address)
-    if root is not None:
-        # The root must be a path every node sees (a shared filesystem): check with a marker.
-        marker = Path(root) / f".ray-visible-{os.getpid()}-{time.time_ns()}"
+    # The root, and a folder the items write outside it, must be paths every node sees (a
+    # shared filesystem): check with a marker.
+    for folder, what in ((root, "--root"), (out, "the output folder")):
+        if folder is None:
+            continue
+        marker = Path(folder) / f".ray-visible-{os.getpid()}-{time.time_ns()}"
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("filmdata")
         try:
@@ -200,7 +217,7 @@ def _map_ray(
             marker.unlink(missing_ok=True)
         if not seen:
             raise RefusedError(
-                f"--root {root}: not visible from the Ray workers; put the root on a filesystem "
+                f"{what} {folder}: not visible from the Ray workers; put it on a filesystem "
                 "every node mounts at the same path"
             )
     remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_call)

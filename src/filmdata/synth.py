@@ -1250,6 +1250,7 @@ def _make_shards_ray(
             num_gpus=gpu,
             max_retries=3,
             root=root,
+            out=dataset,  # (the workers write the shards there: `--out` may be off the root)
         ):
             job = jobs[i]
             entry = _merge_ray_shard(dataset, record, job, entry)
