@@ -1225,6 +1225,29 @@ def test_restore_of_a_truncated_file_says_what_it_lacks(
               "--quiet"],
     )  # fmt: skip
     assert r.exit_code == 0 and not r.stderr, r.output
+    # a variable frame rate (a phone's, a capture card's dropped frames): its duration at the
+    # declared rate counts twice its frames, and none is missing
+    import fractions
+
+    import av
+
+    vfr = tmp_path / "vfr.mkv"
+    with av.open(str(vfr), "w") as o:
+        st = o.add_stream("libx264", rate=30)
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        st.codec_context.time_base = st.time_base = fractions.Fraction(1, 1000)
+        for k, img in enumerate(frames[:24]):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = 133 * (k // 2) + 100 * (k % 2), fractions.Fraction(1, 1000)
+            o.mux(st.encode(f))
+        o.mux(st.encode())
+    p = probe(vfr)
+    assert p.frames == 24 and p.declared_frames > 1.5 * p.frames, p
+    r = runner.invoke(
+        app, ["restore", str(vfr), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1",
+              "--quiet"],
+    )  # fmt: skip
+    assert r.exit_code == 0 and not r.stderr, r.output
 
 
 def test_train_refuses_a_dataset_a_run_left_part_made(tmp_path: Path) -> None:

@@ -345,15 +345,37 @@ def refuse_short(
     the way through the duration declared: then the count overstates them (a variable frame
     rate's duration at its average rate, a stream copy whose video starts late) and none
     are missing."""
+    short = frames_short(v, c, fps, got, last)
+    if short is not None:
+        declared, why = short
+        why = str(error) if error is not None else why
+        raise MediaError(f"{path}: decode failed after {got} of {declared} frames: {why}")
+
+
+def frames_short(
+    v: Any, c: Any, fps: float, got: int, last: float | None
+) -> tuple[int, str] | None:
+    """`refuse_short`'s rule: (the frames `v` declares, why they are short) where `got`
+    frames, the last at `last` s, fall short of them; None where they do not."""
     declared, seconds, end = _declared(v, c, fps)
     if got >= MIN_DECODED * declared:
-        return
+        return None
     if last is not None and end - (last + 1 / fps) <= (1 - MIN_DECODED) * seconds:
-        return
-    why = str(error) if error is not None else "the file ends there (cut short?)"
-    if error is None and last is not None:
-        why = f"its frames end at {last + 1 / fps:.2f} s of {end:.2f} (the file cut short?)"
-    raise MediaError(f"{path}: decode failed after {got} of {declared} frames: {why}")
+        return None
+    if last is None:
+        return declared, "the file ends there (cut short?)"
+    return declared, f"its frames end at {last + 1 / fps:.2f} s of {end:.2f} (the file cut short?)"
+
+
+def file_short(path: str | os.PathLike[str], got: int, last: float | None) -> str | None:
+    """`frames_short` of a file's video stream (opened again, not decoded), as one line
+    naming the file and both counts; None where its frames are not short."""
+    with _open(path) as c:
+        v = _video_stream(c, path)
+        short = frames_short(v, c, stream_fps(v), got, last)
+    if short is None:
+        return None
+    return f"{path}: {got} of the {short[0]} frames it declares decode: {short[1]}"
 
 
 def _declared(v: Any, c: Any, fps: float) -> tuple[int, float, float]:

@@ -155,9 +155,5 @@ def restore_cmd(
             f"@ {result.fps:g} fps, {result.frames_per_s:.2f} frames/s"
         )
     if result.cut_short:  # restored as far as it decodes; the rest is not in the input
-        typer.echo(
-            f"error: {video}: restored {result.frames} of the {result.declared_frames} frames "
-            "it declares: its frames end early (a damaged or truncated file)",
-            err=True,
-        )
+        typer.echo(f"error: {result.short}; those are restored", err=True)
         raise typer.Exit(1)

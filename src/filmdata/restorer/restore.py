@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ..devices import pick_device
 from ..errors import MediaError, RefusedError
 from ..paths import refuse_unless_file, refuse_unwritable_file
-from ..video import file_aspect, iter_frames, probe, write_video
+from ..video import file_aspect, file_short, iter_decoded, probe, turns, upright, write_video
 from .checkpoint import load_model
 from .config import check_steps
 from .sampling import restore_stream
@@ -46,17 +46,16 @@ class RestoreResult:
     seconds: float
     frames_per_s: float
     declared_frames: int = 0  # what the input's container claims (0: it does not say)
+    # why the input's frames ended well before those it declares (a capture stopped
+    # mid-write, a truncated copy: `video.frames_short`, align's rule), else None
+    short: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
 
     @property
     def cut_short(self) -> bool:
-        """The input's frames ended well before those it declares (a capture stopped
-        mid-write, a truncated copy): more than one, and more than 1%, missing (a declared
-        count from a duration can be a frame out)."""
-        missing = self.declared_frames - self.frames
-        return missing > max(1, self.declared_frames // 100)
+        return self.short is not None
 
 
 def restore(
@@ -110,7 +109,8 @@ def restore(
         raise RefusedError(f"tile={tile}: use 16 pixels or more")
     info = probe(video, count=False)
     t0 = time.perf_counter()
-    frames = _one_size(video)  # (H, W, 3) uint8, streamed
+    clock: list[float] = []  # the latest frame time seen (`_one_size`)
+    frames = _one_size(video, clock)  # (H, W, 3) uint8, streamed
     restored = restore_stream(
         model, frames, cfg, steps=steps, window=T, overlap=K, tile=tile, device=dev, seed=seed
     )
@@ -130,20 +130,28 @@ def restore(
         pictures.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
     w, h = info.width, info.height
+    short = file_short(video, n, clock[-1] if clock else None)
     return RestoreResult(
-        out_path, n, w, h, info.fps, seconds, n / max(seconds, 1e-9), info.declared_frames
+        out_path, n, w, h, info.fps, seconds, n / max(seconds, 1e-9), info.declared_frames, short
     )
 
 
-def _one_size(video: str | os.PathLike[str]) -> Iterator[np.ndarray]:
-    """The frames of `video`, refusing a picture size that changes part-way (the windows and
-    the output are of one size): it was restore_stream's ValueError, as a traceback.
+def _one_size(video: str | os.PathLike[str], clock: list[float]) -> Iterator[np.ndarray]:
+    """The frames of `video` (as `iter_frames` gives them), refusing a picture size that
+    changes part-way (the windows and the output are of one size): it was restore_stream's
+    ValueError, as a traceback. `clock` gets the latest frame time (s) seen, at its end.
 
     Raises:
         MediaError: naming the file, the frame and both sizes.
     """
+    from av.video.reformatter import VideoReformatter
+
+    convert = VideoReformatter()  # (one converter for the run, as `iter_frames`)
     first: tuple[int, ...] | None = None
-    for i, frame in iter_frames(video):
+    for i, decoded in iter_decoded(video):
+        if decoded.time is not None and (not clock or decoded.time > clock[-1]):
+            clock[:] = [decoded.time]
+        frame = upright(convert.reformat(decoded, format="rgb24").to_ndarray(), turns(decoded))
         if first is None:
             first = frame.shape
         elif frame.shape != first:
