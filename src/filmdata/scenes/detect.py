@@ -84,12 +84,11 @@ def make_detector(name: str, threshold: float | None = None) -> Any:
         # (no cut at all, or one every min_scene_len frames). Its scales: content's mean
         # pixel change of 0-255, adaptive's ratio to its neighbours, hash's and histogram's
         # share of 0-1.
-        scale = {"content": "(0, 255]", "adaptive": "(0, inf)", "hash": "(0, 1]"}
-        scale["histogram"] = scale["hash"]
-        top = {"content": 255.0, "hash": 1.0, "histogram": 1.0}.get(name, math.inf)
-        wrong = threshold is not None and not (0 < threshold <= top and math.isfinite(threshold))
-        if wrong and name in scale:
-            raise ValueError(f"threshold: expected a value in {scale[name]}, got {threshold}")
+        top = {"content": 255.0, "adaptive": math.inf, "hash": 1.0, "histogram": 1.0}.get(name)
+        in_scale = threshold is None or (0 < threshold <= (top or 0) and math.isfinite(threshold))
+        if top is not None and not in_scale:
+            scale = "(0, inf)" if math.isinf(top) else f"(0, {top:g}]"
+            raise ValueError(f"threshold: expected a value in {scale}, got {threshold}")
         kw = {} if threshold is None else {"threshold": threshold}
         if name == "content":
             return sd.ContentDetector(**kw)
