@@ -1290,3 +1290,27 @@ def test_train_refuses_an_out_on_a_read_only_file_system(
     assert not isinstance(r.exception, OSError), r.exception
     (line,) = [s for s in r.output.splitlines() if s.strip()]
     assert f"--out {ro / 'run'}: {ro} is on a read-only file system" in line, line
+
+
+def test_the_configs_channel_walk_is_the_models() -> None:
+    """`config._normed_widths` restates the channel counts `UNet` puts through GroupNorm (so
+    that a config is refused before the model is built): it must stay the model's."""
+    import dataclasses
+    import itertools
+
+    from filmdata.restorer.config import _normed_widths
+
+    base = PRESETS[next(iter(PRESETS))]
+    for ch, mults, blocks in itertools.product(
+        range(4, 37, 4), [(1,), (1, 2), (1, 2, 4), (1, 2, 2, 3)], (0, 1, 2)
+    ):
+        c = dataclasses.replace(base)  # (unchecked: the model decides what builds)
+        for field, value in (("channels", ch), ("mults", mults), ("blocks", blocks)):
+            object.__setattr__(c, field, value)
+        try:
+            model = UNet(c)
+        except ValueError:  # GroupNorm: its groups do not divide a count
+            assert any(n % min(8, n // 4) for n in _normed_widths(c)), (ch, mults, blocks)
+            continue
+        normed = {m.num_channels for m in model.modules() if isinstance(m, torch.nn.GroupNorm)}
+        assert normed == _normed_widths(c), (ch, mults, blocks)
