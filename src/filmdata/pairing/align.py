@@ -620,8 +620,8 @@ def _rate_costs(r: float) -> temporal.PathCosts:
 
 def _along(s: np.ndarray, path: list[int | None]) -> float:
     """The sum of `s` (n_lq, n_gt) along `path`'s matches."""
-    i = [k for k, j in enumerate(path) if j is not None]
-    return float(s[i, [path[k] for k in i]].sum()) if i else 0.0
+    pairs = np.array([(i, j) for i, j in enumerate(path) if j is not None], np.intp)
+    return float(s[pairs[:, 0], pairs[:, 1]].sum()) if len(pairs) else 0.0
 
 
 def _lagged(
