@@ -96,10 +96,10 @@ def decode_gray(
                 _decode_into(c, v, path, threads, sink, bar)
         finally:
             bar.close()
-    if only is None and not sink.small:
-        raise MediaError(f"{path}: no frame decodes")
-    if only is None:
-        refuse_short(path, v, c, fps, len(sink.small), sink.error, sink.end)
+        if only is None and not sink.small:
+            raise MediaError(f"{path}: no frame decodes")
+        if only is None:  # (with the container open: its stream's fields are read)
+            refuse_short(path, v, c, fps, len(sink.small), sink.error, sink.end)
     arr = np.stack(sink.small) if sink.small else np.zeros((0, 2, 2), np.uint8)
     key_a, forward_a = np.array(sink.key, bool), np.array(sink.forward, bool)
     w, h, kw = sink.w, sink.h, sink.kw
