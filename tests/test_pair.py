@@ -360,3 +360,58 @@ def test_an_export_beside_a_synthetic_config_keeps_it_in_the_catalog(
     assert json.loads(listed.output)[0]["configs"] == ["real", "synthetic"]
     card = (root / "datasets" / "both" / "README.md").read_text()
     assert "config_name: synthetic" in card and "config_name: real" in card
+
+
+def test_the_pairs_of_a_fetched_manifest_are_aligned_without_naming_it_again(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """One manifest: `fetch` records its pairs, so `pair` alone aligns them (before, it
+    printed "(none)": only `pair --manifest` told the catalog of them). Fetching the manifest
+    again keeps an aligned pair's result; a pair given another tape is aligned afresh."""
+    src = tmp_path / "captures"
+    src.mkdir()
+    write_video(src / "song-hd.mp4", render_footage(192, 108, (30, 30, 30), seed=3), 24.0)
+    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=3)
+    truth = make_tape(src / "song-hd.mp4", src / "song-vhs.mp4", spec).mapping
+    manifest = src / "tapes.yaml"
+    text = (
+        "name: tapes\nsources:\n"
+        "  - {id: song-vhs, path: song-vhs.mp4, kind: vhs}\n"
+        "  - {id: song-hd, path: song-hd.mp4, kind: hd}\n"
+        "  - {id: song-vhs2, path: song-vhs.mp4, kind: vhs}\n"
+        "pairs:\n  - {id: song, lq: song-vhs, gt: song-hd}\n"
+    )
+    manifest.write_text(text)
+    root = tmp_path / "root"
+    r = runner.invoke(app, ["fetch", str(manifest), "--root", str(root), "-q"])
+    assert r.exit_code == 0, r.output
+    with Catalog.at_root(root) as cat:
+        assert [(p["id"], p["status"]) for p in cat.pairs()] == [("song", "pending")]
+
+    r = runner.invoke(app, ["pair", "--root", str(root), "-q"])
+    assert r.exit_code == 0, r.output
+    with Catalog.at_root(root) as cat:
+        song = cat.row("pairs", {"manifest": "tapes", "id": "song"})
+    assert song is not None and song["status"] == "aligned"
+    assert frame_accuracy(truth, song["mapping"]) >= 0.95
+
+    r = runner.invoke(app, ["fetch", str(manifest), "--root", str(root), "-q"])
+    assert r.exit_code == 0, r.output
+    with Catalog.at_root(root) as cat:
+        assert cat.row("pairs", {"manifest": "tapes", "id": "song"}) == song
+
+    manifest.write_text(text.replace("lq: song-vhs,", "lq: song-vhs2,"))
+    r = runner.invoke(app, ["fetch", str(manifest), "--root", str(root), "-q"])
+    assert r.exit_code == 0, r.output
+    with Catalog.at_root(root) as cat:
+        again = cat.row("pairs", {"manifest": "tapes", "id": "song"})
+    assert again is not None and again["lq"] == "song-vhs2"
+    assert again["status"] == "pending" and again["mapping"] is None
+
+
+def test_pair_with_no_pairs_says_where_they_come_from(runner: CliRunner, root: Path) -> None:
+    with Catalog.at_root(root):
+        pass
+    r = runner.invoke(app, ["pair", "--root", str(root), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "fetch a manifest with pairs, or pass --manifest" in r.output

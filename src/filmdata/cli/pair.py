@@ -159,6 +159,8 @@ def _show(out: dict | None, json_: bool) -> None:
         print_json(out)
         return
     print_table(out["pairs"], ["manifest", "id", "status", "error"])
+    if not out["pairs"]:
+        typer.echo("no pairs to align: fetch a manifest with pairs, or pass --manifest", err=True)
     if out["dataset"]:
         d = out["dataset"]
         if d["real"]:

@@ -87,6 +87,32 @@ def _select(manifests: Sequence[Manifest], only: Sequence[str]) -> list[tuple[Ma
     return chosen
 
 
+# The columns an alignment fills in (`pairing.pair`): cleared when a pair's sources change.
+_ALIGNED = ("error", "offset_s", "speed", "transform", "mapping", "confidence", "quality")
+
+
+def _record_pairs(
+    cat: Catalog, manifests: Sequence[Manifest], chosen: Sequence[tuple[Manifest, Any]]
+) -> None:
+    """Tell the catalog of the manifests' pairs whose two sources this run fetches (or that
+    it knows already), so that `filmdata pair` aligns them without the manifest named again.
+    A pair known with the same sources keeps its row (and its alignment); one whose LQ or GT
+    changed is pending again, its old result cleared."""
+    fetching = {(m.name, s.id) for m, s in chosen}
+    for m in manifests:
+        for p in m.pairs:
+            if not all((m.name, s) in fetching or cat.source(m.name, s) for s in (p.lq, p.gt)):
+                continue
+            row = cat.row("pairs", {"manifest": m.name, "id": p.id})
+            if row is not None and (row["lq"], row["gt"]) == (p.lq, p.gt):
+                continue
+            cleared = dict.fromkeys(_ALIGNED)
+            cat.upsert_pair(
+                {"manifest": m.name, "id": p.id, "lq": p.lq, "gt": p.gt, "status": "pending"}
+                | cleared
+            )
+
+
 def fetch(
     manifests: Sequence[str | os.PathLike[str]],
     root: str | os.PathLike[str] | None = None,
@@ -171,6 +197,7 @@ def fetch(
         socket_timeout=float(min(max(timeout / 2, 1.0), 30.0)),
     )
     with Catalog.at_root(root_dir) as cat:
+        _record_pairs(cat, loaded, chosen)
         items = [
             Item(
                 manifest=m.name,

@@ -50,7 +50,8 @@ def pair(
     backend: str = "local",
     ray_address: str | None = None,
 ) -> dict[str, Any]:
-    """Align every pair of the given manifests (default: every pair the catalog knows).
+    """Align every pair of the given manifests (default: every pair the catalog knows: those
+    of the manifests `fetch` fetched, and those aligned before).
 
     Args:
         root: the data root.
@@ -92,7 +93,7 @@ def pair(
         if not manifests:
             todo = [(r["manifest"], r["id"], r["lq"], r["gt"]) for r in cat.pairs()]
         if export is not None and not todo:
-            where = "the manifests" if manifests else "the catalog (pass --manifest)"
+            where = "the manifests" if manifests else "the catalog (fetch a manifest with pairs)"
             raise RefusedError(f"--export {export}: no pairs in {where} to align and export")
         rows: list[dict[str, Any]] = []
         work: list[tuple[str, str, bool, float | None]] = []
