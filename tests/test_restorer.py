@@ -744,6 +744,29 @@ def test_eval_cli_json(runner: CliRunner, toy_run: Path, toy_dataset: Path) -> N
     assert r.exit_code == 0 and "median" in r.output and "ewarp" in r.output
 
 
+def test_eval_takes_the_dataset_the_run_was_trained_on_by_default(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    args = ["eval", "--steps", "1", "--limit", "1", "--json", "--quiet"]
+    named = runner.invoke(app, [*args, str(toy_run), "--data", str(toy_dataset)])
+    r = runner.invoke(app, [*args, str(toy_run)])
+    assert r.exit_code == 0 and named.exit_code == 0, r.output
+    same = ("psnr", "ssim", "frames")
+    a, b = json.loads(r.stdout)["input"], json.loads(named.stdout)["input"]
+    assert [a[k] for k in same] == [b[k] for k in same]
+    # a run whose config names no dataset (copied, edited) is refused in one line
+    bare = tmp_path / "bare"
+    shutil.copytree(toy_run, bare)
+    cfg = json.loads((bare / "config.json").read_text())
+    cfg.pop("filmdata")
+    (bare / "config.json").write_text(json.dumps(cfg))
+    r = runner.invoke(app, [*args, str(bare)])
+    assert r.exit_code == 2 and "names no dataset; pass --data" in r.output, r.output
+
+
 def test_restore_cli_keeps_size_count_and_fps(
     runner: CliRunner,
     toy_run: Path,  # noqa: F811

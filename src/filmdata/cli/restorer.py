@@ -66,10 +66,11 @@ def train_cmd(
 @command("eval")
 def eval_cmd(
     run: str = typer.Argument(..., help="Run folder (or a name under ROOT/runs)."),
-    data: str = typer.Option(
-        ...,
+    data: str | None = typer.Option(
+        None,
         "--data",
-        help="Dataset folder, or a name: ROOT/datasets/NAME, or one `filmdata datasets` lists.",
+        help="Dataset folder, or a name: ROOT/datasets/NAME, or one `filmdata datasets` lists "
+        "(default: the one the run was trained on).",
     ),
     split: str = typer.Option("validation", "--split", help="Dataset split to evaluate on."),
     steps: int | None = typer.Option(

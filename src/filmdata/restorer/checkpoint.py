@@ -105,6 +105,14 @@ def save_config(run: Path, cfg: RestorerConfig, extra: dict[str, Any] | None = N
     _atomic_json(run / CONFIG, cfg.to_dict() | {"filmdata": extra or {}})
 
 
+def trained_on(run: Path) -> str | None:
+    """The dataset folder a run was trained on, as `train` recorded it in its config."""
+    data = read_json(run / CONFIG)
+    extra = data.get("filmdata") if isinstance(data, dict) else None
+    dataset = extra.get("dataset") if isinstance(extra, dict) else None
+    return dataset if isinstance(dataset, str) else None
+
+
 def load_config_json(run: Path) -> RestorerConfig:
     data = read_json(run / CONFIG)
     if isinstance(data, dict):

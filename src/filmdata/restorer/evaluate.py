@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .. import metrics as M
 from ..devices import pick_device
 from ..errors import ItemsFailed, MediaError, RefusedError
-from .checkpoint import load_model
+from .checkpoint import load_model, trained_on
 from .config import check_steps
 from .data import load_split, resolve_dataset, row_frames
 from .sampling import restore_array
@@ -29,7 +29,7 @@ KEYS = ("psnr", "ssim", "ewarp", "tof", "sec_per_frame")
 
 def evaluate(
     run: str | os.PathLike[str],
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None = None,
     *,
     split: str = "validation",
     steps: int | None = None,
@@ -43,7 +43,8 @@ def evaluate(
 
     Args:
         run: a run folder (or a name under ROOT/runs).
-        data: a dataset folder (or a name under ROOT/datasets).
+        data: a dataset folder (or a name under ROOT/datasets); default: the one the run
+            was trained on.
         steps: sampling steps (default: the run's config).
         limit: evaluate only the first `limit` windows.
 
@@ -58,8 +59,12 @@ def evaluate(
         ItemsFailed: no window of the split decodes.
     """
     dev = pick_device(device)
-    model, cfg, _ = load_model(run, root, device=dev)
+    model, cfg, run_dir = load_model(run, root, device=dev)
     check_steps(cfg, steps)
+    if data is None:
+        data = trained_on(run_dir)
+        if data is None:
+            raise RefusedError(f"{run_dir}: its config names no dataset; pass --data")
     dataset = resolve_dataset(data, root)
     # frames decoded here, row by row: `datasets` decodes a batch of rows at once, and one
     # frame that does not decode ended the whole evaluation in its iterator
