@@ -345,3 +345,43 @@ def test_ranges_of_a_stream_whose_clock_jumps_back_are_the_decodes(tmp_path: Pat
         assert [i for i, _ in got] == list(range(start, end))
         assert all(np.array_equal(f, every[i]) for i, f in got), (start, end)
         assert all(abs(float(f.mean()) - (10 + 2 * i)) < 3 for i, f in got)  # its own frames
+
+
+@pytest.mark.parametrize("ext", ["ts", "m2ts"])
+def test_a_transport_stream_cut_short_is_refused_by_every_reader(ext: str, tmp_path: Path) -> None:
+    """A transport stream declares no length (its duration is read from its own last
+    timestamps), so one cut short (`head -c`) passed every cut-short check whole: `scenes`,
+    `align`, `restore` and `fetch` took its first half for the file. It ends inside a
+    packet, which no muxer writes: refused, naming the file and the packet; a whole one
+    passes. (Cut a few bytes past half: half of a file of an even number of packets is a
+    packet boundary, which leaves no trace.)"""
+    from typer.testing import CliRunner
+
+    from filmdata.cli import app
+    from filmdata.fetch.errors import ItemError
+    from filmdata.fetch.verify import verify_media
+    from filmdata.pairing.descriptors import decode_gray
+    from filmdata.scenes.detect import detect_scenes
+    from filmdata.video import file_short
+
+    frames, _ = render_shots((40, 40, 40), 96, 64, seed=2)
+    whole = tmp_path / f"whole.{ext}"
+    write_video(whole, frames, 24)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(data[: len(data) // 2 + 77])
+    assert detect_scenes(whole)[-1].end_frame == 120
+    assert decode_gray(whole, 32).frames == 120
+    assert verify_media(whole, timeout=60)["truncated"] == 0
+    res = CliRunner().invoke(app, ["scenes", str(cut), "--json"])
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"error: {cut}: decode failed after "), line
+    assert "transport packet" in line, line
+    with pytest.raises(MediaError, match=f"{cut}: decode failed after .*transport packet"):
+        decode_gray(cut, 32)
+    short = file_short(cut, 58, 2.4)
+    assert short is not None and short.startswith(f"{cut}: 58 of the ") and "packet" in short
+    with pytest.raises(ItemError, match="truncated: .*transport packet"):
+        verify_media(cut, timeout=60)
+    assert verify_media(cut, timeout=60, allow_truncated=True)["truncated"] == 1

@@ -358,6 +358,9 @@ def frames_short(
     """`refuse_short`'s rule: (the frames `v` declares, why they are short) where `got`
     frames, the last at `last` s, fall short of them; None where they do not."""
     declared, seconds, end = _declared(v, c, fps)
+    cut = ts_packet_cut(c.name) if c.format.name == "mpegts" else None
+    if cut is not None:
+        return declared, cut
     if got >= MIN_DECODED * declared:
         return None
     if last is not None and end - (last + 1 / fps) <= (1 - MIN_DECODED) * seconds:
@@ -365,6 +368,50 @@ def frames_short(
     if last is None:
         return declared, "the file ends there (cut short?)"
     return declared, f"its frames end at {last + 1 / fps:.2f} s of {end:.2f} (the file cut short?)"
+
+
+#: MPEG-TS packet sizes and where the sync byte sits in each: plain; M2TS (AVCHD, Blu-ray:
+#: a 4-byte arrival time before each packet); DVB with 16 bytes of Reed-Solomon parity after
+_TS_PACKETS = ((188, 0), (192, 4), (204, 0))
+_TS_SYNC = 0x47
+
+
+def ts_packet_cut(path: str | os.PathLike[str]) -> str | None:
+    """Why an MPEG transport stream is cut short: it ends part-way into a packet; None where
+    it ends on a packet boundary, or is not a transport stream (no sync byte every 188, 192
+    or 204 bytes at its start).
+
+    A transport stream declares no length: its duration is read from its own last
+    timestamps, so a copy cut short is self-consistent, every frame it still holds decodes,
+    and no frame count can tell it from a whole one. Its packets are the one trace: muxers
+    write whole packets, so a file that ends inside one was cut (a `head -c`, a download
+    stopped part-way). A cut that falls on a packet boundary (1 in 188 of cuts at a random
+    byte) leaves none."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None  # (its reader says why)
+    for n, lead in _TS_PACKETS:
+        first = _ts_first_sync(head, n, lead)
+        if first is not None:
+            tail = (size - (first - lead)) % n
+            if not tail:
+                return None
+            return f"it ends {tail} bytes into a {n}-byte transport packet (the file cut short?)"
+    return None
+
+
+def _ts_first_sync(head: bytes, n: int, lead: int) -> int | None:
+    """Where the first of the sync bytes that recur every `n` bytes (up to 8 times in
+    `head`, at least twice) sits, at or after `lead` and within a packet of it; None where
+    none do (as FFmpeg's mpegts probe finds the packet size)."""
+    for first in range(lead, min(len(head), lead + n)):
+        at = range(first, min(len(head), first + 8 * n), n)
+        if len(at) >= 2 and all(head[i] == _TS_SYNC for i in at):
+            return first
+    return None
 
 
 def file_short(path: str | os.PathLike[str], got: int, last: float | None) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MediaError
-from ..video import probe
+from ..video import probe, ts_packet_cut
 from .errors import ItemError
 
 #: At least this fraction of the declared frames must decode (else "truncated").
@@ -108,7 +108,8 @@ def verify_media(
         audio, audio_codec, truncated.
 
     Raises:
-        ItemError: executable content, not a video, too few frames decode, or the probe hung.
+        ItemError: executable content, not a video, too few frames decode (or a transport
+            stream ends inside a packet: `ts_packet_cut`), or the probe hung.
     """
     what = sniff_executable(path)
     if what is not None:
@@ -127,9 +128,12 @@ def verify_media(
     seconds = (expected_seconds or p.duration) if sections else None
     if seconds is not None and seconds > 0:
         declared = int(round(seconds * p.fps))
-    truncated = declared > 0 and p.frames < MIN_COMPLETE * declared
+    cut = ts_packet_cut(path) if p.container == "mpegts" else None
+    truncated = cut is not None or (declared > 0 and p.frames < MIN_COMPLETE * declared)
     if truncated and not allow_truncated:
-        raise ItemError(f"truncated: {p.frames} of {declared} frames decode")
+        raise ItemError(
+            f"truncated: {p.frames} of {declared} frames decode" + (f": {cut}" if cut else "")
+        )
     row = p.to_dict()
     row["declared_frames"] = declared
     row.update(sha256=sha256_file(path), bytes=os.path.getsize(path), truncated=int(truncated))
