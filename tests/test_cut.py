@@ -146,16 +146,19 @@ def test_bad_source_fails_alone(runner: CliRunner, film_root: Path) -> None:
     assert list_clips(film_root, sources=("reel",), status="kept")
 
 
-def test_a_source_cut_short_fails_alone(runner: CliRunner, film_root: Path) -> None:
+@pytest.mark.parametrize("detector", ["film", "content"])
+def test_a_source_cut_short_fails_alone(detector: str, runner: CliRunner, film_root: Path) -> None:
     """A source file cut short (a Matroska file cut in half: it still declares all its
     frames, its decode ends quietly at the cut) was cut into the clips of its first half as
-    if whole (exit 0). It fails (exit 1), its reason naming the file and both counts, as a
-    source that does not decode; the others are cut."""
+    if whole (exit 0), with the `film` detector and, after it failed there, with `--detector
+    content`. It fails (exit 1), its reason naming the file and both counts, as a source that
+    does not decode; the others are cut."""
     whole = _film(film_root / "raw" / "m" / "whole.mkv")
     data = whole.read_bytes()
     (film_root / "raw" / "m" / "half.mkv").write_bytes(data[: len(data) // 2])
     _add_source(film_root, "half", "raw/m/half.mkv")
-    res = runner.invoke(app, ["cut", "--root", str(film_root), "--min-len", "0.5", "-q"])
+    args = ["cut", "--root", str(film_root), "--min-len", "0.5", "-q", "--detector", detector]
+    res = runner.invoke(app, args)
     assert res.exit_code == 1, res.output
     assert res.stderr.strip().splitlines()[-1].startswith("error: 1 source(s) failed: half")
     (failed,) = list_clips(film_root, sources=("half",))

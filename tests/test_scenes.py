@@ -214,24 +214,30 @@ def test_bad_input_is_one_line_exit_2(runner: CliRunner, tmp_path: Path, kind: s
         detect_scenes(path)
 
 
-def test_a_file_cut_short_is_refused_naming_it(runner: CliRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize("detector", ["film", "content", "adaptive", "hash", "histogram"])
+def test_a_file_cut_short_is_refused_naming_it(
+    detector: str, runner: CliRunner, tmp_path: Path
+) -> None:
     """A Matroska file cut in half (`head -c`) still declares all its frames, but its decode
     ends quietly at the cut: `scenes` gave the scenes of its first half as the file's (exit
-    0). Refused (exit 2, one line naming the file and both counts), as `align` refuses it; a
-    file whose frames skip a stretch of time (a variable frame rate) is not."""
+    0), with the `film` detector and, after it was refused there, with PySceneDetect's, which
+    read their frames through `iter_frames`. Refused by each (exit 2, one line naming the
+    file and both counts), as `align` refuses it; a file whose frames skip a stretch of time
+    (a variable frame rate) is not."""
     frames, _ = render_shots((40, 40, 40), 96, 64, seed=2)
     whole = tmp_path / "whole.mkv"
     write_video(whole, frames, 24)
     data = whole.read_bytes()
     half = tmp_path / "half.mkv"
     half.write_bytes(data[: len(data) // 2])
-    res = runner.invoke(app, ["scenes", str(half), "--json"])
+    res = runner.invoke(app, ["scenes", str(half), "--json", "--detector", detector])
     assert res.exit_code == 2, res.output
     (line,) = res.stderr.strip().splitlines()
     assert line.startswith(f"error: {half}: decode failed after "), line
     assert " of 120 frames" in line, line
     with pytest.raises(MediaError, match="decode failed after"):
-        detect_scenes(half)
+        detect_scenes(half, detector)
+    assert detect_scenes(whole, detector)[-1].end_frame == 120
     gap = tmp_path / "gap.mkv"  # frames 60 on shown 4 s later: 9 s at 24 fps, 120 frames
     with av.open(str(gap), "w") as out:
         s = out.add_stream("libx264", rate=24)
@@ -245,7 +251,7 @@ def test_a_file_cut_short_is_refused_naming_it(runner: CliRunner, tmp_path: Path
             )
             out.mux(s.encode(frame))
         out.mux(s.encode())
-    assert detect_scenes(gap)[-1].end_frame == 120
+    assert detect_scenes(gap, detector)[-1].end_frame == 120
 
 
 def test_unknown_detector_is_refused(runner: CliRunner, clip: Path) -> None:

@@ -414,6 +414,14 @@ def _ts_first_sync(head: bytes, n: int, lead: int) -> int | None:
     return None
 
 
+def later(last: float | None, frame: Any) -> float | None:
+    """The latest frame time (s) so far, `frame`'s where it is later than `last`: what
+    `refuse_short` takes as the time the frames reached (a clock that jumps back does not
+    take it back)."""
+    t = frame.time
+    return t if t is not None and (last is None or t > last) else last
+
+
 def file_short(path: str | os.PathLike[str], got: int, last: float | None) -> str | None:
     """`frames_short` of a file's video stream (opened again, not decoded), as one line
     naming the file and both counts; None where its frames are not short."""
@@ -584,6 +592,7 @@ def iter_frames(
     size: tuple[int, int] | None = None,
     step: int = 1,
     deinterlace: bool = False,
+    whole: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Decode frames `[start, end)` of the first video stream, frame-exact.
 
@@ -594,6 +603,8 @@ def iter_frames(
         size: (width, height) to scale to in the decoder (area-like, fast), upright.
         step: yield every `step`-th frame.
         deinterlace: frames coded interlaced come deinterlaced (see `iter_decoded`).
+        whole: read to its end (`end` None), a stream whose frames fall short of those it
+            declares is refused (see `iter_decoded`).
 
     Yields:
         (index, frame) pairs, frame uint8 (H, W, 3) RGB or (H, W), upright (`turns`).
@@ -613,7 +624,7 @@ def iter_frames(
     # context for every frame (at 720p, full-size luma 0.58 ms a frame instead of 0.9; for RGB
     # and scaled output a few percent).
     convert = VideoReformatter()
-    for index, frame in iter_decoded(path, start, end, deinterlace=deinterlace):
+    for index, frame in iter_decoded(path, start, end, deinterlace=deinterlace, whole=whole):
         if (index - start) % step:
             continue
         k = turns(frame)
@@ -629,6 +640,7 @@ def iter_decoded(
     *,
     threads: int = 0,
     deinterlace: bool = False,
+    whole: bool = False,
 ) -> Iterator[tuple[int, Any]]:
     """Decoded `av.VideoFrame`s `[start, end)`, numbered from the stream's first frame.
 
@@ -641,16 +653,19 @@ def iter_decoded(
     MPEG-TS, and no keyframe before it), it decodes from the start. `threads`: FFmpeg's
     decoding threads (0: its choice, frame and slice threads). One thread costs about 25%
     less CPU per frame, for a caller whose other threads keep the cores busy. `deinterlace`:
-    frames coded interlaced come deinterlaced (`_deinterlaced`).
+    frames coded interlaced come deinterlaced (`_deinterlaced`). `whole`: read to its end
+    (`end` None), a stream whose frames end short of those it declares (a file cut short: its
+    decode ends quietly) raises MediaError (`refuse_short`, as `align` and the `film` scene
+    detector refuse it), checked on the decode's own container after its last frame.
     """
     if deinterlace:
-        yield from _deinterlaced(path, start, end, threads)
+        yield from _deinterlaced(path, start, end, threads, whole)
         return
-    landed = yield from _decoded(path, start, end, threads, seek=True)
+    landed = yield from _decoded(path, start, end, threads, seek=True, whole=whole)
     if not landed:
         # The seek landed past `start` (a stream without an index, such as MPEG-TS, and a long
         # GOP: no keyframe before it to land on) or nowhere: from the start instead.
-        yield from _decoded(path, start, end, threads, seek=False)
+        yield from _decoded(path, start, end, threads, seek=False, whole=whole)
 
 
 #: FFmpeg's bwdif (w3fdif's filter with yadif's edge-directed interpolation), one picture per
@@ -762,7 +777,7 @@ def comb_blocks(y: np.ndarray) -> int:
 
 
 def _deinterlaced(
-    path: str | os.PathLike[str], start: int, end: int | None, threads: int
+    path: str | os.PathLike[str], start: int, end: int | None, threads: int, whole: bool = False
 ) -> Iterator[tuple[int, Any]]:
     """`iter_decoded`'s frames `[start, end)` with those coded interlaced (two fields of
     different instants woven into a frame: a 576i/480i DVD or broadcast master, a camcorder,
@@ -798,7 +813,8 @@ def _deinterlaced(
 
     wide = None if end is None else end + lead
     try:
-        for i, frame in iter_decoded(path, max(0, start - lead), wide, threads=threads):
+        decoded = iter_decoded(path, max(0, start - lead), wide, threads=threads, whole=whole)
+        for i, frame in decoded:
             if graph is None and (matched or frame.interlaced_frame):
                 graph = _deinterlacer(frame, matched)
                 if before is not None:
@@ -839,10 +855,16 @@ def _deinterlacer(frame: Any, matched: bool = False) -> Any:
 
 
 def _decoded(
-    path: str | os.PathLike[str], start: int, end: int | None, threads: int, seek: bool
+    path: str | os.PathLike[str],
+    start: int,
+    end: int | None,
+    threads: int,
+    seek: bool,
+    whole: bool = False,
 ) -> Generator[tuple[int, Any], None, bool]:
     """`iter_decoded`'s frames, from a seek where `seek` and `start` is far; returns False,
-    having yielded nothing, where a seek landed past `start` or no frame came after it."""
+    having yielded nothing, where a seek landed past `start` or no frame came after it.
+    `whole`: `iter_decoded`'s."""
     with _open(path) as c:
         v = _video_stream(c, path)
         if threads == 1:
@@ -873,8 +895,10 @@ def _decoded(
             c.seek(max(target, first_pts or 0), stream=v, backward=True)
         index = -1
         first = True
+        last: float | None = None
         try:
             for frame in c.decode(v):
+                last = later(last, frame)
                 if seek and frame.pts is not None and tb is not None:
                     index = _rank(order, frame.pts)
                     if index < 0:
@@ -891,7 +915,11 @@ def _decoded(
                 yield index, frame
         except av.error.FFmpegError as e:
             raise MediaError(f"{path}: decode failed at frame {index + 1}: {e}") from None
-        return not (seek and first)
+        if seek and first:
+            return False
+        if whole and end is None:
+            refuse_short(str(path), v, c, fps, index + 1, None, last)
+        return True
 
 
 # (path, size, mtime) -> (the pts of a stream's frames in presentation order, or None; whether

@@ -188,7 +188,9 @@ def _detect(
 def _frames(
     path: str | os.PathLike[str], start: int, end: int | None, bar: Any, **kw: Any
 ) -> Iterator[tuple[int, np.ndarray]]:
-    for i, f in iter_frames(path, start, end, **kw):
+    """`iter_frames`' frames `[start, end)`, counted on `bar`; read to its end, a stream
+    whose frames end short of those it declares is refused (its `whole`), as `_luma` does."""
+    for i, f in iter_frames(path, start, end, whole=True, **kw):
         bar.update(1)
         yield i, f
 
@@ -206,7 +208,7 @@ def _luma(
     import av
     import cv2
 
-    from ..video import _open, _video_stream, luma, refuse_short, stream_fps
+    from ..video import _open, _video_stream, later, luma, refuse_short, stream_fps
 
     with _open(path) as c:
         v = _video_stream(c, path)
@@ -215,9 +217,7 @@ def _luma(
         try:
             for frame in c.decode(v):
                 index += 1
-                t = frame.time
-                if t is not None and (last is None or t > last):
-                    last = t  # (the latest: a clock that jumps back)
+                last = later(last, frame)
                 if index < start:
                     continue
                 if end is not None and index >= end:
