@@ -41,6 +41,7 @@ from filmdata.pairing.temporal import (
     step_table,
     viterbi,
 )
+from filmdata.synthetic import render_shots
 from filmdata.video import read_frames, write_video
 
 GT_SIZE = (192, 108)
@@ -1091,6 +1092,27 @@ def test_tape_sound_follows_the_tapes_truth(tmp_path: Path) -> None:
         k = int(at * rate)
         assert heard[k - 40 : k + 120].max() > 0.5, t  # the click, 0.8 less the band limit
     assert np.abs(heard[: int(0.2 * rate)]).max() < 0.15  # the noise head: hiss alone
+
+
+@pytest.mark.parametrize("src", ["mkv", "mp4", "ts"])
+@pytest.mark.parametrize("out", ["mkv", "mp4"])
+def test_with_sound_copies_every_picture_of_any_container(
+    src: str, out: str, tmp_path: Path
+) -> None:
+    """`with_sound` over an .mkv gave a file whose pictures do not decode ("no frame
+    decodes"): it copied only packets with a dts, to pass over the demuxer's empty flush
+    packet, and Matroska stores none for its keyframes and B-frames. Every picture comes
+    through, from Matroska, MP4 and MPEG-TS into either, with the sound beside them."""
+    from filmdata.pairing.tapesim import SOUND_RATE, read_sound, with_sound
+
+    frames, _ = render_shots((20, 20, 20), 96, 64, seed=2)
+    silent = tmp_path / f"silent.{src}"
+    write_video(silent, frames, 24)
+    sound = np.zeros(int(2.5 * SOUND_RATE), np.float32)
+    made = with_sound(silent, sound, tmp_path / f"sound.{out}")
+    assert np.array_equal(read_frames(made), read_frames(silent))
+    back = read_sound(made)
+    assert back is not None and abs(len(back) - len(sound)) < 0.1 * SOUND_RATE
 
 
 def test_content_shift_and_neighbour_candidates() -> None:

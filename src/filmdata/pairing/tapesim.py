@@ -298,7 +298,10 @@ def read_sound(
 def with_sound(
     video: str | Path, sound: np.ndarray, out: str | Path, rate: int = SOUND_RATE
 ) -> Path:
-    """`video`'s pictures (packets copied) with `sound` (mono float, `rate`) as AAC, at `out`."""
+    """`video`'s pictures (packets copied) with `sound` (mono float, `rate`) as AAC, at `out`.
+
+    Every packet but the demuxer's empty one at the end is copied: those with no dts too
+    (Matroska stores none for keyframes and B-frames; the muxer fills them in)."""
     import av
 
     out = Path(out)
@@ -310,7 +313,7 @@ def with_sound(
         oa = dst.add_stream("aac", rate=rate)
         oa.layout = "mono"
         for pkt in src.demux(vs):
-            if pkt.dts is not None:
+            if pkt.size:
                 pkt.stream = ov
                 dst.mux(pkt)
         pcm = np.clip(sound, -1, 1).astype(np.float32)
