@@ -301,3 +301,69 @@ def test_cli_refuses_an_out_on_a_read_only_file_system(runner, tmp_path: Path, r
         assert not isinstance(res.exception, OSError), res.exception
         (line,) = [s for s in res.output.splitlines() if s.strip()]
         assert f"--out {ro / 'pack'}: {ro} is on a read-only file system" in line, line
+
+
+_KILLED_MID_WRITE = """
+import resource, signal, sys
+from filmdata.degrade.template_extract import extract_templates
+from filmdata.degrade.template_make import make_templates
+import av, tqdm  # (imported before the limit: only the templates write files after it)
+cmd, src, out, limit, how = sys.argv[1:]
+if how == "kill":  # (Python ignores SIGXFSZ, so a write past the limit fails with EFBIG)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), int(limit)))
+if cmd == "make":
+    make_templates(out, seed=0, counts={"dust": 4, "scratch": 2, "blotch": 2})
+else:
+    extract_templates(src, out, step=1, quiet=True)
+"""
+
+
+def _png_is_whole(path: Path) -> bool:
+    data = path.read_bytes()
+    return data.endswith(b"IEND\xaeB`\x82") and cv2.imread(str(path)) is not None
+
+
+@pytest.mark.parametrize("how", ["kill", "error"])
+@pytest.mark.parametrize("cmd", ["make", "extract"])
+def test_a_failed_write_leaves_no_partial_template(tmp_path: Path, cmd: str, how: str) -> None:
+    """A run killed while writing a template (here by SIGXFSZ, past a file-size limit set just
+    below the largest template) left it truncated under its final name, which `--templates`
+    then failed on; a write that failed (EFBIG, as a full disk's ENOSPC) did the same and the
+    run went on and succeeded. Each is written under a temporary name and renamed when whole,
+    a failed write stops the run with a message, and a re-run completes the pack."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    video = _overlay_video(tmp_path / "o.mp4", True)
+    ref = tmp_path / "ref"
+    if cmd == "make":
+        make_templates(ref, seed=0, counts={"dust": 4, "scratch": 2, "blotch": 2})
+    else:
+        extract_templates(video, ref, step=1, quiet=True)
+    sizes = {p.relative_to(ref): p.stat().st_size for p in ref.rglob("*.png")}
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_WRITE, cmd, str(video), str(out),
+         str(max(sizes.values()) - 1), how],
+        env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    if how == "kill":
+        assert run.returncode == -signal.SIGXFSZ, run.stderr
+    else:
+        assert run.returncode == 1 and "cannot write this template" in run.stderr, run.stderr
+    written = sorted(out.rglob("*.png"))
+    assert written, "killed before any template was whole: the limit tests nothing"
+    assert [p for p in written if not _png_is_whole(p)] == []
+    load_templates(out, "cpu")
+    if cmd == "make":
+        make_templates(out, seed=0, counts={"dust": 4, "scratch": 2, "blotch": 2})
+    else:
+        extract_templates(video, out, step=1, quiet=True)
+    assert {p.relative_to(out): p.stat().st_size for p in out.rglob("*.png")} == sizes
+    assert load_templates(out, "cpu").fingerprint() == load_templates(ref, "cpu").fingerprint()

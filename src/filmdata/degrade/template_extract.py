@@ -12,7 +12,8 @@ is mostly flat background with the damage on top. For each frame (every `step`-t
    it by shape: long and thin vertical -> scratch, long and thin otherwise -> hair, large and
    solid -> blotch, small -> dust, the rest -> dirt.
 
-Templates are written as `<out>/<kind>/x-<video stem>-NNNNN.png` (8-bit gray), up to `limit` a kind.
+Templates are written as `<out>/<kind>/x-<video stem>-NNNNN.png` (8-bit gray), up to `limit` a kind,
+each whole or not at all (`templates.write_template`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import MediaError, RefusedError
+from .templates import write_template
 
 
 def classify(w: int, h: int, area: int, frame_h: int) -> str:
@@ -74,7 +76,8 @@ def extract_templates(
     Raises:
         RefusedError: the video is missing, `step` or `limit` is under 1, `threshold` is not in
             (0, 1), a file stands where `out` should be, or no damage is found in it;
-            MediaError: it cannot be decoded.
+            MediaError: it cannot be decoded; FilmdataError: a template cannot be written (a full
+            disk).
     """
     from tqdm import tqdm
 
@@ -114,7 +117,7 @@ def extract_templates(
                 folder = out / kind
                 folder.mkdir(parents=True, exist_ok=True)
                 name = folder / f"x-{stem}-{index:05d}-{n:03d}.png"
-                cv2.imwrite(str(name), (crop * 255).round().astype(np.uint8))
+                write_template(name, crop)
                 counts[kind] = n + 1
             if counts and all(v >= limit for v in counts.values()) and len(counts) >= 5:
                 break

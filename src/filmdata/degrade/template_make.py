@@ -12,7 +12,8 @@ height when pasted:
 - blotch: big soft stains of emulsion damage with a darker rim;
 - edge: a tall strip of perforation-edge wear, ragged from one side.
 
-Every template is grayscale damage intensity (0 clean, 255 full), written as PNG.
+Every template is grayscale damage intensity (0 clean, 255 full), written as PNG, each whole or
+not at all (`templates.write_template`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..errors import RefusedError
+from .templates import write_template
 
 COUNTS = {"dust": 48, "dirt": 16, "hair": 12, "scratch": 12, "blotch": 8, "edge": 6}
 
@@ -161,7 +163,7 @@ def make_templates(
 
     Raises:
         RefusedError: `seed` is negative, or a file stands where `out` (or a folder above it)
-            should be.
+            should be; FilmdataError: a template cannot be written (a full disk).
     """
     from ..paths import refuse_unless_folder
 
@@ -175,9 +177,6 @@ def make_templates(
         folder.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([seed, list(MAKERS).index(kind)])
         for i in range(n):
-            img = MAKERS[kind](rng)
-            cv2.imwrite(
-                str(folder / f"{kind}-{i:03d}.png"), (img.clip(0, 1) * 255).round().astype(np.uint8)
-            )
+            write_template(folder / f"{kind}-{i:03d}.png", MAKERS[kind](rng))
         done[kind] = n
     return done

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..devices import pick_device as resolve_device
-from ..errors import RefusedError
+from ..errors import FilmdataError, RefusedError
 from ..paths import refuse_unless_input_folder
 
 KINDS = ("dust", "dirt", "hair", "scratch", "blotch", "edge")
@@ -127,6 +127,30 @@ def read_template(path: Path) -> np.ndarray:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     scale = 65535.0 if img.dtype == np.uint16 else 255.0
     return (img.astype(np.float32) / scale).clip(0, 1)
+
+
+def write_template(path: Path, img: np.ndarray) -> None:
+    """Write one `(h, w)` template in [0, 1] as 8-bit gray PNG at `path`, whole or not at all.
+
+    It goes to a temporary name in the same folder and is renamed when complete, so a run
+    killed (or a disk filled) mid-write leaves no truncated PNG under a name that
+    `load_templates` reads.
+
+    Raises:
+        FilmdataError: it cannot be encoded, or written (the message says which file and why).
+    """
+    from ..shards import atomic_write_bytes
+
+    ok, buf = cv2.imencode(".png", (img.clip(0, 1) * 255).round().astype(np.uint8))
+    if not ok:
+        raise FilmdataError(f"{path}: cannot encode a {img.shape} template as PNG")
+    try:
+        atomic_write_bytes(path, buf.tobytes())
+    except OSError as e:
+        raise FilmdataError(
+            f"{path}: cannot write this template: {e.strerror or e}; the templates written "
+            "before it are whole: free space (or give another --out) and run it again"
+        ) from e
 
 
 def load_templates(
