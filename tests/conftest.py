@@ -248,3 +248,60 @@ def write_hdr(path: Path, transfer: int = 16, frames: int = 24) -> Path:
             out.mux(s.encode(frame))
         out.mux(s.encode())
     return path
+
+
+def killed_at_write(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Make the `step`-th write (from 0) of a shard record or a dataset card raise
+    KeyboardInterrupt before it writes: the run stops with the writes before it done, as a kill
+    between two of them leaves the dataset."""
+    from filmdata import shards
+
+    calls = iter(range(1 << 30))
+
+    def stopping(real):
+        def write(*a, **k):
+            if next(calls) == step:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+
+        return write
+
+    monkeypatch.setattr(shards, "write_record", stopping(shards.write_record))
+    monkeypatch.setattr(shards, "write_card", stopping(shards.write_card))
+
+
+def loaded_ids(dataset: Path, cache: Path) -> dict[str, dict[str, list[str]]] | None:
+    """The row ids `datasets.load_dataset(dataset)` gives, by config and split (a split
+    without ids as its column names), or None where it fails, saying why (no data file, a
+    file named but missing, files of no one format, other row counts than the card's)."""
+    import datasets
+    from datasets.data_files import EmptyDatasetError
+    from datasets.exceptions import NonMatchingSplitsSizesError
+
+    cache = cache / f"{len(list(cache.glob('*'))) if cache.is_dir() else 0}"  # (none reused)
+    try:
+        loaded = {
+            config: datasets.load_dataset(str(dataset), config, cache_dir=str(cache))
+            for config in datasets.get_dataset_config_names(str(dataset))
+        }
+    except (FileNotFoundError, EmptyDatasetError, NonMatchingSplitsSizesError, ValueError) as e:
+        assert str(e), e
+        return None
+    return {
+        c: {s: sorted(d[s]["id"]) if "id" in d[s].column_names else d[s].column_names for s in d}
+        for c, d in loaded.items()
+    }
+
+
+def recorded_ids(dataset: Path) -> dict[str, dict[str, list[str]]]:
+    """The row ids of the shards the records list as complete, by config and split."""
+    import pyarrow.parquet as pq
+
+    from filmdata.shards import config_dir, records
+
+    out: dict[str, dict[str, list[str]]] = {}
+    for config, record in records(dataset).items():
+        for name, entry in record["shards"].items():
+            ids = pq.read_table(config_dir(dataset, config) / name, columns=["id"])["id"]
+            out.setdefault(config, {}).setdefault(entry["split"], []).extend(ids.to_pylist())
+    return {c: {s: sorted(ids) for s, ids in d.items()} for c, d in out.items()}

@@ -252,15 +252,16 @@ def test_a_config_folder_reads_as_parquet_with_pyarrow_and_pandas(tmp_path: Path
     assert sorted(pd.read_parquet(folder, columns=["id"])["id"]) == [r["id"] for r in rows]
 
 
-def test_a_record_of_the_old_name_is_read_and_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("old", shards.LEGACY_RECORDS)
+def test_a_record_of_an_old_name_is_read_and_replaced(tmp_path: Path, old: str) -> None:
     rng = np.random.default_rng(4)
     shards.write_split(tmp_path, "real", "train", [_row(0, 1, 4, 4, rng)])
     folder = shards.config_dir(tmp_path, "real")
-    (folder / shards.RECORD).rename(folder / shards.LEGACY_RECORD)  # a dataset made before
+    (folder / shards.RECORD).rename(folder / old)  # a dataset made before
     assert shards.is_dataset(tmp_path)
     assert shards.scan(tmp_path)["real"]["train"]["rows"] == 1
     shards.write_split(tmp_path, "real", "validation", [_row(1, 1, 4, 4, rng)])
-    assert not (folder / shards.LEGACY_RECORD).exists()
+    assert not (folder / old).exists() and (folder / shards.RECORD).is_file()
     assert set(shards.read_record(tmp_path, "real")["shards"]) == {
         "train-00000-of-00001.parquet",
         "validation-00000-of-00001.parquet",

@@ -720,7 +720,7 @@ def test_a_reader_error_mid_shard_keeps_finished_shards_and_no_temporaries(
     folder = out / "data" / "synthetic"
     done = [p.name for p in folder.glob("*.parquet")]
     assert len(done) == 1 and done[0].startswith("train-00000-of-")  # windows 0 and 1
-    assert not list(folder.glob(".*"))  # the second shard's temporary is gone
+    assert not list(folder.glob(".*.tmp-*"))  # the second shard's temporary is gone
     assert list(shards.read_record(out, "synthetic")["shards"]) == done
 
 
@@ -745,7 +745,7 @@ def test_a_window_that_does_not_decode_fails_alone(
     assert len(record["shards"]) == 5 and (out / "README.md").exists()
     (entry,) = [e for e in record["shards"].values() if e.get("failed")]
     assert list(entry["failed"]) == [victim[0]] and entry["rows"] == 1
-    assert not list((out / "data" / "synthetic").glob(".*"))
+    assert not list((out / "data" / "synthetic").glob(".*.tmp-*"))
 
 
 def test_a_ray_shard_that_fails_is_recorded_and_the_card_written(
@@ -782,7 +782,7 @@ def test_a_ray_shard_that_fails_is_recorded_and_the_card_written(
     local = {r["id"]: r for r in _rows(tmp_path / "local")}
     rows = _rows(out)
     assert len(rows) == 7 and all(r == local[r["id"]] for r in rows)
-    assert not list((out / "data" / "synthetic").glob(".*"))
+    assert not list((out / "data" / "synthetic").glob(".*.tmp-*"))
     monkeypatch.setattr(backend, "map_items", lambda fn, items, **kw: enumerate(map(fn, items)))
     summary = synth(_templates(), "film", [footage], out=out, backend="ray", **kw)
     assert summary["windows_made"] == 2 and summary["windows_failed"] == 0
@@ -1194,7 +1194,7 @@ def test_a_picture_size_changing_mid_stream_fails_its_windows_not_the_run(
     failed = {k: v for e in record["shards"].values() for k, v in e.get("failed", {}).items()}
     assert failed and all(str(path) in why for why in failed.values())
     assert len(rows) + len(failed) == 12  # 48 frames, windows of 4: each made or named
-    assert not list((out / "data" / "synthetic").glob(".*"))
+    assert not list((out / "data" / "synthetic").glob(".*.tmp-*"))
     made = {p.name: p.read_bytes() for p in (out / "data" / "synthetic").glob("*.parquet")}
     again = runner.invoke(app, args)  # tried again, failed again; the rest stay as they are
     assert again.exit_code == 1 and again.stderr == result.stderr

@@ -316,15 +316,12 @@ def test_no_fork_where_torch_is_loaded_or_threads_run() -> None:
     assert _run(code).split() == ["ok"]
 
 
-def test_the_fresh_run_check_reads_the_record_shards_writes(tmp_path: Path) -> None:
-    from filmdata.synth import CONFIG
+def test_the_fresh_run_check_reads_the_record_shards_writes() -> None:
+    from filmdata.gt_frames import RECORDS
 
     # `synth` decides on a fork before importing `shards` (pyarrow starts threads): it looks
-    # for these two names itself.
-    assert shards.config_dir(tmp_path, CONFIG) / shards.RECORD == (
-        tmp_path / "data" / CONFIG / "_shards.json"
-    )
-    assert shards.LEGACY_RECORD == "shards.json"
+    # for the record's names itself, in the order `shards.record_path` reads them.
+    assert (shards.RECORD, *shards.LEGACY_RECORDS) == RECORDS
 
 
 def test_ctrl_c_in_the_parent_kills_and_reaps_the_child(footage: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_clip
+from conftest import killed_at_write, loaded_ids, make_clip, recorded_ids
 from filmdata.cli import app
-from filmdata.shards import write_card
+from filmdata.shards import RECORD, write_card
 from filmdata.synth import synth
 from filmdata.verify import verify
 
@@ -226,9 +226,9 @@ def test_verify_finds_a_card_whose_features_are_not_the_shards(tmp_path: Path, r
     ],
 )
 def test_verify_reports_a_damaged_record(dataset: Path, runner, damage: str | None) -> None:
-    """A record (`_shards.json`) that is not one `verify` can read is a problem of the dataset
+    """A record (`.shards.json`) that is not one `verify` can read is a problem of the dataset
     it names (exit 1, a line naming the file), not a traceback nor a refusal."""
-    record = dataset / "data" / "synthetic" / "_shards.json"
+    record = dataset / "data" / "synthetic" / RECORD
     record.unlink()
     if damage is None:
         record.mkdir()
@@ -237,14 +237,14 @@ def test_verify_reports_a_damaged_record(dataset: Path, runner, damage: str | No
     result = runner.invoke(app, ["verify", str(dataset)])
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    assert any("_shards.json" in s and "BAD" in s for s in result.output.splitlines())
+    assert any(RECORD in s and "BAD" in s for s in result.output.splitlines())
     report = verify(dataset)
     assert not report["ok"]
     (bad,) = [s for s in report["shards"] if not s["ok"]]
-    assert bad["file"] == "_shards.json"
+    assert bad["file"] == RECORD
     assert "unreadable shard record" in bad["problems"][0], bad
     preview = runner.invoke(app, ["preview", str(dataset), "-o", str(dataset / "p.png")])
-    assert preview.exit_code == 2 and "_shards.json" in preview.output, preview.output
+    assert preview.exit_code == 2 and RECORD in preview.output, preview.output
 
 
 def test_verify_prints_each_problem_whole_on_a_line_naming_its_file(dataset: Path, runner) -> None:
@@ -266,23 +266,23 @@ def test_verify_prints_each_problem_whole_on_a_line_naming_its_file(dataset: Pat
 
 
 def test_verify_names_a_deleted_record(dataset: Path, runner) -> None:
-    """With `_shards.json` gone, every shard read "not in the record (an unfinished write...)"
+    """With the record gone, every shard read "not in the record (an unfinished write...)"
     and repair's note called the config not synthetic: the record's loss was named nowhere."""
     from filmdata import shards
 
     shards.write_split(dataset, "real", "train", _real_rows(2))  # (the card is rewritable)
     shards.write_card(dataset)
     folder = dataset / "data" / "synthetic"
-    (folder / "_shards.json").unlink()
+    (folder / RECORD).unlink()
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     card = (dataset / "README.md").read_text()
     report = verify(dataset)
     assert not report["ok"]
-    (rec,) = [s for s in report["shards"] if s["file"] == "_shards.json"]
+    (rec,) = [s for s in report["shards"] if s["file"] == RECORD]
     assert not rec["ok"] and "missing" in rec["problems"][0]
     result = runner.invoke(app, ["verify", str(dataset), "--repair", "--device", "cpu"])
     assert result.exit_code == 1
-    assert "data/synthetic/_shards.json: missing" in result.output, result.output
+    assert f"data/synthetic/{RECORD}: missing" in result.output, result.output
     assert "not synthetic" not in result.output, result.output
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert (dataset / "README.md").read_text() == card  # repair did not drop the config
@@ -334,7 +334,7 @@ def test_repair_removes_a_stray_shard_of_a_real_config(tmp_path: Path, runner) -
     assert fixed.exit_code == 0, fixed.output
     assert sorted(p.name for p in folder.glob("*.parquet")) == [good.name]
     assert verify(ds)["ok"]
-    (folder / "_shards.json").write_text('{"config": "real", "shards": {}}')  # emptied
+    (folder / RECORD).write_text('{"config": "real", "shards": {}}')  # emptied
     assert runner.invoke(app, ["verify", str(ds), "--repair"]).exit_code == 1
     assert sorted(p.name for p in folder.glob("*.parquet")) == [good.name]  # not removed
 
@@ -359,8 +359,8 @@ def test_synth_over_a_record_that_is_not_an_object_says_so(dataset: Path, tmp_pa
     a TypeError traceback; now the record's one-line error."""
     from filmdata.errors import FilmdataError
 
-    (dataset / "data" / "synthetic" / "_shards.json").write_text("3")
-    with pytest.raises(FilmdataError, match="_shards.json: unreadable shard record"):
+    (dataset / "data" / "synthetic" / RECORD).write_text("3")
+    with pytest.raises(FilmdataError, match=rf"{RECORD}: unreadable shard record"):
         _synth(dataset, tmp_path)
 
 
@@ -369,9 +369,9 @@ def test_verify_advises_repair_only_where_it_can_mend(dataset: Path, runner) -> 
     verify advised `--repair` all the same, which then could not mend it. It says so now;
     a damaged shard whose rows are recorded still gets the advice (and `repairable`)."""
     folder = dataset / "data" / "synthetic"
-    record = json.loads((folder / "_shards.json").read_text())
+    record = json.loads((folder / RECORD).read_text())
     del record["shards"]["train-00002-of-00003.parquet"]  # never completed
-    (folder / "_shards.json").write_text(json.dumps(record))
+    (folder / RECORD).write_text(json.dumps(record))
     (folder / "train-00002-of-00003.parquet").unlink()
     write_card(dataset)  # as the run wrote it before its first shard: naming all three
     out = runner.invoke(app, ["verify", str(dataset)])
@@ -392,7 +392,8 @@ def test_repair_writes_the_card_of_a_run_stopped_before_its_first_card(
     tmp_path: Path, runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A synth (or `pair --export`) killed between its first record and its first card leaves
-    the record alone: `load_dataset` took `_shards.json` for the data (a one-row train split).
+    the record alone: `load_dataset` took `_shards.json` for the data (a one-row train split;
+    the record is hidden now, and loading fails).
     verify advised `--repair`, which wrote no card (no shard complete) and advised it again;
     it now writes the card naming the planned shards, so loading fails on the first missing."""
     import datasets
@@ -417,3 +418,38 @@ def test_repair_writes_the_card_of_a_run_stopped_before_its_first_card(
         datasets.load_dataset(str(out))
     _synth(out, tmp_path)  # the run resumes and the dataset loads whole
     assert verify(out)["ok"]
+
+
+def test_a_synth_killed_between_any_two_writes_never_loads_wrong_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between any two writes of its record and card, a synth run leaves a folder that
+    `load_dataset` either refuses or loads as the whole dataset the run completes, and that
+    `verify` reports as not ok; the re-run completes it. Killed between its first record and
+    its first card, the folder held the record alone, which `load_dataset` took for a one-row
+    train split of the data."""
+    from filmdata import shards
+    from filmdata.errors import RefusedError
+
+    make_clip(tmp_path / "v.mp4", (10, 10), (64, 48), seed=4)
+    cache = tmp_path / "hf"
+    for step in range(64):
+        out = tmp_path / f"ds{step}"
+        with monkeypatch.context() as m:
+            killed_at_write(m, step)
+            try:
+                _synth(out, tmp_path)
+            except KeyboardInterrupt:
+                pass
+            else:
+                break
+        before = loaded_ids(out, cache)
+        if shards.is_dataset(out):
+            assert not verify(out)["ok"], step
+        else:
+            with pytest.raises(RefusedError):
+                verify(out)
+        _synth(out, tmp_path)
+        assert before in (None, recorded_ids(out)), step
+        assert loaded_ids(out, cache) == recorded_ids(out) and verify(out)["ok"], step
+    assert step > 4 and verify(out)["ok"]

@@ -2,7 +2,7 @@
 of one dataset never leak into each other.
 
 `synthetic` (synth) and `real` (pair --export) may cut their GT from the very same files: the
-catalog's HD sources. Each config's record (`data/<config>/_shards.json`) keeps, per GT content
+catalog's HD sources. Each config's record (`data/<config>/.shards.json`) keeps, per GT content
 key (`content_keys`: the catalog source's sha256 where known, else the resolved file path), the
 GT frame ranges of its train and of its validation windows (`frames_record`). A config being
 (re)written reads the others' (`held_by_others`) and honours them (`assign`): a window whose GT
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 SPLITS = ("train", "validation")
-RECORDS = ("_shards.json", "shards.json")  # `shards.RECORD`, `shards.LEGACY_RECORD`
+# `shards.RECORD`, then `shards.LEGACY_RECORDS`: the order `shards.record_path` reads them in
+RECORDS = (".shards.json", "_shards.json", "shards.json")
 
 Span = tuple[int, int]  # GT frames [a, b)
 

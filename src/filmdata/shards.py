@@ -6,10 +6,9 @@ decodes the image columns) and the card's YAML lists the configs and their data 
 `datasets.load_dataset(path)` needs no script); DuckDB reads the same files.
 
 The atomic protocol: a shard is written to `.<name>.tmp-<pid>` in its own folder, fsynced and
-renamed; then `data/<config>/_shards.json` (the record, itself replaced atomically) gains the
-shard's file, sha256, rows and window ids; its leading `_` keeps it out of what pyarrow and
-pandas read as the config's Parquet files (`pd.read_parquet("data/synthetic")`). A shard that
-is not in the record is not complete; `clean_temporaries` removes what a killed writer left.
+renamed; then `data/<config>/.shards.json` (the record, itself replaced atomically) gains the
+shard's file, sha256, rows and window ids. A shard that is not in the record is not complete;
+`clean_temporaries` removes what a killed writer left.
 The pairing stage writes config `real` with `write_split` and then calls `write_card`, which
 rescans every config and split.
 """
@@ -34,12 +33,14 @@ import pyarrow.parquet as pq
 
 from .errors import FilmdataError, RefusedError
 
-# The record is named with a leading "_" so that a directory read of the config's folder
-# (`pyarrow.dataset`, `pd.read_parquet(folder)`, Spark) skips it as metadata, as it skips
-# `_SUCCESS` and `_metadata`; named `shards.json` (datasets made before) those readers took it
-# for a Parquet file and failed. That name is still read, and replaced on the next write.
-RECORD = "_shards.json"
-LEGACY_RECORD = "shards.json"
+# The record is a hidden file so that no reader of the folder takes it for data: a directory
+# read of the config's folder (`pyarrow.dataset`, `pd.read_parquet(folder)`, Spark) skips names
+# starting with "." or "_", and `datasets.load_dataset(path)` without a card (a run stopped
+# before its first card is written) skips hidden files only (`datasets.data_files`): it took
+# `_shards.json` for a one-row train split, and the `shards.json` of older datasets broke the
+# directory readers. Those names are still read, and replaced on the next write.
+RECORD = ".shards.json"
+LEGACY_RECORDS = ("_shards.json", "shards.json")
 SHARD_RE = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<n>\d{5})\.parquet$")
 TARGET_SHARD_BYTES = 256 * 2**20  # "shards of a few hundred MB"
 
@@ -479,7 +480,7 @@ def config_dir(dataset: Path, config: str) -> Path:
 
 
 def read_record(dataset: Path, config: str) -> dict[str, Any]:
-    """`data/<config>/_shards.json` (or the `shards.json` of a dataset made before), or an
+    """`data/<config>/.shards.json` (or the `LEGACY_RECORDS` of a dataset made before), or an
     empty record when there is none yet."""
     path = record_path(dataset, config)
     if not path.exists():
@@ -519,21 +520,22 @@ def _record_problem(rec: Any) -> str | None:
 
 
 def record_path(dataset: Path, config: str) -> Path:
-    """Where `config`'s record is: `_shards.json`, or `shards.json` where only that is there
-    (a dataset made before the rename)."""
+    """Where `config`'s record is: `RECORD`, or the first of `LEGACY_RECORDS` there where it
+    is not (a dataset made before the renames)."""
     folder = config_dir(dataset, config)
-    legacy = folder / LEGACY_RECORD
-    return legacy if legacy.is_file() and not (folder / RECORD).exists() else folder / RECORD
+    if (folder / RECORD).exists():
+        return folder / RECORD
+    return next((folder / n for n in LEGACY_RECORDS if (folder / n).is_file()), folder / RECORD)
 
 
 def has_record(folder: Path) -> bool:
-    """Whether a config folder holds a record (under either name)."""
-    return (folder / RECORD).is_file() or (folder / LEGACY_RECORD).is_file()
+    """Whether a config folder holds a record (under any of its names)."""
+    return any((folder / n).is_file() for n in (RECORD, *LEGACY_RECORDS))
 
 
 def is_dataset(dataset: Path) -> bool:
     """Whether a folder is a filmdata dataset: one of its configs has a record
-    (`data/<config>/_shards.json`, written before any shard)."""
+    (`data/<config>/.shards.json`, written before any shard)."""
     data = Path(dataset) / "data"
     return data.is_dir() and any(has_record(p) for p in data.iterdir() if p.is_dir())
 
@@ -542,8 +544,9 @@ def write_record(dataset: Path, config: str, record: Mapping[str, Any]) -> None:
     data = json.dumps(record, indent=1, sort_keys=True).encode()
     folder = config_dir(dataset, config)
     atomic_write_bytes(folder / RECORD, data)
-    # a record of the old name, now superseded (left, it would break directory reads)
-    (folder / LEGACY_RECORD).unlink(missing_ok=True)
+    # records of the old names, now superseded (left, readers would take them for data)
+    for name in LEGACY_RECORDS:
+        (folder / name).unlink(missing_ok=True)
 
 
 def clean_temporaries(folder: Path) -> list[Path]:
@@ -856,7 +859,10 @@ def card_problems(dataset: str | os.PathLike[str]) -> list[str]:
     card = dataset / "README.md"
     if not card.is_file():
         if not found and pending_files(dataset, recs):  # a run stopped before its first card
-            return ["README.md missing: `load_dataset` takes the shard record for the data"]
+            return [
+                "README.md missing (a run stopped before its first card): `load_dataset` "
+                "finds no data"
+            ]
         if not found:  # (the shards' own problems say why, when there are any)
             return ["no complete shards and no README.md: `load_dataset` finds nothing"]
         return ["README.md missing: `load_dataset` finds no configs"]

@@ -914,7 +914,7 @@ def synth(
         quiet,
         held,
     )
-    # (`shards.RECORD`, or the `LEGACY_RECORD` of a dataset made before: `shards` is not
+    # (`shards.RECORD`, or a `LEGACY_RECORDS` of a dataset made before: `shards` is not
     # imported yet, as pyarrow's import starts threads)
     fresh = overwrite or not any((dataset / "data" / CONFIG / name).exists() for name in RECORDS)
     forked = _planning_reader(planner, clip_len, size) if backend == "local" and fresh else None
