@@ -558,3 +558,38 @@ def test_a_capture_whose_sound_runs_longer_is_not_truncated(
     assert code == 0 and items[0]["status"] == "fetched", items
     row = sources(runner, root)["tape"]
     assert (row["frames"], row["declared_frames"]) == (100, 100), row
+
+
+def test_several_sections_hold_only_their_frames(
+    runner: CliRunner, root: Path, tmp_path: Path
+) -> None:
+    """Two sections of a file with one keyframe (x264's default GOP): yt-dlp cuts the second
+    by stream copy from the keyframe before it, its pre-roll hidden by the part's edit list.
+    The joined file holds each section's frames once, in order (those of frames 24-47 and
+    72-95, give or take the frame at each end), not the second part's pre-roll as well."""
+    import av
+    import numpy as np
+
+    clip, _ = make_clip(tmp_path / "long.mp4", (48, 48), seed=3)  # 4 s at 24 fps
+    with serve({"/long.mp4": Route(clip.read_bytes())}) as srv:
+        sections = ["0:01-0:02", "0:03-0:04"]
+        m = write_manifest(
+            tmp_path / "m.yaml",
+            "sec",
+            [{"id": "two", "url": srv.url("/long.mp4"), "sections": sections}],
+        )
+        code, items = fetch_json(runner, str(m), "--root", str(root))
+        assert code == 0, items
+    row = sources(runner, root)["two"]
+    with av.open(str(clip)) as c:
+        src = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    with av.open(str(root / row["path"])) as c:
+        got = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert row["frames"] == len(got)
+    # each picture is that of the nearest source frame: in order, none of the pre-roll
+    nearest = [min(range(96), key=lambda i: float(np.abs(g - src[i]).mean())) for g in got]
+    assert nearest == sorted(set(nearest)), nearest
+    first = [i for i in nearest if i < 60]
+    second = [i for i in nearest if i >= 60]
+    assert 23 <= first[0] <= 25 and 46 <= first[-1] <= 51, nearest  # yt-dlp's ends, to a frame
+    assert 71 <= second[0] <= 73 and second[-1] == 95, nearest

@@ -236,14 +236,31 @@ def download(
 
 
 def _concat(parts: list[Path], out: Path) -> Path:
-    """Join several downloaded sections, in order, into one file (stream copy, no re-encode)."""
+    """Join several downloaded sections, in order, into one file.
+
+    yt-dlp cuts a section by stream copy from the keyframe before its start, and hides the
+    frames before the start (the pre-roll) with the part's edit list; FFmpeg's concat demuxer
+    copies those packets as pictures (the joined file held each pre-roll again, and its
+    timing broke). Parts without pre-roll are joined by stream copy; otherwise the join
+    decodes them (the pre-roll dropped) and encodes the pictures losslessly (x264 at qp 0,
+    the sound as FLAC) into Matroska: `out` then ends in `.mkv`, and is returned.
+    """
     import imageio_ffmpeg
 
+    recode = any(_has_preroll(p) for p in parts)
+    if recode:
+        out = out.with_suffix(".mkv")
     lst = out.with_name(out.stem + ".concat.txt")
     lst.write_text("".join(f"file '{p.name}'\n" for p in parts), encoding="utf-8")
     tmp = out.with_name(out.stem + ".joining" + out.suffix)
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y"]
-    cmd += ["-f", "concat", "-safe", "0", "-i", str(lst), "-c", "copy", str(tmp)]
+    cmd += ["-f", "concat", "-safe", "0", "-i", str(lst)]
+    if recode:
+        cmd += ["-map", "0:v:0", "-map", "0:a:0?", "-c:v", "libx264", "-qp", "0"]
+        cmd += ["-preset", "veryfast", "-c:a", "flac"]
+    else:
+        cmd += ["-c", "copy"]
+    cmd.append(str(tmp))
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         if done.returncode != 0:
@@ -256,6 +273,17 @@ def _concat(parts: list[Path], out: Path) -> Path:
         if p != out:
             p.unlink(missing_ok=True)
     return out
+
+
+def _has_preroll(part: Path) -> bool:
+    """Whether a downloaded part holds packets its container marks to be dropped (pre-roll)."""
+    import av
+
+    try:
+        with av.open(str(part)) as c:
+            return any(pkt.is_discard for pkt in c.demux() if pkt.size)
+    except av.FFmpegError as e:
+        raise ItemError(f"section {part.name}: {e}") from None
 
 
 def _chain(e: BaseException) -> Iterator[BaseException]:
