@@ -44,6 +44,14 @@ def test_windows_tile_the_scene() -> None:
     assert curate.windows(0, 500, 24.0, 1.0, 0) == [(0, 500)]
 
 
+def test_windows_keep_min_len_where_halves_would_not() -> None:
+    """`--min-len 2 --max-len 3` and a 3.5 s shot: near-equal halves (1.75 s each) would both
+    be dropped as short, losing the whole shot; a 3 s window is kept and the rest left short."""
+    assert curate.windows(0, 84, 24.0, 2.0, 3.0) == [(0, 72), (72, 84)]
+    w = curate.windows(0, 240, 24.0, 2.0, 3.0)  # 10 s: near-equal windows of 2.5 s fit
+    assert len(w) == 4 and all(60 <= b - a <= 72 for a, b in w)
+
+
 def test_phash_ignores_flicker_and_tells_shots_apart() -> None:
     a = _moving()
     brighter = np.clip(a.astype(np.float32) * 1.3 + 10, 0, 255).astype(np.uint8)

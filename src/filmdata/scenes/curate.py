@@ -35,13 +35,20 @@ def windows(
 ) -> list[tuple[int, int]]:
     """Split the scene `[start, end)` into near-equal windows no longer than `max_len` seconds.
 
-    A scene shorter than `min_len` comes back whole (the caller drops it as short).
+    A scene shorter than `min_len` comes back whole (the caller drops it as short). Where
+    near-equal windows would each be shorter than `min_len` (a scene a little longer than
+    `max_len`, with `max_len` under twice `min_len`), the scene is cut into windows of
+    `max_len` from its start instead, the rest a last window (which the caller drops if short),
+    so that no footage a window fits is lost.
     """
     n = end - start
     longest = max(1, int(max_len * fps)) if max_len > 0 else n
     if n <= longest:
         return [(start, end)]
     k = -(-n // longest)
+    if n // k < min_len * fps:
+        edges = [*range(start, end, longest), end]
+        return list(zip(edges[:-1], edges[1:]))
     edges = [start + round(i * n / k) for i in range(k + 1)]
     return list(zip(edges[:-1], edges[1:]))
 

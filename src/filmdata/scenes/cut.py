@@ -108,7 +108,8 @@ def cut(
         detector: a name from `DETECTORS`.
         threshold: the detector's threshold (None: its default).
         min_len: seconds; shorter scenes are dropped ("short").
-        max_len: seconds; longer scenes are split into near-equal windows (0: never).
+        max_len: seconds; longer scenes are split into near-equal windows (0: never), or into
+            windows of max_len and a rest where near-equal ones would be under min_len.
         export: write each kept clip, frame-exact, to `ROOT/clips/<source>/<clip-id>.mp4`
             (`<manifest>/<source>` where two manifests share the id: `clip_source`).
         quiet: no progress bars.
