@@ -1254,6 +1254,35 @@ def test_clips_smaller_than_the_size_are_left_out_and_counted(tmp_path: Path) ->
     assert {r["source"] for r in _rows(tmp_path / "ds")} == {"big"}
 
 
+def test_clips_left_out_are_named(tmp_path: Path, runner) -> None:
+    """Of several --input files, the ones left out (too small for --size, too short for
+    --clip-len) are named, in the summary and in the command's output: a count alone left the
+    user to guess which file gave no windows."""
+    big, _ = make_clip(tmp_path / "big.mp4", (12,), (96, 64))
+    small, _ = make_clip(tmp_path / "small.mp4", (12,), (48, 40), seed=1)
+    short, _ = make_clip(tmp_path / "short.mp4", (T - 1,), (96, 64), seed=2)
+    res = runner.invoke(app, ["synth", "--templates", str(_templates()), "--input", str(big),
+                              "--input", str(small), "--input", str(short), "-q", "--json",
+                              "--out", str(tmp_path / "ds"), "--clip-len", str(T),
+                              "--size", str(S + 16), "--device", "cpu",
+                              "--root", str(tmp_path / "root")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["clips_too_small"] == 1 and summary["clips_too_small_ids"] == ["small.0-12"]
+    assert summary["clips_too_short"] == 1
+    assert summary["clips_too_short_ids"] == [f"short.0-{T - 1}"]
+    res = runner.invoke(app, ["synth", "--templates", str(_templates()), "--input", str(big),
+                              "--input", str(small), "--input", str(short), "-q",
+                              "--out", str(tmp_path / "ds"), "--clip-len", str(T),
+                              "--size", str(S + 16), "--device", "cpu",
+                              "--root", str(tmp_path / "root")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"smaller than --size {S + 16} left out (their GT would be upscaled): small.0-12" in (
+        res.output
+    )
+    assert f"left out (no window fits): short.0-{T - 1}" in res.output
+
+
 def test_clips_shorter_than_the_clip_len_are_counted(tmp_path: Path, runner) -> None:
     """A clip shorter than --clip-len holds no window: with others that do, it was left out
     without a word (summary and output silent). The summary counts it and the command says so."""

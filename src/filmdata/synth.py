@@ -852,6 +852,8 @@ def synth(
 
     Returns:
         A summary: dataset path, rows per split, shards, windows made and skipped, frames/s;
+        clips left out, counted and named (`clips_too_small`, `clips_too_small_ids`: no
+        `size` crop in their picture; `clips_too_short`, `clips_too_short_ids`: no window);
         windows left out as other configs hold their GT frames
         (`windows_left_out_across_configs`), and why a source that would have validation
         windows has none (`no_validation_across_configs`: others hold it in train).
@@ -998,11 +1000,11 @@ def synth(
                 raise
             failed, summary = e, e.summary
         # clips whose picture holds no `size` crop (`holds`): none of their windows is made
-        summary["clips_too_small"] = sum(not holds(c, size) for c in clips)
+        small = [c.clip for c in clips if not holds(c, size)]
+        summary["clips_too_small"], summary["clips_too_small_ids"] = len(small), small
         # clips (of a picture that holds one) too short for a window of `clip_len` frames
-        summary["clips_too_short"] = sum(
-            holds(c, size) and c.end - c.start < clip_len for c in clips
-        )
+        short = [c.clip for c in clips if holds(c, size) and c.end - c.start < clip_len]
+        summary["clips_too_short"], summary["clips_too_short_ids"] = len(short), short
         # windows whose GT frames other configs of the dataset hold in train and validation
         summary["windows_left_out_across_configs"] = planned.left_out
         summary["no_validation_across_configs"] = planned.no_validation

@@ -154,12 +154,12 @@ def _show_summary(summary: dict, size: int, clip_len: int, json_: bool) -> None:
     if summary.get("clips_too_small"):
         typer.echo(
             f"{summary['clips_too_small']} clip(s) smaller than --size {size} left out (their "
-            "GT would be upscaled)"
+            f"GT would be upscaled): {_names(summary.get('clips_too_small_ids') or [])}"
         )
     if summary.get("clips_too_short"):
         typer.echo(
             f"{summary['clips_too_short']} clip(s) shorter than --clip-len {clip_len} left out "
-            "(no window fits)"
+            f"(no window fits): {_names(summary.get('clips_too_short_ids') or [])}"
         )
     if summary.get("windows_left_out_across_configs"):
         typer.echo(
@@ -279,3 +279,9 @@ def datasets_cmd(
     ]
     columns = ["name", "configs", "rows", "MB", "folder", "path"]
     print_table(table, columns, whole=columns)  # each a name or path to copy, rows to read
+
+
+def _names(ids: list[str], most: int = 5) -> str:
+    """The first `most` ids, and how many more."""
+    more = f" and {len(ids) - most} more (--json lists them)" if len(ids) > most else ""
+    return ", ".join(ids[:most]) + more
