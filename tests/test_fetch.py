@@ -593,3 +593,25 @@ def test_several_sections_hold_only_their_frames(
     second = [i for i in nearest if i >= 60]
     assert 23 <= first[0] <= 25 and 46 <= first[-1] <= 51, nearest  # yt-dlp's ends, to a frame
     assert 71 <= second[0] <= 73 and second[-1] == 95, nearest
+
+
+def test_a_section_past_the_end_is_named(runner: CliRunner, root: Path, tmp_path: Path) -> None:
+    """A section that starts after a 4 s video ends (a typo: "0:10-0:12"): the source failed
+    as "truncated: 24 of 72 frames decode" (or, alone, "no frame decodes"), as if the transfer
+    had been cut short; it now fails naming the section."""
+    clip, _ = make_clip(tmp_path / "long.mp4", (48, 48), seed=3)  # 4 s at 24 fps
+    with serve({"/long.mp4": Route(clip.read_bytes())}) as srv:
+        m = write_manifest(
+            tmp_path / "m.yaml",
+            "sec",
+            [
+                {"id": "two", "url": srv.url("/long.mp4"), "sections": ["0:01-0:02", "0:10-0:12"]},
+                {"id": "one", "url": srv.url("/long.mp4"), "sections": ["1:00-1:10"]},
+            ],
+        )
+        code, items = fetch_json(runner, str(m), "--root", str(root), "--retries", "0")
+    assert code == 1, items
+    why = {i["id"]: i["reason"] for i in items}
+    assert why["two"].startswith("section 0:10-0:12: no picture in what came"), why
+    assert why["one"].startswith("section 1:00-1:10: no picture in what came"), why
+    assert not list((root / "raw" / "sec").glob("*.mp4"))

@@ -223,6 +223,16 @@ def download(
     files = [f for f in files if f.parent == staging and f.name.startswith(stem + ".")]
     if not files or not all(f.is_file() for f in files):
         raise ItemError("yt-dlp reported success but wrote no file", retryable=True)
+    if len(files) == len(sections):
+        for (a, b), f in zip(sections, files):
+            if not _has_picture(f):
+                for g in files:
+                    g.unlink(missing_ok=True)
+                length = f" (it lasts {_clock(info['duration'])})" if info.get("duration") else ""
+                raise ItemError(
+                    f"section {_clock(a)}-{_clock(b)}: no picture in what came: does it start "
+                    f"past the video's end{length}?"
+                )
     path = _concat(files, staging / f"{stem}.{files[0].suffix.lstrip('.')}") if many else files[0]
     if path.suffix.lower().lstrip(".") not in MEDIA_EXTENSIONS | {UNKNOWN}:
         path.unlink(missing_ok=True)
@@ -273,6 +283,31 @@ def _concat(parts: list[Path], out: Path) -> Path:
         if p != out:
             p.unlink(missing_ok=True)
     return out
+
+
+def _has_picture(part: Path) -> bool:
+    """Whether a downloaded part holds a video packet to be shown (not only pre-roll)."""
+    import av
+
+    try:
+        with av.open(str(part)) as c:
+            if not c.streams.video:
+                return True  # not ours to judge here: verify_media names what is wrong
+            pkts = c.demux(c.streams.video[0])
+            return any(pkt.size and not pkt.is_discard for pkt in pkts)
+    except av.FFmpegError:
+        return True  # likewise
+
+
+def _clock(seconds: float | None) -> str:
+    """Seconds as a manifest writes them: h:mm:ss or m:ss (fractions kept), or 'inf'."""
+    if seconds is None or seconds == float("inf"):
+        return "inf"
+    whole = int(seconds)
+    frac = f"{seconds - whole:.2f}"[1:].rstrip("0").rstrip(".")
+    h, rest = divmod(whole, 3600)
+    m, sec = divmod(rest, 60)
+    return (f"{h}:{m:02d}" if h else f"{m}") + f":{sec:02d}{frac}"
 
 
 def _has_preroll(part: Path) -> bool:
