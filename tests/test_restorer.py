@@ -1363,3 +1363,27 @@ def test_the_ddim_sampler_is_the_training_schedule_without_importing_dpm_solver(
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_resume_on_another_dataset_is_refused(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A run resumed with another --data went on training on it and recorded that dataset
+    alone, as if every step had been trained on it (and `eval` takes it by default). It is
+    refused, naming both; resuming on the recorded one goes on."""
+    cfg_file = tmp_path / "quick.json"
+    cfg_file.write_text(json.dumps(QUICK | {"steps": 2}))
+    other = tmp_path / "other"
+    shutil.copytree(toy_dataset, other)
+    run = tmp_path / "run"
+    common = ["train", "--config", str(cfg_file), "--out", str(run), "--quiet", "--device", "cpu"]
+    r = runner.invoke(app, [*common, "--data", str(toy_dataset)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*common, "--data", str(other), "--resume", "--steps", "4"])
+    assert r.exit_code == 2, r.output
+    assert f"was trained on {toy_dataset}, not {other}" in r.output
+    assert json.loads((run / "config.json").read_text())["filmdata"]["dataset"] == str(toy_dataset)
+    r = runner.invoke(app, [*common, "--data", str(toy_dataset), "--resume", "--steps", "4"])
+    assert r.exit_code == 0, r.output

@@ -82,7 +82,8 @@ def train(
             the same step or not at all) are bit-identical on the CPU.
 
     Raises:
-        RefusedError: bad dataset, config or device; a run already there without `resume`.
+        RefusedError: bad dataset, config or device; a run already there without `resume`;
+            `resume` of a run trained on another dataset.
     """
     root_path = resolve_root(root)
     dataset = resolve_dataset(data, root_path)
@@ -95,6 +96,15 @@ def train(
         cfg = ckpt.load_config_json(run).replace(
             steps=steps, batch_size=batch_size, objective=objective
         )
+        # The run records one dataset, which `eval` takes by default: resuming on another
+        # would record that one alone, as if every step had been trained on it. (A record of
+        # a folder since moved or deleted is no other dataset there to mix up.)
+        before = ckpt.trained_on(run)
+        if before and Path(before).is_dir() and not Path(before).samefile(dataset):
+            raise RefusedError(
+                f"--resume: {run} was trained on {before}, not {dataset}; resume it with "
+                f"--data {before}, or train another run (--out) on this one"
+            )
     elif (run / ckpt.STATE).exists():
         # (weights without a state.json are a first checkpoint killed while written: nothing
         # to resume, and --resume refuses it, so it starts again)
