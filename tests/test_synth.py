@@ -562,18 +562,8 @@ def test_from_catalog_clips_by_source(tmp_path: Path) -> None:
                     for k, a in enumerate((0, 12))
                 ],
             )
-    summary = synth(
-        _templates(),
-        "film",
-        root=root,
-        name="cat",
-        clip_len=4,
-        size=16,
-        seed=0,
-        device="cpu",
-        val_fraction=0.3,
-        quiet=True,
-    )
+    kw = dict(clip_len=4, size=16, seed=0, device="cpu", quiet=True)
+    summary = synth(_templates(), "film", root=root, name="cat", val_fraction=0.3, **kw)
     dataset = root / "datasets" / "cat"
     rows = {s: _rows(dataset, s) for s in ("train", "validation")}
     assert summary["splits"]["synthetic"] == {s: len(r) for s, r in rows.items()}
@@ -589,6 +579,9 @@ def test_from_catalog_clips_by_source(tmp_path: Path) -> None:
     with Catalog.at_root(root) as cat:
         (ds,) = cat.datasets()
     assert ds["name"] == "cat" and ds["splits"] == summary["splits"] and ds["bytes"] > 0
+    # a kind misspelt is named as such, not taken for "no clips of that kind: run cut first"
+    with pytest.raises(RefusedError, match=r"--kind 'flim': no such kind of source; use film,"):
+        synth(_templates(), "film", root=root, name="k", kinds=["film", "flim"], **kw)
 
 
 def test_sharpen_gt_is_recorded_and_replays(footage: Path, tmp_path: Path) -> None:

@@ -165,9 +165,18 @@ GT_KINDS = ("hd", "film", "cartoon")  # vhs captures and noise overlays are not 
 
 def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
     """The catalog's kept clips of sources of these `kinds`, with their files."""
+    from typing import get_args
+
     from .catalog import Catalog
+    from .manifest import Kind
     from .video import file_aspect
 
+    unknown = [k for k in kinds if k not in get_args(Kind)]
+    if unknown:
+        raise RefusedError(
+            f"--kind {', '.join(map(repr, unknown))}: no such kind of source; use "
+            f"{', '.join(get_args(Kind))}"
+        )
     if not (root / "catalog.sqlite").exists():
         raise RefusedError(
             f"{root}: no catalog; run `filmdata fetch` and `filmdata cut`, or give --input VIDEO"
