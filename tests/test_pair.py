@@ -457,3 +457,38 @@ def test_pair_with_no_pairs_says_where_they_come_from(runner: CliRunner, root: P
     r = runner.invoke(app, ["pair", "--root", str(root), "-q"])
     assert r.exit_code == 0, r.output
     assert "fetch a manifest with pairs, or pass --manifest" in r.output
+
+
+def test_a_pair_whose_tape_matches_no_gt_frame_fails(runner: CliRunner, root: Path) -> None:
+    """A tape paired with the wrong GT (another programme): no frame matched, yet the pair was
+    recorded `aligned` and `pair` exited 0. It fails, saying no frame matched and naming both
+    files; the alignment is kept in the catalog for a look."""
+    raw = root / "raw" / "tapes"
+    write_video(raw / "song-hd.mp4", render_footage(192, 108, (30, 30, 30), seed=3), 24.0)
+    spec = TapeSpec(size=(160, 120), head=6, ident=3, start=2.4, blur=0.8, smear=2.0, seed=3)
+    make_tape(raw / "song-hd.mp4", raw / "song-vhs.mp4", spec)
+    write_video(raw / "other-hd.mp4", render_footage(192, 108, (45, 45), seed=11), 24.0)
+    with Catalog.at_root(root) as cat:
+        for sid in ("song-vhs", "other-hd"):
+            cat.upsert_source(
+                {
+                    "manifest": "tapes",
+                    "id": sid,
+                    "kind": "vhs" if sid.endswith("vhs") else "hd",
+                    "status": "fetched",
+                    "path": f"raw/tapes/{sid}.mp4",
+                }
+            )
+    manifest = root / "wrong.yaml"
+    manifest.write_text(
+        "name: tapes\nsources:\n  - {id: song-vhs, path: song-vhs.mp4, kind: vhs}\n"
+        "  - {id: other-hd, path: other-hd.mp4, kind: hd}\n"
+        "pairs:\n  - {id: wrong, lq: song-vhs, gt: other-hd}\n"
+    )
+    r = runner.invoke(app, ["pair", "--root", str(root), "--manifest", str(manifest), "-q"])
+    assert r.exit_code == 1, r.output
+    with Catalog.at_root(root) as cat:
+        row = cat.row("pairs", {"manifest": "tapes", "id": "wrong"})
+    assert row is not None and row["status"] == "failed", row
+    assert "no frame of song-vhs.mp4 matched other-hd.mp4" in row["error"]
+    assert row["mapping"] is not None and not any(m is not None for m in row["mapping"])

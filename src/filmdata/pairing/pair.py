@@ -164,9 +164,17 @@ def _align_item(job: tuple[str, str, bool, float | None]) -> dict[str, Any]:
         a = align(lq, gt, quiet=quiet, memory_share=share)
     except FilmdataError as e:
         return {"status": "failed", "error": str(e)}
+    # No frame matched: the wrong GT (or another programme on the tape), not a pair to export;
+    # the alignment is kept for a look (`filmdata align` prints the same).
+    none = not any(m is not None for m in a.mapping)
     return {
-        "status": "aligned",
-        "error": None,
+        "status": "failed" if none else "aligned",
+        "error": (
+            f"no frame of {Path(lq).name} matched {Path(gt).name} (the wrong GT, or another "
+            "programme?); see `filmdata align` of the two"
+        )
+        if none
+        else None,
         "offset_s": a.offset,
         "speed": a.speed,
         "transform": a.transform.tolist(),
