@@ -1387,3 +1387,24 @@ def test_resume_on_another_dataset_is_refused(
     assert json.loads((run / "config.json").read_text())["filmdata"]["dataset"] == str(toy_dataset)
     r = runner.invoke(app, [*common, "--data", str(toy_dataset), "--resume", "--steps", "4"])
     assert r.exit_code == 0, r.output
+
+
+def test_eval_of_a_dataset_without_validation_says_so(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`eval` reads the validation split by default, which a dataset made with synth's default
+    --val-fraction 0 does not have: it said "check the split name (train, validation)", as if
+    the name were wrong. It now names the splits there are and what to do."""
+    from filmdata.restorer.toydata import make_toy_dataset
+
+    only_train = make_toy_dataset(
+        tmp_path / "train-only", windows={"train": 4}, frames=4, size=(40, 24)
+    )
+    r = runner.invoke(
+        app, ["eval", str(toy_run), "--data", str(only_train), "--device", "cpu", "-q"]
+    )
+    assert r.exit_code == 2, r.output
+    assert "no Parquet shards for split 'validation' (it has: train)" in r.output
+    assert "--split train" in r.output and "--val-fraction" in r.output

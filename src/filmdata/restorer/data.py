@@ -77,6 +77,7 @@ def split_files(path: Path, split: str, config: str | None = None) -> list[str]:
         RefusedError: the split (or config) has no shards.
     """
     files: list[str] = []
+    have: set[str] = set()  # the splits the card lists (of `config`, where given)
     configs = _card(path).get("configs") or []
     names = [c.get("config_name") for c in configs if isinstance(c, dict)]
     if config is not None and configs and config not in names:
@@ -87,6 +88,7 @@ def split_files(path: Path, split: str, config: str | None = None) -> list[str]:
         data_files = c.get("data_files") or []
         if isinstance(data_files, dict):
             data_files = [{"split": k, "path": v} for k, v in data_files.items()]
+        have |= {str(e["split"]) for e in data_files if isinstance(e, dict) and e.get("split")}
         for entry in data_files:
             if isinstance(entry, dict) and entry.get("split") == split:
                 patterns = entry.get("path")
@@ -104,10 +106,21 @@ def split_files(path: Path, split: str, config: str | None = None) -> list[str]:
     if not configs:
         files = _inside(path, f"data/{config or '*'}/{split}-*.parquet")
     if not files:
+        if not configs:
+            shards = Path(path).glob(f"data/{config or '*'}/*-*.parquet")
+            have = {f.name.split("-")[0] for f in shards}
+        # `synth`'s default --val-fraction 0 makes no validation split, which `eval` reads
+        hint = (
+            "; it holds no validation windows (--val-fraction 0, the default, makes none): "
+            "pass --split train, or make it again with --val-fraction above 0"
+            if split == "validation" and have
+            else "; check the split name and the card's data_files"
+        )
         raise RefusedError(
             f"{path}: no Parquet shards for split {split!r}"
             + (f" of config {config!r}" if config else "")
-            + "; check the split name (train, validation) and the card's data_files"
+            + f" (it has: {', '.join(sorted(have)) or 'none'})"
+            + hint
         )
     files = sorted(set(files))
     _refuse_unreadable(files)
