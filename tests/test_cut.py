@@ -326,3 +326,16 @@ def test_a_root_without_a_catalog_is_refused(
     ]
     assert not typo.exists()
     assert runner.invoke(app, [command, "--root", str(film_root)]).exit_code == 0
+
+
+def test_a_fetched_file_gone_missing_says_fetch_it_again(film_root: Path) -> None:
+    """A source whose raw file was deleted after `fetch` failed with "...: no such file",
+    naming the file but not what to do; it says to fetch it again."""
+    (film_root / "raw" / "m" / "reel.mp4").unlink()
+    report = cut(film_root, min_len=0.5, quiet=True)
+    assert report.failed == ["reel"]
+    (failed,) = list_clips(film_root)
+    assert failed["status"] == "failed"
+    assert failed["reason"].endswith(
+        "reel.mp4: missing; fetch it again (`filmdata fetch` of its manifest)"
+    )

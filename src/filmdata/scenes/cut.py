@@ -296,6 +296,8 @@ def _cut_source(
     try:
         if not row["path"]:
             raise MediaError(f"source {source!r}: no path recorded; fetch it again")
+        if not path.exists():  # moved or deleted since it was fetched
+            raise MediaError(f"{path}: missing; fetch it again (`filmdata fetch` of its manifest)")
         hdr = file_hdr(path)
         if hdr is not None:  # its code values are not SDR pixels: no clip until it is SDR
             raise MediaError(f"{path}: an HDR video ({hdr}); make an SDR copy first: {TONE_MAP}")
