@@ -1870,3 +1870,43 @@ def test_a_noisy_letterbox_bar_is_left_out_of_the_active_box() -> None:
     assert dsc.active_box(clean)[1:4:2] == (11, 98)
     full = np.clip(rng.normal(110, 12, (n, h, w)), 0, 255).astype(np.uint8)  # no bar
     assert dsc.active_box(full) == (0, 0, w, h)
+
+
+def test_the_speed_s_skips_stay_on_the_gt_s_frames_through_a_drop_and_a_repeat() -> None:
+    """A 25 fps GT at PAL speed (25/24 GT frames a tape frame) skips one GT frame in 25, fixed
+    on the GT's frames: a tape frame dropped at 99 and one repeated at 190 move every later
+    skip by a tape frame (`cadence`'s one phase misses them between the two), not which GT
+    frames are skipped. `lattice` finds those from a path with stray errors, and the path
+    under them puts every skip back where it is, where the scores are flat around them."""
+    from filmdata.pairing.temporal import best_path, lattice, lattice_steps
+
+    rate, n = 25 / 24, 260
+    truth = [int(np.floor(0.37 + rate * i)) for i in range(n + 1)]
+    del truth[99]
+    truth.insert(190, truth[189])
+    truth = truth[:n]
+    m = truth[-1] + 2
+    skipped = np.ones(m, bool)
+    skipped[truth] = False
+    rng = np.random.default_rng(3)
+    path: list[int | None] = list(truth)
+    for i in rng.choice(np.arange(5, n - 5), 5, replace=False):
+        path[i] = None if i % 2 else path[i - 1]
+    found = lattice(path, rate, m)
+    assert found is not None
+    skipped[truth[98] + 1] = False  # (the drop's GT frame: no skip of the speed's)
+    assert (found[truth[0] : truth[-1]] == skipped[truth[0] : truth[-1]]).all()
+    # the scores cannot tell a GT frame from its neighbours around each of the speed's skips
+    # (a slow pan); they place the drop and the repeat
+    s = np.full((n, m), 0.1, np.float32)
+    for i, j in enumerate(truth):
+        s[i, max(0, j - 1) : j + 2] = 0.5
+        s[i, j] = 0.9
+    for i in range(1, n):
+        if truth[i] - truth[i - 1] == 2 and i != 99:
+            for k in range(max(0, i - 3), min(n, i + 3)):
+                s[k, max(0, truth[k] - 1) : truth[k] + 2] = 0.9
+    costs = PathCosts(null=0.45, dup=0.03, drop=0.05)
+    path_gt, _ = best_path(s, costs, on_gt=lattice_steps(found, costs))
+    assert path_gt == truth
+    assert lattice([None, 4, None], rate, m) is None and lattice(path, 24 / 25, m) is None

@@ -76,7 +76,10 @@ def viterbi(
 
 
 def best_path(
-    s: np.ndarray, c: PathCosts = PathCosts(), expected: np.ndarray | None = None
+    s: np.ndarray,
+    c: PathCosts = PathCosts(),
+    expected: np.ndarray | None = None,
+    on_gt: np.ndarray | None = None,
 ) -> tuple[list[int | None], float]:
     """The best monotonic path through `s` (n_lq, n_gt) and its score: GT frame per tape
     frame or None.
@@ -84,6 +87,8 @@ def best_path(
     `expected` (n_lq,): the GT frames the tape's cadence advances by at each frame (see
     `cadence`); a step costs by how far it departs from that (one less: `dup`, one more:
     `drop`), so repeats fall where the cadence puts them unless the data says otherwise.
+    `on_gt` (4, n_gt), instead (base 1): the score of a step of d = 0..3 landing on each GT
+    frame (`lattice_steps`), the cadence fixed on the GT's frames.
     """
     n, m = s.shape
     s, by_e = _clamped(s, c), step_table(c)
@@ -112,13 +117,13 @@ def best_path(
             steps = by_e[int(np.clip(expected[i], 0, top))]
         # step d from GT frame j - d (d_prev is finite everywhere: step 0 always applies);
         # a later candidate wins only when strictly better, as the first one found stays
-        np.add(d_prev, steps[0], out=best)
+        np.add(d_prev, steps[0] if on_gt is None else on_gt[0], out=best)
         arg[:] = idx
         for d in range(1, min(len(steps), m)):  # (no step reaches past the GT)
             _take_better(
                 best[d:],
                 arg[d:],
-                np.add(d_prev[: m - d], steps[d], out=cand[d:]),
+                np.add(d_prev[: m - d], steps[d] if on_gt is None else on_gt[d, d:], out=cand[d:]),
                 idx[: m - d],
                 better[d:],
             )
@@ -630,3 +635,56 @@ def cadence_by_scores(
     i = np.arange(n, dtype=np.float64)
     ai = a[at]
     return (np.floor(ai + r * i) - np.floor(ai + r * (i - 1))).astype(np.int32)
+
+
+def lattice(
+    path: list[int | None], r: float, m: int, phases: int = 50, switch: float = 4.0
+) -> np.ndarray | None:
+    """(m,) bool: the GT frames a tape running `r` > 1 GT frames a tape frame skips by its
+    speed (a 25 fps GT at PAL speed: one in 25), at the phase that agrees best with the GT
+    frames `path` leaves out.
+
+    The skips are fixed on the GT's frames, not the tape's: a tape frame the capture dropped
+    or repeated shifts every later skip by a tape frame (so `cadence`'s phase changes there),
+    but not which GT frames are skipped. Returns None where the path covers too little.
+    """
+    seen = sorted({j for j in path if j is not None})
+    if r <= 1.0 or len(seen) < 2:
+        return None
+    lo, hi = seen[0], seen[-1]
+    visited = np.zeros(m, bool)
+    visited[seen] = True
+    g = np.arange(m, dtype=np.float64)[None, :]
+    a = (np.arange(phases) / phases)[:, None]
+    k = np.ceil((g - a) / r)
+    skips = a + r * k >= g + 1  # (P, m): no lattice point a + r k in [g, g + 1)
+    known = np.zeros(m, bool)
+    known[lo : hi + 1] = True
+    # a stretch the path jumps over (an edit, a gap) says nothing of the speed's skips
+    gaps = np.diff(np.array(seen))
+    for j, d in zip(seen[:-1], gaps):
+        if d > 3:
+            known[j + 1 : j + d] = False
+    fit = np.where(known[None, :], (skips == ~visited[None, :]).astype(np.float32), 0.0)
+    fit = fit.astype(np.float32)
+    at = _state_track(lambda q: fit[:, q], m, phases, switch)
+    return skips[at, np.arange(m)]
+
+
+def lattice_steps(skipped: np.ndarray, c: PathCosts) -> np.ndarray:
+    """(4, m) float32: the score of a step of d = 0..3 GT frames landing on GT frame j, where
+    `skipped` (m,) are the GT frames the tape's speed skips (`lattice`): a GT frame skipped
+    off the lattice costs `drop`, one shown on it `dup` (as a step off `cadence`'s does); a
+    repeat `dup`; two skipped at once `drop2` more than two drops."""
+    m = len(skipped)
+    show = np.where(skipped, -c.dup, 0.0)
+    skip = np.where(skipped, 0.0, -c.drop)
+    out = np.full((4, m), NEG, np.float32)
+    out[0] = -c.dup
+    out[1] = show
+    out[2, 2:] = show[2:] + skip[1:-1]
+    out[3, 3:] = show[3:] + skip[2:-1] + skip[1:-2]
+    both_off = np.zeros(m, bool)
+    both_off[3:] = ~skipped[2:-1] & ~skipped[1:-2]
+    out[3] -= np.where(both_off, c.drop2 - 2 * c.drop, 0.0).astype(np.float32)
+    return out
