@@ -492,3 +492,21 @@ def test_a_pair_whose_tape_matches_no_gt_frame_fails(runner: CliRunner, root: Pa
     assert row is not None and row["status"] == "failed", row
     assert "no frame of song-vhs.mp4 matched other-hd.mp4" in row["error"]
     assert row["mapping"] is not None and not any(m is not None for m in row["mapping"])
+
+
+def test_an_export_says_which_pairs_have_windows_smaller_than_size(
+    runner: CliRunner, catalog_root: tuple[Path, Path, list[int | None]]
+) -> None:
+    """A --size larger than a tape's picture gives that pair windows as large as the picture:
+    said in the output (and the JSON), where it used to be silent."""
+    root, manifest, _ = catalog_root
+    args = ["pair", "--root", str(root), "--manifest", str(manifest), "-q", "--clip-len", "4"]
+    r = runner.invoke(app, [*args, "--export", "big", "--size", "512"])
+    assert r.exit_code == 1, r.output  # (the other pair fails, as above)
+    (line,) = [s for s in r.output.splitlines() if s.startswith("note: ")]
+    assert "song: windows of" in line and "--size 512" in line
+    side = int(line.split("windows of ")[1].split()[0])
+    row = read_shard(next((root / "datasets" / "big" / "data" / "real").glob("*.parquet")))
+    assert row.to_pylist()[0]["crop"]["w"] == side < 512
+    r = runner.invoke(app, [*args, "--export", "small", "--size", "64", "--json"])
+    assert json.loads(r.stdout)["dataset"]["smaller"] == []

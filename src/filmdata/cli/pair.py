@@ -115,7 +115,11 @@ def pair_cmd(
         False, "--gt-scale", help="Export the GT at its own scale (default: on the LQ grid)."
     ),
     clip_len: int = typer.Option(8, "--clip-len", help="Frames per exported window."),
-    size: int = typer.Option(256, "--size", help="Side of the exported square LQ crop."),
+    size: int = typer.Option(
+        256,
+        "--size",
+        help="Side of the exported square LQ crop (at most the tape's picture: said where less).",
+    ),
     val_fraction: float = typer.Option(
         0.1,
         "--val-fraction",
@@ -169,6 +173,8 @@ def _show(out: dict | None, json_: bool) -> None:
             typer.echo(f"dataset {d['name']}: nothing exported; {d['path']} left as it was")
         for why in d.get("left_out") or []:
             typer.echo(f"left out of it: {why}")
+        for why in d.get("smaller") or []:
+            typer.echo(f"note: {why}")
         for why in d.get("no_validation_across_configs") or []:
             typer.echo(f"no validation windows of {why}")
         if d.get("windows_left_out_across_configs"):

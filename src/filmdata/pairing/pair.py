@@ -198,6 +198,7 @@ def export_real(
 
     Returns:
         {"name", "path", "real": rows per split, "left_out": why each pair left out was,
+        "smaller": the pairs whose windows are smaller than `size` (their tape's picture is),
         "windows_left_out_across_configs", "no_validation_across_configs": why a GT that
         would have validation windows has none (other configs hold it in train)}; with
         no window to export, `real` is empty and the dataset is left as it was (the caller
@@ -209,6 +210,7 @@ def export_real(
     dataset = datasets_dir(root) / name
     ready: list[tuple[dict[str, Any], Path, Path, list[int]]] = []
     left_out: list[str] = []
+    smaller: list[str] = []  # pairs whose windows are smaller than `size`: said, not silent
     for p in pairs:
         lq = _source_path(cat, root, p["manifest"], p["lq"])
         gt = _source_path(cat, root, p["manifest"], p["gt"])
@@ -220,6 +222,12 @@ def export_real(
         if not windows:
             left_out.append(f"{p['id']}: no window of {clip_len} aligned frames")
             continue
+        side = _side(p, size)
+        if side < size:
+            smaller.append(
+                f"{p['id']}: windows of {side} px, as large as its tape's picture allows "
+                f"(--size {size})"
+            )
         ready.append((p, lq, gt, windows))
     # Tapes of one master show the same GT frames: the split is made on each GT's timeline,
     # over the windows of all its pairs (held out per pair, two tapes put the same GT frames
@@ -279,6 +287,7 @@ def export_real(
         "path": str(dataset),
         "real": counts,
         "left_out": left_out,
+        "smaller": smaller,
         "windows_left_out_across_configs": across,
         "no_validation_across_configs": no_val,
     }
@@ -566,6 +575,14 @@ def _rows(
             ),
             "origin": "real",
         }
+
+
+def _side(p: dict[str, Any], size: int) -> int:
+    """The side of an aligned pair's exported windows (LQ pixels): `size`, or less where the
+    tape's picture (inside its active box and the GT's) is smaller (`_crop`)."""
+    q = p["quality"]
+    gt_size, lq_size = (q["gt"]["width"], q["gt"]["height"]), (q["lq"]["width"], q["lq"]["height"])
+    return _crop(np.array(p["transform"], float), gt_size, lq_size, q.get("active_box"), size)[2]
 
 
 def _crop(
