@@ -367,3 +367,4 @@ def test_a_failed_write_leaves_no_partial_template(tmp_path: Path, cmd: str, how
         extract_templates(video, out, step=1, quiet=True)
     assert {p.relative_to(out): p.stat().st_size for p in out.rglob("*.png")} == sizes
     assert load_templates(out, "cpu").fingerprint() == load_templates(ref, "cpu").fingerprint()
+    assert list(out.rglob(".*.tmp-*")) == []  # the killed run's temporaries: cleaned

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import MediaError, RefusedError
-from .templates import write_template
+from .templates import template_folder, write_template
 
 
 def classify(w: int, h: int, area: int, frame_h: int) -> str:
@@ -114,8 +114,7 @@ def extract_templates(
                 n = counts.get(kind, 0)
                 if n >= limit:
                     continue
-                folder = out / kind
-                folder.mkdir(parents=True, exist_ok=True)
+                folder = template_folder(out / kind) if n == 0 else out / kind
                 name = folder / f"x-{stem}-{index:05d}-{n:03d}.png"
                 write_template(name, crop)
                 counts[kind] = n + 1

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..errors import RefusedError
-from .templates import write_template
+from .templates import template_folder, write_template
 
 COUNTS = {"dust": 48, "dirt": 16, "hair": 12, "scratch": 12, "blotch": 8, "edge": 6}
 
@@ -173,8 +173,7 @@ def make_templates(
     refuse_unless_folder(out.absolute(), "--out")
     done: dict[str, int] = {}
     for kind, n in (counts or COUNTS).items():
-        folder = out / kind
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = template_folder(out / kind)
         rng = np.random.default_rng([seed, list(MAKERS).index(kind)])
         for i in range(n):
             write_template(folder / f"{kind}-{i:03d}.png", MAKERS[kind](rng))

@@ -129,6 +129,27 @@ def read_template(path: Path) -> np.ndarray:
     return (img.astype(np.float32) / scale).clip(0, 1)
 
 
+def template_folder(folder: Path) -> Path:
+    """`folder` made, without the temporaries (`.NAME.png.tmp-PID`) that a run killed while
+    writing a template there left, unless their process still runs (it may be writing now)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for tmp in folder.glob(".*.png.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+    return folder
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: running
+        return True
+    return True
+
+
 def write_template(path: Path, img: np.ndarray) -> None:
     """Write one `(h, w)` template in [0, 1] as 8-bit gray PNG at `path`, whole or not at all.
 
