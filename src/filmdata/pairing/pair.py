@@ -293,7 +293,6 @@ def export_real(
     }
     if not counts:  # every pair left out (or none aligned): the pairs say why
         return summary
-    _drop_splits(dataset, CONFIG, keep=set(counts))  # an earlier export's, now empty
     _note_params(dataset, CONFIG, {"gt_scale": gt_scale, "clip_len": clip_len, "size": size})
     write_card(dataset)
     # the recorder synth uses: every config's rows and params (a `synthetic` config beside
@@ -302,31 +301,15 @@ def export_real(
     return summary
 
 
-def _drop_splits(dataset: Path, config: str, keep: set[str]) -> None:
-    """Remove the shards of `config`'s splits other than `keep`, which an earlier export wrote:
-    left there, the card would list them (a validation split of windows now in train).
+def _drop_shard_files(folder: Path) -> None:
+    """Remove every shard file in `folder` (a config's): an earlier export's, which its record
+    no longer lists (the caller replaced it first, under the dataset's lock, as `write_split`
+    replaces a split: a shard the record does not list is not complete)."""
+    from ..shards import SHARD_RE
 
-    As `write_split` replaces a split: under the dataset's lock, the record first (replaced
-    atomically: a shard it does not list is not complete), then the files.
-    """
-    from ..shards import SHARD_RE, config_dir, locked, read_record, write_record
-
-    folder = config_dir(dataset, config)
-    if not folder.is_dir():
-        return
-    with locked(dataset):
-        record = read_record(dataset, config)
-        stale = [k for k, v in record["shards"].items() if v.get("split") not in keep]
-        plan = record.get("plan") or {}
-        if stale or set(plan) - keep:
-            for k in stale:
-                del record["shards"][k]
-            record["plan"] = {k: n for k, n in plan.items() if k in keep}
-            write_record(dataset, config, record)
-        for f in folder.glob("*.parquet"):
-            m = SHARD_RE.match(f.name)
-            if m and m["split"] not in keep:
-                f.unlink(missing_ok=True)
+    for f in folder.glob("*.parquet"):
+        if SHARD_RE.match(f.name):
+            f.unlink(missing_ok=True)
 
 
 def _hold_out(
@@ -422,16 +405,23 @@ def _note_frames(
 ) -> None:
     """Record the planned GT frames (`gt_frames`) in the config's record before its shards are
     written, as synth does: the other configs honour them. The shards planned per split
-    (`plan`, as `shards.record_plan`) go in the same write: a record without them, stopped
+    (`plan`, replacing an earlier export's) go in the same write: a record without them, stopped
     before the card, gives `write_card` nothing to name and `load_dataset` took the record
     for the data.
+
+    An earlier export's shards go in the same write, and then their files: the card names
+    the new shards only, and no split of it is loaded beside one of this export (left listed
+    until their split was rewritten, the old card's patterns loaded new train shards beside
+    old validation shards, silently where the counts agreed). Until the new card,
+    `load_dataset` fails on the old card's files, now gone, or (stopped between the record
+    and the files) loads the old export whole.
 
     Raises:
         RefusedError: another config, written since the plan read the others' frames (they are
             read outside the lock), holds one of its GT frames in the other split (synth checks
             alike: `synth._check_held`); nothing is written.
     """
-    from ..shards import locked, read_record, write_record
+    from ..shards import config_dir, locked, read_record, write_record
 
     with locked(dataset):
         refuse_conflict(
@@ -439,9 +429,9 @@ def _note_frames(
             "nothing exported, run the export again (it plans against them)",
         )  # fmt: skip
         record = read_record(dataset, CONFIG)
-        record.update(gt_frames=frames, held=others.to_dict())
-        record["plan"] = {**(record.get("plan") or {}), **plan}
+        record.update(gt_frames=frames, held=others.to_dict(), plan=dict(plan), shards={})
         write_record(dataset, CONFIG, record)
+        _drop_shard_files(config_dir(dataset, CONFIG))
 
 
 def _gt_span(mapping: list[int | None], start: int, clip_len: int) -> tuple[int, int]:
