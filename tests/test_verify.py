@@ -453,3 +453,20 @@ def test_a_synth_killed_between_any_two_writes_never_loads_wrong_rows(
         assert before in (None, recorded_ids(out)), step
         assert loaded_ids(out, cache) == recorded_ids(out) and verify(out)["ok"], step
     assert step > 4 and verify(out)["ok"]
+
+
+def test_verify_does_not_advise_repair_for_a_deleted_record(dataset: Path, runner) -> None:
+    """With a config's record gone, `verify` advised `verify --repair` (for the card, and on
+    every shard), which mends nothing there: it now names the command that made the config."""
+    from filmdata import shards
+
+    shards.write_split(dataset, "real", "train", _real_rows(2))
+    shards.write_card(dataset)
+    (dataset / "data" / "synthetic" / RECORD).unlink()
+    result = runner.invoke(app, ["verify", str(dataset)])
+    assert result.exit_code == 1
+    assert "--repair" not in result.output.replace("--repair cannot mend", ""), result.output
+    assert "--repair cannot mend these" in result.output, result.output
+    report = verify(dataset)
+    assert not report["card"]["repairable"]
+    assert not any(s["repairable"] for s in report["shards"])

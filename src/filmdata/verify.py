@@ -48,6 +48,14 @@ def resolve_dataset(
     )
 
 
+#: The problem of a shard file its config's record does not list (`check_shard`).
+UNRECORDED = (
+    "not in the record (an unfinished write: re-run the command that made it, or `verify --repair`)"
+)
+#: The same where the record itself is gone: repair mends nothing then (`_verify`'s `lost`).
+UNRECORDED_RECORD_GONE = "not in the record (the record is gone: see its line)"
+
+
 def check_shard(path: Path, entry: dict[str, Any] | None) -> list[str]:
     """The problems of one shard file (empty when it is good)."""
     import pyarrow.parquet as pq
@@ -58,10 +66,7 @@ def check_shard(path: Path, entry: dict[str, Any] | None) -> list[str]:
         return ["missing"]
     problems = []
     if entry is None:
-        problems.append(
-            "not in the record (an unfinished write: re-run the command that made "
-            "it, or `verify --repair`)"
-        )
+        problems.append(UNRECORDED)
     elif sha256_file(path) != entry.get("sha256"):
         problems.append("sha256 differs from the record")
     failed = (entry or {}).get("failed") or {}
@@ -115,8 +120,8 @@ def verify(
 
     Returns:
         {"dataset", "ok", "shards": [{"config", "file", "ok", "problems", "repaired"}],
-         "temporaries": [...], "card": {"file", "ok", "problems", "repaired"}, "leaks":
-         [...]}; `ok` is false when a bad shard is left, a card that does not list what the
+         "temporaries": [...], "card": {"file", "ok", "problems", "repaired", "repairable"},
+         "leaks": [...]}; `ok` is false when a bad shard is left, a card that does not list what the
         records do (`shards.card_problems`; `repair` rewrites it), or a GT frame is in train
         of one config and validation of another (`leaks`: one line each; repair leaves them:
         re-make one of the configs, which then honours the other).
@@ -189,14 +194,10 @@ def _verify(
             kept = True  # the card too: rewritten from the records, it would drop the config
         for name in sorted(names):
             entry = record["shards"].get(name)
-            results.append(
-                {
-                    "config": config,
-                    "file": name,
-                    "entry": entry,
-                    "problems": check_shard(folder / name, entry),
-                }
-            )
+            problems = check_shard(folder / name, entry)
+            if lost:  # (its advice, `verify --repair`, mends nothing without the record)
+                problems = [UNRECORDED_RECORD_GONE if p == UNRECORDED else p for p in problems]
+            results.append({"config": config, "file": name, "entry": entry, "problems": problems})
         # the command that resumes a planned shard: synth's config, else an export's
         again = "synth" if config == CONFIG else f"`filmdata pair --export {path.name}`"
         for split, n in (record.get("plan") or {}).items():
@@ -242,6 +243,9 @@ def _verify(
     else:
         card = {"file": "README.md", "problems": shards.card_problems(path), "repaired": False}
     remade = any(s["repaired"] for s in report["shards"])
+    # (rewritten from the records, the card would drop a config whose record is unreadable
+    # or gone: repair leaves it, and the advice says so, `card["repairable"]`)
+    card["repairable"] = bool(card["problems"]) and not (unreadable or kept)
     rewrite = repair and not (unreadable or kept)
     # (a run stopped before its first card: the card names its planned shards, `write_card`)
     if (

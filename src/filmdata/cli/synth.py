@@ -224,10 +224,9 @@ def verify_cmd(
 
 def _advice(report: dict) -> str:
     """What to run next: `--repair` where it can mend something (a shard it can make again or
-    remove, a stale temporary, the card), else the command that made the dataset."""
-    card = not report["card"]["ok"] and report["card"]["problems"] != [
-        "not checked: a shard record is unreadable"
-    ]
+    remove, a stale temporary, the card where no record is unreadable or gone), else the
+    command that made the dataset."""
+    card = not report["card"]["ok"] and report["card"]["repairable"]
     mendable = any(s.get("repairable") for s in report["shards"])
     if mendable or report["temporaries"] or card:
         return "; run `filmdata verify --repair`"
