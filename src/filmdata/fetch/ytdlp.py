@@ -223,9 +223,10 @@ def download(
     files = [f for f in files if f.parent == staging and f.name.startswith(stem + ".")]
     if not files or not all(f.is_file() for f in files):
         raise ItemError("yt-dlp reported success but wrote no file", retryable=True)
+    parts = [_packets(f) for f in files] if sections else []  # one pass over each part's packets
     if len(files) == len(sections):
-        for (a, b), f in zip(sections, files):
-            if not _has_picture(f):
+        for (a, b), (shown, _) in zip(sections, parts):
+            if not shown:
                 for g in files:
                     g.unlink(missing_ok=True)
                 length = f" (it lasts {_clock(info['duration'])})" if info.get("duration") else ""
@@ -233,7 +234,14 @@ def download(
                     f"section {_clock(a)}-{_clock(b)}: no picture in what came: does it start "
                     f"past the video's end{length}?"
                 )
-    path = _concat(files, staging / f"{stem}.{files[0].suffix.lstrip('.')}") if many else files[0]
+    if many:
+        for f, (_, preroll) in zip(files, parts):
+            if isinstance(preroll, Exception):
+                raise ItemError(f"section {f.name}: {preroll}")
+        out = staging / f"{stem}.{files[0].suffix.lstrip('.')}"
+        path = _concat(files, out, recode=any(preroll for _, preroll in parts))
+    else:
+        path = files[0]
     if path.suffix.lower().lstrip(".") not in MEDIA_EXTENSIONS | {UNKNOWN}:
         path.unlink(missing_ok=True)
         raise ItemError(f"refused: extension {path.suffix!r} is not a video container")
@@ -245,19 +253,19 @@ def download(
     return path, summary
 
 
-def _concat(parts: list[Path], out: Path) -> Path:
+def _concat(parts: list[Path], out: Path, recode: bool) -> Path:
     """Join several downloaded sections, in order, into one file.
 
     yt-dlp cuts a section by stream copy from the keyframe before its start, and hides the
     frames before the start (the pre-roll) with the part's edit list; FFmpeg's concat demuxer
     copies those packets as pictures (the joined file held each pre-roll again, and its
-    timing broke). Parts without pre-roll are joined by stream copy; otherwise the join
-    decodes them (the pre-roll dropped) and encodes the pictures losslessly (x264 at qp 0,
-    the sound as FLAC) into Matroska: `out` then ends in `.mkv`, and is returned.
+    timing broke). Parts without pre-roll are joined by stream copy; otherwise (`recode`:
+    some part holds pre-roll, `_packets`) the join decodes them (the pre-roll dropped) and
+    encodes the pictures losslessly (x264 at qp 0, the sound as FLAC) into Matroska: `out`
+    then ends in `.mkv`, and is returned.
     """
     import imageio_ffmpeg
 
-    recode = any(_has_preroll(p) for p in parts)
     if recode:
         out = out.with_suffix(".mkv")
     lst = out.with_name(out.stem + ".concat.txt")
@@ -285,18 +293,24 @@ def _concat(parts: list[Path], out: Path) -> Path:
     return out
 
 
-def _has_picture(part: Path) -> bool:
-    """Whether a downloaded part holds a video packet to be shown (not only pre-roll)."""
+def _packets(part: Path) -> tuple[bool, bool | Exception]:
+    """One pass over a downloaded part's packets: whether it holds a video packet to be shown
+    (not only pre-roll), and whether it holds packets its container marks to be dropped
+    (pre-roll), or the error that kept it from being read (unreadable or without video, it
+    counts as shown: `verify_media` names what is wrong)."""
     import av
 
     try:
         with av.open(str(part)) as c:
-            if not c.streams.video:
-                return True  # not ours to judge here: verify_media names what is wrong
-            pkts = c.demux(c.streams.video[0])
-            return any(pkt.size and not pkt.is_discard for pkt in pkts)
-    except av.FFmpegError:
-        return True  # likewise
+            video = c.streams.video[0].index if c.streams.video else None
+            shown, preroll = video is None, False
+            for pkt in c.demux():
+                if pkt.size:
+                    preroll |= bool(pkt.is_discard)
+                    shown |= pkt.stream.index == video and not pkt.is_discard
+            return shown, preroll
+    except av.FFmpegError as e:
+        return True, e
 
 
 def _clock(seconds: float | None) -> str:
@@ -308,17 +322,6 @@ def _clock(seconds: float | None) -> str:
     h, rest = divmod(whole, 3600)
     m, sec = divmod(rest, 60)
     return (f"{h}:{m:02d}" if h else f"{m}") + f":{sec:02d}{frac}"
-
-
-def _has_preroll(part: Path) -> bool:
-    """Whether a downloaded part holds packets its container marks to be dropped (pre-roll)."""
-    import av
-
-    try:
-        with av.open(str(part)) as c:
-            return any(pkt.is_discard for pkt in c.demux() if pkt.size)
-    except av.FFmpegError as e:
-        raise ItemError(f"section {part.name}: {e}") from None
 
 
 def _chain(e: BaseException) -> Iterator[BaseException]:
