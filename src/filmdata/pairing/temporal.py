@@ -665,8 +665,7 @@ def lattice(
     for j, d in zip(seen[:-1], gaps):
         if d > 3:
             known[j + 1 : j + d] = False
-    fit = np.where(known[None, :], (skips == ~visited[None, :]).astype(np.float32), 0.0)
-    fit = fit.astype(np.float32)
+    fit = ((skips == ~visited) & known).astype(np.float32)  # (P, m): agrees where known
     at = _state_track(lambda q: fit[:, q], m, phases, switch)
     return skips[at, np.arange(m)]
 

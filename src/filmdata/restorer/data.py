@@ -107,8 +107,10 @@ def split_files(path: Path, split: str, config: str | None = None) -> list[str]:
         files = _inside(path, f"data/{config or '*'}/{split}-*.parquet")
     if not files:
         if not configs:
-            shards = Path(path).glob(f"data/{config or '*'}/*-*.parquet")
-            have = {f.name.split("-")[0] for f in shards}
+            from ..shards import SHARD_RE
+
+            shards = Path(path).glob(f"data/{config or '*'}/*.parquet")
+            have = {m["split"] for f in shards if (m := SHARD_RE.match(f.name))}
         # `synth`'s default --val-fraction 0 makes no validation split, which `eval` reads
         hint = (
             "; it holds no validation windows (--val-fraction 0, the default, makes none): "
