@@ -884,6 +884,57 @@ def test_decode_threads_follow_the_bit_rate_and_give_the_same_frames(
         assert w1 == w2 and np.array_equal(gt1, gt2)
 
 
+def test_windows_spread_over_a_long_gop_are_decoded_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--max-windows` spreads windows over a file; where its keyframes are far apart (x264's
+    default: 250 frames) a seek to each window decodes from the same keyframe again and
+    again. The reader decodes on through instead, with the same pictures."""
+    from dataclasses import replace
+
+    from filmdata import video
+    from filmdata.video import iter_frames, keyframe_frames, write_video
+    from filmdata.windows import Window, window_pictures
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "long-gop.mp4"
+    frames = rng.integers(0, 256, (200, 48, 64, 3), dtype=np.uint8)
+    write_video(path, frames, 24.0, options={"g": "250"})
+    keys = keyframe_frames(path)
+    assert keys is not None and list(keys[0]) == [0] and keys[1] == pytest.approx(24.0)
+    starts = [0, 60, 110, 150, 190]  # gaps of 40-50 frames: seeks land on frame 0
+    wins = [
+        Window(f"w{k}", "s", "c", str(path), start, 24.0, (0, 0, 64, 48), (64, 48))
+        for k, start in enumerate(starts)
+    ]
+    runs = []
+    real = video.iter_decoded
+
+    def counted(*a: object, **kw: object) -> object:
+        if kw.get("deinterlace"):  # (the deinterlacer's own decode calls it again)
+            runs.append(a[1] if len(a) > 1 else kw.get("start", 0))
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(video, "iter_decoded", counted)
+    got = [
+        (w.start_frame, [p.frame.to_ndarray(format="rgb24") for p in pics])
+        for w, pics in window_pictures(wins, 4, 32)
+    ]
+    assert runs == [0]  # one pass, not a decode from frame 0 for each window
+    want = dict(enumerate(f for _, f in iter_frames(path)))
+    for start, pics in got:
+        assert len(pics) == 4
+        for k, pic in enumerate(pics):
+            assert np.array_equal(pic, want[start + k])
+    # keyframes every 12 frames: a seek lands near each window, cheaper than decoding on
+    dense = tmp_path / "short-gop.mp4"
+    write_video(dense, frames, 24.0, options={"g": "12"})
+    runs.clear()
+    far = [replace(w, path=str(dense)) for w in wins[::2]]  # 0, 110, 190
+    assert [w.start_frame for w, _ in window_pictures(far, 4, 32)] == [0, 110, 190]
+    assert runs == [0, 110, 190]
+
+
 def test_the_same_templates_moved_elsewhere_resume_the_dataset(
     footage: Path, tmp_path: Path
 ) -> None:

@@ -925,6 +925,9 @@ def _decoded(
 # (path, size, mtime) -> (the pts of a stream's frames in presentation order, or None; whether
 # they run forward) (`_presentation`)
 _ORDERS: dict[tuple[str, int, int], tuple[np.ndarray | None, bool]] = {}
+# (path, size, mtime) -> the frame numbers of its keyframes, where `_presentation` could rank
+# them (`keyframe_frames`)
+_KEYFRAMES: dict[tuple[str, int, int], np.ndarray] = {}
 # How far back in a stream a packet's pts may fall behind those before it in decode order, in
 # frames (B-frames reordered), before it is a jump back of the clock.
 _REORDER = 32
@@ -946,6 +949,7 @@ def _presentation(
     key = file_key(path)
     if key not in _ORDERS:
         pts: list[int] = []
+        keys: list[int] = []
         try:
             for pkt in container.demux(stream):
                 if not pkt.size or pkt.is_discard:
@@ -954,6 +958,8 @@ def _presentation(
                     pts = []
                     break
                 pts.append(pkt.pts)
+                if pkt.is_keyframe:
+                    keys.append(pkt.pts)
         except (av.error.FFmpegError, ValueError):
             pts = []
         coded = np.asarray(pts, np.int64)
@@ -968,8 +974,35 @@ def _presentation(
             a = a[a >= first]
         if len(_ORDERS) > 64:
             _ORDERS.clear()
+            _KEYFRAMES.clear()
         _ORDERS[key] = (a if ok else None, steady)
+        if ok and steady and keys:
+            at = np.searchsorted(a, np.asarray(keys, np.int64))
+            inside = at < len(a)
+            found = at[inside][a[at[inside]] == np.asarray(keys, np.int64)[inside]]
+            _KEYFRAMES[key] = np.unique(found)
+        else:
+            _KEYFRAMES.pop(key, None)
     return _ORDERS[key]
+
+
+def keyframe_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, float] | None:
+    """The frame numbers of a file's keyframes (numbered as `iter_decoded` numbers frames,
+    sorted) and its frame rate, read by demuxing (`_presentation`, remembered for the file);
+    None where they cannot be told (packets without pts, a clock that jumps back, a file
+    that does not open: its reader says why).
+
+    A seek lands on a keyframe (`iter_decoded`: the last one at least a second before the
+    frame wanted), so a reader that wants frames further on knows whether decoding on from
+    where it is costs less than seeking there (`windows.window_pictures`)."""
+    try:
+        with _open(path) as c:
+            v = _video_stream(c, path)
+            _presentation(path, c, v)
+            found = _KEYFRAMES.get(file_key(path))
+            return None if found is None else (found, stream_fps(v))
+    except (MediaError, OSError, av.error.FFmpegError):
+        return None
 
 
 def _first_pts(path: str | os.PathLike[str], index: int) -> int | None:

@@ -549,17 +549,35 @@ def window_pictures(
 ) -> Iterator[tuple[Window, list[_Picture]]]:
     """Decode each needed frame once; yield (window, its `clip_len` decoded pictures), the
     cutting left to the caller (`cut_window`: a synth worker thread does it). Each file is
-    decoded with `decode_threads(path, size, cores)` threads."""
+    decoded with `decode_threads` threads (more where its windows are far apart: the frames
+    between them are decoded too).
+
+    Windows of a file are decoded in runs, straight through from one to the next, where that
+    costs less than a seek to the next (`_seek_lands`: a seek decodes from a keyframe before
+    the frame wanted): `--max-windows` spreads windows over a file with long GOPs (250
+    frames, x264's default), where a seek to each decoded 2-3x the frames a pass over the
+    whole file does."""
     threads: dict[str, int] = {}
+    keys: dict[str, Any] = {}
     i = 0
     while i < len(windows):
+        path = windows[i].path
+        if path not in threads:
+            mine = [w.start_frame for w in windows if w.path == path]
+            # (windows in reach of each other, as a whole file's are, need no keyframes)
+            gaps = np.diff(mine) if len(mine) > 1 else np.zeros(0)
+            far = bool(np.any((gaps < 0) | (gaps > clip_len + DECODE_ON)))
+            keys[path] = _keyframes(path) if far else None
+            share = _frames_decoded(mine, clip_len, keys[path]) / (len(mine) * clip_len)
+            threads[path] = decode_threads(path, size, cores, share)
         # A run of windows of one file whose frames are close enough to decode straight through.
         j = i + 1
         while (
             j < len(windows)
-            and windows[j].path == windows[i].path
+            and windows[j].path == path
             and windows[j].start_frame >= windows[j - 1].start_frame
-            and windows[j].start_frame <= windows[j - 1].start_frame + clip_len + 48
+            and _seek_lands(keys[path], windows[j].start_frame)
+            <= windows[j - 1].start_frame + clip_len + DECODE_ON
         ):
             j += 1
         run = windows[i:j]
@@ -567,9 +585,6 @@ def window_pictures(
         held: dict[int, list[_Picture]] = {}
         nxt = 0  # the first window of the run not yet complete
         last = run[0].start_frame - 1
-        path = run[0].path
-        if path not in threads:
-            threads[path] = decode_threads(path, size, cores)
         for index, frame in _pictures(path, run[0].start_frame, end, threads[path]):
             last = index
             for k in range(nxt, len(run)):
@@ -587,6 +602,46 @@ def window_pictures(
                 f"{run[nxt].id} needs up to {run[nxt].start_frame + clip_len}"
             )
         i = j
+
+
+#: frames a reader decodes on through rather than seek: the seek's own cost (the file opened
+#: again, the decoder flushed and started at a keyframe)
+DECODE_ON = 48
+
+
+def _keyframes(path: str) -> tuple[np.ndarray, float] | None:
+    from .video import keyframe_frames
+
+    return keyframe_frames(path)
+
+
+def _frames_decoded(
+    starts: Sequence[int], clip_len: int, keys: tuple[np.ndarray, float] | None
+) -> int:
+    """How many frames `window_pictures` decodes for windows of one file starting at `starts`
+    (in the order given): in a run, those from where the last window ended to this one's end;
+    at a seek, from the keyframe it lands on."""
+    total, prev = 0, None
+    for s in starts:
+        if prev is not None and prev <= s and _seek_lands(keys, s) <= prev + clip_len + DECODE_ON:
+            total += s - prev  # on from the last window's end to this one's
+        else:
+            total += s + clip_len - _seek_lands(keys, s)
+        prev = s
+    return total
+
+
+def _seek_lands(keys: tuple[np.ndarray, float] | None, start: int) -> int:
+    """The frame a seek for frame `start` starts decoding at (`video.iter_decoded`: the last
+    keyframe at least a second before it, none when `start` is within two seconds of the
+    file's start); `start` itself where the keyframes are not known."""
+    if keys is None:
+        return start
+    frames, fps = keys
+    if start <= 2 * fps:
+        return 0
+    at = int(np.searchsorted(frames, start - round(fps), side="right")) - 1
+    return int(frames[at]) if at >= 0 else 0
 
 
 def window_pictures_or_failures(
@@ -834,11 +889,12 @@ def _pictures(path: str, start: int, end: int, threads: int = 1) -> Iterator[tup
 DECODE_PX, DECODE_BIT, WORK_PX = 2.8e-6, 5.9e-6, 1.0e-4
 
 
-def decode_threads(path: str, size: int, cores: int) -> int:
+def decode_threads(path: str, size: int, cores: int, share: float = 1.0) -> int:
     """FFmpeg threads for decoding `path` for `size`^2 windows on `cores` cores: one while the
     decoder keeps up with the rest of the pipeline (frame threads cost up to a seventh more CPU
     a frame), more when its single thread would be the bottleneck (high bit rates, large
-    frames: frame threads then halve a 61 Mb/s 720p stream's decoding time at the same CPU).
+    frames: frame threads then halve a 61 Mb/s 720p stream's decoding time at the same CPU;
+    windows spread over the file, `share` frames decoded for each one a window uses).
 
     A file `input_clips` has just read is not opened again (its size and frames are known: the
     probe is 15-30 ms before the reader's first frame)."""
@@ -860,7 +916,7 @@ def decode_threads(path: str, size: int, cores: int) -> int:
         bits = os.path.getsize(path) * 8 / frames
     except (FilmdataError, OSError):
         return 1
-    decode = DECODE_PX * width * height + DECODE_BIT * bits
+    decode = (DECODE_PX * width * height + DECODE_BIT * bits) * max(1.0, share)
     return max(1, min(cores, round(decode / (WORK_PX * size * size))))
 
 
