@@ -250,17 +250,23 @@ def write_hdr(path: Path, transfer: int = 16, frames: int = 24) -> Path:
     return path
 
 
-def killed_at_write(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+def killed_at_write(monkeypatch: pytest.MonkeyPatch, step: int, *, dead: bool = False) -> None:
     """Make the `step`-th write (from 0) of a shard record or a dataset card raise
     KeyboardInterrupt before it writes: the run stops with the writes before it done, as a kill
-    between two of them leaves the dataset."""
+    between two of them leaves the dataset.
+
+    `dead`: every later record or card write raises too, and no shard is begun after it, as in
+    a killed process (synth writes its shards and their records in a thread of its own, which
+    went on to the next shard after the raise)."""
     from filmdata import shards
 
     calls = iter(range(1 << 30))
+    killed: list[int] = []
 
     def stopping(real):
         def write(*a, **k):
-            if next(calls) == step:
+            if (dead and killed) or next(calls) == step:
+                killed.append(step)
                 raise KeyboardInterrupt
             return real(*a, **k)
 
@@ -268,6 +274,15 @@ def killed_at_write(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
 
     monkeypatch.setattr(shards, "write_record", stopping(shards.write_record))
     monkeypatch.setattr(shards, "write_card", stopping(shards.write_card))
+    if dead:
+        begin = shards.ShardWriter.__enter__
+
+        def beginning(self: shards.ShardWriter) -> shards.ShardWriter:
+            if killed:
+                raise KeyboardInterrupt
+            return begin(self)
+
+        monkeypatch.setattr(shards.ShardWriter, "__enter__", beginning)
 
 
 def loaded_ids(dataset: Path, cache: Path) -> dict[str, dict[str, list[str]]] | None:

@@ -12,7 +12,10 @@ import pytest
 
 from conftest import (
     film_frames,
+    killed_at_write,
+    loaded_ids,
     make_clip,
+    recorded_ids,
     shard_rows,
     telecine,
     write_hdr,
@@ -1449,6 +1452,67 @@ def test_an_interrupted_first_run_does_not_load_as_complete(
         datasets.load_dataset(str(out))
     synth(_templates(), "film", [footage], out=out, root=tmp_path / "root", **kw)
     assert len(datasets.load_dataset(str(out))["train"]) == 6
+
+
+def _catalog_source(root: Path, i: int) -> None:
+    """Source `s<i>` in `root`'s catalog: a film of two kept 12-frame clips."""
+    from filmdata.catalog import Catalog
+
+    rel = f"raw/m/s{i}.mp4"
+    make_clip(root / rel, (12, 12), (72, 48), seed=i)
+    with Catalog.at_root(root) as cat:
+        cat.upsert_source({"manifest": "m", "id": f"s{i}", "kind": "film", "status": "fetched",
+                           "path": rel, "width": 72, "height": 48, "fps": 24.0})  # fmt: skip
+        clips = [
+            {"id": f"s{i}.{a}-{a + 12}", "manifest": "m", "source": f"s{i}", "scene": k,
+             "start_frame": a, "end_frame": a + 12, "fps": 24.0, "start_time": a / 24,
+             "end_time": (a + 12) / 24, "box_x": 4, "box_y": 2, "box_w": 60, "box_h": 40,
+             "status": "kept"}
+            for k, a in enumerate((0, 12))
+        ]  # fmt: skip
+        cat.replace_many("clips", {"source": f"s{i}"}, clips)
+
+
+@pytest.mark.parametrize("remake", ["grown catalog", "overwrite"])
+def test_a_remake_killed_between_any_two_writes_never_loads_both_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remake: str
+) -> None:
+    """A synthetic config made again over an earlier one and killed between any two writes
+    (after its first new shard, before the record lists it; ...) leaves a dataset that
+    `load_dataset` refuses or loads as one run's rows, all old or all new; a plain re-run
+    completes it. Both re-makes plan shards of the same names as the first run's: a re-run of
+    the same options after more clips were cut (`--max-windows`: as many windows, others), and
+    `--overwrite` with another --seed. The first kept the old shards of the names it re-made
+    listed as complete, so the card loaded the new first shard beside the old second one."""
+    from filmdata.verify import verify
+
+    kw = dict(clip_len=4, size=16, device="cpu", max_windows=4, rows_per_shard=2, quiet=True)
+    again = dict(seed=0) if remake == "grown catalog" else dict(seed=1, overwrite=True)
+    for step in range(16):
+        root = tmp_path / f"{step}"
+        _catalog_source(root, 0)
+        _catalog_source(root, 1)
+        synth(_templates(), "film", root=root, name="ds", seed=0, **kw)
+        dataset = root / "datasets" / "ds"
+        old = loaded_ids(dataset, tmp_path / "hf")
+        assert old is not None and len(old["synthetic"]["train"]) == 4
+        if remake == "grown catalog":
+            _catalog_source(root, 2)
+        with monkeypatch.context() as m:
+            killed_at_write(m, step, dead=True)
+            try:
+                synth(_templates(), "film", root=root, name="ds", **again, **kw)
+            except KeyboardInterrupt:
+                pass
+            else:
+                break
+        stopped = loaded_ids(dataset, tmp_path / "hf")
+        synth(_templates(), "film", root=root, name="ds", **again, **kw)  # (as it was run)
+        new = loaded_ids(dataset, tmp_path / "hf")
+        assert new == recorded_ids(dataset) and new != old, step
+        assert verify(dataset, root=root)["ok"], step
+        assert stopped in (None, old, new), step
+    assert step > 3
 
 
 def test_a_preset_named_by_its_path_resumes_a_run_named_by_name(

@@ -1100,17 +1100,20 @@ def _synth(
             held=held.to_dict(),
         )
         shards.clean_temporaries(folder)
-        planned = {j.file for j in jobs}
-        for stale in [f for f in record["shards"] if f not in planned]:
-            del record["shards"][stale]
-        for p in folder.glob("*.parquet") if folder.exists() else []:
-            if p.name not in planned:
-                p.unlink()  # a shard of another plan (an overwrite): never listed as complete
         todo = [j for j in jobs if not _complete(folder, record, j)]
         if early is not None and todo != jobs:  # never expected: a fresh run makes every shard
             early.close()
             early = None
+        # Only the shards complete for this plan stay listed; the others (of another plan, or
+        # of the same name and other windows: more clips cut since, a window that failed) go
+        # from the record in the write that plans this run, then their files. Left listed
+        # until remade, they were loaded beside this run's (the card named them complete).
+        keep = {j.file for j in jobs} - {j.file for j in todo}
+        record["shards"] = {f: e for f, e in record["shards"].items() if f in keep}
         shards.write_record(dataset, CONFIG, record)
+        for p in folder.glob("*.parquet"):
+            if p.name not in keep:
+                p.unlink()  # never listed as complete again: a re-made shard replaces it
         if todo:  # until its last shard is made, the card names them all (a stopped run
             # does not load as the whole dataset: `shards.pending_files`)
             shards.write_card(dataset)
