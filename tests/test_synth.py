@@ -505,6 +505,18 @@ def test_bad_options_are_refused(footage: Path, tmp_path: Path, runner) -> None:
     assert a_file.read_text() == "mine" and not (tmp_path / "y").exists()
 
 
+def test_scenes_without_input_is_refused(tmp_path: Path, runner) -> None:
+    """`--scenes` cuts `--input` files; with none (the catalog's clips, already cut) it would
+    do nothing, so it is refused (exit 2, one line naming it) before anything is made."""
+    args = ["synth", "--templates", str(_templates()), "--scenes", "--out",
+            str(tmp_path / "x"), "--root", str(tmp_path / "root"), "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert line.startswith("error: --scenes") and "--input" in line
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_size_beyond_any_memory_is_planned_here_and_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -859,7 +859,8 @@ def synth(
         windows has none (`no_validation_across_configs`: others hold it in train).
 
     Raises:
-        RefusedError: (exit 2) bad options, no clips, or an existing dataset of other parameters.
+        RefusedError: (exit 2) bad options (`scenes` without `inputs` too), no clips, or an
+            existing dataset of other parameters.
         ItemsFailed: (exit 1) some windows' media failed to decode or cut (each named in its
             shard's record entry, `failed`); the others are made and the card written. Its
             `summary` is what would be returned.
@@ -884,6 +885,11 @@ def synth(
         raise RefusedError(f"--max-windows must be >= 1, got {max_windows}")
     if not 0 <= val_fraction < 1:  # (NaN too)
         raise RefusedError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    if scenes and not inputs:  # the catalog's clips are cut at their scenes already (`cut`)
+        raise RefusedError(
+            "--scenes cuts --input files at their scene changes; with no --input the "
+            "catalog's clips are used, already cut by `filmdata cut`: drop --scenes or pass --input"
+        )
     root_dir = resolve_root(root)
     dataset = _dataset_dir(root_dir, out, name)
     refuse_unless_folder(

@@ -41,7 +41,8 @@ def synth_cmd(
         False,
         "--scenes",
         help="Cut each --input file at its scene changes first (the film detector: one more "
-        "decode of it), each scene a clip, so that no window spans a change of shot.",
+        "decode of it), each scene a clip, so that no window spans a change of shot; "
+        "refused without --input (the catalog's clips are cut already).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Dataset folder to write."),
     name: str | None = typer.Option(
