@@ -48,6 +48,26 @@ def test_a_listed_path_names_the_dataset_from_any_folder(
     assert str(root / "datasets" / "mine") in table.output
 
 
+def test_preview_config_help_says_what_the_default_is(root: Path, runner, tmp_path: Path) -> None:
+    """A dataset with no `synthetic` config is previewed from its first config without
+    --config, and `--config`'s help says so (it said "default synthetic" alone)."""
+    import shutil
+
+    copy = tmp_path / "real-only"
+    shutil.copytree(root / "datasets" / "mine", copy)
+    (copy / "data" / "synthetic").rename(copy / "data" / "other")
+    shown = runner.invoke(app, ["preview", str(copy), "-o", str(tmp_path / "s.png")])
+    assert shown.exit_code == 0, shown.output
+    assert (tmp_path / "s.png").stat().st_size > 0
+    import typer.main
+
+    command = typer.main.get_command(app).commands["preview"]  # type: ignore[attr-defined]
+    (option,) = [p for p in command.params if p.name == "config"]
+    assert "default: synthetic where the dataset has it, else the first of its configs" in (
+        option.help
+    )
+
+
 @pytest.mark.parametrize("json_", [[], ["--json"]])
 def test_datasets_refuses_a_root_without_a_catalog(
     root: Path, runner, tmp_path: Path, json_: list[str]

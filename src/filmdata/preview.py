@@ -132,7 +132,9 @@ def preview(
     Args:
         dataset: the dataset folder or its name.
         out: the file to write (default `DATASET/preview.png`); `.png` or `.mp4`.
-        split: which split. n: how many windows. config: default `synthetic` when present.
+        split: which split. n: how many windows.
+        config: which config; default `synthetic` where the dataset has it, else the first
+            of its configs (with complete shards) by name.
         root: the data root (to find a dataset by name).
 
     Returns:

@@ -245,7 +245,12 @@ def preview_cmd(
     ),
     split: str = typer.Option("train", "--split", help="Which split."),
     n: int = typer.Option(4, "--n", help="How many windows."),
-    config: str | None = typer.Option(None, "--config", help="Which config (default synthetic)."),
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        help="Which config: synthetic | real (default: synthetic where the dataset has it, "
+        "else the first of its configs by name).",
+    ),
     root: Path | None = RootOpt,
     quiet: bool = NoBarsOpt,
 ) -> None:
