@@ -511,6 +511,29 @@ def test_train_cli_writes_safe_run_and_resumes(
     _assert_resume_loads_everything(toy_dataset, cfg_file, run, at_4)
 
 
+def test_train_prints_one_loss_for_one_logged_interval(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A run that logs one interval prints its loss once ("loss 0.1234"), not the same number
+    as first and last ("loss 0.1234 -> 0.1234"); one of two intervals prints first -> last."""
+    import re
+
+    for steps, logged in ((2, 1), (4, 2)):
+        cfg_file = tmp_path / f"quick-{steps}.json"
+        cfg_file.write_text(json.dumps(QUICK | {"steps": steps}))
+        args = ["train", "--data", str(toy_dataset), "--config", str(cfg_file)]
+        run = tmp_path / f"run-{steps}"
+        r = runner.invoke(app, [*args, "--out", str(run), "--quiet", "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        shown = re.search(r"steps, loss (.*?), [\d.]+ steps/s", r.output)
+        assert shown is not None, r.output
+        losses = [float(x) for x in shown.group(1).split(" -> ")]
+        assert len(losses) == logged, r.output
+        assert losses[-1] == pytest.approx(_lines(run)[-1]["loss"], abs=1e-4)
+
+
 def test_resume_after_a_kill_logs_each_step_once(
     toy_dataset: Path,  # noqa: F811
     tmp_path: Path,

@@ -5,6 +5,7 @@ torch and friends are imported inside the commands, so `filmdata --help` stays f
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -56,9 +57,13 @@ def train_cmd(
     if json_:
         print_json(result.to_dict())
     else:
+        # first -> last where this call logged more than one interval; one logged: its loss
+        one = result.first_loss == result.loss or (
+            math.isnan(result.first_loss) and math.isnan(result.loss)
+        )
+        loss = f"{result.loss:.4f}" if one else f"{result.first_loss:.4f} -> {result.loss:.4f}"
         typer.echo(
-            f"{result.run}: {result.steps} steps, loss {result.first_loss:.4f} -> "
-            f"{result.loss:.4f}, {result.steps_per_s:.2f} steps/s, "
+            f"{result.run}: {result.steps} steps, loss {loss}, {result.steps_per_s:.2f} steps/s, "
             f"{result.parameters:,} parameters"
         )
 
