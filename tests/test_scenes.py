@@ -156,6 +156,25 @@ def test_pyscenedetect_thresholds_out_of_range_are_refused(
     assert f"threshold: expected a value in {expected}" in line, line
 
 
+@pytest.mark.parametrize(("detector", "threshold"), [("film", "5"), ("content", "-1")])
+def test_a_bad_threshold_is_refused_before_the_progress_bar(
+    clip: Path, detector: str, threshold: str
+) -> None:
+    """A --threshold the detector refuses is refused (exit 2) in one line on stderr: its
+    progress bar was drawn first (by the child that decodes, past its probe)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from filmdata.cli import main; sys.argv[0] = 'filmdata'; main()"
+    args = ["scenes", str(clip), "-d", detector, "-t", threshold]
+    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert res.stdout == ""
+    (line,) = [s for s in res.stderr.splitlines() if s.strip()]
+    assert line.startswith(f"error: --threshold {float(threshold)}: refused by detector"), line
+    assert "\r" not in res.stderr and "frame/s" not in res.stderr
+
+
 def test_scenes_json_shape(runner: CliRunner, footage_dir: str) -> None:
     path, truth, _ = _footage(footage_dir, "flicker-light")
     res = runner.invoke(app, ["scenes", str(path), "--json"])

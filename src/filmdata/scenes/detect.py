@@ -105,6 +105,21 @@ def make_detector(name: str, threshold: float | None = None) -> Any:
     raise RefusedError(f"--detector: unknown {name!r}; use one of {', '.join(DETECTORS)}")
 
 
+def _checked_detector(name: str, threshold: float | None) -> Any:
+    """`make_detector(name, threshold)`, or None for `transnetv2` (made where it runs).
+
+    Raises:
+        RefusedError: an unknown name, a threshold the detector refuses, or TransNetV2
+            without its optional extra.
+    """
+    if name not in DETECTORS:
+        raise RefusedError(f"--detector: unknown {name!r}; use one of {', '.join(DETECTORS)}")
+    if name == "transnetv2":
+        require_transnet()
+        return None
+    return make_detector(name, threshold)
+
+
 def _progress(total: int, quiet: bool, desc: str) -> Any:
     from tqdm import tqdm
 
@@ -126,17 +141,16 @@ def detect_cuts(
         RefusedError: an unknown detector; TransNetV2 without its optional extra.
         MediaError: not media, no video stream, or no frame decodes.
     """
-    if detector not in DETECTORS:
-        raise RefusedError(f"--detector: unknown {detector!r}; use one of {', '.join(DETECTORS)}")
+    det = _checked_detector(detector, threshold)  # refused before any decode or progress bar
     info = probe(path, count=False)
     fps = info.fps
     total = max(0, (end if end is not None else info.declared_frames) - start)
     bar = _progress(total, quiet, f"scenes {os.path.basename(str(path))}")
     try:
-        if detector == "transnetv2":
+        if det is None:
             cuts, n = _transnet_cuts(path, threshold, start, end, bar)
         else:
-            cuts, n = _run_detector(make_detector(detector, threshold), path, info, start, end, bar)
+            cuts, n = _run_detector(det, path, info, start, end, bar)
     finally:
         bar.close()
     if n == 0:
@@ -171,6 +185,9 @@ def detect_scenes(
     """
     if timeout is not None:
         from ..video import run_limited
+
+        # refused here, in one line, not in the child once its progress bar shows
+        _checked_detector(detector, threshold)
 
         return run_limited(  # type: ignore[no-any-return]
             _detect, (path, detector, threshold, quiet), timeout, what=f"{path}: scenes"
