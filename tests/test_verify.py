@@ -180,6 +180,10 @@ def test_verify_finds_and_rewrites_a_card_that_lacks_what_the_records_list(
     assert "README.md says 3 rows, the record 2" in verify(ds)["card"]["problems"][0]
     result = runner.invoke(app, ["verify", str(ds)])
     assert result.exit_code == 1 and "README.md" in result.output, result.output
+    # the summary names the card alone, not "bad shards: none" (which read as all well)
+    (summary,) = [s for s in result.output.splitlines() if s.startswith("error:")]
+    assert summary.startswith(f"error: {ds}: README.md does not list what the records do")
+    assert "bad shards" not in summary, summary
     (ds / "README.md").unlink()
     assert "README.md missing" in verify(ds)["card"]["problems"][0]
     fixed = verify(ds, repair=True)

@@ -211,13 +211,17 @@ def verify_cmd(
         for line in report["leaks"]:
             typer.echo(f"leak: {line}")
     if not report["ok"]:
+        # only what is wrong: "bad shards: none" beside a bad card read as all well
         bad = [s["file"] for s in report["shards"] if not s["ok"]]
+        wrong = [f"bad shards: {', '.join(bad)}"] if bad else []
+        if report["temporaries"]:
+            wrong.append(f"{len(report['temporaries'])} stale temporaries")
+        if not report["card"]["ok"]:
+            wrong.append("README.md does not list what the records do")
+        if report["leaks"]:
+            wrong.append(f"{len(report['leaks'])} leak(s) across configs")
         e = ItemsFailed(
-            f"{report['dataset']}: bad shards: {', '.join(bad) or 'none'}"
-            + (f"; {len(report['temporaries'])} stale temporaries" if report["temporaries"] else "")
-            + ("" if report["card"]["ok"] else "; README.md does not list what the records do")
-            + (f"; {len(report['leaks'])} leak(s) across configs" if report["leaks"] else "")
-            + ("" if repair else _advice(report))
+            f"{report['dataset']}: {'; '.join(wrong)}" + ("" if repair else _advice(report))
         )
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(e.exit_code)
