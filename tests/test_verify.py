@@ -159,6 +159,36 @@ def _real_rows(n: int, first: int = 0) -> list[dict]:
     ]
 
 
+@pytest.mark.parametrize("damage", ["flip", "cut"])
+def test_a_broken_png_is_named_by_verify_alone_no_libpng_line(
+    tmp_path: Path, runner, capfd: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """A PNG damaged in a readable shard (a byte changed, or cut short): decoding it, libpng
+    printed "libpng error: ..." on stderr beside verify's own line. Now only ours names it,
+    with Pillow's reason (`datasets` opens the images with Pillow too)."""
+    import numpy as np
+
+    from filmdata import shards
+
+    png = shards.encode_png(np.random.default_rng(0).integers(0, 255, (8, 8, 3), np.uint8))
+    at = len(png) // 2  # inside IDAT's deflate stream
+    broken = png[:at] + bytes([png[at] ^ 0xFF]) + png[at + 1 :] if damage == "flip" else png[:at]
+    rows = _real_rows(2)
+    rows[1]["lq"] = [broken]
+    ds = tmp_path / "ds"
+    shards.write_split(ds, "real", "train", rows)
+    shards.write_card(ds)
+    capfd.readouterr()
+    report = verify(ds)
+    (shard,) = report["shards"]
+    (problem,) = shard["problems"]
+    assert problem.startswith("row m.p.1: image 1 does not decode ("), problem
+    result = runner.invoke(app, ["verify", str(ds)])
+    assert result.exit_code == 1 and "row m.p.1: image 1 does not decode" in result.output
+    err = capfd.readouterr().err
+    assert "libpng" not in err and "grfmt_png" not in err, err
+
+
 def test_verify_finds_and_rewrites_a_card_that_lacks_what_the_records_list(
     tmp_path: Path, runner
 ) -> None:
