@@ -61,3 +61,37 @@ def test_a_root_that_cannot_hold_a_catalog_is_refused(tmp_path: Path) -> None:
     (tmp_path / "dir" / "catalog.sqlite").mkdir(parents=True)
     with pytest.raises(RefusedError, match=r"dir/catalog\.sqlite: cannot open the catalog"):
         Catalog.at_root(tmp_path / "dir")
+
+
+def test_drop_sources_takes_their_clips_and_pairs_and_nothing_of_another_manifest(
+    tmp_path: Path,
+) -> None:
+    with Catalog.at_root(tmp_path) as cat:
+        for manifest, sid in (("m", "a"), ("m", "b"), ("m", "c"), ("n", "a")):
+            cat.upsert_source({"manifest": manifest, "id": sid, "kind": "film"})
+            clip = {"manifest": manifest, "source": sid, "scene": 0, "start_frame": 0}
+            clip |= {"end_frame": 1, "fps": 24.0, "start_time": 0.0, "end_time": 0.1}
+            cat.replace_many(
+                "clips",
+                {"manifest": manifest, "source": sid},
+                [{**clip, "id": f"{manifest}/{sid}.0-1", "status": "kept"}],
+            )
+        for manifest, pid, lq, gt in (
+            ("m", "p", "b", "a"),
+            ("m", "q", "b", "c"),
+            ("n", "p", "a", "a"),
+        ):
+            cat.upsert_pair({"manifest": manifest, "id": pid, "lq": lq, "gt": gt})
+
+        gone = cat.drop_sources("m", ["a", "nowhere"])
+        assert [(r["manifest"], r["id"]) for r in gone["sources"]] == [("m", "a")]
+        assert [r["id"] for r in gone["clips"]] == ["m/a.0-1"]
+        assert [(r["manifest"], r["id"]) for r in gone["pairs"]] == [("m", "p")]
+        assert [(r["manifest"], r["id"]) for r in cat.sources()] == [
+            ("m", "b"),
+            ("m", "c"),
+            ("n", "a"),
+        ]
+        assert {c["id"] for c in cat.clips()} == {"m/b.0-1", "m/c.0-1", "n/a.0-1"}
+        assert [(r["manifest"], r["id"]) for r in cat.pairs()] == [("m", "q"), ("n", "p")]
+        assert cat.drop_sources("m", ["a"]) == {"sources": [], "clips": [], "pairs": []}

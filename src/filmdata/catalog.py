@@ -321,6 +321,31 @@ class Catalog:
     def clips(self, **where: Any) -> list[dict[str, Any]]:
         return self.rows("clips", where, order="manifest, source, start_frame")
 
+    def drop_sources(self, manifest: str, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Delete these sources of `manifest`, their clips and the manifest's pairs that name
+        them (as LQ or GT), in one transaction. Another manifest's rows are not touched, nor
+        are datasets (records of what was made).
+
+        Returns:
+            The rows deleted, by table: {"sources": [...], "clips": [...], "pairs": [...]}
+            (the clips' `path` names their exported files).
+        """
+        ids = list(ids)
+        marks = ", ".join("?" for _ in ids) or "NULL"
+        where = {
+            "sources": f"manifest = ? AND id IN ({marks})",
+            "clips": f"manifest = ? AND source IN ({marks})",
+            "pairs": f"manifest = ? AND (lq IN ({marks}) OR gt IN ({marks}))",
+        }
+        gone: dict[str, list[dict[str, Any]]] = {}
+        with self.transaction() as db:
+            for table, cond in where.items():
+                args = [manifest, *ids] + (ids if table == "pairs" else [])
+                rows = db.execute(f"SELECT * FROM {table} WHERE {cond} ORDER BY rowid", args)
+                gone[table] = [_decode(r) for r in rows.fetchall()]
+                db.execute(f"DELETE FROM {table} WHERE {cond}", args)
+        return gone
+
     def upsert_pair(self, row: Mapping[str, Any]) -> None:
         self.upsert("pairs", row, ("manifest", "id"))
 
