@@ -50,6 +50,14 @@ def fetch_cmd(
     allow_truncated: bool = typer.Option(
         False, "--allow-truncated", help="Keep files where < 95% of declared frames decode."
     ),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="Remove the sources each manifest no longer names: their catalog rows, clips, "
+        "the pairs naming them and their raw files (no other manifest's). A dataset made "
+        "earlier still holds them until it is made again. Not with --only; with --json the "
+        'output is {"items": [...], "pruned": ["manifest/id", ...]}.',
+    ),
     backend: str = BackendOpt,
     ray_address: str | None = RayAddressOpt,
     json_: bool = JsonOpt,
@@ -76,21 +84,28 @@ def fetch_cmd(
             force=force,
             link=link,
             allow_truncated=allow_truncated,
+            prune=prune,
             quiet=quiet,
             backend=backend,
             ray_address=ray_address,
         )
     except ItemsFailed as e:
         if getattr(e, "report", None) is not None:
-            _show_report(e.report, json_)  # type: ignore[attr-defined]
+            _show_report(e.report, json_, quiet)  # type: ignore[attr-defined]
         raise
-    _show_report(report, json_)
+    _show_report(report, json_, quiet)
 
 
-def _show_report(report: Any, json_: bool) -> None:
+def _show_report(report: Any, json_: bool, quiet: bool) -> None:
     if json_:
-        print_json(report.to_dict())
+        if report.pruned is None:
+            print_json(report.to_dict())
+        else:
+            print_json({"items": report.to_dict(), "pruned": [p.key for p in report.pruned]})
         return
+    if not quiet:
+        for p in report.pruned or ():
+            typer.echo(p.line())
     # The reason is printed whole (it says where to put a missing capture, or what to fix).
     cols = ["manifest", "id", "status", "attempts", "seconds", "reason"]
     cells = [[_text(r.to_dict()[c]) for c in cols] for r in report.items]

@@ -23,6 +23,7 @@ from ..manifest import Manifest, load_manifest
 from ..paths import refuse_unless_file, resolve_root
 from . import pool
 from .item import Item, Options, attempt, try_lock, unlock
+from .prune import prune as prune_stale
 from .report import FetchFailed, FetchReport, ItemResult
 
 _PROXY = re.compile(r"^(https?|socks4a?|socks5h?)://[^\s]+$")
@@ -127,6 +128,7 @@ def fetch(
     force: bool = False,
     link: bool = False,
     allow_truncated: bool = False,
+    prune: bool = False,
     quiet: bool = False,
     backend: str = "local",
     ray_address: str | None = None,
@@ -152,23 +154,33 @@ def fetch(
         link: hard-link local captures instead of copying them.
         allow_truncated: keep files where fewer than 95% of the declared frames decode
             (recorded with truncated=1).
+        prune: remove the catalog's sources of each manifest (by its name) that it no longer
+            names, with their clips, the pairs naming them, their raw files and sidecars
+            (`prune.py`), before fetching. Datasets already written are not touched: one made
+            earlier holds them until it is made again. Not with `only`.
         quiet: no progress bar.
         backend: "local" (`jobs` worker processes here) or "ray" (each source a Ray task on
             the cluster at `ray_address`; the catalog is written here, by the driver alone).
         ray_address: the Ray cluster (default `$RAY_ADDRESS`; "local" starts one in-process).
 
     Returns:
-        A FetchReport with each item's status (fetched / skipped / failed) and reason.
+        A FetchReport with each item's status (fetched / skipped / failed) and reason, and
+        the sources pruned (with `prune`).
 
     Raises:
         ManifestError: a manifest does not validate (nothing runs).
-        RefusedError: a bad option, or an `only` id that no manifest has.
+        RefusedError: a bad option, an `only` id that no manifest has, or `prune` with `only`.
         ItemsFailed: after the run, when any item failed (its `report` holds the results).
     """
     from ..backend import check_backend
 
     cookie_file = _check_options(jobs, retries, timeout, sleep, max_height, cookies, proxy)
     check_backend(backend)  # Ray missing: refused before the root and catalog are made
+    if prune and only:
+        raise RefusedError(
+            "--prune takes each manifest whole, and --only takes part of it; "
+            "run fetch --prune without --only"
+        )
     if not manifests:
         raise RefusedError("give at least one manifest")
     # Each file once, by where it is (not by the object naming it: fetch([p, p]) would fetch
@@ -197,6 +209,7 @@ def fetch(
         socket_timeout=float(min(max(timeout / 2, 1.0), 30.0)),
     )
     with Catalog.at_root(root_dir) as cat:
+        pruned = [p for m in loaded for p in prune_stale(cat, root_dir, m)] if prune else None
         _record_pairs(cat, loaded, chosen)
         items = [
             Item(
@@ -284,6 +297,7 @@ def fetch(
             )
             for o in outcomes
         ),
+        pruned=None if pruned is None else tuple(pruned),
     )
     if report.failed:
         raise FetchFailed(report)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ItemsFailed
+from .prune import Pruned
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class FetchReport:
 
     root: Path
     items: tuple[ItemResult, ...] = field(default=())
+    # None: not asked to prune; else the sources removed (`fetch --prune`)
+    pruned: tuple[Pruned, ...] | None = None
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.items)
@@ -41,7 +44,8 @@ class FetchReport:
         return [r for r in self.items if r.status == "failed"]
 
     def summary(self) -> str:
-        return ", ".join(f"{s} {self.count(s)}" for s in ("fetched", "skipped", "failed"))
+        done = ", ".join(f"{s} {self.count(s)}" for s in ("fetched", "skipped", "failed"))
+        return done if self.pruned is None else f"{done}, pruned {len(self.pruned)}"
 
     def to_dict(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.items]

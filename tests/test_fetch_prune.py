@@ -1,0 +1,164 @@
+"""`fetch --prune`: sources a manifest no longer names leave the catalog, their clips, pairs and
+raw files with them; other manifests' sources, and datasets already made, are left alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_clip
+from filmdata.catalog import Catalog
+from filmdata.cli import app
+from filmdata.scenes.cut import cut, list_clips
+from filmdata.synth import synth
+
+
+def _manifest(path: Path, name: str, sources: dict[str, str], pairs: dict[str, tuple]) -> Path:
+    """A manifest of local captures: `sources` id -> kind (the capture is `caps/<id>.mp4`)."""
+    lines = [f"name: {name}", "sources:"]
+    for sid, kind in sources.items():
+        lines += [f"  - id: {sid}", f"    path: caps/{sid}.mp4", f"    kind: {kind}"]
+    if pairs:
+        lines.append("pairs:")
+        for pid, (lq, gt) in pairs.items():
+            lines += [f"  - id: {pid}", f"    lq: {lq}", f"    gt: {gt}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _fetch(runner: CliRunner, root: Path, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["fetch", *args, "--root", str(root)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _keys(rows: list[dict], col: str = "id") -> set[str]:
+    return {f"{r['manifest']}/{r[col]}" for r in rows}
+
+
+X_SOURCES = {"keep": "film", "bad": "film", "bad.v2": "film", "tape": "vhs"}
+X_PAIRS = {"p-bad": ("tape", "bad"), "p-keep": ("tape", "keep")}
+
+
+@pytest.fixture
+def fetched(runner: CliRunner, root: Path, tmp_path: Path) -> dict[str, Path]:
+    """x: keep, bad, bad.v2 (a dotted id that starts like `bad`), tape, and pairs of tape with
+    keep and bad; y: another `bad`. All fetched, cut with --export."""
+    for folder, seed in (("xs", 1), ("ys", 9)):
+        (tmp_path / folder / "caps").mkdir(parents=True)
+        for i, sid in enumerate(X_SOURCES):
+            make_clip(tmp_path / folder / "caps" / f"{sid}.mp4", (12, 12), (72, 48), seed=seed + i)
+    x = _manifest(tmp_path / "xs" / "x.yaml", "x", X_SOURCES, X_PAIRS)
+    y = _manifest(tmp_path / "ys" / "y.yaml", "y", {"bad": "film"}, {})
+    code, out, err = _fetch(runner, root, str(x), str(y), "--quiet")
+    assert code == 0, out + err
+    assert cut(root, min_len=0.25, export=True, quiet=True).failed == []
+    # what a yt-dlp download leaves beside it, and an interrupted one in its staging folder
+    (root / "raw/x/bad.info.json").write_text("{}", encoding="utf-8")
+    (root / "raw/x/.incoming/bad").mkdir(parents=True)
+    (root / "raw/x/.incoming/bad/bad.mp4.part").write_bytes(b"half")
+    return {"x": x, "y": y}
+
+
+def test_prune_removes_what_the_manifest_no_longer_names(
+    runner: CliRunner, root: Path, fetched: dict[str, Path]
+) -> None:
+    x = fetched["x"]
+    with Catalog.at_root(root) as cat:
+        assert {"x/bad", "y/bad"} <= _keys(cat.sources())
+        x_bad_exports = [c["path"] for c in cat.clips(manifest="x", source="bad") if c["path"]]
+    assert x_bad_exports and all((root / p).is_file() for p in x_bad_exports)
+    made = synth(_templates(), "film", root=root, name="before", **SYNTH)
+    assert made["splits"]
+
+    sources = dict(X_SOURCES)
+    del sources["bad"]
+    _manifest(x, "x", sources, {"p-keep": X_PAIRS["p-keep"]})
+
+    code, out, err = _fetch(runner, root, str(x), "--prune", "--json", "--quiet")
+    assert code == 0, out + err
+    got = json.loads(out)
+    assert got["pruned"] == ["x/bad"]
+    assert {i["id"] for i in got["items"]} == set(sources)
+
+    with Catalog.at_root(root) as cat:
+        assert _keys(cat.sources()) == {f"x/{s}" for s in sources} | {"y/bad"}
+        assert not cat.clips(manifest="x", source="bad")
+        assert cat.clips(manifest="y", source="bad")  # another manifest's is not touched
+        assert _keys(cat.pairs()) == {"x/p-keep"}
+        (ds,) = cat.datasets()  # a dataset already made is a record of what was made
+    assert ds["name"] == "before" and (root / "datasets" / "before").is_dir()
+    raw = root / "raw" / "x"
+    assert not list(raw.glob("bad.mp4")) and not (raw / "bad.info.json").exists()
+    assert not (raw / ".incoming" / "bad").exists()
+    assert not (raw / ".incoming" / "bad.lock").exists()
+    assert (raw / "bad.v2.mp4").is_file() and (root / "raw/y/bad.mp4").is_file()
+    assert not any((root / p).exists() for p in x_bad_exports)
+    assert all((root / c["path"]).is_file() for c in list_clips(root) if c["path"])
+
+    # The listings, cut and synth no longer see it.
+    listed = runner.invoke(app, ["sources", "--root", str(root), "--json"])
+    assert "x/bad" not in _keys(json.loads(listed.stdout))
+    listed = runner.invoke(app, ["clips", "--root", str(root), "--json"])
+    assert "x/bad" not in _keys(json.loads(listed.stdout), "source")
+    report = cut(root, min_len=0.25, quiet=True)
+    assert ("x", "bad") not in {(r.manifest, r.source) for r in report.sources}
+    synth(_templates(), "film", root=root, name="after", **SYNTH)
+    from filmdata.shards import read_shard
+
+    rows = [
+        r
+        for p in (root / "datasets/after/data/synthetic").glob("*.parquet")
+        for r in read_shard(p).to_pylist()
+    ]
+    clips = {c["id"]: c for c in list_clips(root)}
+    assert rows and all(clips[r["clip"]]["manifest"] != "x" or r["source"] != "bad" for r in rows)
+    assert {r["source"] for r in rows} >= {"keep", "bad"}  # (y's bad)
+
+    # Idempotent: nothing more to prune, and no hint.
+    code, out, err = _fetch(runner, root, str(x), "--prune", "--json")
+    assert code == 0 and json.loads(out)["pruned"] == [] and "no longer" not in err
+
+
+def test_pruned_lines_for_people_and_quiet(
+    runner: CliRunner, root: Path, fetched: dict[str, Path]
+) -> None:
+    x = fetched["x"]
+    _manifest(x, "x", {"keep": "film", "bad.v2": "film", "tape": "vhs"}, {})
+    code, out, err = _fetch(runner, root, str(x), "--prune")
+    assert code == 0, out + err
+    lines = [line for line in out.splitlines() if line.startswith("pruned ")]
+    assert len(lines) == 1 and lines[0].startswith("pruned x/bad (") and "1 pair" in lines[0]
+    assert out.rstrip().endswith("fetched 0, skipped 3, failed 0, pruned 1")
+
+    _manifest(x, "x", {"keep": "film", "bad.v2": "film"}, {})
+    code, out, err = _fetch(runner, root, str(x), "--prune", "--quiet")
+    assert code == 0, out + err
+    assert not [line for line in out.splitlines() if line.startswith("pruned ")]
+    assert out.rstrip().endswith("pruned 1")
+    with Catalog.at_root(root) as cat:
+        assert _keys(cat.sources()) == {"x/keep", "x/bad.v2", "y/bad"} and not cat.pairs()
+
+
+def test_prune_with_only_is_refused(
+    runner: CliRunner, root: Path, fetched: dict[str, Path]
+) -> None:
+    x = fetched["x"]
+    _manifest(x, "x", {"keep": "film"}, {})
+    code, out, err = _fetch(runner, root, str(x), "--prune", "--only", "keep")
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert "--prune" in line and "--only" in line
+    with Catalog.at_root(root) as cat:
+        assert "x/bad" in _keys(cat.sources())
+
+
+def _templates() -> Path:
+    from filmdata.degrade.presets import bundled_dir
+
+    return bundled_dir()
+
+
+SYNTH = dict(clip_len=4, size=16, seed=0, device="cpu", quiet=True)
