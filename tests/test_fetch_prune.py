@@ -122,6 +122,27 @@ def test_prune_removes_what_the_manifest_no_longer_names(
     assert code == 0 and json.loads(out)["pruned"] == [] and "no longer" not in err
 
 
+def test_without_prune_one_hint_line_and_nothing_removed(
+    runner: CliRunner, root: Path, fetched: dict[str, Path]
+) -> None:
+    x = fetched["x"]
+    _manifest(x, "x", {"keep": "film", "bad.v2": "film"}, {})
+    code, out, err = _fetch(runner, root, str(x), "--json")
+    assert code == 0
+    assert isinstance(json.loads(out), list)  # the output without --prune is as it was
+    (hint,) = [line for line in err.splitlines() if "no longer" in line]
+    assert hint == f"2 sources of {x} no longer in it (bad, tape): fetch --prune removes them"
+    with Catalog.at_root(root) as cat:
+        assert {"x/bad", "x/tape"} <= _keys(cat.sources())
+        assert cat.clips(manifest="x", source="bad") and len(cat.pairs()) == 2
+    assert (root / "raw/x/bad.mp4").is_file()
+    code, out, err = _fetch(runner, root, str(x), "--quiet")
+    assert code == 0 and "no longer" not in err + out
+    # y names all of its own: no hint for it, whatever x holds
+    code, out, err = _fetch(runner, root, str(fetched["y"]))
+    assert code == 0 and "no longer" not in err
+
+
 def test_pruned_lines_for_people_and_quiet(
     runner: CliRunner, root: Path, fetched: dict[str, Path]
 ) -> None:

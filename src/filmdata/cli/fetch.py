@@ -66,6 +66,7 @@ def fetch_cmd(
     """Download the sources of MANIFESTS into ROOT/raw/, probe, hash and catalogue them.
 
     Ends with a table (fetched / skipped / failed + reason); exit 1 if any source failed.
+    Sources a manifest no longer names stay in the catalog (a hint says so) unless --prune.
     """
     from ..fetch import fetch
 
@@ -97,6 +98,11 @@ def fetch_cmd(
 
 
 def _show_report(report: Any, json_: bool, quiet: bool) -> None:
+    from ..fetch.prune import stale_hint
+
+    if not quiet:  # on stderr: stdout may be JSON
+        for file, ids in report.stale:
+            typer.echo(stale_hint(file, list(ids)), err=True)
     if json_:
         if report.pruned is None:
             print_json(report.to_dict())

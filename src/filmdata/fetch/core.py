@@ -24,6 +24,7 @@ from ..paths import refuse_unless_file, resolve_root
 from . import pool
 from .item import Item, Options, attempt, try_lock, unlock
 from .prune import prune as prune_stale
+from .prune import stale
 from .report import FetchFailed, FetchReport, ItemResult
 
 _PROXY = re.compile(r"^(https?|socks4a?|socks5h?)://[^\s]+$")
@@ -164,8 +165,8 @@ def fetch(
         ray_address: the Ray cluster (default `$RAY_ADDRESS`; "local" starts one in-process).
 
     Returns:
-        A FetchReport with each item's status (fetched / skipped / failed) and reason, and
-        the sources pruned (with `prune`).
+        A FetchReport with each item's status (fetched / skipped / failed) and reason, the
+        sources pruned (with `prune`), and those a manifest no longer names that are left.
 
     Raises:
         ManifestError: a manifest does not validate (nothing runs).
@@ -210,6 +211,8 @@ def fetch(
     )
     with Catalog.at_root(root_dir) as cat:
         pruned = [p for m in loaded for p in prune_stale(cat, root_dir, m)] if prune else None
+        # (after pruning: one another process was fetching is still there, and named)
+        left = tuple((m.file, tuple(ids)) for m in loaded if (ids := stale(cat, m)))
         _record_pairs(cat, loaded, chosen)
         items = [
             Item(
@@ -298,6 +301,7 @@ def fetch(
             for o in outcomes
         ),
         pruned=None if pruned is None else tuple(pruned),
+        stale=left,
     )
     if report.failed:
         raise FetchFailed(report)

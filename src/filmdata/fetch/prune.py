@@ -52,6 +52,16 @@ def stale(cat: Catalog, manifest: Manifest) -> list[str]:
     return [r["id"] for r in cat.sources(manifest=manifest.name) if r["id"] not in named]
 
 
+def stale_hint(file: str, ids: list[str]) -> str:
+    """One line: `2 sources of x.yaml no longer in it (a, b): fetch --prune removes them`."""
+    shown = ", ".join(ids[:5]) + (f", and {len(ids) - 5} more" if len(ids) > 5 else "")
+    n = len(ids)
+    return (
+        f"{n} source{'' if n == 1 else 's'} of {file} no longer in it ({shown}): "
+        f"fetch --prune removes {'it' if n == 1 else 'them'}"
+    )
+
+
 def prune(cat: Catalog, root: Path, manifest: Manifest) -> list[Pruned]:
     """Remove the sources of `manifest` that it no longer names (`stale`), with their rows and
     files. A source another process is fetching (its lock held) is left for a later run.

@@ -35,6 +35,8 @@ class FetchReport:
     items: tuple[ItemResult, ...] = field(default=())
     # None: not asked to prune; else the sources removed (`fetch --prune`)
     pruned: tuple[Pruned, ...] | None = None
+    # (manifest file, ids): sources the catalog holds of a manifest that no longer names them
+    stale: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.items)
