@@ -80,8 +80,10 @@ def test_prune_removes_what_the_manifest_no_longer_names(
     code, out, err = _fetch(runner, root, str(x), "--prune", "--json", "--quiet")
     assert code == 0, out + err
     got = json.loads(out)
-    assert got["pruned"] == ["x/bad"]
-    assert {i["id"] for i in got["items"]} == set(sources)
+    pruned = [i for i in got if i["status"] == "pruned"]
+    assert [(i["manifest"], i["id"]) for i in pruned] == [("x", "bad")]
+    assert pruned[0]["reason"].startswith(f"no longer in {x.name}: ")
+    assert {i["id"] for i in got if i["status"] != "pruned"} == set(sources)
 
     with Catalog.at_root(root) as cat:
         assert _keys(cat.sources()) == {f"x/{s}" for s in sources} | {"y/bad"}
@@ -119,7 +121,9 @@ def test_prune_removes_what_the_manifest_no_longer_names(
 
     # Idempotent: nothing more to prune, and no hint.
     code, out, err = _fetch(runner, root, str(x), "--prune", "--json")
-    assert code == 0 and json.loads(out)["pruned"] == [] and "no longer" not in err
+    got = json.loads(out)
+    assert code == 0 and "no longer" not in err
+    assert got and not [i for i in got if i["status"] == "pruned"]
 
 
 def test_without_prune_one_hint_line_and_nothing_removed(
@@ -129,7 +133,7 @@ def test_without_prune_one_hint_line_and_nothing_removed(
     _manifest(x, "x", {"keep": "film", "bad.v2": "film"}, {})
     code, out, err = _fetch(runner, root, str(x), "--json")
     assert code == 0
-    assert isinstance(json.loads(out), list)  # the output without --prune is as it was
+    assert not [i for i in json.loads(out) if i["status"] == "pruned"]
     (hint,) = [line for line in err.splitlines() if "no longer" in line]
     assert hint == f"2 sources of {x} no longer in it (bad, tape): fetch --prune removes them"
     with Catalog.at_root(root) as cat:
@@ -150,15 +154,14 @@ def test_pruned_lines_for_people_and_quiet(
     _manifest(x, "x", {"keep": "film", "bad.v2": "film", "tape": "vhs"}, {})
     code, out, err = _fetch(runner, root, str(x), "--prune")
     assert code == 0, out + err
-    lines = [line for line in out.splitlines() if line.startswith("pruned ")]
-    assert len(lines) == 1 and lines[0].startswith("pruned x/bad (") and "1 pair" in lines[0]
+    (line,) = [line for line in out.splitlines() if line.split()[2:3] == ["pruned"]]
+    assert line.split()[:2] == ["x", "bad"] and "1 pair" in line
     assert out.rstrip().endswith("fetched 0, skipped 3, failed 0, pruned 1")
 
     _manifest(x, "x", {"keep": "film", "bad.v2": "film"}, {})
     code, out, err = _fetch(runner, root, str(x), "--prune", "--quiet")
     assert code == 0, out + err
-    assert not [line for line in out.splitlines() if line.startswith("pruned ")]
-    assert out.rstrip().endswith("pruned 1")
+    assert out.rstrip().endswith("pruned 1")  # (--quiet: no bars, the table as ever)
     with Catalog.at_root(root) as cat:
         assert _keys(cat.sources()) == {"x/keep", "x/bad.v2", "y/bad"} and not cat.pairs()
 

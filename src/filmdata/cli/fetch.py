@@ -55,8 +55,8 @@ def fetch_cmd(
         "--prune",
         help="Remove the sources each manifest no longer names: their catalog rows, clips, "
         "the pairs naming them and their raw files (no other manifest's). A dataset made "
-        "earlier still holds them until it is made again. Not with --only; with --json the "
-        'output is {"items": [...], "pruned": ["manifest/id", ...]}.',
+        "earlier still holds them until it is made again. Each is a row of status "
+        '"pruned". Not with --only.',
     ),
     backend: str = BackendOpt,
     ray_address: str | None = RayAddressOpt,
@@ -65,7 +65,8 @@ def fetch_cmd(
 ) -> None:
     """Download the sources of MANIFESTS into ROOT/raw/, probe, hash and catalogue them.
 
-    Ends with a table (fetched / skipped / failed + reason); exit 1 if any source failed.
+    Ends with a table (fetched / skipped / failed / pruned + reason); exit 1 if any source
+    failed.
     Sources a manifest no longer names stay in the catalog (a hint says so) unless --prune.
     """
     from ..fetch import fetch
@@ -104,14 +105,8 @@ def _show_report(report: Any, json_: bool, quiet: bool) -> None:
         for file, ids in report.stale:
             typer.echo(stale_hint(file, list(ids)), err=True)
     if json_:
-        if report.pruned is None:
-            print_json(report.to_dict())
-        else:
-            print_json({"items": report.to_dict(), "pruned": [p.key for p in report.pruned]})
+        print_json(report.to_dict())
         return
-    if not quiet:
-        for p in report.pruned or ():
-            typer.echo(p.line())
     # The reason is printed whole (it says where to put a missing capture, or what to fix).
     cols = ["manifest", "id", "status", "attempts", "seconds", "reason"]
     cells = [[_text(r.to_dict()[c]) for c in cols] for r in report.items]

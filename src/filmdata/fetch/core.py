@@ -166,7 +166,8 @@ def fetch(
 
     Returns:
         A FetchReport with each item's status (fetched / skipped / failed) and reason, the
-        sources pruned (with `prune`), and those a manifest no longer names that are left.
+        sources pruned (with `prune`: status "pruned", first, the reason saying what went
+        with each), and those a manifest no longer names that are left.
 
     Raises:
         ManifestError: a manifest does not validate (nothing runs).
@@ -210,7 +211,11 @@ def fetch(
         socket_timeout=float(min(max(timeout / 2, 1.0), 30.0)),
     )
     with Catalog.at_root(root_dir) as cat:
-        pruned = [p for m in loaded for p in prune_stale(cat, root_dir, m)] if prune else None
+        pruned = [
+            ItemResult(p.manifest, p.id, "pruned", reason=p.reason(Path(m.file).name))
+            for m in (loaded if prune else [])
+            for p in prune_stale(cat, root_dir, m)
+        ]
         # (after pruning: one another process was fetching is still there, and named)
         left = tuple((m.file, tuple(ids)) for m in loaded if (ids := stale(cat, m)))
         _record_pairs(cat, loaded, chosen)
@@ -287,7 +292,8 @@ def fetch(
 
     report = FetchReport(
         root_dir,
-        tuple(
+        (*pruned,)
+        + tuple(
             ItemResult(
                 manifest=o.item.manifest,
                 id=o.item.id,
@@ -300,7 +306,6 @@ def fetch(
             )
             for o in outcomes
         ),
-        pruned=None if pruned is None else tuple(pruned),
         stale=left,
     )
     if report.failed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,11 @@ class Pruned:
     pairs: tuple[str, ...]  # pair ids
     files: tuple[str, ...]  # removed files and folders, relative to the root
 
-    @property
-    def key(self) -> str:
-        return f"{self.manifest}/{self.id}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def line(self) -> str:
-        """`pruned x/bad (3 clips, 1 pair, 2 files)`: for people."""
+    def reason(self, file: str) -> str:
+        """`no longer in x.yaml: 3 clips, 1 pair, 2 files removed`: its row's reason."""
         counts = [(self.clips, "clip"), (len(self.pairs), "pair"), (len(self.files), "file")]
         what = ", ".join(f"{n} {w}{'' if n == 1 else 's'}" for n, w in counts)
-        return f"pruned {self.key} ({what})"
+        return f"no longer in {file}: {what} removed"
 
 
 def stale(cat: Catalog, manifest: Manifest) -> list[str]:

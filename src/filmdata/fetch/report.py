@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ItemsFailed
-from .prune import Pruned
 
 
 @dataclass(frozen=True)
@@ -16,7 +15,7 @@ class ItemResult:
 
     manifest: str
     id: str
-    status: str  # fetched | skipped | failed
+    status: str  # fetched | skipped | failed | pruned (`fetch --prune`)
     reason: str | None = None
     path: str | None = None
     sha256: str | None = None
@@ -33,8 +32,6 @@ class FetchReport:
 
     root: Path
     items: tuple[ItemResult, ...] = field(default=())
-    # None: not asked to prune; else the sources removed (`fetch --prune`)
-    pruned: tuple[Pruned, ...] | None = None
     # (manifest file, ids): sources the catalog holds of a manifest that no longer names them
     stale: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -47,7 +44,8 @@ class FetchReport:
 
     def summary(self) -> str:
         done = ", ".join(f"{s} {self.count(s)}" for s in ("fetched", "skipped", "failed"))
-        return done if self.pruned is None else f"{done}, pruned {len(self.pruned)}"
+        pruned = self.count("pruned")
+        return f"{done}, pruned {pruned}" if pruned else done
 
     def to_dict(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.items]
