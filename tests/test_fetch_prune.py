@@ -135,7 +135,10 @@ def test_without_prune_one_hint_line_and_nothing_removed(
     assert code == 0
     assert not [i for i in json.loads(out) if i["status"] == "pruned"]
     (hint,) = [line for line in err.splitlines() if "no longer" in line]
-    assert hint == f"2 sources of {x} no longer in it (bad, tape): fetch --prune removes them"
+    assert hint == (
+        f"2 sources and 2 pairs of {x} no longer in it (bad, tape; pair p-bad, p-keep): "
+        "fetch --prune removes them"
+    )
     with Catalog.at_root(root) as cat:
         assert {"x/bad", "x/tape"} <= _keys(cat.sources())
         assert cat.clips(manifest="x", source="bad") and len(cat.pairs()) == 2
@@ -154,9 +157,10 @@ def test_pruned_lines_for_people_and_quiet(
     _manifest(x, "x", {"keep": "film", "bad.v2": "film", "tape": "vhs"}, {})
     code, out, err = _fetch(runner, root, str(x), "--prune")
     assert code == 0, out + err
-    (line,) = [line for line in out.splitlines() if line.split()[2:3] == ["pruned"]]
-    assert line.split()[:2] == ["x", "bad"] and "1 pair" in line
-    assert out.rstrip().endswith("fetched 0, skipped 3, failed 0, pruned 1")
+    lines = [line for line in out.splitlines() if line.split()[2:3] == ["pruned"]]
+    assert [line.split()[:2] for line in lines] == [["x", "bad"], ["x", "p-keep"]]
+    assert "1 pair" in lines[0] and "a pair no longer in" in lines[1]
+    assert out.rstrip().endswith("fetched 0, skipped 3, failed 0, pruned 2")
 
     _manifest(x, "x", {"keep": "film", "bad.v2": "film"}, {})
     code, out, err = _fetch(runner, root, str(x), "--prune", "--quiet")
@@ -186,3 +190,26 @@ def _templates() -> Path:
 
 
 SYNTH = dict(clip_len=4, size=16, seed=0, device="cpu", quiet=True)
+
+
+def test_a_pair_no_longer_named_is_pruned_with_its_sources_kept(
+    runner: CliRunner, root: Path, fetched: dict[str, Path]
+) -> None:
+    """A pair taken out of the manifest, both of its sources still in it: `pair` would align
+    it and `pair --export` export it for ever. The hint names it; --prune removes it alone."""
+    x = fetched["x"]
+    _manifest(x, "x", X_SOURCES, {"p-keep": X_PAIRS["p-keep"]})
+    code, out, err = _fetch(runner, root, str(x), "--quiet", "--json")
+    assert code == 0 and "no longer" not in err  # (--quiet: no hint either)
+    code, out, err = _fetch(runner, root, str(x), "--json")
+    (hint,) = [line for line in err.splitlines() if "no longer" in line]
+    assert hint == f"1 pair of {x} no longer in it (pair p-bad): fetch --prune removes it"
+    with Catalog.at_root(root) as cat:
+        assert _keys(cat.pairs()) == {"x/p-bad", "x/p-keep"}
+    code, out, err = _fetch(runner, root, str(x), "--prune", "--json")
+    assert code == 0 and "no longer" not in err
+    pruned = [(i["id"], i["reason"]) for i in json.loads(out) if i["status"] == "pruned"]
+    assert pruned == [("p-bad", f"a pair no longer in {x.name}: removed")]
+    with Catalog.at_root(root) as cat:
+        assert _keys(cat.pairs()) == {"x/p-keep"}
+        assert {"x/tape", "x/bad"} <= _keys(cat.sources())  # its sources are still named

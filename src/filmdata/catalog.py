@@ -346,6 +346,16 @@ class Catalog:
                 db.execute(f"DELETE FROM {table} WHERE {cond}", args)
         return gone
 
+    def drop_pairs(self, manifest: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Delete these pairs of `manifest` (their alignments with them); the rows deleted."""
+        ids = list(ids)
+        cond = f"manifest = ? AND id IN ({', '.join('?' for _ in ids) or 'NULL'})"
+        with self.transaction() as db:
+            rows = db.execute(f"SELECT * FROM pairs WHERE {cond} ORDER BY rowid", [manifest, *ids])
+            gone = [_decode(r) for r in rows.fetchall()]
+            db.execute(f"DELETE FROM pairs WHERE {cond}", [manifest, *ids])
+        return gone
+
     def upsert_pair(self, row: Mapping[str, Any]) -> None:
         self.upsert("pairs", row, ("manifest", "id"))
 

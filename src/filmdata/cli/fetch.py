@@ -53,8 +53,8 @@ def fetch_cmd(
     prune: bool = typer.Option(
         False,
         "--prune",
-        help="Remove the sources each manifest no longer names: their catalog rows, clips, "
-        "the pairs naming them and their raw files (no other manifest's). A dataset made "
+        help="Remove the sources and pairs each manifest no longer names: their catalog rows, "
+        "clips, the pairs naming them and their raw files (no other manifest's). A dataset made "
         "earlier still holds them until it is made again. Each is a row of status "
         '"pruned". Not with --only.',
     ),
@@ -102,8 +102,8 @@ def _show_report(report: Any, json_: bool, quiet: bool) -> None:
     from ..fetch.prune import stale_hint
 
     if not quiet:  # on stderr: stdout may be JSON
-        for file, ids in report.stale:
-            typer.echo(stale_hint(file, list(ids)), err=True)
+        for file, ids, pairs in report.stale:
+            typer.echo(stale_hint(file, ids, pairs), err=True)
     if json_:
         print_json(report.to_dict())
         return

@@ -24,7 +24,7 @@ from ..paths import refuse_unless_file, resolve_root
 from . import pool
 from .item import Item, Options, attempt, try_lock, unlock
 from .prune import prune as prune_stale
-from .prune import stale
+from .prune import prune_pairs, stale, stale_pairs
 from .report import FetchFailed, FetchReport, ItemResult
 
 _PROXY = re.compile(r"^(https?|socks4a?|socks5h?)://[^\s]+$")
@@ -211,13 +211,23 @@ def fetch(
         socket_timeout=float(min(max(timeout / 2, 1.0), 30.0)),
     )
     with Catalog.at_root(root_dir) as cat:
-        pruned = [
-            ItemResult(p.manifest, p.id, "pruned", reason=p.reason(Path(m.file).name))
-            for m in (loaded if prune else [])
-            for p in prune_stale(cat, root_dir, m)
-        ]
+        pruned = []
+        for m in loaded if prune else []:
+            file = Path(m.file).name
+            pruned += [
+                ItemResult(p.manifest, p.id, "pruned", reason=p.reason(file))
+                for p in prune_stale(cat, root_dir, m)
+            ]
+            pruned += [
+                ItemResult(m.name, pid, "pruned", reason=f"a pair no longer in {file}: removed")
+                for pid in prune_pairs(cat, m)
+            ]
         # (after pruning: one another process was fetching is still there, and named)
-        left = tuple((m.file, tuple(ids)) for m in loaded if (ids := stale(cat, m)))
+        left = tuple(
+            (m.file, tuple(ids), tuple(pairs))
+            for m in loaded
+            if (ids := stale(cat, m)) + (pairs := stale_pairs(cat, m))
+        )
         _record_pairs(cat, loaded, chosen)
         items = [
             Item(

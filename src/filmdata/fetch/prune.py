@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,30 @@ def stale(cat: Catalog, manifest: Manifest) -> list[str]:
     return [r["id"] for r in cat.sources(manifest=manifest.name) if r["id"] not in named]
 
 
-def stale_hint(file: str, ids: list[str]) -> str:
-    """One line: `2 sources of x.yaml no longer in it (a, b): fetch --prune removes them`."""
-    shown = ", ".join(ids[:5]) + (f", and {len(ids) - 5} more" if len(ids) > 5 else "")
-    n = len(ids)
+def stale_pairs(cat: Catalog, manifest: Manifest) -> list[str]:
+    """The ids of the catalog's pairs of `manifest` that it no longer names (or names with
+    other sources is not stale: `fetch` records the change)."""
+    named = {p.id for p in manifest.pairs}
+    return [r["id"] for r in cat.pairs(manifest=manifest.name) if r["id"] not in named]
+
+
+def stale_hint(file: str, ids: Sequence[str], pairs: Sequence[str] = ()) -> str:
+    """One line: `2 sources and 1 pair of x.yaml no longer in it (a, b; pair p): fetch --prune
+    removes them`."""
+
+    def some(names: Sequence[str]) -> str:
+        return ", ".join(names[:5]) + (f", and {len(names) - 5} more" if len(names) > 5 else "")
+
+    what = [
+        f"{n} {word}{'' if n == 1 else 's'}"
+        for n, word in ((len(ids), "source"), (len(pairs), "pair"))
+        if n
+    ]
+    named = "; ".join(x for x in (some(ids), "pair " + some(pairs) if pairs else "") if x)
+    one = len(ids) + len(pairs) == 1
     return (
-        f"{n} source{'' if n == 1 else 's'} of {file} no longer in it ({shown}): "
-        f"fetch --prune removes {'it' if n == 1 else 'them'}"
+        f"{' and '.join(what)} of {file} no longer in it ({named}): "
+        f"fetch --prune removes {'it' if one else 'them'}"
     )
 
 
@@ -86,6 +104,12 @@ def prune(cat: Catalog, root: Path, manifest: Manifest) -> list[Pruned]:
             )
         )
     return out
+
+
+def prune_pairs(cat: Catalog, manifest: Manifest) -> list[str]:
+    """Remove the pairs of `manifest` that it no longer names (`stale_pairs`), their
+    alignments with them; their ids, in order."""
+    return [p["id"] for p in cat.drop_pairs(manifest.name, stale_pairs(cat, manifest))]
 
 
 def _belongs(name: str, source_id: str) -> bool:

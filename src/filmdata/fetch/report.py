@@ -32,8 +32,9 @@ class FetchReport:
 
     root: Path
     items: tuple[ItemResult, ...] = field(default=())
-    # (manifest file, ids): sources the catalog holds of a manifest that no longer names them
-    stale: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # (manifest file, source ids, pair ids): what the catalog holds of a manifest that no
+    # longer names it
+    stale: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.items)
