@@ -1606,3 +1606,112 @@ def test_json_and_the_table_are_printed_where_some_windows_failed(
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "b")])
     assert r.exit_code == 1, r.output
     assert "8 windows made" in r.stdout and "load it:" in r.stdout
+
+
+def test_an_input_replaced_at_its_path_is_refused_as_other_parameters(
+    tmp_path: Path, runner
+) -> None:
+    """A resume keeps the shards whose record entry lists the same window ids; an --input
+    replaced at its path by other content (re-encoded, re-captured, another clip of the same
+    name) has the same ids, so a re-run kept the GT cut from the old file and made the missing
+    shards from the new one: a dataset of two files' pixels, silently. The inputs' content is
+    recorded (size and the sha256 of each file's ends): other content is other parameters,
+    refused (exit 2, one line naming the file) without --overwrite; the same bytes, touched or
+    copied back, still resume."""
+    import os
+    import shutil
+
+    path, _ = make_clip(tmp_path / "clip.mp4", (14, 14), (80, 56), seed=3)
+    kept = shutil.copy(path, tmp_path / "a.mp4")
+    root = tmp_path / "root"
+    args = ["synth", "--templates", str(_templates()), "--input", str(path), "--root", str(root),
+            "--name", "ds", "--clip-len", "2", "--size", "16", "--seed", "1", "--rows-per-shard",
+            "2", "--max-windows", "4", "--device", "cpu", "--quiet", "--json"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    dataset = root / "datasets" / "ds"
+    folder = dataset / "data" / "synthetic"
+    # a stopped run: the second shard not made yet
+    record = json.loads((folder / shards.RECORD).read_text())
+    del record["shards"]["train-00001-of-00002.parquet"]
+    (folder / shards.RECORD).write_text(json.dumps(record))
+    (folder / "train-00001-of-00002.parquet").unlink()
+    before = _shard_bytes(dataset)
+    make_clip(path, (14, 14), (80, 56), seed=4)  # other pixels, the same frames: the same ids
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert "other parameters" in line and str(path) in line and "--overwrite" in line, line
+    assert _shard_bytes(dataset) == before
+    # the same bytes again, touched: the stopped run resumes
+    shutil.copy(kept, path)
+    os.utime(path, (1e9, 1e9))
+    resumed = runner.invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["windows_made"] == 2
+    # other content, --overwrite: every row made from it
+    make_clip(path, (14, 14), (80, 56), seed=4)
+    assert runner.invoke(app, args).exit_code == 2
+    replaced = runner.invoke(app, [*args, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(replaced.stdout)["windows_made"] == 4
+    frames = read_frames(path)
+    for row in _rows(dataset):
+        c, a = row["crop"], row["start_frame"]
+        src = frames[a][c["y"] : c["y"] + c["h"], c["x"] : c["x"] + c["w"]]
+        ref = cv2.resize(src, (16, 16), interpolation=cv2.INTER_AREA)
+        assert _psnr(decode_image(row["gt"][0]["bytes"]), ref) > 40
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["windows_made"] == 0
+
+
+def test_a_record_without_input_content_still_resumes(footage: Path, tmp_path: Path) -> None:
+    """A dataset made before the inputs' content was recorded resumes as before: its content
+    is unknown, the rest of its parameters are compared."""
+    kw = dict(clip_len=2, size=16, seed=1, rows_per_shard=2, max_windows=4, quiet=True)
+    out, root = tmp_path / "ds", tmp_path / "root"
+    synth(_templates(), "film", [footage], out=out, root=root, device="cpu", **kw)
+    folder = out / "data" / "synthetic"
+    record = json.loads((folder / shards.RECORD).read_text())
+    del record["params"]["input_content"]
+    (folder / shards.RECORD).write_text(json.dumps(record))
+    again = synth(_templates(), "film", [footage], out=out, root=root, device="cpu", **kw)
+    assert again["windows_made"] == 0 and again["windows_skipped"] == 4
+    with pytest.raises(RefusedError, match=r"seed 1 -> 2"):
+        synth(_templates(), "film", [footage], out=out, root=root, **{**kw, "seed": 2})
+
+
+@pytest.mark.parametrize("sha256", [False, True])
+def test_a_catalog_source_refetched_with_other_content_is_refused(
+    tmp_path: Path, sha256: bool
+) -> None:
+    """The catalog's clips alike: a source fetched again with other content (its catalog
+    sha256 changed; or, where the catalog has none, its file) under the same clip ids is other
+    parameters, named by its file; another source added to the catalog is not."""
+    from filmdata.catalog import Catalog
+
+    root = tmp_path / "root"
+    _catalog_source(root, 0)
+    _catalog_source(root, 1)
+
+    def fetched(i: int, sha: str) -> None:
+        with Catalog.at_root(root) as cat, cat.transaction() as db:
+            db.execute("UPDATE sources SET sha256 = ? WHERE id = ?", (sha * 64, f"s{i}"))
+
+    if sha256:
+        fetched(0, "0")
+        fetched(1, "1")
+    kw = dict(clip_len=4, size=16, seed=0, device="cpu", rows_per_shard=2, quiet=True)
+    synth(_templates(), "film", root=root, name="ds", **kw)
+    _catalog_source(root, 2)  # more sources since: not refused (their shards are made)
+    grown = synth(_templates(), "film", root=root, name="ds", **kw)
+    assert grown["windows_made"] + grown["windows_skipped"] == 18
+    assert synth(_templates(), "film", root=root, name="ds", **kw)["windows_made"] == 0
+    make_clip(root / "raw/m/s1.mp4", (12, 12), (72, 48), seed=7)  # re-fetched: other pixels
+    if sha256:
+        fetched(1, "7")
+    with pytest.raises(RefusedError, match=r"raw/m/s1\.mp4.*--overwrite"):
+        synth(_templates(), "film", root=root, name="ds", **kw)
+    assert (
+        synth(_templates(), "film", root=root, name="ds", overwrite=True, **kw)["windows_made"]
+        == 18
+    )

@@ -32,6 +32,7 @@ import numpy as np
 
 from .backend import check_backend
 from .errors import FilmdataError, ItemsFailed, MediaError, RefusedError
+from .fingerprint import input_content, replaced
 from .gt_frames import (
     RECORDS,
     Held,
@@ -81,6 +82,8 @@ ROW_PARAMS = (
     "preset_sha256",
     "templates_fingerprint",
 )
+# And each input file's content (`fingerprint`): compared file by file, where recorded.
+INPUT_CONTENT = "input_content"
 
 
 # The degrader ---------------------------------------------------------------------------------
@@ -860,7 +863,8 @@ def synth(
 
     Raises:
         RefusedError: (exit 2) bad options (`scenes` without `inputs` too), no clips, or an
-            existing dataset of other parameters.
+            existing dataset of other parameters (an input file of other content at its path
+            among them).
         ItemsFailed: (exit 1) some windows' media failed to decode or cut (each named in its
             shard's record entry, `failed`); the others are made and the card written. Its
             `summary` is what would be returned.
@@ -971,6 +975,7 @@ def synth(
             "sharpen_gt": sharpen_gt,
             "max_windows": max_windows,
             "kinds": None if inputs else sorted(kinds),
+            INPUT_CONTENT: _input_content(clips, bool(inputs), root_dir),
         }
         jobs = shard_jobs(splits, rows_per_shard)
         folder = shards.config_dir(dataset, CONFIG)
@@ -1060,16 +1065,8 @@ def _synth(
     with shards.locked(dataset):
         record = shards.read_record(dataset, CONFIG)
         old = record.get("params")
-        if old is not None and not overwrite and any(old.get(k) != params[k] for k in ROW_PARAMS):
-            diff = ", ".join(
-                # (a preset by its names, and "edited" where they are the same)
-                f"preset {old.get('preset')!r} -> {params['preset']!r}"
-                + (" (edited)" if old.get("preset") == params["preset"] else "")
-                if k == "preset_sha256"
-                else f"{k} {old.get(k)!r} -> {params[k]!r}"
-                for k in ROW_PARAMS
-                if old.get(k) != params[k]
-            )
+        diff = _other_params(old, params) if old is not None and not overwrite else ""
+        if diff:
             raise RefusedError(
                 f"{dataset}: a dataset made with other parameters is there "
                 f"({diff}); pass --overwrite to replace it, or pick another "
@@ -1173,6 +1170,46 @@ def _synth(
             summary,
         )
     return summary
+
+
+def _other_params(old: dict[str, Any], params: dict[str, Any]) -> str:
+    """How the recorded parameters `old` differ from this run's (`ROW_PARAMS`, and each input's
+    content), as the refusal names them; "" where a resume may keep their shards."""
+    diff = [
+        # (a preset by its names, and "edited" where they are the same)
+        f"preset {old.get('preset')!r} -> {params['preset']!r}"
+        + (" (edited)" if old.get("preset") == params["preset"] else "")
+        if k == "preset_sha256"
+        else f"{k} {old.get(k)!r} -> {params[k]!r}"
+        for k in ROW_PARAMS
+        if old.get(k) != params[k]
+    ]
+    # A file replaced at its path keeps its windows' ids, and its shards looked complete: the
+    # GT of the old file beside the new one's. (Absent from older records: not compared.)
+    diff += [
+        f"input {f} holds other content"
+        for f in replaced(old.get(INPUT_CONTENT), params[INPUT_CONTENT])
+    ]
+    return ", ".join(diff)
+
+
+def _input_content(clips: Sequence[Clip], inputs: bool, root: Path) -> dict[str, str]:
+    """The content of the run's files (`fingerprint.input_content`): the --input files by
+    their paths; the catalog's sources by their paths under `root`, known by the catalog's
+    sha256 (a re-fetch of other content changes it)."""
+    files = list(dict.fromkeys(c.path for c in clips))
+    if inputs:
+        return input_content(files)
+    from .catalog import Catalog
+
+    with Catalog.at_root(root) as cat:
+        rows = cat.sources()
+    shas = {
+        str((root / r["path"]).resolve()): r["sha256"]
+        for r in rows
+        if r.get("sha256") and r.get("path")
+    }
+    return input_content(files, root, shas)
 
 
 def failed_windows(record: dict[str, Any], jobs: Sequence[ShardJob]) -> dict[str, str]:
