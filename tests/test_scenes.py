@@ -141,6 +141,8 @@ def test_threshold_is_checked() -> None:
         ("hash", "-5", "(0, 1]"),
         ("histogram", "nan", "(0, 1]"),
         ("histogram", "2", "(0, 1]"),
+        ("transnetv2", "1.5", "(0, 1)"),  # (a cut's probability: refused, installed or not)
+        ("transnetv2", "0", "(0, 1)"),
     ],
 )
 def test_pyscenedetect_thresholds_out_of_range_are_refused(
@@ -148,7 +150,8 @@ def test_pyscenedetect_thresholds_out_of_range_are_refused(
 ) -> None:
     """PySceneDetect's detectors took any threshold: NaN or a negative one gave a list of
     scenes as if detected (content: no cut at all; hash and histogram: a cut every 15
-    frames). Refused in one line (exit 2), as the film detector's is."""
+    frames); TransNetV2's above 1 found no cut, at 0 one at every frame. Refused in one
+    line (exit 2), as the film detector's is."""
     res = runner.invoke(app, ["scenes", str(clip), "-d", detector, "-t", threshold, "--json"])
     assert res.exit_code == 2, res.output
     (line,) = [s for s in res.output.splitlines() if s.strip()]

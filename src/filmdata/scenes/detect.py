@@ -115,6 +115,12 @@ def _checked_detector(name: str, threshold: float | None) -> Any:
     if name not in DETECTORS:
         raise RefusedError(f"--detector: unknown {name!r}; use one of {', '.join(DETECTORS)}")
     if name == "transnetv2":
+        # a cut's probability: above 1 (or at 0) every frame or none would be a cut, silently
+        if threshold is not None and not (0 < threshold < 1 and math.isfinite(threshold)):
+            raise RefusedError(
+                f"--threshold {threshold}: refused by detector 'transnetv2': threshold: "
+                "expected a value in (0, 1) (a cut's probability; default 0.5)"
+            )
         require_transnet()
         return None
     return make_detector(name, threshold)
