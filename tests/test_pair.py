@@ -574,3 +574,23 @@ def test_an_export_says_which_pairs_have_windows_smaller_than_size(
     assert row.to_pylist()[0]["crop"]["w"] == side < 512
     r = runner.invoke(app, [*args, "--export", "small", "--size", "64", "--json"])
     assert json.loads(r.stdout)["dataset"]["smaller"] == []
+
+
+@pytest.mark.parametrize("loose", [0, 1])
+def test_export_windows_stay_inside_a_letterbox_found_on_small_frames(loose: int) -> None:
+    """The tape's active box is found on frames 160 px wide: on a 480 px tape its edges are
+    small pixels (3 tape px) that hold the picture's edge, and a heavy tape's noisy bar may
+    add one more (a 2.35:1 remaster in 720p, its PAL tape at crf 45: box top 66, the picture
+    from 69.4). The exported window stays inside the picture, not over the bars."""
+    from filmdata.pairing.pair import _crop
+    from filmdata.pairing.tapesim import tape_transform
+
+    t = tape_transform(TapeSpec(size=(480, 360)), 1280, 720)
+    # the remaster's own bars: its picture is rows 88..631 (1280x544 in 1280x720)
+    top, bottom = (t[1, 1] * r + t[1, 2] for r in (87.5, 631.5))  # tape px: 69.4, 288.8
+    k = 3  # tape px a small pixel
+    y0 = k * (np.floor(top / k) - loose)
+    y1 = k * (np.ceil(bottom / k) + loose)
+    x, y, s = _crop(t, (1280, 720), (480, 360), [0.0, y0, 480.0, y1 - y0], 256)
+    assert y - 0.5 >= top and y + s - 0.5 <= bottom, (y, s, top, bottom)
+    assert s >= bottom - top - 2 * (2 * k + 1)  # a margin, not a window made much smaller

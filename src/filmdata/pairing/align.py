@@ -55,6 +55,7 @@ COARSE = temporal.PathCosts(null=0.4)
 # 0.35-0.45 (at 0.45, a crf-45 tape with noise 10 lost 4.7% of its frames to it).
 MIN_CONFIDENCE = 0.25
 FINE_WIDTH = 160  # fine descriptor grid (px across the tape's picture)
+SMALL_WIDTH = 160  # every frame of both videos decoded this wide (`active_box` found there)
 SHARP = True  # a last fine pass from frames at working size (see _sharp_ready)
 UNSURE_MARGIN = 0.005  # ... where more than UNSURE_SHARE of the fine path's matches beat their
 UNSURE_SHARE = 0.03  # GT neighbours by less than UNSURE_MARGIN (see `_unsure`): the sure ones
@@ -502,7 +503,7 @@ def _decode(
         job = pool.submit(
             dsc.decode_gray,
             gt,
-            160,
+            SMALL_WIDTH,
             keep_every,
             keep_width,
             keep_near=max((abs(d) for d in NEIGHBOURS), default=0),
@@ -513,7 +514,7 @@ def _decode(
         )
         try:
             lv = dsc.decode_gray(
-                lq, 160, lq_every, lq_keep, quiet=quiet, desc="decode LQ", threads=1
+                lq, SMALL_WIDTH, lq_every, lq_keep, quiet=quiet, desc="decode LQ", threads=1
             )
         finally:
             gv = job.result()  # a GT error first, as when decoded one after the other

@@ -30,7 +30,7 @@ from ..gt_frames import (
 from ..manifest import load_manifest
 from ..paths import datasets_dir, refuse_unless_folder, resolve_root, slug_or_refuse
 from ..video import iter_frames
-from .align import SHARP_SHARE, align
+from .align import SHARP_SHARE, SMALL_WIDTH, align
 from .descriptors import scale_matrix
 
 CONFIG = "real"
@@ -582,14 +582,24 @@ def _crop(
     box: list[float] | None,
     size: int,
 ) -> tuple[int, int, int]:
-    """A centred square (x, y, side) of LQ pixels inside both the active box and the GT picture."""
+    """A centred square (x, y, side) of LQ pixels inside both the active box and the GT picture.
+
+    The active box was found on frames `SMALL_WIDTH` px wide: a side with a bar is known to a
+    small pixel (3 px of a 480 px tape), whose edge row may be part bar, and a heavy tape's
+    noisy bar may lend it one more (a crf-45 tape of a letterboxed 720p GT: box top 66, the
+    picture from 69.4); such a side is taken two small pixels in, so no bar is exported."""
     from .spatial import picture_box
 
     x0, y0, x1, y1 = picture_box(t, gt_size, lq_size)
+    x0, y0, x1, y1 = x0 + 1, y0 + 1, x1 - 1, y1 - 1  # the GT picture's edge pixels left out
     if box:
-        x0, y0 = max(x0, box[0]), max(y0, box[1])
-        x1, y1 = min(x1, box[0] + box[2]), min(y1, box[1] + box[3])
-    x0, y0, x1, y1 = int(np.ceil(x0 + 1)), int(np.ceil(y0 + 1)), int(x1 - 1), int(y1 - 1)
+        k = 2 * lq_size[0] / min(SMALL_WIDTH, lq_size[0])  # two small pixels, in LQ pixels
+        bx0, by0, bx1, by1 = box[0], box[1], box[0] + box[2], box[1] + box[3]
+        bx0, by0 = bx0 + (k if bx0 > 0 else 0), by0 + (k if by0 > 0 else 0)
+        bx1 = bx1 - (k if bx1 < lq_size[0] else 0)
+        by1 = by1 - (k if by1 < lq_size[1] else 0)
+        x0, y0, x1, y1 = max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1)
+    x0, y0, x1, y1 = int(np.ceil(x0)), int(np.ceil(y0)), int(x1), int(y1)
     s = max(1, min(size, x1 - x0, y1 - y0))
     return (x0 + x1 - s) // 2, (y0 + y1 - s) // 2, s
 
