@@ -591,6 +591,32 @@ def test_export_windows_stay_inside_a_letterbox_found_on_small_frames(loose: int
     k = 3  # tape px a small pixel
     y0 = k * (np.floor(top / k) - loose)
     y1 = k * (np.ceil(bottom / k) + loose)
-    x, y, s = _crop(t, (1280, 720), (480, 360), [0.0, y0, 480.0, y1 - y0], 256)
+    x, y, s = _crop([t], (1280, 720), (480, 360), [0.0, y0, 480.0, y1 - y0], 256)
     assert y - 0.5 >= top and y + s - 0.5 <= bottom, (y, s, top, bottom)
     assert s >= bottom - top - 2 * (2 * k + 1)  # a margin, not a window made much smaller
+    # a tape whose one part is named twice (its transform and one segment) is cut the same
+    twice = _crop([t, t.copy()], (1280, 720), (480, 360), [0.0, y0, 480.0, y1 - y0], 256)
+    assert twice == (x, y, s)
+
+
+def test_export_windows_stay_inside_the_picture_of_every_part_of_a_relocked_tape() -> None:
+    """A tape whose picture moves part-way (a re-locked capture: `quality.segments`) is cut
+    with one LQ crop for all its windows: it stays inside each part's picture, its bars moved
+    with it (tapesim's `relock` of a 2.35:1 remaster in 720p: the picture 12 px right and 8 px
+    up halfway, the active box found over both halves [9, 60, 471, 222]; the first half's
+    windows held 3.9 px of its top bar)."""
+    from filmdata.pairing.pair import _crop
+    from filmdata.pairing.tapesim import tape_transform
+
+    t0 = tape_transform(TapeSpec(size=(480, 360)), 1280, 720)
+    t1 = np.array([[1, 0, 12.0], [0, 1, -8.0], [0, 0, 1]]) @ t0
+    box = [9.0, 60.0, 471.0, 222.0]
+    for first in (t0, t1):  # either part's geometry the pair's own transform
+        second = t1 if first is t0 else t0
+        x, y, s = _crop([first, second], (1280, 720), (480, 360), box, 256)
+        for t in (t0, t1):
+            # the picture of this part: the remaster's rows 88..631, all its columns
+            left, top = t[0, 0] * -0.5 + t[0, 2], t[1, 1] * 87.5 + t[1, 2]
+            right, bottom = t[0, 0] * 1279.5 + t[0, 2], t[1, 1] * 631.5 + t[1, 2]
+            assert y - 0.5 >= top and y + s - 0.5 <= bottom, (y, s, top, bottom)
+            assert x - 0.5 >= left and x + s - 0.5 <= right, (x, s, left, right)

@@ -480,11 +480,11 @@ def _rows(
     mapping: list[int | None] = p["mapping"]
     q = p["quality"]
     lw, lh, gw, gh = q["lq"]["width"], q["lq"]["height"], q["gt"]["width"], q["gt"]["height"]
-    x, y, s = _crop(t, (gw, gh), (lw, lh), q.get("active_box"), size)
     # where the geometry drifts along the tape, each window is warped with its own segment's
-    # transform (the dominant one decides the LQ crop, the same for every window)
+    # transform (one LQ crop for every window, inside every segment's picture)
     segs = [(int(g["from_frame"]), np.array(g["transform"], float)) for g in q.get("segments", [])]
     segs = sorted(segs, key=lambda g: g[0]) or [(0, t)]
+    x, y, s = _crop([t, *(ts for _, ts in segs)], (gw, gh), (lw, lh), q.get("active_box"), size)
     need: set[int] = {
         j for st in starts for i in range(st, st + clip_len) if (j := mapping[i]) is not None
     }
@@ -572,33 +572,49 @@ def _side(p: dict[str, Any], size: int) -> int:
     tape's picture (inside its active box and the GT's) is smaller (`_crop`)."""
     q = p["quality"]
     gt_size, lq_size = (q["gt"]["width"], q["gt"]["height"]), (q["lq"]["width"], q["lq"]["height"])
-    return _crop(np.array(p["transform"], float), gt_size, lq_size, q.get("active_box"), size)[2]
+    ts = [np.array(p["transform"], float)]
+    ts += [np.array(g["transform"], float) for g in q.get("segments", [])]
+    return _crop(ts, gt_size, lq_size, q.get("active_box"), size)[2]
 
 
 def _crop(
-    t: np.ndarray,
+    ts: Sequence[np.ndarray],
     gt_size: tuple[int, int],
     lq_size: tuple[int, int],
     box: list[float] | None,
     size: int,
 ) -> tuple[int, int, int]:
-    """A centred square (x, y, side) of LQ pixels inside both the active box and the GT picture.
+    """A centred square (x, y, side) of LQ pixels inside both the active box and the GT picture,
+    under each of `ts` (the GT -> LQ transforms of the tape's parts: the pair's, and its
+    `segments` where its picture moves part-way, one crop for them all).
 
     The active box was found on frames `SMALL_WIDTH` px wide: a side with a bar is known to a
     small pixel (3 px of a 480 px tape), whose edge row may be part bar, and a heavy tape's
     noisy bar may lend it one more (a crf-45 tape of a letterboxed 720p GT: box top 66, the
-    picture from 69.4); such a side is taken two small pixels in, so no bar is exported."""
+    picture from 69.4); such a side is taken two small pixels in, so no bar is exported.
+    Where the picture moves, its bars move with it: the box, found over every part, is taken
+    as each part shows it, moved by the geometry from any part to any other (a re-locked
+    tape, its picture 8 px up halfway: the first half's windows held its top bar)."""
     from .spatial import picture_box
 
-    x0, y0, x1, y1 = picture_box(t, gt_size, lq_size)
-    x0, y0, x1, y1 = x0 + 1, y0 + 1, x1 - 1, y1 - 1  # the GT picture's edge pixels left out
+    x0, y0, x1, y1 = -np.inf, -np.inf, np.inf, np.inf
+    for t in ts:
+        px0, py0, px1, py1 = picture_box(t, gt_size, lq_size)
+        # the GT picture's edge pixels left out
+        x0, y0, x1, y1 = max(x0, px0 + 1), max(y0, py0 + 1), min(x1, px1 - 1), min(y1, py1 - 1)
     if box:
         k = 2 * lq_size[0] / min(SMALL_WIDTH, lq_size[0])  # two small pixels, in LQ pixels
         bx0, by0, bx1, by1 = box[0], box[1], box[0] + box[2], box[1] + box[3]
         bx0, by0 = bx0 + (k if bx0 > 0 else 0), by0 + (k if by0 > 0 else 0)
         bx1 = bx1 - (k if bx1 < lq_size[0] else 0)
         by1 = by1 - (k if by1 < lq_size[1] else 0)
-        x0, y0, x1, y1 = max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1)
+        corners = np.array([[bx0, by0, 1], [bx1, by0, 1], [bx1, by1, 1], [bx0, by1, 1]]).T
+        for a in ts:
+            for b in ts:  # the box as part `a` shows it, were it found on part `b`
+                c = a @ np.linalg.inv(b) @ corners
+                cx, cy = np.round(c[:2] / c[2], 6)  # (a part on itself: the box, not 1e-13 in)
+                x0, y0 = max(x0, float(cx.min())), max(y0, float(cy.min()))
+                x1, y1 = min(x1, float(cx.max())), min(y1, float(cy.max()))
     x0, y0, x1, y1 = int(np.ceil(x0)), int(np.ceil(y0)), int(x1), int(y1)
     s = max(1, min(size, x1 - x0, y1 - y0))
     return (x0 + x1 - s) // 2, (y0 + y1 - s) // 2, s
