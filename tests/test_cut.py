@@ -79,6 +79,37 @@ def test_long_scenes_split_and_short_dropped(film_root: Path) -> None:
     assert by_span[(24, 30)]["reason"].startswith("short:")
 
 
+def test_a_flash_cut_is_sampled_in_the_one_pass(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window holding fewer than two of the pass's samples (every 6th frame; an 8-frame flash
+    cut at 62 holds one) had its own frames read by a seek, decoded again from a keyframe at
+    least a second before it (here, on a 250-frame GOP, from frame 0). They come from the same
+    pass now, the same pixels."""
+    from filmdata import video
+    from filmdata.scenes import curate
+
+    shots, _ = render_shots((62, 8, 40), 96, 72, seed=3)
+    (root / "raw" / "m").mkdir(parents=True)
+    path = root / "raw" / "m" / "reel.mp4"
+    write_video(path, shots, 24, options={"g": "250", "sc_threshold": "0"})
+    _add_source(root, "reel", "raw/m/reel.mp4")
+    starts: list[int] = []
+    real = video.iter_decoded
+
+    def counted(*a: object, **kw: object) -> object:
+        starts.append(int(a[1]) if len(a) > 1 else int(kw.get("start", 0)))  # type: ignore[call-overload]
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(video, "iter_decoded", counted)
+    cut(root, min_len=0.2, max_len=10, quiet=True)
+    assert starts == [0]  # the samples' pass alone: no seek to the flash cut
+    monkeypatch.setattr(video, "iter_decoded", real)
+    flash = {(c["start_frame"], c["end_frame"]): c for c in list_clips(root)}[62, 70]
+    own = video.read_frames(path, 62, 70, gray=True, size=(96, 72), step=2)  # (a read of it)
+    assert flash["stats"] == curate.stats(own) and flash["phash"] == curate.phash(own)
+
+
 def test_cut_is_idempotent(film_root: Path) -> None:
     cut(film_root, min_len=0.5, quiet=True)
     first = [(c["id"], c["status"], c["reason"]) for c in list_clips(film_root)]

@@ -20,7 +20,7 @@ import multiprocessing as mp
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -591,6 +591,7 @@ def iter_frames(
     gray: bool = False,
     size: tuple[int, int] | None = None,
     step: int = 1,
+    also: Collection[int] = (),
     deinterlace: bool = False,
     whole: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -602,6 +603,9 @@ def iter_frames(
         gray: yield (H, W) uint8 luma instead of (H, W, 3) RGB.
         size: (width, height) to scale to in the decoder (area-like, fast), upright.
         step: yield every `step`-th frame.
+        also: frame indices yielded besides (a pass that samples every `step`-th frame and
+            wants a few frames between them: decoded on the way, where a read of each
+            would seek and decode from a keyframe again).
         deinterlace: frames coded interlaced come deinterlaced (see `iter_decoded`).
         whole: read to its end (`end` None), a stream whose frames fall short of those it
             declares is refused (see `iter_decoded`).
@@ -625,7 +629,7 @@ def iter_frames(
     # and scaled output a few percent).
     convert = VideoReformatter()
     for index, frame in iter_decoded(path, start, end, deinterlace=deinterlace, whole=whole):
-        if (index - start) % step:
+        if (index - start) % step and index not in also:
             continue
         k = turns(frame)
         # a quarter-turned stream is scaled as stored, to `size` turned back

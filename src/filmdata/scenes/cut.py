@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ from ..video import (
     file_hdr,
     iter_frames,
     probe,
-    read_frames,
     write_video,
 )
 from ..windows import GT_KINDS
@@ -303,49 +303,55 @@ def _cut_source(
             raise MediaError(f"{path}: an HDR video ({hdr}); make an SDR copy first: {TONE_MAP}")
         cuts, n, fps = detect_cuts(path, detector, threshold, quiet=quiet)
         info = probe(path, count=False)
-        samples = _samples(path, info.width, info.height, fps)
+        scenes = scenes_from_cuts(cuts, n, fps)
+        spans = [
+            (k, a, b)
+            for k, scene in enumerate(scenes)
+            for a, b in curate.windows(scene.start_frame, scene.end_frame, fps, min_len, max_len)
+        ]
+        step = _sample_step(fps)
+        picks = {(a, b): _sampled(a, b, step) for _, a, b in spans}
+        samples = _samples(path, info.width, info.height, step, picks.values())
     except MediaError as e:
         return _failed(row, detector, str(e))
     clips: list[dict[str, Any]] = []
-    scenes = scenes_from_cuts(cuts, n, fps)
-    for k, scene in enumerate(scenes):
-        for a, b in curate.windows(scene.start_frame, scene.end_frame, fps, min_len, max_len):
-            cid = clip_id(row["clip_source"], a, b)
-            sample = _window_samples(samples, path, a, b, info.width, info.height)
-            box = curate.letterbox(sample, info.width, info.height)
-            stats = curate.stats(sample)
-            ph = curate.phash(sample)
-            reason = None
-            if (b - a) < min_len * fps:
-                reason = f"short: {(b - a) / fps:.2f} s < --min-len {min_len:g} s"
-            reason = reason or curate.verdict(stats)
-            if reason is None:
-                near = [(curate.hamming(ph, h), other) for h, other in seen]
-                best = min(near, default=None)
-                if best is not None and best[0] <= curate.PHASH_DUPLICATE:
-                    reason = f"duplicate of {best[1]} (phash distance {best[0]})"
-            if reason is None:
-                seen.append((ph, cid))
-            clips.append(
-                {
-                    **base,
-                    "id": cid,
-                    "scene": k,
-                    "start_frame": a,
-                    "end_frame": b,
-                    "fps": fps,
-                    "start_time": round(a / fps, 6),
-                    "end_time": round(b / fps, 6),
-                    "box_x": box.x,
-                    "box_y": box.y,
-                    "box_w": box.w,
-                    "box_h": box.h,
-                    "status": "dropped" if reason else "kept",
-                    "reason": reason,
-                    "phash": ph,
-                    "stats": stats,
-                }
-            )
+    for k, a, b in spans:
+        cid = clip_id(row["clip_source"], a, b)
+        sample = _window_samples(samples, path, picks[a, b])
+        box = curate.letterbox(sample, info.width, info.height)
+        stats = curate.stats(sample)
+        ph = curate.phash(sample)
+        reason = None
+        if (b - a) < min_len * fps:
+            reason = f"short: {(b - a) / fps:.2f} s < --min-len {min_len:g} s"
+        reason = reason or curate.verdict(stats)
+        if reason is None:
+            near = [(curate.hamming(ph, h), other) for h, other in seen]
+            best = min(near, default=None)
+            if best is not None and best[0] <= curate.PHASH_DUPLICATE:
+                reason = f"duplicate of {best[1]} (phash distance {best[0]})"
+        if reason is None:
+            seen.append((ph, cid))
+        clips.append(
+            {
+                **base,
+                "id": cid,
+                "scene": k,
+                "start_frame": a,
+                "end_frame": b,
+                "fps": fps,
+                "start_time": round(a / fps, 6),
+                "end_time": round(b / fps, 6),
+                "box_x": box.x,
+                "box_y": box.y,
+                "box_w": box.w,
+                "box_h": box.h,
+                "status": "dropped" if reason else "kept",
+                "reason": reason,
+                "phash": ph,
+                "stats": stats,
+            }
+        )
     kept = sum(c["status"] == "kept" for c in clips)
     return clips, SourceReport(manifest, source, "done", len(scenes), kept, len(clips) - kept)
 
@@ -356,20 +362,39 @@ def _sample_size(width: int, height: int) -> tuple[int, int]:
     return w, h + h % 2
 
 
-def _samples(path: Path, width: int, height: int, fps: float) -> dict[int, np.ndarray]:
-    """About four gray frames a second of the whole source, by frame index."""
-    step = max(1, int(fps // 4))
-    return dict(iter_frames(path, gray=True, size=_sample_size(width, height), step=step))
+def _sample_step(fps: float) -> int:
+    """Curation looks at about four frames a second: every `step`-th frame."""
+    return max(1, int(fps // 4))
 
 
-def _window_samples(
-    samples: dict[int, np.ndarray], path: Path, a: int, b: int, width: int, height: int
-) -> np.ndarray:
-    picked = [samples[i] for i in sorted(samples) if a <= i < b]
-    if len(picked) >= 2 or (picked and b - a < 2):
-        return np.stack(picked)
-    step = max(1, (b - a) // 3)
-    return read_frames(path, a, b, gray=True, size=_sample_size(width, height), step=step)
+def _sampled(a: int, b: int, step: int) -> range:
+    """The frames curation looks at in the window `[a, b)`: the source's every `step`-th that
+    fall in it, or, where those are fewer than two (a flash cut's few frames) and it is longer
+    than one frame, three or four spread over its own frames."""
+    own = range(a + (-a) % step, b, step)
+    if len(own) >= 2 or (own and b - a < 2):
+        return own
+    return range(a, b, max(1, (b - a) // 3))
+
+
+def _samples(
+    path: Path, width: int, height: int, step: int, picks: Iterable[range]
+) -> dict[int, np.ndarray]:
+    """Every `step`-th gray frame of the whole source and those `picks` name between them, by
+    frame index, in one pass: a short window's frames read apart were each a seek, decoded from
+    a keyframe at least a second before them (flash cuts in a file with x264's 250-frame GOPs:
+    more frames than the pass itself)."""
+    also = {i for r in picks for i in r if i % step}
+    size = _sample_size(width, height)
+    return dict(iter_frames(path, gray=True, size=size, step=step, also=also))
+
+
+def _window_samples(samples: dict[int, np.ndarray], path: Path, picked: range) -> np.ndarray:
+    """The gray frames `picked` (`_sampled`) of a window, from the pass (`_samples`)."""
+    frames = [samples[i] for i in picked if i in samples]
+    if not frames:
+        raise MediaError(f"{path}: no frames in [{picked.start}, {picked.stop})")
+    return np.stack(frames)
 
 
 def _export(root: Path, row: dict[str, Any], clip: dict[str, Any], sar: float) -> dict[str, Any]:
