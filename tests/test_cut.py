@@ -127,6 +127,47 @@ def test_export_is_frame_exact(film_root: Path) -> None:
     assert all(c["path"] is None for c in list_clips(film_root, status="dropped"))
 
 
+def test_export_decodes_a_sources_clips_in_one_pass(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A seek to each clip decoded from a keyframe at least a second before it: on a 250-frame
+    GOP, from frame 0 for every clip. The clips are decoded on, one after the other, and get
+    the very frames a read of each gives."""
+    from filmdata import video
+    from filmdata.scenes import cut as cut_module
+
+    shots, _ = render_shots((60, 60, 60), 96, 72, seed=2)
+    (root / "raw" / "m").mkdir(parents=True)
+    path = root / "raw" / "m" / "reel.mp4"
+    write_video(path, shots, 24, options={"g": "250", "sc_threshold": "0"})
+    _add_source(root, "reel", "raw/m/reel.mp4")
+    starts: list[int] = []
+    real = video.iter_decoded
+
+    def counted(*a: object, **kw: object) -> object:
+        if kw.get("deinterlace"):  # the exports' reads (the curation's pass is not deinterlaced)
+            starts.append(int(a[1]) if len(a) > 1 else 0)  # type: ignore[call-overload]
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    written: dict[str, list[np.ndarray]] = {}
+    real_write = cut_module.write_video
+
+    def kept(target: Path, frames: object, *a: object, **kw: object) -> int:
+        written[Path(target).stem] = list(frames)  # type: ignore[call-overload]
+        return real_write(target, iter(written[Path(target).stem]), *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(video, "iter_decoded", counted)
+    monkeypatch.setattr(cut_module, "write_video", kept)
+    assert cut(root, min_len=1.0, export=True, quiet=True).failed == []
+    monkeypatch.undo()
+    clips = list_clips(root, status="kept")
+    assert [(c["start_frame"], c["end_frame"]) for c in clips] == [(0, 60), (60, 120), (120, 180)]
+    assert starts == [0]  # one pass, not a decode from frame 0 again for each clip
+    for c in clips:
+        own = video.read_frames(path, c["start_frame"], c["end_frame"], deinterlace=True)
+        assert np.array_equal(np.stack(written[c["id"]]), own)
+
+
 def test_a_recut_leaves_no_clip_file_the_catalog_does_not_name(film_root: Path) -> None:
     """A re-cut replaces a source's clip rows, and its exported files with them: a window of
     the last cut that is no longer a clip (other --max-len, dropped, not exported this time)

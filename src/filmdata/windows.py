@@ -576,8 +576,9 @@ def window_pictures(
             j < len(windows)
             and windows[j].path == path
             and windows[j].start_frame >= windows[j - 1].start_frame
-            and _seek_lands(keys[path], windows[j].start_frame)
-            <= windows[j - 1].start_frame + clip_len + DECODE_ON
+            and decodes_on(
+                keys[path], windows[j - 1].start_frame + clip_len, windows[j].start_frame
+            )
         ):
             j += 1
         run = windows[i:j]
@@ -623,12 +624,19 @@ def _frames_decoded(
     at a seek, from the keyframe it lands on."""
     total, prev = 0, None
     for s in starts:
-        if prev is not None and prev <= s and _seek_lands(keys, s) <= prev + clip_len + DECODE_ON:
+        if prev is not None and prev <= s and decodes_on(keys, prev + clip_len, s):
             total += s - prev  # on from the last window's end to this one's
         else:
             total += s + clip_len - _seek_lands(keys, s)
         prev = s
     return total
+
+
+def decodes_on(keys: tuple[np.ndarray, float] | None, at: int, start: int) -> bool:
+    """Whether a reader whose decode has reached frame `at` goes on decoding to frame `start`
+    rather than seek there: where the seek would start decoding (`_seek_lands`, from `keys`,
+    `video.keyframe_frames`) no further on than `DECODE_ON` frames past `at`."""
+    return _seek_lands(keys, start) <= at + DECODE_ON
 
 
 def _seek_lands(keys: tuple[np.ndarray, float] | None, start: int) -> int:
