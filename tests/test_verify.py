@@ -504,3 +504,86 @@ def test_verify_does_not_advise_repair_for_a_deleted_record(dataset: Path, runne
     report = verify(dataset)
     assert not report["card"]["repairable"]
     assert not any(s["repairable"] for s in report["shards"])
+
+
+def test_repair_refuses_an_input_replaced_at_its_path(
+    dataset: Path, tmp_path: Path, runner
+) -> None:
+    """The --input file replaced at its path since the dataset was made (another capture saved
+    under the name): repair re-made a missing shard by cutting its GT from the new file, beside
+    every other shard's from the old one, and verify then called the dataset good. Its repair
+    is refused now (exit 1, one line naming the file), the dataset left as it was; plain verify
+    does not advise `--repair`; with the old content back the repair is made."""
+    import shutil
+
+    folder = dataset / "data" / "synthetic"
+    good = {p.name: p.read_bytes() for p in folder.glob("*.parquet")}
+    video = tmp_path / "v.mp4"
+    shutil.copy(video, tmp_path / "v.orig")
+    (folder / "train-00001-of-00003.parquet").unlink()
+    make_clip(video, (10, 10), (64, 48), seed=5)  # same frames and size: same window ids
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    card = (dataset / "README.md").read_text()
+    result = runner.invoke(app, ["verify", str(dataset), "--repair", "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    (line,) = [s for s in result.output.splitlines() if "other content" in s]
+    assert line.startswith("data/synthetic/train-00001-of-00003.parquet: not repaired: ")
+    assert str(video.resolve()) in line and "--overwrite" in line, line
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert (dataset / "README.md").read_text() == card
+    plain = runner.invoke(app, ["verify", str(dataset)])
+    assert plain.exit_code == 1 and "--repair cannot mend these" in plain.stderr, plain.output
+    report = verify(dataset)
+    assert not report["ok"] and not any(s["repairable"] for s in report["shards"])
+    shutil.copy(tmp_path / "v.orig", video)  # the file that made it, back at its path
+    fixed = runner.invoke(app, ["verify", str(dataset), "--repair", "--device", "cpu"])
+    assert fixed.exit_code == 0, fixed.output
+    assert {p.name: p.read_bytes() for p in folder.glob("*.parquet")} == good
+
+
+@pytest.mark.parametrize("sha256", [False, True])
+def test_repair_refuses_a_catalog_source_replaced_at_its_path(
+    tmp_path: Path, runner, sha256: bool
+) -> None:
+    """A catalog source's file replaced under the root (by hand: the catalog's sha256 is still
+    the old file's; or, where the catalog has none, its file's ends) is refused alike."""
+    import hashlib
+    import shutil
+
+    from filmdata.catalog import Catalog
+
+    root = tmp_path / "root"
+    rel = "raw/m/s0.mp4"
+    make_clip(root / rel, (12, 12), (72, 48), seed=0)
+    sha = hashlib.sha256((root / rel).read_bytes()).hexdigest() if sha256 else None
+    with Catalog.at_root(root) as cat:
+        cat.upsert_source({"manifest": "m", "id": "s0", "kind": "film", "status": "fetched",
+                           "path": rel, "width": 72, "height": 48, "fps": 24.0,
+                           "sha256": sha})  # fmt: skip
+        cat.replace_many("clips", {"source": "s0"}, [
+            {"id": f"s0.{a}-{a + 12}", "manifest": "m", "source": "s0", "scene": k,
+             "start_frame": a, "end_frame": a + 12, "fps": 24.0, "start_time": a / 24,
+             "end_time": (a + 12) / 24, "box_x": 4, "box_y": 2, "box_w": 60, "box_h": 40,
+             "status": "kept"}
+            for k, a in enumerate((0, 12))
+        ])  # fmt: skip
+    synth(_templates(), "film", root=root, name="ds", clip_len=4, size=16, seed=0,
+          device="cpu", rows_per_shard=2, max_windows=4, quiet=True)  # fmt: skip
+    dataset = root / "datasets" / "ds"
+    folder = dataset / "data" / "synthetic"
+    good = {p.name: p.read_bytes() for p in folder.glob("*.parquet")}
+    victim = sorted(good)[0]
+    (folder / victim).unlink()
+    shutil.copy(root / rel, tmp_path / "s0.orig")
+    make_clip(root / rel, (12, 12), (72, 48), seed=7)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = ["verify", str(dataset), "--repair", "--device", "cpu", "--root", str(root)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    (line,) = [s for s in result.output.splitlines() if "other content" in s]
+    assert line.startswith(f"data/synthetic/{victim}: not repaired: ") and rel in line, line
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    shutil.copy(tmp_path / "s0.orig", root / rel)
+    fixed = runner.invoke(app, args)
+    assert fixed.exit_code == 0, fixed.output
+    assert {p.name: p.read_bytes() for p in folder.glob("*.parquet")} == good

@@ -49,3 +49,16 @@ def replaced(old: dict[str, str] | None, new: dict[str, str]) -> list[str]:
     does not name (added since, or a record made before contents were recorded: None) is
     not compared."""
     return [f for f, key in new.items() if (old or {}).get(f, key) != key]
+
+
+def holds(path: str | os.PathLike[str], key: str) -> bool:
+    """Whether the file at `path` holds the content `key` (an `input_content` value) names: a
+    `sha256:` key (a catalog's) by the sha256 of the whole file, which a copy of other bytes
+    put at its path without a fetch does not keep; an `ends:` key by `file_fingerprint`."""
+    if not key.startswith("sha256:"):
+        return file_fingerprint(path) == key
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}" == key

@@ -6,7 +6,8 @@ length, and no window of it failed when it was made (the record's `failed`). The
 when its configs, splits and row counts are the records' (what `load_dataset` offers). `repair`
 re-makes a bad or missing synthetic shard from its rows' records (source, start frame, crop;
 the degradation is redone from (seed, window id)), which on the device that made it gives the
-same bytes.
+same bytes. It is refused where a file it would cut GT from holds other content than the one
+the dataset was made from (the record's `input_content`): the shard would be another file's.
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ def verify(
     Returns:
         {"dataset", "ok", "shards": [{"config", "file", "ok", "problems", "repaired"}],
          "temporaries": [...], "card": {"file", "ok", "problems", "repaired", "repairable"},
-         "leaks": [...]}; `ok` is false when a bad shard is left, a card that does not list what the
+         "leaks": [...]}; `ok` is false when a bad shard is left (those of a config whose
+        repair would cut GT from a file of other content than the record's `input_content`
+        are all left, each `note` naming the file), a card that does not list what the
         records do (`shards.card_problems`; `repair` rewrites it), or a GT frame is in train
         of one config and validation of another (`leaks`: one line each; repair leaves them:
         re-make one of the configs, which then honours the other).
@@ -232,7 +235,10 @@ def _verify(
                         }
                     )
         bad = [r for r in results if r["problems"]]
-        if repair and bad and not lost:
+        changed = _replaced_inputs(config, record, bad, folder, root) if bad and not lost else []
+        if changed:  # with or without repair: nothing of the config is touched
+            _refuse_repair(config, record, bad, folder, changed)
+        elif repair and bad and not lost:
             _repair(path, config, record, bad, root=root, device=device, quiet=quiet)
         for r in results:
             report["shards"].append(
@@ -244,6 +250,7 @@ def _verify(
                     "repaired": r.get("repaired", False),
                     "repairable": bool(r["problems"])
                     and not lost
+                    and not changed
                     and _repairable(config, record, r, folder),
                     **({"note": r["note"]} if r.get("note") else {}),
                 }
@@ -316,6 +323,81 @@ def _mend(config: str, record: dict[str, Any], r: dict[str, Any], folder: Path) 
     return "remake" if entry.get("windows") else None
 
 
+def _window_file(path: str, source: str, root: str | os.PathLike[str] | None) -> str:
+    """The file a recorded window is cut from now: its recorded path, else its catalog
+    source's file under `root` (a root moved since)."""
+    from .synth import source_path
+
+    return path if Path(path).exists() else str(source_path(source, root=root))
+
+
+def _replaced_inputs(
+    config: str,
+    record: dict[str, Any],
+    bad: list[dict[str, Any]],
+    folder: Path,
+    root: str | os.PathLike[str] | None,
+) -> list[str]:
+    """The files a repair of `bad` would cut GT from whose content is not the one the record's
+    `input_content` names (the file replaced at its path since the dataset was made), as now
+    found. Not compared: a record made before contents were recorded, a file it does not name,
+    a source not found (`_repair` names it)."""
+    from .fingerprint import holds
+    from .synth import INPUT_CONTENT
+
+    content = (record.get("params") or {}).get(INPUT_CONTENT)
+    if not content:
+        return []
+    files: dict[str, str] = {}  # recorded path -> source
+    for r in bad:
+        if _mend(config, record, r, folder) == "remake":
+            files.update((d["path"], d["source"]) for d in r["entry"]["windows"])
+    out = []
+    for recorded, source in files.items():
+        try:
+            now = _window_file(recorded, source, root)
+        except FilmdataError:
+            continue
+        key = _recorded_key(content, recorded) or _recorded_key(content, now)
+        if key is not None and not holds(now, key):
+            out.append(now)
+    return out
+
+
+def _recorded_key(content: dict[str, str], path: str) -> str | None:
+    """The content `input_content` records for the file at `path`: by the path itself (an
+    --input file), else by the path under the root that ends it (a catalog source's)."""
+    if path in content:
+        return content[path]
+    parts = Path(path).parts
+    for name, key in content.items():
+        tail = Path(name).parts
+        if not Path(name).is_absolute() and ".." not in tail and parts[-len(tail) :] == tail:
+            return key
+    return None
+
+
+def _refuse_repair(
+    config: str,
+    record: dict[str, Any],
+    bad: list[dict[str, Any]],
+    folder: Path,
+    changed: list[str],
+) -> None:
+    """The notes of a config whose repair would cut GT from the `changed` files: re-made, a
+    shard would be another file's beside every other shard of the first's, and verify would
+    then call the dataset good. Nothing of the config is repaired (a stray waits with the
+    rest)."""
+    why = (
+        f"input {', '.join(changed)} holds other content than when the dataset was made (a "
+        "shard re-made from it would not be the dataset's); put back the file that made it, "
+        "or re-make the config with synth --overwrite"
+    )
+    for r in bad:
+        mendable = _mend(config, record, r, folder) is not None
+        r["note"] = why if mendable else "no record of its rows: re-run synth with the same options"
+
+
 def _repair(
     path: Path,
     config: str,
@@ -327,7 +409,7 @@ def _repair(
     quiet: bool,
 ) -> None:
     from . import shards
-    from .synth import CONFIG, Degrader, ShardJob, Window, make_shards, making_device, source_path
+    from .synth import CONFIG, Degrader, ShardJob, Window, make_shards, making_device
 
     folder = shards.config_dir(path, config)
     params = record.get("params") or {}
@@ -358,7 +440,7 @@ def _repair(
             w = Window.from_dict(d)
             if not Path(w.path).exists():
                 w = Window(
-                    **{**w.to_dict(), "path": str(source_path(w.source, root=root)), "crop": w.crop}
+                    **{**w.to_dict(), "path": _window_file(w.path, w.source, root), "crop": w.crop}
                 )
             wins.append(w)
         n = (record.get("plan") or {}).get(entry["split"], 1)
