@@ -79,6 +79,33 @@ def test_long_scenes_split_and_short_dropped(film_root: Path) -> None:
     assert by_span[(24, 30)]["reason"].startswith("short:")
 
 
+def _long_gop_reel(root: Path, lengths: tuple[int, ...], seed: int) -> Path:
+    """A catalogued source of shots of `lengths` frames, one keyframe in 250 (none at cuts)."""
+    shots, _ = render_shots(lengths, 96, 72, seed=seed)
+    (root / "raw" / "m").mkdir(parents=True)
+    path = root / "raw" / "m" / "reel.mp4"
+    write_video(path, shots, 24, options={"g": "250", "sc_threshold": "0"})
+    _add_source(root, "reel", "raw/m/reel.mp4")
+    return path
+
+
+def _decodes_counted(monkeypatch: pytest.MonkeyPatch, deinterlaced: bool = False) -> list[int]:
+    """The start frame of each `video.iter_decoded` call from now on (with `deinterlaced`, of
+    those asking for deinterlaced frames only)."""
+    from filmdata import video
+
+    starts: list[int] = []
+    real = video.iter_decoded
+
+    def counted(*a: object, **kw: object) -> object:
+        if kw.get("deinterlace") or not deinterlaced:
+            starts.append(int(a[1]) if len(a) > 1 else int(kw.get("start", 0)))  # type: ignore[call-overload]
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(video, "iter_decoded", counted)
+    return starts
+
+
 def test_a_flash_cut_is_sampled_in_the_one_pass(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,22 +116,11 @@ def test_a_flash_cut_is_sampled_in_the_one_pass(
     from filmdata import video
     from filmdata.scenes import curate
 
-    shots, _ = render_shots((62, 8, 40), 96, 72, seed=3)
-    (root / "raw" / "m").mkdir(parents=True)
-    path = root / "raw" / "m" / "reel.mp4"
-    write_video(path, shots, 24, options={"g": "250", "sc_threshold": "0"})
-    _add_source(root, "reel", "raw/m/reel.mp4")
-    starts: list[int] = []
-    real = video.iter_decoded
-
-    def counted(*a: object, **kw: object) -> object:
-        starts.append(int(a[1]) if len(a) > 1 else int(kw.get("start", 0)))  # type: ignore[call-overload]
-        return real(*a, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(video, "iter_decoded", counted)
+    path = _long_gop_reel(root, (62, 8, 40), seed=3)
+    starts = _decodes_counted(monkeypatch)
     cut(root, min_len=0.2, max_len=10, quiet=True)
     assert starts == [0]  # the samples' pass alone: no seek to the flash cut
-    monkeypatch.setattr(video, "iter_decoded", real)
+    monkeypatch.undo()
     flash = {(c["start_frame"], c["end_frame"]): c for c in list_clips(root)}[62, 70]
     own = video.read_frames(path, 62, 70, gray=True, size=(96, 72), step=2)  # (a read of it)
     assert flash["stats"] == curate.stats(own) and flash["phash"] == curate.phash(own)
@@ -136,19 +152,9 @@ def test_export_decodes_a_sources_clips_in_one_pass(
     from filmdata import video
     from filmdata.scenes import cut as cut_module
 
-    shots, _ = render_shots((60, 60, 60), 96, 72, seed=2)
-    (root / "raw" / "m").mkdir(parents=True)
-    path = root / "raw" / "m" / "reel.mp4"
-    write_video(path, shots, 24, options={"g": "250", "sc_threshold": "0"})
-    _add_source(root, "reel", "raw/m/reel.mp4")
-    starts: list[int] = []
-    real = video.iter_decoded
-
-    def counted(*a: object, **kw: object) -> object:
-        if kw.get("deinterlace"):  # the exports' reads (the curation's pass is not deinterlaced)
-            starts.append(int(a[1]) if len(a) > 1 else 0)  # type: ignore[call-overload]
-        return real(*a, **kw)  # type: ignore[arg-type]
-
+    path = _long_gop_reel(root, (60, 60, 60), seed=2)
+    # the exports' reads (the curation's pass is not deinterlaced)
+    starts = _decodes_counted(monkeypatch, deinterlaced=True)
     written: dict[str, list[np.ndarray]] = {}
     real_write = cut_module.write_video
 
@@ -156,7 +162,6 @@ def test_export_decodes_a_sources_clips_in_one_pass(
         written[Path(target).stem] = list(frames)  # type: ignore[call-overload]
         return real_write(target, iter(written[Path(target).stem]), *a, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(video, "iter_decoded", counted)
     monkeypatch.setattr(cut_module, "write_video", kept)
     assert cut(root, min_len=1.0, export=True, quiet=True).failed == []
     monkeypatch.undo()
