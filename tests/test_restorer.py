@@ -1431,3 +1431,28 @@ def test_eval_of_a_dataset_without_validation_says_so(
     assert r.exit_code == 2, r.output
     assert "no Parquet shards for split 'validation' (it has: train)" in r.output
     assert "--split train" in r.output and "--val-fraction" in r.output
+
+
+def test_resume_with_another_objective_is_refused(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A regression run resumed with --objective diffusion went on with the other loss and
+    recorded `diffusion` alone in config.json, as if every step had been trained so (and eval
+    and restore then sample it as a diffusion model). It is refused, naming both; the run's
+    own objective, given or not, goes on."""
+    cfg_file = tmp_path / "quick.json"
+    cfg_file.write_text(json.dumps(QUICK | {"steps": 2, "objective": "regression"}))
+    run = tmp_path / "run"
+    common = ["train", "--data", str(toy_dataset), "--config", str(cfg_file), "--out", str(run)]
+    common += ["--quiet", "--device", "cpu"]
+    r = runner.invoke(app, common)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*common, "--resume", "--steps", "4", "--objective", "diffusion"])
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert str(run) in line and "regression" in line and "diffusion" in line, line
+    assert json.loads((run / "config.json").read_text())["objective"] == "regression"
+    r = runner.invoke(app, [*common, "--resume", "--steps", "4", "--objective", "regression"])
+    assert r.exit_code == 0, r.output

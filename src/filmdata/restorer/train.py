@@ -72,7 +72,8 @@ def train(
     Args:
         data: a dataset folder, or a name under ROOT/datasets.
         config: `tiny`, `small`, `base`, a YAML/JSON file, or a `RestorerConfig`.
-        steps, batch_size, objective: override the config's.
+        steps, batch_size, objective: override the config's (with `resume`, the objective
+            must be the run's).
         out: the run folder (default ROOT/runs/<dataset>-<config>-<objective>).
         resume: continue from the run's last checkpoint (its config.json wins over `config`).
             Weights, EMA, optimizer and the learning-rate schedule go on from that step; the
@@ -83,7 +84,7 @@ def train(
 
     Raises:
         RefusedError: bad dataset, config or device; a run already there without `resume`;
-            `resume` of a run trained on another dataset.
+            `resume` of a run trained on another dataset or with another objective.
     """
     root_path = resolve_root(root)
     dataset = resolve_dataset(data, root_path)
@@ -93,9 +94,15 @@ def train(
     if resume:
         if not (run / ckpt.STATE).is_file():
             raise RefusedError(f"--resume: {run} has no checkpoint ({ckpt.STATE}); drop --resume")
-        cfg = ckpt.load_config_json(run).replace(
-            steps=steps, batch_size=batch_size, objective=objective
-        )
+        cfg = ckpt.load_config_json(run)
+        # Another loss on the same weights would record that objective alone, as if every
+        # step had been trained with it (eval and restore sample by it)
+        if objective is not None and objective != cfg.objective:
+            raise RefusedError(
+                f"--resume: {run} was trained with objective {cfg.objective}, not {objective}; "
+                f"drop --objective, or train another run (--out) with {objective}"
+            )
+        cfg = cfg.replace(steps=steps, batch_size=batch_size)
         # The run records one dataset, which `eval` takes by default: resuming on another
         # would record that one alone, as if every step had been trained on it. (A record of
         # a folder since moved or deleted is no other dataset there to mix up.)
