@@ -1456,3 +1456,23 @@ def test_resume_with_another_objective_is_refused(
     assert json.loads((run / "config.json").read_text())["objective"] == "regression"
     r = runner.invoke(app, [*common, "--resume", "--steps", "4", "--objective", "regression"])
     assert r.exit_code == 0, r.output
+
+
+def test_eval_table_keeps_the_digits_of_small_metrics(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    toy_dataset: Path,  # noqa: F811
+) -> None:
+    """E_warp is of the order of 1e-3 to 1e-4: rounded to 3 decimals, the table showed the
+    GT's floor as 0 and the median's 0.0034 as 0.003. Each metric shows 4 significant digits."""
+    args = ["eval", str(toy_run), "--data", str(toy_dataset), "--steps", "1", "--limit", "1"]
+    report = json.loads(runner.invoke(app, [*args, "--json", "--quiet"]).stdout)
+    r = runner.invoke(app, [*args, "--quiet"])
+    assert r.exit_code == 0, r.output
+    header, *rows = [line.split() for line in r.stdout.strip().splitlines()]
+    for row in rows:
+        cells = dict(zip(header, row, strict=True))
+        got = report[cells["method"]]
+        for key in ("ssim", "ewarp", "tof"):
+            assert cells[key] == f"{got[key]:.4g}", (cells, got)
+    assert float(dict(zip(header, rows[-1], strict=True))["ewarp"]) > 0, rows
