@@ -880,8 +880,8 @@ def _decoded(
         tb = v.time_base
         first_pts: int | None = None
         order: np.ndarray | None = None
-        # Seek only when far from the start: to the frame a second before `start`.
-        seek = seek and start > 2 * fps and tb is not None
+        # Seek only when far from the start: to the frame a second before `start` (`seek_lands`).
+        seek = seek and start > SEEK_AFTER * fps and tb is not None
         if seek:
             order, steady = _presentation(path, c, v)
             if not steady:
@@ -890,12 +890,12 @@ def _decoded(
                 return False
             if order is not None:
                 first_pts = int(order[0])
-                target = int(order[min(len(order) - 1, max(0, start - round(fps)))])
+                target = int(order[min(len(order) - 1, max(0, start - round(SEEK_LEAD * fps)))])
             else:
                 for frame in c.decode(v):
                     first_pts = frame.pts
                     break
-                target = (first_pts or 0) + int((start - fps) / fps / tb)
+                target = (first_pts or 0) + int((start - SEEK_LEAD * fps) / fps / tb)
             c.seek(max(target, first_pts or 0), stream=v, backward=True)
         index = -1
         first = True
@@ -1007,6 +1007,33 @@ def keyframe_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, float] | 
             return None if found is None else (found, stream_fps(v))
     except (MediaError, OSError, av.error.FFmpegError):
         return None
+
+
+#: `iter_decoded` seeks for a frame more than SEEK_AFTER seconds in, to SEEK_LEAD seconds before it
+SEEK_AFTER, SEEK_LEAD = 2.0, 1.0
+#: frames a reader decodes on through rather than seek: the seek's own cost (the file opened
+#: again, the decoder flushed and started at a keyframe)
+DECODE_ON = 48
+
+
+def seek_lands(keys: tuple[np.ndarray, float] | None, start: int) -> int:
+    """The frame `iter_decoded`'s seek for frame `start` starts decoding at: the last keyframe
+    (`keys`: `keyframe_frames`) SEEK_LEAD before it, none (0) where `start` is within
+    SEEK_AFTER of the file's start; `start` itself where the keyframes are not known."""
+    if keys is None:
+        return start
+    frames, fps = keys
+    if start <= SEEK_AFTER * fps:
+        return 0
+    at = int(np.searchsorted(frames, start - round(SEEK_LEAD * fps), side="right")) - 1
+    return int(frames[at]) if at >= 0 else 0
+
+
+def decodes_on(keys: tuple[np.ndarray, float] | None, at: int, start: int) -> bool:
+    """Whether a reader whose decode has reached frame `at` goes on decoding to frame `start`
+    rather than seek there (`iter_decoded` again): where the seek would start decoding
+    (`seek_lands`) no further on than `DECODE_ON` frames past `at`."""
+    return seek_lands(keys, start) <= at + DECODE_ON
 
 
 def _first_pts(path: str | os.PathLike[str], index: int) -> int | None:

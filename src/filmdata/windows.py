@@ -553,10 +553,12 @@ def window_pictures(
     between them are decoded too).
 
     Windows of a file are decoded in runs, straight through from one to the next, where that
-    costs less than a seek to the next (`_seek_lands`: a seek decodes from a keyframe before
-    the frame wanted): `--max-windows` spreads windows over a file with long GOPs (250
+    costs less than a seek to the next (`video.decodes_on`: a seek decodes from a keyframe
+    before the frame wanted): `--max-windows` spreads windows over a file with long GOPs (250
     frames, x264's default), where a seek to each decoded 2-3x the frames a pass over the
     whole file does."""
+    from .video import DECODE_ON, decodes_on, keyframe_frames
+
     threads: dict[str, int] = {}
     keys: dict[str, Any] = {}
     i = 0
@@ -567,7 +569,7 @@ def window_pictures(
             # (windows in reach of each other, as a whole file's are, need no keyframes)
             gaps = np.diff(mine) if len(mine) > 1 else np.zeros(0)
             far = bool(np.any((gaps < 0) | (gaps > clip_len + DECODE_ON)))
-            keys[path] = _keyframes(path) if far else None
+            keys[path] = keyframe_frames(path) if far else None
             share = _frames_decoded(mine, clip_len, keys[path]) / (len(mine) * clip_len)
             threads[path] = decode_threads(path, size, cores, share)
         # A run of windows of one file whose frames are close enough to decode straight through.
@@ -605,51 +607,22 @@ def window_pictures(
         i = j
 
 
-#: frames a reader decodes on through rather than seek: the seek's own cost (the file opened
-#: again, the decoder flushed and started at a keyframe)
-DECODE_ON = 48
-
-
-def _keyframes(path: str) -> tuple[np.ndarray, float] | None:
-    from .video import keyframe_frames
-
-    return keyframe_frames(path)
-
-
 def _frames_decoded(
     starts: Sequence[int], clip_len: int, keys: tuple[np.ndarray, float] | None
 ) -> int:
     """How many frames `window_pictures` decodes for windows of one file starting at `starts`
     (in the order given): in a run, those from where the last window ended to this one's end;
     at a seek, from the keyframe it lands on."""
+    from .video import decodes_on, seek_lands
+
     total, prev = 0, None
     for s in starts:
         if prev is not None and prev <= s and decodes_on(keys, prev + clip_len, s):
             total += s - prev  # on from the last window's end to this one's
         else:
-            total += s + clip_len - _seek_lands(keys, s)
+            total += s + clip_len - seek_lands(keys, s)
         prev = s
     return total
-
-
-def decodes_on(keys: tuple[np.ndarray, float] | None, at: int, start: int) -> bool:
-    """Whether a reader whose decode has reached frame `at` goes on decoding to frame `start`
-    rather than seek there: where the seek would start decoding (`_seek_lands`, from `keys`,
-    `video.keyframe_frames`) no further on than `DECODE_ON` frames past `at`."""
-    return _seek_lands(keys, start) <= at + DECODE_ON
-
-
-def _seek_lands(keys: tuple[np.ndarray, float] | None, start: int) -> int:
-    """The frame a seek for frame `start` starts decoding at (`video.iter_decoded`: the last
-    keyframe at least a second before it, none when `start` is within two seconds of the
-    file's start); `start` itself where the keyframes are not known."""
-    if keys is None:
-        return start
-    frames, fps = keys
-    if start <= 2 * fps:
-        return 0
-    at = int(np.searchsorted(frames, start - round(fps), side="right")) - 1
-    return int(frames[at]) if at >= 0 else 0
 
 
 def window_pictures_or_failures(

@@ -24,6 +24,7 @@ from ..errors import FilmdataError, MediaError, RefusedError
 from ..paths import clips_dir
 from ..video import (
     TONE_MAP,
+    decodes_on,
     file_aspect,
     file_hdr,
     iter_frames,
@@ -31,7 +32,7 @@ from ..video import (
     probe,
     write_video,
 )
-from ..windows import GT_KINDS, decodes_on
+from ..windows import GT_KINDS
 from . import curate
 from .detect import DETECTORS, detect_cuts, make_detector, require_transnet, scenes_from_cuts
 
@@ -401,7 +402,7 @@ def _export(root: Path, row: dict[str, Any], clips: list[dict[str, Any]]) -> lis
     """Write each kept clip of a source to its file, frame-exact; a clip that fails is marked so.
 
     The clips come in frame order, and are decoded in one pass where the next is in reach
-    (`windows.decodes_on`): a seek to each started decoding at a keyframe at least a second
+    (`video.decodes_on`): a seek to each started decoding at a keyframe at least a second
     before it, so on x264's 250-frame GOPs a source's clips decoded about twice its frames.
     """
     src = root / row["path"]
