@@ -54,7 +54,7 @@ def main() -> None:
             train(data, cfg.replace(log_every=5), steps=3, out=run, device=args.device,
                   quiet=True, objective=objective)  # fmt: skip
             # steady state: median rate of the logged intervals after the first (warm stream)
-            train(data, cfg, steps=3 + args.steps, out=run, device=args.device, quiet=True,
+            train(data, steps=3 + args.steps, out=run, device=args.device, quiet=True,
                   resume=True)  # fmt: skip
             lines = (run / "metrics.jsonl").read_text().splitlines()
             train_rate = statistics.median(json.loads(x)["steps_per_s"] for x in lines[1:])

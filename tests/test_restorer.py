@@ -1476,3 +1476,33 @@ def test_eval_table_keeps_the_digits_of_small_metrics(
         for key in ("ssim", "ewarp", "tof"):
             assert cells[key] == f"{got[key]:.4g}", (cells, got)
     assert float(dict(zip(header, rows[-1], strict=True))["ewarp"]) > 0, rows
+
+
+def test_resume_with_another_config_is_refused(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`--resume --config small` on a tiny run went on training the tiny run, the config
+    given dropped without a word. A config that differs from the run's (but for the steps
+    and batch size a resume may set) is refused, naming the fields; the run's own config, or
+    none, goes on."""
+    cfg_file = tmp_path / "quick.json"
+    cfg_file.write_text(json.dumps(QUICK | {"steps": 2}))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(QUICK | {"steps": 2, "channels": 8}))
+    run = tmp_path / "run"
+    common = ["train", "--data", str(toy_dataset), "--out", str(run), "--quiet", "--device", "cpu"]
+    r = runner.invoke(app, [*common, "--config", str(cfg_file)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*common, "--config", str(other), "--resume", "--steps", "4"])
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert str(run) in line and "channels=8" in line and "--config" in line, line
+    r = runner.invoke(
+        app, [*common, "--config", str(cfg_file), "--resume", "--steps", "4", "--batch-size", "1"]
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*common, "--resume", "--steps", "6"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["channels"] == PRESETS["tiny"].channels

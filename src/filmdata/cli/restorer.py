@@ -20,7 +20,11 @@ def train_cmd(
         "--data",
         help="Dataset folder, or a name: ROOT/datasets/NAME, or one `filmdata datasets` lists.",
     ),
-    config: str = typer.Option("tiny", "--config", help="tiny | small | base | a YAML/JSON file."),
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        help="tiny | small | base | a YAML/JSON file (default: tiny; with --resume, the run's).",
+    ),
     steps: int | None = typer.Option(
         None, "--steps", min=1, help="Training steps (default: config)."
     ),

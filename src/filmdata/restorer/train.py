@@ -55,7 +55,7 @@ def lr_at(step: int, cfg: RestorerConfig) -> float:
 
 def train(
     data: str | os.PathLike[str],
-    config: str | os.PathLike[str] | RestorerConfig = "tiny",
+    config: str | os.PathLike[str] | RestorerConfig | None = None,
     *,
     steps: int | None = None,
     batch_size: int | None = None,
@@ -71,11 +71,12 @@ def train(
 
     Args:
         data: a dataset folder, or a name under ROOT/datasets.
-        config: `tiny`, `small`, `base`, a YAML/JSON file, or a `RestorerConfig`.
+        config: `tiny` (the default), `small`, `base`, a YAML/JSON file, or a
+            `RestorerConfig`; with `resume`, the run's config.json (one given must be it).
         steps, batch_size, objective: override the config's (with `resume`, the objective
             must be the run's).
         out: the run folder (default ROOT/runs/<dataset>-<config>-<objective>).
-        resume: continue from the run's last checkpoint (its config.json wins over `config`).
+        resume: continue from the run's last checkpoint, with its config.json.
             Weights, EMA, optimizer and the learning-rate schedule go on from that step; the
             window stream and the diffusion noise are drawn afresh from `seed + step` (not
             replayed from the stream's start), so a resumed run is a different, equally seeded
@@ -84,11 +85,12 @@ def train(
 
     Raises:
         RefusedError: bad dataset, config or device; a run already there without `resume`;
-            `resume` of a run trained on another dataset or with another objective.
+            `resume` of a run trained on another dataset, config or objective.
     """
     root_path = resolve_root(root)
     dataset = resolve_dataset(data, root_path)
-    cfg = load_config(config).replace(steps=steps, batch_size=batch_size, objective=objective)
+    given = load_config("tiny" if config is None else config)
+    cfg = given.replace(steps=steps, batch_size=batch_size, objective=objective)
     run = Path(out) if out is not None else runs_dir(root_path) / _run_name(dataset, cfg)
     refuse_unless_folder(run, "--out" if out is not None else "--root")
     if resume:
@@ -102,6 +104,9 @@ def train(
                 f"--resume: {run} was trained with objective {cfg.objective}, not {objective}; "
                 f"drop --objective, or train another run (--out) with {objective}"
             )
+        # config.json makes the run: another config given was dropped without a word
+        if config is not None:
+            _refuse_other_config(run, given, cfg)
         cfg = cfg.replace(steps=steps, batch_size=batch_size)
         # The run records one dataset, which `eval` takes by default: resuming on another
         # would record that one alone, as if every step had been trained on it. (A record of
@@ -224,6 +229,21 @@ def _truncate_log(path: Path, step: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(keep), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _refuse_other_config(run: Path, given: RestorerConfig, cfg: RestorerConfig) -> None:
+    """Refuse a config given to `--resume` that differs from the run's `cfg` in more than the
+    fields a resume may set (steps, batch_size; objective is checked apart), naming them."""
+    skip = {"steps", "batch_size", "objective"}
+    mine, theirs = given.to_dict(), cfg.to_dict()
+    differ = [k for k in theirs if k not in skip and mine.get(k) != theirs[k]]
+    if differ:
+        fields = ", ".join(f"{k}={mine[k]!r} (the run's {theirs[k]!r})" for k in differ[:3])
+        fields += f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise RefusedError(
+            f"--resume: {run} was trained with another config: {fields}; drop --config "
+            "(a resumed run keeps its config.json), or train another run (--out)"
+        )
 
 
 def _run_name(dataset: Path, cfg: RestorerConfig) -> str:
