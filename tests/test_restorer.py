@@ -1506,3 +1506,26 @@ def test_resume_with_another_config_is_refused(
     r = runner.invoke(app, [*common, "--resume", "--steps", "6"])
     assert r.exit_code == 0, r.output
     assert json.loads((run / "config.json").read_text())["channels"] == PRESETS["tiny"].channels
+
+
+def test_train_refuses_an_out_that_holds_other_files(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`--out` naming the dataset folder (or any folder of other files) wrote the run's
+    config.json, weights and log among them, and `eval` then took the dataset for a run. A
+    folder that holds files but no run is refused, naming it, before anything is written; an
+    empty one is taken."""
+    data = tmp_path / "data"
+    shutil.copytree(toy_dataset, data)
+    before = sorted(p.name for p in data.iterdir())
+    args = ["train", "--data", str(data), "--steps", "1", "--quiet", "--device", "cpu"]
+    r = runner.invoke(app, [*args, "--out", str(data)])
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert str(data) in line and "--out" in line, line
+    assert sorted(p.name for p in data.iterdir()) == before
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, [*args, "--batch-size", "1", "--out", str(tmp_path / "empty")])
+    assert r.exit_code == 0, r.output

@@ -84,7 +84,8 @@ def train(
             the same step or not at all) are bit-identical on the CPU.
 
     Raises:
-        RefusedError: bad dataset, config or device; a run already there without `resume`;
+        RefusedError: bad dataset, config or device; a run already there without `resume`,
+            or a folder of other files;
             `resume` of a run trained on another dataset, config or objective.
     """
     root_path = resolve_root(root)
@@ -121,6 +122,12 @@ def train(
         # (weights without a state.json are a first checkpoint killed while written: nothing
         # to resume, and --resume refuses it, so it starts again)
         raise RefusedError(f"{run}: a run is already there; pass --resume, or another --out")
+    elif run.is_dir() and not (run / ckpt.CONFIG).is_file() and _visible_files(run):
+        # (a run's config.json is its first file: a folder of others is none, a dataset's say)
+        raise RefusedError(
+            f"{'--out ' if out is not None else ''}{run}: a folder of other files, not a run "
+            f"(no {ckpt.CONFIG}); pass a new or empty folder for the run"
+        )
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
 
@@ -244,6 +251,11 @@ def _refuse_other_config(run: Path, given: RestorerConfig, cfg: RestorerConfig) 
             f"--resume: {run} was trained with another config: {fields}; drop --config "
             "(a resumed run keeps its config.json), or train another run (--out)"
         )
+
+
+def _visible_files(folder: Path) -> bool:
+    """Whether `folder` holds anything but hidden files (a temporary one of a killed write)."""
+    return any(not p.name.startswith(".") for p in folder.iterdir())
 
 
 def _run_name(dataset: Path, cfg: RestorerConfig) -> str:
