@@ -1469,7 +1469,7 @@ def test_eval_table_keeps_the_digits_of_small_metrics(
     report = json.loads(runner.invoke(app, [*args, "--json", "--quiet"]).stdout)
     r = runner.invoke(app, [*args, "--quiet"])
     assert r.exit_code == 0, r.output
-    header, *rows = [line.split() for line in r.stdout.strip().splitlines()]
+    _run, header, *rows = [line.split() for line in r.stdout.strip().splitlines()]
     for row in rows:
         cells = dict(zip(header, row, strict=True))
         got = report[cells["method"]]
@@ -1529,3 +1529,49 @@ def test_train_refuses_an_out_that_holds_other_files(
     (tmp_path / "empty").mkdir()
     r = runner.invoke(app, [*args, "--batch-size", "1", "--out", str(tmp_path / "empty")])
     assert r.exit_code == 0, r.output
+
+
+def test_eval_and_restore_say_a_run_stopped_part_way(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A run whose last checkpoint is short of its config's steps (killed, or still training)
+    is evaluated and restored (researchers evaluate mid-training), but nothing said so. eval's
+    JSON names the checkpoint's step and the config's steps in its model row, its table says
+    `run RUN at step S of N`, and eval and restore warn in one line on stderr (stdout may be
+    JSON; --quiet silences progress bars, not warnings). A finished run warns of nothing."""
+    part = tmp_path / "part"
+    shutil.copytree(toy_run, part)
+    cfg = json.loads((part / "config.json").read_text())
+    (part / "config.json").write_text(json.dumps(cfg | {"steps": 12}))  # stopped at 6 of 12
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([3], 32, 32, seed=1)[0], 24.0)
+    for run, planned in ((part, 12), (toy_run, 6)):
+        warned = planned > 6
+        args = ["eval", str(run), "--data", str(toy_dataset), "--steps", "1", "--limit", "1", "-q"]
+        r = runner.invoke(app, [*args, "--json"])
+        assert r.exit_code == 0, r.output
+        report = json.loads(r.stdout)
+        assert set(report) == {"model", "input", "median", "gt"}
+        assert (report["model"]["step"], report["model"]["train_steps"]) == (6, planned)
+        table = runner.invoke(app, args)
+        assert table.exit_code == 0, table.output
+        assert table.stdout.splitlines()[0] == f"run {run.resolve()} at step 6 of {planned}"
+        out = tmp_path / f"out-{planned}.mp4"
+        restored = runner.invoke(
+            app, ["restore", str(src), "-o", str(out), "--checkpoint", str(run), "--steps", "1",
+                  "-q", "--json"],
+        )  # fmt: skip
+        assert restored.exit_code == 0, restored.output
+        done = json.loads(restored.stdout)
+        assert (done["step"], done["train_steps"]) == (6, planned)
+        for res in (r, table, restored):
+            lines = [s for s in res.stderr.splitlines() if s.strip()]
+            if warned:
+                (line,) = lines
+                assert line.startswith(f"warning: {run.resolve()}: ") and "step 6 of" in line
+                assert "12" in line, line
+            else:
+                assert lines == [], lines

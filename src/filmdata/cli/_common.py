@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +75,20 @@ def command(name: str | None = None, **kw: Any) -> Callable[[F], F]:
         return fn
 
     return deco
+
+
+@contextmanager
+def warnings_on_stderr() -> Iterator[None]:
+    """Each warning given inside, as it comes, as one line `warning: MESSAGE` on stderr (stdout
+    may be JSON). --quiet does not silence them: it silences progress bars."""
+    import warnings
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def print_json(obj: Any) -> None:

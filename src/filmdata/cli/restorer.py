@@ -10,7 +10,16 @@ from pathlib import Path
 
 import typer
 
-from ._common import DeviceOpt, JsonOpt, QuietOpt, RootOpt, command, print_json, print_table
+from ._common import (
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    RootOpt,
+    command,
+    print_json,
+    print_table,
+    warnings_on_stderr,
+)
 
 
 @command("train")
@@ -99,13 +108,16 @@ def eval_cmd(
     """
     from ..restorer import evaluate
 
-    report = evaluate(
-        run, data, split=split, steps=steps, device=device, limit=limit, root=root, quiet=quiet
-    )
+    with warnings_on_stderr():  # (a run stopped part-way)
+        report = evaluate(
+            run, data, split=split, steps=steps, device=device, limit=limit, root=root, quiet=quiet
+        )
     failed = report.pop("failed", None)
     if json_:
         print_json(report | ({"failed": failed} if failed else {}))
     else:
+        model = report["model"]
+        typer.echo(f"run {model['run']} at step {model['step']} of {model['train_steps']}")
         # 4 significant digits, not the table's 3 decimals: E_warp is of the order of 1e-3 to
         # 1e-4, where those showed the GT's floor as 0
         print_table(
@@ -152,18 +164,19 @@ def restore_cmd(
     """Restore a whole video with a trained run: same frame count, fps, size and sound."""
     from ..restorer import restore
 
-    result = restore(
-        video,
-        out,
-        checkpoint,
-        steps=steps,
-        window=window,
-        overlap=overlap,
-        tile=tile,
-        device=device,
-        root=root,
-        quiet=quiet,
-    )
+    with warnings_on_stderr():  # (a run stopped part-way)
+        result = restore(
+            video,
+            out,
+            checkpoint,
+            steps=steps,
+            window=window,
+            overlap=overlap,
+            tile=tile,
+            device=device,
+            root=root,
+            quiet=quiet,
+        )
     if json_:
         print_json(result.to_dict())
     else:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ..errors import RefusedError
 from ..paths import refuse_unless_input_folder, resolve_root, runs_dir
@@ -92,12 +93,21 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     Raises:
         RefusedError: missing, or not a safetensors file.
     """
+    return _read_tensors_step(path)[0]
+
+
+def _read_tensors_step(path: Path) -> tuple[dict[str, torch.Tensor], int | None]:
+    """`read_tensors`, and the step the file was written at (its metadata; None where it
+    names none), read in one opening: a checkpoint written meanwhile is not mixed in."""
     if not path.is_file():
         raise RefusedError(f"{path}: missing; the run is incomplete (train it again)")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            step = (f.metadata() or {}).get("step")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (no dict: not iterable)
     except (SafetensorError, OSError, ValueError) as e:
         raise RefusedError(f"{path}: not a valid safetensors file ({e}); refused") from None
+    return tensors, int(step) if isinstance(step, str) and step.isdigit() else None
 
 
 def save_config(run: Path, cfg: RestorerConfig, extra: dict[str, Any] | None = None) -> None:
@@ -201,15 +211,19 @@ def load_optimizer(run: Path, opt: torch.optim.Optimizer, groups: Any) -> None:
         raise RefusedError(f"{run / OPTIM}: does not match the model ({e})") from None
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
+def load_weights(model: torch.nn.Module, path: Path) -> int | None:
+    """Load the weights of `path` into `model`; returns the step they were written at (None
+    where the file names none)."""
+    tensors, step = _read_tensors_step(path)
     try:
-        model.load_state_dict(read_tensors(path))
+        model.load_state_dict(tensors)
     except RuntimeError as e:
         # torch's first line is a heading ("Error(s) in loading state_dict for UNet:"); the
         # next names what differs (missing keys, a tensor's shapes)
         lines = [x.strip() for x in str(e).splitlines() if x.strip()]
         first = lines[1] if len(lines) > 1 else (lines[0] if lines else type(e).__name__)
         raise RefusedError(f"{path}: does not match config.json ({first})") from None
+    return step
 
 
 def load_model(
@@ -228,12 +242,44 @@ def load_model(
     Returns:
         (model, config, run folder).
     """
+    model, cfg, path, _ = load_run(run, root, device=device, ema=ema)
+    return model, cfg, path
+
+
+def load_run(
+    run: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    ema: bool = True,
+) -> tuple[Any, RestorerConfig, Path, int]:
+    """`load_model`, and the training step of the weights loaded: below the config's `steps`
+    for a run stopped part-way, or still training (`warn_part_way`).
+
+    Returns:
+        (model, config, run folder, step).
+    """
     from .model import UNet
 
     path = resolve_run(run, root)
     cfg = load_config_json(path)
-    checkpoint_step(path)  # (a checkpoint interrupted while written is not taken for whole)
+    step = checkpoint_step(path)  # (a checkpoint interrupted while written is not taken whole)
     model = UNet(cfg)
     weights = path / EMA if ema and (path / EMA).is_file() else path / MODEL
-    load_weights(model, weights)
-    return model.to(device).eval(), cfg, path
+    # (the step of the file read: a run still training may have checkpointed since)
+    loaded = load_weights(model, weights)
+    return model.to(device).eval(), cfg, path, step if loaded is None else loaded
+
+
+def warn_part_way(run: Path, cfg: RestorerConfig, step: int, doing: str) -> None:
+    """Warn (`UserWarning`) where the run's checkpoint of `step` is short of its config's steps:
+    it stopped part-way or is still training. Such a run is used, not refused (a run is
+    evaluated mid-training), but said so; `doing` says what is done with it."""
+    if step < cfg.steps:
+        warnings.warn(
+            f"{run}: its checkpoint is at step {step} of the {cfg.steps} its config trains "
+            f"(the run stopped part-way, or is still training); {doing} the weights of step "
+            f"{step}",
+            UserWarning,
+            stacklevel=3,
+        )

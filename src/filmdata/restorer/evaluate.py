@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .. import metrics as M
 from ..devices import pick_device
 from ..errors import ItemsFailed, MediaError, RefusedError
-from .checkpoint import load_model, trained_on
+from .checkpoint import load_run, trained_on, warn_part_way
 from .config import check_steps
 from .data import load_split, resolve_dataset, row_frames
 from .sampling import restore_array
@@ -50,16 +50,18 @@ def evaluate(
 
     Returns:
         {"model": {...}, "input": {...}, "median": {...}, "gt": {...}}, each with `psnr`, `ssim`,
-        `ewarp`, `tof`, `sec_per_frame` (psnr None for `gt`), plus `windows` and `frames`;
-        and where some window's frames do not decode, `failed`: [{"id", "error"}, ...] (the
-        metrics are those of the other windows).
+        `ewarp`, `tof`, `sec_per_frame` (psnr None for `gt`), plus `windows` and `frames`
+        (`model` also: `run`, its folder; `step`, its checkpoint's training step; and
+        `train_steps`, its config's steps: a run stopped part-way, or still training, has
+        fewer, and warns so); and where some window's frames do not decode, `failed`:
+        [{"id", "error"}, ...] (the metrics are those of the other windows).
 
     Raises:
         RefusedError: a bad run, dataset, split or device.
         ItemsFailed: no window of the split decodes.
     """
     dev = pick_device(device)
-    model, cfg, run_dir = load_model(run, root, device=dev)
+    model, cfg, run_dir, step = load_run(run, root, device=dev)
     check_steps(cfg, steps)
     if data is None:
         data = trained_on(run_dir)
@@ -69,6 +71,7 @@ def evaluate(
     # frames decoded here, row by row: `datasets` decodes a batch of rows at once, and one
     # frame that does not decode ended the whole evaluation in its iterator
     rows = load_split(dataset, split).decode(False)
+    warn_part_way(run_dir, cfg, step, "evaluating")  # (once the input is taken)
     failed: list[dict[str, Any]] = []
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "model": lambda lq: restore_array(model, lq, cfg, steps=steps, device=dev, seed=seed),
@@ -114,6 +117,7 @@ def evaluate(
         s = sums[name]
         report[name] = {k: s[k] / frames for k in KEYS} | {"windows": windows, "frames": frames}
     report["gt"]["psnr"] = None  # identical to itself: infinite
+    report["model"] |= {"run": str(run_dir), "step": step, "train_steps": cfg.steps}
     if failed:
         report["failed"] = failed  # type: ignore[assignment]
     return report

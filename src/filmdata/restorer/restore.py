@@ -15,7 +15,7 @@ from ..devices import pick_device
 from ..errors import MediaError, RefusedError
 from ..paths import refuse_unless_file, refuse_unwritable_file
 from ..video import file_aspect, file_short, iter_decoded, probe, turns, upright, write_video
-from .checkpoint import load_model
+from .checkpoint import load_run, warn_part_way
 from .config import check_steps
 from .sampling import restore_stream
 
@@ -49,6 +49,9 @@ class RestoreResult:
     # why the input's frames ended well before those it declares (a capture stopped
     # mid-write, a truncated copy: `video.frames_short`, align's rule), else None
     short: str | None = None
+    # the run's checkpoint step and its config's steps (fewer: stopped part-way, or training)
+    step: int = 0
+    train_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
@@ -99,7 +102,7 @@ def restore(
     if out_path.exists() and Path(video).exists() and os.path.samefile(out_path, video):
         raise RefusedError(f"-o {out}: is the input video; write the restoration to another file")
     dev = pick_device(device)
-    model, cfg, _ = load_model(checkpoint, root, device=dev)
+    model, cfg, run_dir, step = load_run(checkpoint, root, device=dev)
     check_steps(cfg, steps)
     T = window or cfg.window
     K = T // 2 if overlap is None else overlap
@@ -107,6 +110,7 @@ def restore(
         raise RefusedError(f"--window {T} --overlap {K}: use window >= 1 and 0 <= overlap < window")
     if tile < 16:
         raise RefusedError(f"tile={tile}: use 16 pixels or more")
+    warn_part_way(run_dir, cfg, step, "restoring with")  # (once the input is taken)
     info = probe(video, count=False)
     t0 = time.perf_counter()
     clock: list[float] = []  # the latest frame time seen (`_one_size`)
@@ -132,7 +136,17 @@ def restore(
     w, h = info.width, info.height
     short = file_short(video, n, clock[-1] if clock else None)
     return RestoreResult(
-        out_path, n, w, h, info.fps, seconds, n / max(seconds, 1e-9), info.declared_frames, short
+        out_path,
+        n,
+        w,
+        h,
+        info.fps,
+        seconds,
+        n / max(seconds, 1e-9),
+        info.declared_frames,
+        short,
+        step=step,
+        train_steps=cfg.steps,
     )
 
 
