@@ -1575,3 +1575,35 @@ def test_eval_and_restore_say_a_run_stopped_part_way(
                 assert "12" in line, line
             else:
                 assert lines == [], lines
+
+
+def test_eval_and_restore_refuse_steps_for_a_regression_run(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A regression run restores in one pass: it has no sampling steps, and --steps was taken
+    and dropped without a word (the same output at any --steps). Refused in one line naming the
+    run and its objective (exit 2, nothing written), as other options that do not apply are
+    (synth --scenes without --input, fetch --prune with --only); without --steps it runs."""
+    reg = tmp_path / "reg"
+    shutil.copytree(toy_run, reg)  # (the backbone is the same for both objectives)
+    cfg = json.loads((reg / "config.json").read_text())
+    (reg / "config.json").write_text(json.dumps(cfg | {"objective": "regression"}))
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([3], 32, 32, seed=1)[0], 24.0)
+    out = tmp_path / "out.mp4"
+    for args in (
+        ["restore", str(src), "-o", str(out), "--checkpoint", str(reg)],
+        ["eval", str(reg), "--data", str(toy_dataset), "--limit", "1"],
+    ):
+        r = runner.invoke(app, [*args, "--steps", "2", "-q", "--device", "cpu", "--json"])
+        assert r.exit_code == 2, r.output
+        (line,) = [s for s in r.output.splitlines() if s.strip()]
+        assert line.startswith("error: --steps 2: ") and str(reg.resolve()) in line, line
+        assert "regression" in line and "drop --steps" in line, line
+        assert not out.exists()
+        r = runner.invoke(app, [*args, "-q", "--device", "cpu", "--json"])
+        assert r.exit_code == 0, r.output
+        out.unlink(missing_ok=True)

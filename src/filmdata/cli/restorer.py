@@ -92,7 +92,7 @@ def eval_cmd(
     ),
     split: str = typer.Option("validation", "--split", help="Dataset split to evaluate on."),
     steps: int | None = typer.Option(
-        None, "--steps", min=1, help="Sampling steps (default: config)."
+        None, "--steps", min=1, help="Sampling steps of a diffusion run (default: config)."
     ),
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Evaluate only the first N windows."
@@ -143,7 +143,7 @@ def restore_cmd(
     ),
     checkpoint: str = typer.Option(..., "--checkpoint", help="Run folder (or name under runs)."),
     steps: int | None = typer.Option(
-        None, "--steps", min=1, help="Sampling steps (default: config)."
+        None, "--steps", min=1, help="Sampling steps of a diffusion run (default: config)."
     ),
     window: int | None = typer.Option(
         None, "--window", min=1, help="Frames per window (default: run)."

@@ -202,12 +202,21 @@ def _steps_allowed(c: RestorerConfig) -> str:
     )
 
 
-def check_steps(c: RestorerConfig, steps: int | None) -> None:
-    """Refuse `--steps` beyond what the run's schedule has (`most_sample_steps`).
+def check_steps(c: RestorerConfig, steps: int | None, run: os.PathLike[str] | str = "") -> None:
+    """Refuse `--steps` beyond what the run's schedule has (`most_sample_steps`), and any for
+    the regression objective, which restores in one pass: it has no sampling steps, and
+    `sampling.sample_window` took and dropped them (the same output at any --steps).
 
     Raises:
-        RefusedError: naming the option, the value and the most allowed.
+        RefusedError: naming the option, the value and the most allowed (or the run and its
+            objective).
     """
+    if steps is not None and c.objective == "regression":
+        raise RefusedError(
+            f"--steps {steps}: {'run ' + str(run) if run else 'the run'} was trained with the "
+            "regression objective, which restores in one pass and has no sampling steps; "
+            "drop --steps"
+        )
     if steps is not None and steps > most_sample_steps(c):
         raise RefusedError(
             f"--steps {steps}: more than the run's schedule has; {_steps_allowed(c)}"

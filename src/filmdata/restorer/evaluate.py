@@ -62,7 +62,7 @@ def evaluate(
     """
     dev = pick_device(device)
     model, cfg, run_dir, step = load_run(run, root, device=dev)
-    check_steps(cfg, steps)
+    check_steps(cfg, steps, run_dir)
     if data is None:
         data = trained_on(run_dir)
         if data is None:

@@ -103,7 +103,7 @@ def restore(
         raise RefusedError(f"-o {out}: is the input video; write the restoration to another file")
     dev = pick_device(device)
     model, cfg, run_dir, step = load_run(checkpoint, root, device=dev)
-    check_steps(cfg, steps)
+    check_steps(cfg, steps, run_dir)
     T = window or cfg.window
     K = T // 2 if overlap is None else overlap
     if T < 1 or not 0 <= K < T:
