@@ -1636,3 +1636,19 @@ def test_eval_times_the_model_without_its_first_calls_one_off_costs(
     report = evaluate(toy_run, toy_dataset, device="cpu", limit=1, quiet=True)
     assert report["model"]["frames"] == 4
     assert report["model"]["sec_per_frame"] < 0.05, report["model"]
+
+
+def test_the_restorer_options_help_names_their_defaults() -> None:
+    """restore --overlap ("Frames shared by windows.") and train --batch-size ("Windows per
+    batch.") did not say what they are when not given (half the window; the config's), as
+    the options beside them do."""
+    import typer
+
+    group = typer.main.get_command(app)
+    helps = {
+        (name, p.name): p.help or ""
+        for name, cmd in group.commands.items()  # type: ignore[attr-defined]
+        for p in cmd.params
+    }
+    assert "default: half the window" in helps[("restore", "overlap")]
+    assert "default: config" in helps[("train", "batch_size")]

@@ -37,7 +37,9 @@ def train_cmd(
     steps: int | None = typer.Option(
         None, "--steps", min=1, help="Training steps (default: config)."
     ),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Windows per batch."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="Windows per batch (default: config)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Run folder (default ROOT/runs/<name>)."),
     device: str = DeviceOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoint."),
@@ -148,7 +150,9 @@ def restore_cmd(
     window: int | None = typer.Option(
         None, "--window", min=1, help="Frames per window (default: run)."
     ),
-    overlap: int | None = typer.Option(None, "--overlap", min=0, help="Frames shared by windows."),
+    overlap: int | None = typer.Option(
+        None, "--overlap", min=0, help="Frames shared by windows (default: half the window)."
+    ),
     tile: int = typer.Option(
         256,
         "--tile",
