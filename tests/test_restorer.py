@@ -1652,3 +1652,26 @@ def test_the_restorer_options_help_names_their_defaults() -> None:
     }
     assert "default: half the window" in helps[("restore", "overlap")]
     assert "default: config" in helps[("train", "batch_size")]
+
+
+def test_restore_names_the_window_it_refuses_an_overlap_against(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An --overlap as long as the run's window was refused as `--window 3 --overlap 3`,
+    naming a --window the user had not given. A window not given is said to be the run's."""
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([3], 32, 32, seed=1)[0], 24.0)
+    window = json.loads((toy_run / "config.json").read_text())["window"]
+    out = tmp_path / "out.mp4"
+    base = ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "-q"]
+    for extra, want in (
+        (["--overlap", str(window)], f"--overlap {window} with the run's window {window}:"),
+        (["--window", "2", "--overlap", "2"], "--overlap 2 with --window 2:"),
+    ):
+        r = runner.invoke(app, [*base, *extra])
+        assert r.exit_code == 2, r.output
+        (line,) = [s for s in r.output.splitlines() if s.strip()]
+        assert line.startswith(f"error: {want}"), line
+        assert not out.exists()

@@ -107,7 +107,9 @@ def restore(
     T = window or cfg.window
     K = T // 2 if overlap is None else overlap
     if T < 1 or not 0 <= K < T:
-        raise RefusedError(f"--window {T} --overlap {K}: use window >= 1 and 0 <= overlap < window")
+        # (a window not given is the run's: said so, not shown as if the user had given it)
+        given = f"--window {T}" if window else f"the run's window {T}"
+        raise RefusedError(f"--overlap {K} with {given}: use 0 <= overlap < window")
     if tile < 16:
         raise RefusedError(f"tile={tile}: use 16 pixels or more")
     warn_part_way(run_dir, cfg, step, "restoring with")  # (once the input is taken)
