@@ -29,7 +29,7 @@ from filmdata.errors import RefusedError
 from filmdata.shards import decode_image
 from filmdata.synth import Clip, plan, replay_row, synth
 from filmdata.synthetic import render_shots
-from filmdata.video import comb_blocks, read_frames
+from filmdata.video import comb_blocks, read_frames, write_video
 
 T, S = 3, 32
 
@@ -1424,6 +1424,26 @@ def test_one_file_given_twice_is_refused(tmp_path: Path, runner) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert f"--input {again}: the same file as --input {path}" in result.output
+
+
+def test_an_input_cut_short_is_refused_naming_it(tmp_path: Path, runner) -> None:
+    """A Matroska file cut in half (a copy stopped part-way) still declares all its frames,
+    but its packets end at the cut: `synth --input` made windows of its first half as the
+    whole file (exit 0), though `--scenes`, `scenes`, `align` and `fetch` refuse it. Refused
+    (exit 2, one line naming the file and both counts) before anything is written."""
+    frames, _ = render_shots((40, 40, 40), 96, 64, seed=2)
+    whole = tmp_path / "whole.mkv"
+    write_video(whole, frames, 24)
+    half = tmp_path / "half.mkv"
+    half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    for scenes in ([], ["--scenes"]):
+        args = ["synth", "--templates", str(_templates()), "--input", str(half), "--out",
+                str(tmp_path / "ds"), "--size", "32", "--quiet", *scenes]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        (line,) = [s for s in result.output.splitlines() if s.strip()]
+        assert line.startswith(f"error: {half}: decode failed after "), line
+        assert " of 120 frames" in line and not (tmp_path / "ds" / "data").exists()
 
 
 def test_an_interrupted_first_run_does_not_load_as_complete(

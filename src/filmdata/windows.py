@@ -107,6 +107,7 @@ def input_clips(
         key_samples,
         picture_box,
         pixel_aspect,
+        refuse_short,
         stream_fps,
     )
 
@@ -131,13 +132,22 @@ def input_clips(
                     f"(the GT would look washed out); make an SDR copy first: {TONE_MAP}"
                 )
             fps, w, h = stream_fps(v), v.codec_context.width, v.codec_context.height
+            n, top = 0, None  # packets, the latest pts among them
             try:
                 # Packets an edit list cuts away (is_discard) never come out of the decoder.
-                n = sum(1 for pkt in c.demux(v) if pkt.size and not pkt.is_discard)
+                for pkt in c.demux(v):
+                    if pkt.size and not pkt.is_discard:
+                        n += 1
+                        if pkt.pts is not None and (top is None or pkt.pts > top):
+                            top = pkt.pts
             except av.error.FFmpegError as e:
                 raise MediaError(f"{path}: cannot read: {e}") from None
             if n == 0 or not w or not h:
                 raise MediaError(f"{path}: no video frames")
+            # a file cut short (a copy stopped part-way) declares frames its packets lack:
+            # refused, as `--scenes`, `scenes` and `align` refuse it
+            last = float(top * v.time_base) if top is not None and v.time_base else None
+            refuse_short(str(path), v, c, fps, n, None, last)
             samples, turned = key_samples(c, v)  # upright
             if turned % 2:  # a stream turned a quarter: its sizes as shown
                 w, h = h, w
