@@ -65,6 +65,25 @@ def test_not_media(tmp_path: Path) -> None:
         probe(tmp_path)
 
 
+def test_a_file_that_is_not_media_is_named_once_with_ffmpegs_reason(tmp_path: Path) -> None:
+    """A file FFmpeg cannot open was named twice, with FFmpeg's error number between:
+    "x.mp4: cannot open as media: [Errno 1094995529] Invalid data found when processing
+    input: 'x.mp4'" (in `scenes`, `align`, `synth --input`; `fetch` words it without them).
+    The file once, then FFmpeg's reason."""
+    from typer.testing import CliRunner
+
+    from filmdata.cli import app
+
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video\n" * 100)
+    want = f"{bad}: cannot open as media: Invalid data found when processing input"
+    with pytest.raises(MediaError) as e:
+        probe(bad)
+    assert str(e.value) == want
+    res = CliRunner().invoke(app, ["scenes", str(bad), "--json"])
+    assert res.exit_code == 2 and res.stderr.strip() == f"error: {want}", res.output
+
+
 def test_probe_time_limit(clip: Path) -> None:
     assert probe(clip, timeout=30).frames == 24
 

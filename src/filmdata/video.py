@@ -255,7 +255,9 @@ def _open(path: str | os.PathLike[str]) -> Any:
     try:
         return av.open(path, metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise MediaError(f"{path}: cannot open as media: {e}") from None
+        # FFmpeg's reason alone: its str() adds "[Errno N]" and the path again
+        why = e.strerror if isinstance(e, av.error.FFmpegError) and e.strerror else e
+        raise MediaError(f"{path}: cannot open as media: {why}") from None
 
 
 def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:

@@ -82,7 +82,9 @@ def decode_gray(
     try:
         c = av.open(path, metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise MediaError(f"{path}: cannot open as media: {e}") from None
+        # FFmpeg's reason alone: its str() adds "[Errno N]" and the path again
+        why = e.strerror if isinstance(e, av.error.FFmpegError) and e.strerror else e
+        raise MediaError(f"{path}: cannot open as media: {why}") from None
     with c:
         v = _video_stream(c, path)
         fps = stream_fps(v)
