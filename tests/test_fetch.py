@@ -258,6 +258,43 @@ def test_local_captures_copy_link_missing(
     assert (linked_root / "raw/vhs/tape.mkv").stat().st_ino == (caps / "tape.mkv").stat().st_ino
 
 
+def test_a_source_fetched_again_with_other_content_keeps_no_clips_of_the_old(
+    runner: CliRunner, root: Path, tmp_path: Path, footage: dict[str, bytes]
+) -> None:
+    """A capture replaced (a tape captured again) is fetched again, but its clips stayed in
+    the catalog as kept: frame ranges and picture boxes of the old file, which `synth` cut
+    from the new one (windows of other shots, or past its end: failed). Its clips, and
+    their exported files, go with the old content; a re-fetch of the same bytes keeps them."""
+    from filmdata.scenes.cut import cut, list_clips
+
+    caps = tmp_path / "captures"
+    caps.mkdir()
+    (caps / "reel.mkv").write_bytes(footage["b"])
+    m = write_manifest(tmp_path / "m.yaml", "m", [{"id": "reel", "path": "captures/reel.mkv"}])
+    assert fetch_json(runner, str(m), "--root", str(root))[0] == 0
+    cut(root, min_len=0.1, export=True, quiet=True)
+    before = list_clips(root)
+    assert before and any(c["path"] for c in before)
+    (caps / "reel.mkv").write_bytes(footage["b"])  # the same bytes, touched: clips stay
+    code, items = fetch_json(runner, str(m), "--root", str(root))
+    assert code == 0 and [i["status"] for i in items] == ["fetched"]
+    assert list_clips(root) == before
+    (caps / "reel.mkv").write_bytes(footage["a"])  # other content at the same path
+    code, items = fetch_json(runner, str(m), "--root", str(root))
+    assert code == 0 and items[0]["sha256"] == sha(footage["a"])
+    assert list_clips(root) == []
+    assert not list((root / "clips").rglob("*.mp4"))
+    # a re-fetch that failed in between (its copy removed, no sha256 recorded) leaves
+    # nothing to compare with: the clips go too
+    cut(root, min_len=0.1, quiet=True)
+    assert list_clips(root, status="kept")
+    (caps / "reel.mkv").write_bytes(b"not a video\n" * 100)
+    assert fetch_json(runner, str(m), "--root", str(root))[0] == 1
+    (caps / "reel.mkv").write_bytes(footage["b"])
+    assert fetch_json(runner, str(m), "--root", str(root))[0] == 0
+    assert list_clips(root) == []
+
+
 def test_a_manifest_given_twice_is_fetched_once(
     root: Path, tmp_path: Path, footage: dict[str, bytes]
 ) -> None:

@@ -23,8 +23,8 @@ from ..manifest import Manifest, load_manifest
 from ..paths import refuse_unless_file, resolve_root
 from . import pool
 from .item import Item, Options, attempt, try_lock, unlock
+from .prune import _remove_exports, prune_pairs, stale, stale_pairs
 from .prune import prune as prune_stale
-from .prune import prune_pairs, stale, stale_pairs
 from .report import FetchFailed, FetchReport, ItemResult
 
 _PROXY = re.compile(r"^(https?|socks4a?|socks5h?)://[^\s]+$")
@@ -450,6 +450,13 @@ def _record(cat: Catalog, out: pool.Outcome, root: Path) -> bool:
         return False
     if out.status == "fetched":
         row = dict(out.result["row"])
+        if (it.previous or {}).get("sha256") != row.get("sha256"):
+            # other content than the catalog's (or none recorded: a failed re-fetch removed
+            # it): clips cut from the old one (frame ranges, picture box) name none of the new
+            # one's frames, and `synth` takes kept clips
+            clips = cat.clips(manifest=it.manifest, source=it.id)
+            cat.replace_many("clips", {"manifest": it.manifest, "source": it.id}, [])
+            _remove_exports(root, clips)
         cat.upsert_source(
             {
                 **base,
