@@ -276,6 +276,36 @@ def test_a_file_cut_short_is_refused_naming_it(
     assert detect_scenes(gap, detector)[-1].end_frame == 120
 
 
+def test_a_stream_that_stops_decoding_is_named_at_the_frame_that_failed(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A file damaged mid-stream (a stretch of its packets zeroed) stopped `scenes` with
+    "decode failed at frame 35: [Errno 1094995529] Invalid data found when processing input:
+    'avcodec_send_packet()'": the last frame that decoded (every other reader names the
+    one that failed, 36), FFmpeg's error number and the name of its function. One line
+    (exit 2) naming the frame that failed, with FFmpeg's reason alone, as `iter_frames`."""
+    from filmdata.video import read_frames
+
+    frames, _ = render_shots((40, 40, 40), 96, 64, seed=2)
+    whole = tmp_path / "whole.mp4"
+    write_video(whole, frames, 24)
+    data = bytearray(whole.read_bytes())
+    a, b = len(data) // 3, len(data) // 2
+    data[a:b] = bytes(b - a)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(MediaError) as read:
+        read_frames(bad)
+    want = str(read.value)
+    assert want.startswith(f"{bad}: decode failed at frame ") and "Errno" not in want, want
+    assert "avcodec" not in want and want.endswith("Invalid data found when processing input")
+    with pytest.raises(MediaError) as detected:
+        detect_scenes(bad)
+    assert str(detected.value) == want
+    res = runner.invoke(app, ["scenes", str(bad), "--json"])
+    assert res.exit_code == 2 and res.stderr.strip() == f"error: {want}", res.output
+
+
 def test_unknown_detector_is_refused(runner: CliRunner, clip: Path) -> None:
     res = runner.invoke(app, ["scenes", str(clip), "--detector", "nope"])
     assert res.exit_code == 2 and "use one of" in res.stderr

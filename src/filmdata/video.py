@@ -920,7 +920,10 @@ def _decoded(
                     break
                 yield index, frame
         except av.error.FFmpegError as e:
-            raise MediaError(f"{path}: decode failed at frame {index + 1}: {e}") from None
+            # FFmpeg's reason alone: its str() adds "[Errno N]" and the function that failed
+            raise MediaError(
+                f"{path}: decode failed at frame {index + 1}: {e.strerror or e}"
+            ) from None
         if seek and first:
             return False
         if whole and end is None:

@@ -249,7 +249,11 @@ def _luma(
                 bar.update(1)
                 yield index, cv2.resize(y, size, interpolation=cv2.INTER_AREA)
         except av.error.FFmpegError as e:
-            raise MediaError(f"{path}: decode failed at frame {index}: {e}") from None
+            # the frame that failed (`index` is the last that decoded), FFmpeg's reason alone
+            # (its str() adds "[Errno N]" and the name of the function that failed)
+            raise MediaError(
+                f"{path}: decode failed at frame {index + 1}: {e.strerror or e}"
+            ) from None
         if end is None:
             refuse_short(str(path), v, c, stream_fps(v), index + 1, None, last)
 
