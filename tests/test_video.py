@@ -84,6 +84,30 @@ def test_a_file_that_is_not_media_is_named_once_with_ffmpegs_reason(tmp_path: Pa
     assert res.exit_code == 2 and res.stderr.strip() == f"error: {want}", res.output
 
 
+def test_a_decode_stopped_short_by_an_error_gives_ffmpegs_reason_alone(tmp_path: Path) -> None:
+    """A file damaged mid-stream (a stretch of its packets zeroed), given to `align`, was
+    refused with "decode failed after 36 of 120 frames: [Errno 1094995529] Invalid data
+    found when processing input: 'avcodec_send_packet()'" (`refuse_short` of the decoder's
+    error): FFmpeg's error number and the name of its function. Its reason alone."""
+    from typer.testing import CliRunner
+
+    from filmdata.cli import app
+
+    frames, _ = render_shots((40, 40, 40), 96, 64, seed=2)
+    whole = tmp_path / "whole.mp4"
+    write_video(whole, frames, 24)
+    data = bytearray(whole.read_bytes())
+    a, b = len(data) // 3, len(data) // 2
+    data[a:b] = bytes(b - a)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    res = CliRunner().invoke(app, ["align", str(bad), str(whole), "--json", "-q"])
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"error: {bad}: decode failed after "), line
+    assert line.endswith(" of 120 frames: Invalid data found when processing input"), line
+
+
 def test_probe_time_limit(clip: Path) -> None:
     assert probe(clip, timeout=30).frames == 24
 

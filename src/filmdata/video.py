@@ -350,7 +350,8 @@ def refuse_short(
     short = frames_short(v, c, fps, got, last)
     if short is not None:
         declared, why = short
-        why = str(error) if error is not None else why
+        if error is not None:  # FFmpeg's reason alone: its str() adds "[Errno N]" and a name
+            why = getattr(error, "strerror", None) or str(error)
         raise MediaError(f"{path}: decode failed after {got} of {declared} frames: {why}")
 
 

@@ -211,7 +211,8 @@ def _rest(
                 break
     except (av.error.FFmpegError, ValueError) as e:
         if not sink.small and not sink.kept:
-            raise MediaError(f"{path}: decode failed: {e}") from None
+            why = getattr(e, "strerror", None) or e  # (FFmpeg's str() adds "[Errno N]")
+            raise MediaError(f"{path}: decode failed: {why}") from None
         sink.error = e
     return None
 
