@@ -170,6 +170,31 @@ def test_bad_options_refused(runner: CliRunner, tmp_path: Path) -> None:
     assert not r.exists()
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("session=secret42\n", "does not look like a Netscape format cookies file"),
+        ('[{"name": "session", "value": "secret42"}]\n', "must be Netscape formatted, not JSON"),
+    ],
+)
+def test_a_cookies_file_yt_dlp_cannot_read_is_refused(
+    runner: CliRunner, tmp_path: Path, text: str, why: str
+) -> None:
+    """A --cookies file that is no Netscape cookies.txt (a browser extension's JSON export,
+    a header copied from devtools) passed the check, and every URL source failed on it in
+    turn (exit 1, each recorded as failed with yt-dlp's reason). Refused before anything
+    runs (exit 2, one line naming the file and yt-dlp's reason), nothing made."""
+    m = write_manifest(tmp_path / "m.yaml", "m", [{"id": "a", "url": "https://example.com/a"}])
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(text)
+    r = tmp_path / "r"
+    result = runner.invoke(app, ["fetch", str(m), "--root", str(r), "--cookies", str(cookies)])
+    assert result.exit_code == 2, result.output
+    (line,) = [s for s in result.output.splitlines() if s.strip()]
+    assert line.startswith(f"error: --cookies {cookies}: not a cookies file yt-dlp reads"), line
+    assert why in line and not r.exists()
+
+
 @pytest.mark.parametrize("sleep", ["nan", "inf"])
 def test_a_sleep_that_is_no_number_of_seconds_is_refused(
     runner: CliRunner, tmp_path: Path, sleep: str

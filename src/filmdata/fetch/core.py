@@ -7,6 +7,8 @@ A failed item becomes a row with its reason and the others go on.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import re
@@ -69,6 +71,20 @@ def _check_options(
     refuse_unless_file(
         path, "cookies file", name=f"--cookies {cookies}", hint="give a Netscape cookies.txt"
     )
+    # read as yt-dlp will read it (else every URL source fails on it in turn); the lines it
+    # skips it warns of when it downloads, not here too
+    from http.cookiejar import LoadError
+
+    from yt_dlp.cookies import YoutubeDLCookieJar
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            YoutubeDLCookieJar(str(path)).load()
+    except (LoadError, OSError, UnicodeDecodeError) as e:
+        raise RefusedError(
+            f"--cookies {cookies}: not a cookies file yt-dlp reads ({e}); give a Netscape "
+            "cookies.txt (its first line '# Netscape HTTP Cookie File')"
+        ) from None
     return str(path)
 
 
