@@ -101,6 +101,32 @@ def test_hostile_manifests_refused(tmp_path: Path, body: str, needle: str) -> No
     assert not (tmp_path / "PWNED").exists()
 
 
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (
+            "sources:\n  - idd: a\n    url: https://x.org/a\n",
+            "source #1: idd: unknown field",
+        ),
+        (
+            "sources:\n  - id: a\n    url: https://x.org/a\n  - id: b\n    url: https://x.org/b\n"
+            "pairs:\n  - id: p\n    lqq: a\n    gt: b\n",
+            "pair 'p': lqq: unknown field",
+        ),
+    ],
+)
+def test_a_misspelt_required_field_is_named_as_written(
+    tmp_path: Path, body: str, line: str
+) -> None:
+    """A required field misspelt (`idd:`, `lqq:`) was refused as the field missing ("pair
+    'p': lq: Field required"), not naming the key the user wrote, as a misspelt optional
+    field (`colour:`) is named. The unknown key is named: it is the one to fix."""
+    path = write(tmp_path, body)
+    with pytest.raises(ManifestError) as e:
+        load_manifest(path)
+    assert str(e.value) == f"{path}: {line}"
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="no such file"):
         load_manifest(tmp_path / "nope.yaml")

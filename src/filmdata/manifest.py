@@ -247,7 +247,10 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     try:
         m = Manifest(**data, file=str(path), folder=str(folder))
     except ValidationError as e:
-        err = e.errors()[0]
+        # a misspelt key first: a required field misspelt is also "missing", and the key as
+        # written is the one to fix
+        errors = e.errors()
+        err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
         item, field = _where(tuple(err["loc"]), data)
         msg = err["msg"].removeprefix("Value error, ")
         # In YAML's words: a manifest holds lists and mappings, not tuples or model instances.
