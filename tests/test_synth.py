@@ -1742,3 +1742,34 @@ def test_a_catalog_source_refetched_with_other_content_is_refused(
         synth(_templates(), "film", root=root, name="ds", overwrite=True, **kw)["windows_made"]
         == 18
     )
+
+
+def test_a_fetched_source_not_cut_is_named_as_left_out(tmp_path: Path, runner) -> None:
+    """A synth from the catalog takes kept clips: a source fetched and not cut yet (or fetched
+    again with other content, its old clips gone) was left out of the dataset without a word.
+    The summary names it (`sources_not_cut`), and the command says so in one line; a source
+    cut with every clip dropped, or of a kind not taken, is not named."""
+    from filmdata.catalog import Catalog
+
+    root = tmp_path / "root"
+    for i in range(2):
+        _catalog_source(root, i)
+    with Catalog.at_root(root) as cat:
+        for sid, kind in (("fresh", "film"), ("tape", "vhs")):
+            make_clip(root / f"raw/m/{sid}.mp4", (12,), (72, 48), seed=5)
+            cat.upsert_source({"manifest": "m", "id": sid, "kind": kind, "status": "fetched",
+                               "path": f"raw/m/{sid}.mp4", "width": 72, "height": 48,
+                               "fps": 24.0})  # fmt: skip
+        cat.replace_many("clips", {"source": "s1"}, [
+            {**c, "status": "dropped", "reason": "dark"} for c in cat.clips(source="s1")
+        ])  # fmt: skip
+    kw = dict(clip_len=4, size=16, seed=0, device="cpu", quiet=True)
+    summary = synth(_templates(), "film", root=root, name="cat", **kw)
+    assert summary["sources_not_cut"] == ["fresh"]
+    args = ["synth", "--templates", str(_templates()), "--root", str(root), "--name", "cat2",
+            "--clip-len", "4", "--size", "16", "--device", "cpu", "--quiet"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "1 fetched source(s) with no clips left out (run `filmdata cut`): fresh" in (
+        result.output.splitlines()
+    ), result.output

@@ -53,6 +53,7 @@ from .windows import (
     input_clips,
     plan,
     plan_honouring,
+    sources_not_cut,
     window_pictures_or_failures,
 )
 
@@ -422,6 +423,7 @@ class _Plan:
     left_out: int
     gt_frames: dict[str, Any]
     no_validation: list[str]  # why a source has no validation windows (other configs)
+    not_cut: list[str]  # the catalog's fetched sources of the kinds with no clips (left out)
 
 
 def _plan_windows(
@@ -437,6 +439,7 @@ def _plan_windows(
     with `scenes`), or from the catalog's kept clips under `root`; honouring the GT frames
     other configs of the dataset hold (`held`: see `windows.plan_honouring`)."""
     clips = input_clips(inputs, scenes, quiet) if inputs else catalog_clips(root, kinds)
+    not_cut = [] if inputs else sources_not_cut(root, kinds)
     keys = content_keys(dict.fromkeys(c.path for c in clips), root)
     left: list[Window] = []
     no_val: list[str] = []
@@ -464,7 +467,7 @@ def _plan_windows(
         ),
         n,
     )
-    planned = _Plan(clips, splits, len(left), frames, no_val)
+    planned = _Plan(clips, splits, len(left), frames, no_val, not_cut)
     return planned, [w for ws in splits.values() for w in ws]
 
 
@@ -859,7 +862,9 @@ def synth(
         `size` crop in their picture; `clips_too_short`, `clips_too_short_ids`: no window);
         windows left out as other configs hold their GT frames
         (`windows_left_out_across_configs`), and why a source that would have validation
-        windows has none (`no_validation_across_configs`: others hold it in train).
+        windows has none (`no_validation_across_configs`: others hold it in train);
+        from the catalog, its fetched sources of `kinds` with no clips, left out
+        (`sources_not_cut`: never cut, or fetched again with other content since).
 
     Raises:
         RefusedError: (exit 2) bad options (`scenes` without `inputs` too), no clips, or an
@@ -1019,6 +1024,7 @@ def synth(
         # windows whose GT frames other configs of the dataset hold in train and validation
         summary["windows_left_out_across_configs"] = planned.left_out
         summary["no_validation_across_configs"] = planned.no_validation
+        summary["sources_not_cut"] = planned.not_cut
         if failed is not None:
             raise failed
         return summary

@@ -11,6 +11,7 @@ Every random choice of a window comes from (seed, window id) only (`window_seed`
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import re
@@ -232,6 +233,27 @@ def catalog_clips(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[Clip]:
             "run `filmdata cut` first, pass --kind, or give --input VIDEO"
         )
     return clips
+
+
+def sources_not_cut(root: Path, kinds: Sequence[str] = GT_KINDS) -> list[str]:
+    """The fetched sources of these `kinds` that have no clip rows, kept or dropped: never cut,
+    or fetched again with other content since (`fetch` drops the old file's clips). A synth
+    from the catalog leaves them out; said so, or a source fetched and not cut goes missing
+    from the dataset without a word. Named by id (`manifest/id` where two manifests share it).
+    """
+    from .catalog import Catalog
+
+    with Catalog.at_root(root) as cat:
+        cut = {(c["manifest"], c["source"]) for c in cat.clips()}
+        sources = cat.sources()
+    shared = collections.Counter(s["id"] for s in sources)
+    return [
+        f"{s['manifest']}/{s['id']}" if shared[s["id"]] > 1 else s["id"]
+        for s in sources
+        if s["status"] == "fetched"
+        and s.get("kind") in kinds
+        and (s["manifest"], s["id"]) not in cut
+    ]
 
 
 def holds(clip: Clip, size: int) -> bool:

@@ -170,6 +170,11 @@ def _show_summary(summary: dict, size: int, clip_len: int, json_: bool) -> None:
         )
     for why in summary.get("no_validation_across_configs") or []:
         typer.echo(f"no validation windows of {why}")
+    if summary.get("sources_not_cut"):
+        typer.echo(
+            f"{len(summary['sources_not_cut'])} fetched source(s) with no clips left out "
+            f"(run `filmdata cut`): {_names(summary['sources_not_cut'])}"
+        )
     typer.echo(f'load it: datasets.load_dataset("{summary["path"]}")')
 
 
