@@ -232,6 +232,21 @@ def write_cut_ts(path: Path, frames: int = 120, cut: int = 12) -> Path:
     return path
 
 
+def write_damaged(folder: Path) -> tuple[Path, Path]:
+    """(whole.mp4, bad.mp4) in `folder`: 120 frames of three shots, and a copy with a
+    stretch of its packets zeroed (from a third to half of the file): a file damaged
+    mid-stream, whose decoding stops with FFmpeg's "Invalid data" part-way."""
+    frames, _ = render_shots((40, 40, 40), 96, 64, seed=2)
+    whole = folder / "whole.mp4"
+    write_video(whole, frames, 24)
+    data = bytearray(whole.read_bytes())
+    a, b = len(data) // 3, len(data) // 2
+    data[a:b] = bytes(b - a)
+    bad = folder / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    return whole, bad
+
+
 def write_hdr(path: Path, transfer: int = 16, frames: int = 24) -> Path:
     """A short 10-bit clip tagged HDR (color_trc 16: PQ; 18: HLG, BT.2020 primaries), as an
     HDR10 master or a phone's HLG recording declares itself."""

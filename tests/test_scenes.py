@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import write_damaged
 from filmdata.cli import app
 from filmdata.errors import MediaError, RefusedError
 from filmdata.scenes import detect_scenes
@@ -286,14 +287,7 @@ def test_a_stream_that_stops_decoding_is_named_at_the_frame_that_failed(
     (exit 2) naming the frame that failed, with FFmpeg's reason alone, as `iter_frames`."""
     from filmdata.video import read_frames
 
-    frames, _ = render_shots((40, 40, 40), 96, 64, seed=2)
-    whole = tmp_path / "whole.mp4"
-    write_video(whole, frames, 24)
-    data = bytearray(whole.read_bytes())
-    a, b = len(data) // 3, len(data) // 2
-    data[a:b] = bytes(b - a)
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(bytes(data))
+    whole, bad = write_damaged(tmp_path)
     with pytest.raises(MediaError) as read:
         read_frames(bad)
     want = str(read.value)

@@ -10,6 +10,7 @@ from conftest import (
     telecine,
     weave,
     write_cut_ts,
+    write_damaged,
     write_interlaced,
     write_spliced_ts,
     write_turned,
@@ -93,14 +94,7 @@ def test_a_decode_stopped_short_by_an_error_gives_ffmpegs_reason_alone(tmp_path:
 
     from filmdata.cli import app
 
-    frames, _ = render_shots((40, 40, 40), 96, 64, seed=2)
-    whole = tmp_path / "whole.mp4"
-    write_video(whole, frames, 24)
-    data = bytearray(whole.read_bytes())
-    a, b = len(data) // 3, len(data) // 2
-    data[a:b] = bytes(b - a)
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(bytes(data))
+    whole, bad = write_damaged(tmp_path)
     res = CliRunner().invoke(app, ["align", str(bad), str(whole), "--json", "-q"])
     assert res.exit_code == 2, res.output
     (line,) = res.stderr.strip().splitlines()
