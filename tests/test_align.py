@@ -1538,13 +1538,16 @@ def test_fine_descriptors_split_exactly_and_band_pass() -> None:
     assert np.allclose(some[[1, 3, 4]], one[[1, 3, 4]], atol=1e-6)
     assert not some[[0, 2]].any()
     assert np.allclose(np.einsum("ij,ij->i", one, one), 1.0, atol=1e-4)  # unit rows
-    x = cv2.GaussianBlur(rng.random((72, 96), np.float32), (0, 0), 2.0)  # detail at all scales
-    out = np.empty_like(x)
-    dsc.band_pass(x, out)
-    dog = cv2.GaussianBlur(x, (0, 0), 1.0) - cv2.GaussianBlur(x, (0, 0), 4.0)
-    inner = (slice(12, -12), slice(12, -12))  # off the borders, handled differently
-    r = np.corrcoef(out[inner].ravel(), dog[inner].ravel())[0, 1]
-    assert r > 0.995  # (the sigma-1 blur alone: 0.93)
+    for size in ((72, 96), (97, 160), (272, 453)):  # (odd and even sides)
+        x = cv2.GaussianBlur(rng.random(size, np.float32), (0, 0), 2.0)  # detail at all scales
+        out = np.empty_like(x)
+        dsc.band_pass(x, out)
+        dog = cv2.GaussianBlur(x, (0, 0), 1.0) - cv2.GaussianBlur(x, (0, 0), 4.0)
+        # normalised as descriptors are, the borders too: within 1e-3 (its sigma-4 blur made
+        # at half size: 5e-4; without the mirrored margin, its borders took it to 2e-2-5e-2; the
+        # sigma-1 blur alone, 0.5)
+        a, b = (v.ravel() - v.mean() for v in (out, dog))
+        assert np.linalg.norm(a / np.linalg.norm(a) - b / np.linalg.norm(b)) < 1e-3
 
 
 def test_lag_forgives_a_p_frame_behind_not_ahead() -> None:
