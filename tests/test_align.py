@@ -1440,6 +1440,32 @@ def test_joint_shift_brings_a_geometry_off_by_a_fraction_of_a_pixel_back(
         assert acc >= 0.95, acc
 
 
+def test_joint_shift_stencil_is_the_crops_products_and_leaves_the_gt_as_it_was() -> None:
+    """`_stencil` (the tape's descriptor images moved a grid step against the GT's, as runs
+    of their rows over a GT with its border zeroed) gives the products of the crops of the
+    images less their border, and puts the GT's border back."""
+    import importlib
+
+    from filmdata.pairing import temporal
+
+    A = importlib.import_module("filmdata.pairing.align")
+    rng = np.random.default_rng(12)
+    w, h, n, m = 23, 9, 40, 37
+    lq = rng.normal(size=(n, h * w)).astype(np.float32)
+    gt = rng.normal(size=(m, h * w)).astype(np.float32)
+    kept = gt.copy()
+    centre = np.linspace(1, 35, n)
+    l3, g3 = lq.reshape(n, h, w), gt.reshape(m, h, w)[:, 1:-1, 1:-1]
+    steps = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+    for rows in (None, rng.random(n) > 0.5):
+        got = A._stencil(lq, gt, (w, h), centre, 4, rows)
+        crops = [l3[:, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] for dx, dy in steps]
+        want = temporal.band_similarities(crops, g3, centre, radius=4, rows=rows)
+        for a, b in zip(got, want, strict=True):
+            assert np.allclose(a, b, atol=1e-5) and np.array_equal(a == -1, b == -1)
+        assert np.array_equal(gt, kept)
+
+
 def test_path_score_is_the_best_paths_score_to_the_bit() -> None:
     from filmdata.pairing.temporal import PathCosts, best_path, path_scores
 
