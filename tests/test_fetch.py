@@ -289,7 +289,8 @@ def test_a_source_fetched_again_with_other_content_keeps_no_clips_of_the_old(
     """A capture replaced (a tape captured again) is fetched again, but its clips stayed in
     the catalog as kept: frame ranges and picture boxes of the old file, which `synth` cut
     from the new one (windows of other shots, or past its end: failed). Its clips, and
-    their exported files, go with the old content; a re-fetch of the same bytes keeps them."""
+    their exported files, go with the old content, and a line on stderr says it needs `cut`;
+    a re-fetch of the same bytes keeps them."""
     from filmdata.scenes.cut import cut, list_clips
 
     caps = tmp_path / "captures"
@@ -305,10 +306,16 @@ def test_a_source_fetched_again_with_other_content_keeps_no_clips_of_the_old(
     assert code == 0 and [i["status"] for i in items] == ["fetched"]
     assert list_clips(root) == before
     (caps / "reel.mkv").write_bytes(footage["a"])  # other content at the same path
-    code, items = fetch_json(runner, str(m), "--root", str(root))
-    assert code == 0 and items[0]["sha256"] == sha(footage["a"])
+    # (not --quiet: the hint that the source needs `cut` again is a line on stderr)
+    r = runner.invoke(app, ["fetch", str(m), "--root", str(root), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)[0]["sha256"] == sha(footage["a"])
     assert list_clips(root) == []
     assert not list((root / "clips").rglob("*.mp4"))
+    hint = (
+        "1 source(s) fetched with other content, their clips of the old file dropped: m/reel; "
+        "run `filmdata cut`"
+    )
+    assert hint in r.stderr.splitlines(), r.stderr
     # a re-fetch that failed in between (its copy removed, no sha256 recorded) leaves
     # nothing to compare with: the clips go too
     cut(root, min_len=0.1, quiet=True)

@@ -104,6 +104,12 @@ def _show_report(report: Any, json_: bool, quiet: bool) -> None:
     if not quiet:  # on stderr: stdout may be JSON
         for file, ids, pairs in report.stale:
             typer.echo(stale_hint(file, ids, pairs), err=True)
+        if report.recut:
+            typer.echo(
+                f"{len(report.recut)} source(s) fetched with other content, their clips of the "
+                f"old file dropped: {', '.join(report.recut)}; run `filmdata cut`",
+                err=True,
+            )
     if json_:
         print_json(report.to_dict())
         return

@@ -269,6 +269,7 @@ def fetch(
 
         locks: dict[str, int] = {}
         kept: dict[int, dict[str, Any]] = {}  # failed items whose verified copy stays recorded
+        recut: list[str] = []  # sources fetched with other content: their clips dropped
 
         def claim(it: Item) -> Item | None:
             # The lock is held from here to the catalog write: two processes never fetch one
@@ -284,7 +285,7 @@ def fetch(
             try:
                 # An item this process never claimed (busy: another process holds it) is the
                 # holder's to record; here it is only a line of this run's report.
-                if fd is not None and _record(cat, out, root_dir):
+                if fd is not None and _record(cat, out, root_dir, recut):
                     kept[out.index] = out.item.previous
             finally:
                 if fd is not None:
@@ -333,6 +334,7 @@ def fetch(
             for o in outcomes
         ),
         stale=left,
+        recut=tuple(recut),
     )
     if report.failed:
         raise FetchFailed(report)
@@ -443,8 +445,10 @@ def _run_ray(
     return outcomes
 
 
-def _record(cat: Catalog, out: pool.Outcome, root: Path) -> bool:
-    """Write one item's outcome: fetched only with a verified file in place.
+def _record(cat: Catalog, out: pool.Outcome, root: Path, recut: list[str]) -> bool:
+    """Write one item's outcome: fetched only with a verified file in place. A source fetched
+    with other content than the catalog's loses the clips cut from the old one (its key is
+    added to `recut`: it needs `cut` again).
 
     Returns:
         Whether a failed item's earlier verified copy is still in place and stays recorded (its
@@ -473,6 +477,8 @@ def _record(cat: Catalog, out: pool.Outcome, root: Path) -> bool:
             clips = cat.clips(manifest=it.manifest, source=it.id)
             cat.replace_many("clips", {"manifest": it.manifest, "source": it.id}, [])
             _remove_exports(root, clips)
+            if clips:
+                recut.append(it.key)
         cat.upsert_source(
             {
                 **base,

@@ -35,6 +35,9 @@ class FetchReport:
     # (manifest file, source ids, pair ids): what the catalog holds of a manifest that no
     # longer names it
     stale: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+    # the sources fetched again with other content, whose clips (of the old file) were dropped:
+    # they need `cut` again
+    recut: tuple[str, ...] = ()
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.items)
