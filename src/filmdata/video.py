@@ -255,9 +255,13 @@ def _open(path: str | os.PathLike[str]) -> Any:
     try:
         return av.open(path, metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        # FFmpeg's reason alone: its str() adds "[Errno N]" and the path again
-        why = e.strerror if isinstance(e, av.error.FFmpegError) and e.strerror else e
-        raise MediaError(f"{path}: cannot open as media: {why}") from None
+        raise MediaError(f"{path}: cannot open as media: {ffmpeg_reason(e)}") from None
+
+
+def ffmpeg_reason(e: BaseException) -> str:
+    """Why FFmpeg failed, in its own words alone: an `av.error.FFmpegError`'s str() adds
+    "[Errno N]", and the path or the name of the function that failed; other errors whole."""
+    return getattr(e, "strerror", None) or str(e)
 
 
 def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
@@ -350,8 +354,8 @@ def refuse_short(
     short = frames_short(v, c, fps, got, last)
     if short is not None:
         declared, why = short
-        if error is not None:  # FFmpeg's reason alone: its str() adds "[Errno N]" and a name
-            why = getattr(error, "strerror", None) or str(error)
+        if error is not None:
+            why = ffmpeg_reason(error)
         raise MediaError(f"{path}: decode failed after {got} of {declared} frames: {why}")
 
 
@@ -921,9 +925,8 @@ def _decoded(
                     break
                 yield index, frame
         except av.error.FFmpegError as e:
-            # FFmpeg's reason alone: its str() adds "[Errno N]" and the function that failed
             raise MediaError(
-                f"{path}: decode failed at frame {index + 1}: {e.strerror or e}"
+                f"{path}: decode failed at frame {index + 1}: {ffmpeg_reason(e)}"
             ) from None
         if seek and first:
             return False

@@ -25,7 +25,7 @@ import numpy as np
 from .._progress import progress
 from ..errors import MediaError
 from ..paths import refuse_unless_file
-from ..video import _video_stream, luma, refuse_short, stream_fps
+from ..video import _open, _video_stream, ffmpeg_reason, luma, refuse_short, stream_fps
 
 _INTRA = av.video.frame.PictureType.I
 _FORWARD = av.video.frame.PictureType.P
@@ -80,13 +80,7 @@ def decode_gray(
     """
     path = str(path)
     refuse_unless_file(path, error=MediaError)
-    try:
-        c = av.open(path, metadata_errors="ignore")
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        # FFmpeg's reason alone: its str() adds "[Errno N]" and the path again
-        why = e.strerror if isinstance(e, av.error.FFmpegError) and e.strerror else e
-        raise MediaError(f"{path}: cannot open as media: {why}") from None
-    with c:
+    with _open(path) as c:
         v = _video_stream(c, path)
         fps = stream_fps(v)
         total = int(v.frames or 0) or None
@@ -212,8 +206,7 @@ def _rest(
                 break
     except (av.error.FFmpegError, ValueError) as e:
         if not sink.small and not sink.kept:
-            why = getattr(e, "strerror", None) or e  # (FFmpeg's str() adds "[Errno N]")
-            raise MediaError(f"{path}: decode failed: {why}") from None
+            raise MediaError(f"{path}: decode failed: {ffmpeg_reason(e)}") from None
         sink.error = e
     return None
 

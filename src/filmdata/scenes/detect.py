@@ -231,7 +231,15 @@ def _luma(
     import av
     import cv2
 
-    from ..video import _open, _video_stream, later, luma, refuse_short, stream_fps
+    from ..video import (
+        _open,
+        _video_stream,
+        ffmpeg_reason,
+        later,
+        luma,
+        refuse_short,
+        stream_fps,
+    )
 
     with _open(path) as c:
         v = _video_stream(c, path)
@@ -249,10 +257,9 @@ def _luma(
                 bar.update(1)
                 yield index, cv2.resize(y, size, interpolation=cv2.INTER_AREA)
         except av.error.FFmpegError as e:
-            # the frame that failed (`index` is the last that decoded), FFmpeg's reason alone
-            # (its str() adds "[Errno N]" and the name of the function that failed)
+            # the frame that failed (`index` is the last that decoded)
             raise MediaError(
-                f"{path}: decode failed at frame {index + 1}: {e.strerror or e}"
+                f"{path}: decode failed at frame {index + 1}: {ffmpeg_reason(e)}"
             ) from None
         if end is None:
             refuse_short(str(path), v, c, stream_fps(v), index + 1, None, last)
