@@ -25,8 +25,8 @@ from ..manifest import Manifest, load_manifest
 from ..paths import refuse_unless_file, resolve_root
 from . import pool
 from .item import Item, Options, attempt, try_lock, unlock
-from .prune import _remove_exports, prune_pairs, stale, stale_pairs
 from .prune import prune as prune_stale
+from .prune import prune_pairs, remove_exports, stale, stale_pairs
 from .report import FetchFailed, FetchReport, ItemResult
 
 _PROXY = re.compile(r"^(https?|socks4a?|socks5h?)://[^\s]+$")
@@ -476,7 +476,7 @@ def _record(cat: Catalog, out: pool.Outcome, root: Path, recut: list[str]) -> bo
             # one's frames, and `synth` takes kept clips
             clips = cat.clips(manifest=it.manifest, source=it.id)
             cat.replace_many("clips", {"manifest": it.manifest, "source": it.id}, [])
-            _remove_exports(root, clips)
+            remove_exports(root, clips)
             if clips:
                 recut.append(it.key)
         cat.upsert_source(

@@ -89,7 +89,7 @@ def prune(cat: Catalog, root: Path, manifest: Manifest) -> list[Pruned]:
             continue
         try:
             gone = cat.drop_sources(manifest.name, [item.id])
-            files = _remove_raw(item) + _remove_exports(root, gone["clips"])
+            files = _remove_raw(item) + remove_exports(root, gone["clips"])
             # The lock file goes while held: a fetch that opens it later makes a new one.
             (item.raw / INCOMING / f"{item.id}.lock").unlink(missing_ok=True)
         finally:
@@ -134,7 +134,7 @@ def _remove_raw(item: Item) -> list[Path]:
     return removed
 
 
-def _remove_exports(root: Path, clips: list[dict[str, Any]]) -> list[Path]:
+def remove_exports(root: Path, clips: list[dict[str, Any]]) -> list[Path]:
     """The clips' exported files (`cut --export`), and their folders left empty."""
     base = (root / "clips").resolve()
     removed: list[Path] = []
