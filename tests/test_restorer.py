@@ -820,8 +820,9 @@ def test_restore_keeps_odd_sizes(runner: CliRunner, toy_run: Path, tmp_path: Pat
     assert r.exit_code == 0, r.output
     p = probe(out)
     assert (p.frames, p.width, p.height) == (3, 45, 27)
+    other = tmp_path / "odd-other.mkv"
     r = runner.invoke(
-        app, ["restore", str(src), "-o", str(out), "--checkpoint", str(tmp_path), "--quiet"]
+        app, ["restore", str(src), "-o", str(other), "--checkpoint", str(tmp_path), "--quiet"]
     )
     assert r.exit_code == 2 and "config.json" in r.output
 
@@ -882,6 +883,29 @@ def test_restore_refuses_to_write_over_its_input(
         assert r.exit_code == 2, r.output
         assert r.output.startswith(f"error: -o {out}: is the input video"), r.output
     assert src.read_bytes() == before
+
+
+def test_restore_refuses_to_replace_an_output_unless_told(
+    runner: CliRunner,
+    toy_run: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An -o file that exists (a restoration made before, maybe hours of work) was replaced
+    silently; it is refused before any work (exit 2, one line naming it), and replaced
+    with --overwrite."""
+    src = tmp_path / "in.mp4"
+    write_video(src, render_shots([3], 32, 32, seed=1)[0], 24.0)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"last night's restoration")
+    args = ["restore", str(src), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1"]
+    r = runner.invoke(app, [*args, "-q"])
+    assert r.exit_code == 2, r.output
+    (line,) = [s for s in r.output.splitlines() if s.strip()]
+    assert line.startswith(f"error: -o {out}: exists; pass --overwrite"), line
+    assert out.read_bytes() == b"last night's restoration"
+    r = runner.invoke(app, [*args, "-q", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert probe(out).frames == 3
 
 
 def test_eval_and_restore_refuse_more_steps_than_the_schedule_has(
@@ -1268,7 +1292,7 @@ def test_restore_of_a_truncated_file_says_what_it_lacks(
     assert str(src) in line and f"{got['frames']} of the 40" in line, line
     r = runner.invoke(
         app, ["restore", str(whole), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1",
-              "--quiet"],
+              "--quiet", "--overwrite"],
     )  # fmt: skip
     assert r.exit_code == 0 and not r.stderr, r.output
     # a variable frame rate (a phone's, a capture card's dropped frames): its duration at the
@@ -1291,7 +1315,7 @@ def test_restore_of_a_truncated_file_says_what_it_lacks(
     assert p.frames == 24 and p.declared_frames > 1.5 * p.frames, p
     r = runner.invoke(
         app, ["restore", str(vfr), "-o", str(out), "--checkpoint", str(toy_run), "--steps", "1",
-              "--quiet"],
+              "--quiet", "--overwrite"],
     )  # fmt: skip
     assert r.exit_code == 0 and not r.stderr, r.output
 

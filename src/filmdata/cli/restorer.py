@@ -160,6 +160,9 @@ def restore_cmd(
         help="Spatial tile size in pixels (bounds memory; attention runs in windows of the "
         "run's training crop at any tile).",
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the -o file if it exists (refused otherwise)."
+    ),
     device: str = DeviceOpt,
     root: Path | None = RootOpt,
     quiet: bool = QuietOpt,
@@ -180,6 +183,7 @@ def restore_cmd(
             device=device,
             root=root,
             quiet=quiet,
+            overwrite=overwrite,
         )
     if json_:
         print_json(result.to_dict())

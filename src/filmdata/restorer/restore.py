@@ -74,19 +74,22 @@ def restore(
     root: str | os.PathLike[str] | None = None,
     quiet: bool = False,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> RestoreResult:
     """Restore `video` into `out` with the run `checkpoint`.
 
     Overlapping temporal windows of `window` frames (default: the run's) sharing `overlap` frames
     (default window // 2) are blended with linear ramps; frames larger than `tile` pixels are cut
     into overlapping tiles. The output keeps the frame count, fps and size (odd sizes too:
-    H.264 4:4:4, which has no even-size constraint), and the sound tracks (`_add_sound`). A file
-    whose frames end early is restored as far as it decodes (`RestoreResult.cut_short`).
+    H.264 4:4:4, which has no even-size constraint), and the sound tracks (`_add_sound`). An
+    existing `out` is replaced only with `overwrite` (a restoration can take hours: the last
+    one is not lost to the same command run again). A file whose frames end early is
+    restored as far as it decodes (`RestoreResult.cut_short`).
 
     Raises:
         RefusedError: a bad run, window/overlap, device or output name (or a folder, or a path
-            under a file); MediaError: the video is not there, is a folder, or does not
-            decode.
+            under a file, or a file that exists, without `overwrite`); MediaError: the video
+            is not there, is a folder, or does not decode.
     """
     import time
 
@@ -101,6 +104,10 @@ def restore(
     refuse_unwritable_file(out_path, "-o")  # (not after the whole video is restored)
     if out_path.exists() and Path(video).exists() and os.path.samefile(out_path, video):
         raise RefusedError(f"-o {out}: is the input video; write the restoration to another file")
+    if out_path.exists() and not overwrite:
+        raise RefusedError(
+            f"-o {out}: exists; pass --overwrite to replace it, or pick another file"
+        )
     dev = pick_device(device)
     model, cfg, run_dir, step = load_run(checkpoint, root, device=dev)
     check_steps(cfg, steps, run_dir)
