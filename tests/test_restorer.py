@@ -1482,6 +1482,48 @@ def test_resume_with_another_objective_is_refused(
     assert r.exit_code == 0, r.output
 
 
+def test_a_regression_config_names_the_sampling_fields_it_ignores(
+    runner: CliRunner,
+    toy_dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A regression config setting the diffusion's sampling fields (`sampler: dpm`,
+    `sample_steps: 20`) was taken without a word, though a regression run never samples: the
+    user believed them to matter. train warns in one line naming the file and the fields; a
+    regression config that leaves them at its preset's values gets no warning, nor does the
+    run's own config.json (which records every field) when eval loads it."""
+    told = tmp_path / "told.json"
+    told.write_text(
+        json.dumps(QUICK | {"steps": 1, "objective": "regression", "sampler": "dpm",
+                            "sample_steps": 20})
+    )  # fmt: skip
+    plain = tmp_path / "plain.json"
+    plain.write_text(  # (small's own sample_steps)
+        json.dumps(QUICK | {"steps": 1, "objective": "regression", "base": "small", "window": 3,
+                            "sample_steps": 8})
+    )  # fmt: skip
+    for cfg_file, warned in ((told, True), (plain, False)):
+        run = tmp_path / f"run-{cfg_file.stem}"
+        r = runner.invoke(
+            app,
+            ["train", "--data", str(toy_dataset), "--config", str(cfg_file), "--out", str(run),
+             "--quiet", "--device", "cpu"],
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        lines = r.stderr.strip().splitlines()
+        if warned:
+            (line,) = lines
+            assert line.startswith(f"warning: {cfg_file}: sampler, sample_steps set"), line
+            assert "regression" in line and "ignored" in line, line
+        else:
+            assert not lines, r.stderr
+    r = runner.invoke(
+        app, ["eval", str(tmp_path / "run-told"), "--data", str(toy_dataset), "--limit", "1",
+              "--quiet", "--device", "cpu"],
+    )  # fmt: skip
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.output
+
+
 def test_eval_table_keeps_the_digits_of_small_metrics(
     runner: CliRunner,
     toy_run: Path,  # noqa: F811

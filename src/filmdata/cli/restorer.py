@@ -57,18 +57,19 @@ def train_cmd(
     """
     from ..restorer import train
 
-    result = train(
-        data,
-        config,
-        steps=steps,
-        batch_size=batch_size,
-        out=out,
-        device=device,
-        resume=resume,
-        objective=objective,
-        root=root,
-        quiet=quiet,
-    )
+    with warnings_on_stderr():  # (a config's fields the run ignores)
+        result = train(
+            data,
+            config,
+            steps=steps,
+            batch_size=batch_size,
+            out=out,
+            device=device,
+            resume=resume,
+            objective=objective,
+            root=root,
+            quiet=quiet,
+        )
     if json_:
         print_json(result.to_dict())
     else:

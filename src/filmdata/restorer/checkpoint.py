@@ -127,7 +127,7 @@ def load_config_json(run: Path) -> RestorerConfig:
     data = read_json(run / CONFIG)
     if isinstance(data, dict):
         data.pop("filmdata", None)
-    return RestorerConfig.from_dict(data, where=str(run / CONFIG))
+    return RestorerConfig.from_dict(data, where=str(run / CONFIG), saved=True)
 
 
 def save_checkpoint(

@@ -21,6 +21,8 @@ from ..paths import refuse_unless_file
 
 OBJECTIVES = ("diffusion", "regression")
 SAMPLERS = ("ddim", "dpm")
+#: the fields only the diffusion objective reads (its schedule and sampling)
+DIFFUSION_ONLY = ("train_timesteps", "sampler", "sample_steps", "start")
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,11 @@ class RestorerConfig:
         return 2 ** (len(self.mults) - 1)
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "config") -> RestorerConfig:
+    def from_dict(cls, data: Any, *, where: str = "config", saved: bool = False) -> RestorerConfig:
         """Build from a mapping (`base: NAME` starts from a preset); unknown keys and wrong types
-        are refused, naming the field."""
+        are refused, naming the field. A regression config that sets diffusion-only fields
+        (`DIFFUSION_ONLY`) to other values than its preset's gets a warning naming them: the
+        run ignores them (`saved`: a run's own config.json, which records every field, none)."""
         if not isinstance(data, dict):
             raise RefusedError(f"{where}: expected a mapping of config fields, got {data!r}")
         data = dict(data)
@@ -108,6 +112,16 @@ class RestorerConfig:
                 )
             values[k] = v
         values["mults"] = tuple(values["mults"])
+        preset = PRESETS[base_name].to_dict()
+        unused = [k for k in DIFFUSION_ONLY if k in data and values[k] != preset[k]]
+        if values["objective"] == "regression" and unused and not saved:
+            import warnings
+
+            warnings.warn(
+                f"{where}: {', '.join(unused)} set, but the objective is regression, which "
+                "restores in one pass and never samples: ignored",
+                stacklevel=2,
+            )
         try:
             return cls(**values)
         except _InvalidField as e:  # name the file the value came from, not just the config
