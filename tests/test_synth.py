@@ -1773,3 +1773,40 @@ def test_a_fetched_source_not_cut_is_named_as_left_out(tmp_path: Path, runner) -
     assert "1 fetched source(s) with no clips left out (run `filmdata cut`): fresh" in (
         result.output.splitlines()
     ), result.output
+
+
+def test_a_template_pack_missing_a_kind_the_preset_draws_is_named(
+    footage: Path, tmp_path: Path, runner
+) -> None:
+    """A pack without hair or edge templates (one extracted from a user's dust-and-scratches
+    overlay footage) made datasets without that damage, and nobody was told. The summary
+    names the kinds missing (`templates_missing`), and the command says so in one line; the
+    bundled pack, which has every kind, names none, and a pack missing only a kind the
+    preset never draws (its count 0) names none either."""
+    import shutil
+
+    pack = tmp_path / "pack"
+    shutil.copytree(_templates(), pack)
+    for kind in ("hair", "edge"):
+        shutil.rmtree(pack / "templates" / kind)
+    kw = dict(clip_len=T, size=S, device="cpu", quiet=True, root=tmp_path / "root", max_windows=1)
+    assert (
+        synth(_templates(), "film", [footage], out=tmp_path / "a", **kw)["templates_missing"] == []
+    )
+    assert synth(pack, "film", [footage], out=tmp_path / "b", **kw)["templates_missing"] == [
+        "edge",
+        "hair",
+    ]
+    args = ["synth", "--templates", str(pack), "--input", str(footage), "--out",
+            str(tmp_path / "c"), "--root", str(tmp_path / "root"), "--clip-len", str(T),
+            "--size", str(S), "--device", "cpu", "--max-windows", "1", "--quiet"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    line = f"--templates {pack}: no edge, hair templates; that part of the preset's damage is "
+    assert f"{line}left out" in result.output.splitlines(), result.output
+    # a preset that draws no hair (and no edge): nothing of it is missing
+    preset = tmp_path / "nohair.yaml"
+    preset.write_text(
+        "name: nohair\nops:\n  - op: damage\n    p: 1.0\n    hair: [0, 0]\n    edge: 0.0\n"
+    )
+    assert synth(pack, str(preset), [footage], out=tmp_path / "d", **kw)["templates_missing"] == []

@@ -1159,6 +1159,8 @@ def _synth(
     failed = failed_windows(record, todo)
     total = sum(len(j.windows) for j in jobs)
     seconds = time.perf_counter() - t0
+    from .degrade.damage import missing_kinds
+
     summary.update(
         windows_made=made,
         windows_skipped=total - made - len(failed),
@@ -1166,6 +1168,8 @@ def _synth(
         shards=len(jobs),
         seconds=round(seconds, 3),
         frames_per_s=round(made * clip_len / seconds, 2) if made else None,
+        # kinds of damage the preset draws that the template pack has none of: left out
+        templates_missing=missing_kinds(degrader.preset, degrader.bank),
     )
     if failed:
         # Exit 1: the other windows are made and carded; the failed ones are named in the

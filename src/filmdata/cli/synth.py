@@ -129,15 +129,17 @@ def synth_cmd(
         )
     except ItemsFailed as e:  # some windows failed, the others made: show them, then exit 1
         if e.summary is not None:
-            _show_summary(e.summary, size, clip_len, json_)
+            _show_summary(e.summary, size, clip_len, json_, templates)
         raise
     finally:
         if blas:
             del os.environ["OPENBLAS_NUM_THREADS"]
-    _show_summary(summary, size, clip_len, json_)
+    _show_summary(summary, size, clip_len, json_, templates)
 
 
-def _show_summary(summary: dict, size: int, clip_len: int, json_: bool) -> None:
+def _show_summary(
+    summary: dict, size: int, clip_len: int, json_: bool, templates: Path | str
+) -> None:
     if json_:
         print_json(summary)
         return
@@ -170,6 +172,11 @@ def _show_summary(summary: dict, size: int, clip_len: int, json_: bool) -> None:
         )
     for why in summary.get("no_validation_across_configs") or []:
         typer.echo(f"no validation windows of {why}")
+    if summary.get("templates_missing"):
+        typer.echo(
+            f"--templates {templates}: no {', '.join(summary['templates_missing'])} templates; "
+            "that part of the preset's damage is left out"
+        )
     if summary.get("sources_not_cut"):
         typer.echo(
             f"{len(summary['sources_not_cut'])} fetched source(s) with no clips left out "

@@ -246,6 +246,20 @@ def damage(x: Tensor, p: Batched, bank: TemplateBank | None) -> Tensor:
     return apply_layer(x, layers.to(x.dtype), p.mode, inplace=owned(x))
 
 
+def missing_kinds(preset: Any, bank: TemplateBank) -> list[str]:
+    """The template kinds the preset's damage ops may draw (a kind with a count above 0, or
+    `edge` with a probability, in an op that may run) that `bank` has none of: that part of
+    the damage is left out of every window (`sample_damage` draws only the kinds it has)."""
+    wanted: set[str] = set()
+    for name, cfg in preset.ops:
+        if name != "damage" or cfg.p <= 0:
+            continue
+        wanted |= {k for k in ("dust", "dirt", "blotch", "hair", "scratch") if getattr(cfg, k)[1]}
+        if cfg.edge > 0:
+            wanted.add("edge")
+    return sorted(k for k in wanted if not bank.count(k))
+
+
 register(
     Op(
         "damage",
