@@ -416,3 +416,103 @@ def test_a_fetched_file_gone_missing_says_fetch_it_again(film_root: Path) -> Non
     assert failed["reason"].endswith(
         "reel.mp4: missing; fetch it again (`filmdata fetch` of its manifest)"
     )
+
+
+def _copies(root: Path) -> None:
+    """Two sources of the same three shots: `a-copy`, an old transfer (96x72, softened and
+    noisy), first in catalog order; `hd`, the original at 192x144."""
+    import cv2
+
+    shots, _ = render_shots((30, 30, 30), 192, 144, seed=8)
+    rng = np.random.default_rng(0)
+    small = np.stack([cv2.resize(f, (96, 72), interpolation=cv2.INTER_AREA) for f in shots])
+    small = np.stack([cv2.GaussianBlur(f, (0, 0), 0.8) for f in small]).astype(np.float32)
+    small = (small + rng.normal(0, 4, small.shape)).clip(0, 255).astype(np.uint8)
+    (root / "raw" / "m").mkdir(parents=True, exist_ok=True)
+    write_video(root / "raw" / "m" / "hd.mp4", shots, 24)
+    write_video(root / "raw" / "m" / "a-copy.mp4", small, 24)
+    with Catalog.at_root(root) as cat:
+        for sid, (w, h) in (("a-copy", (96, 72)), ("hd", (192, 144))):
+            path = root / "raw" / "m" / f"{sid}.mp4"
+            cat.upsert_source(
+                {"manifest": "m", "id": sid, "kind": "film", "status": "fetched",
+                 "path": f"raw/m/{sid}.mp4", "width": w, "height": h, "fps": 24.0,
+                 "duration": 90 / 24, "bytes": path.stat().st_size}
+            )  # fmt: skip
+
+
+def _statuses(root: Path) -> dict[str, tuple[str, str | None]]:
+    return {
+        c["id"]: (c["status"], c["reason"] and c["reason"].split(" (")[0]) for c in list_clips(root)
+    }
+
+
+@pytest.mark.parametrize("order", [("a-copy", "hd"), ("hd", "a-copy"), None])
+def test_near_duplicates_across_sources_keep_the_better_copy(
+    root: Path, order: tuple[str, str] | None
+) -> None:
+    """The same footage fetched twice (an HD original and an old low-resolution transfer of
+    it) kept the first source's clips in catalog order: the HD original was dropped as a
+    duplicate of its old copy. The copy with more picture is kept, whatever order the
+    sources are cut in (one after the other, either way, or both at once)."""
+    _copies(root)
+    kw = dict(min_len=0.5, max_len=10, quiet=True)
+    if order is None:
+        cut(root, **kw)
+    else:
+        for sid in order:
+            cut(root, sources=(sid,), **kw)
+    got = _statuses(root)
+    spans = ("0-30", "30-60", "60-90")
+    assert {got[f"hd.{s}"] for s in spans} == {("kept", None)}, got
+    for s in spans:
+        assert got[f"a-copy.{s}"] == ("dropped", f"duplicate of hd.{s}"), got
+
+
+def test_a_clip_whose_duplicate_went_is_kept_again(root: Path) -> None:
+    """A clip dropped as a duplicate of another source's stayed dropped, naming a clip that
+    no longer exists, when that source went (its re-fetch failed, or it was re-cut into
+    other clips). Every cut decides again: it is kept, and exported again where its source's
+    clips are exported; the report names it."""
+    _copies(root)
+    kw = dict(min_len=0.5, max_len=10, quiet=True, export=True)
+    cut(root, **kw)
+    assert not list((root / "clips" / "a-copy").glob("*.mp4"))
+    # the HD original re-cut into 1 s windows: the copy's clips name ids that are gone
+    report = cut(root, sources=("hd",), **{**kw, "max_len": 0.5, "min_len": 0.2})
+    got = _statuses(root)
+    copy = {k: v for k, v in got.items() if k.startswith("a-copy.")}
+    assert any(v[0] == "dropped" for v in copy.values()), got
+    for _status, reason in copy.values():  # each names a clip there is, or is kept
+        assert reason is None or got[reason.removeprefix("duplicate of ")] == ("kept", None)
+    assert report.redecided == sorted(copy)  # kept again, or naming the clip there is now
+    before = copy
+    # the HD original no longer fetched: the copy's clips are kept again, files and all
+    with Catalog.at_root(root) as cat:
+        cat.upsert_source({"manifest": "m", "id": "hd", "kind": "film", "status": "failed",
+                           "error": "HTTP Error 404", "path": None})  # fmt: skip
+    # (any cut decides again: here one of a third source alone)
+    _film(root / "raw" / "m" / "z.mp4", seed=9)
+    _add_source(root, "z", "raw/m/z.mp4")
+    report = cut(root, sources=("z",), **kw)
+    assert report.failed == []
+    got = _statuses(root)
+    copy = {k: v for k, v in got.items() if k.startswith("a-copy.")}
+    assert set(copy.values()) == {("kept", None)}, got
+    assert report.redecided == sorted(k for k, v in before.items() if v[0] == "dropped")
+    for c in list_clips(root, sources=("a-copy",)):
+        assert c["path"] and probe(root / c["path"]).frames == c["end_frame"] - c["start_frame"]
+
+
+def test_cut_names_the_other_sources_clips_it_decided_again(runner: CliRunner, root: Path) -> None:
+    """Cutting a better copy drops an earlier source's clips: the command says which, in one
+    line, and `--json` lists them."""
+    _copies(root)
+    base = ["cut", "--root", str(root), "--min-len", "0.5", "--quiet"]
+    assert runner.invoke(app, [*base, "--source", "a-copy"]).exit_code == 0
+    r = runner.invoke(app, [*base, "--source", "hd"])
+    assert r.exit_code == 0, r.output
+    line = "3 clip(s) of other sources decided again as near-duplicates (see `filmdata clips`): "
+    assert f"{line}a-copy.0-30, a-copy.30-60, a-copy.60-90" in r.output.splitlines(), r.output
+    r = runner.invoke(app, [*base, "--source", "hd", "--json"])
+    assert json.loads(r.stdout)["redecided"] == []  # (decided already)

@@ -97,6 +97,13 @@ def cut_cmd(
             [s.to_dict() for s in report.sources],
             ["manifest", "source", "status", "scenes", "kept", "dropped", "error"],
         )
+        if report.redecided:
+            few = ", ".join(report.redecided[:5])
+            more = f" and {len(report.redecided) - 5} more" if len(report.redecided) > 5 else ""
+            typer.echo(
+                f"{len(report.redecided)} clip(s) of other sources decided again as "
+                f"near-duplicates (see `filmdata clips`): {few}{more}"
+            )
     if report.failed:
         raise ItemsFailed(f"{len(report.failed)} source(s) failed: {', '.join(report.failed)}")
 

@@ -60,13 +60,20 @@ class CutReport:
     """What `cut` did, per source."""
 
     sources: list[SourceReport] = field(default_factory=list)
+    # clips of sources not cut this time whose status changed: dropped as near-duplicates of
+    # a better copy cut now, or kept again where what duplicated them is gone (`_across`)
+    redecided: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[str]:
         return [s.source for s in self.sources if s.status == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sources": [s.to_dict() for s in self.sources], "failed": self.failed}
+        return {
+            "sources": [s.to_dict() for s in self.sources],
+            "failed": self.failed,
+            "redecided": self.redecided,
+        }
 
 
 def clip_id(source: str, start: int, end: int) -> str:
@@ -117,9 +124,17 @@ def cut(
         quiet: no progress bars.
         jobs: sources cut at once (local process pool).
         backend: "local" or "ray" (each source a Ray task; this process alone writes the
-            catalog and drops near-duplicates across sources, in source order, so both backends
-            give the same clips).
+            catalog and drops near-duplicates across sources, so both backends give the same
+            clips).
         ray_address: the Ray cluster (default `$RAY_ADDRESS`; "local" starts one in-process).
+
+    Near-duplicate clips of different sources (the same footage fetched twice: an HD
+    remaster and an old transfer of it, two uploads) keep the better copy (`_across`): more
+    picture, then more bits per pixel, then the first source in catalog order; the others are
+    dropped naming it. This is decided again over the whole catalog at every cut, so the
+    order sources are cut in does not matter: a better copy cut later drops an earlier one's
+    clip, and a clip whose duplicate went (re-cut, no longer fetched) is kept again (and
+    exported again, where its source's clips are).
 
     Returns:
         A report per source; failed sources are recorded as failed clips too.
@@ -193,14 +208,17 @@ def cut(
             if isinstance(res, ItemError):  # the worker itself died: a failed source
                 res = _failed(rows[i], detector, res.error)
             results[i] = res
+        # near-duplicates across sources, decided over the whole catalog with these clips
+        # (of fetched sources only: another's clips name frames of a file that is not there)
+        cutting = {(r["manifest"], r["id"]) for r in rows}
+        by_key = {(r["manifest"], r["id"]): r for r in every}
+        fetched = {k for k, r in by_key.items() if r["status"] == "fetched"} - cutting
+        pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched]
+        pool += [c for i in range(len(rows)) for c in results[i][0]]
+        decided = _across(pool, by_key)
         for i, row in enumerate(rows):  # in source order, whatever order they finished in
             clips, rep = results[i]
-            others = [
-                (c["phash"], c["id"])
-                for c in cat.clips(status="kept")
-                if c["phash"] and (c["manifest"], c["source"]) != (row["manifest"], row["id"])
-            ]
-            clips = [_unless_duplicate(root, c, others) for c in clips]
+            clips = [_decided(root, c, decided) for c in clips]
             rep = replace(
                 rep,
                 kept=sum(c["status"] == "kept" for c in clips),
@@ -209,6 +227,19 @@ def cut(
             cat.replace_many("clips", {"manifest": row["manifest"], "source": row["id"]}, clips)
             _prune_exports(root, row, clips)
             report.sources.append(rep)
+        changed = sorted(
+            {(c["manifest"], c["source"]) for c in pool if c["id"] in decided} - cutting
+        )
+        for key in changed:  # other sources' clips, dropped now or kept again
+            clips = [_decided(root, c, decided) for c in cat.clips(manifest=key[0], source=key[1])]
+            again = [c for c in clips if c["status"] == "kept" and c["id"] in decided]
+            row = {**by_key[key], "clip_source": clip_source(by_key[key], shared)}
+            # exported again where its clips were (their folder stays when they are dropped)
+            if again and (export or clips_dir(root, row["clip_source"]).is_dir()):
+                made = {c["id"]: c for c in _export(root, row, again)}
+                clips = [made.get(c["id"], c) for c in clips]
+            cat.replace_many("clips", {"manifest": key[0], "source": key[1]}, clips)
+            report.redecided.extend(c["id"] for c in clips if c["id"] in decided)
     return report
 
 
@@ -265,20 +296,85 @@ def _failed(
     return [clip], SourceReport(row["manifest"], row["id"], "failed", error=error)
 
 
-def _unless_duplicate(
-    root: Path, clip: dict[str, Any], others: list[tuple[str, str]]
+_DUPLICATE = re.compile(r"^duplicate of (\S+) \(phash distance \d+\)$")
+
+
+def _across(
+    clips: list[dict[str, Any]], sources: dict[tuple[str, str], dict[str, Any]]
+) -> dict[str, tuple[str, str | None]]:
+    """Near-duplicates (pHash) across sources, decided over `clips` (the whole catalog's):
+    {clip id: (status, reason)} for each clip whose status or reason this changes.
+
+    The candidates are the kept clips and those dropped before as a duplicate of another
+    source's clip (which may have gone since, or be the worse copy now); a clip dropped for
+    anything else (short, black, a duplicate within its own source) stays so. Best first
+    (`_better`), each candidate is kept unless it is a near-duplicate of one kept before it
+    of another source, and then dropped naming the nearest."""
+
+    def own(c: dict[str, Any]) -> str:  # the clip-id prefix of its source (`clip_source`)
+        return str(c["id"]).rsplit(".", 1)[0]
+
+    def candidate(c: dict[str, Any]) -> bool:
+        if not c.get("phash"):
+            return False
+        if c["status"] == "kept":
+            return True
+        m = _DUPLICATE.match(c.get("reason") or "") if c["status"] == "dropped" else None
+        return m is not None and m.group(1).rsplit(".", 1)[0] != own(c)
+
+    order = [(r["manifest"], r["id"]) for r in sources.values()]
+    rank = {k: i for i, k in enumerate(sorted(order))}  # catalog order: manifest, id
+    chosen: list[dict[str, Any]] = []
+    out: dict[str, tuple[str, str | None]] = {}
+    for c in sorted(filter(candidate, clips), key=lambda c: _better(c, sources, rank)):
+        near = [
+            (curate.hamming(c["phash"], k["phash"]), k["id"])
+            for k in chosen
+            if (k["manifest"], k["source"]) != (c["manifest"], c["source"])
+        ]
+        best = min(near, default=None)
+        if best is not None and best[0] <= curate.PHASH_DUPLICATE:
+            got: tuple[str, str | None] = (
+                "dropped",
+                f"duplicate of {best[1]} (phash distance {best[0]})",
+            )
+        else:
+            got = ("kept", None)
+            chosen.append(c)
+        if got != (c["status"], c.get("reason")):
+            out[c["id"]] = got
+    return out
+
+
+def _better(
+    c: dict[str, Any], sources: dict[tuple[str, str], dict[str, Any]], rank: dict[Any, int]
+) -> tuple[float, ...]:
+    """The sort key of a clip among near-duplicates, the better copy first: a clean kind's
+    (a film scan or a master, not a tape) before a tape's; more picture (its active box, in
+    source pixels); more bits per pixel (the source's file size over its pixels: the less
+    compressed encode); then the first source in catalog order, and the earlier clip."""
+    src = sources.get((c["manifest"], c["source"]), {})
+    w, h = src.get("width") or 0, src.get("height") or 0
+    area = (c.get("box_w") or w) * (c.get("box_h") or h)
+    pixels = w * h * (src.get("fps") or 0) * (src.get("duration") or 0)
+    bpp = 8 * (src.get("bytes") or 0) / pixels if pixels else 0.0
+    clean = src.get("kind") in GT_KINDS
+    at = rank.get((c["manifest"], c["source"]), len(rank))
+    return (-float(clean), -float(area), -bpp, float(at), float(c["start_frame"]))
+
+
+def _decided(
+    root: Path, clip: dict[str, Any], decided: dict[str, tuple[str, str | None]]
 ) -> dict[str, Any]:
-    """Drop a kept clip that is a near-duplicate (pHash) of a kept clip of another source."""
-    if clip["status"] != "kept" or not clip.get("phash"):
+    """`clip` as `_across` decided it: a clip dropped now loses its exported file."""
+    if clip["id"] not in decided:
         return clip
-    near = [(curate.hamming(clip["phash"], h), other) for h, other in others]
-    best = min(near, default=None)
-    if best is None or best[0] > curate.PHASH_DUPLICATE:
-        return clip
-    if clip.get("path"):
-        (root / clip["path"]).unlink(missing_ok=True)
-    reason = f"duplicate of {best[1]} (phash distance {best[0]})"
-    return {**clip, "status": "dropped", "reason": reason, "path": None}
+    status, reason = decided[clip["id"]]
+    if status == "dropped":
+        if clip.get("path"):
+            (root / clip["path"]).unlink(missing_ok=True)
+        return {**clip, "status": status, "reason": reason, "path": None}
+    return {**clip, "status": status, "reason": reason}
 
 
 def _cut_source(
