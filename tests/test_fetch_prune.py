@@ -213,3 +213,40 @@ def test_a_pair_no_longer_named_is_pruned_with_its_sources_kept(
     with Catalog.at_root(root) as cat:
         assert _keys(cat.pairs()) == {"x/p-keep"}
         assert {"x/tape", "x/bad"} <= _keys(cat.sources())  # its sources are still named
+
+
+def test_prune_names_other_clips_dropped_as_duplicates_of_the_pruned(
+    runner: CliRunner, root: Path, tmp_path: Path
+) -> None:
+    """A pruned source's clips took with them the clips they had made duplicates of (the
+    same footage's worse copy, kept dropped and naming a clip that no longer exists): fetch
+    names those in one line pointing at `filmdata cut`, which keeps them again."""
+    import cv2
+
+    from filmdata.synthetic import render_shots
+    from filmdata.video import write_video
+
+    caps = tmp_path / "caps"
+    caps.mkdir()
+    shots, _ = render_shots((30, 30), 192, 144, seed=8)
+    write_video(caps / "hd.mp4", shots, 24)
+    small = [cv2.resize(f, (96, 72), interpolation=cv2.INTER_AREA) for f in shots]
+    write_video(caps / "copy.mp4", small, 24)
+    x = _manifest(tmp_path / "x.yaml", "x", {"copy": "film", "hd": "film"}, {})
+    code, out, err = _fetch(runner, root, str(x), "--quiet")
+    assert code == 0, out + err
+    assert cut(root, min_len=0.5, quiet=True).failed == []
+    dropped = sorted(c["id"] for c in list_clips(root, sources=("copy",), status="dropped"))
+    assert dropped == ["copy.0-30", "copy.30-60"]
+    _manifest(x, "x", {"copy": "film"}, {})
+    code, out, err = _fetch(runner, root, str(x), "--prune")
+    assert code == 0, out + err
+    line = (
+        "2 clip(s) of other sources were dropped as duplicates of clips now gone: "
+        "copy.0-30, copy.30-60; run `filmdata cut` to decide them again"
+    )
+    assert line in err.splitlines(), err
+    cut(root, sources=("copy",), min_len=0.5, quiet=True)
+    assert {c["status"] for c in list_clips(root)} == {"kept"}
+    code, out, err = _fetch(runner, root, str(x), "--prune")  # nothing removed: no line
+    assert code == 0 and "duplicates" not in err, err

@@ -110,6 +110,14 @@ def _show_report(report: Any, json_: bool, quiet: bool) -> None:
                 f"old file dropped: {', '.join(report.recut)}; run `filmdata cut`",
                 err=True,
             )
+        if report.orphaned:
+            few = ", ".join(report.orphaned[:5])
+            more = f" and {len(report.orphaned) - 5} more" if len(report.orphaned) > 5 else ""
+            typer.echo(
+                f"{len(report.orphaned)} clip(s) of other sources were dropped as duplicates "
+                f"of clips now gone: {few}{more}; run `filmdata cut` to decide them again",
+                err=True,
+            )
     if json_:
         print_json(report.to_dict())
         return

@@ -316,6 +316,12 @@ def fetch(
             bar.close()
             for fd in locks.values():
                 unlock(fd)
+        # other sources' clips dropped as duplicates of clips this run removed
+        orphaned: list[str] = []
+        if pruned or recut:
+            from ..scenes.cut import orphaned_duplicates
+
+            orphaned = orphaned_duplicates(cat.clips())
 
     report = FetchReport(
         root_dir,
@@ -335,6 +341,7 @@ def fetch(
         ),
         stale=left,
         recut=tuple(recut),
+        orphaned=tuple(orphaned),
     )
     if report.failed:
         raise FetchFailed(report)

@@ -38,6 +38,9 @@ class FetchReport:
     # the sources fetched again with other content, whose clips (of the old file) were dropped:
     # they need `cut` again
     recut: tuple[str, ...] = ()
+    # other sources' clips dropped as near-duplicates of clips this run removed (pruned, or
+    # of a source fetched with other content): `cut` decides them again
+    orphaned: tuple[str, ...] = ()
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.items)

@@ -299,6 +299,23 @@ def _failed(
 _DUPLICATE = re.compile(r"^duplicate of (\S+) \(phash distance \d+\)$")
 
 
+def orphaned_duplicates(clips: list[dict[str, Any]]) -> list[str]:
+    """The ids of `clips` dropped as a near-duplicate of another source's clip that is no
+    longer kept (removed with its source, re-cut away, dropped itself): the next `cut`
+    decides them again (`_across`)."""
+    kept = {c["id"] for c in clips if c["status"] == "kept"}
+    return [c["id"] for c in clips if (of := _duplicate_of(c)) is not None and of not in kept]
+
+
+def _duplicate_of(c: dict[str, Any]) -> str | None:
+    """The id of the other source's clip that `c` was dropped as a near-duplicate of; None
+    where it was not (kept, dropped for another reason or as a duplicate in its own source)."""
+    m = _DUPLICATE.match(c.get("reason") or "") if c["status"] == "dropped" else None
+    if m is None or m.group(1).rsplit(".", 1)[0] == str(c["id"]).rsplit(".", 1)[0]:
+        return None  # (a clip id is its source's `clip_source`, a dot, its frames)
+    return m.group(1)
+
+
 def _across(
     clips: list[dict[str, Any]], sources: dict[tuple[str, str], dict[str, Any]]
 ) -> dict[str, tuple[str, str | None]]:
@@ -311,16 +328,8 @@ def _across(
     (`_better`), each candidate is kept unless it is a near-duplicate of one kept before it
     of another source, and then dropped naming the nearest."""
 
-    def own(c: dict[str, Any]) -> str:  # the clip-id prefix of its source (`clip_source`)
-        return str(c["id"]).rsplit(".", 1)[0]
-
     def candidate(c: dict[str, Any]) -> bool:
-        if not c.get("phash"):
-            return False
-        if c["status"] == "kept":
-            return True
-        m = _DUPLICATE.match(c.get("reason") or "") if c["status"] == "dropped" else None
-        return m is not None and m.group(1).rsplit(".", 1)[0] != own(c)
+        return bool(c.get("phash")) and (c["status"] == "kept" or _duplicate_of(c) is not None)
 
     order = [(r["manifest"], r["id"]) for r in sources.values()]
     rank = {k: i for i, k in enumerate(sorted(order))}  # catalog order: manifest, id
