@@ -11,8 +11,9 @@ import torch
 
 from conftest import make_clip
 from filmdata import shards
+from filmdata.replay import replay_row
 from filmdata.shards import decode_image
-from filmdata.synth import replay_row, synth
+from filmdata.synth import synth
 from restorer_fixtures import QUICK, toy_dataset  # noqa: F401
 
 pytestmark = [

@@ -26,8 +26,9 @@ from conftest import (
 from filmdata import shards
 from filmdata.cli import app
 from filmdata.errors import RefusedError
+from filmdata.replay import replay_row
 from filmdata.shards import decode_image
-from filmdata.synth import Clip, plan, replay_row, synth
+from filmdata.synth import Clip, plan, synth
 from filmdata.synthetic import render_shots
 from filmdata.video import comb_blocks, read_frames, write_video
 
@@ -859,7 +860,8 @@ def test_the_command_ends_at_once_with_its_output_and_exit_code(
 def test_rows_record_their_device_and_auto_replays_there(
     made: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = sys.modules["filmdata.synth"]
+    import filmdata.replay as module
+
     row = _rows(made[0])[0]
     assert json.loads(row["degradation"])["device"] == "cpu"
     assert shards.read_record(made[0], "synthetic")["params"]["device"] == "cpu"
@@ -1158,7 +1160,7 @@ def test_an_interlaced_master_makes_gt_of_pictures_not_fields(tmp_path: Path, ma
     web re-encode of an NTSC DVD, weaves two film frames in two of five): its windows' GT are
     cut from its pictures (no combs: a clean target), and each re-derives from its record
     exactly."""
-    from filmdata.synth import rederive_gt
+    from filmdata.replay import rederive_gt
 
     if master == "576i":
         path = write_interlaced(tmp_path / "576i.mp4", 96, 64, frames=24)
@@ -1193,7 +1195,7 @@ def test_a_source_of_non_square_pixels_makes_windows_square_as_shown(
 
     import av
 
-    from filmdata.synth import rederive_gt
+    from filmdata.replay import rederive_gt
     from filmdata.video import file_aspect
     from filmdata.windows import input_clips
 

@@ -50,7 +50,7 @@ _LAZY: dict[str, str] = {
     "make_templates": "degrade",
     "extract_templates": "degrade",
     "synth": "synth",
-    "replay_row": "synth",
+    "replay_row": "replay",
     "verify": "verify",
     "preview": "preview",
     "list_datasets": "preview",

@@ -326,7 +326,7 @@ def _mend(config: str, record: dict[str, Any], r: dict[str, Any], folder: Path) 
 def _window_file(path: str, source: str, root: str | os.PathLike[str] | None) -> str:
     """The file a recorded window is cut from now: its recorded path, else its catalog
     source's file under `root` (a root moved since)."""
-    from .synth import source_path
+    from .replay import source_path
 
     return path if Path(path).exists() else str(source_path(source, root=root))
 
@@ -409,7 +409,8 @@ def _repair(
     quiet: bool,
 ) -> None:
     from . import shards
-    from .synth import CONFIG, Degrader, ShardJob, Window, make_shards, making_device
+    from .replay import making_device
+    from .synth import CONFIG, Degrader, ShardJob, Window, make_shards
 
     folder = shards.config_dir(path, config)
     params = record.get("params") or {}
