@@ -992,7 +992,7 @@ def test_torch_preload_loads_its_libraries_off_the_gil_and_torch_then_works() ->
 
     code = """
 import sys, time
-from filmdata.synth import _preloading, await_preload, preload_torch
+from filmdata._torch_start import _preloading, await_preload, preload_torch
 assert "torch" not in sys.modules
 n, t = 0, time.perf_counter()  # (from before the thread starts: a load holding the GIL
 preload_torch()                 # from its start stops this thread before the loop's first)
