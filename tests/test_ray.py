@@ -152,9 +152,9 @@ def test_synth_on_ray_records_a_failed_shard_and_writes_the_card(
 
     from filmdata import shards
 
-    module = importlib.import_module("filmdata.synth")  # (`filmdata.synth` is the function)
+    module = importlib.import_module("filmdata.synth_ray")
 
-    class Failing(module._RayShards):  # (defined here: Ray ships it to the workers by value)
+    class Failing(module.RayShards):  # (defined here: Ray ships it to the workers by value)
         def __call__(self, job):
             if job.index == 1:
                 raise RuntimeError("the decoder crashed")
@@ -169,7 +169,7 @@ def test_synth_on_ray_records_a_failed_shard_and_writes_the_card(
     assert local.exit_code == 0, local.output
     out = tmp_path / "ray"
     args = [*common, "--out", str(out), "--backend", "ray", "--ray-address", cluster]
-    monkeypatch.setattr(module, "_RayShards", Failing)
+    monkeypatch.setattr(module, "RayShards", Failing)
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     (line,) = [s for s in result.stderr.splitlines() if s.strip()]

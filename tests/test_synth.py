@@ -866,10 +866,10 @@ def test_rows_record_their_device_and_auto_replays_there(
     assert json.loads(row["degradation"])["device"] == "cpu"
     assert shards.read_record(made[0], "synthetic")["params"]["device"] == "cpu"
     # auto: the recorded kind when this machine has it, else what auto picks.
-    monkeypatch.setattr(module, "_has_cuda", lambda: True)
+    monkeypatch.setattr(module, "has_cuda", lambda: True)
     assert module.making_device("cpu") == "cpu" and module.making_device("cuda:1") == "cuda"
     assert module.making_device("cpu", "cpu") == "cpu"
-    monkeypatch.setattr(module, "_has_cuda", lambda: False)
+    monkeypatch.setattr(module, "has_cuda", lambda: False)
     assert module.making_device("cuda") == module.pick_device("auto")
     assert module.making_device(None) == module.pick_device("auto")
 

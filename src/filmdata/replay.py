@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FilmdataError
-from .synth import _has_cuda, lq_to_uint8, pick_device
+from .synth import has_cuda, lq_to_uint8, pick_device
 from .windows import Window, cut_windows
 
 
@@ -21,7 +21,7 @@ def making_device(recorded: str | None, device: str = "auto") -> str:
     (only there are the bytes the same), else what auto picks."""
     if device != "auto" or recorded is None:
         return pick_device(device)
-    if recorded == "cpu" or (recorded.startswith("cuda") and _has_cuda()):
+    if recorded == "cpu" or (recorded.startswith("cuda") and has_cuda()):
         return recorded.split(":")[0]
     return pick_device("auto")
 

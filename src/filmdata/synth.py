@@ -549,7 +549,7 @@ def make_shards(
                     failed[w.id] = made.reason
                 else:
                     shard.add([_row(w, *made)])
-        entry = _entry(shard.entry, job, failed)
+        entry = shard_entry(shard.entry, job, failed)
         record["shards"][job.file] = entry
         if save_record:
             write_record(dataset, CONFIG, record)
@@ -596,7 +596,7 @@ def make_shards(
         bar.close()
 
 
-def _entry(written: dict[str, Any], job: ShardJob, failed: dict[str, str]) -> dict[str, Any]:
+def shard_entry(written: dict[str, Any], job: ShardJob, failed: dict[str, str]) -> dict[str, Any]:
     """A shard's record entry: what its writer wrote (`ShardWriter.entry`), the job's split,
     index and windows (`verify --repair` re-makes it from them), and its windows that failed
     with why (`failed_windows`)."""
@@ -1012,7 +1012,9 @@ def _synth(
             shards.write_card(dataset)
         made = 0
         if todo and backend == "ray":
-            task = _RayShards(
+            from .synth_ray import RayShards, make_shards_ray
+
+            task = RayShards(
                 str(dataset),
                 str(tdir),
                 preset_ref,
@@ -1024,7 +1026,7 @@ def _synth(
                 batch_size,
                 image_format,
             )
-            made = _make_shards_ray(task, todo, dataset, record, root_dir, ray_address, quiet)
+            made = make_shards_ray(task, todo, dataset, record, root_dir, ray_address, quiet)
         elif todo:
             made = make_shards(
                 dataset,
@@ -1115,122 +1117,7 @@ def failed_windows(record: dict[str, Any], jobs: Sequence[ShardJob]) -> dict[str
     return out
 
 
-@dataclass(frozen=True)
-class _RayShards:
-    """What a Ray worker needs to make one shard: the same `make_shards` as locally."""
-
-    dataset: str
-    templates: str
-    preset: str
-    device: str
-    seed: int
-    sharpen_gt: bool
-    clip_len: int
-    size: int
-    batch_size: int
-    image_format: str
-
-    def __call__(self, job: ShardJob) -> dict[str, Any]:
-        degrader = _DEGRADERS.get(self)
-        if degrader is None:  # once per worker process
-            degrader = Degrader.load(
-                self.templates, self.preset, self.device, self.seed, self.sharpen_gt
-            )
-            _DEGRADERS[self] = degrader
-        record: dict[str, Any] = {"shards": {}}
-        make_shards(
-            Path(self.dataset),
-            [job],
-            degrader,
-            clip_len=self.clip_len,
-            size=self.size,
-            batch_size=self.batch_size,
-            image_format=self.image_format,
-            record=record,
-            quiet=True,
-            save_record=False,
-        )
-        return record["shards"][job.file]
-
-
-_DEGRADERS: dict[_RayShards, Degrader] = {}
-
-
-def _make_shards_ray(
-    task: _RayShards,
-    jobs: Sequence[ShardJob],
-    dataset: Path,
-    record: dict[str, Any],
-    root: Path,
-    ray_address: str | None,
-    quiet: bool,
-) -> int:
-    """Each shard a Ray task (retried when its worker dies: shards are written atomically and
-    their bytes depend only on (seed, window id)); this driver alone writes the record.
-    Returns the windows made.
-
-    As locally, failed windows do not stop the run: a task's entry names its windows whose
-    media failed, and a task that failed as a whole (its function raised, or its worker died
-    past the retries) is recorded as a shard all of whose windows failed (`_merge_ray_shard`).
-    `synth` then writes the card and exits 1 naming them (`failed_windows`)."""
-    from tqdm import tqdm
-
-    from .backend import map_items
-    from .shards import clean_temporaries, config_dir, write_record
-
-    gpu = 0.5 if task.device.startswith("cuda") or task.device == "auto" and _has_cuda() else 0.0
-    made = 0
-    bar = tqdm(
-        total=sum(len(j.windows) for j in jobs), desc="synth (ray)", unit="win", disable=quiet
-    )
-    try:
-        for i, entry in map_items(
-            task,
-            list(jobs),
-            backend="ray",
-            ray_address=ray_address,
-            num_gpus=gpu,
-            max_retries=3,
-            root=root,
-            out=dataset,  # (the workers write the shards there: `--out` may be off the root)
-        ):
-            job = jobs[i]
-            entry = _merge_ray_shard(dataset, record, job, entry)
-            write_record(dataset, CONFIG, record)
-            made += entry["rows"]
-            bar.update(len(job.windows))
-    finally:
-        bar.close()
-    # Every task has ended (retried or not): a worker killed mid-write left its temporary.
-    clean_temporaries(config_dir(dataset, CONFIG))
-    return made
-
-
-def _merge_ray_shard(
-    dataset: Path, record: dict[str, Any], job: ShardJob, result: Any
-) -> dict[str, Any]:
-    """Put what the Ray task of `job` gave (its shard's entry, or the `ItemError` of a task
-    that failed as a whole) into `record`; returns the entry.
-
-    A failed task's shard is written empty (the schema alone, as when every window of a shard
-    fails locally) and each of its windows named with the task's error: the card is then
-    written for the shards made, `verify` lists it, and a re-run makes it again (its ids are
-    not the plan's), as for a window whose media failed."""
-    from .backend import ItemError
-    from .shards import ShardWriter, config_dir
-
-    if isinstance(result, ItemError):
-        with ShardWriter(config_dir(dataset, CONFIG) / job.file) as shard:
-            pass  # (replaces whatever a task that raised after writing it left)
-        why = f"its shard {job.file} failed on Ray: {result.error}"
-        result = _entry(
-            shard.entry, job, {w.id: f"{w.path}: {why} (window {w.id})" for w in job.windows}
-        )
-    record["shards"][job.file] = result
-    return result
-
-
-def _has_cuda() -> bool:
+def has_cuda() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
