@@ -113,3 +113,25 @@ def test_every_command_takes_quiet(runner: CliRunner, tmp_path) -> None:
     assert not missing, missing
     r = runner.invoke(app, ["datasets", "--root", str(tmp_path), "--quiet"])
     assert "No such option" not in r.output, r.output
+
+
+def test_help_paragraphs_wrap_at_the_terminal_not_the_source() -> None:
+    """A command's docstring wrapped at the source's width kept its line breaks in `--help`,
+    and the terminal wrapped those lines again: `train --help` showed "all" alone on a line.
+    Each paragraph of a command's help is one line now, wrapped by the terminal alone."""
+    import typer.main
+
+    from filmdata.cli import app as the_app
+
+    def commands(group):  # type: ignore[no-untyped-def]
+        for sub in getattr(group, "commands", {}).values():
+            yield sub
+            yield from commands(sub)
+
+    helps = [c.help for c in commands(typer.main.get_command(the_app)) if c.help]
+    assert len(helps) > 15
+    for h in helps:
+        assert all("\n" not in p for p in h.split("\n\n")), h
+    train = CliRunner().invoke(the_app, ["train", "--help"], env={"COLUMNS": "80"})
+    assert "(+ EMA and optimizer state, all safetensors)" in " ".join(train.output.split())
+    assert not any(line.strip() == "all" for line in train.output.splitlines()), train.output

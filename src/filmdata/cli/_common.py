@@ -68,13 +68,26 @@ def translate_errors(fn: F) -> F:
 
 
 def command(name: str | None = None, **kw: Any) -> Callable[[F], F]:
-    """Register a command on the app with error translation."""
+    """Register a command on the app with error translation; its help is its docstring, each
+    paragraph on one line (`help_text`)."""
 
     def deco(fn: F) -> F:
+        if fn.__doc__ and "help" not in kw:
+            kw["help"] = help_text(fn.__doc__)
         app.command(name, **kw)(translate_errors(fn))
         return fn
 
     return deco
+
+
+def help_text(doc: str) -> str:
+    """A docstring as `--help` shows it: its paragraphs (split at blank lines), each one line.
+    Typer's help keeps a docstring's line breaks, so a paragraph wrapped at the source's width
+    was broken again at the terminal's: a line of one word between two full ones."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
 
 
 @contextmanager
