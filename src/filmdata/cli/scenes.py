@@ -73,7 +73,11 @@ def cut_cmd(
     json_: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Cut every fetched source into clips in the catalog (kept, dropped with a reason, failed)."""
+    """Cut every fetched source into clips in the catalog (kept, dropped with a reason, failed).
+
+    Near-duplicate clips of different sources keep the better copy (more picture, then more
+    bits per pixel), decided again over the whole catalog at every cut.
+    """
     from ..errors import ItemsFailed
     from ..scenes.cut import cut
 
