@@ -1023,17 +1023,20 @@ print("ok", n / took, m / took)
     assert ok == "ok" and float(rate) > 0.2 * float(free), (rate, free)
 
 
-def test_input_crops_stay_inside_a_pillarboxed_picture(tmp_path: Path) -> None:
+@pytest.mark.parametrize("black", [0, 14])
+def test_input_crops_stay_inside_a_pillarboxed_picture(tmp_path: Path, black: int) -> None:
     """A 4:3 film pillarboxed in a 16:9 frame (as old films are uploaded): the `--input` clip's
     box is the picture, found on a few keyframes, so no window crops the black bars; a video
-    without bars keeps its whole frame, from one keyframe."""
+    without bars keeps its whole frame, from one keyframe. Bars a little above video black
+    (gray 14, coded luma 28: a transfer's lifted black) are bars too: read as coded luma
+    against a gray level, they were picture."""
     import av
 
     from filmdata.video import key_samples, write_video
     from filmdata.windows import input_clips
 
     frames, _ = render_shots((24, 24), 96, 72, seed=4)
-    bars = np.zeros((72, 16, 3), np.uint8)
+    bars = np.full((72, 16, 3), black, np.uint8)
     boxed = tmp_path / "boxed.mp4"
     write_video(boxed, (np.hstack([bars, f, bars]) for f in frames), 24.0,
                 options={"g": "12"})  # fmt: skip

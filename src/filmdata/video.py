@@ -223,6 +223,26 @@ def luma(frame: av.VideoFrame) -> np.ndarray:
     return upright(frame.to_ndarray(format="gray"), turns(frame))
 
 
+# coded luma of the limited ("TV") range, 16-235, as gray levels 0-255: swscale's own
+# stretch for `to_ndarray(format="gray")`, to the level
+_TV_GRAY = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+def luma_as_gray(y: np.ndarray, frame: av.VideoFrame) -> np.ndarray:
+    """`luma(frame)`'s samples (or an area resize of them) as gray levels, as
+    `frame.to_ndarray(format="gray")` gives them: limited-range luma (nearly all video: black
+    is 16) stretched to 0-255; full-range luma (`yuvj*`, JPEG range) and formats `luma`
+    converts already are gray. Levels such as `BAR_LUMA` are gray levels: a tape's bars at
+    coded luma 27 (gray 13, a little above video black) are bars."""
+    import cv2
+
+    name = frame.format.name
+    coded = name in _LUMA_FORMATS or _DEEP_PLANAR.match(name) or _DEEP_HIGH.match(name)
+    full = name.startswith("yuvj") or name == "gray" or frame.color_range == _FULL_RANGE
+    return cv2.LUT(y, _TV_GRAY) if coded and not full else y
+
+
 def _thumb(frame: av.VideoFrame, width: int = 64) -> np.ndarray:
     """A frame's luma averaged down by about `width` across: each pixel the mean of its patch
     (as `picture_box` reads its samples)."""
@@ -231,9 +251,9 @@ def _thumb(frame: av.VideoFrame, width: int = 64) -> np.ndarray:
     y = luma(frame)
     k = max(1, y.shape[1] // width)
     if k == 1:
-        return np.ascontiguousarray(y)
+        return luma_as_gray(np.ascontiguousarray(y), frame)
     size = (max(1, round(y.shape[1] / k)), max(1, round(y.shape[0] / k)))
-    return cv2.resize(y, size, interpolation=cv2.INTER_AREA)
+    return luma_as_gray(cv2.resize(y, size, interpolation=cv2.INTER_AREA), frame)
 
 
 def _dark_edges(thumb: np.ndarray) -> bool:

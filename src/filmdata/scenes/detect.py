@@ -237,6 +237,7 @@ def _luma(
         ffmpeg_reason,
         later,
         luma,
+        luma_as_gray,
         refuse_short,
         stream_fps,
     )
@@ -255,7 +256,8 @@ def _luma(
                     break
                 y = luma(frame)  # (deeper than 8 bits: its top 8, not its bytes)
                 bar.update(1)
-                yield index, cv2.resize(y, size, interpolation=cv2.INTER_AREA)
+                # gray levels, as the other detectors' frames are (the bars' level is one)
+                yield index, luma_as_gray(cv2.resize(y, size, interpolation=cv2.INTER_AREA), frame)
         except av.error.FFmpegError as e:
             # the frame that failed (`index` is the last that decoded)
             raise MediaError(
