@@ -118,21 +118,25 @@ def test_bars_are_found_after_a_blank_lead_in(tmp_path: Path) -> None:
     assert found == [12 + c for c in cuts]
 
 
-@pytest.mark.parametrize("lead", ["none"])
+@pytest.mark.parametrize("lead", ["none", "snow", "ident"])
 def test_bars_above_video_black_are_found(tmp_path: Path, lead: str) -> None:
     """A tape's letterbox is rarely at video black: the capture's black sits a little above it
     (a VCR's setup, tape noise). Bars at gray 13 (coded luma ~27) were read against the bar
     level as coded luma, not as gray: never bars, their shared edges made every shot look alike
-    and a real VHS-like tape lost all its cuts. A head of tape snow before the picture must
-    not hide them either."""
+    and a real VHS-like tape lost all its cuts. Nor may a head of tape snow or an ident in
+    full frame before the programme hide them: bars were rows dark in every frame so far, and
+    one bright frame made them picture for good."""
     rng = np.random.default_rng(5)
     shots, cuts = render_shots((40, 40, 40, 40), 160, 120, seed=11)
     framed = np.clip(13 + rng.normal(0, 2, shots.shape), 0, 255).astype(np.uint8)
     framed[:, 24:96] = shots[:, 24:96]
     n = 0 if lead == "none" else 14
-    snow = rng.integers(0, 256, (n, 120, 160, 1), np.uint8).repeat(3, axis=3)
+    if lead == "ident":  # a station ident in full frame: one more shot, without bars
+        head = render_shots((n,), 160, 120, seed=3)[0]
+    else:
+        head = rng.integers(0, 256, (n, 120, 160, 1), np.uint8).repeat(3, axis=3)
     path = tmp_path / "tape.mp4"
-    write_video(path, np.concatenate([snow, framed]), 25)
+    write_video(path, np.concatenate([head, framed]), 25)
     found = [s.start_frame for s in detect_scenes(path, detector="film", quiet=True)][1:]
     assert [c for c in found if c > n] == [n + c for c in cuts]
 

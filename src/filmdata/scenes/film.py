@@ -46,7 +46,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from ..video import BAR_LUMA  # rows/columns darker in every frame so far are letterbox bars
+from ..video import BAR_LUMA  # edge rows/columns darker than this for HOLD frames are bars
 
 ANALYSIS_WIDTH = 64
 DEFAULT_THRESHOLD = 0.55
@@ -67,6 +67,7 @@ def analysis_size(width: int, height: int, target: int = ANALYSIS_WIDTH) -> tupl
 
 
 BLANK_STD = 4.0  # gray levels: a thumbnail flatter than this is blank (black, white, grain only)
+HOLD = 12  # frames: a row or column at the edge dark this many frames running is a bar
 
 
 def frame_feature(gray: np.ndarray) -> np.ndarray | None:
@@ -155,8 +156,11 @@ class FilmCuts:
         self._d: dict[int, list[float]] = {lag: [] for lag in _LAGS}  # d(t - lag, t) at [t]
         self._blend: list[float] = []  # at [t]: NCC of frame t with its neighbours' mean
         self._size: tuple[int, int] | None = None
-        self._dark: tuple[np.ndarray, np.ndarray] | None = None
+        # frames running that each row and column has been dark (`_bars`), and frames counted
+        self._runs: tuple[np.ndarray, np.ndarray] | None = None
+        self._lit = 0
         self._box: tuple[int, int, int, int] | None = None
+        self._grays: deque[np.ndarray] = deque(maxlen=max(_LAGS) + 1)  # as `_feats`, uncropped
 
     def push(self, frame: np.ndarray) -> None:
         """Add the next frame (BGR (H, W, 3) or gray (H, W) uint8, any size)."""
@@ -165,7 +169,12 @@ class FilmCuts:
             self._size = analysis_size(gray.shape[1], gray.shape[0])
         if (gray.shape[1], gray.shape[0]) != self._size:
             gray = cv2.resize(gray, self._size, interpolation=cv2.INTER_AREA)
+        box = self._bars(gray)
+        if box != self._box:
+            self._box = box
+            self._recrop()
         f = frame_feature(self._crop(gray))
+        self._grays.append(gray)
         t = len(self._d[1])
         if f is None:
             if self._blank_from is None:
@@ -183,27 +192,49 @@ class FilmCuts:
         if n >= 3:
             self._blend[t - 1] = _blend(self._feats[n - 3], self._feats[n - 2], f)
 
-    def _crop(self, gray: np.ndarray) -> np.ndarray:
-        # Letterbox/pillarbox bars add structure shared by every frame: crop what has been
-        # dark in *every* frame so far. When that box changes (rarely, early), the features
-        # before it are forgotten, so the change itself is never scored as a cut.
-        # A blank frame (a uniform gray or blue screen before a tape plays) says nothing of
-        # the bars: counted, a bright one hid them for good.
-        if _blank(gray):
-            if self._dark is None:
-                return gray
-        else:
+    def _bars(self, gray: np.ndarray) -> tuple[int, int, int, int]:
+        # Letterbox/pillarbox bars add structure shared by every frame, so that different shots
+        # look alike: the box (y0, y1, x0, x1) leaves out the rows and columns at the edges
+        # dark in each of the last `HOLD` frames (in every frame, before there are as many).
+        # Not "dark in every frame so far": a tape's head of snow, or an ident in full frame,
+        # before a letterboxed programme hid its bars for good. A blank frame (a uniform gray
+        # or blue screen before a tape plays) says nothing of the bars: counted, a bright one
+        # hid them.
+        h, w = gray.shape
+        if not _blank(gray):
             rows, cols = gray.mean(1) < BAR_LUMA, gray.mean(0) < BAR_LUMA
-            if self._dark is None:
-                self._dark = (rows, cols)
+            if self._runs is None:
+                self._runs = (rows.astype(np.int64), cols.astype(np.int64))
             else:
-                self._dark = (self._dark[0] & rows, self._dark[1] & cols)
-        assert self._dark is not None
-        box = (*_trim(self._dark[0]), *_trim(self._dark[1]))
-        if box != self._box:
-            self._feats.clear()
-            self._box = box
-        y0, y1, x0, x1 = box
+                self._runs = ((self._runs[0] + 1) * rows, (self._runs[1] + 1) * cols)
+            self._lit += 1
+        if self._runs is None:
+            return (0, h, 0, w)
+        need = min(self._lit, HOLD)
+        return (*_trim(self._runs[0] >= need), *_trim(self._runs[1] >= need))
+
+    def _recrop(self) -> None:
+        # The box changed: the frames still compared with the next ones are cropped to the new
+        # box, and their distances and blends made again, so that the change itself is never
+        # scored as a cut and a cut just before it is still scored on the picture alone.
+        feats = [frame_feature(self._crop(g)) for g in self._grays]
+        self._feats.clear()
+        self._feats.extend(feats)
+        t, m = len(self._d[1]), len(feats)
+        for i in range(m):
+            u = t - m + i
+            for lag, col in self._d.items():
+                if i >= lag:
+                    col[u] = _distance(feats[i - lag], feats[i])
+            if 0 < i < m - 1:
+                self._blend[u] = _blend(feats[i - 1], feats[i], feats[i + 1])
+        last = [f for f in feats if f is not None]
+        if last:
+            self._last = last[-1]
+
+    def _crop(self, gray: np.ndarray) -> np.ndarray:
+        assert self._box is not None
+        y0, y1, x0, x1 = self._box
         if (y0, y1, x0, x1) == (0, gray.shape[0], 0, gray.shape[1]):
             return gray
         size = (gray.shape[1], gray.shape[0])
