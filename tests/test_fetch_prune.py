@@ -215,38 +215,44 @@ def test_a_pair_no_longer_named_is_pruned_with_its_sources_kept(
         assert {"x/tape", "x/bad"} <= _keys(cat.sources())  # its sources are still named
 
 
-def test_prune_names_other_clips_dropped_as_duplicates_of_the_pruned(
+def test_clips_dropped_as_duplicates_of_removed_clips_are_kept_again(
     runner: CliRunner, root: Path, tmp_path: Path
 ) -> None:
     """A pruned source's clips took with them the clips they had made duplicates of (the
-    same footage's worse copy, kept dropped and naming a clip that no longer exists): fetch
-    names those in one line pointing at `filmdata cut`, which keeps them again."""
+    same footage's worse copy, left dropped and naming a clip that no longer exists, until a
+    `cut` the user had to be told to run): fetch decides them again at once, keeps them,
+    exports them again where their source's clips are, and names them in one line."""
     import cv2
 
     from filmdata.synthetic import render_shots
-    from filmdata.video import write_video
+    from filmdata.video import probe, write_video
 
     caps = tmp_path / "caps"
     caps.mkdir()
-    shots, _ = render_shots((30, 30), 192, 144, seed=8)
-    write_video(caps / "hd.mp4", shots, 24)
+    shots, _ = render_shots((30, 30, 30), 192, 144, seed=8)
+    write_video(caps / "hd.mp4", shots[:60], 24)  # the first two shots: the better copy
     small = [cv2.resize(f, (96, 72), interpolation=cv2.INTER_AREA) for f in shots]
-    write_video(caps / "copy.mp4", small, 24)
+    write_video(caps / "copy.mp4", small, 24)  # all three, its third shot its own
     x = _manifest(tmp_path / "x.yaml", "x", {"copy": "film", "hd": "film"}, {})
     code, out, err = _fetch(runner, root, str(x), "--quiet")
     assert code == 0, out + err
-    assert cut(root, min_len=0.5, quiet=True).failed == []
+    assert cut(root, min_len=0.5, export=True, quiet=True).failed == []
     dropped = sorted(c["id"] for c in list_clips(root, sources=("copy",), status="dropped"))
     assert dropped == ["copy.0-30", "copy.30-60"]
+    assert sorted(p.name for p in (root / "clips/copy").glob("*.mp4")) == ["copy.60-90.mp4"]
     _manifest(x, "x", {"copy": "film"}, {})
     code, out, err = _fetch(runner, root, str(x), "--prune")
     assert code == 0, out + err
     line = (
-        "2 clip(s) of other sources were dropped as duplicates of clips now gone: "
-        "copy.0-30, copy.30-60; run `filmdata cut` to decide them again"
+        "2 clip(s) of other sources decided again as near-duplicates, clips they duplicated "
+        "gone (kept again, or a duplicate of one kept again; see `filmdata clips`): "
+        "copy.0-30, copy.30-60"
     )
     assert line in err.splitlines(), err
-    cut(root, sources=("copy",), min_len=0.5, quiet=True)
-    assert {c["status"] for c in list_clips(root)} == {"kept"}
+    assert "run `filmdata cut`" not in err
+    clips = list_clips(root)
+    assert {c["status"] for c in clips} == {"kept"} and {c["reason"] for c in clips} == {None}
+    for c in clips:  # exported again, frame-exact
+        assert c["path"] and probe(root / c["path"]).frames == c["end_frame"] - c["start_frame"]
     code, out, err = _fetch(runner, root, str(x), "--prune")  # nothing removed: no line
     assert code == 0 and "duplicates" not in err, err

@@ -56,7 +56,8 @@ def fetch_cmd(
         help="Remove the sources and pairs each manifest no longer names: their catalog rows, "
         "clips, the pairs naming them and their raw files (no other manifest's). A dataset made "
         "earlier still holds them until it is made again. Each is a row of status "
-        '"pruned". Not with --only.',
+        '"pruned". Clips of other sources dropped as near-duplicates of clips removed are '
+        "kept again (and exported again where their source's clips are). Not with --only.",
     ),
     backend: str = BackendOpt,
     ray_address: str | None = RayAddressOpt,
@@ -110,12 +111,14 @@ def _show_report(report: Any, json_: bool, quiet: bool) -> None:
                 f"old file dropped: {', '.join(report.recut)}; run `filmdata cut`",
                 err=True,
             )
-        if report.orphaned:
-            few = ", ".join(report.orphaned[:5])
-            more = f" and {len(report.orphaned) - 5} more" if len(report.orphaned) > 5 else ""
+        if report.redecided:
+            few = ", ".join(report.redecided[:5])
+            n = len(report.redecided)
+            more = f" and {n - 5} more" if n > 5 else ""
             typer.echo(
-                f"{len(report.orphaned)} clip(s) of other sources were dropped as duplicates "
-                f"of clips now gone: {few}{more}; run `filmdata cut` to decide them again",
+                f"{n} clip(s) of other sources decided again as near-duplicates, clips they "
+                "duplicated gone (kept again, or a duplicate of one kept again; see "
+                f"`filmdata clips`): {few}{more}",
                 err=True,
             )
     if json_:

@@ -183,7 +183,9 @@ def fetch(
     Returns:
         A FetchReport with each item's status (fetched / skipped / failed) and reason, the
         sources pruned (with `prune`: status "pruned", first, the reason saying what went
-        with each), and those a manifest no longer names that are left.
+        with each), those a manifest no longer names that are left, and the clips of other
+        sources whose status changed when the near-duplicates were decided again after clips
+        went (`redecided`: kept again where what they duplicated was pruned or re-fetched).
 
     Raises:
         ManifestError: a manifest does not validate (nothing runs).
@@ -316,12 +318,13 @@ def fetch(
             bar.close()
             for fd in locks.values():
                 unlock(fd)
-        # other sources' clips dropped as duplicates of clips this run removed
-        orphaned: list[str] = []
+        # other sources' clips dropped as duplicates of clips this run removed (pruned, or of
+        # a source fetched with other content) are decided again now, not at the next `cut`
+        redecided: list[str] = []
         if pruned or recut:
-            from ..scenes.cut import orphaned_duplicates
+            from ..scenes.cut import settle_duplicates
 
-            orphaned = orphaned_duplicates(cat.clips())
+            redecided = settle_duplicates(root_dir, cat)
 
     report = FetchReport(
         root_dir,
@@ -341,7 +344,7 @@ def fetch(
         ),
         stale=left,
         recut=tuple(recut),
-        orphaned=tuple(orphaned),
+        redecided=tuple(redecided),
     )
     if report.failed:
         raise FetchFailed(report)

@@ -38,9 +38,10 @@ class FetchReport:
     # the sources fetched again with other content, whose clips (of the old file) were dropped:
     # they need `cut` again
     recut: tuple[str, ...] = ()
-    # other sources' clips dropped as near-duplicates of clips this run removed (pruned, or
-    # of a source fetched with other content): `cut` decides them again
-    orphaned: tuple[str, ...] = ()
+    # other sources' clips whose status changed when the near-duplicates were decided again
+    # after clips went (pruned, or of a source fetched with other content): kept again where
+    # what they duplicated is gone (`scenes.cut.settle_duplicates`)
+    redecided: tuple[str, ...] = ()
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.items)

@@ -163,10 +163,7 @@ def cut(
     report = CutReport()
     with Catalog.existing(root) as cat:
         every = cat.sources()
-        manifests: dict[str, set[str]] = {}
-        for r in every:
-            manifests.setdefault(r["id"], set()).add(r["manifest"])
-        shared = {sid for sid, ms in manifests.items() if len(ms) > 1}
+        shared = _shared(every)
         # "clip_source" travels with the row to the worker: it names the source's clips.
         rows = [{**r, "clip_source": clip_source(r, shared)} for r in every]
         rows = [r for r in rows if r["status"] == "fetched"]
@@ -230,17 +227,73 @@ def cut(
         changed = sorted(
             {(c["manifest"], c["source"]) for c in pool if c["id"] in decided} - cutting
         )
-        for key in changed:  # other sources' clips, dropped now or kept again
-            clips = [_decided(root, c, decided) for c in cat.clips(manifest=key[0], source=key[1])]
-            again = [c for c in clips if c["status"] == "kept" and c["id"] in decided]
-            row = {**by_key[key], "clip_source": clip_source(by_key[key], shared)}
-            # exported again where its clips were (their folder stays when they are dropped)
-            if again and (export or clips_dir(root, row["clip_source"]).is_dir()):
-                made = {c["id"]: c for c in _export(root, row, again)}
-                clips = [made.get(c["id"], c) for c in clips]
-            cat.replace_many("clips", {"manifest": key[0], "source": key[1]}, clips)
-            report.redecided.extend(c["id"] for c in clips if c["id"] in decided)
+        # other sources' clips, dropped now or kept again
+        report.redecided.extend(_write_back(root, cat, decided, changed, every, export))
     return report
+
+
+def settle_duplicates(root: str | os.PathLike[str], cat: Catalog) -> list[str]:
+    """Decide the near-duplicates across sources again over the catalog's clips as they are,
+    and write the decisions back: what `cut` does at its end, for clips that went without a
+    cut (`fetch --prune` removed their source, a re-fetch with other content dropped them).
+
+    A clip dropped as a duplicate of one that went is kept again (and exported again where
+    its source's clips are: `clips/<source>` exists), unless another copy kept is better
+    (`_across`); only clips of fetched sources are decided, and taken as the better copies.
+
+    Args:
+        root: the data root (exported clip files are under it).
+        cat: its open catalog.
+
+    Returns:
+        The ids of the clips whose status changed (kept again, or dropped as a duplicate of
+        one kept again), sorted.
+    """
+    root = Path(root)
+    every = cat.sources()
+    by_key = {(r["manifest"], r["id"]): r for r in every}
+    fetched = {k for k, r in by_key.items() if r["status"] == "fetched"}
+    pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched]
+    decided = _across(pool, by_key)
+    was = {c["id"]: c["status"] for c in pool}
+    changed = sorted({(c["manifest"], c["source"]) for c in pool if c["id"] in decided})
+    _write_back(root, cat, decided, changed, every)
+    return sorted(i for i, (status, _) in decided.items() if status != was[i])
+
+
+def _shared(every: list[dict[str, Any]]) -> set[str]:
+    """The source ids that more than one manifest of the catalog's sources `every` has."""
+    manifests: dict[str, set[str]] = {}
+    for r in every:
+        manifests.setdefault(r["id"], set()).add(r["manifest"])
+    return {sid for sid, ms in manifests.items() if len(ms) > 1}
+
+
+def _write_back(
+    root: Path,
+    cat: Catalog,
+    decided: dict[str, tuple[str, str | None]],
+    keys: list[tuple[str, str]],
+    every: list[dict[str, Any]],
+    export: bool = False,
+) -> list[str]:
+    """Write `_across`'s decisions to the catalog's clips of the sources `keys` (manifest,
+    id): a clip dropped loses its exported file (`_decided`), one kept again is exported
+    again where its source's clips are (its folder stays when they are dropped), or
+    everywhere with `export`. Returns the ids of the clips decided again, in source order."""
+    shared = _shared(every)
+    by_key = {(r["manifest"], r["id"]): r for r in every}
+    out: list[str] = []
+    for key in keys:
+        clips = [_decided(root, c, decided) for c in cat.clips(manifest=key[0], source=key[1])]
+        again = [c for c in clips if c["status"] == "kept" and c["id"] in decided]
+        row = {**by_key[key], "clip_source": clip_source(by_key[key], shared)}
+        if again and (export or clips_dir(root, row["clip_source"]).is_dir()):
+            made = {c["id"]: c for c in _export(root, row, again)}
+            clips = [made.get(c["id"], c) for c in clips]
+        cat.replace_many("clips", {"manifest": key[0], "source": key[1]}, clips)
+        out.extend(c["id"] for c in clips if c["id"] in decided)
+    return out
 
 
 def _prune_exports(root: Path, row: dict[str, Any], clips: list[dict[str, Any]]) -> None:
@@ -297,14 +350,6 @@ def _failed(
 
 
 _DUPLICATE = re.compile(r"^duplicate of (\S+) \(phash distance \d+\)$")
-
-
-def orphaned_duplicates(clips: list[dict[str, Any]]) -> list[str]:
-    """The ids of `clips` dropped as a near-duplicate of another source's clip that is no
-    longer kept (removed with its source, re-cut away, dropped itself): the next `cut`
-    decides them again (`_across`)."""
-    kept = {c["id"] for c in clips if c["status"] == "kept"}
-    return [c["id"] for c in clips if (of := _duplicate_of(c)) is not None and of not in kept]
 
 
 def _duplicate_of(c: dict[str, Any]) -> str | None:
