@@ -469,6 +469,30 @@ def test_near_duplicates_across_sources_keep_the_better_copy(
         assert got[f"a-copy.{s}"] == ("dropped", f"duplicate of hd.{s}"), got
 
 
+def test_a_letterboxed_transfer_is_a_duplicate_of_the_wide_original(root: Path) -> None:
+    """The same footage as a wide HD original (192x108) and an old transfer letterboxed in a
+    4:3 frame (128x96, bars above and below): their pHashes were of the whole frame, bars
+    and all, so neither was seen as a duplicate of the other and both were kept. Hashed
+    inside the bars, the transfer (less picture) is dropped as the original's duplicate."""
+    import cv2
+
+    shots, _ = render_shots((30, 30, 30), 192, 108, seed=8)
+    boxed = np.zeros((len(shots), 96, 128, 3), np.uint8)
+    boxed[:, 12:84] = [cv2.resize(f, (128, 72), interpolation=cv2.INTER_AREA) for f in shots]
+    (root / "raw" / "m").mkdir(parents=True)
+    write_video(root / "raw" / "m" / "hd.mp4", shots, 24)
+    write_video(root / "raw" / "m" / "a-boxed.mp4", boxed, 24)  # (first in catalog order)
+    _add_source(root, "hd", "raw/m/hd.mp4")
+    _add_source(root, "a-boxed", "raw/m/a-boxed.mp4")
+    assert cut(root, min_len=0.5, max_len=10, quiet=True).failed == []
+    got = _statuses(root)
+    spans = ("0-30", "30-60", "60-90")
+    assert {got[f"hd.{s}"] for s in spans} == {("kept", None)}, got
+    for s in spans:
+        assert got[f"a-boxed.{s}"] == ("dropped", f"duplicate of hd.{s}"), got
+    assert {c["box_h"] for c in list_clips(root, sources=("a-boxed",))} <= set(range(70, 73))
+
+
 def test_a_clip_whose_duplicate_went_is_kept_again(root: Path) -> None:
     """A clip dropped as a duplicate of another source's stayed dropped, naming a clip that
     no longer exists, when that source went (its re-fetch failed, or it was re-cut into

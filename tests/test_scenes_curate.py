@@ -87,6 +87,41 @@ def test_letterbox_leaves_no_bar_inside_the_box(top: int, left: int) -> None:
     assert box.x - left < 10 and (640 - left) - (box.x + box.w) < 10, box
 
 
+@pytest.mark.parametrize(
+    "picture,frame",
+    [((640, 360), (640, 480)), ((480, 360), (640, 360)), ((600, 330), (640, 480))],
+    ids=["letterbox", "pillarbox", "both-mid-sample"],
+)
+def test_phash_of_the_picture_inside_its_bars_is_the_bare_pictures(
+    picture: tuple[int, int], frame: tuple[int, int]
+) -> None:
+    """A letterboxed transfer (a wide picture in a 4:3 frame, or a 4:3 one in a wide frame)
+    and the bare picture of the same footage: hashed over the whole samples, the bars make
+    them differ by far more than a duplicate; hashed inside the box, they are duplicates."""
+    import cv2
+
+    (pw, ph), (fw, fh) = picture, frame
+    shots, _ = render_shots((6,), pw, ph, seed=4)
+    bare = shots.mean(-1).astype(np.uint8)
+    boxed = np.full((6, fh, fw), 10, np.uint8)
+    top, left = (fh - ph) // 2, (fw - pw) // 2
+    boxed[:, top : top + ph, left : left + pw] = bare
+
+    def samples(x: np.ndarray) -> np.ndarray:  # as `cut` samples: 64 wide
+        w, h = x.shape[2], x.shape[1]
+        size = (64, round(64 * h / w))
+        return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in x])
+
+    small = samples(boxed)
+    box = curate.letterbox(small, fw, fh)
+    near = curate.hamming(curate.phash(samples(bare)), curate.phash(small))
+    assert near > curate.PHASH_DUPLICATE  # (what made them not duplicates)
+    got = curate.phash(curate.inside(small, box, fw, fh))
+    assert curate.hamming(curate.phash(samples(bare)), got) <= curate.PHASH_DUPLICATE
+    whole = curate.inside(small, curate.Box(0, 0, fw, fh), fw, fh)  # no bars: all of it
+    assert np.array_equal(whole, small)
+
+
 def test_film_detection_does_not_import_pyscenedetect(clip: Path) -> None:
     code = (
         "import sys; from filmdata.scenes import detect_scenes; "

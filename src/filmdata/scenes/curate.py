@@ -96,6 +96,24 @@ def letterbox(frames: np.ndarray, width: int, height: int) -> Box:
     return Box(*picture_box(frames, width, height))
 
 
+def inside(frames: np.ndarray, box: Box, width: int, height: int) -> np.ndarray:
+    """The samples (T, h, w) of a `width` x `height` source cropped to its active picture
+    `box` (source pixels), its edges rounded inwards so no sample row or column of bar is
+    left; the whole samples where the box is under one sample across.
+
+    The pHash of a clip is of this: a letterboxed transfer (16:9 in a 4:3 frame) and the
+    wide original of the same footage hash alike, bars or none (`phash` resizes to 32x32,
+    so the aspect does not count)."""
+    if frames.ndim != 3:
+        raise ValueError(f"frames: expected (T, H, W), got {frames.shape}")
+    sh, sw = frames.shape[1:]
+    y0, y1 = -(-box.y * sh // height), (box.y + box.h) * sh // height
+    x0, x1 = -(-box.x * sw // width), (box.x + box.w) * sw // width
+    if y1 <= y0 or x1 <= x0:
+        return frames
+    return frames[:, y0:y1, x0:x1]
+
+
 def phash(frames: np.ndarray) -> str:
     """64-bit perceptual hash (DCT of 32x32, 8x8 low frequencies > their median) as 16 hex.
 

@@ -2,9 +2,9 @@
 
 Per source: detect the scenes, split long ones into windows of at most `max_len` seconds, look
 at a few sampled frames of each window (curation: short, black, blank, tape noise, static,
-letterbox box, near-duplicate by pHash), and write all of the source's clips in one
-`replace_many`, so a re-run replaces them (idempotent). A source that does not decode becomes
-one failed clip record with the reason; the other sources go on.
+letterbox box, near-duplicate by pHash of the picture inside that box), and write all of the
+source's clips in one `replace_many`, so a re-run replaces them (idempotent). A source that
+does not decode becomes one failed clip record with the reason; the other sources go on.
 """
 
 from __future__ import annotations
@@ -475,7 +475,7 @@ def _cut_source(
         sample = _window_samples(samples, path, picks[a, b])
         box = curate.letterbox(sample, info.width, info.height)
         stats = curate.stats(sample)
-        ph = curate.phash(sample)
+        ph = curate.phash(curate.inside(sample, box, info.width, info.height))
         reason = None
         if (b - a) < min_len * fps:
             reason = f"short: {(b - a) / fps:.2f} s < --min-len {min_len:g} s"
