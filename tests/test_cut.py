@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -526,6 +528,75 @@ def test_a_clip_whose_duplicate_went_is_kept_again(root: Path) -> None:
     assert report.redecided == sorted(k for k, v in before.items() if v[0] == "dropped")
     for c in list_clips(root, sources=("a-copy",)):
         assert c["path"] and probe(root / c["path"]).frames == c["end_frame"] - c["start_frame"]
+
+
+def _held(root: Path) -> int:
+    """Take the root's lock on deciding duplicates here, as another `cut` would hold it."""
+    import fcntl
+
+    fd = os.open(root / ".cut.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _waits(fn: Any, ready: Any = lambda: True) -> Any:
+    """Start `fn` in a thread (while this test holds the lock) and give it until `ready()`
+    and half a second more: the thread, and the list its result goes into when it returns."""
+    import threading
+    import time
+
+    done: list[Any] = []
+    t = threading.Thread(target=lambda: done.append(fn()), daemon=True)
+    t.start()
+    deadline = time.monotonic() + 60
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return t, done
+
+
+def test_near_duplicates_are_decided_one_process_at_a_time(root: Path) -> None:
+    """Two cuts of one root at once each read the catalog, decided the near-duplicates and
+    wrote them back with nothing in between: the one that wrote last wrote decisions made on
+    a catalog without the other's write (both copies kept, or a clip kept again that the
+    other had dropped). Deciding holds a lock on the root: while another process holds it,
+    a cut detects and exports its source (the slow part), then waits to decide and write;
+    let go, it decides on the catalog as the holder left it. So does fetch's settling."""
+    from filmdata.scenes.cut import settle_duplicates
+
+    _copies(root)
+    kw: dict[str, Any] = dict(min_len=0.5, max_len=10, quiet=True)
+    cut(root, sources=("a-copy",), **kw)
+    assert set(_statuses(root).values()) == {("kept", None)}
+    fd = _held(root)
+    try:
+        exported = lambda: len(list((root / "clips" / "hd").glob("*.mp4"))) == 3  # noqa: E731
+        t, done = _waits(lambda: cut(root, sources=("hd",), export=True, **kw), exported)
+        assert exported() and not done  # detected and exported, waiting to decide
+        assert list_clips(root, sources=("hd",)) == []
+        assert set(_statuses(root).values()) == {("kept", None)}
+    finally:
+        os.close(fd)
+    t.join(60)
+    assert done and done[0].redecided == ["a-copy.0-30", "a-copy.30-60", "a-copy.60-90"]
+    got = _statuses(root)
+    assert got["a-copy.0-30"] == ("dropped", "duplicate of hd.0-30"), got
+    # fetch's settling too: the HD original gone, the copy is kept again once let go
+    with Catalog.at_root(root) as cat:
+        cat.replace_many("clips", {"manifest": "m", "source": "hd"}, [])
+    fd = _held(root)
+    try:
+        with Catalog.at_root(root) as cat:
+            t, done = _waits(lambda: settle_duplicates(root, cat))
+            assert not done
+            os.close(fd)
+            fd = -1
+            t.join(60)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    assert done == [["a-copy.0-30", "a-copy.30-60", "a-copy.60-90"]]
+    assert set(_statuses(root).values()) == {("kept", None)}
 
 
 def test_cut_names_the_other_sources_clips_it_decided_again(runner: CliRunner, root: Path) -> None:

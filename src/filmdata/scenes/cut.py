@@ -9,6 +9,8 @@ does not decode becomes one failed clip record with the reason; the other source
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -37,6 +39,7 @@ from . import curate
 from .detect import DETECTORS, detect_cuts, make_detector, require_transnet, scenes_from_cuts
 
 SAMPLE_WIDTH = 128  # gray samples for curation are decoded this wide
+DECIDE_LOCK = ".cut.lock"  # in the data root: held while duplicates are decided (`_deciding`)
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ def cut(
     dropped naming it. This is decided again over the whole catalog at every cut, so the
     order sources are cut in does not matter: a better copy cut later drops an earlier one's
     clip, and a clip whose duplicate went (re-cut, no longer fetched) is kept again (and
-    exported again, where its source's clips are).
+    exported again, where its source's clips are). Cuts of one root may run at once: each
+    decides and writes back in turn, holding `ROOT/.cut.lock` (`DECIDE_LOCK`).
 
     Returns:
         A report per source; failed sources are recorded as failed clips too.
@@ -206,29 +210,34 @@ def cut(
                 res = _failed(rows[i], detector, res.error)
             results[i] = res
         # near-duplicates across sources, decided over the whole catalog with these clips
-        # (of fetched sources only: another's clips name frames of a file that is not there)
-        cutting = {(r["manifest"], r["id"]) for r in rows}
-        by_key = {(r["manifest"], r["id"]): r for r in every}
-        fetched = {k for k, r in by_key.items() if r["status"] == "fetched"} - cutting
-        pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched]
-        pool += [c for i in range(len(rows)) for c in results[i][0]]
-        decided = _across(pool, by_key)
-        for i, row in enumerate(rows):  # in source order, whatever order they finished in
-            clips, rep = results[i]
-            clips = [_decided(root, c, decided) for c in clips]
-            rep = replace(
-                rep,
-                kept=sum(c["status"] == "kept" for c in clips),
-                dropped=sum(c["status"] == "dropped" for c in clips),
+        # (of fetched sources only: another's clips name frames of a file that is not there),
+        # read, decided and written back under the root's lock: another cut (or fetch's
+        # `settle_duplicates`) deciding at once would write back decisions made on a catalog
+        # this one changes (the detection above, the slow part, is not held up by it)
+        with _deciding(root):
+            every = cat.sources()  # (as it is now)
+            cutting = {(r["manifest"], r["id"]) for r in rows}
+            by_key = {(r["manifest"], r["id"]): r for r in every}
+            fetched = {k for k, r in by_key.items() if r["status"] == "fetched"} - cutting
+            pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched]
+            pool += [c for i in range(len(rows)) for c in results[i][0]]
+            decided = _across(pool, by_key)
+            for i, row in enumerate(rows):  # in source order, whatever order they finished in
+                clips, rep = results[i]
+                clips = [_decided(root, c, decided) for c in clips]
+                rep = replace(
+                    rep,
+                    kept=sum(c["status"] == "kept" for c in clips),
+                    dropped=sum(c["status"] == "dropped" for c in clips),
+                )
+                cat.replace_many("clips", {"manifest": row["manifest"], "source": row["id"]}, clips)
+                _prune_exports(root, row, clips)
+                report.sources.append(rep)
+            changed = sorted(
+                {(c["manifest"], c["source"]) for c in pool if c["id"] in decided} - cutting
             )
-            cat.replace_many("clips", {"manifest": row["manifest"], "source": row["id"]}, clips)
-            _prune_exports(root, row, clips)
-            report.sources.append(rep)
-        changed = sorted(
-            {(c["manifest"], c["source"]) for c in pool if c["id"] in decided} - cutting
-        )
-        # other sources' clips, dropped now or kept again
-        report.redecided.extend(_write_back(root, cat, decided, changed, every, export))
+            # other sources' clips, dropped now or kept again
+            report.redecided.extend(_write_back(root, cat, decided, changed, every, export))
     return report
 
 
@@ -250,15 +259,29 @@ def settle_duplicates(root: str | os.PathLike[str], cat: Catalog) -> list[str]:
         one kept again), sorted.
     """
     root = Path(root)
-    every = cat.sources()
-    by_key = {(r["manifest"], r["id"]): r for r in every}
-    fetched = {k for k, r in by_key.items() if r["status"] == "fetched"}
-    pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched]
-    decided = _across(pool, by_key)
-    was = {c["id"]: c["status"] for c in pool}
-    changed = sorted({(c["manifest"], c["source"]) for c in pool if c["id"] in decided})
-    _write_back(root, cat, decided, changed, every)
+    with _deciding(root):  # (as `cut` decides: one at a time)
+        every = cat.sources()
+        by_key = {(r["manifest"], r["id"]): r for r in every}
+        fetched = {k for k, r in by_key.items() if r["status"] == "fetched"}
+        pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched]
+        decided = _across(pool, by_key)
+        was = {c["id"]: c["status"] for c in pool}
+        changed = sorted({(c["manifest"], c["source"]) for c in pool if c["id"] in decided})
+        _write_back(root, cat, decided, changed, every)
     return sorted(i for i, (status, _) in decided.items() if status != was[i])
+
+
+@contextlib.contextmanager
+def _deciding(root: Path) -> Iterator[None]:
+    """Hold the root's exclusive lock on deciding near-duplicates (`ROOT/DECIDE_LOCK`),
+    waiting while another process (or another caller here) holds it. flock: the OS releases
+    it when its holder dies, kill -9 included; the file stays, empty."""
+    fd = os.open(root / DECIDE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (closing it releases the lock)
 
 
 def _shared(every: list[dict[str, Any]]) -> set[str]:
