@@ -1052,6 +1052,24 @@ def test_input_crops_stay_inside_a_pillarboxed_picture(tmp_path: Path, black: in
         assert len(key_samples(c, c.streams.video[0])[0]) == 1  # its edges are not dark
 
 
+def test_input_bars_are_found_past_a_full_frame_opening(tmp_path: Path) -> None:
+    """A remaster that opens on a full-frame title card, then shows the film letterboxed:
+    the keyframe sampled in the card is bright where the bars are, and one bright sample made
+    every row picture, so windows cropped the bars into the GT. One sample may differ."""
+    from filmdata.video import write_video
+    from filmdata.windows import input_clips
+
+    shots, _ = render_shots((12, 40, 44), 96, 72, seed=9)
+    framed = shots.copy()
+    framed[12:, :12] = 0
+    framed[12:, 60:] = 0
+    path = tmp_path / "remaster.mp4"
+    write_video(path, framed, 24.0, options={"g": "12"})
+    (clip,) = input_clips([path])
+    x, y, w, h = clip.box
+    assert (x, w) == (0, 96) and 12 <= y <= 14 and 58 <= y + h <= 60, clip.box
+
+
 @pytest.mark.parametrize(
     ("codec", "pix_fmt", "name"),
     [("ffv1", "yuv422p10le", "master.mkv"), ("libx265", "yuv420p10le", "remaster.mp4")],

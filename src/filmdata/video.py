@@ -108,12 +108,17 @@ def picture_box(frames: np.ndarray, width: int, height: int) -> tuple[int, int, 
     A bar rarely ends on a sample's border: the sample where it ends is part bar, part picture.
     Its picture part is read from its level between the bar's and the picture's next to it, and
     the edge is rounded inwards: no column or row of bar is left inside the box (a crop that
-    touches it would carry a black sliver into a dataset's GT)."""
+    touches it would carry a black sliver into a dataset's GT).
+
+    Of four samples or more, one may be bright where the others have bars (a remaster's title
+    card in full frame before the letterboxed film, a tape's head of snow): a row or column
+    is picture where it is brighter than `BAR_LUMA` in two samples."""
     if len(frames) == 0:
         return (0, 0, width, height)
     f = frames.astype(np.float32)
-    rows = _edges(f.mean(2).max(0), height)  # brightest mean of each row over the samples
-    cols = _edges(f.mean(1).max(0), width)
+    k = 2 if len(f) >= 4 else 1  # the k-th brightest mean of each row over the samples
+    rows = _edges(np.sort(f.mean(2), axis=0)[-k], height)
+    cols = _edges(np.sort(f.mean(1), axis=0)[-k], width)
     if rows is None or cols is None:
         return (0, 0, width, height)
     (y0, y1), (x0, x1) = rows, cols
