@@ -29,22 +29,24 @@ still), or null where it has no GT; a frame whose fields mix two GT frames (pull
 on either.
 
     python benchmarks/align.py [--seconds 30] [--width 1280] [--height 720] [--cases pal,...]
-        [--repeat 3] [--keep DIR] [--seed N] [--gt-fps 24] [--tape-size 480x360]
+        [--repeat 3] [--keep DIR] [--seed N [--vary]] [--gt-fps 24] [--tape-size 480x360]
         [--footage FILE [--start S] [--sound]]
 
-`--seed N` adds N to every clip's and tape's seed (0: the tables below), for other footage
-and other tape noise; the GT kept in `--keep` is named by it. `--footage FILE` takes the GT
-from a real video instead (`--seconds` of it from `--start`, scaled to fit `--width` x
-`--height` with bars where its shape differs, as a remaster frames it) and makes its tapes as
-for the `pans` clip. `--gt-fps` sets the GT's frame rate (24 by default); the tapes stay 25
-fps at PAL speed, so a 25 fps GT gives a tape that skips a GT frame about every 23 frames, a
-30 fps one 1.25 GT frames a tape frame, and a 50 or 60 fps remaster 2.08 or 2.5 (with
-`--footage`, the footage's frames at that rate: its motion sped up, every GT frame a new
+`--seed N` adds N to every clip's and tape's seed (0: the tables below), for other footage and
+other tape noise; the GT kept in `--keep` is named by it. `--vary` draws the time map from the
+seed as well (where the content starts, where the dropped and the repeated frame fall): without
+it every tape drops a frame at 35% of its content and repeats one at 70%. `--footage FILE`
+takes the GT from a real video instead (`--seconds` of it from `--start`, scaled to fit
+`--width` x `--height` with bars where its shape differs, as a remaster frames it) and makes
+its tapes as for the `pans` clip. `--gt-fps` sets the GT's frame rate (24 by default); the
+tapes stay 25 fps at PAL speed, so a 25 fps GT gives a tape that skips a GT frame about every
+23 frames, a 30 fps one 1.25 GT frames a tape frame, and a 50 or 60 fps remaster 2.08 or 2.5
+(with `--footage`, the footage's frames at that rate: its motion sped up, every GT frame a new
 picture). `--sound` (with `--footage`): the GT keeps the footage's sound (made as long as its
-pictures run there) and each tape gets it as a transfer would (`tapesim.tape_sound`: under
-each frame the GT's sound from the frame it shows, PAL-sped, band-limited, hiss), so the
-aligner's use of the sound is measured too. `--tape-size WxH` makes the tapes at another size
-than 480x360 (720x480 or 720x576: as a DV capture holds them).
+pictures run there) and each tape gets it as a transfer would (`tapesim.tape_sound`: under each
+frame the GT's sound from the frame it shows, PAL-sped, band-limited, hiss), so the aligner's
+use of the sound is measured too. `--tape-size WxH` makes the tapes at another size than
+480x360 (720x480 or 720x576: as a DV capture holds them).
 """
 
 from __future__ import annotations
@@ -202,6 +204,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of ours (median)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the clips and tapes here")
     ap.add_argument("--seed", type=int, default=0, help="added to every clip's and tape's seed")
+    ap.add_argument(
+        "--vary",
+        action="store_true",
+        help="the time map drawn from --seed too: where the content starts, and where the "
+        "dropped and the duplicated frame fall (without it: 35%% and 70%% of the content)",
+    )
     ap.add_argument("--footage", type=Path, default=None, help="a real video to take the GT from")
     ap.add_argument("--start", type=float, default=0.0, help="where in --footage (s)")
     ap.add_argument(
@@ -262,8 +270,14 @@ def main() -> None:
         footage, tape_kw = CLIPS["pans" if args.footage else name]
         footage = {**footage, "seed": footage["seed"] + args.seed}
         tape_kw = {**tape_kw, "seed": tape_kw["seed"] + args.seed, "size": tape_size}
-        tag = (f"-s{args.seed}" if args.seed else "") + (
-            f"-{args.gt_fps:g}fps" if args.gt_fps != 24 else ""
+        if args.vary:  # a drop and a repeat anywhere, not where the tables above put them
+            rng = np.random.default_rng([args.seed, tape_kw["seed"]])
+            start, drop = float(rng.uniform(2.0, 20.0)), float(rng.uniform(0.1, 0.5))
+            tape_kw.update(start=start, drop=drop, dup=float(rng.uniform(drop + 0.1, 0.9)))
+        tag = (
+            (f"-s{args.seed}" if args.seed else "")
+            + ("-vary" if args.vary else "")
+            + (f"-{args.gt_fps:g}fps" if args.gt_fps != 24 else "")
         )
         if args.footage:
             tag = f"-{args.footage.stem}-{args.start:g}{tag}" + ("-sound" if args.sound else "")
