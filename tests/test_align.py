@@ -316,6 +316,20 @@ def test_cadence_by_scores_keeps_the_phase_a_biased_path_loses() -> None:
     assert cadence_by_scores(s, far, rate, null=0.45) is None
 
 
+def test_a_path_of_another_model_takes_over_only_where_the_frames_agree() -> None:
+    """The lattice's and the scores' cadence paths are chosen by their totals under their
+    own prices for drops and repeats; one whose total is higher only because it left a drop
+    and a repeat out, its frames matched worse, does not take the place of the path."""
+    score = np.zeros((4, 5), np.float32)
+    path, other = [0, 1, 2, 3], [0, 1, 1, 2]
+    score[[0, 1, 2, 3], [0, 1, 2, 3]] = 0.9
+    score[2, 1] = score[3, 2] = 0.8
+    better = align_module._explains_better
+    assert not better(other, 10.1, path, 10.0, score)  # a higher total, frames matched worse
+    assert better(path, 10.1, other, 10.0, score)
+    assert not better(path, 9.9, other, 10.0, score)
+
+
 def test_viterbi_follows_the_cadence_where_the_data_is_flat() -> None:
     # a 25 fps tape of 24 fps film: GT frame 12 shown twice; the GT is still around it, so
     # the similarity cannot say where the repeat falls, and the cadence does
