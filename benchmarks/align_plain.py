@@ -100,7 +100,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="1-10", help="e.g. 1-10 or 2,5")
     ap.add_argument("--noise", type=float, default=7.0, help="luma noise std (grey levels)")
     ap.add_argument("--crf", type=int, default=40)
-    ap.add_argument("--keep", type=Path, default=None, help="keep the tapes here")
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="keep the tapes here (each with its truth, .json)"
+    )
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="align-plain-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -117,6 +119,10 @@ def main() -> None:
     for seed in _seeds(args.seeds):
         tape = work / f"{args.gt.stem}-plain-s{seed}-n{args.noise:g}-crf{args.crf}.mp4"
         truth, m = make_tape(gt, gt_fps, tape, seed, args.noise, args.crf)
+        if args.keep:  # the truth beside the tape, for a closer look
+            tape.with_name(tape.name + ".json").write_text(
+                json.dumps({"truth": truth, "transform": m.tolist(), "gt": str(args.gt)})
+            )
         t0 = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-c", "from filmdata.cli import main; main()", "align", str(tape),
