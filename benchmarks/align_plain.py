@@ -19,7 +19,8 @@ seed draws a tape of
 runs the whole `filmdata align TAPE GT --json` process on it and prints frame accuracy (right
 GT frame, one with the same picture (`tapesim.identical_runs`: a frame the GT itself repeats,
 as a 24 fps film made 25 does), or null where the tape has no GT), the geometric error
-(mean tape px over a grid of the GT picture) and x real time.
+(`tapesim.geometric_error`: mean tape px over a 9x9 grid of the GT picture, as `align.py`
+gives it) and x real time.
 
     python benchmarks/align_plain.py GT [--seeds 1-10] [--noise 7] [--crf 40] [--keep DIR]
 """
@@ -38,7 +39,7 @@ import av
 import cv2
 import numpy as np
 
-from filmdata.pairing.tapesim import identical_runs
+from filmdata.pairing.tapesim import geometric_error, identical_runs
 
 TAPE_W, TAPE_H, PICTURE_H, TAPE_FPS = 480, 360, 270, 25.0
 
@@ -137,10 +138,7 @@ def main() -> None:
             for t, e in zip(truth, a["mapping"], strict=True)
         )
         accs.append(ok / len(truth))
-        xs, ys = np.meshgrid(np.linspace(0.1, 0.9, 9) * w, np.linspace(0.1, 0.9, 9) * h)
-        p = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
-        q = np.array(a["transform"]) @ p
-        err = float(np.hypot(*(q[:2] / q[2] - m @ p)).mean())
+        err = geometric_error(np.vstack([m, [0, 0, 1]]), np.array(a["transform"]), w, h)
         print(
             f"{seed:4d} {len(truth):6d} {accs[-1]:8.3f} {err:8.3f} {wall:7.2f} "
             f"{len(truth) / TAPE_FPS / wall:6.1f}",
