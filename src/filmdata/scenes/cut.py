@@ -215,11 +215,8 @@ def cut(
         with _deciding(root):
             every = cat.sources()  # (as it is now)
             cutting = {(r["manifest"], r["id"]) for r in rows}
-            by_key = {(r["manifest"], r["id"]): r for r in every}
-            fetched = {k for k, r in by_key.items() if r["status"] == "fetched"} - cutting
-            pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched]
-            pool += [c for i in range(len(rows)) for c in results[i][0]]
-            decided = _across(pool, by_key)
+            new = [c for i in range(len(rows)) for c in results[i][0]]
+            _, decided, changed = _decide(cat, every, new, cutting)
             for i, row in enumerate(rows):  # in source order, whatever order they finished in
                 clips, rep = results[i]
                 clips = [_decided(root, c, decided) for c in clips]
@@ -231,9 +228,6 @@ def cut(
                 cat.replace_many("clips", {"manifest": row["manifest"], "source": row["id"]}, clips)
                 _prune_exports(root, row, clips)
                 report.sources.append(rep)
-            changed = sorted(
-                {(c["manifest"], c["source"]) for c in pool if c["id"] in decided} - cutting
-            )
             # other sources' clips, dropped now or kept again
             report.redecided.extend(_write_back(root, cat, decided, changed, every, export))
     return report
@@ -259,14 +253,29 @@ def settle_duplicates(root: str | os.PathLike[str], cat: Catalog) -> list[str]:
     root = Path(root)
     with _deciding(root):  # (as `cut` decides: one at a time)
         every = cat.sources()
-        by_key = {(r["manifest"], r["id"]): r for r in every}
-        fetched = {k for k, r in by_key.items() if r["status"] == "fetched"}
-        pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched]
-        decided = _across(pool, by_key)
-        was = {c["id"]: c["status"] for c in pool}
-        changed = sorted({(c["manifest"], c["source"]) for c in pool if c["id"] in decided})
+        pool, decided, changed = _decide(cat, every)
         _write_back(root, cat, decided, changed, every)
+    was = {c["id"]: c["status"] for c in pool}
     return sorted(i for i, (status, _) in decided.items() if status != was[i])
+
+
+def _decide(
+    cat: Catalog,
+    every: list[dict[str, Any]],
+    new: list[dict[str, Any]] | None = None,
+    cutting: set[tuple[str, str]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str | None]], list[tuple[str, str]]]:
+    """`_across` over the catalog's clips of fetched sources (`every`: the catalog's source
+    rows), those of the sources `cutting` (manifest, id) replaced by their `new` clips: (the
+    clips decided over, the decisions, the other sources whose clips they change, sorted).
+    Another source's clips name frames of a file that is not there: never in the pool."""
+    skip = cutting or set()
+    by_key = {(r["manifest"], r["id"]): r for r in every}
+    fetched = {k for k, r in by_key.items() if r["status"] == "fetched"} - skip
+    pool = [c for c in cat.clips() if (c["manifest"], c["source"]) in fetched] + list(new or [])
+    decided = _across(pool, by_key)
+    changed = sorted({(c["manifest"], c["source"]) for c in pool if c["id"] in decided} - skip)
+    return pool, decided, changed
 
 
 def _shared(every: list[dict[str, Any]]) -> set[str]:
