@@ -289,6 +289,20 @@ def test_cadence_finds_the_phase_through_drops(rate: float) -> None:
     assert right[~near].all()
 
 
+def test_cadence_keeps_a_pal_tapes_rate_where_its_path_lost_skips() -> None:
+    # a 25 fps GT at PAL speed (a skip every 24 tape frames), a drop at 63, and a repeat at
+    # 136 that the path left out with the skip after it (seed 2 of align_plain.py on bikes):
+    # a rate with half the skips agreed with as many of its steps, 4 GT frames off the fit
+    skips = {46, 63, 69, 93, 119, 166, 190, 215}
+    path: list[int | None] = [0]
+    for i in range(1, 229):
+        path.append(path[-1] + (2 if i in skips else 1))  # type: ignore[operator]
+    e, agree = cadence(path, 1.0388)
+    assert agree > 0.9
+    assert 9 <= int((e == 2).sum()) <= 10  # 228 steps at 1.0417: a skip every 24
+    assert all(e[k - 1 : k + 2].max() == 2 for k in (93, 166, 190, 215))
+
+
 def test_cadence_by_scores_keeps_the_phase_a_biased_path_loses() -> None:
     # 30 fps GT on a 25 fps tape at PAL speed: 1.25 GT frames a tape frame, a drop of the tape
     # at 200. A first path a frame early on every fourth tape frame (P-frames trailing a pan)

@@ -446,6 +446,9 @@ def _start_line(pts: np.ndarray) -> tuple[float, float]:
     return r, float(np.median(d[k : ends[k]]))
 
 
+RATE_SLACK = 1.5  # GT frames over the tape a cadence's rate may part from the fitted one freely
+
+
 def cadence(
     path: list[int | None], r: float, phases: int = 50, switch: float = 4.0
 ) -> tuple[np.ndarray, float]:
@@ -477,10 +480,18 @@ def cadence(
     def advance(rate: float) -> np.ndarray:  # (P, n)
         return np.floor(ph + rate * t) - np.floor(ph + rate * (t - 1))
 
-    # 1. the rate: the fitted one is good to a few frames over the tape; search around it
+    # 1. the rate: the fitted one is good to a few frames over the tape; search around it.
+    # A rate with half a PAL tape's skips agrees with nearly as many steps (every step it
+    # fits is a one), and more where a drop moved the phase: so a rate more than
+    # RATE_SLACK GT frames over the tape from the fitted one gives up a step of agreement
+    # for each frame further (bikes, a drop and a repeat: the half rate made the path
+    # leave out a repeat and a skip, a frame ahead for 30 frames, 0.843 of frames right)
     span = max(1.0, n - 1.0)
     rates = r + np.arange(-4.0, 4.01, 0.1) / span
-    score = [float((advance(x)[:, known] == steps[known]).mean(axis=1).max()) for x in rates]
+    score = np.array(
+        [float((advance(x)[:, known] == steps[known]).sum(axis=1).max()) for x in rates]
+    )
+    score -= np.maximum(0.0, np.abs(rates - r) * span - RATE_SLACK)
     e_all = advance(float(rates[int(np.argmax(score))]))
     # 2. the phase along the tape
     fit = np.zeros((phases, n), np.float32)
