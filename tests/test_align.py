@@ -1967,3 +1967,28 @@ def test_the_speed_s_skips_stay_on_the_gt_s_frames_through_a_drop_and_a_repeat()
     path_gt, _ = best_path(s, costs, on_gt=lattice_steps(found, costs))
     assert path_gt == truth
     assert lattice([None, 4, None], rate, m) is None and lattice(path, 24 / 25, m) is None
+
+
+def test_a_short_pal_tapes_skips_fall_on_the_gt_frames_of_its_nominal_rate() -> None:
+    """A 5 s PAL tape of a 25 fps GT (bunny, seed 3 of `benchmarks/align.py --vary`): the
+    path left out a skip of the speed's and the repeat before it, and with the drop the
+    fitted rate ran 0.2 GT frames slow over the tape; the GT frames `lattice` puts the skips
+    on then drift off the true ones by a frame in 25. Snapped to 25/24 they fall on them."""
+    from filmdata.pairing.temporal import fit_rate, lattice
+
+    skips = {48, 57, 71, 120}  # tape frames where the path steps 2 (57: the tape's drop)
+    path: list[int | None] = [None] * 28 + [18]
+    for i in range(29, 134):
+        path.append(path[-1] + (2 if i in skips else 1))  # type: ignore[operator]
+    r = fit_rate(path)[1]
+    assert r != pytest.approx(25 / 24, abs=1e-3)
+    nominal = align_module._nominal(r, 1.0, len(path))
+    assert nominal == 25 / 24
+    speeds = {38, 63, 88, 113}  # GT frames the speed skips (the tape also drops GT frame 48)
+    for rate, right in ((r, False), (nominal, True)):
+        found = lattice(path, rate, 150)
+        assert found is not None
+        assert (set(np.nonzero(found[30:130])[0] + 30) == speeds) == right
+    # far from every nominal rate, or a pulldown's (an irregular step in five): its own
+    assert align_module._nominal(1.06, 1.0, 134) == 1.06
+    assert align_module._nominal(0.8026, 24 * 1001 / 30000, 377) == 0.8026

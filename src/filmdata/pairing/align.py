@@ -84,6 +84,11 @@ CADENCE_SWITCH = 0.01  # a change of the cadence's offset, in `cadence_by_scores
 # (real footage: bikes at PAL speed, its skips a frame early on four of ten; bunny pulldown);
 # a clear choice 0.087 (30 fps GT, harsh: there the unlagged scores favoured the wrong phase).
 CADENCE_TIE = CADENCE_COSTS.dup
+# a tape's speed against its GT's, in seconds: as made (a PAL transfer of 24 fps film runs
+# 25/24 or 25/23.976 fast, NTSC 1000/1001 slow) or their inverses
+SPEEDS = (1.0, 25 / 24, 24 / 25, 25 / (24000 / 1001), 24000 / 1001 / 25, 1000 / 1001, 1001 / 1000)
+NOMINAL_SNAP = 2.0  # GT frames over the tape: a fitted rate this near one of them is taken as it
+NOMINAL_SPARSE = 0.1  # ... where its irregular steps come every 10 frames or fewer (not pulldown)
 CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every < 100 frames
 # (25 fps of 24 fps film at true speed: 1 in 25; 3:2 pulldown: 1 in 5); rarer ones (NTSC's
 # 0.1%) are left to the free repeats and drops
@@ -377,7 +382,9 @@ def _align(
             else:  # a tenth of a pixel: the search's own scores there
                 weighed = modelled
             path = choose(weighed)
-    r = temporal.fit_rate(path)[1]
+    # (a few skips, or a drop, move a short tape's fitted rate by a frame or two: where the
+    # skips are sparse, the rate a tape's speed gives is taken, if near)
+    r = _nominal(temporal.fit_rate(path)[1], gv.fps / lv.fps, len(path))
     if abs(r - round(r)) > CADENCE_MIN:
         expected, agreement = temporal.cadence(path, r)
         if agreement >= CADENCE_AGREEMENT:
@@ -627,6 +634,27 @@ def _rate_costs(r: float) -> temporal.PathCosts:
     if r > b + 0.02:
         return dataclasses.replace(costs, drop=0.002)
     return costs
+
+
+def _nominal(r: float, ratio: float, n: int) -> float:
+    """The fitted rate `r` (GT frames a tape frame) moved onto the nearest rate a tape's
+    speed gives (`SPEEDS` times the frame rates' `ratio`), where that is at most NOMINAL_SNAP
+    GT frames from it over the `n` tape frames and the tape's irregular steps are sparse
+    (a skip or a repeat every 1 / NOMINAL_SPARSE frames or fewer).
+
+    A PAL tape skips one GT frame in 24: on a 5 to 10 s tape, a skip the path left out or a
+    drop moves the fitted rate by a frame or two over the tape, and the GT frames `lattice`
+    fixes the skips on drift off the true ones (bunny, a drop and a repeat: 0.955 of frames
+    right; at 25/24 the lattice's pass put every skip, the drop and the repeat right, 1.000).
+    A pulldown's steps (one in five) fix its rate well, and its nominal rates lie
+    within a frame of each other (24 fps at 29.97: 0.8, 0.8008, 0.8016): it keeps its own.
+    In-process A/B: our maker's 20 tapes mean 0.9637 -> 0.9836 (worst 0.828 -> 0.938),
+    tapesim's `--vary` 24 0.9786 -> 0.9858, tapesim's 31 0.8989 -> 0.9010 (24 fps at true
+    speed, pans 0.994 -> 0.978 and slow 0.962 -> 0.947)."""
+    if NOMINAL_SNAP <= 0 or abs(r - round(r)) > NOMINAL_SPARSE:
+        return r
+    near = min((ratio * s for s in SPEEDS), key=lambda c: abs(c - r))
+    return near if abs(near - r) * max(1, n - 1) <= NOMINAL_SNAP else r
 
 
 def _along(s: np.ndarray, path: list[int | None]) -> float:
