@@ -87,7 +87,7 @@ CADENCE_TIE = CADENCE_COSTS.dup
 # a tape's speed against its GT's, in seconds: as made (a PAL transfer of 24 fps film runs
 # 25/24 or 25/23.976 fast, NTSC 1000/1001 slow) or their inverses
 SPEEDS = (1.0, 25 / 24, 24 / 25, 25 / (24000 / 1001), 24000 / 1001 / 25, 1000 / 1001, 1001 / 1000)
-NOMINAL_SNAP = 2.0  # GT frames over the tape: a fitted rate this near one of them is taken as it
+NOMINAL_SNAP = 2.0  # GT frames over the tape: a fitted rate this near one of them is tried too
 NOMINAL_SPARSE = 0.1  # ... where its irregular steps come every 10 frames or fewer (not pulldown)
 CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every < 100 frames
 # (25 fps of 24 fps film at true speed: 1 in 25; 3:2 pulldown: 1 in 5); rarer ones (NTSC's
@@ -382,39 +382,52 @@ def _align(
             else:  # a tenth of a pixel: the search's own scores there
                 weighed = modelled
             path = choose(weighed)
-    # (a few skips, or a drop, move a short tape's fitted rate by a frame or two: where the
-    # skips are sparse, the rate a tape's speed gives is taken, if near)
-    r = _nominal(temporal.fit_rate(path)[1], gv.fps / lv.fps, len(path))
-    if abs(r - round(r)) > CADENCE_MIN:
+
+    def on_cadence_of(r: float) -> tuple[list[int | None], float | None]:
+        """The last pass under the tape's cadence at `r` GT frames a tape frame (the free
+        path where it has none, or fits none), and the cadence's agreement."""
+        if abs(r - round(r)) <= CADENCE_MIN:
+            return path, None
         expected, agreement = temporal.cadence(path, r)
-        if agreement >= CADENCE_AGREEMENT:
-            # two readings of the cadence's phase: the path's steps, and the scores; the
-            # final pass runs under each, and the path that explains the tape better is kept
-            by_scores = temporal.cadence_by_scores(
-                weighed, path, r, costs.null, switch=CADENCE_SWITCH
-            )
-            on_cadence = dataclasses.replace(CADENCE_COSTS, base=costs.base)
-            path, total = temporal.best_path(weighed, on_cadence, expected)
-            # a tape faster than its GT skips GT frames fixed on the GT's own frames; a tape
-            # frame dropped or repeated moves the steps' phase, not those (`lattice`): the
-            # pass under them is kept where it explains the tape better. 62 benchmark tapes
-            # (twenty-sixth session): mean 0.9492 -> 0.9530, real footage's worst 0.896 -> 0.938
-            skipped = temporal.lattice(path, r, gv.frames) if costs.base == 1 else None
-            if skipped is not None:
-                on_gt = temporal.lattice_steps(skipped, on_cadence)
-                lat, lat_total = temporal.best_path(weighed, on_cadence, on_gt=on_gt)
-                if _explains_better(lat, lat_total, path, total, score):
-                    path, total = lat, lat_total
-            if by_scores is not None:
-                other, other_total = temporal.best_path(weighed, on_cadence, by_scores)
-                if abs(other_total - total) < CADENCE_TIE:  # the unlagged scores decide
-                    if _along(s1, other) > _along(s1, path):
-                        path = other
-                elif _explains_better(other, other_total, path, total, score):
-                    path = other
-            if ramps:  # (a path the cadence's pass made)
-                path = temporal.unramp(path, weighed, costs)
-            path = _held_ends(path, gv.frames, hold)
+        if agreement < CADENCE_AGREEMENT:
+            return path, agreement
+        # two readings of the cadence's phase: the path's steps, and the scores; the final
+        # pass runs under each, and the path that explains the tape better is kept
+        by_scores = temporal.cadence_by_scores(weighed, path, r, costs.null, switch=CADENCE_SWITCH)
+        on_cadence = dataclasses.replace(CADENCE_COSTS, base=costs.base)
+        out, total = temporal.best_path(weighed, on_cadence, expected)
+        # a tape faster than its GT skips GT frames fixed on the GT's own frames; a tape
+        # frame dropped or repeated moves the steps' phase, not those (`lattice`): the pass
+        # under them is kept where it explains the tape better. 62 benchmark tapes
+        # (twenty-sixth session): mean 0.9492 -> 0.9530, real footage's worst 0.896 -> 0.938
+        skipped = temporal.lattice(out, r, gv.frames) if costs.base == 1 else None
+        if skipped is not None:
+            on_gt = temporal.lattice_steps(skipped, on_cadence)
+            lat, lat_total = temporal.best_path(weighed, on_cadence, on_gt=on_gt)
+            if _explains_better(lat, lat_total, out, total, score):
+                out, total = lat, lat_total
+        if by_scores is not None:
+            other, other_total = temporal.best_path(weighed, on_cadence, by_scores)
+            if abs(other_total - total) < CADENCE_TIE:  # the unlagged scores decide
+                if _along(s1, other) > _along(s1, out):
+                    out = other
+            elif _explains_better(other, other_total, out, total, score):
+                out = other
+        if ramps:  # (a path the cadence's pass made)
+            out = temporal.unramp(out, weighed, costs)
+        return _held_ends(out, gv.frames, hold), agreement
+
+    # (a few skips, or a drop, move a short tape's fitted rate by a frame or two: where the
+    # skips are sparse, the pass also runs at the rate a tape's speed gives, if near, and
+    # the path that matches the frames better by the lagged scores is kept; see `_nominal`)
+    fitted = temporal.fit_rate(path)[1]
+    nominal = _nominal(fitted, gv.fps / lv.fps, len(path))
+    path_fit, agreement = on_cadence_of(fitted)
+    if nominal != fitted:
+        path_nom, agreement_nom = on_cadence_of(nominal)
+        if _along(score, path_nom) > _along(score, path_fit):
+            path_fit, agreement = path_nom, agreement_nom
+    path = path_fit
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]
@@ -646,11 +659,15 @@ def _nominal(r: float, ratio: float, n: int) -> float:
     drop moves the fitted rate by a frame or two over the tape, and the GT frames `lattice`
     fixes the skips on drift off the true ones (bunny, a drop and a repeat: 0.955 of frames
     right; at 25/24 the lattice's pass put every skip, the drop and the repeat right, 1.000).
-    A pulldown's steps (one in five) fix its rate well, and its nominal rates lie
-    within a frame of each other (24 fps at 29.97: 0.8, 0.8008, 0.8016): it keeps its own.
-    In-process A/B: our maker's 20 tapes mean 0.9637 -> 0.9836 (worst 0.828 -> 0.938),
-    tapesim's `--vary` 24 0.9786 -> 0.9858, tapesim's 31 0.8989 -> 0.9010 (24 fps at true
-    speed, pans 0.994 -> 0.978 and slow 0.962 -> 0.947)."""
+    A pulldown's steps (one in five) fix its rate well, and its nominal rates lie within a
+    frame of each other (24 fps at 29.97: 0.8, 0.8008, 0.8016): it keeps its own.
+    A tape need not run at a nominal speed (a capture's drift, a maker's 1.035 or 1.05): the
+    caller runs its last pass at both rates and keeps the path that matches the frames better.
+    Taken alone, the nominal rate lost a 1.05 tape (bunny 0.982 -> 0.763).
+    In-process A/B against the fitted rate alone: our maker's 20 tapes mean 0.9637 -> 0.9834
+    (worst 0.828 -> 0.938), tapesim's `--vary` 24 0.9786 -> 0.9871 (bunny harsh seeds 5 and
+    6 worse: 0.985 -> 0.934, 0.952 -> 0.897), tapesim's 31 0.8989 -> 0.9022 (none worse), 16
+    tapes at speeds 1.035 and 1.05 0.9349 -> 0.9402."""
     if NOMINAL_SNAP <= 0 or abs(r - round(r)) > NOMINAL_SPARSE:
         return r
     near = min((ratio * s for s in SPEEDS), key=lambda c: abs(c - r))
