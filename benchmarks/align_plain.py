@@ -1,9 +1,9 @@
 """Benchmark `filmdata align` on tapes from a second, plainer VHS-like maker.
 
 `align.py` makes its tapes with `filmdata.pairing.tapesim`, the maker the aligner was developed
-against. This one shares none of its code, so that the aligner is not measured only on the
-quirks of its own test footage: from a GT video (`GT`, any frame rate; a real HD clip) each
-seed draws a tape of
+against. This one makes its tapes with none of its code (it shares only the measures), so
+that the aligner is not measured only on the quirks of its own test footage: from a GT video
+(`GT`, any frame rate; a real HD clip) each seed draws a tape of
 
   - a head of horizontally smeared snow (15-39 frames, no GT),
   - the GT from a random frame on (10-39), at PAL speed (25/24 GT seconds a tape second) and
@@ -39,7 +39,7 @@ import av
 import cv2
 import numpy as np
 
-from filmdata.pairing.tapesim import geometric_error, identical_runs
+from filmdata.pairing.tapesim import frame_accuracy, geometric_error, identical_runs
 
 TAPE_W, TAPE_H, PICTURE_H, TAPE_FPS = 480, 360, 270, 25.0
 
@@ -132,12 +132,7 @@ def main() -> None:
         ).stdout  # fmt: skip
         wall = time.perf_counter() - t0
         a = json.loads(out)
-        ok = sum(
-            (t is None and e is None)
-            or (t is not None and e is not None and same.get(e, e) == same.get(t, t))
-            for t, e in zip(truth, a["mapping"], strict=True)
-        )
-        accs.append(ok / len(truth))
+        accs.append(frame_accuracy(truth, a["mapping"], same))
         err = geometric_error(np.vstack([m, [0, 0, 1]]), np.array(a["transform"]), w, h)
         print(
             f"{seed:4d} {len(truth):6d} {accs[-1]:8.3f} {err:8.3f} {wall:7.2f} "
