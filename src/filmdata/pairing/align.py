@@ -383,9 +383,10 @@ def _align(
                 weighed = modelled
             path = choose(weighed)
 
-    def on_cadence_of(r: float) -> tuple[list[int | None], float | None]:
+    def on_cadence_of(r: float, nominal: float) -> tuple[list[int | None], float | None]:
         """The last pass under the tape's cadence at `r` GT frames a tape frame (the free
-        path where it has none, or fits none), and the cadence's agreement."""
+        path where it has none, or fits none), and the cadence's agreement. The speed's
+        skips are tried at `r` and at the `nominal` rate (`_nominal`)."""
         if abs(r - round(r)) <= CADENCE_MIN:
             return path, None
         expected, agreement = temporal.cadence(path, r)
@@ -424,9 +425,9 @@ def _align(
     # the path that matches the frames better by the lagged scores is kept; see `_nominal`)
     fitted = temporal.fit_rate(path)[1]
     nominal = _nominal(fitted, gv.fps / lv.fps, len(path))
-    path_fit, agreement = on_cadence_of(fitted)
+    path_fit, agreement = on_cadence_of(fitted, nominal)
     if nominal != fitted:
-        path_nom, agreement_nom = on_cadence_of(nominal)
+        path_nom, agreement_nom = on_cadence_of(nominal, nominal)
         if _along(score, path_nom) > _along(score, path_fit):
             path_fit, agreement = path_nom, agreement_nom
     path = path_fit
