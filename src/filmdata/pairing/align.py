@@ -88,7 +88,17 @@ CADENCE_TIE = CADENCE_COSTS.dup
 # 25/24 or 25/23.976 fast, NTSC 1000/1001 slow) or their inverses
 SPEEDS = (1.0, 25 / 24, 24 / 25, 25 / (24000 / 1001), 24000 / 1001 / 25, 1000 / 1001, 1001 / 1000)
 NOMINAL_SNAP = 2.0  # GT frames over the tape: a fitted rate this near one of them is tried too
-NOMINAL_SPARSE = 0.1  # ... where its irregular steps come every 10 frames or fewer (not pulldown)
+NOMINAL_SPARSE = 0.1  # ... where the tape skips GT frames (faster than its GT), or its irregular
+# steps are one in 10 tape frames or rarer: a pulldown (one in five) keeps its own rate
+# At a nominal rate the speed's phase is one along the tape: it moves where a tape frame is
+# dropped or repeated (`cadence`), or not at all (`lattice`, on the GT's frames). A change of
+# it there costs this many agreeing steps (the fitted rate's 4 let it follow the path a frame
+# off for a few skips in a row, where x264's B-frames smear a 30 fps GT's skip, one in four
+# tape frames, over its mini-GOP of four)
+NOMINAL_SWITCH = 20.0
+# ... and, reading the phase from the scores (`cadence_by_scores`) where the skips are dense
+# (irregular steps more often than one in 10), a change costs as much as a repeat
+NOMINAL_SCORE_SWITCH = FINE.dup
 CADENCE_MIN = 0.01  # a cadence is modelled when its irregular steps come every < 100 frames
 # (25 fps of 24 fps film at true speed: 1 in 25; 3:2 pulldown: 1 in 5); rarer ones (NTSC's
 # 0.1%) are left to the free repeats and drops
@@ -383,18 +393,24 @@ def _align(
                 weighed = modelled
             path = choose(weighed)
 
-    def on_cadence_of(r: float, nominal: float) -> tuple[list[int | None], float | None]:
+    def on_cadence_of(r: float, nominal: float | None) -> tuple[list[int | None], float | None]:
         """The last pass under the tape's cadence at `r` GT frames a tape frame (the free
         path where it has none, or fits none), and the cadence's agreement. The speed's
-        skips are tried at `r` and at the `nominal` rate (`_nominal`)."""
+        skips are tried at `r` and at the `nominal` rate (`_nominal`; None: none near); at
+        a nominal rate their phase holds (`NOMINAL_SWITCH`)."""
         if abs(r - round(r)) <= CADENCE_MIN:
             return path, None
-        expected, agreement = temporal.cadence(path, r)
+        held = r == nominal
+        switch = NOMINAL_SWITCH if held else temporal.PHASE_SWITCH
+        expected, agreement = temporal.cadence(path, r, switch=switch)
         if agreement < CADENCE_AGREEMENT:
             return path, agreement
         # two readings of the cadence's phase: the path's steps, and the scores; the final
         # pass runs under each, and the path that explains the tape better is kept
-        by_scores = temporal.cadence_by_scores(weighed, path, r, costs.null, switch=CADENCE_SWITCH)
+        dense = held and abs(r - round(r)) > NOMINAL_SPARSE
+        by_scores = temporal.cadence_by_scores(
+            weighed, path, r, costs.null, switch=NOMINAL_SCORE_SWITCH if dense else CADENCE_SWITCH
+        )
         on_cadence = dataclasses.replace(CADENCE_COSTS, base=costs.base)
         out, total = temporal.best_path(weighed, on_cadence, expected)
         # a tape faster than its GT skips GT frames fixed on the GT's own frames; a tape
@@ -402,8 +418,11 @@ def _align(
         # under them is kept where it explains the tape better. 62 benchmark tapes
         # (twenty-sixth session): mean 0.9492 -> 0.9530, real footage's worst 0.896 -> 0.938.
         # The skips at the nominal rate too (tapesim's `--vary` 24: 0.9871 -> 0.9921)
-        for rate in dict.fromkeys((r, nominal)):
-            skipped = temporal.lattice(out, rate, gv.frames) if costs.base == 1 else None
+        for rate in dict.fromkeys((r, nominal or r)):
+            switch = NOMINAL_SWITCH if rate == nominal else temporal.PHASE_SWITCH
+            skipped = (
+                temporal.lattice(out, rate, gv.frames, switch=switch) if costs.base == 1 else None
+            )
             if skipped is not None:
                 on_gt = temporal.lattice_steps(skipped, on_cadence)
                 lat, lat_total = temporal.best_path(weighed, on_cadence, on_gt=on_gt)
@@ -421,12 +440,13 @@ def _align(
         return _held_ends(out, gv.frames, hold), agreement
 
     # (a few skips, or a drop, move a short tape's fitted rate by a frame or two: where the
-    # skips are sparse, the pass also runs at the rate a tape's speed gives, if near, and
-    # the path that matches the frames better by the lagged scores is kept; see `_nominal`)
+    # tape skips GT frames or its steps are sparse, the pass also runs at the rate a tape's
+    # speed gives, if near, and the path that matches the frames better by the lagged scores
+    # is kept; see `_nominal`)
     fitted = temporal.fit_rate(path)[1]
     nominal = _nominal(fitted, gv.fps / lv.fps, len(path))
     path_fit, agreement = on_cadence_of(fitted, nominal)
-    if nominal != fitted:
+    if nominal is not None and nominal != fitted:
         path_nom, agreement_nom = on_cadence_of(nominal, nominal)
         if _along(score, path_nom) > _along(score, path_fit):
             path_fit, agreement = path_nom, agreement_nom
@@ -652,11 +672,12 @@ def _rate_costs(r: float) -> temporal.PathCosts:
     return costs
 
 
-def _nominal(r: float, ratio: float, n: int) -> float:
-    """The fitted rate `r` (GT frames a tape frame) moved onto the nearest rate a tape's
-    speed gives (`SPEEDS` times the frame rates' `ratio`), where that is at most NOMINAL_SNAP
-    GT frames from it over the `n` tape frames and the tape's irregular steps are sparse
-    (a skip or a repeat every 1 / NOMINAL_SPARSE frames or fewer).
+def _nominal(r: float, ratio: float, n: int) -> float | None:
+    """The rate a tape's speed gives (`SPEEDS` times the frame rates' `ratio`) nearest the
+    fitted rate `r` (GT frames a tape frame), where that is at most NOMINAL_SNAP GT frames
+    from it over the `n` tape frames and the tape skips GT frames (`r` > 1) or its irregular
+    steps are sparse (one in 1 / NOMINAL_SPARSE tape frames or rarer); None where there is
+    none such.
 
     A PAL tape skips one GT frame in 24: on a 5 to 10 s tape, a skip the path left out or a
     drop moves the fitted rate by a frame or two over the tape, and the GT frames `lattice`
@@ -670,11 +691,20 @@ def _nominal(r: float, ratio: float, n: int) -> float:
     In-process A/B against the fitted rate alone: our maker's 20 tapes mean 0.9637 -> 0.9834
     (worst 0.828 -> 0.938), tapesim's `--vary` 24 0.9786 -> 0.9921 (bunny harsh seed 5
     worse: 0.985 -> 0.934), tapesim's 31 0.8989 -> 0.9022 (none worse), 16 tapes at speeds
-    1.035 and 1.05 0.9349 -> 0.9402."""
-    if NOMINAL_SNAP <= 0 or abs(r - round(r)) > NOMINAL_SPARSE:
-        return r
+    1.035 and 1.05 0.9349 -> 0.9402.
+    A tape faster than its GT has its skips on the GT's frames however dense they are: a 30
+    fps GT at PAL speed skips one GT frame in five, every fourth tape frame; a 60 fps GT
+    three in five. Its fitted rate was 0.7% off on a 10 s tape (the path's skips a frame
+    late for five skips in a row), and the lattice's skips drifted off the true ones; at
+    25/24 and with the phase held (`NOMINAL_SWITCH`) they fall on them. In-process A/B
+    (32nd session), tapes of our maker with GTs re-stamped at other rates, 10-12 each:
+    bikes at 30 fps 0.945 -> 0.971, 29.97 0.954 -> 0.975, 60 0.943 -> 0.983; bunny at 30
+    0.922 -> 0.936; the 25, 24 and 23.976 fps GTs', tapesim's and the off-nominal speeds'
+    tapes the same or better, none worse."""
+    if NOMINAL_SNAP <= 0 or (r < 1 and abs(r - round(r)) > NOMINAL_SPARSE):
+        return None
     near = min((ratio * s for s in SPEEDS), key=lambda c: abs(c - r))
-    return near if abs(near - r) * max(1, n - 1) <= NOMINAL_SNAP else r
+    return near if abs(near - r) * max(1, n - 1) <= NOMINAL_SNAP else None
 
 
 def _along(s: np.ndarray, path: list[int | None]) -> float:

@@ -34,6 +34,7 @@ import numpy as np
 from .._blas import blas_threads
 
 NEG = np.float32(-1e9)
+PHASE_SWITCH = 4.0  # agreeing steps a change of a cadence's phase costs (`cadence`, `lattice`)
 RAMP_MIN = 3  # skipping steps in a row that `unramp` takes for a stretch lost, not drops
 RAMP_BREAK = 2  # ... counted in a row across this many steps of one between them
 RATE_SPAN = 50  # tape frames between the points whose slopes start `fit_rate` (2 s at 25 fps)
@@ -450,7 +451,7 @@ RATE_SLACK = 1.5  # GT frames over the tape a cadence's rate may part from the f
 
 
 def cadence(
-    path: list[int | None], r: float, phases: int = 50, switch: float = 4.0
+    path: list[int | None], r: float, phases: int = 50, switch: float = PHASE_SWITCH
 ) -> tuple[np.ndarray, float]:
     """The tape's cadence: GT frames advanced at each tape frame i, e[i] = floor(a + r i) -
     floor(a + r (i - 1)), for a rate near `r` (GT frames per tape frame) and phases `a` that
@@ -649,7 +650,7 @@ def cadence_by_scores(
 
 
 def lattice(
-    path: list[int | None], r: float, m: int, phases: int = 50, switch: float = 4.0
+    path: list[int | None], r: float, m: int, phases: int = 50, switch: float = PHASE_SWITCH
 ) -> np.ndarray | None:
     """(m,) bool: the GT frames a tape running `r` > 1 GT frames a tape frame skips by its
     speed (a 25 fps GT at PAL speed: one in 25), at the phase that agrees best with the GT
