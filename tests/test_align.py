@@ -2019,3 +2019,31 @@ def test_a_30_fps_gts_dense_skips_hold_their_phase_at_its_nominal_rate() -> None
         assert found is not None
         got = {int(j) for j in np.nonzero(found)[0] if lo < j < hi}
         assert (got == speeds) == right
+
+
+def test_the_lattice_finds_the_rate_whose_one_phase_fits_a_tape_off_every_nominal_speed() -> None:
+    """A tape of a 30 fps GT at speed 1.035 (no nominal rate: a capture's drift, a maker's
+    choice) whose path put five skips in a row a frame late: its fitted rate runs 0.9 GT
+    frames slow over the tape, and at it the lattice's skips drift off the true ones, with
+    the phase free or held. Searched within 4 GT frames for the rate whose one phase agrees
+    best with the path's skips, and held there, they fall on them."""
+    from filmdata.pairing.temporal import fit_rate, lattice
+
+    rate = 1.035 * 30 / 25
+    shown = [int(np.floor(rate * i + 0.3)) for i in range(230)]
+    truth: list[int | None] = shown[:45] + shown[46:121] + [shown[120]] + shown[121:]
+    truth = [None] * 20 + truth[20:200]  # a snow head; the capture dropped 45, repeated 120
+    path = list(truth)
+    for i in range(81, 101):  # the skips of tape frames 81-100 a frame late
+        if truth[i] - truth[i - 1] == 2:
+            path[i] = truth[i] - 1
+    r = fit_rate(path)[1]
+    assert abs(r - rate) * 180 > 0.5
+    lo, hi = path[20], path[-1]
+    speeds = set(range(lo + 1, hi)) - set(shown)
+    held = align_module.NOMINAL_SWITCH
+    for switch, reach, right in ((4.0, 0.0, False), (held, 0.0, False), (held, 4.0, True)):
+        found = lattice(path, r, 260, switch=switch, reach=reach)
+        assert found is not None
+        got = {int(j) for j in np.nonzero(found)[0] if lo < j < hi}
+        assert (got == speeds) == right

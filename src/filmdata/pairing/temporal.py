@@ -650,7 +650,12 @@ def cadence_by_scores(
 
 
 def lattice(
-    path: list[int | None], r: float, m: int, phases: int = 50, switch: float = PHASE_SWITCH
+    path: list[int | None],
+    r: float,
+    m: int,
+    phases: int = 50,
+    switch: float = PHASE_SWITCH,
+    reach: float = 0.0,
 ) -> np.ndarray | None:
     """(m,) bool: the GT frames a tape running `r` > 1 GT frames a tape frame skips by its
     speed (a 25 fps GT at PAL speed: one in 25), at the phase that agrees best with the GT
@@ -659,6 +664,11 @@ def lattice(
     The skips are fixed on the GT's frames, not the tape's: a tape frame the capture dropped
     or repeated shifts every later skip by a tape frame (so `cadence`'s phase changes there),
     but not which GT frames are skipped. Returns None where the path covers too little.
+
+    `reach` > 0: the rate is searched within `reach` GT frames over the path of `r` (in
+    tenths of a frame) for the one whose single phase agrees with most GT frames, the
+    nearest to `r` of those that tie: a fitted rate a frame off (a run of the path's skips
+    a frame late) drifts its skips off the true ones over the tape.
     """
     seen = sorted({j for j in path if j is not None})
     if r <= 1.0 or len(seen) < 2:
@@ -668,8 +678,6 @@ def lattice(
     visited[seen] = True
     g = np.arange(m, dtype=np.float64)[None, :]
     a = (np.arange(phases) / phases)[:, None]
-    k = np.ceil((g - a) / r)
-    skips = a + r * k >= g + 1  # (P, m): no lattice point a + r k in [g, g + 1)
     known = np.zeros(m, bool)
     known[lo : hi + 1] = True
     # a stretch the path jumps over (an edit, a gap) says nothing of the speed's skips
@@ -677,6 +685,18 @@ def lattice(
     for j, d in zip(seen[:-1], gaps):
         if d > 3:
             known[j + 1 : j + d] = False
+
+    def skipping(rate: float) -> np.ndarray:  # (P, m): no lattice point a + rate k in [g, g + 1)
+        k = np.ceil((g - a) / rate)
+        return a + rate * k >= g + 1
+
+    if reach > 0:  # the rate whose one phase agrees best, within `reach` GT frames over the path
+        span = max(1.0, float(hi - lo) / r)
+        rates = [x for x in r + np.arange(-reach, reach + 1e-9, 0.1) / span if x > 1.0]
+        agree = [float(((skipping(x) == ~visited) & known).sum(axis=1).max()) for x in rates]
+        best = max(agree)
+        r = min((x for x, v in zip(rates, agree) if v == best), key=lambda x: abs(x - r))
+    skips = skipping(r)
     fit = ((skips == ~visited) & known).astype(np.float32)  # (P, m): agrees where known
     at = _state_track(lambda q: fit[:, q], m, phases, switch)
     return skips[at, np.arange(m)]
