@@ -1994,31 +1994,44 @@ def test_a_short_pal_tapes_skips_fall_on_the_gt_frames_of_its_nominal_rate() -> 
     assert align_module._nominal(0.8026, 24 * 1001 / 30000, 377) is None
 
 
+def _late_skips(rate: float) -> tuple[list[int | None], list[int | None], set[int], int, int]:
+    """A tape at `rate` GT frames a tape frame after a snow head of 20, that dropped tape
+    frame 45 and repeated 120, and a path of it whose skips in tape frames 81-100 came a
+    frame late (x264's B-frames smear a dense skip over their mini-GOP): (truth, path, the
+    GT frames the speed skips between the path's first and last, first, last)."""
+    shown = [int(np.floor(rate * i + 0.3)) for i in range(230)]  # tape frame i at speed
+    truth: list[int | None] = shown[:45] + shown[46:121] + [shown[120]] + shown[121:]
+    truth = [None] * 20 + truth[20:200]
+    path = list(truth)
+    for i in range(81, 101):
+        if truth[i] - truth[i - 1] == 2:
+            path[i] = truth[i] - 1
+    lo, hi = path[20], path[-1]
+    return truth, path, set(range(lo + 1, hi)) - set(shown), lo, hi
+
+
+def _lattice_skips(path: list[int | None], r: float, lo: int, hi: int, **kw: float) -> set[int]:
+    from filmdata.pairing.temporal import lattice
+
+    found = lattice(path, r, 260, **kw)
+    assert found is not None
+    return {int(j) for j in np.nonzero(found)[0] if lo < j < hi}
+
+
 def test_a_30_fps_gts_dense_skips_hold_their_phase_at_its_nominal_rate() -> None:
     """A 10 s PAL tape of a 30 fps GT skips a GT frame every fourth tape frame (1.25 GT
     frames a tape frame); x264's B-frames smear a skip over their mini-GOP of four, and the
     path had five skips in a row a frame late (bikes, 0.891 of frames right). That moved the
     fitted rate 0.4% off, and at it the lattice's phase followed the late skips. The nominal
     rate is taken for dense skips too, and there the phase holds through them."""
-    from filmdata.pairing.temporal import fit_rate, lattice
+    from filmdata.pairing.temporal import fit_rate
 
-    shown = [int(np.floor(1.25 * i + 0.3)) for i in range(230)]  # tape frame i at speed
-    truth: list[int | None] = shown[:45] + shown[46:121] + [shown[120]] + shown[121:]
-    truth = [None] * 20 + truth[20:200]  # a snow head; the capture dropped 45, repeated 120
-    path = list(truth)
-    for i in range(81, 101):  # the skips of tape frames 81-100 a frame late
-        if truth[i] - truth[i - 1] == 2:
-            path[i] = truth[i] - 1
+    _, path, speeds, lo, hi = _late_skips(1.25)
     r = fit_rate(path)[1]
     assert r != pytest.approx(1.25, abs=1e-3)
     assert align_module._nominal(r, 30 / 25, len(path)) == 1.25
-    lo, hi = path[20], path[-1]
-    speeds = set(range(lo + 1, hi)) - set(shown)
     for switch, right in ((4.0, False), (align_module.NOMINAL_SWITCH, True)):
-        found = lattice(path, 1.25, 260, switch=switch)
-        assert found is not None
-        got = {int(j) for j in np.nonzero(found)[0] if lo < j < hi}
-        assert (got == speeds) == right
+        assert (_lattice_skips(path, 1.25, lo, hi, switch=switch) == speeds) == right
 
 
 def test_the_lattice_finds_the_rate_whose_one_phase_fits_a_tape_off_every_nominal_speed() -> None:
@@ -2027,23 +2040,13 @@ def test_the_lattice_finds_the_rate_whose_one_phase_fits_a_tape_off_every_nomina
     frames slow over the tape, and at it the lattice's skips drift off the true ones, with
     the phase free or held. Searched within 4 GT frames for the rate whose one phase agrees
     best with the path's skips, and held there, they fall on them."""
-    from filmdata.pairing.temporal import fit_rate, lattice
+    from filmdata.pairing.temporal import fit_rate
 
     rate = 1.035 * 30 / 25
-    shown = [int(np.floor(rate * i + 0.3)) for i in range(230)]
-    truth: list[int | None] = shown[:45] + shown[46:121] + [shown[120]] + shown[121:]
-    truth = [None] * 20 + truth[20:200]  # a snow head; the capture dropped 45, repeated 120
-    path = list(truth)
-    for i in range(81, 101):  # the skips of tape frames 81-100 a frame late
-        if truth[i] - truth[i - 1] == 2:
-            path[i] = truth[i] - 1
+    _, path, speeds, lo, hi = _late_skips(rate)
     r = fit_rate(path)[1]
     assert abs(r - rate) * 180 > 0.5
-    lo, hi = path[20], path[-1]
-    speeds = set(range(lo + 1, hi)) - set(shown)
     held = align_module.NOMINAL_SWITCH
     for switch, reach, right in ((4.0, 0.0, False), (held, 0.0, False), (held, 4.0, True)):
-        found = lattice(path, r, 260, switch=switch, reach=reach)
-        assert found is not None
-        got = {int(j) for j in np.nonzero(found)[0] if lo < j < hi}
+        got = _lattice_skips(path, r, lo, hi, switch=switch, reach=reach)
         assert (got == speeds) == right
