@@ -38,6 +38,7 @@ PHASE_SWITCH = 4.0  # agreeing steps a change of a cadence's phase costs (`caden
 RAMP_MIN = 3  # skipping steps in a row that `unramp` takes for a stretch lost, not drops
 RAMP_BREAK = 2  # ... counted in a row across this many steps of one between them
 RATE_SPAN = 50  # tape frames between the points whose slopes start `fit_rate` (2 s at 25 fps)
+RATE_SLACK = 1.5  # GT frames over the tape a cadence's rate may part from the fitted one freely
 
 
 @dataclass(frozen=True)
@@ -447,9 +448,6 @@ def _start_line(pts: np.ndarray) -> tuple[float, float]:
     return r, float(np.median(d[k : ends[k]]))
 
 
-RATE_SLACK = 1.5  # GT frames over the tape a cadence's rate may part from the fitted one freely
-
-
 def cadence(
     path: list[int | None], r: float, phases: int = 50, switch: float = PHASE_SWITCH
 ) -> tuple[np.ndarray, float]:
@@ -686,14 +684,16 @@ def lattice(
         if d > 3:
             known[j + 1 : j + d] = False
 
-    def skipping(rate: float) -> np.ndarray:  # (P, m): no lattice point a + rate k in [g, g + 1)
-        k = np.ceil((g - a) / rate)
+    def skipping(rate: float, g: np.ndarray = g) -> np.ndarray:  # (P, len(g)): GT frames g
+        k = np.ceil((g - a) / rate)  # with no lattice point a + rate k in [g, g + 1)
         return a + rate * k >= g + 1
 
     if reach > 0:  # the rate whose one phase agrees best, within `reach` GT frames over the path
         span = max(1.0, float(hi - lo) / r)
         rates = [x for x in r + np.arange(-reach, reach + 1e-9, 0.1) / span if x > 1.0]
-        agree = [float(((skipping(x) == ~visited) & known).sum(axis=1).max()) for x in rates]
+        on = slice(lo, hi + 1)  # (agreement counts only there: the GT frames the path spans)
+        shown, within, g_on = ~visited[on], known[on], g[:, on]
+        agree = [float(((skipping(x, g_on) == shown) & within).sum(axis=1).max()) for x in rates]
         best = max(agree)
         r = min((x for x, v in zip(rates, agree) if v == best), key=lambda x: abs(x - r))
     skips = skipping(r)
