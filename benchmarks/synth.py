@@ -193,6 +193,12 @@ def main() -> None:
             f"ratio {fps / ref_fps:5.2f}x"
         )
 
+    # The degrade-only contenders' clips (n frames as float32: 0.8 GB at 1024 frames of 256^2)
+    # and parameters are freed first: `synth` is timed as a process that holds nothing else.
+    del gt, degs, bank
+    import gc
+
+    gc.collect()
     footage = args.input or make_footage(work, args.width, args.height, n + t)
     out = work / "ds"
     shutil.rmtree(out, ignore_errors=True)  # a fresh dataset, not --overwrite's removal timed

@@ -11,6 +11,7 @@ resolution (coarser grain for larger `size`), upsampled, and scaled by::
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -68,17 +69,27 @@ def _upsample(n: Tensor, h: int, w: int) -> Tensor:
     return torch.from_numpy(out)
 
 
+@functools.cache
+def _spread(n_in: int, n_out: int) -> float:
+    """The mean, over the `n_out` output pixels of one axis, of the variance that bilinear
+    upsampling (half-pixel centres, edges clamped: OpenCV's INTER_LINEAR and `_upsample`)
+    leaves of unit-variance independent samples: `(1 - f)^2 + f^2` at fraction `f`."""
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    f = src - np.floor(src)
+    f[(src < 0) | (src >= n_in - 1)] = 0.0  # the edges repeat their last sample
+    return float(np.mean((1 - f) ** 2 + f**2))
+
+
 def _field(seed: int, t: int, c: int, h: int, w: int, size: float) -> tuple[Tensor, float]:
     """`(t, c, h, w)` noise drawn at `1 / size` of the resolution and upsampled, and the factor
-    that brings it to unit deviation (bilinear upsampling averages neighbours; a subsample
-    suffices to measure it). Callers fold the factor into their own multiply."""
+    that brings it to unit deviation: bilinear upsampling averages neighbours, and its
+    variance is known from the sampling grid alone (`_spread` across and down). Callers fold
+    the factor into their own multiply."""
     gh, gw = max(1, math.ceil(h / size)), max(1, math.ceil(w / size))
     n = noise(seed, (t, c, gh, gw))
     if (gh, gw) == (h, w):
         return n, 1.0
-    n = _upsample(n, h, w)
-    sub = n[..., ::3, ::3]
-    return n, (1.0 / max(float(sub.std()), 1e-6)) if sub.numel() > 8 else 1.0
+    return _upsample(n, h, w), 1.0 / math.sqrt(_spread(gh, h) * _spread(gw, w))
 
 
 def _unit_field(seed: int, t: int, c: int, h: int, w: int, size: float) -> Tensor:
@@ -112,8 +123,9 @@ def grain(x: Tensor, p: Batched) -> Tensor:
         amount = p.amounts[i].to(xi).view(t, 1, 1, 1)
         mono, k_mono = _field(int(seed), t, 1, h, w, float(size))
         faint = c == 1 or ch <= 0.02  # colour grain too faint to matter: skip its draw
-        # sigma(L) with the fields' unit-deviation factors folded in (one pass each, no more).
-        sigma = (lum * (1 - lum)).mul_(2.8).add_(0.3).mul_(amount)
+        # sigma(L) = amount (0.3 + 2.8 (L - L^2)): three passes (the fields' unit-deviation
+        # factors folded into the next multiply)
+        sigma = torch.addcmul(lum, lum, lum, value=-1).mul_(2.8 * amount).add_(0.3 * amount)
         s_mono = sigma.mul(k_mono * (1 if faint else 1 - ch))
         yi = torch.addcmul(xi, s_mono, mono.to(xi), out=xi if mine else None)
         if faint:
