@@ -1451,6 +1451,7 @@ def test_joint_shift_brings_a_geometry_off_by_a_fraction_of_a_pixel_back(
         return off.copy(), est, spread
 
     monkeypatch.setattr(A, "_spatial", spatial_off)
+    monkeypatch.setattr(A, "FRESH_ANCHOR", False)  # (the joint search alone)
     monkeypatch.setattr(A, "JOINT", False)
     before = A.align(tape.path, gt)
     monkeypatch.setattr(A, "JOINT", True)
@@ -2050,3 +2051,61 @@ def test_the_lattice_finds_the_rate_whose_one_phase_fits_a_tape_off_every_nomina
     for switch, reach, right in ((4.0, 0.0, False), (held, 0.0, False), (held, 4.0, True)):
         got = _lattice_skips(path, r, lo, hi, switch=switch, reach=reach)
         assert (got == speeds) == right
+
+
+def test_the_intra_coded_frames_settle_the_shift_that_lagging_inter_frames_put_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A heavy encoder's inter-coded frames show a slow pan's picture late, so a geometry
+    fitted to them is off along the motion; the intra-coded ones show it where it is. With
+    the tape's inter-coded frames drawn half a pixel behind and its two intra-coded ones
+    where the truth puts them, a geometry off by that half pixel is moved back (all the way
+    at weight 1, `FRESH_ANCHOR_WEIGHT` of the way by default); where the shift is already
+    right, nothing moves; a pulldown tape (a frame may weave two GT frames) keeps its own."""
+    import importlib
+
+    import cv2
+
+    from filmdata.pairing.descriptors import GrayVideo
+    from filmdata.pairing.spatial import grid_error
+
+    A = importlib.import_module("filmdata.pairing.align")
+    rng = np.random.default_rng(8)
+    gw, gh, tw, th, n = 400, 300, 320, 240, 8
+    gts = [
+        cv2.GaussianBlur(rng.integers(0, 256, (gh, gw), dtype=np.uint8), (0, 0), 2.5)
+        for _ in range(n)
+    ]
+    truth = np.array([[0.78, 0, 6.2], [0, 0.79, 4.7], [0, 0, 1.0]])
+    lag = np.array([[1, 0, -0.45], [0, 1, -0.4], [0, 0, 1.0]])  # the inter frames' picture
+    key = np.zeros(n, bool)
+    key[[1, 5]] = True
+
+    def warp(f: np.ndarray, m: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(f, m[:2], (tw, th), flags=cv2.INTER_AREA)
+
+    tape = [warp(g, truth if key[i] else lag @ truth) for i, g in enumerate(gts)]
+
+    def video(frames: list[np.ndarray], w: int, h: int, k: np.ndarray | None) -> GrayVideo:
+        small = np.stack([cv2.resize(f, (160, 160 * h // w)) for f in frames])
+        return GrayVideo("v", 25.0, w, h, small, dict(enumerate(frames)), 1.0, key=k)
+
+    lv, gv = video(tape, tw, th, key), video(gts, gw, gh, None)
+    path: list[int | None] = list(range(n))
+    box = (0.0, 0.0, float(tw), float(th))
+    fitted = lag @ truth  # what the many lagging frames give
+    off = grid_error(fitted, truth, (gw, gh))
+    assert off > 0.5
+    settled, moved = A._fresh_anchor(lv, gv, path, fitted, box, False, None)
+    assert moved is not None and np.allclose(settled[:2, :2], fitted[:2, :2])  # the shift only
+    w = A.FRESH_ANCHOR_WEIGHT
+    assert 0 < w <= 1
+    assert grid_error(settled, truth, (gw, gh)) == pytest.approx((1 - w) * off, abs=0.05)
+    monkeypatch.setattr(A, "FRESH_ANCHOR_WEIGHT", 1.0)
+    whole, _ = A._fresh_anchor(lv, gv, path, fitted, box, False, None)
+    assert grid_error(whole, truth, (gw, gh)) < 0.05
+    right, _ = A._fresh_anchor(lv, gv, path, truth, box, False, None)
+    assert grid_error(right, truth, (gw, gh)) < 0.05
+    woven: list[int | None] = [0, 1, 1, 2, 3, 3, 4, 5]  # 3:2 pulldown's rate
+    kept, none = A._fresh_anchor(lv, gv, woven, fitted, box, False, None)
+    assert kept is fitted and none is None

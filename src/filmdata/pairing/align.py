@@ -127,6 +127,13 @@ SCATTER_MORE = 1.5  # tape px: samples whose registrations scatter more get as m
 FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken as lag-free
 FRESH_DECAY = 0.5
 FRESH_MIN = 3  # lag-free spatial samples needed to use only those
+FRESH_ANCHOR = True  # the geometry's shift settled on the tape's intra-coded frames ...
+# ... this part of the way: at the heaviest compression (crf 45) an intra-coded frame's own
+# prediction smears its picture a few tenths of a pixel down and right. 221 benchmark tapes
+# (33rd session), mean px of the second maker's 168 / tapesim's 53: none 0.374 / 0.196;
+# 0.5: 0.244 / 0.201; 0.75: 0.219 / 0.216; 1: 0.231 / 0.239
+FRESH_ANCHOR_WEIGHT = 0.75
+FRESH_ANCHOR_CAP = 1.5  # tape px: an intra-coded frame registered farther off is not taken
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
 CADENCE_PERIOD = 5  # tape frames in one cycle of a 3:2 (or 2:2:2:4) pulldown
 GT_KEEP_BYTES = 256 << 20  # GT frames kept at working size: all of them up to 1100 (46 s)
@@ -473,6 +480,7 @@ def _align(
         )  # fmt: skip
         return moved if est else None
 
+    t, intra = _fresh_anchor(lv, gv, path, t, box, homography, mask)
     moved = _relocked(
         lv, gv, mapping, conf, path0, t, box, mask, choose, settle, forward, costs.null,
         min_confidence,
@@ -506,6 +514,8 @@ def _align(
         "gt": {"frames": gv.frames, "fps": gv.fps, "width": gw, "height": gh},
         "seconds": {"decode": round(t_decode, 3), "total": round(time.perf_counter() - t0, 3)},
     }
+    if intra is not None:
+        quality["intra_shift_px"] = [round(float(v), 3) for v in intra]
     if heard is not None:
         quality["audio"] = dataclasses.asdict(heard)
     segs = moved or _segments(est, (gw, gh))
@@ -931,6 +941,62 @@ def _spatial(
         return init, [], float("nan")
     t, spread = spatial.combine(est, gt_size)
     return t, est, spread
+
+
+def _fresh_anchor(
+    lv: dsc.GrayVideo,
+    gv: dsc.GrayVideo,
+    path: list[int | None],
+    t: np.ndarray,
+    box: Box,
+    homography: bool,
+    mask: np.ndarray | None,
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """`t` (GT full pixel -> tape pixel) moved towards the shift its intra-coded tape frames
+    want, and that move (tape px; None: none made).
+
+    A heavy encoder makes inter-coded frames of blocks of earlier ones: in a slow pan their
+    picture lags its GT frame by one or more frames (more as static blocks are skipped), and
+    a geometry fitted to them is off by that motion along the whole tape (Big Buck Bunny's
+    opening at crf 40: 0.35-0.45 px up and left of the truth, the intra-coded frame within
+    0.1 of it). Too few intra-coded frames for `_spatial` to fit the geometry on alone
+    (`FRESH_MIN`; a short tape has one or two: the cut from its noise head, x264's next
+    keyframe), they still settle its shift: each is registered from `t`, and
+    `FRESH_ANCHOR_WEIGHT` of the median of how far each moves the GT picture (the mean over
+    a grid) is applied; the scale and shear stay those of the many samples. Not for pulldown
+    tapes (a frame may weave two GT frames)."""
+    if not FRESH_ANCHOR or lv.key is None or len(lv.key) != len(path):
+        return t, None
+    if temporal.fit_rate(path)[1] <= WOVEN_RATE:
+        return t, None
+    pairs = [(i, j) for i, j in enumerate(path) if j is not None and lv.key[i] and j in gv.kept]
+    if not pairs:
+        return t, None
+    missing = {i for i, _ in pairs} - lv.kept.keys()
+    if missing:
+        keep = LQ_WORK_WIDTH if lv.kept_scale < 1 else 0
+        lv.kept.update(dsc.decode_gray(lv.path, keep_width=keep, only=missing).kept)
+    back = np.linalg.inv(dsc.scale_matrix(lv.kept_scale))
+    sw = dsc.scale_matrix(gv.kept_scale)
+    crop, w0 = _ecc_crop(lv, box), _working(lv, gv, t)
+    pts = spatial.grid((gv.width, gv.height), 9)
+
+    def put(m: np.ndarray) -> np.ndarray:
+        q = m @ pts
+        return q[:2] / q[2]
+
+    moves = []
+    for i, j in pairs:
+        tw, score = spatial.ecc_register(lv.kept[i], gv.kept[j], w0, crop, homography, mask=mask)
+        if score <= 0.3:
+            continue
+        d = (put(back @ tw @ sw) - put(t)).mean(axis=1)
+        if math.hypot(*d) <= FRESH_ANCHOR_CAP:
+            moves.append(d)
+    if not moves:
+        return t, None
+    dx, dy = (FRESH_ANCHOR_WEIGHT * np.median(np.array(moves), axis=0)).tolist()
+    return np.array([[1.0, 0, dx], [0, 1, dy], [0, 0, 1]]) @ t, (dx, dy)
 
 
 def _overlay(
