@@ -2053,15 +2053,16 @@ def test_the_lattice_finds_the_rate_whose_one_phase_fits_a_tape_off_every_nomina
         assert (got == speeds) == right
 
 
-def test_the_intra_coded_frames_settle_the_shift_that_lagging_inter_frames_put_off(
+def test_the_intra_coded_frames_settle_the_geometry_that_lagging_inter_frames_put_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A heavy encoder's inter-coded frames show a slow pan's picture late, so a geometry
-    fitted to them is off along the motion; the intra-coded ones show it where it is. With
-    the tape's inter-coded frames drawn half a pixel behind and its two intra-coded ones
-    where the truth puts them, a geometry off by that half pixel is moved back (all the way
-    at weight 1, `FRESH_ANCHOR_WEIGHT` of the way by default); where the shift is already
-    right, nothing moves; a pulldown tape (a frame may weave two GT frames) keeps its own."""
+    """A heavy encoder's inter-coded frames show a slow pan's picture late (and a scene moving
+    unevenly, stretched), so a geometry fitted to them is off along the motion; the
+    intra-coded ones show the picture where it is. With the tape's inter-coded frames drawn
+    behind (shifted, then also scaled) and its two intra-coded ones where the truth puts
+    them, a geometry fitted to the inter-coded ones is brought back (all the way at weight 1,
+    `FRESH_ANCHOR_WEIGHT` of the way by default); a right one stays; a pulldown tape (a frame
+    may weave two GT frames) keeps its own."""
     import importlib
 
     import cv2
@@ -2077,35 +2078,39 @@ def test_the_intra_coded_frames_settle_the_shift_that_lagging_inter_frames_put_o
         for _ in range(n)
     ]
     truth = np.array([[0.78, 0, 6.2], [0, 0.79, 4.7], [0, 0, 1.0]])
-    lag = np.array([[1, 0, -0.45], [0, 1, -0.4], [0, 0, 1.0]])  # the inter frames' picture
     key = np.zeros(n, bool)
     key[[1, 5]] = True
-
-    def warp(f: np.ndarray, m: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(f, m[:2], (tw, th), flags=cv2.INTER_AREA)
-
-    tape = [warp(g, truth if key[i] else lag @ truth) for i, g in enumerate(gts)]
+    path: list[int | None] = list(range(n))
+    box = (0.0, 0.0, float(tw), float(th))
 
     def video(frames: list[np.ndarray], w: int, h: int, k: np.ndarray | None) -> GrayVideo:
         small = np.stack([cv2.resize(f, (160, 160 * h // w)) for f in frames])
         return GrayVideo("v", 25.0, w, h, small, dict(enumerate(frames)), 1.0, key=k)
 
-    lv, gv = video(tape, tw, th, key), video(gts, gw, gh, None)
-    path: list[int | None] = list(range(n))
-    box = (0.0, 0.0, float(tw), float(th))
-    fitted = lag @ truth  # what the many lagging frames give
-    off = grid_error(fitted, truth, (gw, gh))
-    assert off > 0.5
-    settled, moved = A._fresh_anchor(lv, gv, path, fitted, box, False, None)
-    assert moved is not None and np.allclose(settled[:2, :2], fitted[:2, :2])  # the shift only
-    w = A.FRESH_ANCHOR_WEIGHT
-    assert 0 < w <= 1
-    assert grid_error(settled, truth, (gw, gh)) == pytest.approx((1 - w) * off, abs=0.05)
-    monkeypatch.setattr(A, "FRESH_ANCHOR_WEIGHT", 1.0)
-    whole, _ = A._fresh_anchor(lv, gv, path, fitted, box, False, None)
-    assert grid_error(whole, truth, (gw, gh)) < 0.05
-    right, _ = A._fresh_anchor(lv, gv, path, truth, box, False, None)
-    assert grid_error(right, truth, (gw, gh)) < 0.05
+    gv = video(gts, gw, gh, None)
+    shifted = np.array([[1, 0, -0.45], [0, 1, -0.4], [0, 0, 1.0]])
+    stretched = np.array([[1, 0, -0.3], [0, 0.996, 0.2], [0, 0, 1.0]])
+    for lag in (shifted, stretched):
+        tape = [
+            cv2.warpAffine(
+                g, (truth if key[i] else lag @ truth)[:2], (tw, th), flags=cv2.INTER_AREA
+            )
+            for i, g in enumerate(gts)
+        ]
+        lv = video(tape, tw, th, key)
+        fitted = lag @ truth  # what the many lagging frames give
+        off = grid_error(fitted, truth, (gw, gh))
+        assert off > 0.4
+        monkeypatch.setattr(A, "FRESH_ANCHOR_WEIGHT", 1.0)
+        whole, moved = A._fresh_anchor(lv, gv, path, fitted, box, False, None)
+        assert moved is not None and grid_error(whole, truth, (gw, gh)) < 0.05
+        right, _ = A._fresh_anchor(lv, gv, path, truth, box, False, None)
+        assert grid_error(right, truth, (gw, gh)) < 0.05
+        monkeypatch.undo()
+        w = A.FRESH_ANCHOR_WEIGHT
+        assert 0 < w <= 1
+        part, _ = A._fresh_anchor(lv, gv, path, fitted, box, False, None)
+        assert grid_error(part, truth, (gw, gh)) == pytest.approx((1 - w) * off, abs=0.05)
     woven: list[int | None] = [0, 1, 1, 2, 3, 3, 4, 5]  # 3:2 pulldown's rate
     kept, none = A._fresh_anchor(lv, gv, woven, fitted, box, False, None)
     assert kept is fitted and none is None

@@ -127,12 +127,14 @@ SCATTER_MORE = 1.5  # tape px: samples whose registrations scatter more get as m
 FRESH_AFTER = 1  # inter-coded tape frames after an intra-coded one still taken as lag-free
 FRESH_DECAY = 0.5
 FRESH_MIN = 3  # lag-free spatial samples needed to use only those
-FRESH_ANCHOR = True  # the geometry's shift settled on the tape's intra-coded frames ...
+FRESH_ANCHOR = True  # the geometry settled towards the tape's intra-coded frames ...
 # ... this part of the way: at the heaviest compression (crf 45) an intra-coded frame's own
 # prediction smears its picture a few tenths of a pixel down and right. 221 benchmark tapes
-# (33rd session), mean px of the second maker's 168 / tapesim's 53: none 0.374 / 0.196;
-# 0.5: 0.244 / 0.201; 0.75: 0.219 / 0.216; 1: 0.231 / 0.239
+# (33rd session), mean px of the second maker's 168 / tapesim's 53: none 0.374 / 0.196; the
+# shift alone at 0.5: 0.244 / 0.201, 0.75: 0.219 / 0.216, 1: 0.231 / 0.239; the affine
+# (`FRESH_ANCHOR_AFFINE`) at 0.75: 0.139 / 0.195 (worst 0.22 against 0.79), 1: ~0.17 / 0.224
 FRESH_ANCHOR_WEIGHT = 0.75
+FRESH_ANCHOR_AFFINE = True  # the intra-coded frames' scale and shear too, not their shift only
 FRESH_ANCHOR_CAP = 1.5  # tape px: an intra-coded frame registered farther off is not taken
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
 CADENCE_PERIOD = 5  # tape frames in one cycle of a 3:2 (or 2:2:2:4) pulldown
@@ -952,19 +954,20 @@ def _fresh_anchor(
     homography: bool,
     mask: np.ndarray | None,
 ) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """`t` (GT full pixel -> tape pixel) moved towards the shift its intra-coded tape frames
-    want, and that move (tape px; None: none made).
+    """`t` (GT full pixel -> tape pixel) moved towards the geometry its intra-coded tape
+    frames show, and the mean move (tape px; None: none made).
 
     A heavy encoder makes inter-coded frames of blocks of earlier ones: in a slow pan their
     picture lags its GT frame by one or more frames (more as static blocks are skipped), and
-    a geometry fitted to them is off by that motion along the whole tape (Big Buck Bunny's
-    opening at crf 40: 0.35-0.45 px up and left of the truth, the intra-coded frame within
-    0.1 of it). Too few intra-coded frames for `_spatial` to fit the geometry on alone
-    (`FRESH_MIN`; a short tape has one or two: the cut from its noise head, x264's next
-    keyframe), they still settle its shift: each is registered from `t`, and
-    `FRESH_ANCHOR_WEIGHT` of the median of how far each moves the GT picture (the mean over
-    a grid) is applied; the scale and shear stay those of the many samples. Not for pulldown
-    tapes (a frame may weave two GT frames)."""
+    a geometry fitted to them is off by that motion along the whole tape, stretched where the
+    scene moves unevenly (Big Buck Bunny's opening at crf 40: 0.35-0.45 px up and left of the
+    truth, 0.1% narrow and 0.2-0.3% short; its intra-coded frame within 0.1 px and 0.05%).
+    Too few intra-coded frames for `_spatial` to fit the geometry on alone (`FRESH_MIN`; a
+    short tape has one or two: the cut from its noise head, x264's next keyframe), they
+    still settle it: each is registered from `t`, and `t` is moved `FRESH_ANCHOR_WEIGHT` of
+    the median move of each point of a grid over the GT picture (an affine fitted to the
+    points; the mean move only with `homography`, or without `FRESH_ANCHOR_AFFINE`). Not for
+    pulldown tapes (a frame may weave two GT frames)."""
     if not FRESH_ANCHOR or lv.key is None or len(lv.key) != len(path):
         return t, None
     if temporal.fit_rate(path)[1] <= WOVEN_RATE:
@@ -985,18 +988,21 @@ def _fresh_anchor(
         q = m @ pts
         return q[:2] / q[2]
 
-    moves = []
+    moves = []  # each frame's move of the grid's points, (2, P)
     for i, j in pairs:
         tw, score = spatial.ecc_register(lv.kept[i], gv.kept[j], w0, crop, homography, mask=mask)
         if score <= 0.3:
             continue
-        d = (put(back @ tw @ sw) - put(t)).mean(axis=1)
-        if math.hypot(*d) <= FRESH_ANCHOR_CAP:
+        d = put(back @ tw @ sw) - put(t)
+        if math.hypot(*d.mean(axis=1)) <= FRESH_ANCHOR_CAP:
             moves.append(d)
     if not moves:
         return t, None
-    dx, dy = (FRESH_ANCHOR_WEIGHT * np.median(np.array(moves), axis=0)).tolist()
-    return np.array([[1.0, 0, dx], [0, 1, dy], [0, 0, 1]]) @ t, (dx, dy)
+    move = FRESH_ANCHOR_WEIGHT * np.median(np.stack(moves), axis=0)
+    dx, dy = move.mean(axis=1).tolist()
+    if homography or not FRESH_ANCHOR_AFFINE:
+        return np.array([[1.0, 0, dx], [0, 1, dy], [0, 0, 1]]) @ t, (dx, dy)
+    return spatial.fit_affine(pts[:2].T, (put(t) + move).T), (dx, dy)
 
 
 def _overlay(
