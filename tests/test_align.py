@@ -2114,3 +2114,7 @@ def test_the_intra_coded_frames_settle_the_geometry_that_lagging_inter_frames_pu
     woven: list[int | None] = [0, 1, 1, 2, 3, 3, 4, 5]  # 3:2 pulldown's rate
     kept, none = A._fresh_anchor(lv, gv, woven, fitted, box, False, None)
     assert kept is fitted and none is None
+    # an intra-only stream (DV, MJPEG): no frame lags, and none is registered again
+    every = dataclasses.replace(lv, key=np.ones(n, bool))
+    kept, none = A._fresh_anchor(every, gv, path, fitted, box, False, None)
+    assert kept is fitted and none is None

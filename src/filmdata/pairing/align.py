@@ -136,6 +136,7 @@ FRESH_ANCHOR = True  # the geometry settled towards the tape's intra-coded frame
 FRESH_ANCHOR_WEIGHT = 0.75
 FRESH_ANCHOR_AFFINE = True  # the intra-coded frames' scale and shear too, not their shift only
 FRESH_ANCHOR_CAP = 1.5  # tape px: an intra-coded frame registered farther off is not taken
+FRESH_ANCHOR_MAX = 8  # intra-coded frames registered at most (spread over the tape)
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
 CADENCE_PERIOD = 5  # tape frames in one cycle of a 3:2 (or 2:2:2:4) pulldown
 GT_KEEP_BYTES = 256 << 20  # GT frames kept at working size: all of them up to 1100 (46 s)
@@ -972,9 +973,12 @@ def _fresh_anchor(
         return t, None
     if temporal.fit_rate(path)[1] <= WOVEN_RATE:
         return t, None
-    pairs = [(i, j) for i, j in enumerate(path) if j is not None and lv.key[i] and j in gv.kept]
-    if not pairs:
-        return t, None
+    matched = [(i, j) for i, j in enumerate(path) if j is not None]
+    pairs = [(i, j) for i, j in matched if lv.key[i] and j in gv.kept]
+    if not pairs or len(pairs) > len(matched) // 2:
+        return t, None  # (most frames intra-coded, DV or MJPEG: nothing lags)
+    if len(pairs) > FRESH_ANCHOR_MAX:
+        pairs = [pairs[k] for k in np.linspace(0, len(pairs) - 1, FRESH_ANCHOR_MAX).astype(int)]
     missing = {i for i, _ in pairs} - lv.kept.keys()
     if missing:
         keep = LQ_WORK_WIDTH if lv.kept_scale < 1 else 0
