@@ -657,3 +657,18 @@ def test_vignette_falls_off_quadratically_to_the_corners() -> None:
     assert float(y[2, 2]) == pytest.approx(1.0)
     assert float(y[3, 3]) == pytest.approx(1 - 0.5 * 0.5**2)
     assert float(y[4, 4]) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("size", [1.0, 1.3, 2.0, 3.7])
+@pytest.mark.parametrize("hw", [(256, 256), (200, 300)])
+def test_grain_fields_have_unit_deviation_at_every_size(size: float, hw: tuple[int, int]) -> None:
+    """The grain's noise, drawn coarse and upsampled bilinearly, is brought to unit deviation
+    by a factor known from the upsampling grid (no sample's std): its amount then means the
+    same at every grain size."""
+    from filmdata.degrade.grain import _unit_field
+
+    h, w = hw
+    f = _unit_field(3, 16, 1, h, w, size)
+    assert f.shape == (16, 1, h, w)
+    assert float(f.std()) == pytest.approx(1.0, abs=0.02)
+    assert abs(float(f.mean())) < 0.02
