@@ -992,9 +992,17 @@ def _fresh_anchor(
         q = m @ pts
         return q[:2] / q[2]
 
+    with ThreadPoolExecutor(WORKERS) as pool:  # OpenCV releases the GIL
+        found = list(
+            pool.map(
+                lambda ij: spatial.ecc_register(
+                    lv.kept[ij[0]], gv.kept[ij[1]], w0, crop, homography, mask=mask
+                ),
+                pairs,
+            )
+        )
     moves = []  # each frame's move of the grid's points, (2, P)
-    for i, j in pairs:
-        tw, score = spatial.ecc_register(lv.kept[i], gv.kept[j], w0, crop, homography, mask=mask)
+    for tw, score in found:
         if score <= 0.3:
             continue
         d = put(back @ tw @ sw) - put(t)
