@@ -2104,6 +2104,8 @@ def test_the_intra_coded_frames_settle_the_geometry_that_lagging_inter_frames_pu
         monkeypatch.setattr(A, "FRESH_ANCHOR_WEIGHT", 1.0)
         whole, moved = A._fresh_anchor(lv, gv, path, fitted, box, False, None)
         assert moved is not None and grid_error(whole, truth, (gw, gh)) < 0.05
+        projective, _ = A._fresh_anchor(lv, gv, path, fitted, box, True, None)  # --homography
+        assert grid_error(projective, truth, (gw, gh)) < 0.05
         right, _ = A._fresh_anchor(lv, gv, path, truth, box, False, None)
         assert grid_error(right, truth, (gw, gh)) < 0.05
         monkeypatch.undo()

@@ -966,9 +966,9 @@ def _fresh_anchor(
     Too few intra-coded frames for `_spatial` to fit the geometry on alone (`FRESH_MIN`; a
     short tape has one or two: the cut from its noise head, x264's next keyframe), they
     still settle it: each is registered from `t`, and `t` is moved `FRESH_ANCHOR_WEIGHT` of
-    the median move of each point of a grid over the GT picture (an affine fitted to the
-    points; the mean move only with `homography`, or without `FRESH_ANCHOR_AFFINE`). Not for
-    pulldown tapes (a frame may weave two GT frames)."""
+    the median move of each point of a grid over the GT picture (an affine, or with
+    `homography` a homography, fitted to the moved points; the mean move only without
+    `FRESH_ANCHOR_AFFINE`). Not for pulldown tapes (a frame may weave two GT frames)."""
     if not FRESH_ANCHOR or lv.key is None or len(lv.key) != len(path):
         return t, None
     if temporal.fit_rate(path)[1] <= WOVEN_RATE:
@@ -1012,9 +1012,14 @@ def _fresh_anchor(
         return t, None
     move = FRESH_ANCHOR_WEIGHT * np.median(np.stack(moves), axis=0)
     dx, dy = move.mean(axis=1).tolist()
-    if homography or not FRESH_ANCHOR_AFFINE:
+    if not FRESH_ANCHOR_AFFINE:
         return np.array([[1.0, 0, dx], [0, 1, dy], [0, 0, 1]]) @ t, (dx, dy)
-    return spatial.fit_affine(pts[:2].T, (put(t) + move).T), (dx, dy)
+    src, dst = pts[:2].T, (put(t) + move).T
+    if homography:  # (least squares over the grid: every point counts)
+        import cv2
+
+        return cv2.findHomography(src, dst, 0)[0], (dx, dy)
+    return spatial.fit_affine(src, dst), (dx, dy)
 
 
 def _overlay(
