@@ -977,6 +977,9 @@ def _fresh_anchor(
     pairs = [(i, j) for i, j in matched if lv.key[i] and j in gv.kept]
     if not pairs or len(pairs) > len(matched) // 2:
         return t, None  # (most frames intra-coded, DV or MJPEG: nothing lags)
+    # (a tape past its keeping budget keeps every k-th frame: those at hand, where any, spare
+    # a second decode of the tape)
+    pairs = [(i, j) for i, j in pairs if i in lv.kept] or pairs
     if len(pairs) > FRESH_ANCHOR_MAX:
         pairs = [pairs[k] for k in np.linspace(0, len(pairs) - 1, FRESH_ANCHOR_MAX).astype(int)]
     missing = {i for i, _ in pairs} - lv.kept.keys()
