@@ -33,7 +33,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +135,7 @@ FRESH_ANCHOR = True  # the geometry settled towards the tape's intra-coded frame
 # (`FRESH_ANCHOR_AFFINE`) at 0.75: 0.139 / 0.195 (worst 0.22 against 0.79), 1: ~0.17 / 0.224
 FRESH_ANCHOR_WEIGHT = 0.75
 FRESH_ANCHOR_AFFINE = True  # the intra-coded frames' scale and shear too, not their shift only
+ECC_MIN = 0.3  # a pair registered with an ECC correlation at most this is not taken
 FRESH_ANCHOR_CAP = 1.5  # tape px: an intra-coded frame registered farther off is not taken
 FRESH_ANCHOR_MAX = 8  # intra-coded frames registered at most (spread over the tape)
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
@@ -894,31 +895,19 @@ def _spatial(
     kept = [c for c in cands if c[0] in cache]
     if len(kept) >= 2 * samples:  # enough pairs whose tape frame is at hand: no second decode
         cands = kept
-    sw = dsc.scale_matrix(gv.kept_scale)  # GT full -> GT working
-    sl = dsc.scale_matrix(lv.kept_scale)  # tape full -> tape working (`LQ_WORK_WIDTH`)
-    crop = _ecc_crop(lv, box)
-    w0 = _working(lv, gv, init)
-    back = np.linalg.inv(sl)
 
     def register(picks: list[tuple[int, int, float]]) -> list[tuple]:
         """(i, j, GT full -> tape, score, neighbour shifts) of the pairs ECC registers."""
-        missing = {i for i, _, _ in picks} - cache.keys()
-        if missing:
-            keep = LQ_WORK_WIDTH if lv.kept_scale < 1 else 0
-            cache.update(dsc.decode_gray(lv.path, keep_width=keep, only=missing).kept)
-        with ThreadPoolExecutor(WORKERS) as pool:  # OpenCV releases the GIL
-            found = pool.map(
-                lambda c: spatial.ecc_register(
-                    cache[c[0]], gv.kept[c[1]], w0, crop, homography, mask=mask
-                ),
-                picks,
+        with ThreadPoolExecutor(WORKERS) as pool:
+            found = _registered(
+                lv, gv, [(i, j) for i, j, _ in picks], init, box, homography, mask, pool, cache
             )
             new = list(dict.fromkeys(j for _, j, _ in picks if j not in moves))
             moves.update(zip(new, pool.map(lambda j: _neighbour_shifts(gv, j), new)))
             return [
-                (i, j, back @ tw @ sw, score, moves[j])
+                (i, j, tw, score, moves[j])
                 for (i, j, _), (tw, score) in zip(picks, found)
-                if score > 0.3
+                if score > ECC_MIN
             ]
 
     # the best-matched pair of each of `samples` stretches of the tape; where their
@@ -944,6 +933,39 @@ def _spatial(
         return init, [], float("nan")
     t, spread = spatial.combine(est, gt_size)
     return t, est, spread
+
+
+def _registered(
+    lv: dsc.GrayVideo,
+    gv: dsc.GrayVideo,
+    pairs: Sequence[tuple[int, int]],
+    t: np.ndarray,
+    box: Box,
+    homography: bool,
+    mask: np.ndarray | None,
+    pool: ThreadPoolExecutor,
+    cache: dict[int, np.ndarray] | None = None,
+) -> Iterator[tuple[np.ndarray, float]]:
+    """(GT full pixel -> tape pixel, ECC correlation) of each (tape frame, GT frame) of
+    `pairs`, registered by ECC from `t` at working size on `pool`'s threads (OpenCV releases
+    the GIL), in their order; the tape's frames from `cache` (its kept frames),
+    those missing decoded into it first. The tape's picture `box` (full px) less its edges is
+    compared; `mask`: the GT pixels that count (`_overlay`)."""
+    cache = lv.kept if cache is None else cache
+    missing = {i for i, _ in pairs} - cache.keys()
+    if missing:
+        keep = LQ_WORK_WIDTH if lv.kept_scale < 1 else 0
+        cache.update(dsc.decode_gray(lv.path, keep_width=keep, only=missing).kept)
+    back = np.linalg.inv(dsc.scale_matrix(lv.kept_scale))  # tape working -> full
+    sw = dsc.scale_matrix(gv.kept_scale)  # GT full -> GT working
+    crop, w0 = _ecc_crop(lv, box), _working(lv, gv, t)
+    found = pool.map(
+        lambda ij: spatial.ecc_register(
+            cache[ij[0]], gv.kept[ij[1]], w0, crop, homography, mask=mask
+        ),
+        pairs,
+    )
+    return ((back @ tw @ sw, score) for tw, score in found)
 
 
 def _fresh_anchor(
@@ -982,34 +1004,14 @@ def _fresh_anchor(
     pairs = [(i, j) for i, j in pairs if i in lv.kept] or pairs
     if len(pairs) > FRESH_ANCHOR_MAX:
         pairs = [pairs[k] for k in np.linspace(0, len(pairs) - 1, FRESH_ANCHOR_MAX).astype(int)]
-    missing = {i for i, _ in pairs} - lv.kept.keys()
-    if missing:
-        keep = LQ_WORK_WIDTH if lv.kept_scale < 1 else 0
-        lv.kept.update(dsc.decode_gray(lv.path, keep_width=keep, only=missing).kept)
-    back = np.linalg.inv(dsc.scale_matrix(lv.kept_scale))
-    sw = dsc.scale_matrix(gv.kept_scale)
-    crop, w0 = _ecc_crop(lv, box), _working(lv, gv, t)
     pts = spatial.grid((gv.width, gv.height), 9)
-
-    def put(m: np.ndarray) -> np.ndarray:
-        q = m @ pts
-        return q[:2] / q[2]
-
-    with ThreadPoolExecutor(WORKERS) as pool:  # OpenCV releases the GIL
-        found = list(
-            pool.map(
-                lambda ij: spatial.ecc_register(
-                    lv.kept[ij[0]], gv.kept[ij[1]], w0, crop, homography, mask=mask
-                ),
-                pairs,
-            )
-        )
+    at = spatial.mapped(t, pts)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        found = list(_registered(lv, gv, pairs, t, box, homography, mask, pool))
     moves = []  # each frame's move of the grid's points, (2, P)
     for tw, score in found:
-        if score <= 0.3:
-            continue
-        d = put(back @ tw @ sw) - put(t)
-        if math.hypot(*d.mean(axis=1)) <= FRESH_ANCHOR_CAP:
+        d = spatial.mapped(tw, pts) - at
+        if score > ECC_MIN and math.hypot(*d.mean(axis=1)) <= FRESH_ANCHOR_CAP:
             moves.append(d)
     if not moves:
         return t, None
@@ -1017,7 +1019,7 @@ def _fresh_anchor(
     dx, dy = move.mean(axis=1).tolist()
     if not FRESH_ANCHOR_AFFINE:
         return np.array([[1.0, 0, dx], [0, 1, dy], [0, 0, 1]]) @ t, (dx, dy)
-    src, dst = pts[:2].T, (put(t) + move).T
+    src, dst = pts[:2].T, (at + move).T
     if homography:  # (least squares over the grid: every point counts)
         import cv2
 

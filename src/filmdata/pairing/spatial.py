@@ -223,7 +223,7 @@ def grid(gt_size: tuple[int, int], n: int = 5) -> np.ndarray:
     return np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
 
 
-def _mapped(t: np.ndarray, src: np.ndarray) -> np.ndarray:
+def mapped(t: np.ndarray, src: np.ndarray) -> np.ndarray:
     """(2, P) where the transform `t` puts the homogeneous points `src` (3, P)."""
     p = np.asarray(t, float) @ src
     return p[:2] / p[2]
@@ -236,7 +236,7 @@ def scatter(transforms: list[np.ndarray], gt_size: tuple[int, int]) -> float:
     if len(transforms) < 3:
         return 0.0
     src = grid(gt_size)
-    arr = np.stack([_mapped(t, src) for t in transforms])  # (S, 2, P)
+    arr = np.stack([mapped(t, src) for t in transforms])  # (S, 2, P)
     d = np.linalg.norm(arr - np.median(arr, axis=0), axis=1).mean(axis=1)
     return float(np.median(d))
 
@@ -284,7 +284,7 @@ def candidate_points(
     pts = np.zeros((len(candidates), max(map(len, offsets)), 2, src.shape[1]))
     extra = np.full(pts.shape[:2], np.inf)
     for k, (cands, offs) in enumerate(zip(candidates, offsets)):
-        pts[k, : len(offs)] = np.stack([_mapped(cands[o], src) for o in offs])
+        pts[k, : len(offs)] = np.stack([mapped(cands[o], src) for o in offs])
         extra[k, : len(offs)] = prefer * np.abs(np.array(offs, float))
     cap = max(cap, SCATTER_CAP * scatter([c[0] for c in candidates if 0 in c], gt_size))
     return offsets, pts, extra, cap
@@ -334,7 +334,7 @@ def _settle(
 def combine(estimates: list[Estimate], gt_size: tuple[int, int]) -> tuple[np.ndarray, float]:
     """Robust median of the estimates: (3, 3) GT pixel -> LQ pixel, and the median spread (px)."""
     src = grid(gt_size)
-    arr = np.stack([_mapped(e.transform, src) for e in estimates])  # (E, 2, P)
+    arr = np.stack([mapped(e.transform, src) for e in estimates])  # (E, 2, P)
     med = np.median(arr, axis=0)
     # drop estimates far from the median, then average the rest (sub-pixel)
     dist = np.linalg.norm(arr - med[None], axis=1).mean(axis=1)  # (E,)
@@ -370,4 +370,4 @@ def picture_box(
 def grid_error(a: np.ndarray, b: np.ndarray, gt_size: tuple[int, int], n: int = 9) -> float:
     """Mean distance (LQ px) between where two GT->LQ transforms put an n x n grid of the GT."""
     pts = grid(gt_size, n)
-    return float(np.linalg.norm(_mapped(a, pts) - _mapped(b, pts), axis=0).mean())
+    return float(np.linalg.norm(mapped(a, pts) - mapped(b, pts), axis=0).mean())
