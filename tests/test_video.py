@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -121,6 +122,65 @@ def test_a_720_wide_pillarboxed_frame_boxes_its_picture_only() -> None:
     x, y, w, h = picture_box(_thumb(frame)[None], 720, 480)
     assert 91 <= x < 91 + 11 and 629 - 11 < x + w <= 629, (x, w)
     assert (y, h) == (0, 480)
+
+
+def test_bar_samples_decode_each_keyframe_once_and_no_frame_past_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A letterboxed clip with two keyframes for the eight places sampled (a short web clip,
+    x264's B-frames): each keyframe is decoded once, as itself (none of the frames its
+    reordering holds back), and the thumbnails are those a plain seek-and-decode gives."""
+    import av
+
+    from filmdata import video
+    from filmdata.video import key_samples
+
+    shots, _ = render_shots((20, 20), 96, 72, seed=3)
+    shots[:, :10] = 0
+    shots[:, 62:] = 0
+    path = tmp_path / "boxed.mp4"
+    write_video(path, shots, 24.0, options={"g": "20", "bframes": "3"})
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        keys = sorted(p.pts for p in c.demux(s) if p.is_keyframe and p.pts is not None)
+    assert len(keys) == 2
+    plain = []
+    with av.open(str(path)) as c:  # what each of the 8 places decodes first, the old way
+        s = c.streams.video[0]
+        for k in range(8):
+            c.seek(int(s.duration * (k + 0.5) / 8), stream=s, backward=True, any_frame=False)
+            f = next(c.decode(s))
+            if f.pts not in [p for p, _ in plain]:
+                plain.append((f.pts, video._thumb(f)))
+    assert sorted(p for p, _ in plain) == keys
+    decoded: list[int] = []
+    packets: list[int] = []  # packets decoded for each sample
+    landed = video._landed_frame
+
+    class Counting:
+        def __init__(self, container: Any) -> None:
+            self.container = container
+
+        def demux(self, stream: Any) -> Any:
+            packets.append(0)
+            for pkt in self.container.demux(stream):
+                packets[-1] += 1
+                yield pkt
+
+    def counted(container: Any, stream: Any) -> Any:
+        frame = landed(Counting(container), stream)
+        decoded.append(frame.pts if frame is not None else -1)
+        return frame
+
+    monkeypatch.setattr(video, "_landed_frame", counted)
+    for given in (keys, None):
+        decoded.clear()
+        with av.open(str(path)) as c:
+            samples, _ = key_samples(c, c.streams.video[0], keys=given)
+        assert sorted(map(bytes, samples)) == sorted(bytes(t) for _, t in plain)
+        assert len(decoded) == (2 if given else 8), decoded  # without keys: one seek a place
+        assert set(packets) == {1}, packets  # the keyframe alone, drained out of the decoder
+        packets.clear()
 
 
 @pytest.mark.parametrize("deep", ["yuv420p10le", "yuv444p12le", "gray10le", "p010le"])

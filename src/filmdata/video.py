@@ -15,12 +15,13 @@ pictures of a stream coded progressive field-matched (`_deinterlaced`).
 
 from __future__ import annotations
 
+import bisect
 import math
 import multiprocessing as mp
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -150,12 +151,18 @@ def _picture_share(level: float, bar: float, inside: float) -> float:
     return float(np.clip((level - bar) / (inside - bar), 0.0, 1.0))
 
 
-def key_samples(container: Any, stream: Any, count: int = 8) -> tuple[np.ndarray, int]:
+def key_samples(
+    container: Any, stream: Any, count: int = 8, keys: Sequence[int] | None = None
+) -> tuple[np.ndarray, int]:
     """Upright gray thumbnails (N, h, w) of keyframes of an open stream, where the picture may
     have black bars: one keyframe from the middle, and when its edges are dark, up to `count`
-    spread over the stream (one seek and one decoded frame each: ~20 ms a 720p keyframe,
+    spread over the stream (one seek and one decoded frame each: ~10-20 ms a 720p keyframe,
     against decoding the stream); and the frames' `turns` (its sizes as shown: swapped where
-    odd). Empty and 0 when nothing decodes."""
+    odd). Empty and 0 when nothing decodes.
+
+    `keys`, the stream's keyframe timestamps where the caller has demuxed it: a seek that
+    would land on a keyframe sampled already is not made (a 10 s web clip has one or two
+    keyframes for the eight places: each was decoded again, and thrown away)."""
     tb = stream.time_base
     start = stream.start_time or 0
     duration = stream.duration
@@ -163,15 +170,19 @@ def key_samples(container: Any, stream: Any, count: int = 8) -> tuple[np.ndarray
         duration = int(container.duration / av.time_base / tb)
     stream.thread_count = 1  # one frame wanted: frame threads would only delay it
     out: list[np.ndarray] = []
-    seen: set[int] = set()
+    seen: set[int | None] = set()
     turned = 0
     for k in [count // 2, *(i for i in range(count) if i != count // 2)] if duration else [0]:
         if len(out) == 1 and not _dark_edges(out[0]):
             break  # no bars: one sample says so
+        target = start + int(duration * (k + 0.5) / count) if duration else start
+        if keys:  # the keyframe a backward seek to `target` lands on
+            lands = keys[max(0, bisect.bisect_right(keys, target) - 1)]
+            if lands in seen:
+                continue
         try:
-            target = start + int(duration * (k + 0.5) / count) if duration else start
             container.seek(target, stream=stream, backward=True, any_frame=False)
-            frame = next(container.decode(stream), None)
+            frame = _landed_frame(container, stream)
         except (av.error.FFmpegError, ValueError, StopIteration):
             continue
         if frame is None or frame.pts in seen:
@@ -180,6 +191,21 @@ def key_samples(container: Any, stream: Any, count: int = 8) -> tuple[np.ndarray
         out.append(_thumb(frame))
         turned = turns(frame)
     return (np.stack(out) if out else np.zeros((0, 1, 1), np.uint8)), turned
+
+
+def _landed_frame(container: Any, stream: Any) -> av.VideoFrame | None:
+    """The first frame decoded after a seek: the keyframe it landed on, drained out of the
+    decoder at once rather than after the frames its reordering holds back (two or three
+    more packets decoded for nothing: x264's B-frames); the next seek flushes the decoder."""
+    for pkt in container.demux(stream):
+        if pkt.size == 0:  # the demuxer's end
+            break
+        frames = pkt.decode()
+        if not frames and pkt.is_keyframe:
+            frames = stream.codec_context.decode(None)  # drain: the keyframe comes out
+        if frames:
+            return frames[0]
+    return None
 
 
 # 8-bit formats whose first plane is Y

@@ -134,6 +134,7 @@ def input_clips(
                 )
             fps, w, h = stream_fps(v), v.codec_context.width, v.codec_context.height
             n, top = 0, None  # packets, the latest pts among them
+            keys: list[int] = []  # the keyframes' pts (`key_samples` seeks among them)
             try:
                 # Packets an edit list cuts away (is_discard) never come out of the decoder.
                 for pkt in c.demux(v):
@@ -141,6 +142,8 @@ def input_clips(
                         n += 1
                         if pkt.pts is not None and (top is None or pkt.pts > top):
                             top = pkt.pts
+                        if pkt.is_keyframe and pkt.pts is not None:
+                            keys.append(pkt.pts)
             except av.error.FFmpegError as e:
                 raise MediaError(f"{path}: cannot read: {e}") from None
             if n == 0 or not w or not h:
@@ -149,7 +152,7 @@ def input_clips(
             # refused, as `--scenes`, `scenes` and `align` refuse it
             last = float(top * v.time_base) if top is not None and v.time_base else None
             refuse_short(str(path), v, c, fps, n, None, last)
-            samples, turned = key_samples(c, v)  # upright
+            samples, turned = key_samples(c, v, keys=sorted(keys))  # upright
             if turned % 2:  # a stream turned a quarter: its sizes as shown
                 w, h = h, w
             box = picture_box(samples, w, h)
