@@ -9,7 +9,7 @@ that the aligner is not measured only on the quirks of its own test footage: fro
   - the GT from a random frame on (10-39), at PAL speed (25/24 GT seconds a tape second) and
     25 fps: tape frame k shows GT frame floor(start + k * speed * gt_fps / 25),
   - one GT frame dropped (somewhere in the first half) and one tape frame shown twice (in the
-    second half),
+    second half; `--repeat-first`: the other way round),
   - overscan cut from each side (2-5% of the picture, unequal), the rest scaled into a 16:9
     box letterboxed in 480x360 (4:3),
   - luma blur (sigma 1.3), chroma smeared (a 9-px box) and delayed (3 px), gain 0.85-1.1 and
@@ -22,7 +22,8 @@ as a 24 fps film made 25 does), or null where the tape has no GT), the geometric
 (`tapesim.geometric_error`: mean tape px over a 9x9 grid of the GT picture, as `align.py`
 gives it) and x real time.
 
-    python benchmarks/align_plain.py GT [--seeds 1-10] [--noise 7] [--crf 40] [--keep DIR]
+    python benchmarks/align_plain.py GT [--seeds 1-10] [--noise 7] [--crf 40] [--repeat-first]
+                                        [--keep DIR]
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ def _seeds(text: str) -> list[int]:
 
 
 def make_tape(
-    gt: np.ndarray, gt_fps: float, out: Path, seed: int, noise: float, crf: int
+    gt: np.ndarray,
+    gt_fps: float,
+    out: Path,
+    seed: int,
+    noise: float,
+    crf: int,
+    repeat_first: bool = False,
 ) -> tuple[list[int | None], np.ndarray]:
     """Write a tape of the GT frames `gt` (N, H, W, 3) RGB to `out`; (truth, GT -> tape 2x3)."""
     rng = np.random.default_rng(seed)
@@ -62,9 +69,14 @@ def make_tape(
     shown: list[int] = []
     while (g := int(np.floor(start + len(shown) * rate + 1e-9))) < n_gt:
         shown.append(g)
-    shown.pop(int(rng.integers(20, len(shown) // 2)))  # a GT frame lost
-    dup = int(rng.integers(len(shown) // 2, len(shown) - 10))
-    shown.insert(dup, shown[dup])  # a tape frame shown twice
+    if repeat_first:  # a tape frame shown twice in the first half, a GT frame lost later
+        dup = int(rng.integers(20, len(shown) // 2))
+        shown.insert(dup, shown[dup])
+        shown.pop(int(rng.integers(len(shown) // 2, len(shown) - 10)))
+    else:  # a GT frame lost in the first half, a tape frame shown twice later
+        shown.pop(int(rng.integers(20, len(shown) // 2)))
+        dup = int(rng.integers(len(shown) // 2, len(shown) - 10))
+        shown.insert(dup, shown[dup])
     left, right = rng.uniform(0.02, 0.05, 2) * w
     top, bottom = rng.uniform(0.02, 0.05, 2) * h
     sx, sy = TAPE_W / (w - left - right), PICTURE_H / (h - top - bottom)
@@ -102,6 +114,11 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=7.0, help="luma noise std (grey levels)")
     ap.add_argument("--crf", type=int, default=40)
     ap.add_argument(
+        "--repeat-first",
+        action="store_true",
+        help="the repeated tape frame in the first half and the dropped GT frame in the second",
+    )
+    ap.add_argument(
         "--keep", type=Path, default=None, help="keep the tapes here (each with its truth, .json)"
     )
     args = ap.parse_args()
@@ -118,8 +135,9 @@ def main() -> None:
     same = identical_runs(args.gt)  # a GT frame shown twice in the GT itself: either is right
     accs = []
     for seed in _seeds(args.seeds):
-        tape = work / f"{args.gt.stem}-plain-s{seed}-n{args.noise:g}-crf{args.crf}.mp4"
-        truth, m = make_tape(gt, gt_fps, tape, seed, args.noise, args.crf)
+        order = "-rf" if args.repeat_first else ""
+        tape = work / f"{args.gt.stem}-plain{order}-s{seed}-n{args.noise:g}-crf{args.crf}.mp4"
+        truth, m = make_tape(gt, gt_fps, tape, seed, args.noise, args.crf, args.repeat_first)
         if args.keep:  # the truth beside the tape, for a closer look
             tape.with_name(tape.name + ".json").write_text(
                 json.dumps({"truth": truth, "transform": m.tolist(), "gt": str(args.gt)})

@@ -344,6 +344,34 @@ def test_a_path_of_another_model_takes_over_only_where_the_frames_agree() -> Non
     assert not better(path, 9.9, other, 10.0, score)
 
 
+def test_a_drop_and_a_repeat_the_cadence_left_out_come_back_from_the_free_path() -> None:
+    """A drop and, 10 frames on, a repeat in a slow stretch: the cadence's pass left both out
+    (its frames a GT frame behind between them), the free pass had them. Its run ahead is
+    taken where it scores better along it; a run behind (a heavy encoder's lag looks like
+    that), a short run, a gain too small, or a run that would leave the path going back, is
+    not."""
+    truth = [*range(20), *range(21, 31), 30, *range(31, 40)]  # the drop at 20, the repeat at 30
+    cadence_path = list(range(len(truth)))
+    n, m = len(truth), 45
+    weighed = np.zeros((n, m), np.float32)
+    for i, j in enumerate(truth):
+        weighed[i, j] = 0.5
+        weighed[i, max(0, j - 1)] = max(weighed[i, max(0, j - 1)], 0.499)  # the lag's lean
+    ahead = align_module._ahead
+    assert ahead(cadence_path, truth, weighed) == truth  # 10 frames, 0.01 better
+    assert ahead(truth, cadence_path, weighed) == truth  # behind: left as it is
+    faint = weighed.copy()
+    faint[20:30] = np.where(faint[20:30] == 0.5, np.float32(0.4995), faint[20:30])
+    assert ahead(cadence_path, truth, faint) == cadence_path  # 0.005 better: too little
+    short = [*range(26), *range(27, 31), 30, *range(31, 40)]  # 4 frames ahead only
+    assert ahead(cadence_path, short, weighed + 0.1 * (np.arange(m) == 27)) == cadence_path
+    stall = [*range(30), 29, 29, *range(30, 38)]  # the cadence's path stays after the run
+    two = [*range(20), *range(22, 32), 29, 29, *range(30, 38)]  # two ahead: 31, then 29
+    rich = weighed.copy()
+    rich[range(20, 30), range(22, 32)] = 0.6
+    assert ahead(stall, two, rich) == stall  # taken, the path would go back after it
+
+
 def test_viterbi_follows_the_cadence_where_the_data_is_flat() -> None:
     # a 25 fps tape of 24 fps film: GT frame 12 shown twice; the GT is still around it, so
     # the similarity cannot say where the repeat falls, and the cadence does
