@@ -141,6 +141,7 @@ FRESH_ANCHOR_MAX = 8  # intra-coded frames registered at most (spread over the t
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
 AHEAD_RUN = 6  # tape frames: a run of the free path ahead of the cadence's this long ...
 AHEAD_GAIN = 0.006  # ... that scores this much more along it is taken (see `_ahead`)
+AHEAD_LOOSE = 0.25  # ... and from a pass whose drops and repeats cost this share (0: none)
 CADENCE_PERIOD = 5  # tape frames in one cycle of a 3:2 (or 2:2:2:4) pulldown
 GT_KEEP_BYTES = 256 << 20  # GT frames kept at working size: all of them up to 1100 (46 s)
 LQ_KEEP_BYTES = 256 << 20  # tape frames kept at working size for the spatial stage: all of a
@@ -473,6 +474,10 @@ def _align(
         if _along(score, path_nom) > _along(score, path_fit):
             path_fit, agreement = path_nom, agreement_nom
     path = _ahead(path_fit, free, weighed)
+    if AHEAD_LOOSE:
+        cheap = AHEAD_LOOSE * costs.dup, AHEAD_LOOSE * costs.drop
+        loose = temporal.viterbi(weighed, dataclasses.replace(costs, dup=cheap[0], drop=cheap[1]))
+        path = _ahead(path, loose, weighed)
     conf = [max(0.0, float(s1[i, j])) if j is not None else 0.0 for i, j in enumerate(path)]
     mapping = [j if j is not None and c >= min_confidence else None for j, c in zip(path, conf)]
     conf = [c if j is not None else 0.0 for j, c in zip(mapping, conf)]
@@ -751,9 +756,11 @@ def _ahead(path: list[int | None], free: list[int | None], weighed: np.ndarray) 
     outweigh what those frames say, and the more so as a heavy encoder's inter-coded frames
     lag their GT frame, looking like the one before: the evidence leans behind. A run the free
     path nonetheless puts ahead, and scores better, is the drop and the repeat (a run it puts
-    behind may be that lag, and is left). The second maker's tapes and tapesim's, 223 in all:
-    9 better (bunny's drop and repeat at 25, 30 and 50 fps: 0.81-0.92 -> 0.89-1.00), none
-    worse; runs behind taken too, 8 worse."""
+    behind may be that lag, and is left). The caller also offers the runs of a pass whose
+    drops and repeats cost `AHEAD_LOOSE` of the fine pass's: a 24 fps GT at PAL speed has no
+    cadence, and there the fine pass itself left them out. The second maker's tapes and
+    tapesim's, 223 in all: 14 better (bunny's drop and repeat at 23.976-50 fps: 0.79-0.92 ->
+    0.89-1.00), none worse (the same at `AHEAD_LOOSE` 0.1); runs behind taken too, 8 worse."""
     # (tape frames matched on both: how far the free path is ahead; 0 elsewhere)
     lead = [0 if a is None or b is None else a - b for a, b in zip(free, path)]
     out = list(path)
