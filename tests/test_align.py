@@ -370,6 +370,13 @@ def test_a_drop_and_a_repeat_the_cadence_left_out_come_back_from_the_free_path()
     rich = weighed.copy()
     rich[range(20, 30), range(22, 32)] = 0.6
     assert ahead(stall, two, rich) == stall  # taken, the path would go back after it
+    # a faster tape's skips placed in another phase: ahead by one, then by two (4 frames each)
+    skips = [*range(28), *range(29, 41)]  # the cadence's path, a skip at 28
+    turns = [*range(20), 21, 22, 23, 24, 26, 27, 28, 29, *skips[28:]]
+    wobble = weighed.copy()
+    wobble[range(20, 28), turns[20:28]] = 0.6
+    assert ahead(skips, turns, wobble) == skips  # two runs of 4: too short
+    assert ahead(skips, turns, wobble, varied=True) == turns  # one run of 8
 
 
 def test_viterbi_follows_the_cadence_where_the_data_is_flat() -> None:
