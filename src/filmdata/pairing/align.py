@@ -784,10 +784,7 @@ def _ahead(
         j = i
         while j < n and (lead[j] > 0 if varied else lead[j] == lead[i]):
             j += 1
-        gain = sum(
-            float(weighed[k, free[k]] - weighed[k, path[k]])  # type: ignore[index]
-            for k in range(i, j)
-        )
+        gain = _along(weighed[i:j], free[i:j]) - _along(weighed[i:j], path[i:j])
         if j - i >= AHEAD_RUN and gain > AHEAD_GAIN:
             trial = out[:i] + free[i:j] + out[j:]
             got = [m for m in trial if m is not None]
