@@ -2148,6 +2148,26 @@ def test_the_intra_coded_frames_settle_the_geometry_that_lagging_inter_frames_pu
         assert 0 < w <= 1
         part, _ = A._fresh_anchor(lv, gv, path, fitted, box, False, None)
         assert grid_error(part, truth, (gw, gh)) == pytest.approx((1 - w) * off, abs=0.05)
+    # the heaviest tapes (crf 45, noise 10) lag two pixels and more: still brought back; an
+    # intra-coded frame registered beyond FRESH_ANCHOR_CAP (a frame matched wrong) is not taken
+    far = np.array([[1, 0, -1.9], [0, 0.99, 1.2], [0, 0, 1.0]])
+    for lag, taken in ((far, True), (np.array([[1, 0, -4.0], [0, 1, 3.5], [0, 0, 1.0]]), False)):
+        off = grid_error(lag @ truth, truth, (gw, gh))
+        assert (1.5 < off < A.FRESH_ANCHOR_CAP) if taken else off > A.FRESH_ANCHOR_CAP
+        tape = [
+            cv2.warpAffine(
+                g, (truth if key[i] else lag @ truth)[:2], (tw, th), flags=cv2.INTER_AREA
+            )
+            for i, g in enumerate(gts)
+        ]
+        lv = video(tape, tw, th, key)
+        anchored, moved = A._fresh_anchor(lv, gv, path, lag @ truth, box, False, None)
+        if taken:
+            assert moved is not None
+            w = A.FRESH_ANCHOR_WEIGHT
+            assert grid_error(anchored, truth, (gw, gh)) == pytest.approx((1 - w) * off, abs=0.05)
+        else:
+            assert moved is None and np.array_equal(anchored, lag @ truth)
     woven: list[int | None] = [0, 1, 1, 2, 3, 3, 4, 5]  # 3:2 pulldown's rate
     kept, none = A._fresh_anchor(lv, gv, woven, fitted, box, False, None)
     assert kept is fitted and none is None

@@ -136,7 +136,11 @@ FRESH_ANCHOR = True  # the geometry settled towards the tape's intra-coded frame
 FRESH_ANCHOR_WEIGHT = 0.75
 FRESH_ANCHOR_AFFINE = True  # the intra-coded frames' scale and shear too, not their shift only
 ECC_MIN = 0.3  # a pair registered with an ECC correlation at most this is not taken
-FRESH_ANCHOR_CAP = 1.5  # tape px: an intra-coded frame registered farther off is not taken
+# tape px: an intra-coded frame registered farther off is not taken (a frame matched wrong).
+# At 1.5, the heaviest tapes (crf 45, noise 10: Big Buck Bunny's inter-coded frames a percent
+# short and 1.3-1.6 px off) kept their lagging geometry; at 3, 0.18-0.27 px, the 223 benchmark
+# tapes as before (35th session)
+FRESH_ANCHOR_CAP = 3.0
 FRESH_ANCHOR_MAX = 8  # intra-coded frames registered at most (spread over the tape)
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
 AHEAD_RUN = 6  # tape frames: a run of the free path ahead of the cadence's this long ...
