@@ -2175,3 +2175,62 @@ def test_the_intra_coded_frames_settle_the_geometry_that_lagging_inter_frames_pu
     every = dataclasses.replace(lv, key=np.ones(n, bool))
     kept, none = A._fresh_anchor(every, gv, path, fitted, box, False, None)
     assert kept is fitted and none is None
+
+
+def test_an_intra_coded_frame_far_off_the_lagging_geometry_settles_it_where_no_mismatch_explains_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The heavier the encoder, the farther its inter-coded frames put the geometry off (crf
+    48, noise 12: 3.3 px). An intra-coded frame registered beyond FRESH_ANCHOR_CAP may be one
+    matched to the wrong GT frame, so it counts only where that cannot explain its move: the
+    GT moves little to its neighbours, and it registers at least as well as the samples the
+    geometry came from (`level`). Not where the picture moves a third of the move a frame,
+    where it registers worse, where the level is unknown, or beyond FRESH_ANCHOR_FAR."""
+    import importlib
+
+    import cv2
+
+    from filmdata.pairing.descriptors import GrayVideo
+    from filmdata.pairing.spatial import grid_error
+
+    A = importlib.import_module("filmdata.pairing.align")
+    rng = np.random.default_rng(9)
+    gw, gh, tw, th, n = 400, 300, 320, 240, 8
+    base = cv2.GaussianBlur(rng.integers(0, 256, (gh + 40, gw + 40), dtype=np.uint8), (0, 0), 2.5)
+    truth = np.array([[0.78, 0, 6.2], [0, 0.79, 4.7], [0, 0, 1.0]])
+    key = np.zeros(n, bool)
+    key[[1, 5]] = True
+    path: list[int | None] = list(range(n))
+    box = (0.0, 0.0, float(tw), float(th))
+
+    def video(frames: list[np.ndarray], w: int, h: int, k: np.ndarray | None) -> GrayVideo:
+        small = np.stack([cv2.resize(f, (160, 160 * h // w)) for f in frames])
+        return GrayVideo("v", 25.0, w, h, small, dict(enumerate(frames)), 1.0, key=k)
+
+    def case(pan: float, lag: np.ndarray, level: float | None) -> tuple[float, float]:
+        """(the geometry's error before, after) with the GT panning `pan` GT px a frame."""
+        gts = [
+            cv2.warpAffine(base, np.float32([[1, 0, -20 - pan * k], [0, 1, -20]]), (gw, gh))
+            for k in range(n)
+        ]
+        tape = [
+            cv2.warpAffine(
+                g, (truth if key[i] else lag @ truth)[:2], (tw, th), flags=cv2.INTER_AREA
+            )
+            for i, g in enumerate(gts)
+        ]
+        gv, lv = video(gts, gw, gh, None), video(tape, tw, th, key)
+        fitted = lag @ truth
+        anchored, _ = A._fresh_anchor(lv, gv, path, fitted, box, False, None, level)
+        return grid_error(fitted, truth, (gw, gh)), grid_error(anchored, truth, (gw, gh))
+
+    monkeypatch.setattr(A, "FRESH_ANCHOR_WEIGHT", 1.0)
+    five = np.array([[1, 0, -4.0], [0, 1.0, 3.0], [0, 0, 1.0]])  # 5 px: past the cap
+    off, settled = case(0.1, five, 0.5)
+    assert A.FRESH_ANCHOR_CAP < off < A.FRESH_ANCHOR_FAR and settled < 0.1
+    assert case(0.1, five, None)[1] == pytest.approx(off)  # the level unknown
+    assert case(0.1, five, 0.9999)[1] == pytest.approx(off)  # registered worse than the samples
+    assert case(3.0, five, 0.5)[1] == pytest.approx(off)  # a pan: a frame off moves it as far
+    beyond = np.array([[1, 0, -8.0], [0, 1.0, 6.0], [0, 0, 1.0]])  # 10 px
+    off, kept = case(0.1, beyond, 0.5)
+    assert off > A.FRESH_ANCHOR_FAR and kept == pytest.approx(off)

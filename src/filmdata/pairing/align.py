@@ -141,6 +141,11 @@ ECC_MIN = 0.3  # a pair registered with an ECC correlation at most this is not t
 # short and 1.3-1.6 px off) kept their lagging geometry; at 3, 0.18-0.27 px, the 223 benchmark
 # tapes as before (35th session)
 FRESH_ANCHOR_CAP = 3.0
+# tape px: farther, up to this, where a frame matched wrong cannot explain the move (the GT
+# moves less than a third of it to either neighbour) and the frame registers at least as
+# well as the inter-coded samples (crf 48, noise 12: those 3.3 px off the truth, the intra
+# frame 0.8; see `_fresh_anchor`)
+FRESH_ANCHOR_FAR = 8.0
 FRESH_ANCHOR_MAX = 8  # intra-coded frames registered at most (spread over the tape)
 WOVEN_RATE = 0.9  # GT frames per tape frame below which tape frames may weave two (pulldown)
 AHEAD_RUN = 6  # tape frames: a run of the free path ahead of the cadence's this long ...
@@ -500,7 +505,8 @@ def _align(
         )  # fmt: skip
         return moved if est else None
 
-    t, intra = _fresh_anchor(lv, gv, path, t, box, homography, mask)
+    level = float(np.median([e.score for e in est])) if est else None
+    t, intra = _fresh_anchor(lv, gv, path, t, box, homography, mask, level)
     moved = _relocked(
         lv, gv, mapping, conf, path0, t, box, mask, choose, settle, forward, costs.null,
         min_confidence,
@@ -1037,9 +1043,11 @@ def _fresh_anchor(
     box: Box,
     homography: bool,
     mask: np.ndarray | None,
+    level: float | None = None,
 ) -> tuple[np.ndarray, tuple[float, float] | None]:
     """`t` (GT full pixel -> tape pixel) moved towards the geometry its intra-coded tape
-    frames show, and the mean move (tape px; None: none made).
+    frames show, and the mean move (tape px; None: none made). `level`: the median ECC
+    correlation of the registrations `t` was fitted to (None: unknown).
 
     A heavy encoder makes inter-coded frames of blocks of earlier ones: in a slow pan their
     picture lags its GT frame by one or more frames (more as static blocks are skipped), and
@@ -1051,7 +1059,13 @@ def _fresh_anchor(
     still settle it: each is registered from `t`, and `t` is moved `FRESH_ANCHOR_WEIGHT` of
     the median move of each point of a grid over the GT picture (an affine, or with
     `homography` a homography, fitted to the moved points; the mean move only without
-    `FRESH_ANCHOR_AFFINE`). Not for pulldown tapes (a frame may weave two GT frames)."""
+    `FRESH_ANCHOR_AFFINE`). Not for pulldown tapes (a frame may weave two GT frames).
+
+    A frame that registers farther than `FRESH_ANCHOR_CAP` from `t` may be matched to the
+    wrong GT frame: its move counts only where that cannot explain it (up to
+    `FRESH_ANCHOR_FAR`; `_explained`). The heavier the encoder, the farther its inter-coded
+    frames put `t` off: at crf 45 and noise 10 a percent short, 1.3-1.6 px; at crf 48 and
+    noise 12, 3.3 px."""
     if not FRESH_ANCHOR or lv.key is None or len(lv.key) != len(path):
         return t, None
     if temporal.fit_rate(path)[1] <= WOVEN_RATE:
@@ -1070,9 +1084,12 @@ def _fresh_anchor(
     with ThreadPoolExecutor(WORKERS) as pool:
         found = list(_registered(lv, gv, pairs, t, box, homography, mask, pool))
     moves = []  # each frame's move of the grid's points, (2, P)
-    for tw, score in found:
+    for (_, j), (tw, score) in zip(pairs, found):
         d = spatial.mapped(tw, pts) - at
-        if score > ECC_MIN and math.hypot(*d.mean(axis=1)) <= FRESH_ANCHOR_CAP:
+        far = math.hypot(*d.mean(axis=1))
+        if score <= ECC_MIN or far > FRESH_ANCHOR_FAR:
+            continue
+        if far <= FRESH_ANCHOR_CAP or not _explained(gv, j, t, far, score, level):
             moves.append(d)
     if not moves:
         return t, None
@@ -1086,6 +1103,25 @@ def _fresh_anchor(
 
         return cv2.findHomography(src, dst, 0)[0], (dx, dy)
     return spatial.fit_affine(src, dst), (dx, dy)
+
+
+def _explained(
+    gv: dsc.GrayVideo, j: int, t: np.ndarray, far: float, score: float, level: float | None
+) -> bool:
+    """Whether an intra-coded tape frame registered `far` tape px from `t`, matched to GT
+    frame j, may be a frame matched wrong: the GT moves a third of that or more to a
+    neighbour (tape px; a neighbour not at hand, or a cut, counts as such a move), or the
+    frame registers worse (ECC correlation `score`) than the samples `t` was fitted to
+    (`level`; None: unknown)."""
+    if level is None or score < level:
+        return True
+    shifts = _neighbour_shifts(gv, j)
+    if len(shifts) < len(NEIGHBOURS):
+        return True
+    return any(
+        math.hypot(*(t[:2, :2] @ (dx, dy))) >= far / 3  # (GT px to tape px)
+        for dx, dy in shifts.values()
+    )
 
 
 def _overlay(
