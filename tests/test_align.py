@@ -2234,3 +2234,32 @@ def test_an_intra_coded_frame_far_off_the_lagging_geometry_settles_it_where_no_m
     beyond = np.array([[1, 0, -8.0], [0, 1.0, 6.0], [0, 0, 1.0]])  # 10 px
     off, kept = case(0.1, beyond, 0.5)
     assert off > A.FRESH_ANCHOR_FAR and kept == pytest.approx(off)
+
+
+def test_a_coarse_path_at_no_tapes_speed_gives_way_to_one_at_a_speed() -> None:
+    """A heavily compressed tape of a 30 fps GT (1.25 GT frames a tape frame at PAL speed)
+    whose opening barely moves: there every GT frame scores alike, and the coarse path took
+    one GT frame a frame, cheaper than a drop every fourth frame, from a start ahead of the
+    truth; its rate, 1.0 over the tape, is no tape's speed (0.83 of the GT's), so each speed's
+    rate is tried with its skips expected (`best_path`'s `expected`), and the best is kept.
+    Where the fitted rate is a speed's, or the tape has a pulldown's rate, nothing is tried."""
+    from filmdata.pairing.temporal import best_path, fit_rate
+
+    n, m, still, sub = 100, 140, 60, 1
+    truth = [int(np.floor(1.25 * i + 0.25)) for i in range(n)]
+    s = np.full((n, m), 0.9, np.float32)  # the still opening: every GT frame alike
+    for i in range(still, n):  # then a moving picture: its own GT frame stands out
+        s[i] = 0.5
+        s[i, truth[i]] = 0.95
+    coarse = best_path(s, align_module.COARSE)
+    assert fit_rate(coarse[0])[1] < 1.1  # about the still stretch's one GT frame a frame
+    ratio = 30 / 25
+    assert align_module._speeds_left(fit_rate(coarse[0])[1], ratio)
+    found = align_module._coarse_at_speed(s, coarse, coarse[0], sub, ratio)
+    assert fit_rate(found)[1] == pytest.approx(1.25, abs=0.01)
+    assert sum(abs(a - b) <= 1 for a, b in zip(found, truth) if a is not None) >= 0.95 * n
+    # a fitted rate near a speed's (PAL's 1.25 here, a drift's 1.27), or a pulldown's: none
+    assert align_module._speeds_left(1.25, ratio) == []
+    assert align_module._speeds_left(1.27, ratio) == []
+    assert align_module._speeds_left(0.8, 24 / 30) == []
+    assert align_module._coarse_at_speed(s, coarse, truth, sub, ratio) is truth  # type: ignore[arg-type]

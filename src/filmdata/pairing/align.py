@@ -87,6 +87,10 @@ CADENCE_TIE = CADENCE_COSTS.dup
 # a tape's speed against its GT's, in seconds: as made (a PAL transfer of 24 fps film runs
 # 25/24 or 25/23.976 fast, NTSC 1000/1001 slow) or their inverses
 SPEEDS = (1.0, 25 / 24, 24 / 25, 25 / (24000 / 1001), 24000 / 1001 / 25, 1000 / 1001, 1001 / 1000)
+# a fitted rate this share or more off every speed's: each tried (`_speeds_left`), and the
+# coarse path at each (`_coarse_at_speed`)
+IMPLAUSIBLE = 0.06
+IMPLAUSIBLE_COARSE = True
 NOMINAL_SNAP = 4.0  # GT frames over the tape: a fitted rate this near one of them is tried too
 # (each skip, drop or repeat the path leaves out moves the fitted rate by a frame over the
 # tape: a 4 s tape of a 30 fps GT that left out its drop and put its skips early fitted 2.1
@@ -313,6 +317,8 @@ def _align(
     if coarse is None or (heard is not None and heard.clearance >= AUDIO_CLEARANCE):
         coarse = temporal.best_path(s0[:, ::sub], COARSE)  # (the sound narrowed s0 since)
     path0 = [None if j is None else j * sub for j in coarse[0]]
+    if IMPLAUSIBLE_COARSE:
+        path0 = _coarse_at_speed(s0[:, ::sub], coarse, path0, sub, gv.fps / lv.fps)
     path0 = _held_ends(path0, gv.frames, hold)
 
     # 4. spatial, then 5. fine temporal on the tape's grid; once more from the fine path.
@@ -481,6 +487,10 @@ def _align(
     path_fit, agreement = on_cadence_of(fitted, nominal)
     if nominal is not None and nominal != fitted:
         path_nom, agreement_nom = on_cadence_of(nominal, nominal)
+        if _along(score, path_nom) > _along(score, path_fit):
+            path_fit, agreement = path_nom, agreement_nom
+    for rate in _speeds_left(fitted, gv.fps / lv.fps):
+        path_nom, agreement_nom = on_cadence_of(rate, rate)
         if _along(score, path_nom) > _along(score, path_fit):
             path_fit, agreement = path_nom, agreement_nom
     # (at a base step of 1 GT frame a tape frame, a run ahead may be one or two frames ahead
@@ -751,6 +761,50 @@ def _nominal(r: float, ratio: float, n: int) -> float | None:
         return None
     near = min((ratio * s for s in SPEEDS), key=lambda c: abs(c - r))
     return near if abs(near - r) * max(1, n - 1) <= NOMINAL_SNAP else None
+
+
+def _coarse_at_speed(
+    s: np.ndarray,
+    coarse: tuple[list[int | None], float],
+    path: list[int | None],
+    sub: int,
+    ratio: float,
+) -> list[int | None]:
+    """The coarse path (GT frames; `coarse`: its path in `s`'s every `sub`-th GT frame and
+    its score), or where its rate is no tape's speed (`_speeds_left`) the best path through
+    `s` that follows a speed's steady rate (each, at 8 phases of its skips: `best_path`'s
+    `expected`) where that scores higher. A heavily compressed tape whose opening barely
+    moves let the coarse path start GT frames ahead at one GT frame a frame, cheaper than
+    the drops of the true 1.25, and the fine passes, costed for that rate, kept it."""
+    rates = _speeds_left(temporal.fit_rate(path)[1], ratio)
+    best, total = path, coarse[1]
+    at = np.arange(len(s))
+    for rate in rates:
+        r = rate / sub
+        for phase in np.arange(8) / 8:
+            line = np.floor(r * at + phase)
+            expected = np.diff(line, prepend=line[0]).astype(int)
+            found, score = temporal.best_path(s, COARSE, expected)
+            if score > total:
+                best = [None if j is None else j * sub for j in found]
+                total = score
+    return best
+
+
+def _speeds_left(r: float, ratio: float) -> list[float]:
+    """The rates a tape's speed gives (`SPEEDS` times the frame rates' `ratio`), each, where
+    the fitted rate `r` is farther than IMPLAUSIBLE (a share of it) from all of them: no tape
+    runs at such a speed, so the path's rate is wrong (a heavily compressed tape whose
+    opening barely moves: its path started GT frames ahead and went on at one GT frame a
+    frame, where a 30 fps GT at PAL speed takes 1.25, and met the truth later: 0.53-0.56 of
+    frames right). None where one is near, or `r` is below 1 off a whole number (a pulldown
+    keeps its own; see `_nominal`)."""
+    if IMPLAUSIBLE <= 0 or (r < 1 and abs(r - round(r)) > NOMINAL_SPARSE):
+        return []
+    rates = sorted({round(ratio * s, 6) for s in SPEEDS})
+    if min(abs(c / r - 1) for c in rates) <= IMPLAUSIBLE:
+        return []
+    return rates
 
 
 def _along(s: np.ndarray, path: list[int | None]) -> float:
