@@ -2088,6 +2088,32 @@ def test_the_lattice_finds_the_rate_whose_one_phase_fits_a_tape_off_every_nomina
         assert (got == speeds) == right
 
 
+def _gray_video(frames: list[np.ndarray], w: int, h: int, key: np.ndarray | None) -> Any:
+    """A `GrayVideo` of grey `frames` (w by h), all kept at working size, its small frames 160
+    wide; `key`: the intra-coded ones."""
+    import cv2
+
+    from filmdata.pairing.descriptors import GrayVideo
+
+    small = np.stack([cv2.resize(f, (160, 160 * h // w)) for f in frames])
+    return GrayVideo("v", 25.0, w, h, small, dict(enumerate(frames)), 1.0, key=key)
+
+
+# `_fresh_anchor`'s tests: a 400x300 GT, a 320x240 tape of 8 frames through `truth`, its
+# frames 1 and 5 intra-coded, the path the truth's, the tape's picture its whole frame
+_ANCHOR_SCENE = (
+    400,
+    300,
+    320,
+    240,
+    8,
+    np.array([[0.78, 0, 6.2], [0, 0.79, 4.7], [0, 0, 1.0]]),
+    np.isin(np.arange(8), [1, 5]),
+    list(range(8)),
+    (0.0, 0.0, 320.0, 240.0),
+)
+
+
 def test_the_intra_coded_frames_settle_the_geometry_that_lagging_inter_frames_put_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -2102,26 +2128,16 @@ def test_the_intra_coded_frames_settle_the_geometry_that_lagging_inter_frames_pu
 
     import cv2
 
-    from filmdata.pairing.descriptors import GrayVideo
     from filmdata.pairing.spatial import grid_error
 
     A = importlib.import_module("filmdata.pairing.align")
     rng = np.random.default_rng(8)
-    gw, gh, tw, th, n = 400, 300, 320, 240, 8
+    gw, gh, tw, th, n, truth, key, path, box = _ANCHOR_SCENE
+    video = _gray_video
     gts = [
         cv2.GaussianBlur(rng.integers(0, 256, (gh, gw), dtype=np.uint8), (0, 0), 2.5)
         for _ in range(n)
     ]
-    truth = np.array([[0.78, 0, 6.2], [0, 0.79, 4.7], [0, 0, 1.0]])
-    key = np.zeros(n, bool)
-    key[[1, 5]] = True
-    path: list[int | None] = list(range(n))
-    box = (0.0, 0.0, float(tw), float(th))
-
-    def video(frames: list[np.ndarray], w: int, h: int, k: np.ndarray | None) -> GrayVideo:
-        small = np.stack([cv2.resize(f, (160, 160 * h // w)) for f in frames])
-        return GrayVideo("v", 25.0, w, h, small, dict(enumerate(frames)), 1.0, key=k)
-
     gv = video(gts, gw, gh, None)
     shifted = np.array([[1, 0, -0.45], [0, 1, -0.4], [0, 0, 1.0]])
     stretched = np.array([[1, 0, -0.3], [0, 0.996, 0.2], [0, 0, 1.0]])
@@ -2190,22 +2206,13 @@ def test_an_intra_coded_frame_far_off_the_lagging_geometry_settles_it_where_no_m
 
     import cv2
 
-    from filmdata.pairing.descriptors import GrayVideo
     from filmdata.pairing.spatial import grid_error
 
     A = importlib.import_module("filmdata.pairing.align")
     rng = np.random.default_rng(9)
-    gw, gh, tw, th, n = 400, 300, 320, 240, 8
+    gw, gh, tw, th, n, truth, key, path, box = _ANCHOR_SCENE
+    video = _gray_video
     base = cv2.GaussianBlur(rng.integers(0, 256, (gh + 40, gw + 40), dtype=np.uint8), (0, 0), 2.5)
-    truth = np.array([[0.78, 0, 6.2], [0, 0.79, 4.7], [0, 0, 1.0]])
-    key = np.zeros(n, bool)
-    key[[1, 5]] = True
-    path: list[int | None] = list(range(n))
-    box = (0.0, 0.0, float(tw), float(th))
-
-    def video(frames: list[np.ndarray], w: int, h: int, k: np.ndarray | None) -> GrayVideo:
-        small = np.stack([cv2.resize(f, (160, 160 * h // w)) for f in frames])
-        return GrayVideo("v", 25.0, w, h, small, dict(enumerate(frames)), 1.0, key=k)
 
     def case(pan: float, lag: np.ndarray, level: float | None) -> tuple[float, float]:
         """(the geometry's error before, after) with the GT panning `pan` GT px a frame."""
