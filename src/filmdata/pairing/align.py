@@ -779,11 +779,15 @@ def _coarse_at_speed(
     rates = _speeds_left(temporal.fit_rate(path)[1], ratio)
     best, total = path, coarse[1]
     at = np.arange(len(s))
+    tried: set[bytes] = set()  # (rates close and phases of a short period give the same steps)
     for rate in rates:
         r = rate / sub
         for phase in np.arange(8) / 8:
             line = np.floor(r * at + phase)
             expected = np.diff(line, prepend=line[0]).astype(int)
+            if expected.tobytes() in tried:
+                continue
+            tried.add(expected.tobytes())
             found, score = temporal.best_path(s, COARSE, expected)
             if score > total:
                 best = [None if j is None else j * sub for j in found]
