@@ -801,8 +801,8 @@ def _speeds_left(r: float, ratio: float) -> list[float]:
     runs at such a speed, so the path's rate is wrong (a heavily compressed tape whose
     opening barely moves: its path started GT frames ahead and went on at one GT frame a
     frame, where a 30 fps GT at PAL speed takes 1.25, and met the truth later: 0.53-0.56 of
-    frames right). None where one is near, or `r` is below 1 off a whole number (a pulldown
-    keeps its own; see `_nominal`)."""
+    frames right). None (an empty list) where one is near, or where `r` is below 1 off a
+    whole number (a pulldown keeps its own; see `_nominal`)."""
     if IMPLAUSIBLE <= 0 or (r < 1 and abs(r - round(r)) > NOMINAL_SPARSE):
         return []
     rates = sorted({round(ratio * s, 6) for s in SPEEDS})
@@ -1168,9 +1168,10 @@ def _explained(
 ) -> bool:
     """Whether an intra-coded tape frame registered `far` tape px from `t`, matched to GT
     frame j, may be a frame matched wrong: the GT moves a third of that or more to a
-    neighbour (tape px; a neighbour not at hand, or a cut, counts as such a move), or the
-    frame registers worse (ECC correlation `score`) than the samples `t` was fitted to
-    (`level`; None: unknown)."""
+    neighbour (tape px; a neighbour not at hand counts as such a move), or the frame
+    registers worse (ECC correlation `score`) than the samples `t` was fitted to (`level`;
+    None: unknown). At a cut the neighbour's shift means nothing, and the correlation alone
+    guards: a frame registered against another shot's picture scores low."""
     if level is None or score < level:
         return True
     shifts = _neighbour_shifts(gv, j)
