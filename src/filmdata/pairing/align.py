@@ -91,6 +91,13 @@ SPEEDS = (1.0, 25 / 24, 24 / 25, 25 / (24000 / 1001), 24000 / 1001 / 25, 1000 / 
 # coarse path at each (`_coarse_at_speed`)
 IMPLAUSIBLE = 0.06
 IMPLAUSIBLE_COARSE = True
+# ... each speed's rate at 8 phases of its skips, up to this many cells of the coarse matrix
+# (a 10 s tape of a 30 fps GT: 0.4 s at most); beyond, rates this share apart taken once
+# (NTSC's 1000/1001 is another's) at 2 phases: 7 rates at 8 phases took 12 s on an 80 s tape,
+# against 1.7. (On the 24 short benchmark tapes that try them, 2 phases alone lost most of the
+# gain: 0.947 -> 0.940.)
+COARSE_CELLS = 100_000
+COARSE_SPEEDS_APART = 0.005
 NOMINAL_SNAP = 4.0  # GT frames over the tape: a fitted rate this near one of them is tried too
 # (each skip, drop or repeat the path leaves out moves the fitted rate by a frame over the
 # tape: a 4 s tape of a 30 fps GT that left out its drop and put its skips early fitted 2.1
@@ -772,17 +779,25 @@ def _coarse_at_speed(
 ) -> list[int | None]:
     """The coarse path (GT frames; `coarse`: its path in `s`'s every `sub`-th GT frame and
     its score), or where its rate is no tape's speed (`_speeds_left`) the best path through
-    `s` that follows a speed's steady rate (each, at 8 phases of its skips: `best_path`'s
-    `expected`) where that scores higher. A heavily compressed tape whose opening barely
-    moves let the coarse path start GT frames ahead at one GT frame a frame, cheaper than
-    the drops of the true 1.25, and the fine passes, costed for that rate, kept it."""
+    `s` that follows a speed's steady rate (each at 8 phases of its skips, fewer on a long
+    tape: COARSE_CELLS; `best_path`'s `expected`) where that scores higher. A heavily
+    compressed tape whose opening barely moves let the coarse path start GT frames ahead at
+    one GT frame a frame, cheaper than the drops of the true 1.25, and the fine passes,
+    costed for that rate, kept it."""
     rates = _speeds_left(temporal.fit_rate(path)[1], ratio)
+    phases = 8
+    if s.size > COARSE_CELLS:  # a long tape: fewer, each pass costs more
+        phases, close = 2, rates
+        rates = []
+        for rate in close:
+            if all(abs(rate / c - 1) > COARSE_SPEEDS_APART for c in rates):
+                rates.append(rate)
     best, total = path, coarse[1]
     at = np.arange(len(s))
     tried: set[bytes] = set()  # (rates close and phases of a short period give the same steps)
     for rate in rates:
         r = rate / sub
-        for phase in np.arange(8) / 8:
+        for phase in np.arange(phases) / phases:
             line = np.floor(r * at + phase)
             expected = np.diff(line, prepend=line[0]).astype(int)
             if expected.tobytes() in tried:
