@@ -92,10 +92,10 @@ SPEEDS = (1.0, 25 / 24, 24 / 25, 25 / (24000 / 1001), 24000 / 1001 / 25, 1000 / 
 IMPLAUSIBLE = 0.06
 IMPLAUSIBLE_COARSE = True
 # ... each speed's rate at 8 phases of its skips, up to this many cells of the coarse matrix
-# (a 10 s tape of a 30 fps GT: 0.4 s at most); beyond, rates this share apart taken once
-# (NTSC's 1000/1001 is another's) at 2 phases: 7 rates at 8 phases took 12 s on an 80 s tape,
-# against 1.7. (On the 24 short benchmark tapes that try them, 2 phases alone lost most of the
-# gain: 0.947 -> 0.940.)
+# (a 10 s tape of a 30 fps GT: 0.64 s at most); beyond, rates this share apart taken once
+# (NTSC's 1000/1001 is another's; `_apart`; so too the last pass's rates) at 2 phases: 7
+# rates at 8 phases took 12 s on an 80 s tape, against 1.7. (On the 24 short benchmark tapes
+# that try them, 2 phases alone lost most of the gain: 0.947 -> 0.940.)
 COARSE_CELLS = 100_000
 COARSE_SPEEDS_APART = 0.005
 NOMINAL_SNAP = 4.0  # GT frames over the tape: a fitted rate this near one of them is tried too
@@ -496,7 +496,8 @@ def _align(
         path_nom, agreement_nom = on_cadence_of(nominal, nominal)
         if _along(score, path_nom) > _along(score, path_fit):
             path_fit, agreement = path_nom, agreement_nom
-    for rate in _speeds_left(fitted, gv.fps / lv.fps):
+    rates = _speeds_left(fitted, gv.fps / lv.fps)
+    for rate in rates if weighed.size <= COARSE_CELLS else _apart(rates):  # (as the coarse's)
         path_nom, agreement_nom = on_cadence_of(rate, rate)
         if _along(score, path_nom) > _along(score, path_fit):
             path_fit, agreement = path_nom, agreement_nom
@@ -787,11 +788,7 @@ def _coarse_at_speed(
     rates = _speeds_left(temporal.fit_rate(path)[1], ratio)
     phases = 8
     if s.size > COARSE_CELLS:  # a long tape: fewer, each pass costs more
-        phases, close = 2, rates
-        rates = []
-        for rate in close:
-            if all(abs(rate / c - 1) > COARSE_SPEEDS_APART for c in rates):
-                rates.append(rate)
+        phases, rates = 2, _apart(rates)
     best, total = path, coarse[1]
     at = np.arange(len(s))
     tried: set[bytes] = set()  # (rates close and phases of a short period give the same steps)
@@ -808,6 +805,15 @@ def _coarse_at_speed(
                 best = [None if j is None else j * sub for j in found]
                 total = score
     return best
+
+
+def _apart(rates: list[float]) -> list[float]:
+    """`rates` less those within COARSE_SPEEDS_APART of one before them."""
+    out: list[float] = []
+    for rate in rates:
+        if all(abs(rate / c - 1) > COARSE_SPEEDS_APART for c in out):
+            out.append(rate)
+    return out
 
 
 def _speeds_left(r: float, ratio: float) -> list[float]:
