@@ -2243,6 +2243,21 @@ def test_an_intra_coded_frame_far_off_the_lagging_geometry_settles_it_where_no_m
     assert off > A.FRESH_ANCHOR_FAR and kept == pytest.approx(off)
 
 
+def _still_opening() -> tuple[list[int], np.ndarray, tuple[list[int | None], float]]:
+    """A coarse matrix of 100 tape frames of a tape at 1.25 GT frames a frame (a 30 fps GT at
+    PAL speed) whose first 60 barely move (every GT frame scores alike), the truth, and the
+    plain coarse path through it with its score."""
+    from filmdata.pairing.temporal import best_path
+
+    n, m, still = 100, 140, 60
+    truth = [int(np.floor(1.25 * i + 0.25)) for i in range(n)]
+    s = np.full((n, m), 0.9, np.float32)  # the still opening: every GT frame alike
+    for i in range(still, n):  # then a moving picture: its own GT frame stands out
+        s[i] = 0.5
+        s[i, truth[i]] = 0.95
+    return truth, s, best_path(s, align_module.COARSE)
+
+
 def test_a_coarse_path_at_no_tapes_speed_gives_way_to_one_at_a_speed() -> None:
     """A heavily compressed tape of a 30 fps GT (1.25 GT frames a tape frame at PAL speed)
     whose opening barely moves: there every GT frame scores alike, and the coarse path took
@@ -2250,15 +2265,10 @@ def test_a_coarse_path_at_no_tapes_speed_gives_way_to_one_at_a_speed() -> None:
     truth; its rate, 1.0 over the tape, is no tape's speed (0.83 of the GT's), so each speed's
     rate is tried with its skips expected (`best_path`'s `expected`), and the best is kept.
     Where the fitted rate is a speed's, or the tape has a pulldown's rate, nothing is tried."""
-    from filmdata.pairing.temporal import best_path, fit_rate
+    from filmdata.pairing.temporal import fit_rate
 
-    n, m, still, sub = 100, 140, 60, 1
-    truth = [int(np.floor(1.25 * i + 0.25)) for i in range(n)]
-    s = np.full((n, m), 0.9, np.float32)  # the still opening: every GT frame alike
-    for i in range(still, n):  # then a moving picture: its own GT frame stands out
-        s[i] = 0.5
-        s[i, truth[i]] = 0.95
-    coarse = best_path(s, align_module.COARSE)
+    truth, s, coarse = _still_opening()
+    n, sub = len(truth), 1
     assert fit_rate(coarse[0])[1] < 1.1  # about the still stretch's one GT frame a frame
     ratio = 30 / 25
     assert align_module._speeds_left(fit_rate(coarse[0])[1], ratio)
@@ -2270,3 +2280,18 @@ def test_a_coarse_path_at_no_tapes_speed_gives_way_to_one_at_a_speed() -> None:
     assert align_module._speeds_left(1.27, ratio) == []
     assert align_module._speeds_left(0.8, 24 / 30) == []
     assert align_module._coarse_at_speed(s, coarse, truth, sub, ratio) is truth  # type: ignore[arg-type]
+
+
+def test_a_long_tapes_search_of_speeds_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past COARSE_CELLS the speeds' rates within COARSE_SPEEDS_APART are one (NTSC's
+    1000/1001 variants go with their own) and each gets 2 phases: a still opening then still
+    leaves a path at a speed's rate, if not the very one."""
+    from filmdata.pairing.temporal import fit_rate
+
+    ratio = 30 / 25
+    rates = align_module._speeds_left(1.0, ratio)
+    assert len(rates) == 7 and len(align_module._apart(rates)) == 3
+    _, s, coarse = _still_opening()
+    monkeypatch.setattr(align_module, "COARSE_CELLS", 0)
+    found = align_module._coarse_at_speed(s, coarse, coarse[0], 1, ratio)
+    assert align_module._speeds_left(fit_rate(found)[1], ratio) == []
