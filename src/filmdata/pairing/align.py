@@ -524,7 +524,7 @@ def _align(
         return moved if est else None
 
     level = float(np.median([e.score for e in est])) if est else None
-    t, intra = _fresh_anchor(lv, gv, path, t, box, homography, mask, level)
+    t, intra = _fresh_anchor(lv, gv, path, t, box, homography, mask, level, motion=moves)
     moved = _relocked(
         lv, gv, mapping, conf, path0, t, box, mask, choose, settle, forward, costs.null,
         min_confidence,
@@ -1123,10 +1123,12 @@ def _fresh_anchor(
     homography: bool,
     mask: np.ndarray | None,
     level: float | None = None,
+    motion: dict[int, dict[int, tuple[float, float]]] | None = None,
 ) -> tuple[np.ndarray, tuple[float, float] | None]:
     """`t` (GT full pixel -> tape pixel) moved towards the geometry its intra-coded tape
     frames show, and the mean move (tape px; None: none made). `level`: the median ECC
-    correlation of the registrations `t` was fitted to (None: unknown).
+    correlation of the registrations `t` was fitted to (None: unknown); `motion`: the GT's
+    motion at frames `_spatial` measured (its `moves`), not measured again.
 
     A heavy encoder makes inter-coded frames of blocks of earlier ones: in a slow pan their
     picture lags its GT frame by one or more frames (more as static blocks are skipped), and
@@ -1168,7 +1170,7 @@ def _fresh_anchor(
         far = math.hypot(*d.mean(axis=1))
         if score <= ECC_MIN or far > FRESH_ANCHOR_FAR:
             continue
-        if far <= FRESH_ANCHOR_CAP or not _explained(gv, j, t, far, score, level):
+        if far <= FRESH_ANCHOR_CAP or not _explained(gv, j, t, far, score, level, motion):
             moves.append(d)
     if not moves:
         return t, None
@@ -1185,17 +1187,24 @@ def _fresh_anchor(
 
 
 def _explained(
-    gv: dsc.GrayVideo, j: int, t: np.ndarray, far: float, score: float, level: float | None
+    gv: dsc.GrayVideo,
+    j: int,
+    t: np.ndarray,
+    far: float,
+    score: float,
+    level: float | None,
+    motion: dict[int, dict[int, tuple[float, float]]] | None = None,
 ) -> bool:
     """Whether an intra-coded tape frame registered `far` tape px from `t`, matched to GT
     frame j, may be a frame matched wrong: the GT moves a third of that or more to a
     neighbour (tape px; a neighbour not at hand counts as such a move), or the frame
     registers worse (ECC correlation `score`) than the samples `t` was fitted to (`level`;
     None: unknown). At a cut the neighbour's shift means nothing, and the correlation alone
-    guards: a frame registered against another shot's picture scores low."""
+    guards: a frame registered against another shot's picture scores low. `motion`: the
+    GT's motion measured before, by frame (`_neighbour_shifts`)."""
     if level is None or score < level:
         return True
-    shifts = _neighbour_shifts(gv, j)
+    shifts = motion[j] if motion is not None and j in motion else _neighbour_shifts(gv, j)
     if len(shifts) < len(NEIGHBOURS):
         return True
     return any(
