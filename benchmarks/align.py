@@ -25,8 +25,9 @@ Tape cases (`--cases`, comma-separated):
   other     pal with 3 s of another programme halfway (a commercial recorded over it)
 
 Scoring: a tape frame is right when mapped to its GT frame, to one with identical content (a
-still), or null where it has no GT; a frame whose fields mix two GT frames (pulldown) is right
-on either.
+still: `tapesim.identical_runs`, neighbours within `IDENTICAL_TOL` grey levels; a crawl is not
+one picture), or null where it has no GT; a frame whose fields mix two GT frames (pulldown) is
+right on either.
 
     python benchmarks/align.py [--seconds 30] [--width 1280] [--height 720] [--cases pal,...]
         [--repeat 3] [--keep DIR] [--seed N [--vary]] [--gt-fps 24] [--tape-size 480x360]

@@ -18,7 +18,8 @@ that the aligner is not measured only on the quirks of its own test footage: fro
 
 runs the whole `filmdata align TAPE GT --json` process on it and prints frame accuracy (right
 GT frame, one with the same picture (`tapesim.identical_runs`: a frame the GT itself repeats,
-as a 24 fps film made 25 does), or null where the tape has no GT), the geometric error
+as a 24 fps film made 25 does; a slow movement is not one picture), or null where the tape has
+no GT), the geometric error
 (`tapesim.geometric_error`: mean tape px over a 9x9 grid of the GT picture, as `align.py`
 gives it) and x real time.
 

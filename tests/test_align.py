@@ -348,8 +348,8 @@ def test_a_drop_and_a_repeat_the_cadence_left_out_come_back_from_the_free_path()
     """A drop and, 10 frames on, a repeat in a slow stretch: the cadence's pass left both out
     (its frames a GT frame behind between them), the free pass had them. Its run ahead is
     taken where it scores better along it; a run behind (a heavy encoder's lag looks like
-    that), a short run, a gain too small, or a run that would leave the path going back, is
-    not."""
+    that), a short run, a gain too small, a run that would leave the path going back, or one
+    the two paths do not close (both matched) on either side, is not."""
     truth = [*range(20), *range(21, 31), 30, *range(31, 40)]  # the drop at 20, the repeat at 30
     cadence_path = list(range(len(truth)))
     n, m = len(truth), 45
@@ -377,6 +377,15 @@ def test_a_drop_and_a_repeat_the_cadence_left_out_come_back_from_the_free_path()
     wobble[range(20, 28), turns[20:28]] = 0.6
     assert ahead(skips, turns, wobble) == skips  # two runs of 4: too short
     assert ahead(skips, turns, wobble, varied=True) == turns  # one run of 8
+    # a run ahead to the tape's last frame: a drop the free path has and nothing after it to
+    # close it (a still's last shot, its frames told apart by a small moving object: a frame
+    # ahead for 24 frames); so is a run from the first
+    open_end = [*range(20), *range(21, 41)]
+    endless = weighed.copy()
+    endless[range(20, 40), range(21, 41)] = 0.6
+    assert ahead(cadence_path, open_end, endless) == cadence_path
+    endless[range(0, 20), range(1, 21)] = 0.6
+    assert ahead(cadence_path, [j + 1 for j in cadence_path], endless) == cadence_path
 
 
 def test_viterbi_follows_the_cadence_where_the_data_is_flat() -> None:
