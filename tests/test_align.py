@@ -2304,3 +2304,49 @@ def test_a_long_tapes_search_of_speeds_is_bounded(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(align_module, "COARSE_CELLS", 0)
     found = align_module._coarse_at_speed(s, coarse, coarse[0], 1, ratio)
     assert align_module._speeds_left(fit_rate(found)[1], ratio) == []
+
+
+def test_a_dip_to_dark_on_both_videos_keeps_its_frames_matched() -> None:
+    """Where both videos dip to dark the tape's noise outweighs its picture and the right GT
+    frame scores under null. Those tape frames are lifted to just above null, the
+    differences within each kept; a dim tape frame whose band holds no dim GT frame (black
+    the GT lacks), or one before the path's first match (a black head), is left."""
+    n, m, null = 30, 40, 0.45
+    path: list[int | None] = [None] * 3 + [i + 5 for i in range(3, n)]
+    s = np.full((n, m), -1.0, np.float32)
+    for i in range(n):
+        lo, hi = i + 2, min(m, i + 9)
+        s[i, lo:hi] = 0.1
+    lq_sig = np.full(n, 10.0, np.float32)
+    gt_sig = np.full(m, 10.0, np.float32)
+    lq_sig[[0, 1, 2, *range(12, 18), 25, 26]] = 2.0  # the head, the dip, black the GT lacks
+    gt_sig[17:23] = 2.0  # the dip, GT frames 17-22 (tape frames 12-17)
+    for i, j in enumerate(path):
+        if j is not None:
+            s[i, j] = 0.15 if 12 <= i < 18 else 0.8
+    out, rows = align_module._dim_fill(s, lq_sig, gt_sig, path, null)
+    assert rows is not None and np.flatnonzero(rows).tolist() == list(range(12, 18))
+    lifted = out[12, 17]
+    assert null < lifted < null + 0.05
+    assert out[12, 18] - lifted == pytest.approx(s[12, 18] - s[12, 17], abs=1e-6)  # kept
+    same = [*range(12), *range(18, n)]
+    assert np.array_equal(out[same], s[same])  # the head, the bright frames, rows 25-26
+    assert viterbi(out, PathCosts(null=null))[12:18] == path[12:18]
+    assert all(j is None for j in viterbi(s, PathCosts(null=null))[12:18])
+
+
+def test_align_through_a_dip_to_dark(tmp_path: Path) -> None:
+    """A GT that dips to 15% of its brightness for 50 frames (a fade out and in, as music
+    videos do between scenes), and its tape: the dim stretch is matched, not left null
+    (0.903 of frames right before)."""
+
+    def dipped() -> Iterator[np.ndarray]:
+        for k, f in enumerate(render_footage(*GT_SIZE, (40, 40, 40, 40), seed=7, slow=False)):
+            g = 1.0 - 0.85 * np.sin(np.pi * (k - 50) / 50) if 50 <= k < 100 else 1.0
+            yield (f.astype(np.float32) * g).astype(np.uint8)
+
+    gt = tmp_path / "gt.mp4"
+    write_video(gt, dipped(), 24.0)
+    tape = make_tape(gt, tmp_path / "tape.mp4", _small_spec(7, noise=5.0))
+    a = align(tape.path, gt)
+    assert frame_accuracy(tape.mapping, a.mapping, identical_runs(gt)) >= 0.95

@@ -449,6 +449,7 @@ def fine(
     out: np.ndarray | None = None,
     pool: Executor | None = None,
     only: np.ndarray | None = None,
+    norms: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fine descriptors, (N, w*h) float32: each frame sampled through the 3x3 `m` (output
     pixel -> input pixel) on `size` (w, h), band-passed (`band_pass`: keeps the detail that
@@ -457,7 +458,9 @@ def fine(
     reuses its buffer: a fresh array of this size costs more in page faults than the work
     itself). With `pool`, in two halves on its threads (OpenCV and numpy release the GIL).
     `only`: the indices of the frames to describe; the other rows of a fresh `out` are
-    zeros (pages the kernel never has to make), of a reused one left as they were."""
+    zeros (pages the kernel never has to make), of a reused one left as they were. `norms`
+    (N,) float32: where given, each described frame's standard deviation before it is
+    normalised (its contrast in the band), written into it."""
     n, d = len(frames), size[0] * size[1]
     if out is None or out.shape != (n, d) or out.dtype != np.float32:
         out = np.empty((n, d), np.float32) if only is None else np.zeros((n, d), np.float32)
@@ -472,6 +475,8 @@ def fine(
         def some(ks: np.ndarray) -> None:
             for k in ks:
                 describe(k)
+                if norms is not None:
+                    norms[k] = out[k].std()
                 normalise(out[k : k + 1], copy=False)
 
         if pool is None:
@@ -483,6 +488,8 @@ def fine(
     def rows(a: int, b: int) -> None:
         for k in range(a, b):
             describe(k)
+        if norms is not None:
+            norms[a:b] = out[a:b].std(axis=1)
         normalise(out[a:b], copy=False)
 
     if pool is None or n < 2:
