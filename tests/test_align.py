@@ -2308,27 +2308,30 @@ def test_a_long_tapes_search_of_speeds_is_bounded(monkeypatch: pytest.MonkeyPatc
 
 def test_a_dip_to_dark_on_both_videos_keeps_its_frames_matched() -> None:
     """Where both videos dip to dark the tape's noise outweighs its picture and the right GT
-    frame scores under null. Those tape frames are lifted to just above null, the
-    differences within each kept; a dim tape frame whose band holds no dim GT frame (black
-    the GT lacks), or one before the path's first match (a black head), is left."""
+    frame scores under null. Those tape frames' best scores are lifted to just above null,
+    and their differences kept as far as their contrast says anything: none in black (the
+    row made flat, the path goes on at its steps), half where the attainable ZNCC is half
+    the typical. A dim tape frame whose band holds no dim GT frame (black the GT lacks), or
+    one before the path's first match (a black head), is left."""
     n, m, null = 30, 40, 0.45
     path: list[int | None] = [None] * 3 + [i + 5 for i in range(3, n)]
     s = np.full((n, m), -1.0, np.float32)
     for i in range(n):
-        lo, hi = i + 2, min(m, i + 9)
-        s[i, lo:hi] = 0.1
-    lq_sig = np.full(n, 10.0, np.float32)
+        s[i, i + 2 : min(m, i + 9)] = 0.1
+    lq_sig = np.full(n, 10.0, np.float32)  # the bright frames: attainable ZNCC 0.8
     gt_sig = np.full(m, 10.0, np.float32)
-    lq_sig[[0, 1, 2, *range(12, 18), 25, 26]] = 2.0  # the head, the dip, black the GT lacks
-    gt_sig[17:23] = 2.0  # the dip, GT frames 17-22 (tape frames 12-17)
+    lq_sig[[0, 1, 2, 12, 13, 14, 25, 26]] = 2.0  # the head, black in the dip, black not in the GT
+    lq_sig[15:18] = np.sqrt(36 / 0.84)  # dim: attainable ZNCC 0.4
+    gt_sig[17:23] = 2.0  # the dip: GT frames 17-22 (tape frames 12-17)
     for i, j in enumerate(path):
         if j is not None:
             s[i, j] = 0.15 if 12 <= i < 18 else 0.8
     out, rows = align_module._dim_fill(s, lq_sig, gt_sig, path, null)
+    level = np.float32(null + align_module.DIM_LEVEL)
     assert rows is not None and np.flatnonzero(rows).tolist() == list(range(12, 18))
-    lifted = out[12, 17]
-    assert null < lifted < null + 0.05
-    assert out[12, 18] - lifted == pytest.approx(s[12, 18] - s[12, 17], abs=1e-6)  # kept
+    assert np.all(out[12, 14:21] == level)  # black: flat
+    assert out[15].max() == pytest.approx(level)
+    assert out[15, 21] - out[15, 20] == pytest.approx(0.5 * (s[15, 21] - s[15, 20]), abs=1e-6)
     same = [*range(12), *range(18, n)]
     assert np.array_equal(out[same], s[same])  # the head, the bright frames, rows 25-26
     assert viterbi(out, PathCosts(null=null))[12:18] == path[12:18]
@@ -2336,13 +2339,14 @@ def test_a_dip_to_dark_on_both_videos_keeps_its_frames_matched() -> None:
 
 
 def test_align_through_a_dip_to_dark(tmp_path: Path) -> None:
-    """A GT that dips to 15% of its brightness for 50 frames (a fade out and in, as music
+    """A GT that dips to 15% of its brightness over 50 frames (a fade out and in, as music
     videos do between scenes), and its tape: the dim stretch is matched, not left null
-    (0.903 of frames right before)."""
+    (0.903 of frames right before, 0.982 now)."""
+    depth = 0.85
 
     def dipped() -> Iterator[np.ndarray]:
         for k, f in enumerate(render_footage(*GT_SIZE, (40, 40, 40, 40), seed=7, slow=False)):
-            g = 1.0 - 0.85 * np.sin(np.pi * (k - 50) / 50) if 50 <= k < 100 else 1.0
+            g = 1.0 - depth * np.sin(np.pi * (k - 50) / 50) if 50 <= k < 100 else 1.0
             yield (f.astype(np.float32) * g).astype(np.uint8)
 
     gt = tmp_path / "gt.mp4"
