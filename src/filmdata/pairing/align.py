@@ -1038,20 +1038,25 @@ def _dim_fill(
     rho = np.sqrt(np.clip(1.0 - noise / np.maximum(sig2, 1e-12), 0.0, 1.0))
     typical = float(np.median(rho[ii]))
     on = [i for i, j in enumerate(path) if j is not None]
-    rows = rho < DIM_RHO * typical
-    rows[: on[0]] = rows[on[-1] + 1 :] = False
-    inside = s > -1
-    dim_gt = gt_sig < DIM_GT * float(np.median(gt_sig[jj]))
-    rows &= (inside & dim_gt[None, :]).any(axis=1)
-    if not rows.any():
+    dim = np.flatnonzero(rho[on[0] : on[-1] + 1] < DIM_RHO * typical) + on[0]
+    if not dim.size:  # (the rest on these rows only: most tapes have none)
         return s, None
+    rows_s = s[dim]
+    inside = rows_s > -1
+    dim_gt = gt_sig < DIM_GT * float(np.median(gt_sig[jj]))
+    keep = (inside & dim_gt[None, :]).any(axis=1)
+    if not keep.any():
+        return s, None
+    dim, rows_s, inside = dim[keep], rows_s[keep], inside[keep]
     level = np.float32(null + DIM_LEVEL)
-    best = np.where(inside, s, np.float32(-1.0)).max(axis=1)
+    best = np.where(inside, rows_s, np.float32(-1.0)).max(axis=1)
     lift = np.maximum(np.float32(0.0), level - best)[:, None]
-    w = np.clip(rho / typical, 0.0, 1.0).astype(np.float32)[:, None]
-    mixed = w * (s + lift) + (1 - w) * level
-    out = np.where(inside & rows[:, None], mixed, s)
-    return out.astype(np.float32, copy=False), rows
+    w = np.clip(rho[dim] / typical, 0.0, 1.0).astype(np.float32)[:, None]
+    out = s.copy()
+    out[dim] = np.where(inside, w * (rows_s + lift) + (1 - w) * level, rows_s)
+    rows = np.zeros(len(s), bool)
+    rows[dim] = True
+    return out, rows
 
 
 def _weigh(s: np.ndarray, key: np.ndarray | None, null: float) -> np.ndarray:

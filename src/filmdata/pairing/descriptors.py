@@ -404,15 +404,22 @@ def _span(act: np.ndarray, rel: float) -> tuple[int, int]:
     return (lo, hi) if hi > lo else (0, n)
 
 
-def normalise(x: np.ndarray, sigma: float = 0.0, copy: bool = True) -> np.ndarray:
+def normalise(
+    x: np.ndarray, sigma: float = 0.0, copy: bool = True, deviation: np.ndarray | None = None
+) -> np.ndarray:
     """(N, h, w) -> (N, h*w) float32 rows with zero mean and unit norm (after a blur).
-    `copy=False` may work in place on a float32 `x`."""
+    `copy=False` may work in place on a float32 `x`. `deviation` (N,): where given, each
+    row's standard deviation before it is scaled, written into it (its norm once centred,
+    over the square root of its length)."""
     x = x.astype(np.float32, copy=copy)
     if sigma > 0:
         x = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in x]) if len(x) else x
     x = x.reshape(len(x), -1)
     x -= x.mean(axis=1, keepdims=True)
-    x /= np.sqrt(np.einsum("ij,ij->i", x, x))[:, None] + np.float32(1e-6)
+    norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+    if deviation is not None:
+        np.divide(norm, np.float32(np.sqrt(max(1, x.shape[1]))), out=deviation)
+    x /= norm[:, None] + np.float32(1e-6)
     return x
 
 
@@ -475,9 +482,8 @@ def fine(
         def some(ks: np.ndarray) -> None:
             for k in ks:
                 describe(k)
-                if norms is not None:
-                    norms[k] = out[k].std()
-                normalise(out[k : k + 1], copy=False)
+                dev = None if norms is None else norms[k : k + 1]
+                normalise(out[k : k + 1], copy=False, deviation=dev)
 
         if pool is None:
             some(np.asarray(only, int))
@@ -488,9 +494,7 @@ def fine(
     def rows(a: int, b: int) -> None:
         for k in range(a, b):
             describe(k)
-        if norms is not None:
-            norms[a:b] = out[a:b].std(axis=1)
-        normalise(out[a:b], copy=False)
+        normalise(out[a:b], copy=False, deviation=None if norms is None else norms[a:b])
 
     if pool is None or n < 2:
         rows(0, n)
